@@ -1,0 +1,128 @@
+"""Avro single-object encoding with an envelope in Kafka headers.
+
+Wire value: ``C3 01`` + 8-byte CRC-64-AVRO fingerprint (little-endian) + Avro body.
+Headers: ``event_id`` (UUIDv7), ``event_type``, ``schema_fp`` (hex), ``traceparent`` (W3C).
+
+Errors::
+
+    DecodeError (ValueError)
+    ├── UnknownFingerprint   writer schema not in the registry (current or history)
+    ├── CorruptPayload       bad marker, short or undecodable body
+    └── UnknownEventType     (also raised by encode for an unknown type)
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from dspy_flywheel.contracts.ids import new_id
+from dspy_flywheel.contracts.registry import SchemaRegistry, default_registry
+
+MARKER: Final = b"\xc3\x01"
+HEADER_LEN: Final = 10
+
+Headers = list[tuple[str, bytes]]
+
+
+class DecodeError(ValueError):
+    retriable: ClassVar[bool] = False
+
+
+class UnknownFingerprint(DecodeError):
+    pass
+
+
+class CorruptPayload(DecodeError):
+    pass
+
+
+class UnknownEventType(DecodeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Encoded:
+    value: bytes
+    headers: Headers
+    event_id: str
+    event_type: str
+
+
+@dataclass(frozen=True)
+class Decoded:
+    event_type: str
+    record: dict[str, Any]
+    event_id: str | None = None
+    traceparent: str | None = None
+    headers: dict[str, bytes] = field(default_factory=dict)
+
+
+def encode(
+    event_type: str,
+    record: Mapping[str, Any],
+    *,
+    traceparent: str | None = None,
+    event_id: str | None = None,
+    registry: SchemaRegistry | None = None,
+) -> Encoded:
+    reg = registry or default_registry()
+    entry = reg.current.get(event_type)
+    if entry is None:
+        raise UnknownEventType(f"unknown event type {event_type!r}; known: {sorted(reg.current)}")
+    buf = io.BytesIO()
+    buf.write(MARKER)
+    buf.write(entry.fingerprint)
+    try:
+        schemaless_writer(buf, entry.schema, dict(record), strict_allow_default=True)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{event_type} record does not match its schema: {exc}") from exc
+    eid = event_id or new_id()
+    headers: Headers = [
+        ("event_id", eid.encode()),
+        ("event_type", event_type.encode()),
+        ("schema_fp", entry.fingerprint.hex().encode()),
+    ]
+    if traceparent:
+        headers.append(("traceparent", traceparent.encode()))
+    return Encoded(buf.getvalue(), headers, eid, event_type)
+
+
+def decode(
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes]] | None = None,
+    *,
+    registry: SchemaRegistry | None = None,
+) -> Decoded:
+    reg = registry or default_registry()
+    if value is None or len(value) < HEADER_LEN or value[:2] != MARKER:
+        raise CorruptPayload("not an Avro single-object message (missing C3 01 marker)")
+    fingerprint = value[2:HEADER_LEN]
+    writer = reg.by_fingerprint.get(fingerprint)
+    if writer is None:
+        raise UnknownFingerprint(f"unknown writer schema fingerprint {fingerprint.hex()}")
+    reader = reg.current.get(writer.event_type, writer)
+    try:
+        body = io.BytesIO(value[HEADER_LEN:])
+        record = schemaless_reader(body, writer.schema, reader.schema)
+        if body.tell() != len(value) - HEADER_LEN:
+            raise CorruptPayload(f"{writer.event_type}: trailing bytes after the record")
+    except DecodeError:
+        raise
+    except Exception as exc:  # fastavro raises assorted errors on truncated bodies
+        raise CorruptPayload(f"{writer.event_type}: corrupt body: {exc!r}") from exc
+    hdrs = {k: v for k, v in (headers or [])}
+    event_id = hdrs.get("event_id")
+    trace = hdrs.get("traceparent")
+    assert isinstance(record, dict)
+    return Decoded(
+        event_type=writer.event_type,
+        record=record,
+        event_id=event_id.decode() if event_id else None,
+        traceparent=trace.decode() if trace else None,
+        headers=hdrs,
+    )

@@ -1,0 +1,73 @@
+"""Kafka topic names, in one place.
+
+``Topics(prefix="t123-")`` gives every name a prefix, so tests get private topics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = ""
+    partitions: int = 3
+
+    @property
+    def executions(self) -> str:
+        return f"{self.prefix}executions"
+
+    @property
+    def feedback(self) -> str:
+        return f"{self.prefix}feedback"
+
+    @property
+    def optimization_requests(self) -> str:
+        return f"{self.prefix}optimization-requests"
+
+    @property
+    def optimization_status(self) -> str:
+        return f"{self.prefix}optimization-status"
+
+    @property
+    def program_updated(self) -> str:
+        return f"{self.prefix}program-updated"
+
+    @property
+    def program_acks(self) -> str:
+        return f"{self.prefix}program-acks"
+
+    @property
+    def trigger_config(self) -> str:
+        return f"{self.prefix}trigger-config"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}alerts"
+
+    @staticmethod
+    def dlq(topic: str) -> str:
+        return f"{topic}.dlq"
+
+    def specs(self) -> list[TopicSpec]:
+        """Every topic the platform uses, with partitions and cleanup policy."""
+        n = self.partitions
+        data = [self.executions, self.feedback]
+        specs = [TopicSpec(t, n) for t in data]
+        specs += [TopicSpec(self.dlq(t), 1) for t in data]
+        specs += [
+            TopicSpec(self.optimization_requests, n),
+            TopicSpec(self.optimization_status, n),
+            TopicSpec(self.program_updated, 1),
+            TopicSpec(self.program_acks, 1),
+            TopicSpec(self.trigger_config, 1, compacted=True),
+            TopicSpec(self.alerts, 1),
+        ]
+        return specs

@@ -1,0 +1,84 @@
+"""Fixtures on the real broker and database started by ``ops/stack up``.
+
+Integration tests read ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` (``eval "$(ops/stack env)"``).
+Each test gets unique topic names (``topics``) and consumer groups (``group_id``); the session
+gets a fresh PostgreSQL schema with every migration applied (``db_schema``), dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from dspy_flywheel.bus.admin import ensure_topics
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.settings import KafkaSettings, PostgresSettings
+from dspy_flywheel.store.migrate import apply_migrations
+from dspy_flywheel.store.pool import connect, create_pool
+
+_HINT = 'start the stack first: ops/stack up && eval "$(ops/stack env)"'
+
+
+def _require(var: str) -> str:
+    value = os.environ.get(var)
+    if not value:
+        pytest.fail(f"{var} is not set; {_HINT}", pytrace=False)
+    return value
+
+
+@pytest.fixture(scope="session")
+def kafka_settings() -> KafkaSettings:
+    _require("KAFKA_BOOTSTRAP_SERVERS")
+    return KafkaSettings()
+
+
+@pytest.fixture(scope="session")
+def pg_settings() -> PostgresSettings:
+    _require("DATABASE_URL")
+    return PostgresSettings()
+
+
+@pytest.fixture(scope="session")
+async def db_schema(pg_settings: PostgresSettings) -> AsyncIterator[str]:
+    """A fresh schema for this test session with all migrations applied."""
+    schema = f"test_{uuid.uuid4().hex[:10]}"
+    conn = await connect(pg_settings)
+    try:
+        await apply_migrations(conn, schema)
+    finally:
+        await conn.close()
+    yield schema
+    conn = await connect(pg_settings)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def db_pool(pg_settings: PostgresSettings, db_schema: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(pg_settings, db_schema)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+async def topics(kafka_settings: KafkaSettings, unique: str) -> Topics:
+    """Private, provisioned topics for one test."""
+    t = Topics(prefix=f"t{unique}-", partitions=2)
+    await ensure_topics(kafka_settings, t)
+    return t
+
+
+@pytest.fixture
+def group_id(unique: str) -> str:
+    return f"g{unique}"
