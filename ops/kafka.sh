@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Single-node Apache Kafka 4.x (KRaft, broker+controller in one JVM) from Maven Central jars.
+#
+#   ops/kafka.sh fetch    resolve the jars into $FLYWHEEL_HOME/kafka/<version>/libs (once)
+#   ops/kafka.sh up       fetch, format storage (first time), start, wait for metadata answers
+#   ops/kafka.sh down     SIGTERM, wait, SIGKILL if needed
+#   ops/kafka.sh status   pid, port, log paths, and whether the broker answers
+#   ops/kafka.sh env      print `export KAFKA_BOOTSTRAP_SERVERS=...`
+#
+# Env: FLYWHEEL_KAFKA_VERSION (default below), FLYWHEEL_KAFKA_PORT (default: free port, kept
+# across restarts), FLYWHEEL_KAFKA_HEAP (default -Xmx512m -Xms512m), FLYWHEEL_HOME, FLYWHEEL_STATE.
+set -euo pipefail
+
+LOG_TAG=kafka
+# shellcheck source=ops/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Latest 4.x release on Maven Central when this was written (org.apache.kafka:kafka_2.13).
+KAFKA_VERSION="${FLYWHEEL_KAFKA_VERSION:-4.4.0}"
+KAFKA_CACHE="$FLYWHEEL_HOME/kafka/$KAFKA_VERSION"
+KAFKA_LIBS="$KAFKA_CACHE/libs"
+KAFKA_STATE="$FLYWHEEL_STATE/kafka"
+KAFKA_DATA="$KAFKA_STATE/data"
+KAFKA_LOGS="$KAFKA_STATE/logs"
+KAFKA_CONFIG="$KAFKA_STATE/server.properties"
+PID_FILE="$KAFKA_STATE/kafka.pid"
+PORT_FILE="$KAFKA_STATE/port"
+CONTROLLER_PORT_FILE="$KAFKA_STATE/controller.port"
+VERSION_FILE="$KAFKA_STATE/version"
+HEAP_OPTS="${FLYWHEEL_KAFKA_HEAP:--Xmx512m -Xms512m}"
+READY_TIMEOUT_S="${FLYWHEEL_KAFKA_READY_TIMEOUT:-120}"
+
+java_tool() { # java_tool MAIN_CLASS ARGS...: run a Kafka tool class from the cached jars
+  java -Xmx256m -Dlog4j2.configurationFile="$OPS_DIR/kafka/log4j2.properties" \
+    -Dkafka.logs.dir="$KAFKA_LOGS" -cp "$KAFKA_LIBS/*" "$@"
+}
+
+cmd_fetch() {
+  need java openjdk-17-jre-headless
+  if [[ -f "$KAFKA_LIBS/.complete" ]]; then
+    log "jars for Kafka $KAFKA_VERSION cached in $KAFKA_LIBS"
+    return
+  fi
+  need mvn maven
+  local started tmp fetch_log
+  started="$(now_s)"
+  mkdir -p "$KAFKA_CACHE"
+  tmp="$(mktemp -d "$KAFKA_CACHE/libs.tmp.XXXXXX")"
+  fetch_log="$KAFKA_CACHE/fetch.log"
+  log "resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION from Maven Central (log: $fetch_log)"
+  if ! mvn -B -q -Dstyle.color=never -f "$OPS_DIR/kafka/pom.xml" \
+    -Dkafka.version="$KAFKA_VERSION" -DincludeScope=runtime -DoutputDirectory="$tmp" \
+    dependency:copy-dependencies >"$fetch_log" 2>&1; then
+    tail -n 30 "$fetch_log" >&2
+    rm -rf "$tmp"
+    die "maven could not resolve Kafka $KAFKA_VERSION (full log: $fetch_log)"
+  fi
+  [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing in $tmp"
+  touch "$tmp/.complete"
+  rm -rf "$KAFKA_LIBS"
+  mv "$tmp" "$KAFKA_LIBS"
+  log "cached $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars in $KAFKA_LIBS ($(elapsed_since "$started")s)"
+}
+
+running_pid() { # print the broker pid when our broker is running
+  local pid=""
+  [[ -f "$PID_FILE" ]] && pid="$(<"$PID_FILE")"
+  if pid_alive "$pid" && pid_cmdline_has "$pid" "$KAFKA_CONFIG"; then
+    echo "$pid"
+    return 0
+  fi
+  return 1
+}
+
+probe() { python3 "$OPS_DIR/kafka/probe.py" 127.0.0.1 "$1" "${2:-5}"; }
+
+write_config() { # write_config PORT CONTROLLER_PORT
+  sed -e "s|@PORT@|$1|g" -e "s|@CONTROLLER_PORT@|$2|g" -e "s|@DATA_DIR@|$KAFKA_DATA|g" \
+    "$OPS_DIR/kafka/server.properties.template" >"$KAFKA_CONFIG"
+}
+
+format_storage() {
+  [[ -f "$KAFKA_DATA/meta.properties" ]] && return
+  local cluster_id
+  cluster_id="$(java_tool kafka.tools.StorageTool random-uuid | tail -n 1)"
+  log "formatting storage in $KAFKA_DATA (cluster id $cluster_id)"
+  java_tool kafka.tools.StorageTool format --config "$KAFKA_CONFIG" --cluster-id "$cluster_id" \
+    --ignore-formatted >>"$KAFKA_LOGS/format.log" 2>&1 ||
+    die "storage format failed; see $KAFKA_LOGS/format.log"
+}
+
+wait_ready() { # wait_ready PID PORT
+  local pid="$1" port="$2" deadline
+  deadline=$(($(date +%s) + READY_TIMEOUT_S))
+  until probe "$port" 2 >/dev/null 2>&1; do
+    if ! pid_alive "$pid"; then
+      tail -n 40 "$KAFKA_LOGS/stdout.log" "$KAFKA_LOGS/server.log" >&2 2>/dev/null || true
+      die "broker exited during startup; logs: $KAFKA_LOGS"
+    fi
+    if (($(date +%s) > deadline)); then
+      tail -n 40 "$KAFKA_LOGS/server.log" >&2 2>/dev/null || true
+      die "broker did not answer metadata within ${READY_TIMEOUT_S}s; logs: $KAFKA_LOGS"
+    fi
+    sleep 0.3
+  done
+}
+
+cmd_up() {
+  local started pid port cport
+  started="$(now_s)"
+  need python3 python3
+  if pid="$(running_pid)"; then
+    port="$(<"$PORT_FILE")"
+    wait_ready "$pid" "$port"
+    log "Kafka $(<"$VERSION_FILE") already running: pid $pid, 127.0.0.1:$port ($(elapsed_since "$started")s)"
+    return
+  fi
+  "$OPS_DIR/kafka.sh" fetch
+  mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
+  cp "$OPS_DIR/kafka/log4j2.properties" "$KAFKA_STATE/log4j2.properties"
+  port="$(choose_port "${FLYWHEEL_KAFKA_PORT:-}" "$PORT_FILE")"
+  port_in_use "$port" && die "port $port is already in use (FLYWHEEL_KAFKA_PORT?)"
+  cport="$(choose_port "" "$CONTROLLER_PORT_FILE")"
+  [[ "$cport" != "$port" ]] || cport="$(free_port)"
+  write_config "$port" "$cport"
+  echo "$port" >"$PORT_FILE"
+  echo "$cport" >"$CONTROLLER_PORT_FILE"
+  echo "$KAFKA_VERSION" >"$VERSION_FILE"
+  format_storage
+  rm -f "$PID_FILE"
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$port (logs: $KAFKA_LOGS/server.log)"
+  # New session so the broker outlives the calling shell; the child records its own pid and then
+  # becomes the JVM (exec), so the pid file names the java process.
+  # shellcheck disable=SC2086,SC2016  # HEAP_OPTS is a list of JVM flags; $$ expands in the child
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
+    java $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$KAFKA_STATE/log4j2.properties" \
+    -Dkafka.logs.dir="$KAFKA_LOGS" -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONFIG" \
+    </dev/null >>"$KAFKA_LOGS/stdout.log" 2>&1 9>&- &
+  local waited=0
+  until [[ -s "$PID_FILE" ]] && pid="$(<"$PID_FILE")" && [[ -n "$pid" ]]; do
+    ((waited++ < 50)) || die "broker process did not start; see $KAFKA_LOGS/stdout.log"
+    sleep 0.1
+  done
+  wait_ready "$pid" "$port"
+  log "Kafka $KAFKA_VERSION up: pid $pid, 127.0.0.1:$port ($(elapsed_since "$started")s)"
+}
+
+cmd_down() {
+  local pid
+  if pid="$(running_pid)"; then
+    stop_pid "$pid" "Kafka broker" 30
+  fi
+  # A broker whose pid file was lost is still ours when it runs with our config file.
+  local stray
+  for stray in $(pgrep -f -- "kafka.Kafka $KAFKA_CONFIG" || true); do
+    stop_pid "$stray" "stray Kafka broker" 30
+  done
+  rm -f "$PID_FILE"
+  log "Kafka stopped (data kept in $KAFKA_DATA)"
+}
+
+cmd_status() {
+  local pid port
+  port="$(cat "$PORT_FILE" 2>/dev/null || echo '?')"
+  if pid="$(running_pid)"; then
+    if probe "$port" 2 >/dev/null; then
+      echo "kafka: running pid=$pid bootstrap=127.0.0.1:$port version=$(<"$VERSION_FILE") answers=yes"
+    else
+      echo "kafka: running pid=$pid bootstrap=127.0.0.1:$port version=$(<"$VERSION_FILE") answers=NO"
+    fi
+  else
+    echo "kafka: stopped"
+  fi
+  echo "kafka: logs=$KAFKA_LOGS/server.log stdout=$KAFKA_LOGS/stdout.log data=$KAFKA_DATA jars=$KAFKA_LIBS"
+  [[ -n "${pid:-}" ]]
+}
+
+cmd_env() {
+  running_pid >/dev/null || die "Kafka is not running; run: ops/stack up"
+  echo "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(<"$PORT_FILE")"
+}
+
+case "${1:-}" in
+  fetch) take_lock kafka-fetch && cmd_fetch ;;
+  up) take_lock kafka && cmd_up ;;
+  down) take_lock kafka && cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  version) echo "$KAFKA_VERSION" ;;
+  *) die "usage: $0 fetch|up|down|status|env|version" ;;
+esac

@@ -1,0 +1,116 @@
+# shellcheck shell=bash
+# Shared helpers for the ops/ scripts. Source it; do not run it.
+#
+# Layout (all outside the repository):
+#   $FLYWHEEL_HOME   (default ~/.cache/dspy-flywheel)   download caches (Kafka jars)
+#   $FLYWHEEL_STATE  (default $FLYWHEEL_HOME/run)       runtime state: data, logs, pids, ports
+
+FLYWHEEL_HOME="${FLYWHEEL_HOME:-$HOME/.cache/dspy-flywheel}"
+FLYWHEEL_STATE="${FLYWHEEL_STATE:-$FLYWHEEL_HOME/run}"
+# shellcheck disable=SC2034  # used by the scripts that source this file
+OPS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export FLYWHEEL_HOME FLYWHEEL_STATE
+
+log() { printf '[%s] %s\n' "${LOG_TAG:-ops}" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+now_s() { date +%s.%N; }
+elapsed_since() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# apt_install PKG...: install Debian packages (root only), once per process run.
+APT_UPDATED=0
+apt_install() {
+  [[ $(id -u) -eq 0 ]] || die "missing packages ($*); run as root or install them: apt-get install $*"
+  command -v apt-get >/dev/null || die "missing packages ($*) and no apt-get on this machine"
+  export DEBIAN_FRONTEND=noninteractive
+  if [[ $APT_UPDATED -eq 0 ]]; then
+    log "apt-get update"
+    apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold "$@" >&2
+}
+
+# need CMD PKG: make sure CMD is on PATH, installing PKG from apt if it is not.
+need() {
+  local cmd="$1" pkg="$2"
+  command -v "$cmd" >/dev/null 2>&1 || apt_install "$pkg"
+  command -v "$cmd" >/dev/null 2>&1 || die "$cmd still missing after installing $pkg"
+}
+
+# free_port: print a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+  python3 - <<'PY'
+import socket
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
+PY
+}
+
+# port_in_use PORT: true when something accepts connections on 127.0.0.1:PORT.
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# choose_port FIXED SAVED_FILE: FIXED if given, else the port saved last time when it is still
+# free (keeps the env stable across restarts), else a fresh free port.
+choose_port() {
+  local fixed="$1" saved_file="$2" saved=""
+  if [[ -n "$fixed" ]]; then
+    echo "$fixed"
+    return
+  fi
+  [[ -f "$saved_file" ]] && saved="$(<"$saved_file")"
+  if [[ -n "$saved" ]] && ! port_in_use "$saved"; then
+    echo "$saved"
+  else
+    free_port
+  fi
+}
+
+# pid_alive PID: true when PID names a live (non-zombie) process.
+pid_alive() {
+  local pid="$1" state
+  [[ -n "$pid" && -d "/proc/$pid" ]] || return 1
+  state="$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)"
+  [[ -n "$state" && "$state" != "Z" ]]
+}
+
+# pid_cmdline_has PID TEXT: true when the command line of PID contains TEXT.
+pid_cmdline_has() {
+  [[ -r "/proc/$1/cmdline" ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$2"
+}
+
+# stop_pid PID NAME [GRACE_S]: SIGTERM, wait up to GRACE_S seconds, then SIGKILL.
+stop_pid() {
+  local pid="$1" name="$2" grace="${3:-30}" waited=0
+  pid_alive "$pid" || return 0
+  log "stopping $name (pid $pid, SIGTERM)"
+  kill -TERM "$pid" 2>/dev/null || true
+  while pid_alive "$pid" && ((waited < grace * 10)); do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if pid_alive "$pid"; then
+    log "$name did not stop within ${grace}s; SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while pid_alive "$pid"; do sleep 0.1; done
+  fi
+}
+
+# PostgreSQL cluster_name for this state dir; it appears in every server process title
+# ("postgres: <name>: checkpointer"), which lets ops/stack down prove nothing is left behind.
+pg_cluster_name() { printf 'flywheel-%s' "$(printf '%s' "$FLYWHEEL_STATE" | sha1sum | cut -c1-10)"; }
+
+# take_lock NAME: serialize up/down of one component across concurrent callers (fd 9, released
+# when the script exits).
+take_lock() {
+  mkdir -p "$FLYWHEEL_STATE"
+  exec 9>"$FLYWHEEL_STATE/$1.lock"
+  if ! flock -n 9; then
+    log "waiting for another ops/ command holding $FLYWHEEL_STATE/$1.lock"
+    flock -w 600 9 || die "timed out waiting for $FLYWHEEL_STATE/$1.lock"
+  fi
+}

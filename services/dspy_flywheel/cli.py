@@ -1,0 +1,57 @@
+"""``flywheel`` command line: each service contributes its subcommands through ``cli.register``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import logging
+import sys
+from collections.abc import Sequence
+
+# Modules exposing ``register(subparsers)``; each subcommand sets ``func`` (sync or async).
+COMMAND_MODULES = (
+    "dspy_flywheel.contracts.cli",
+    "dspy_flywheel.collector.cli",
+    "dspy_flywheel.trigger.cli",
+    "dspy_flywheel.optimizer.cli",
+    "dspy_flywheel.manager.cli",
+    "dspy_flywheel.demo.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flywheel", description="dspy-flywheel: self-improving DSPy workers."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if not name.startswith(exc.name or "\0"):
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    result = asyncio.run(func(args)) if inspect.iscoroutinefunction(func) else func(args)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The LM every service and the SDK use: embedded llama.cpp (default) or any DSPy model string.
+
+    lm = build_lm()                  # from FLYWHEEL_LM / FLYWHEEL_LM_* (see settings.py)
+    before = engine_stats(lm)
+    ...
+    spent = engine_stats(lm) - before    # calls, prompt_tokens, completion_tokens, errors
+
+Tests use ``make_lm(FakeEngine(responder))``.
+"""
+
+from dspy_flywheel.lm.embedded import EmbeddedConfig, EmbeddedEngine, load_engine
+from dspy_flywheel.lm.errors import LMSetupError, ModelNotFoundError, UnknownModelError
+from dspy_flywheel.lm.factory import (
+    AsyncEngineAdapter,
+    CountingLM,
+    build_lm,
+    engine_counters,
+    engine_stats,
+    make_lm,
+    reset_engine_stats,
+)
+from dspy_flywheel.lm.fake import FakeEngine, demo_count, format_fields, input_fields
+from dspy_flywheel.lm.settings import EMBEDDED, KNOWN_MODELS, LMSettings
+from dspy_flywheel.lm.stats import EngineCounters, EngineStats
+
+__all__ = [
+    "EMBEDDED",
+    "KNOWN_MODELS",
+    "AsyncEngineAdapter",
+    "CountingLM",
+    "EmbeddedConfig",
+    "EmbeddedEngine",
+    "EngineCounters",
+    "EngineStats",
+    "FakeEngine",
+    "LMSettings",
+    "LMSetupError",
+    "ModelNotFoundError",
+    "UnknownModelError",
+    "build_lm",
+    "demo_count",
+    "engine_counters",
+    "engine_stats",
+    "format_fields",
+    "input_fields",
+    "load_engine",
+    "make_lm",
+    "reset_engine_stats",
+]

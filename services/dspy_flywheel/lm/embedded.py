@@ -1,0 +1,189 @@
+"""The embedded offline LM: llama.cpp in-process through xllamacpp, as a DSPy engine.
+
+``dspy.LM(name, engine=EmbeddedEngine(...))`` sends canonical requests to ``complete``.
+A JSON schema in ``response_format`` (DSPy's JSONAdapter) is enforced by llama.cpp as a grammar,
+so even small models return parseable output. One model load per process and config
+(``load_engine``); calls are serialized by a lock, which on a few CPU cores is also the
+fastest schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from dspy.clients.engines.base import validate_request
+from dspy.lm15 import (
+    ContextLengthError,
+    InvalidRequestError,
+    Request,
+    Response,
+    ServerError,
+    response_to_events,
+)
+
+from dspy_flywheel.lm._convert import chat_messages, json_schema_of, make_response
+from dspy_flywheel.lm.stats import EngineCounters
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedConfig:
+    """What identifies a loaded model: same config, same engine in this process."""
+
+    model_path: str
+    n_ctx: int = 8192
+    threads: int = 2
+    max_tokens: int = 512
+    temperature: float = 0.0
+    seed: int = 0
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.model_path).stem
+
+
+class EmbeddedEngine:
+    """A DSPy engine running a GGUF model in this process.
+
+    ``counters`` holds calls, prompt/completion tokens and errors; read it with
+    ``dspy_flywheel.lm.engine_stats(lm)``.
+    """
+
+    supports_response_schema: ClassVar[bool] = True
+    supports_function_calling: ClassVar[bool] = False
+    supports_reasoning: ClassVar[bool] = False
+    supported_params: ClassVar[frozenset[str]] = frozenset(
+        {"temperature", "max_tokens", "top_p", "top_k", "stop", "seed", "response_format"}
+    )
+
+    def __init__(self, config: EmbeddedConfig) -> None:
+        import xllamacpp
+
+        self.config = config
+        self.counters = EngineCounters()
+        self._lock = threading.Lock()
+        params = xllamacpp.CommonParams()
+        params.model.path = config.model_path
+        params.n_ctx = config.n_ctx
+        params.n_parallel = 1
+        params.n_predict = config.max_tokens
+        params.cpuparams.n_threads = config.threads
+        params.cpuparams_batch.n_threads = config.threads
+        params.sampling.temp = config.temperature
+        params.sampling.seed = config.seed
+        params.warmup = False
+        params.verbosity = 0
+        # The embedded server also listens on a loopback port; a random key locks it.
+        params.api_keys = [secrets.token_hex(16)]
+        started = time.perf_counter()
+        self._server = xllamacpp.Server(params)
+        self.load_seconds = time.perf_counter() - started
+        logger.info(
+            "loaded %s in %.1fs (ctx=%d threads=%d)",
+            config.model_name,
+            self.load_seconds,
+            config.n_ctx,
+            config.threads,
+        )
+
+    def complete(self, request: Request) -> Response:
+        validate_request(request)
+        try:
+            body = self._body(request)
+        except Exception:
+            self.counters.record_error()
+            raise
+        with self._lock:
+            try:
+                result = self._server.handle_chat_completions(body)
+            except ValueError as exc:  # xllamacpp raises for a schema it cannot compile
+                self.counters.record_error()
+                raise InvalidRequestError(str(exc), provider="embedded") from exc
+        if not isinstance(result, dict) or "error" in result:
+            self.counters.record_error()
+            raise _error_from(result)
+        choice = result["choices"][0]
+        usage = result.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens", 0))
+        completion_tokens = int(usage.get("completion_tokens", 0))
+        self.counters.record_call(prompt_tokens, completion_tokens)
+        return make_response(
+            choice["message"].get("content") or "",
+            model=self.config.model_name,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=str(choice.get("finish_reason") or "stop"),
+            response_id=result.get("id"),
+        )
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        config = request.config
+        body: dict[str, Any] = {
+            "messages": chat_messages(request),
+            "max_tokens": config.max_tokens or self.config.max_tokens,
+            "temperature": self.config.temperature if config.temperature is None else config.temperature,
+        }
+        if config.top_p is not None:
+            body["top_p"] = config.top_p
+        if config.top_k is not None:
+            body["top_k"] = config.top_k
+        if config.stop:
+            body["stop"] = list(config.stop)
+        body["seed"] = self.config.seed if config.seed is None else config.seed
+        wants_json, schema = json_schema_of(config.response_format)
+        if schema is not None:
+            body["json_schema"] = schema  # compiled to a grammar by llama.cpp
+        elif wants_json:
+            body["response_format"] = {"type": "json_object"}
+        if config.extensions:
+            body.update(config.extensions)  # llama.cpp knobs such as min_p or grammar
+        return body
+
+    def stream(self, request: Request) -> Iterator[Any]:
+        return iter(response_to_events(self.complete(request)))
+
+    def close(self) -> None:
+        """Borrowed by every LM built on it; the model stays loaded for the process."""
+
+    def dump_state(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any]) -> EmbeddedEngine:
+        return load_engine(EmbeddedConfig(**state))
+
+    def __reduce__(self) -> tuple[Any, tuple[EmbeddedConfig]]:
+        return (load_engine, (self.config,))  # another process loads (once) on unpickling
+
+
+def _error_from(result: Any) -> Exception:
+    error = result.get("error", {}) if isinstance(result, dict) else {}
+    message = str(error.get("message", f"unexpected llama.cpp result: {result!r}"))
+    if error.get("type") == "exceed_context_size_error":
+        return ContextLengthError(
+            f"{message} (raise FLYWHEEL_LM_CTX)", provider="embedded", status=400
+        )
+    if error.get("code") == 400:
+        return InvalidRequestError(message, provider="embedded", status=400)
+    return ServerError(message, provider="embedded", status=error.get("code"))
+
+
+_engines: dict[EmbeddedConfig, EmbeddedEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def load_engine(config: EmbeddedConfig) -> EmbeddedEngine:
+    """The process-wide engine for ``config``, loading the model on first use."""
+    with _engines_lock:
+        engine = _engines.get(config)
+        if engine is None:
+            engine = _engines[config] = EmbeddedEngine(config)
+        return engine

@@ -1,0 +1,153 @@
+"""Build the ``dspy.LM`` every service and the SDK use, and read its call/token counters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import dspy
+from dspy.lm15 import Request, Response
+from dspy.utils.callback import BaseCallback
+
+from dspy_flywheel.lm.embedded import EmbeddedConfig, load_engine
+from dspy_flywheel.lm.settings import LMSettings
+from dspy_flywheel.lm.stats import EngineCounters, EngineStats
+
+logger = logging.getLogger(__name__)
+
+
+class AsyncEngineAdapter:
+    """The async half DSPy wants for ``acall``: runs the sync engine in a worker thread."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    async def complete(self, request: Request) -> Response:
+        response: Response = await asyncio.to_thread(self.engine.complete, request)
+        return response
+
+    async def stream(self, request: Request) -> AsyncIterator[Any]:
+        for event in await asyncio.to_thread(lambda: list(self.engine.stream(request))):
+            yield event
+
+    async def aclose(self) -> None:
+        pass
+
+
+def make_lm(
+    engine: Any,
+    *,
+    name: str | None = None,
+    temperature: float = 0.0,
+    max_tokens: int = 512,
+    cache: bool = False,
+    num_retries: int = 0,
+) -> dspy.LM:
+    """A ``dspy.LM`` on ``engine`` (an ``EmbeddedEngine``, a ``FakeEngine`` or any engine with
+    ``complete(Request) -> Response``), usable from sync and async DSPy code."""
+    if name is None:
+        label = getattr(engine, "model", None) or getattr(
+            getattr(engine, "config", None), "model_name", "engine"
+        )
+        name = f"flywheel/{label}"
+    return dspy.LM(
+        name,
+        engine=engine,
+        async_engine=AsyncEngineAdapter(engine),
+        temperature=temperature,
+        max_tokens=max_tokens,
+        cache=cache,
+        num_retries=num_retries,
+    )
+
+
+class _ErrorCounter(BaseCallback):
+    def __init__(self, counters: EngineCounters) -> None:
+        self.counters = counters
+
+    def on_lm_end(
+        self, call_id: str, outputs: dict[str, Any] | None, exception: BaseException | None = None
+    ) -> None:
+        if exception is not None:
+            self.counters.record_error()
+
+
+class CountingLM(dspy.LM):
+    """A hosted/served LM (DSPy model string) that keeps the same counters as our engines.
+
+    Calls and tokens come from each completed call's history entry; errors from a callback.
+    With ``dspy.settings.disable_history`` set, calls and tokens are not counted.
+    """
+
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        self.counters = EngineCounters()
+        callbacks = [*(kwargs.pop("callbacks", None) or []), _ErrorCounter(self.counters)]
+        super().__init__(model, callbacks=callbacks, **kwargs)
+
+    def update_history(self, entry: dict[str, Any]) -> None:
+        usage = entry.get("usage") or {}
+        self.counters.record_call(
+            int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        )
+        super().update_history(entry)
+
+
+def build_lm(settings: LMSettings | None = None) -> dspy.LM:
+    """The LM selected by ``FLYWHEEL_LM`` (see ``dspy_flywheel.lm.settings``).
+
+    The embedded model is loaded once per process; later calls share the engine and counters.
+    """
+    settings = settings or LMSettings()
+    if settings.is_embedded:
+        config = EmbeddedConfig(
+            model_path=str(settings.model_path()),
+            n_ctx=settings.ctx,
+            threads=settings.threads,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+        )
+        engine = load_engine(config)
+        return make_lm(
+            engine,
+            name=f"embedded/{settings.model if '/' not in settings.model else config.model_name}",
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+            cache=settings.cache,
+            num_retries=settings.num_retries,
+        )
+    extra: dict[str, Any] = {}
+    if settings.api_base:
+        extra["api_base"] = settings.api_base
+    if settings.api_key is not None:
+        extra["api_key"] = settings.api_key.get_secret_value()
+    logger.info("using hosted LM %s (api_base=%s)", settings.backend, settings.api_base)
+    return CountingLM(
+        settings.backend,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        cache=settings.cache,
+        num_retries=settings.num_retries,
+        **extra,
+    )
+
+
+def engine_counters(lm: dspy.BaseLM) -> EngineCounters:
+    """The live counters behind ``lm`` (built by ``build_lm`` or ``make_lm``)."""
+    counters = getattr(getattr(lm, "engine", None), "counters", None)
+    if counters is None:
+        counters = getattr(lm, "counters", None)
+    if not isinstance(counters, EngineCounters):
+        raise TypeError(f"{lm!r} has no flywheel counters; build it with build_lm() or make_lm()")
+    return counters
+
+
+def engine_stats(lm: dspy.BaseLM) -> EngineStats:
+    """Calls, prompt/completion tokens and errors so far (shared by copies of ``lm``)."""
+    return engine_counters(lm).snapshot()
+
+
+def reset_engine_stats(lm: dspy.BaseLM) -> EngineStats:
+    """Zero the counters behind ``lm``; returns what they held."""
+    return engine_counters(lm).reset()

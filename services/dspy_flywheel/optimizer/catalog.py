@@ -1,0 +1,155 @@
+"""The DSPy optimizers the platform offers, and how to build one from a name and parameters.
+
+Names are matched case-insensitively; ``MIPROv2`` means ``auto="light"`` unless ``auto`` is given,
+and ``MIPROv2-light|medium|heavy`` fix the mode. Keyword arguments go to the optimizer's
+``__init__`` or, when only its ``compile`` takes them (``num_trials``, ``minibatch_size``...), to
+``compile``. Anything else is refused with the list of accepted names.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from dspy_flywheel.optimizer.errors import OptimizerConfigError
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    class_name: str
+    preset: dict[str, Any] = field(default_factory=dict)
+    uses_valset: bool = False
+    needs_finetunable_lm: bool = False
+
+
+CATALOG: Final[dict[str, CatalogEntry]] = {
+    "BootstrapFewShot": CatalogEntry("BootstrapFewShot"),
+    "BootstrapFewShotWithRandomSearch": CatalogEntry(
+        "BootstrapFewShotWithRandomSearch", uses_valset=True
+    ),
+    "MIPROv2": CatalogEntry("MIPROv2", {"auto": "light"}, uses_valset=True),
+    "MIPROv2-light": CatalogEntry("MIPROv2", {"auto": "light"}, uses_valset=True),
+    "MIPROv2-medium": CatalogEntry("MIPROv2", {"auto": "medium"}, uses_valset=True),
+    "MIPROv2-heavy": CatalogEntry("MIPROv2", {"auto": "heavy"}, uses_valset=True),
+    "BootstrapFinetune": CatalogEntry("BootstrapFinetune", needs_finetunable_lm=True),
+}
+ALIASES: Final[dict[str, str]] = {
+    "bootstrap": "BootstrapFewShot",
+    "bootstraprs": "BootstrapFewShotWithRandomSearch",
+    "randomsearch": "BootstrapFewShotWithRandomSearch",
+    "mipro": "MIPROv2",
+    "finetune": "BootstrapFinetune",
+}
+# compile() parameters that are the data, not settings.
+_COMPILE_DATA: Final = frozenset({"self", "student", "trainset", "teacher", "valset"})
+_FIXED_PRESETS: Final = frozenset({"MIPROv2-light", "MIPROv2-medium", "MIPROv2-heavy"})
+
+
+@dataclass
+class DSPyOptimizer:
+    """A configured optimizer: the DSPy teleprompter plus what ``compile`` should receive."""
+
+    name: str
+    teleprompter: Any
+    params: dict[str, Any]
+    compile_kwargs: dict[str, Any]
+    uses_valset: bool
+
+
+def accepted_names() -> list[str]:
+    return list(CATALOG)
+
+
+def canonical_name(optimizer_type: str) -> str:
+    """The catalog name for ``optimizer_type`` (case-insensitive, aliases allowed)."""
+    by_lower = {name.lower(): name for name in CATALOG}
+    key = optimizer_type.strip().lower()
+    found = by_lower.get(key) or ALIASES.get(key.replace("_", "").replace("-", ""))
+    if found is None:
+        raise OptimizerConfigError(
+            f"unknown optimizer {optimizer_type!r}; accepted: {', '.join(CATALOG)}"
+            f" (aliases: {', '.join(sorted(ALIASES))})"
+        )
+    return found
+
+
+def _param_names(func: Callable[..., Any]) -> list[str]:
+    sig = inspect.signature(func)
+    return [
+        name for name, p in sig.parameters.items()
+        if name not in _COMPILE_DATA and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+
+
+def split_kwargs(cls: type, name: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(init kwargs, compile kwargs); raises listing what is accepted for anything else."""
+    init_names = _param_names(cls.__init__)
+    compile_names = [n for n in _param_names(cls.compile) if n not in init_names]
+    init_kw = {k: v for k, v in kwargs.items() if k in init_names}
+    compile_kw = {k: v for k, v in kwargs.items() if k in compile_names}
+    unknown = sorted(set(kwargs) - set(init_kw) - set(compile_kw))
+    if unknown:
+        raise OptimizerConfigError(
+            f"{name} does not accept {', '.join(unknown)}; accepted parameters: "
+            f"{', '.join(init_names)}"
+            + (f"; compile parameters: {', '.join(compile_names)}" if compile_names else "")
+        )
+    return init_kw, compile_kw
+
+
+def check_finetunable(lm: Any, name: str) -> None:
+    """Refuse fine-tuning optimizers unless the LM's provider can fine-tune."""
+    provider = getattr(lm, "provider", None)
+    if lm is None:
+        raise OptimizerConfigError(f"{name} needs an LM; configure one with dspy.configure(lm=...)")
+    if not getattr(provider, "finetunable", False):
+        model = getattr(lm, "model", type(lm).__name__)
+        raise OptimizerConfigError(
+            f"{name} cannot fine-tune {model!r}: its provider {type(provider).__name__} does not "
+            "support fine-tuning (provider.finetunable is False). Give the LM a provider that can "
+            "(e.g. dspy.LM(..., provider=dspy.OpenAIProvider())), or pick a prompt optimizer: "
+            + ", ".join(n for n, e in CATALOG.items() if not e.needs_finetunable_lm)
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)
+
+
+def create_optimizer(
+    optimizer_type: str, *, metric: Callable[..., Any], lm: Any = None, **kwargs: Any
+) -> DSPyOptimizer:
+    """Build a configured DSPy optimizer. ``lm`` is checked for fine-tuning support if needed."""
+    import dspy
+
+    name = canonical_name(optimizer_type)
+    entry = CATALOG[name]
+    cls = getattr(dspy, entry.class_name)
+    if name in _FIXED_PRESETS and "auto" in kwargs and kwargs["auto"] != entry.preset["auto"]:
+        raise OptimizerConfigError(
+            f"{name} fixes auto={entry.preset['auto']!r}; use 'MIPROv2' with auto=... instead"
+        )
+    merged = {**entry.preset, **kwargs}
+    init_kw, compile_kw = split_kwargs(cls, name, merged)
+    if entry.needs_finetunable_lm:
+        check_finetunable(lm if lm is not None else dspy.settings.lm, name)
+    if "metric" in _param_names(cls.__init__):
+        init_kw.setdefault("metric", metric)
+    try:
+        if lm is not None:
+            with dspy.context(lm=lm):
+                teleprompter = cls(**init_kw)
+        else:
+            teleprompter = cls(**init_kw)
+    except (TypeError, ValueError) as exc:
+        raise OptimizerConfigError(f"bad parameters for {name}: {exc}") from exc
+    params = {k: _jsonable(v) for k, v in merged.items()}
+    return DSPyOptimizer(name, teleprompter, params, compile_kw, entry.uses_valset)

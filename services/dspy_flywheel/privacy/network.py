@@ -1,0 +1,62 @@
+"""IPv4 and IPv6 addresses, validated by :mod:`ipaddress`."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Final
+
+from dspy_flywheel.privacy.spans import IPV4, IPV6, PRIORITY, Span
+
+_IPV4: Final = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+# Four dotted numbers right after "version 1.2.3.4", "v1.2.3.4", "build 10.0.1.2" are versions.
+_VERSION_CUE: Final = re.compile(
+    r"(?i)(?:\b(?:version|ver|release|build|firmware|fw|sdk|api|python|node|java|kernel)\s*:?\s*"
+    r"|\bv)$"
+)
+_IPV6: Final = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}+"
+    r"(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?+(?:%[0-9A-Za-z]+)?(?![\w:]|\.\w)"
+)
+
+
+class IPv4Recognizer:
+    name = "ipv4"
+
+    def find(self, text: str) -> list[Span]:
+        if "." not in text:
+            return []
+        spans = []
+        for match in _IPV4.finditer(text):
+            if _VERSION_CUE.search(text[max(0, match.start() - 12) : match.start()]):
+                continue
+            try:
+                address = ipaddress.IPv4Address(match.group())
+            except ValueError:  # octet > 255 or leading zero
+                continue
+            spans.append(Span(match.start(), match.end(), IPV4, PRIORITY[IPV4], str(address)))
+        return spans
+
+
+class IPv6Recognizer:
+    """Full, ``::``-compressed, IPv4-embedded and zoned forms; needs at least one digit."""
+
+    name = "ipv6"
+
+    def find(self, text: str) -> list[Span]:
+        if text.count(":") < 2:
+            return []
+        spans = []
+        for match in _IPV6.finditer(text):
+            candidate = match.group()
+            if not any(c.isdigit() for c in candidate.split("%")[0]):
+                continue  # "::", "dead::beef", C++ "a::b" look-alikes
+            if candidate.endswith(":") and not candidate.endswith("::"):
+                candidate = candidate[:-1]  # "fe80::1: failed" - the colon is punctuation
+            try:
+                address = ipaddress.IPv6Address(candidate)
+            except ValueError:
+                continue
+            end = match.start() + len(candidate)
+            spans.append(Span(match.start(), end, IPV6, PRIORITY[IPV6], address.compressed))
+        return spans

@@ -1,0 +1,156 @@
+"""The program registry: every version a worker may serve, and what each instance serves.
+
+Versions count up from 1 per worker. ``add_version`` takes a per-worker advisory lock inside the
+caller's transaction, so two publishers never take the same number; a job publishes at most once
+(unique ``job_id``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
+
+Executor = asyncpg.Pool | asyncpg.Connection
+
+
+@dataclass(frozen=True)
+class NewProgram:
+    worker_id: str
+    state: dict[str, Any]
+    signature: dict[str, Any]
+    optimizer: str
+    size_bytes: int
+    params: dict[str, Any] = field(default_factory=dict)
+    job_id: str | None = None
+    snapshot_id: int | None = None
+    holdout_before: float | None = None
+    holdout_after: float | None = None
+    lm_calls: int | None = None
+    tokens: int | None = None
+    cpu_s: float | None = None
+    wall_s: float | None = None
+    requested_by: str = "system"
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ProgramVersion(NewProgram):
+    version: int = 0
+    created_at: datetime | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the (large) state, JSON-ready."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "state":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+@dataclass(frozen=True)
+class Ack:
+    event_id: str
+    worker_id: str
+    instance_id: str
+    version: int | None
+    status: str
+    reason: str | None
+    traceparent: str | None
+    acked_at: datetime
+
+
+_COLUMNS: Final = ", ".join(f.name for f in fields(ProgramVersion))
+_NEW_COLUMNS: Final = [f.name for f in fields(NewProgram)]
+
+
+def _lock_key(worker_id: str) -> int:
+    return zlib.crc32(f"programs:{worker_id}".encode())
+
+
+async def add_version(conn: asyncpg.Connection, program: NewProgram) -> ProgramVersion:
+    """Insert the next version for the worker. Call inside a transaction."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("add_version must run inside a transaction")
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(program.worker_id))
+    version = await conn.fetchval(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM programs WHERE worker_id = $1",
+        program.worker_id,
+    )
+    placeholders = ", ".join(f"${i + 2}" for i in range(len(_NEW_COLUMNS)))
+    row = await conn.fetchrow(
+        f"""INSERT INTO programs (version, {", ".join(_NEW_COLUMNS)})
+            VALUES ($1, {placeholders}) RETURNING {_COLUMNS}""",
+        version, *(getattr(program, n) for n in _NEW_COLUMNS),
+    )
+    return ProgramVersion(**dict(row))
+
+
+async def latest(db: Executor, worker_id: str) -> ProgramVersion | None:
+    row = await db.fetchrow(
+        f"SELECT {_COLUMNS} FROM programs WHERE worker_id = $1 ORDER BY version DESC LIMIT 1",
+        worker_id,
+    )
+    return None if row is None else ProgramVersion(**dict(row))
+
+
+async def get_version(db: Executor, worker_id: str, version: int) -> ProgramVersion | None:
+    row = await db.fetchrow(
+        f"SELECT {_COLUMNS} FROM programs WHERE worker_id = $1 AND version = $2",
+        worker_id, version,
+    )
+    return None if row is None else ProgramVersion(**dict(row))
+
+
+async def by_job(db: Executor, job_id: str) -> ProgramVersion | None:
+    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM programs WHERE job_id = $1", job_id)
+    return None if row is None else ProgramVersion(**dict(row))
+
+
+async def list_versions(db: Executor, worker_id: str, *, limit: int = 50) -> list[ProgramVersion]:
+    """Newest first; ``state`` is left empty to keep listings light."""
+    cols = _COLUMNS.replace("state, ", "'{}'::jsonb AS state, ", 1)
+    rows = await db.fetch(
+        f"SELECT {cols} FROM programs WHERE worker_id = $1 ORDER BY version DESC LIMIT $2",
+        worker_id, limit,
+    )
+    return [ProgramVersion(**dict(r)) for r in rows]
+
+
+async def record_ack(db: Executor, ack: Ack) -> bool:
+    """Store an acknowledgement once per event id; False for a duplicate."""
+    row = await db.fetchrow(
+        """INSERT INTO program_acks (event_id, worker_id, instance_id, version, status, reason,
+               traceparent, acked_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (event_id) DO NOTHING RETURNING event_id""",
+        ack.event_id, ack.worker_id, ack.instance_id, ack.version, ack.status, ack.reason,
+        ack.traceparent, ack.acked_at,
+    )
+    return row is not None
+
+
+async def serving(db: Executor, worker_id: str) -> list[Ack]:
+    """The latest acknowledgement of each instance of the worker."""
+    rows = await db.fetch(
+        """SELECT DISTINCT ON (instance_id) event_id, worker_id, instance_id, version, status,
+               reason, traceparent, acked_at
+           FROM program_acks WHERE worker_id = $1
+           ORDER BY instance_id, acked_at DESC, received_at DESC""",
+        worker_id,
+    )
+    return [Ack(**dict(r)) for r in rows]
+
+
+async def acks(db: Executor, worker_id: str, *, limit: int = 100) -> list[Ack]:
+    rows = await db.fetch(
+        """SELECT event_id, worker_id, instance_id, version, status, reason, traceparent, acked_at
+           FROM program_acks WHERE worker_id = $1 ORDER BY acked_at DESC LIMIT $2""",
+        worker_id, limit,
+    )
+    return [Ack(**dict(r)) for r in rows]

@@ -1,0 +1,266 @@
+"""The trigger's in-memory model: applies decoded events to worker states and decides.
+
+No IO here: the app feeds records in, persists ``dirty`` states and publishes the returned
+``PlannedRequest``s. Deterministic given the same events, configs and clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dspy_flywheel.contracts.ids import new_id
+from dspy_flywheel.trigger.config import TriggerPolicyConfig
+from dspy_flywheel.trigger.correctness import (
+    ExecutionCache,
+    ExecutionOutcome,
+    LabeledFeedback,
+    PendingFeedback,
+    label_matches,
+    score_correct,
+)
+from dspy_flywheel.trigger.policy import Debounce, Decision, evaluate, window_stats
+from dspy_flywheel.trigger.state import Observation, WorkerState
+
+log = logging.getLogger(__name__)
+
+TERMINAL_STATUSES = frozenset({"succeeded", "rejected", "failed", "cancelled"})
+DEFAULT_WINDOW = 50
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    job_id: str
+    worker_id: str
+    reason: str
+    evidence: dict[str, Any]
+    config: TriggerPolicyConfig
+    parent_traceparent: str | None
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    debounce: Debounce = Debounce()
+    in_flight_timeout_s: float = 3600.0
+    reset_window_on_success: bool = True
+    default_policy: str | None = None
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TriggerEngine:
+    def __init__(
+        self,
+        options: EngineOptions | None = None,
+        cache: ExecutionCache | None = None,
+        pending: PendingFeedback | None = None,
+    ) -> None:
+        self.options = options or EngineOptions()
+        self.cache = cache or ExecutionCache()
+        self.pending = pending or PendingFeedback()
+        self.states: dict[str, WorkerState] = {}
+        self.configs: dict[str, TriggerPolicyConfig] = {}
+        self.dirty: set[str] = set()
+        self.unjudged = 0  # labels that could not be compared with outputs
+
+    # -- configuration -------------------------------------------------------------------
+    def set_config(self, worker_id: str, config: TriggerPolicyConfig | None) -> None:
+        if config is None:
+            self.configs.pop(worker_id, None)
+        else:
+            self.configs[worker_id] = config
+            if worker_id in self.states:
+                self.states[worker_id].window.trim(config.window_size)
+        log.info("trigger config for %s: %s", worker_id, config)
+
+    def config_for(self, worker_id: str) -> TriggerPolicyConfig | None:
+        config = self.configs.get(worker_id)
+        if config is None and self.options.default_policy:
+            config = TriggerPolicyConfig(worker_id, policy=self.options.default_policy)
+        return config
+
+    def state(self, worker_id: str) -> WorkerState:
+        state = self.states.get(worker_id)
+        if state is None:
+            state = self.states[worker_id] = WorkerState(worker_id)
+        return state
+
+    def restore(self, states: Mapping[str, WorkerState]) -> None:
+        self.states.update(states)
+
+    # -- events --------------------------------------------------------------------------
+    def on_execution(
+        self, record: Mapping[str, Any], traceparent: str | None, at_ms: int | None = None
+    ) -> list[PlannedRequest]:
+        execution_id = str(record["execution_id"])
+        outcome = ExecutionOutcome(
+            worker_id=str(record["worker_id"]),
+            outputs_json=record.get("outputs_json"),
+            success=bool(record.get("success", True)),
+            metric_score=record.get("metric_score"),
+            timestamp_ms=int(record["timestamp_ms"]),
+        )
+        self.cache.put(execution_id, outcome)
+        planned: list[PlannedRequest] = []
+        if outcome.metric_score is not None:
+            planned += self._observe(outcome.worker_id, execution_id, outcome.timestamp_ms,
+                                     score_correct(outcome.metric_score), traceparent, at_ms)
+        waiting = self.pending.take(execution_id)
+        if waiting is not None:
+            planned += self._judge_label(waiting, outcome, at_ms)
+        return planned
+
+    def on_feedback(
+        self, record: Mapping[str, Any], traceparent: str | None, at_ms: int | None = None
+    ) -> list[PlannedRequest]:
+        execution_id = str(record["execution_id"])
+        worker_id = str(record["worker_id"])
+        timestamp_ms = int(record["timestamp_ms"])
+        score = record.get("score")
+        if score is not None:
+            return self._observe(worker_id, execution_id, timestamp_ms, score_correct(score),
+                                 traceparent, at_ms)
+        label = record.get("label")
+        if label is None:
+            return []
+        feedback = LabeledFeedback(execution_id, worker_id, label, timestamp_ms, traceparent)
+        outcome = self.cache.get(execution_id)
+        if outcome is None:
+            self.pending.park(feedback)
+            return []
+        return self._judge_label(feedback, outcome, at_ms)
+
+    def on_request(self, record: Mapping[str, Any]) -> None:
+        """An OptimizationRequested seen on the topic (ours, manual, or another service's)."""
+        worker_id = str(record["worker_id"])
+        state = self.state(worker_id)
+        before = state.last_job_id
+        state.record_request(str(record["job_id"]), int(record["timestamp_ms"]))
+        if state.last_job_id != before:
+            self.dirty.add(worker_id)
+
+    def on_status(self, record: Mapping[str, Any]) -> None:
+        worker_id = str(record["worker_id"])
+        job_id = str(record["job_id"])
+        status = str(record["status"])
+        state = self.state(worker_id)
+        state.last_status = f"{job_id}:{status}"
+        self.dirty.add(worker_id)
+        if status in TERMINAL_STATUSES:
+            state.finish(job_id)
+            if status == "succeeded" and self.options.reset_window_on_success and (
+                    job_id == state.last_job_id):
+                state.window.clear()
+                state.breach_streak = 0
+                state.breach_since_ms = None
+        elif (state.in_flight_job_id is None and job_id != state.last_job_id
+              and job_id not in state.finished_job_ids):
+            state.record_request(job_id, int(record["timestamp_ms"]))
+
+    # -- clock ---------------------------------------------------------------------------
+    def tick(self, at_ms: int | None = None) -> list[PlannedRequest]:
+        """Time-driven evaluation: periodic schedules, time windows, debounce-by-seconds."""
+        at = now_ms() if at_ms is None else at_ms
+        self.pending.expire()
+        workers = set(self.states) | set(self.configs)
+        planned: list[PlannedRequest] = []
+        for worker_id in sorted(workers):
+            self._expire_in_flight(worker_id, at)
+            planned += self._evaluate(worker_id, at, on_event=False)
+        return planned
+
+    def evidence_view(self, worker_id: str, at_ms: int | None = None) -> dict[str, Any]:
+        """What ``flywheel trigger show`` and the manager display for one worker."""
+        at = now_ms() if at_ms is None else at_ms
+        state = self.state(worker_id)
+        config = self.config_for(worker_id)
+        size = config.window_size if config else DEFAULT_WINDOW
+        stats = state.window.stats(size, at, config.window_seconds if config else None)
+        cooldown_until = None
+        if config and state.last_request_ms is not None:
+            cooldown_until = state.last_request_ms + config.cooldown_seconds * 1000
+        return {
+            "accuracy": stats.accuracy,
+            "window_count": stats.count,
+            "window_correct": stats.correct,
+            "labeled_total": state.labeled_total,
+            "new_examples_since_last": state.new_examples,
+            "breach_streak": state.breach_streak,
+            "in_flight_job_id": state.in_flight_job_id,
+            "last_job_id": state.last_job_id,
+            "last_request_ms": state.last_request_ms,
+            "cooldown_until_ms": cooldown_until,
+            "requests_total": state.requests_total,
+            "last_status": state.last_status,
+            "note": state.note,
+            "config": config.to_record() if config else None,
+        }
+
+    # -- internals -----------------------------------------------------------------------
+    def _judge_label(
+        self, feedback: LabeledFeedback, outcome: ExecutionOutcome, at_ms: int | None
+    ) -> list[PlannedRequest]:
+        verdict = label_matches(feedback.label, outcome.outputs_json)
+        if verdict is None:
+            self.unjudged += 1
+            log.debug("cannot judge label for execution %s", feedback.execution_id)
+            return []
+        return self._observe(feedback.worker_id, feedback.execution_id, feedback.timestamp_ms,
+                             verdict, feedback.traceparent, at_ms)
+
+    def _observe(
+        self, worker_id: str, execution_id: str, timestamp_ms: int, correct: bool,
+        traceparent: str | None, at_ms: int | None,
+    ) -> list[PlannedRequest]:
+        state = self.state(worker_id)
+        config = self.config_for(worker_id)
+        size = config.window_size if config else DEFAULT_WINDOW
+        if state.window.add(Observation(execution_id, timestamp_ms, correct), size):
+            state.labeled_total += 1
+        state.last_traceparent = traceparent
+        self.dirty.add(worker_id)
+        return self._evaluate(worker_id, now_ms() if at_ms is None else at_ms, on_event=True)
+
+    def _evaluate(self, worker_id: str, at: int, *, on_event: bool) -> list[PlannedRequest]:
+        state = self.state(worker_id)
+        config = self.config_for(worker_id)
+        before = (state.note, state.breach_streak, state.periodic_anchor_ms)
+        decision = evaluate(state, config, at, self.options.debounce, on_event=on_event)
+        if before != (state.note, state.breach_streak, state.periodic_anchor_ms):
+            self.dirty.add(worker_id)
+        if decision is None or config is None:
+            return []
+        return [self._plan(state, config, decision, at)]
+
+    def _plan(
+        self, state: WorkerState, config: TriggerPolicyConfig, decision: Decision, at: int
+    ) -> PlannedRequest:
+        job_id = new_id()
+        parent = state.last_traceparent if decision.reason == "performance" else None
+        state.record_request(job_id, at)
+        self.dirty.add(state.worker_id)
+        log.info("requesting optimization of %s (%s): job %s, evidence %s",
+                 state.worker_id, decision.reason, job_id, decision.evidence)
+        return PlannedRequest(job_id, state.worker_id, decision.reason, decision.evidence,
+                              config, parent, at)
+
+    def _expire_in_flight(self, worker_id: str, at: int) -> None:
+        state = self.states.get(worker_id)
+        if state is None or state.in_flight_job_id is None or state.in_flight_since_ms is None:
+            return
+        if at - state.in_flight_since_ms >= self.options.in_flight_timeout_s * 1000:
+            log.warning("job %s for %s in flight for over %.0f s without a final status; "
+                        "no longer waiting for it", state.in_flight_job_id, worker_id,
+                        self.options.in_flight_timeout_s)
+            state.in_flight_job_id = None
+            state.in_flight_since_ms = None
+            self.dirty.add(worker_id)
+
+
+__all__ = ["EngineOptions", "PlannedRequest", "TriggerEngine", "window_stats"]

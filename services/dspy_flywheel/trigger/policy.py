@@ -1,0 +1,175 @@
+"""Pure trigger decisions: given a worker's state, its config and the time, request or not.
+
+Guards against storms, in this order:
+- one in-flight job per worker (until its status is terminal, or ``in_flight_timeout`` passes);
+- performance: accuracy < threshold with >= ``min_examples`` labeled in the window, held for
+  ``debounce_evaluations`` consecutive labeled events (or ``debounce_seconds``), then
+  ``cooldown_seconds`` since the last request and ``min_new_examples`` labeled since it;
+- periodic: ``interval_seconds`` or ``cron`` since the last request/anchor; a slot that is blocked
+  (job in flight, too few new examples) is skipped, not queued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dspy_flywheel.trigger.config import TriggerPolicyConfig
+from dspy_flywheel.trigger.cron import next_fire_ms
+from dspy_flywheel.trigger.state import WindowStats, WorkerState
+
+
+@dataclass(frozen=True)
+class Debounce:
+    evaluations: int = 2
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    reason: str  # performance | periodic
+    evidence: dict[str, Any]
+
+
+def window_stats(state: WorkerState, config: TriggerPolicyConfig, now_ms: int) -> WindowStats:
+    return state.window.stats(config.window_size, now_ms, config.window_seconds)
+
+
+def evidence_of(
+    state: WorkerState, config: TriggerPolicyConfig, stats: WindowStats, now_ms: int
+) -> dict[str, Any]:
+    return {
+        "accuracy": stats.accuracy,
+        "window_count": stats.count,
+        "window_correct": stats.correct,
+        "window_size": config.window_size,
+        "window_seconds": config.window_seconds,
+        "window_oldest_ms": stats.oldest_ms,
+        "window_newest_ms": stats.newest_ms,
+        "threshold": config.threshold,
+        "min_examples": config.min_examples,
+        "min_new_examples": config.min_new_examples,
+        "new_examples_since_last": state.new_examples,
+        "labeled_total": state.labeled_total,
+        "cooldown_seconds": config.cooldown_seconds,
+        "last_request_ms": state.last_request_ms,
+        "breach_streak": state.breach_streak,
+        "evaluated_at_ms": now_ms,
+    }
+
+
+def _track_breach(state: WorkerState, breached: bool, on_event: bool, now_ms: int) -> None:
+    if not breached:
+        state.breach_streak = 0
+        state.breach_since_ms = None
+        return
+    if state.breach_since_ms is None:
+        state.breach_since_ms = now_ms
+    if on_event:
+        state.breach_streak += 1
+
+
+def _debounced(state: WorkerState, debounce: Debounce, now_ms: int) -> bool:
+    if state.breach_streak >= debounce.evaluations:
+        return True
+    since = state.breach_since_ms
+    return debounce.seconds is not None and since is not None and (
+        now_ms - since >= debounce.seconds * 1000)
+
+
+def _performance(
+    state: WorkerState, config: TriggerPolicyConfig, now_ms: int, debounce: Debounce,
+    on_event: bool,
+) -> Decision | str:
+    stats = window_stats(state, config, now_ms)
+    accuracy = stats.accuracy
+    breached = (stats.count >= config.min_examples and accuracy is not None
+                and accuracy < config.threshold)
+    _track_breach(state, breached, on_event, now_ms)
+    if not breached:
+        if stats.count < config.min_examples:
+            return f"waiting: {stats.count}/{config.min_examples} labeled in window"
+        return f"ok: accuracy {accuracy:.3f} >= {config.threshold}"
+    if not _debounced(state, debounce, now_ms):
+        return f"debouncing: accuracy {accuracy:.3f} low for {state.breach_streak} evaluation(s)"
+    if state.in_flight_job_id is not None:
+        return f"blocked: job {state.in_flight_job_id} in flight"
+    if state.last_request_ms is not None:
+        until = state.last_request_ms + config.cooldown_seconds * 1000
+        if now_ms < until:
+            return f"blocked: cooldown until {until} ms"
+    if state.new_examples < config.min_new_examples:
+        return f"blocked: {state.new_examples}/{config.min_new_examples} new examples"
+    return Decision("performance", evidence_of(state, config, stats, now_ms))
+
+
+def _periodic_due_ms(state: WorkerState, config: TriggerPolicyConfig) -> int | None:
+    anchor = state.periodic_anchor_ms
+    if anchor is None:
+        return None
+    if config.interval_seconds is not None:
+        return anchor + config.interval_seconds * 1000
+    if config.cron is not None:
+        return next_fire_ms(config.cron, anchor)
+    return None
+
+
+def _periodic(state: WorkerState, config: TriggerPolicyConfig, now_ms: int) -> Decision | str:
+    if config.interval_seconds is None and config.cron is None:
+        return "periodic: no interval or cron set"
+    if state.periodic_anchor_ms is None:
+        state.periodic_anchor_ms = now_ms
+    due = _periodic_due_ms(state, config)
+    if due is None or now_ms < due:
+        return f"periodic: next at {due} ms"
+    blocked = None
+    if state.in_flight_job_id is not None:
+        blocked = f"job {state.in_flight_job_id} in flight"
+    elif state.new_examples < config.min_new_examples:
+        blocked = f"{state.new_examples}/{config.min_new_examples} new examples"
+    if blocked:
+        state.periodic_anchor_ms = now_ms
+        return f"periodic slot skipped: {blocked}"
+    stats = window_stats(state, config, now_ms)
+    evidence = evidence_of(state, config, stats, now_ms)
+    evidence.update(interval_seconds=config.interval_seconds, cron=config.cron, due_ms=due)
+    return Decision("periodic", evidence)
+
+
+def evaluate(
+    state: WorkerState,
+    config: TriggerPolicyConfig | None,
+    now_ms: int,
+    debounce: Debounce,
+    *,
+    on_event: bool = False,
+) -> Decision | None:
+    """Decide for one worker; updates the debounce/periodic bookkeeping and ``state.note``.
+
+    ``on_event`` is True when a new labeled outcome was just added (it counts toward the
+    consecutive-evaluations debounce; clock ticks do not).
+    """
+    if config is None:
+        state.note = "no trigger config"
+        return None
+    if not config.enabled:
+        state.note = "disabled"
+        return None
+    policies = config.policies
+    notes = []
+    if "performance" in policies:
+        result = _performance(state, config, now_ms, debounce, on_event)
+        if isinstance(result, Decision):
+            state.note = "requested: performance"
+            return result
+        notes.append(result)
+    if "periodic" in policies:
+        result_p = _periodic(state, config, now_ms)
+        if isinstance(result_p, Decision):
+            state.note = "requested: periodic"
+            return result_p
+        notes.append(result_p)
+    if policies == {"manual"}:
+        notes.append("manual only")
+    state.note = "; ".join(notes)
+    return None

@@ -1,0 +1,128 @@
+"""Building ``OptimizationRequested`` events, and the manual path (CLI and manager API).
+
+Automatic requests go out through the service's outbox (``app``); ``request_optimization``
+publishes a manual request directly, at once, whatever the worker's policy or cooldown.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from dspy_flywheel.bus.publish import start_producer
+from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.ids import new_id
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.settings import KafkaSettings
+from dspy_flywheel.telemetry import context_from_traceparent, current_traceparent, tracer
+from dspy_flywheel.trigger.config import TriggerPolicyConfig
+from dspy_flywheel.trigger.config_topic import read_configs
+from dspy_flywheel.trigger.engine import PlannedRequest
+
+
+@dataclass(frozen=True)
+class RequestEnvelope:
+    """A request ready to publish: the record plus the ids that travel in its headers."""
+
+    event_id: str
+    job_id: str
+    worker_id: str
+    record: dict[str, Any]
+    traceparent: str | None
+
+
+def request_record(
+    *,
+    job_id: str,
+    worker_id: str,
+    reason: str,
+    config: TriggerPolicyConfig | None,
+    evidence: Mapping[str, Any],
+    requested_by: str = "trigger",
+    optimizer: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    timestamp_ms: int | None = None,
+) -> dict[str, Any]:
+    merged_params = dict(config.optimizer_params) if config else {}
+    merged_params.update(params or {})
+    return {
+        "job_id": job_id,
+        "worker_id": worker_id,
+        "reason": reason,
+        "optimizer": optimizer or (config.optimizer if config else "BootstrapFewShot"),
+        "optimizer_params_json": json.dumps(merged_params, sort_keys=True),
+        "evidence_json": json.dumps(dict(evidence), sort_keys=True),
+        "requested_by": requested_by,
+        "program_ref": config.program_ref if config else None,
+        "metric_ref": config.metric_ref if config else None,
+        "timestamp_ms": timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
+    }
+
+
+def envelope_for(planned: PlannedRequest) -> RequestEnvelope:
+    """Open the ``trigger.decision`` span (child of the crossing event's trace) and build it."""
+    parent = context_from_traceparent(planned.parent_traceparent)
+    attributes = {
+        "flywheel.worker_id": planned.worker_id,
+        "flywheel.job_id": planned.job_id,
+        "flywheel.reason": planned.reason,
+    }
+    accuracy = planned.evidence.get("accuracy")
+    if isinstance(accuracy, float):
+        attributes["flywheel.accuracy"] = accuracy  # type: ignore[assignment]  # attr value union
+    with tracer.start_as_current_span("trigger.decision", context=parent, attributes=attributes):
+        traceparent = current_traceparent()
+    record = request_record(
+        job_id=planned.job_id, worker_id=planned.worker_id, reason=planned.reason,
+        config=planned.config, evidence=planned.evidence, timestamp_ms=planned.timestamp_ms)
+    return RequestEnvelope(new_id(), planned.job_id, planned.worker_id, record, traceparent)
+
+
+async def send_envelope(producer: AIOKafkaProducer, topic: str, env: RequestEnvelope) -> None:
+    encoded = encode("OptimizationRequested", env.record, traceparent=env.traceparent,
+                     event_id=env.event_id)
+    await producer.send_and_wait(topic, encoded.value, key=env.worker_id.encode(),
+                                 headers=encoded.headers)
+
+
+async def request_optimization(
+    kafka: KafkaSettings,
+    topics: Topics,
+    worker_id: str,
+    *,
+    optimizer: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    requested_by: str = "api",
+    evidence: Mapping[str, Any] | None = None,
+    config: TriggerPolicyConfig | None = None,
+    producer: AIOKafkaProducer | None = None,
+) -> str:
+    """Publish a manual ``OptimizationRequested`` now; return its job id.
+
+    Optimizer, params, program_ref and metric_ref default to the worker's trigger config
+    (read from the config topic unless ``config`` is given); ``optimizer``/``params`` override.
+    """
+    if config is None:
+        config = (await read_configs(kafka, topics.trigger_config)).get(worker_id)
+    job_id = new_id()
+    with tracer.start_as_current_span(
+        "trigger.manual", attributes={"flywheel.worker_id": worker_id, "flywheel.job_id": job_id}
+    ):
+        record = request_record(
+            job_id=job_id, worker_id=worker_id, reason="manual", config=config,
+            evidence={"requested_via": requested_by, **(evidence or {})},
+            requested_by=requested_by, optimizer=optimizer, params=params)
+        env = RequestEnvelope(new_id(), job_id, worker_id, record, current_traceparent())
+        own = producer is None
+        active = producer or await start_producer(kafka)
+        try:
+            await send_envelope(active, topics.optimization_requests, env)
+        finally:
+            if own:
+                await active.stop()
+    return job_id

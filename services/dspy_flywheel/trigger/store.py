@@ -1,0 +1,108 @@
+"""PostgreSQL persistence for the trigger: worker state + offsets + outbox, one transaction.
+
+Tables (migration 0200): ``trigger_state``, ``trigger_offsets``, ``trigger_outbox``; every row
+carries the ``scope`` (the topic prefix by default) so deployments can share a schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from dspy_flywheel.trigger.requests import RequestEnvelope
+from dspy_flywheel.trigger.state import WorkerState
+
+Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    topic: str
+    envelope: RequestEnvelope
+
+
+def leader_lock_key(scope: str) -> int:
+    """A signed 64-bit advisory lock key for one trigger scope."""
+    digest = hashlib.sha256(f"dspy_flywheel.trigger:{scope}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class TriggerStore:
+    def __init__(self, pool: asyncpg.Pool, scope: str) -> None:
+        self.pool = pool
+        self.scope = scope
+
+    async def load_states(self) -> dict[str, WorkerState]:
+        rows = await self.pool.fetch(
+            "SELECT worker_id, state FROM trigger_state WHERE scope = $1", self.scope)
+        return {r["worker_id"]: WorkerState.from_json(r["worker_id"], r["state"]) for r in rows}
+
+    async def load_offsets(self) -> Offsets:
+        rows = await self.pool.fetch(
+            "SELECT topic, partition, next_offset FROM trigger_offsets WHERE scope = $1",
+            self.scope)
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def save(
+        self,
+        states: Mapping[str, tuple[dict[str, Any], dict[str, Any]]],
+        offsets: Offsets,
+        outbox: Iterable[OutboxRow] = (),
+    ) -> None:
+        """Write states (state, view), offsets and new outbox rows atomically."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if states:
+                await conn.executemany(
+                    """INSERT INTO trigger_state (scope, worker_id, state, view, updated_at)
+                       VALUES ($1, $2, $3, $4, now())
+                       ON CONFLICT (scope, worker_id) DO UPDATE
+                       SET state = EXCLUDED.state, view = EXCLUDED.view, updated_at = now()""",
+                    [(self.scope, w, s, v) for w, (s, v) in states.items()])
+            if offsets:
+                await conn.executemany(
+                    """INSERT INTO trigger_offsets (scope, topic, partition, next_offset)
+                       VALUES ($1, $2, $3, $4)
+                       ON CONFLICT (scope, topic, partition) DO UPDATE
+                       SET next_offset = EXCLUDED.next_offset, updated_at = now()""",
+                    [(self.scope, t, p, o) for (t, p), o in offsets.items()])
+            rows = list(outbox)
+            if rows:
+                await conn.executemany(
+                    """INSERT INTO trigger_outbox
+                       (event_id, scope, worker_id, job_id, topic, record, traceparent)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING""",
+                    [(r.envelope.event_id, self.scope, r.envelope.worker_id, r.envelope.job_id,
+                      r.topic, r.envelope.record, r.envelope.traceparent) for r in rows])
+
+    async def unsent(self, limit: int = 100) -> list[OutboxRow]:
+        rows = await self.pool.fetch(
+            """SELECT event_id, worker_id, job_id, topic, record, traceparent
+               FROM trigger_outbox WHERE scope = $1 AND sent_at IS NULL
+               ORDER BY created_at, event_id LIMIT $2""", self.scope, limit)
+        return [OutboxRow(r["topic"], RequestEnvelope(
+            r["event_id"], r["job_id"], r["worker_id"], r["record"], r["traceparent"]))
+            for r in rows]
+
+    async def mark_sent(self, event_id: str) -> None:
+        await self.pool.execute(
+            "UPDATE trigger_outbox SET sent_at = now() WHERE event_id = $1", event_id)
+
+
+async def fetch_views(
+    conn: asyncpg.Connection | asyncpg.Pool, scope: str, worker_id: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """The service's live view per worker (accuracy, cooldown, in-flight job, note...)."""
+    if worker_id is None:
+        rows = await conn.fetch(
+            "SELECT worker_id, view, updated_at FROM trigger_state WHERE scope = $1 "
+            "ORDER BY worker_id", scope)
+    else:
+        rows = await conn.fetch(
+            "SELECT worker_id, view, updated_at FROM trigger_state "
+            "WHERE scope = $1 AND worker_id = $2", scope, worker_id)
+    return {r["worker_id"]: {**r["view"], "updated_at": r["updated_at"].isoformat()}
+            for r in rows}

@@ -1,0 +1,121 @@
+"""The running `ops/stack`: status/env describe it, both servers answer, `up` is idempotent.
+
+`ops/stack down` is not exercised here (it would stop the stack other tests share);
+ops/selftest.sh covers up -> down -> no process left -> up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = ROOT / "ops" / "stack"
+SECOND_UP_LIMIT_S = 30.0
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(STACK), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _stack_env() -> dict[str, str]:
+    result = _run("env")
+    assert result.returncode == 0, f"ops/stack env failed (is the stack up?): {result.stderr}"
+    exports = dict(re.findall(r"^export ([A-Z_]+)=(\S+)$", result.stdout, flags=re.MULTILINE))
+    assert set(exports) == {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"}, result.stdout
+    return exports
+
+
+def _pids(status_output: str) -> list[str]:
+    return re.findall(r"running pid=(\d+)", status_output)
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    return _stack_env()
+
+
+def test_status_reports_both_servers_answering() -> None:
+    result = _run("status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^kafka: running pid=\d+ .*answers=yes$", result.stdout, re.MULTILINE)
+    managed_pg = re.search(r"^postgres: running pid=\d+ .*answers=yes$", result.stdout, re.M)
+    external_pg = re.search(r"^postgres: external DATABASE_URL answers", result.stdout, re.M)
+    assert managed_pg or external_pg, result.stdout
+    for log_path in re.findall(r"(?:logs|log)=(\S+)", result.stdout):
+        assert Path(log_path).is_file(), f"status names a log that does not exist: {log_path}"
+
+
+def test_env_matches_this_test_process(stack_env: dict[str, str]) -> None:
+    host, _, port = stack_env["KAFKA_BOOTSTRAP_SERVERS"].partition(":")
+    assert host == "127.0.0.1" and port.isdigit()
+    assert stack_env["DATABASE_URL"].startswith("postgresql://")
+    for var, value in stack_env.items():
+        if var in os.environ:
+            assert os.environ[var] == value, f"{var} in the environment differs from ops/stack env"
+
+
+async def test_kafka_answers_metadata_and_round_trips(stack_env: dict[str, str]) -> None:
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = f"ops-stack-{uuid.uuid4().hex[:10]}"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        brokers = producer.client.cluster.brokers()
+        assert [(b.nodeId, f"{b.host}:{b.port}") for b in brokers] == [(1, bootstrap)]
+        # auto.create.topics.enable=true on the broker: producing creates the topic.
+        await producer.send_and_wait(topic, b"ping", key=b"k")
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"g-{topic}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=20_000, max_records=1)
+        records = [record for part in batch.values() for record in part]
+        assert [(r.key, r.value) for r in records] == [(b"k", b"ping")]
+        await consumer.commit()  # the group coordinator (offsets topic, RF 1) works
+    finally:
+        await consumer.stop()
+
+
+async def test_postgres_answers(stack_env: dict[str, str]) -> None:
+    conn = await asyncpg.connect(stack_env["DATABASE_URL"], timeout=10)
+    try:
+        version = await conn.fetchval("SELECT version()")
+        assert version.startswith("PostgreSQL ")
+        if "@127.0.0.1:" in stack_env["DATABASE_URL"]:
+            assert await conn.fetchval("SELECT current_database()") == "flywheel"
+    finally:
+        await conn.close()
+
+
+def test_second_up_is_fast_and_idempotent(stack_env: dict[str, str]) -> None:
+    before = _run("status")
+    started = time.monotonic()
+    result = _run("up")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert elapsed < SECOND_UP_LIMIT_S, f"ops/stack up took {elapsed:.1f}s on a running stack"
+    assert re.search(r"stack up in [0-9.]+s", result.stderr), "up must print its elapsed time"
+    assert re.search(r"versions: Apache Kafka 4\.\d+\.\d+, PostgreSQL \d+", result.stderr)
+    after = _run("status")
+    assert _pids(before.stdout) == _pids(after.stdout), "up restarted a running server"
+    assert len(_pids(after.stdout)) >= 1
+    assert _stack_env() == stack_env
