@@ -41,6 +41,7 @@ need() {
 
 # free_port: print a TCP port on 127.0.0.1 that nothing listens on right now.
 free_port() {
+  need python3 python3
   python3 - <<'PY'
 import socket
 with socket.socket() as s:
@@ -84,8 +85,12 @@ pid_cmdline_has() {
 }
 
 # stop_pid PID NAME [GRACE_S]: SIGTERM, wait up to GRACE_S seconds, then SIGKILL.
+# Sets STOP_KILLED=1 when SIGKILL was needed.
+STOP_KILLED=0
+# shellcheck disable=SC2034  # STOP_KILLED is read by the callers
 stop_pid() {
   local pid="$1" name="$2" grace="${3:-30}" waited=0
+  STOP_KILLED=0
   pid_alive "$pid" || return 0
   log "stopping $name (pid $pid, SIGTERM)"
   kill -TERM "$pid" 2>/dev/null || true
@@ -96,6 +101,7 @@ stop_pid() {
   if pid_alive "$pid"; then
     log "$name did not stop within ${grace}s; SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
+    STOP_KILLED=1
     while pid_alive "$pid"; do sleep 0.1; done
   fi
 }

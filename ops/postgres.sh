@@ -152,6 +152,9 @@ cmd_up() {
   bin="$(pg_bin_dir "$(<"$dir/data/PG_VERSION")")"
   if pid="$(postmaster_pid)"; then
     port="$(<"$PORT_FILE")"
+    if [[ -n "${FLYWHEEL_PG_PORT:-}" && "$FLYWHEEL_PG_PORT" != "$port" ]]; then
+      log "WARNING: running on port $port, not FLYWHEEL_PG_PORT=$FLYWHEEL_PG_PORT (down + up to move it)"
+    fi
   else
     port="$(choose_port "${FLYWHEEL_PG_PORT:-}" "$PORT_FILE")"
     port_in_use "$port" && die "port $port is already in use (FLYWHEEL_PG_PORT?)"

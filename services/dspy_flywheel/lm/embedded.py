@@ -97,7 +97,7 @@ class EmbeddedEngine:
     def complete(self, request: Request) -> Response:
         validate_request(request)
         try:
-            body = self._body(request)
+            body = request_body(request, self.config)
         except Exception:
             self.counters.record_error()
             raise
@@ -109,7 +109,7 @@ class EmbeddedEngine:
                 raise InvalidRequestError(str(exc), provider="embedded") from exc
         if not isinstance(result, dict) or "error" in result:
             self.counters.record_error()
-            raise _error_from(result)
+            raise error_from_result(result)
         choice = result["choices"][0]
         usage = result.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens", 0))
@@ -123,29 +123,6 @@ class EmbeddedEngine:
             finish_reason=str(choice.get("finish_reason") or "stop"),
             response_id=result.get("id"),
         )
-
-    def _body(self, request: Request) -> dict[str, Any]:
-        config = request.config
-        body: dict[str, Any] = {
-            "messages": chat_messages(request),
-            "max_tokens": config.max_tokens or self.config.max_tokens,
-            "temperature": self.config.temperature if config.temperature is None else config.temperature,
-        }
-        if config.top_p is not None:
-            body["top_p"] = config.top_p
-        if config.top_k is not None:
-            body["top_k"] = config.top_k
-        if config.stop:
-            body["stop"] = list(config.stop)
-        body["seed"] = self.config.seed if config.seed is None else config.seed
-        wants_json, schema = json_schema_of(config.response_format)
-        if schema is not None:
-            body["json_schema"] = schema  # compiled to a grammar by llama.cpp
-        elif wants_json:
-            body["response_format"] = {"type": "json_object"}
-        if config.extensions:
-            body.update(config.extensions)  # llama.cpp knobs such as min_p or grammar
-        return body
 
     def stream(self, request: Request) -> Iterator[Any]:
         return iter(response_to_events(self.complete(request)))
@@ -164,7 +141,33 @@ class EmbeddedEngine:
         return (load_engine, (self.config,))  # another process loads (once) on unpickling
 
 
-def _error_from(result: Any) -> Exception:
+def request_body(request: Request, config: EmbeddedConfig) -> dict[str, Any]:
+    """The llama.cpp chat-completions body for a canonical request."""
+    settings = request.config
+    body: dict[str, Any] = {
+        "messages": chat_messages(request),
+        "max_tokens": settings.max_tokens or config.max_tokens,
+        "temperature": config.temperature if settings.temperature is None else settings.temperature,
+        "seed": config.seed if settings.seed is None else settings.seed,
+    }
+    if settings.top_p is not None:
+        body["top_p"] = settings.top_p
+    if settings.top_k is not None:
+        body["top_k"] = settings.top_k
+    if settings.stop:
+        body["stop"] = list(settings.stop)
+    wants_json, schema = json_schema_of(settings.response_format)
+    if schema is not None:
+        body["json_schema"] = schema  # compiled to a grammar by llama.cpp
+    elif wants_json:
+        body["response_format"] = {"type": "json_object"}
+    if settings.extensions:
+        body.update(settings.extensions)  # llama.cpp knobs such as min_p or grammar
+    return body
+
+
+def error_from_result(result: Any) -> Exception:
+    """The ``dspy.lm15`` error for a llama.cpp error result."""
     error = result.get("error", {}) if isinstance(result, dict) else {}
     message = str(error.get("message", f"unexpected llama.cpp result: {result!r}"))
     if error.get("type") == "exceed_context_size_error":

@@ -93,6 +93,7 @@ class FakeEngine:
         self.model = model
         self.counters = EngineCounters()
         self.requests: deque[list[ChatMessage]] = deque(maxlen=1000)  # the latest prompts
+        self.last_request: Request | None = None
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -102,6 +103,7 @@ class FakeEngine:
         wants_json, _schema = json_schema_of(request.config.response_format)
         with self._lock:
             self.requests.append(messages)
+            self.last_request = request
             fail = self.error_rate > 0 and self._random.random() < self.error_rate
         if self.latency_s:
             time.sleep(self.latency_s)

@@ -37,7 +37,7 @@ _ASSIGNED: Final = re.compile(
     r"(?i)(?<![\w-])(?P<key>"
     r"(?:[a-z0-9]+[_\-])*(?:api[_\-]?key|apikey|secret(?:[_\-]?key)?|client[_\-]?secret|"
     r"(?:access|auth|refresh|session|bearer|api)[_\-]?token|token|password|passwd|pwd|"
-    r"private[_\-]?key|x-api-key|credentials?)"
+    r"private[_\-]?key|x-api-key|credentials?)(?:[_\-][a-z0-9]+)*"
     r")[\"']?\s*(?:=|:|=>)\s*[\"']?(?P<value>[^\s\"'`,;&<>(){}\[\]]{6,256})"
 )
 _PASSWORD_KEY: Final = re.compile(r"(?i)(?:password|passwd|pwd)$")
@@ -45,6 +45,13 @@ _PLACEHOLDER_VALUE: Final = re.compile(
     r"^(?:\$|%|\*|x{4,}|your[_\-]|<|\{)|^(?:null|none|true|false|redacted|changeme|example)$",
     re.IGNORECASE,
 )
+
+
+_VENDOR_PREFIXES: Final = (
+    "sk-", "sk_", "rk_", "pk_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-",
+    "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "xox", "AIza", "hf_", "npm_", "SG.", "eyJ",
+)  # fmt: skip
+_KEY_WORDS: Final = ("key", "secret", "token", "pass", "pwd", "credential")
 
 
 def _looks_random(value: str, min_length: int = 12, min_entropy: float = 3.0) -> bool:
@@ -63,23 +70,41 @@ class SecretRecognizer:
     name = "secret"
 
     def find(self, text: str) -> list[Span]:
-        spans = [
-            Span(m.start(), m.end(), SECRET, PRIORITY[SECRET], m.group())
-            for pattern in (_PREFIXED, _PRIVATE_KEY)
-            for m in pattern.finditer(text)
-        ]
+        # Substring checks (C speed) decide which patterns are worth a regex scan.
+        spans = []
+        if any(prefix in text for prefix in _VENDOR_PREFIXES):
+            spans += [Span(m.start(), m.end(), SECRET, PRIORITY[SECRET], m.group())
+                      for m in _PREFIXED.finditer(text)]  # fmt: skip
+        if "PRIVATE KEY-----" in text:
+            spans += [Span(m.start(), m.end(), SECRET, PRIORITY[SECRET], m.group())
+                      for m in _PRIVATE_KEY.finditer(text)]  # fmt: skip
+        lowered = text.lower()
+        if "bearer" in lowered or "authorization" in lowered:
+            spans += self._auth_values(text)
+        if ("=" in text or ":" in text) and any(word in lowered for word in _KEY_WORDS):
+            spans += self._assigned_values(text)
+        return spans
+
+    @staticmethod
+    def _auth_values(text: str) -> list[Span]:
+        spans = []
         for match in _AUTH_SCHEME.finditer(text):
-            value = match.group("value")
+            value = match.group("value").rstrip(".")  # a sentence's full stop
             if _looks_random(value, min_length=16, min_entropy=2.5):
-                start, end = match.span("value")
-                spans.append(Span(start, end, SECRET, PRIORITY[SECRET], value))
-        if "=" in text or ":" in text:
-            for match in _ASSIGNED.finditer(text):
-                value = match.group("value")
-                if _PLACEHOLDER_VALUE.search(value):
-                    continue
-                is_password = _PASSWORD_KEY.search(match.group("key")) is not None
-                if is_password or _looks_random(value):
-                    start, end = match.span("value")
-                    spans.append(Span(start, end, SECRET, GENERIC_SECRET_PRIORITY, value))
+                start = match.start("value")
+                spans.append(Span(start, start + len(value), SECRET, PRIORITY[SECRET], value))
+        return spans
+
+    @staticmethod
+    def _assigned_values(text: str) -> list[Span]:
+        spans = []
+        for match in _ASSIGNED.finditer(text):
+            value = match.group("value").rstrip(".")  # a sentence's full stop
+            if len(value) < 6 or _PLACEHOLDER_VALUE.search(value):
+                continue
+            is_password = _PASSWORD_KEY.search(match.group("key")) is not None
+            if is_password or _looks_random(value):
+                start = match.start("value")
+                end = start + len(value)
+                spans.append(Span(start, end, SECRET, GENERIC_SECRET_PRIORITY, value))
         return spans

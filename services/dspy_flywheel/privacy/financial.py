@@ -9,12 +9,15 @@ from dspy_flywheel.privacy.spans import CREDIT_CARD, IBAN, PRIORITY, SSN, Span
 from dspy_flywheel.privacy.validators import (
     IBAN_LENGTHS,
     card_network_known,
+    digit_count,
     iban_valid,
     luhn_valid,
     ssn_valid,
 )
 
-_CARD: Final = re.compile(r"(?<![\w\-.])\d(?:[ \-]?\d){11,18}(?![\w]|[\-.]\d)")
+# Patterns start with a character class so the scan skips ahead; the lookbehind that
+# follows checks the character before the first one (2-char window).
+_CARD: Final = re.compile(r"\d(?<![\w\-.]\d)(?:[ \-]?\d){11,18}(?![\w]|[\-.]\d)")
 
 
 class CreditCardRecognizer:
@@ -23,7 +26,9 @@ class CreditCardRecognizer:
     name = "credit_card"
 
     def find(self, text: str) -> list[Span]:
-        spans = []
+        spans: list[Span] = []
+        if digit_count(text) < 13:
+            return spans
         for match in _CARD.finditer(text):
             found = self._longest_valid(match.group())
             if found is not None:
@@ -54,7 +59,7 @@ class CreditCardRecognizer:
         return None
 
 
-_IBAN: Final = re.compile(r"(?<![\w])([A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30})")
+_IBAN: Final = re.compile(r"[A-Za-z](?<![\w].)[A-Za-z]\d{2}(?: ?[A-Za-z0-9]){11,30}")
 
 
 class IbanRecognizer:
@@ -63,7 +68,9 @@ class IbanRecognizer:
     name = "iban"
 
     def find(self, text: str) -> list[Span]:
-        spans = []
+        spans: list[Span] = []
+        if digit_count(text) < 8:
+            return spans
         for match in _IBAN.finditer(text):
             candidate = match.group()
             expected = IBAN_LENGTHS.get(candidate[:2].upper())
@@ -86,7 +93,7 @@ class IbanRecognizer:
         return spans
 
 
-_SSN: Final = re.compile(r"(?<![\w\-])(\d{3})([\- ]?)(\d{2})\2(\d{4})(?![\w]|-\d)")
+_SSN: Final = re.compile(r"(\d)(?<![\w\-]\d)(\d\d)([\- ]?)(\d{2})\3(\d{4})(?![\w]|-\d)")
 _SSN_CUE: Final = re.compile(r"(?i)\b(?:ssn|ss#|social security(?: number| no\.?| #)?)\W{0,4}$")
 
 
@@ -96,9 +103,12 @@ class SsnRecognizer:
     name = "ssn"
 
     def find(self, text: str) -> list[Span]:
-        spans = []
+        spans: list[Span] = []
+        if digit_count(text) < 9:
+            return spans
         for match in _SSN.finditer(text):
-            area, separator, group, serial = match.groups()
+            first, rest, separator, group, serial = match.groups()
+            area = first + rest
             if not ssn_valid(area, group, serial):
                 continue
             if not separator and not _SSN_CUE.search(text[max(0, match.start() - 24) : match.start()]):

@@ -24,32 +24,54 @@ from dspy_flywheel.privacy.spans import PERSON, PRIORITY, Span
 
 _UPPER = "A-ZÀ-ÖØ-Þ"
 _LOWER = "a-zß-öø-ÿ"
-_TOKEN: Final = (
-    rf"[{_UPPER}](?:[{_LOWER}]+|['’][{_UPPER}][{_LOWER}]+)(?:[{_UPPER}][{_LOWER}]+)?"
+# A capitalized word after its first letter: "aria", "'Brien", "cDonald", "ean-Luc".
+_TOKEN_TAIL: Final = (
+    rf"(?:[{_LOWER}]+|['’][{_UPPER}][{_LOWER}]+)(?:[{_UPPER}][{_LOWER}]+)?"
     rf"(?:-[{_UPPER}]?[{_LOWER}]+)*"
 )
+_TOKEN: Final = rf"[{_UPPER}]{_TOKEN_TAIL}"
 _PARTICLE: Final = r"(?:van|von|de|del|della|da|di|du|le|la|bin|ibn|al|dos|das|ter|ten)"
 _RUN: Final = re.compile(
-    rf"(?<![\w@.'’\-])(?:{_TOKEN})(?:[ \t]+(?:{_PARTICLE}[ \t]+)?(?:[A-Z]\.[ \t]+)?(?:{_TOKEN})){{0,3}}"
-    r"(?![\w@])"
+    # The first letter comes first so the scan skips quickly to capitals; the lookbehind then
+    # checks the character before it (a 2-char window: previous char + this capital).
+    rf"[{_UPPER}](?<![\w@.'’\-].){_TOKEN_TAIL}"
+    rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+)?(?:[A-Z]\.[ \t]+)?(?:{_TOKEN})){{0,3}}(?![\w@])"
 )
 _WORD: Final = re.compile(rf"{_TOKEN}|{_PARTICLE}|[A-Z]\.")
 
-_TITLE: Final = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Professor|Sir|Dame|Madam|Mme|Mlle|Herr|Frau|Sr|Sra|Srta)"
-_STRONG_CUE: Final = re.compile(
-    rf"(?:\b{_TITLE}\.?[ \t]+"
-    r"|(?i:\b(?:my name is|my name's|name is|(?:full |first |last )?name\s*[:=]|signed|"
-    r"sincerely|regards|dear|attn\.?|attention|patient|customer|client|employee|applicant|"
-    r"(?:reported|assigned|written|authored|submitted|approved|requested|signed) by|"
-    r"contact person|sender|recipient)\s*[,:\-]?\s*))$"
+_TITLES: Final = frozenset(
+    "Mr Mrs Ms Miss Mx Dr Prof Professor Sir Dame Madam Mme Mlle Herr Frau Sr Sra Srta".split()
 )
-_WEAK_CUE: Final = re.compile(
-    r"(?i:\b(?:i am|i'm|this is|it's|hi|hello|hey|thanks|thank you|cheers|best|ask|asked|"
-    r"contact|call|email|meet|met|told|tell|from|to|cc|with|and|by|for)\s*[,:\-]?\s*)$"
+_ROLES: Final = frozenset(
+    "CEO CTO CFO COO President Senator Governor Mayor Judge Officer Captain Coach Agent "
+    "Detective Inspector Sergeant Lieutenant Colonel General Chairman Chairwoman".split()
+)
+_RELATIONS: Final = (
+    "wife husband son daughter mother father mom dad brother sister friend colleague coworker "
+    "co-worker manager boss neighbor neighbour partner doctor lawyer landlord tenant teacher"
+).split()
+# Lower-cased phrases that end right before a name, by how much they vouch for it.
+_STRONG_PHRASES: Final = frozenset(
+    [
+        "my name is", "my name's", "name is", "signed", "sincerely", "regards", "dear",
+        "attn", "attention", "patient", "customer", "client", "employee", "applicant",
+        "author", "assignee", "reporter", "owner", "contact person", "sender", "recipient",
+        *(f"{verb} by" for verb in ("reported", "assigned", "written", "authored",
+                                    "submitted", "approved", "requested", "signed")),
+        *(f"{owner} {rel}" for owner in ("my", "our", "his", "her", "their") for rel in _RELATIONS),
+    ]
+)  # fmt: skip
+_STRONG_WITH_COLON: Final = frozenset(["name", "full name", "first name", "last name"])
+_WEAK_PHRASES: Final = frozenset(
+    (
+        "i am i'm this is it's hi hello hey thanks thank cheers best ask asked contact call "
+        "called email emailed ping pinged message messaged text texted meet met told tell "
+        "inform informed notify notified cc'd from to cc with and by for"
+    ).split()
+    + ["i am", "this is", "thank you", "spoke to", "spoke with", "talked to", "talked with"]
 )
 _STRONG_WORDS: Final = frozenset({"Dear", "Signed", "Sincerely", "Regards", "Attn"})
 _WEAK_WORDS: Final = frozenset({"Hi", "Hello", "Hey", "Thanks", "Cheers", "Best", "Ask", "Meet"})
-_TITLES: Final = frozenset(re.findall(r"[A-Za-z]+", _TITLE))
 NONE, WEAK, STRONG = 0, 1, 2
 
 
@@ -86,13 +108,20 @@ class PersonNameRecognizer:
     def find(self, text: str) -> list[Span]:
         spans = []
         for run in _RUN.finditer(text):
+            if run.group() in self._stop:
+                continue  # a lone "The", "Please", "Monday"
             words = [(m.start() + run.start(), m.end() + run.start(), m.group())
                      for m in _WORD.finditer(run.group())]  # fmt: skip
             cue = self._cue_before(text, run.start())
             while words and (words[0][2] in self._stop or words[0][2][0].islower()):
                 word = words.pop(0)[2]
-                cue = STRONG if word in _STRONG_WORDS else WEAK if word in _WEAK_WORDS else NONE
-            name = self._name_words(words, cue, self._sentence_start(text, run.start()))
+                if word in _STRONG_WORDS or word in _TITLES:
+                    cue = STRONG
+                else:
+                    cue = WEAK if word in _WEAK_WORDS else NONE
+            possessive = text.startswith(("'s", "’s"), run.end())  # "Brian's note"
+            sentence_start = self._sentence_start(text, run.start())
+            name = self._name_words(words, cue, sentence_start, possessive)
             if name:
                 start, end = name[0][0], name[-1][1]
                 canonical = " ".join(w[2] for w in name).casefold()
@@ -100,7 +129,11 @@ class PersonNameRecognizer:
         return spans
 
     def _name_words(
-        self, words: list[tuple[int, int, str]], cue: int, sentence_start: bool
+        self,
+        words: list[tuple[int, int, str]],
+        cue: int,
+        sentence_start: bool,
+        possessive: bool,
     ) -> list[tuple[int, int, str]]:
         for index, word in enumerate(words):
             if word[2] in self._stop:
@@ -113,9 +146,11 @@ class PersonNameRecognizer:
         if cue == STRONG:
             return words
         for index, (_, _, token) in enumerate(words):
-            word = token.split("-", 1)[0]  # "Jean-Luc" is looked up as "Jean"
+            word, hyphen, _ = token.partition("-")  # "Jean-Luc" is looked up as "Jean"
             has_surname = index + 1 < len(words)
-            if word in self._first_names and (has_surname or (cue == WEAK and index == 0)):
+            known = word in self._first_names or (hyphen != "" and word in self._ambiguous)
+            alone_ok = (cue == WEAK and index == 0) or (possessive and not has_surname)
+            if known and (has_surname or alone_ok):
                 return words[index:]
             if (
                 word in self._ambiguous
@@ -128,11 +163,25 @@ class PersonNameRecognizer:
     @staticmethod
     def _cue_before(text: str, start: int) -> int:
         before = text[max(0, start - 40) : start]
-        if _STRONG_CUE.search(before):
+        stripped = before.rstrip(" \t\r\n,:-=")
+        colon = ":" in before[len(stripped) :] or "=" in before[len(stripped) :]
+        words = stripped.split()[-3:]
+        if not words:
+            return NONE
+        last = words[-1].rstrip(".")
+        if last in _TITLES or last in _ROLES:
             return STRONG
-        return WEAK if _WEAK_CUE.search(before) else NONE
+        lowered = [w.lower().rstrip(".") for w in words]
+        cue = NONE
+        for size in range(1, len(lowered) + 1):
+            phrase = " ".join(lowered[-size:])
+            if phrase in _STRONG_PHRASES or (colon and phrase in _STRONG_WITH_COLON):
+                return STRONG
+            if phrase in _WEAK_PHRASES:
+                cue = WEAK
+        return cue
 
     @staticmethod
     def _sentence_start(text: str, start: int) -> bool:
-        before = text[:start].rstrip(" \t\"'“(")
-        return not before or before[-1] in ".!?\n:;"
+        before = text[max(0, start - 16) : start].rstrip(" \t\"'“(")
+        return (not before and start < 16) or (before != "" and before[-1] in ".!?\n:;")

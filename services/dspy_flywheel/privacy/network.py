@@ -8,10 +8,13 @@ from typing import Final
 
 from dspy_flywheel.privacy.spans import IPV4, IPV6, PRIORITY, Span
 
-_IPV4: Final = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
-# Four dotted numbers right after "version 1.2.3.4", "v1.2.3.4", "build 10.0.1.2" are versions.
+_IPV4: Final = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d|-[A-Za-z])")
+# Four dotted numbers after "version", "v", "build", "section", "§" are versions or numbering.
 _VERSION_CUE: Final = re.compile(
-    r"(?i)(?:\b(?:version|ver|release|build|firmware|fw|sdk|api|python|node|java|kernel)\s*:?\s*"
+    r"(?i)(?:\b(?:version|ver|release|build|firmware|fw|sdk|python|java|kernel|"
+    r"section|sec|chapter|clause|step|rule|figure|fig|table|item|paragraph|oid)\.?"
+    r"(?:\s+(?:string|number|no\.?|is|was|of))?\s*:?\s*"
+    r"|§\s*"
     r"|\bv)$"
 )
 _IPV6: Final = re.compile(
@@ -24,11 +27,11 @@ class IPv4Recognizer:
     name = "ipv4"
 
     def find(self, text: str) -> list[Span]:
-        if "." not in text:
+        if text.count(".") < 3:
             return []
         spans = []
         for match in _IPV4.finditer(text):
-            if _VERSION_CUE.search(text[max(0, match.start() - 12) : match.start()]):
+            if _VERSION_CUE.search(text[max(0, match.start() - 24) : match.start()]):
                 continue
             try:
                 address = ipaddress.IPv4Address(match.group())

@@ -20,6 +20,14 @@ IBAN_LENGTHS: Final[dict[str, int]] = {
 }  # fmt: skip
 
 
+_WITHOUT_DIGITS: Final = str.maketrans("", "", "0123456789")
+
+
+def digit_count(text: str) -> int:
+    """ASCII digits in text; C-speed, used as a prefilter before running regexes."""
+    return len(text) - len(text.translate(_WITHOUT_DIGITS))
+
+
 def luhn_valid(digits: str) -> bool:
     """Luhn (mod 10) check over a string of ASCII digits."""
     if not digits.isdigit():

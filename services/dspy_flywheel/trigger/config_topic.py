@@ -6,6 +6,7 @@ the service's startup use); ``ConfigFollower`` then keeps applying new values as
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 ConfigCallback = Callable[[str, TriggerPolicyConfig | None], None]
 
 
-def parse_config_record(record: ConsumerRecord[bytes, bytes]) -> tuple[str, TriggerPolicyConfig | None]:
+def parse_config_record(
+    record: ConsumerRecord[bytes, bytes],
+) -> tuple[str, TriggerPolicyConfig | None]:
     """(worker id, config or None for a tombstone); raises DecodeError/ConfigError on bad input."""
     key = record.key.decode() if record.key is not None else None
     if record.value is None:
@@ -41,19 +44,20 @@ class ConfigFollower:
 
     def __init__(self, kafka: KafkaSettings, topic: str, *, fetch_max_wait_ms: int = 100) -> None:
         self.topic = topic
+        # topics given + no group: aiokafka assigns every partition (and follows new ones)
         self._consumer = AIOKafkaConsumer(
-            **kafka.client_kwargs(), enable_auto_commit=False, group_id=None,
-            fetch_max_wait_ms=fetch_max_wait_ms)
+            topic,
+            **kafka.client_kwargs(),
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+        )
 
     async def start(self) -> dict[str, TriggerPolicyConfig]:
         """Assign every partition, replay from the beginning to the end; return the snapshot."""
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            await self._consumer.force_metadata_update()
-            partitions = self._consumer.partitions_for_topic(self.topic) or set()
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
+        tps = sorted(self._consumer.assignment())
         await self._consumer.seek_to_beginning(*tps)
         ends = await self._consumer.end_offsets(tps)
         snapshot: dict[str, TriggerPolicyConfig] = {}
@@ -64,10 +68,16 @@ class ConfigFollower:
             else:
                 snapshot[worker_id] = config
 
-        while any(await self._consumer.position(tp) < end for tp, end in ends.items()):
+        while await self._behind(ends):
             batch = await self._consumer.getmany(timeout_ms=500)
             self._apply(batch, collect)
         return snapshot
+
+    async def _behind(self, ends: dict[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            if await self._consumer.position(tp) < end:
+                return True
+        return False
 
     async def follow(self, callback: ConfigCallback) -> None:
         """Apply each new value as it arrives (runs until cancelled)."""
@@ -76,18 +86,26 @@ class ConfigFollower:
             self._apply(batch, callback)
 
     async def stop(self) -> None:
+        # let aiokafka's internal no-group task start, else stop() re-raises its cancellation
+        await asyncio.sleep(0)
         await self._consumer.stop()
 
     @staticmethod
-    def _apply(batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-               callback: ConfigCallback) -> None:
+    def _apply(
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], callback: ConfigCallback
+    ) -> None:
         for records in batch.values():
             for record in records:
                 try:
                     worker_id, config = parse_config_record(record)
                 except (DecodeError, ConfigError, TypeError, ValueError) as exc:
-                    log.warning("skipping bad trigger config at %s[%d]@%d: %s",
-                                record.topic, record.partition, record.offset, exc)
+                    log.warning(
+                        "skipping bad trigger config at %s[%d]@%d: %s",
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        exc,
+                    )
                     continue
                 callback(worker_id, config)
 
@@ -105,8 +123,9 @@ async def write_config(kafka: KafkaSettings, topic: str, config: TriggerPolicyCo
     producer = await start_producer(kafka)
     try:
         encoded = encode("TriggerConfig", config.to_record())
-        await producer.send_and_wait(topic, encoded.value, key=config.worker_id.encode(),
-                                     headers=encoded.headers)
+        await producer.send_and_wait(
+            topic, encoded.value, key=config.worker_id.encode(), headers=encoded.headers
+        )
     finally:
         await producer.stop()
 

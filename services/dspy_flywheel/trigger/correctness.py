@@ -50,8 +50,9 @@ def label_matches(label: str, outputs_json: str | None) -> bool | None:
     if isinstance(expected, dict):
         if not expected:
             return None
-        return all(k in outputs and _normalize(outputs[k]) == _normalize(v)
-                   for k, v in expected.items())
+        return all(
+            k in outputs and _normalize(outputs[k]) == _normalize(v) for k, v in expected.items()
+        )
     if len(outputs) != 1:
         return None
     (only,) = outputs.values()

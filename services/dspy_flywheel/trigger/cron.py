@@ -20,9 +20,9 @@ _ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    "jan feb mar apr may jun jul aug sep oct nov dec".split())}
-_WEEKDAYS = {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTHS = {m: i + 1 for i, m in enumerate(_MONTH_NAMES)}
+_WEEKDAYS = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
 _SEARCH_DAYS = 366 * 5  # covers every satisfiable expression (Feb 29 included)
 
 
@@ -103,9 +103,7 @@ class CronSchedule:
 
     def matches(self, when: datetime) -> bool:
         when = when.astimezone(UTC)
-        return (
-            when.minute in self.minutes and when.hour in self.hours and self._day_matches(when)
-        )
+        return when.minute in self.minutes and when.hour in self.hours and self._day_matches(when)
 
     def next_after(self, when: datetime) -> datetime:
         """The first matching minute strictly after ``when`` (UTC)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dspy_flywheel.contracts.ids import new_id
@@ -44,7 +44,7 @@ class PlannedRequest:
 
 @dataclass(frozen=True)
 class EngineOptions:
-    debounce: Debounce = Debounce()
+    debounce: Debounce = field(default_factory=Debounce)
     in_flight_timeout_s: float = 3600.0
     reset_window_on_success: bool = True
     default_policy: str | None = None
@@ -99,6 +99,24 @@ class TriggerEngine:
         self, record: Mapping[str, Any], traceparent: str | None, at_ms: int | None = None
     ) -> list[PlannedRequest]:
         execution_id = str(record["execution_id"])
+        outcome = self.remember_execution(record)
+        planned: list[PlannedRequest] = []
+        if outcome.metric_score is not None:
+            planned += self._observe(
+                outcome.worker_id,
+                execution_id,
+                outcome.timestamp_ms,
+                score_correct(outcome.metric_score),
+                traceparent,
+                at_ms,
+            )
+        waiting = self.pending.take(execution_id)
+        if waiting is not None:
+            planned += self._judge_label(waiting, outcome, at_ms)
+        return planned
+
+    def remember_execution(self, record: Mapping[str, Any]) -> ExecutionOutcome:
+        """Cache an execution's outcome (for labels that arrive later) without observing it."""
         outcome = ExecutionOutcome(
             worker_id=str(record["worker_id"]),
             outputs_json=record.get("outputs_json"),
@@ -106,15 +124,8 @@ class TriggerEngine:
             metric_score=record.get("metric_score"),
             timestamp_ms=int(record["timestamp_ms"]),
         )
-        self.cache.put(execution_id, outcome)
-        planned: list[PlannedRequest] = []
-        if outcome.metric_score is not None:
-            planned += self._observe(outcome.worker_id, execution_id, outcome.timestamp_ms,
-                                     score_correct(outcome.metric_score), traceparent, at_ms)
-        waiting = self.pending.take(execution_id)
-        if waiting is not None:
-            planned += self._judge_label(waiting, outcome, at_ms)
-        return planned
+        self.cache.put(str(record["execution_id"]), outcome)
+        return outcome
 
     def on_feedback(
         self, record: Mapping[str, Any], traceparent: str | None, at_ms: int | None = None
@@ -124,8 +135,9 @@ class TriggerEngine:
         timestamp_ms = int(record["timestamp_ms"])
         score = record.get("score")
         if score is not None:
-            return self._observe(worker_id, execution_id, timestamp_ms, score_correct(score),
-                                 traceparent, at_ms)
+            return self._observe(
+                worker_id, execution_id, timestamp_ms, score_correct(score), traceparent, at_ms
+            )
         label = record.get("label")
         if label is None:
             return []
@@ -154,13 +166,19 @@ class TriggerEngine:
         self.dirty.add(worker_id)
         if status in TERMINAL_STATUSES:
             state.finish(job_id)
-            if status == "succeeded" and self.options.reset_window_on_success and (
-                    job_id == state.last_job_id):
+            if (
+                status == "succeeded"
+                and self.options.reset_window_on_success
+                and (job_id == state.last_job_id)
+            ):
                 state.window.clear()
                 state.breach_streak = 0
                 state.breach_since_ms = None
-        elif (state.in_flight_job_id is None and job_id != state.last_job_id
-              and job_id not in state.finished_job_ids):
+        elif (
+            state.in_flight_job_id is None
+            and job_id != state.last_job_id
+            and job_id not in state.finished_job_ids
+        ):
             state.record_request(job_id, int(record["timestamp_ms"]))
 
     # -- clock ---------------------------------------------------------------------------
@@ -211,12 +229,23 @@ class TriggerEngine:
             self.unjudged += 1
             log.debug("cannot judge label for execution %s", feedback.execution_id)
             return []
-        return self._observe(feedback.worker_id, feedback.execution_id, feedback.timestamp_ms,
-                             verdict, feedback.traceparent, at_ms)
+        return self._observe(
+            feedback.worker_id,
+            feedback.execution_id,
+            feedback.timestamp_ms,
+            verdict,
+            feedback.traceparent,
+            at_ms,
+        )
 
     def _observe(
-        self, worker_id: str, execution_id: str, timestamp_ms: int, correct: bool,
-        traceparent: str | None, at_ms: int | None,
+        self,
+        worker_id: str,
+        execution_id: str,
+        timestamp_ms: int,
+        correct: bool,
+        traceparent: str | None,
+        at_ms: int | None,
     ) -> list[PlannedRequest]:
         state = self.state(worker_id)
         config = self.config_for(worker_id)
@@ -245,19 +274,29 @@ class TriggerEngine:
         parent = state.last_traceparent if decision.reason == "performance" else None
         state.record_request(job_id, at)
         self.dirty.add(state.worker_id)
-        log.info("requesting optimization of %s (%s): job %s, evidence %s",
-                 state.worker_id, decision.reason, job_id, decision.evidence)
-        return PlannedRequest(job_id, state.worker_id, decision.reason, decision.evidence,
-                              config, parent, at)
+        log.info(
+            "requesting optimization of %s (%s): job %s, evidence %s",
+            state.worker_id,
+            decision.reason,
+            job_id,
+            decision.evidence,
+        )
+        return PlannedRequest(
+            job_id, state.worker_id, decision.reason, decision.evidence, config, parent, at
+        )
 
     def _expire_in_flight(self, worker_id: str, at: int) -> None:
         state = self.states.get(worker_id)
         if state is None or state.in_flight_job_id is None or state.in_flight_since_ms is None:
             return
         if at - state.in_flight_since_ms >= self.options.in_flight_timeout_s * 1000:
-            log.warning("job %s for %s in flight for over %.0f s without a final status; "
-                        "no longer waiting for it", state.in_flight_job_id, worker_id,
-                        self.options.in_flight_timeout_s)
+            log.warning(
+                "job %s for %s in flight for over %.0f s without a final status; "
+                "no longer waiting for it",
+                state.in_flight_job_id,
+                worker_id,
+                self.options.in_flight_timeout_s,
+            )
             state.in_flight_job_id = None
             state.in_flight_since_ms = None
             self.dirty.add(worker_id)

@@ -73,18 +73,25 @@ def _debounced(state: WorkerState, debounce: Debounce, now_ms: int) -> bool:
     if state.breach_streak >= debounce.evaluations:
         return True
     since = state.breach_since_ms
-    return debounce.seconds is not None and since is not None and (
-        now_ms - since >= debounce.seconds * 1000)
+    return (
+        debounce.seconds is not None
+        and since is not None
+        and (now_ms - since >= debounce.seconds * 1000)
+    )
 
 
 def _performance(
-    state: WorkerState, config: TriggerPolicyConfig, now_ms: int, debounce: Debounce,
+    state: WorkerState,
+    config: TriggerPolicyConfig,
+    now_ms: int,
+    debounce: Debounce,
     on_event: bool,
 ) -> Decision | str:
     stats = window_stats(state, config, now_ms)
     accuracy = stats.accuracy
-    breached = (stats.count >= config.min_examples and accuracy is not None
-                and accuracy < config.threshold)
+    breached = (
+        stats.count >= config.min_examples and accuracy is not None and accuracy < config.threshold
+    )
     _track_breach(state, breached, on_event, now_ms)
     if not breached:
         if stats.count < config.min_examples:

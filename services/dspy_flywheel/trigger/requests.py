@@ -67,27 +67,34 @@ def request_record(
 def envelope_for(planned: PlannedRequest) -> RequestEnvelope:
     """Open the ``trigger.decision`` span (child of the crossing event's trace) and build it."""
     parent = context_from_traceparent(planned.parent_traceparent)
-    attributes = {
+    attributes: dict[str, str | float] = {
         "flywheel.worker_id": planned.worker_id,
         "flywheel.job_id": planned.job_id,
         "flywheel.reason": planned.reason,
     }
     accuracy = planned.evidence.get("accuracy")
     if isinstance(accuracy, float):
-        attributes["flywheel.accuracy"] = accuracy  # type: ignore[assignment]  # attr value union
+        attributes["flywheel.accuracy"] = accuracy
     with tracer.start_as_current_span("trigger.decision", context=parent, attributes=attributes):
         traceparent = current_traceparent()
     record = request_record(
-        job_id=planned.job_id, worker_id=planned.worker_id, reason=planned.reason,
-        config=planned.config, evidence=planned.evidence, timestamp_ms=planned.timestamp_ms)
+        job_id=planned.job_id,
+        worker_id=planned.worker_id,
+        reason=planned.reason,
+        config=planned.config,
+        evidence=planned.evidence,
+        timestamp_ms=planned.timestamp_ms,
+    )
     return RequestEnvelope(new_id(), planned.job_id, planned.worker_id, record, traceparent)
 
 
 async def send_envelope(producer: AIOKafkaProducer, topic: str, env: RequestEnvelope) -> None:
-    encoded = encode("OptimizationRequested", env.record, traceparent=env.traceparent,
-                     event_id=env.event_id)
-    await producer.send_and_wait(topic, encoded.value, key=env.worker_id.encode(),
-                                 headers=encoded.headers)
+    encoded = encode(
+        "OptimizationRequested", env.record, traceparent=env.traceparent, event_id=env.event_id
+    )
+    await producer.send_and_wait(
+        topic, encoded.value, key=env.worker_id.encode(), headers=encoded.headers
+    )
 
 
 async def request_optimization(
@@ -114,9 +121,15 @@ async def request_optimization(
         "trigger.manual", attributes={"flywheel.worker_id": worker_id, "flywheel.job_id": job_id}
     ):
         record = request_record(
-            job_id=job_id, worker_id=worker_id, reason="manual", config=config,
+            job_id=job_id,
+            worker_id=worker_id,
+            reason="manual",
+            config=config,
             evidence={"requested_via": requested_by, **(evidence or {})},
-            requested_by=requested_by, optimizer=optimizer, params=params)
+            requested_by=requested_by,
+            optimizer=optimizer,
+            params=params,
+        )
         env = RequestEnvelope(new_id(), job_id, worker_id, record, current_traceparent())
         own = producer is None
         active = producer or await start_producer(kafka)

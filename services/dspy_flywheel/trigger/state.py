@@ -119,7 +119,7 @@ class WorkerState:
 
     def finish(self, job_id: str) -> None:
         """A job reached a final status."""
-        self.finished_job_ids = [*self.finished_job_ids[-(_FINISHED_KEPT - 1):], job_id]
+        self.finished_job_ids = [*self.finished_job_ids[-(_FINISHED_KEPT - 1) :], job_id]
         if self.in_flight_job_id == job_id:
             self.in_flight_job_id = None
             self.in_flight_since_ms = None

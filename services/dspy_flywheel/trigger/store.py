@@ -38,13 +38,14 @@ class TriggerStore:
 
     async def load_states(self) -> dict[str, WorkerState]:
         rows = await self.pool.fetch(
-            "SELECT worker_id, state FROM trigger_state WHERE scope = $1", self.scope)
+            "SELECT worker_id, state FROM trigger_state WHERE scope = $1", self.scope
+        )
         return {r["worker_id"]: WorkerState.from_json(r["worker_id"], r["state"]) for r in rows}
 
     async def load_offsets(self) -> Offsets:
         rows = await self.pool.fetch(
-            "SELECT topic, partition, next_offset FROM trigger_offsets WHERE scope = $1",
-            self.scope)
+            "SELECT topic, partition, next_offset FROM trigger_offsets WHERE scope = $1", self.scope
+        )
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
     async def save(
@@ -61,35 +62,58 @@ class TriggerStore:
                        VALUES ($1, $2, $3, $4, now())
                        ON CONFLICT (scope, worker_id) DO UPDATE
                        SET state = EXCLUDED.state, view = EXCLUDED.view, updated_at = now()""",
-                    [(self.scope, w, s, v) for w, (s, v) in states.items()])
+                    [(self.scope, w, s, v) for w, (s, v) in states.items()],
+                )
             if offsets:
                 await conn.executemany(
                     """INSERT INTO trigger_offsets (scope, topic, partition, next_offset)
                        VALUES ($1, $2, $3, $4)
                        ON CONFLICT (scope, topic, partition) DO UPDATE
                        SET next_offset = EXCLUDED.next_offset, updated_at = now()""",
-                    [(self.scope, t, p, o) for (t, p), o in offsets.items()])
+                    [(self.scope, t, p, o) for (t, p), o in offsets.items()],
+                )
             rows = list(outbox)
             if rows:
                 await conn.executemany(
                     """INSERT INTO trigger_outbox
                        (event_id, scope, worker_id, job_id, topic, record, traceparent)
                        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING""",
-                    [(r.envelope.event_id, self.scope, r.envelope.worker_id, r.envelope.job_id,
-                      r.topic, r.envelope.record, r.envelope.traceparent) for r in rows])
+                    [
+                        (
+                            r.envelope.event_id,
+                            self.scope,
+                            r.envelope.worker_id,
+                            r.envelope.job_id,
+                            r.topic,
+                            r.envelope.record,
+                            r.envelope.traceparent,
+                        )
+                        for r in rows
+                    ],
+                )
 
     async def unsent(self, limit: int = 100) -> list[OutboxRow]:
         rows = await self.pool.fetch(
             """SELECT event_id, worker_id, job_id, topic, record, traceparent
                FROM trigger_outbox WHERE scope = $1 AND sent_at IS NULL
-               ORDER BY created_at, event_id LIMIT $2""", self.scope, limit)
-        return [OutboxRow(r["topic"], RequestEnvelope(
-            r["event_id"], r["job_id"], r["worker_id"], r["record"], r["traceparent"]))
-            for r in rows]
+               ORDER BY created_at, event_id LIMIT $2""",
+            self.scope,
+            limit,
+        )
+        return [
+            OutboxRow(
+                r["topic"],
+                RequestEnvelope(
+                    r["event_id"], r["job_id"], r["worker_id"], r["record"], r["traceparent"]
+                ),
+            )
+            for r in rows
+        ]
 
     async def mark_sent(self, event_id: str) -> None:
         await self.pool.execute(
-            "UPDATE trigger_outbox SET sent_at = now() WHERE event_id = $1", event_id)
+            "UPDATE trigger_outbox SET sent_at = now() WHERE event_id = $1", event_id
+        )
 
 
 async def fetch_views(
@@ -99,10 +123,14 @@ async def fetch_views(
     if worker_id is None:
         rows = await conn.fetch(
             "SELECT worker_id, view, updated_at FROM trigger_state WHERE scope = $1 "
-            "ORDER BY worker_id", scope)
+            "ORDER BY worker_id",
+            scope,
+        )
     else:
         rows = await conn.fetch(
             "SELECT worker_id, view, updated_at FROM trigger_state "
-            "WHERE scope = $1 AND worker_id = $2", scope, worker_id)
-    return {r["worker_id"]: {**r["view"], "updated_at": r["updated_at"].isoformat()}
-            for r in rows}
+            "WHERE scope = $1 AND worker_id = $2",
+            scope,
+            worker_id,
+        )
+    return {r["worker_id"]: {**r["view"], "updated_at": r["updated_at"].isoformat()} for r in rows}

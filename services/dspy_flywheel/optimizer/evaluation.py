@@ -1,0 +1,65 @@
+"""Scoring a program on examples: mean metric in [0, 1], errors counted, never silently hidden."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    score: float
+    n: int
+    errors: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"score": self.score, "n": self.n, "errors": self.errors}
+
+
+class EvaluationFailed(RuntimeError):
+    pass
+
+
+def _score_one(program: Any, example: Any, metric: Callable[..., Any]) -> tuple[float, bool]:
+    try:
+        prediction = program(**example.inputs())
+    except Exception as exc:  # one failed call scores 0; the caller sees the error count
+        log.debug("evaluation call failed: %s", exc)
+        return 0.0, True
+    value = metric(example, prediction)
+    return float(value), False
+
+
+def evaluate(
+    program: Any,
+    examples: Sequence[Any],
+    metric: Callable[..., Any],
+    *,
+    num_threads: int = 1,
+    max_error_rate: float = 0.5,
+) -> EvalResult:
+    """Mean metric over ``examples``; raises EvaluationFailed when too many calls raise."""
+    if not examples:
+        raise EvaluationFailed("nothing to evaluate: the example set is empty")
+    if num_threads > 1:
+        import dspy
+
+        lm = dspy.settings.lm
+
+        def run(example: Any) -> tuple[float, bool]:
+            with dspy.context(lm=lm):
+                return _score_one(program, example, metric)
+
+        with ThreadPoolExecutor(max_workers=num_threads) as pool:
+            results = list(pool.map(run, examples))
+    else:
+        results = [_score_one(program, example, metric) for example in examples]
+    errors = sum(1 for _, failed in results if failed)
+    if errors > max_error_rate * len(examples):
+        raise EvaluationFailed(f"{errors} of {len(examples)} evaluation calls raised")
+    return EvalResult(sum(s for s, _ in results) / len(examples), len(examples), errors)

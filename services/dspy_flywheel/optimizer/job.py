@@ -1,0 +1,199 @@
+"""The compile child: ``python -m dspy_flywheel.optimizer.job --spec PATH``.
+
+Runs one optimization in its own process so the service's event loop never blocks and the
+limits are real: address space is capped with ``RLIMIT_AS``, the LM budget ends the process,
+the parent kills it on timeout or cancel, and it exits by itself when the parent goes away
+(its stdin, held open by the parent, reaches EOF). Reports go to the original stdout as JSON
+lines; anything else printed lands on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from dspy_flywheel.optimizer.spec import (
+    EXIT_ERROR,
+    EXIT_MEMORY,
+    EXIT_ORPHANED,
+    CompileResult,
+    DataRow,
+    JobSpec,
+)
+
+log = logging.getLogger("dspy_flywheel.optimizer.job")
+
+
+def _limit_memory(memory_mb: int | None) -> None:
+    if memory_mb:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _report_stream() -> TextIO:
+    """Keep the real stdout for reports; send fd 1 (prints, C libraries) to stderr."""
+    stream = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    return stream
+
+
+def _watch_parent() -> None:
+    """Exit when stdin closes: the parent died or gave up on us."""
+
+    def watch() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        os._exit(EXIT_ORPHANED)
+
+    threading.Thread(target=watch, name="parent-lifeline", daemon=True).start()
+
+
+def _examples(rows: list[DataRow], out_fields: list[str]) -> tuple[list[Any], int]:
+    import dspy
+
+    from dspy_flywheel.optimizer.examples import expected_outputs
+
+    examples, dropped = [], 0
+    for row in rows:
+        expected = expected_outputs(row.outputs, row.label, out_fields)
+        if expected is None:
+            dropped += 1
+            continue
+        examples.append(dspy.Example(**row.inputs, **expected).with_inputs(*row.inputs))
+    return examples, dropped
+
+
+def _build_lm(lm_ref: str | None) -> Any:
+    from dspy_flywheel.optimizer.refs import load_ref
+
+    if lm_ref:
+        return load_ref(lm_ref)()
+    from dspy_flywheel.lm import build_lm
+
+    return build_lm()
+
+
+def run(spec: JobSpec, reporter: Any) -> CompileResult:
+    import dspy
+
+    from dspy_flywheel.optimizer.errors import IncompatibleProgram
+    from dspy_flywheel.optimizer.evaluation import evaluate
+    from dspy_flywheel.optimizer.meter import Meter, Ticker, TrialLogHandler
+    from dspy_flywheel.optimizer.refs import build_program, load_metric
+    from dspy_flywheel.optimizer.signature import output_fields, signature_of
+    from dspy_flywheel.sdk.agent import DSPyAgent, load_state_into
+
+    lm = _build_lm(spec.lm_ref)
+    program = build_program(spec.program_ref)
+    metric = load_metric(spec.metric_ref)
+    out_fields = output_fields(signature_of(program))
+    train, dropped_train = _examples(spec.train, out_fields)
+    val, dropped_val = _examples(spec.val, out_fields)
+    holdout, dropped_holdout = _examples(spec.holdout, out_fields)
+    if not train or not holdout:
+        raise ValueError(f"no usable examples for outputs {out_fields} (train={len(train)}, "
+                         f"holdout={len(holdout)})")
+
+    meter = Meter(lm, reporter, max_lm_calls=spec.max_lm_calls, max_tokens=spec.max_tokens,
+                  expected_calls=len(train))
+    logging.getLogger("dspy.teleprompt").addHandler(TrialLogHandler(meter))
+    logging.getLogger("dspy.teleprompt").setLevel(logging.INFO)
+    dspy.configure(lm=lm, callbacks=[meter])
+    ticker = Ticker(meter, spec.report_interval_s)
+    ticker.start()
+
+    agent = DSPyAgent(lm, metric=metric)
+    params = dict(spec.params)
+    optimizer = agent.create_optimizer(spec.optimizer, **params)
+    if "num_threads" not in params and hasattr(optimizer.teleprompter, "num_threads"):
+        optimizer.teleprompter.num_threads = spec.num_threads
+    if hasattr(optimizer.teleprompter, "num_candidate_sets"):
+        meter.trial_total = int(optimizer.teleprompter.num_candidate_sets) + 3
+
+    reporter.send({"type": "phase", "phase": "compile", "event": "start"})
+    candidate = agent.compile_with_optimizer(program, train, optimizer, valset=val or None)
+    reporter.send({"type": "phase", "phase": "compile", "event": "end"})
+
+    meter.phase, meter.phase_fraction = "evaluate", 0.0
+    reporter.send({"type": "phase", "phase": "evaluate", "event": "start"})
+    current, current_source = build_program(spec.program_ref), "code"
+    if spec.current_state is not None:
+        try:
+            current = load_state_into(spec.current_state, spec.current_signature or {}, current)
+            current_source = f"version {spec.current_version}"
+        except IncompatibleProgram as exc:
+            log.warning("comparing against the code's own program: %s", exc)
+    before = evaluate(current, holdout, metric, num_threads=spec.num_threads)
+    meter.phase_fraction = 0.5
+    after = evaluate(candidate, holdout, metric, num_threads=spec.num_threads)
+    meter.phase_fraction = 1.0
+    reporter.send({"type": "phase", "phase": "evaluate", "event": "end",
+                   "current": before.as_dict(), "candidate": after.as_dict()})
+    ticker.stop()
+
+    usage = meter.usage()
+    rusage = resource.getrusage(resource.RUSAGE_SELF)
+    return CompileResult(
+        state=candidate.dump_state(), signature=signature_of(candidate),
+        current_score=before.score, candidate_score=after.score,
+        current_errors=before.errors, candidate_errors=after.errors, holdout_size=len(holdout),
+        lm_calls=usage["lm_calls"], tokens=usage["tokens"], lm_errors=usage["lm_errors"],
+        cpu_s=rusage.ru_utime + rusage.ru_stime,
+        dropped_examples=dropped_train + dropped_val + dropped_holdout, trials=meter.trials,
+        current_source=current_source,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dspy_flywheel.optimizer.job")
+    parser.add_argument("--spec", required=True, type=Path)
+    args = parser.parse_args(argv)
+    spec = JobSpec.read(args.spec)
+    _limit_memory(spec.memory_mb)
+    stream = _report_stream()
+    _watch_parent()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from dspy_flywheel.optimizer.errors import OptimizerError
+    from dspy_flywheel.optimizer.meter import Reporter
+
+    reporter = Reporter(stream)
+    started = time.monotonic()
+    try:
+        result = run(spec, reporter)
+        result.write(Path(spec.result_path))
+    except MemoryError:
+        # Free what we can before reporting: the report itself needs a little memory.
+        reporter.send({"type": "error", "kind": "memory",
+                       "message": f"memory limit of {spec.memory_mb} MB exceeded"})
+        return EXIT_MEMORY
+    except OptimizerError as exc:
+        reporter.send({"type": "error", "kind": "config", "message": str(exc)})
+        return EXIT_ERROR
+    except Exception as exc:
+        log.exception("compile failed")
+        reporter.send({"type": "error", "kind": "error",
+                       "message": f"{type(exc).__name__}: {exc}"})
+        return EXIT_ERROR
+    reporter.send({"type": "result", "result_path": spec.result_path,
+                   "wall_s": time.monotonic() - started,
+                   "summary": json.loads(json.dumps({
+                       "current_score": result.current_score,
+                       "candidate_score": result.candidate_score,
+                       "lm_calls": result.lm_calls, "tokens": result.tokens}))})
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # skip interpreter teardown: DSPy's thread pools can delay a normal exit

@@ -1,0 +1,301 @@
+"""One job, start to end: snapshot → compile child → holdout gate → publish or reject.
+
+Every status change is committed with its status event (outbox). The job's span continues the
+request's trace; snapshot and publish are spans of this process, and compile, each trial and
+the holdout evaluation are spans rebuilt from the child's timed reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from opentelemetry import trace
+
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.optimizer import gate, outbox
+from dspy_flywheel.optimizer.catalog import canonical_name
+from dspy_flywheel.optimizer.dataset import DatasetSource, split
+from dspy_flywheel.optimizer.errors import OptimizerError
+from dspy_flywheel.optimizer.runner import ChildOutcome, run_child
+from dspy_flywheel.optimizer.settings import OptimizerSettings
+from dspy_flywheel.optimizer.spec import CompileResult, JobSpec
+from dspy_flywheel.store import jobs, programs
+from dspy_flywheel.telemetry import context_from_traceparent, current_traceparent, tracer
+
+log = logging.getLogger(__name__)
+_SNAPSHOT_DONE = 0.05
+
+
+@dataclass
+class JobServices:
+    settings: OptimizerSettings
+    pool: asyncpg.Pool
+    dataset: DatasetSource
+    topics: Topics
+    wake_relay: Any = None  # callable: a committed event is waiting
+
+
+class JobRun:
+    def __init__(self, services: JobServices, job: jobs.Job) -> None:
+        self.s = services
+        self.job = job
+        self.cancel = asyncio.Event()
+        self.lost_ownership = False
+        self._last_emit = 0.0
+        self._last_phase = ""
+        self._usage: dict[str, int] = {}
+
+    # -- status plumbing -------------------------------------------------------------------
+
+    async def _event(self, db: jobs.Executor, status: str, *, progress: float | None,
+                     message: str | None, details: dict[str, Any] | None = None) -> None:
+        await outbox.add(db, self.s.topics.optimization_status, self.job.worker_id,
+                         "OptimizationStatusChanged",
+                         outbox.status_record(self.job.job_id, self.job.worker_id, status,
+                                              progress=progress, message=message, details=details),
+                         traceparent=current_traceparent())
+
+    def _wake(self) -> None:
+        if self.s.wake_relay is not None:
+            self.s.wake_relay()
+
+    async def _finish(self, status: str, message: str, *, details: dict[str, Any] | None = None,
+                      **values: Any) -> jobs.Job | None:
+        async with self.s.pool.acquire() as conn, conn.transaction():
+            done = await jobs.finish(conn, self.job.job_id, status, message, details=details,
+                                     only_from=("running",), **values)
+            if done is not None:
+                await self._event(conn, status, progress=done.progress, message=message,
+                                  details={**(details or {}), **values})
+        self._wake()
+        trace.get_current_span().set_attribute("flywheel.job.status", status)
+        log.info("job %s (%s): %s: %s", self.job.job_id, self.job.worker_id, status, message)
+        return done
+
+    async def _progress(self, progress: float, details: dict[str, Any], message: str) -> None:
+        async with self.s.pool.acquire() as conn, conn.transaction():
+            await jobs.set_progress(conn, self.job.job_id, progress, details, message)
+            await self._event(conn, "running", progress=progress, message=message,
+                              details=details)
+        self._wake()
+
+    async def on_child_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind not in ("progress", "phase"):
+            return
+        phase = str(message.get("phase", ""))
+        if kind == "progress":
+            self._usage = {k: int(message.get(k) or 0) for k in ("lm_calls", "tokens")}
+        fraction = float(message.get("fraction", 0.0)) if kind == "progress" else (
+            0.0 if message.get("event") == "start" else 1.0)
+        child = 0.8 * fraction if phase == "compile" else 0.8 + 0.2 * fraction
+        now = time.monotonic()
+        if phase == self._last_phase and now - self._last_emit < self.s.settings.progress_interval_s:
+            return
+        self._last_phase, self._last_emit = phase, now
+        details = {k: message[k] for k in ("phase", "trials", "trial_total", "best_trial_score",
+                                           "lm_calls", "tokens") if k in message}
+        progress = round(_SNAPSHOT_DONE + (0.95 - _SNAPSHOT_DONE) * child, 4)
+        await self._progress(progress, details, f"{phase}: {int(progress * 100)}%")
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.s.settings.heartbeat_s)
+            state = await jobs.heartbeat(self.s.pool, self.job.job_id, self.s.settings.instance_id)
+            if state is None:
+                self.lost_ownership = True
+                log.warning("job %s is no longer ours; stopping its child", self.job.job_id)
+            if state is None or state:
+                self.cancel.set()
+                return
+
+    # -- the job ------------------------------------------------------------------------------
+
+    async def execute(self) -> jobs.Job | None:
+        ctx = context_from_traceparent(self.job.traceparent)
+        attrs = {"flywheel.job_id": self.job.job_id, "flywheel.worker_id": self.job.worker_id,
+                 "flywheel.optimizer": self.job.optimizer, "flywheel.reason": self.job.reason}
+        with tracer.start_as_current_span("optimization.job", context=ctx, attributes=attrs):
+            try:
+                return await self._execute()
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._finish(
+                        "failed", "optimizer restarted mid-job: it was shut down while running"))
+                raise
+            except OptimizerError as exc:
+                return await self._finish("failed", str(exc))
+            except Exception as exc:
+                log.exception("job %s failed", self.job.job_id)
+                return await self._finish("failed", f"internal error: {type(exc).__name__}: {exc}")
+
+    async def _execute(self) -> jobs.Job | None:
+        job, settings = self.job, self.s.settings
+        async with self.s.pool.acquire() as conn, conn.transaction():
+            await self._event(conn, "running", progress=0.0, message="started",
+                              details={"owner": settings.instance_id})
+        self._wake()
+        if job.cancel_requested:
+            return await self._finish("cancelled", "cancelled before it started")
+        optimizer = canonical_name(job.optimizer)
+        program_ref = job.program_ref or settings.default_program_ref
+        if not program_ref:
+            return await self._finish(
+                "failed", "refused: the request names no program_ref (module:attr of the "
+                "worker's program) and FLYWHEEL_OPTIMIZER_DEFAULT_PROGRAM_REF is not set")
+        with tracer.start_as_current_span("optimization.snapshot") as span:
+            rows = await self.s.dataset.load(job.worker_id, limit=settings.max_examples,
+                                             labeled_only=settings.labeled_only)
+            try:
+                parts = split(rows, seed=settings.split_seed, min_examples=settings.min_examples,
+                              train_fraction=settings.train_fraction,
+                              val_fraction=settings.val_fraction)
+            except OptimizerError as exc:
+                return await self._finish("failed", f"refused: {exc}",
+                                          details={"examples": len(rows)})
+            ids = [r.id for r in parts.train + parts.val + parts.holdout]
+            snapshot_id = await self.s.dataset.snapshot(job.worker_id, ids,
+                                                        f"optimization {job.job_id}")
+            span.set_attributes({"flywheel.examples": len(ids), **{
+                f"flywheel.split.{k}": v for k, v in parts.sizes().items()}})
+        split_details = {"split": parts.sizes(), "seed": settings.split_seed}
+        await jobs.record(self.s.pool, job.job_id, snapshot_id=snapshot_id)
+        await self._progress(_SNAPSHOT_DONE, split_details, "dataset snapshot taken")
+        current = await programs.latest(self.s.pool, job.worker_id)
+        workdir = Path(tempfile.mkdtemp(prefix=f"job-{job.job_id}-", dir=settings.workdir))
+        spec = JobSpec(
+            job_id=job.job_id, worker_id=job.worker_id, optimizer=optimizer, params=job.params,
+            program_ref=program_ref, metric_ref=job.metric_ref, lm_ref=settings.lm_ref,
+            result_path=str(workdir / "result.json"),
+            current_state=current.state if current else None,
+            current_version=current.version if current else None,
+            current_signature=current.signature if current else None,
+            train=parts.train, val=parts.val, holdout=parts.holdout,
+            max_lm_calls=settings.max_lm_calls, max_tokens=settings.max_tokens,
+            memory_mb=settings.memory_mb, num_threads=settings.num_threads,
+            report_interval_s=settings.report_interval_s)
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            outcome = await run_child(spec, workdir, wall_time_s=settings.wall_time_s,
+                                      on_message=self.on_child_message, cancel=self.cancel,
+                                      env=settings.child_env)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        _child_spans(outcome)
+        costs = {"wall_s": round(outcome.wall_s, 3), "snapshot_id": snapshot_id}
+        if not outcome.ok or outcome.result is None:
+            if self.lost_ownership:
+                return None
+            status = "cancelled" if outcome.kind == "cancelled" else "failed"
+            message = outcome.message if status == "cancelled" else (
+                f"{outcome.kind}: {outcome.message}")
+            usage = {k: v for k, v in self._usage.items() if v}
+            return await self._finish(status, message, details={"failure": outcome.kind},
+                                      **costs, **usage)
+        return await self._decide(outcome.result, snapshot_id, current, costs)
+
+    async def _decide(self, result: CompileResult, snapshot_id: int | None,
+                      current: programs.ProgramVersion | None, costs: dict[str, Any]) -> Any:
+        decision = gate.decide(result.current_score, result.candidate_score,
+                               self.s.settings.min_improvement)
+        scores = {"holdout_before": result.current_score, "holdout_after": result.candidate_score,
+                  "lm_calls": result.lm_calls, "tokens": result.tokens,
+                  "cpu_s": round(result.cpu_s, 3), **costs}
+        details = {"current_source": result.current_source, "holdout_size": result.holdout_size,
+                   "trials": len(result.trials), "lm_errors": result.lm_errors,
+                   "eval_errors": {"current": result.current_errors,
+                                   "candidate": result.candidate_errors},
+                   "dropped_examples": result.dropped_examples,
+                   "margin": self.s.settings.min_improvement}
+        if not decision.publish:
+            return await self._finish("rejected", decision.reason, details=details, **scores)
+        state_json = json.dumps(result.state)
+        size = len(state_json.encode())
+        if size > self.s.settings.max_program_bytes:
+            return await self._finish("failed", f"program state is {size} bytes, over the "
+                                      f"{self.s.settings.max_program_bytes} byte ceiling",
+                                      details=details, **scores)
+        with tracer.start_as_current_span("optimization.publish") as span:
+            job = self.job
+            async with self.s.pool.acquire() as conn, conn.transaction():
+                version = await programs.add_version(conn, programs.NewProgram(
+                    worker_id=job.worker_id, state=result.state, signature=result.signature,
+                    optimizer=job.optimizer, size_bytes=size, params=job.params,
+                    job_id=job.job_id, snapshot_id=snapshot_id,
+                    holdout_before=result.current_score, holdout_after=result.candidate_score,
+                    lm_calls=result.lm_calls, tokens=result.tokens, cpu_s=scores["cpu_s"],
+                    wall_s=costs["wall_s"], requested_by=job.requested_by, reason=job.reason))
+                span.set_attribute("flywheel.program.version", version.version)
+                await outbox.add(conn, self.s.topics.program_updated, job.worker_id,
+                                 "ProgramUpdated", {
+                                     "worker_id": job.worker_id, "version": version.version,
+                                     "program_state_json": state_json,
+                                     "signature_json": json.dumps(result.signature),
+                                     "optimizer": job.optimizer, "job_id": job.job_id,
+                                     "holdout_before": result.current_score,
+                                     "holdout_after": result.candidate_score,
+                                     "timestamp_ms": int(time.time() * 1000)},
+                                 traceparent=current_traceparent())
+                message = f"published version {version.version}: {decision.reason}"
+                done = await jobs.finish(conn, job.job_id, "succeeded", message,
+                                         details=details, only_from=("running",),
+                                         program_version=version.version, **scores)
+                if done is None:  # reaped or cancelled meanwhile: publish nothing
+                    raise _Abandoned()
+                await self._event(conn, "succeeded", progress=1.0, message=message,
+                                  details={**details, **scores,
+                                           "program_version": version.version})
+        self._wake()
+        log.info("job %s: %s", job.job_id, message)
+        return done
+
+
+class _Abandoned(OptimizerError):
+    def __init__(self) -> None:
+        super().__init__("job was finished elsewhere before it could publish")
+
+
+def _ns(t: Any) -> int:
+    return int(float(t) * 1e9)
+
+
+def _child_spans(outcome: ChildOutcome) -> None:
+    """compile / trial / evaluate spans from the child's timed reports."""
+    phases: dict[str, dict[str, float]] = {}
+    for m in outcome.messages:
+        if m.get("type") == "phase":
+            phases.setdefault(str(m["phase"]), {})[str(m["event"])] = float(m["t"])
+    end_default = time.time()
+    compile_times = phases.get("compile")
+    if compile_times and "start" in compile_times:
+        span = tracer.start_span("optimization.compile", start_time=_ns(compile_times["start"]))
+        span.set_attribute("flywheel.outcome", outcome.kind)
+        ctx = trace.set_span_in_context(span)
+        previous = compile_times["start"]
+        for m in (m for m in outcome.messages if m.get("type") == "trial"):
+            trial = tracer.start_span("optimization.trial", context=ctx, start_time=_ns(previous))
+            trial.set_attribute("flywheel.trial", int(m["n"]))
+            if m.get("score") is not None:
+                trial.set_attribute("flywheel.score", float(m["score"]))
+            trial.end(end_time=_ns(m["t"]))
+            previous = float(m["t"])
+        span.end(end_time=_ns(compile_times.get("end", end_default)))
+    evaluate_times = phases.get("evaluate")
+    if evaluate_times and "start" in evaluate_times:
+        span = tracer.start_span("optimization.evaluate", start_time=_ns(evaluate_times["start"]))
+        evaluated = outcome.last("phase")
+        if evaluated and evaluated.get("phase") == "evaluate" and "current" in evaluated:
+            span.set_attribute("flywheel.holdout.current", evaluated["current"]["score"])
+            span.set_attribute("flywheel.holdout.candidate", evaluated["candidate"]["score"])
+        span.end(end_time=_ns(evaluate_times.get("end", end_default)))

@@ -1,0 +1,64 @@
+"""Optimizer service settings (env prefix ``FLYWHEEL_OPTIMIZER_``).
+
+    FLYWHEEL_OPTIMIZER_MIN_IMPROVEMENT=0.0   publish only if candidate > current + this (holdout)
+    FLYWHEEL_OPTIMIZER_MIN_EXAMPLES=20       refuse smaller datasets
+    FLYWHEEL_OPTIMIZER_WALL_TIME_S=1800      per job; the compile child is killed after it
+    FLYWHEEL_OPTIMIZER_MEMORY_MB=6144        RLIMIT_AS of the compile child
+    FLYWHEEL_OPTIMIZER_MAX_LM_CALLS=5000     LM call budget per job (empty = none)
+    FLYWHEEL_OPTIMIZER_MAX_TOKENS=           token budget per job (empty = none)
+    FLYWHEEL_OPTIMIZER_LM_REF=               'module:factory' for the child's LM (default build_lm)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from dspy_flywheel.settings import FlywheelSettings
+
+
+def _instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class OptimizerSettings(FlywheelSettings):
+    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_OPTIMIZER_", extra="ignore")
+
+    group_id: str = "flywheel-optimizer"
+    acks_group_id: str = "flywheel-optimizer-acks"
+    instance_id: str = Field(default_factory=_instance_id)
+
+    # gate and data
+    min_improvement: float = 0.0
+    min_examples: int = 20
+    max_examples: int | None = 2000
+    labeled_only: bool = True
+    split_seed: int = 13
+    train_fraction: float = 0.6
+    val_fraction: float = 0.2
+
+    # limits of one job
+    wall_time_s: float = 1800.0
+    memory_mb: int | None = 6144
+    max_lm_calls: int | None = 5000
+    max_tokens: int | None = None
+    max_program_bytes: int = 100 * 1024 * 1024
+    num_threads: int = 1
+    max_concurrent_jobs: int = 1
+
+    # what the child builds
+    lm_ref: str | None = None
+    default_program_ref: str | None = None
+    child_env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+
+    # liveness and reporting
+    heartbeat_s: float = 2.0
+    stale_after_s: float = 30.0
+    progress_interval_s: float = 1.0
+    poll_interval_s: float = 2.0
+    report_interval_s: float = 0.5

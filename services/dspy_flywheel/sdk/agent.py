@@ -1,0 +1,241 @@
+"""``DSPyAgent``: optimize DSPy programs locally, save and load them — no services needed.
+
+    agent = DSPyAgent()                                   # uses dspy.settings.lm, or lm=...
+    optimizer = agent.create_optimizer("BootstrapFewShot", max_bootstrapped_demos=4)
+    compiled = agent.compile_with_optimizer(program, trainset, optimizer)
+    agent.save_optimized_program(compiled, "ticket-router")
+    program = agent.load_optimized_program("ticket-router", program=TicketRouter())
+
+Programs are saved as JSON (state + signature + class path) under ``$FLYWHEEL_HOME/programs``
+(default ``~/.flywheel/programs``). The optimizer service uses the same agent in its child
+process; the registry variants (``asave_to_registry``/``aload_from_registry``) use PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import copy
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dspy_flywheel.optimizer.catalog import DSPyOptimizer, accepted_names, create_optimizer
+from dspy_flywheel.optimizer.errors import IncompatibleProgram, OptimizerConfigError, ProgramNotFound
+from dspy_flywheel.optimizer.evaluation import EvalResult, evaluate
+from dspy_flywheel.optimizer.examples import LocalExample, to_examples
+from dspy_flywheel.optimizer.metrics import exact_match
+from dspy_flywheel.optimizer.refs import load_ref
+from dspy_flywheel.optimizer.signature import input_fields, signature_of
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["DSPyAgent", "DSPyOptimizer", "LocalExample"]
+
+_PROGRAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("FLYWHEEL_HOME") or Path.home() / ".flywheel")
+
+
+def _class_path(program: Any) -> str:
+    cls = type(program)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+class DSPyAgent:
+    """Optimizer factory, compiler and program store for DSPy programs.
+
+    ``lm``: the LM used for compiling (default: ``dspy.settings.lm``). ``metric``: default metric
+    (normalized exact match over output fields). ``home``: where programs are saved.
+    """
+
+    def __init__(
+        self,
+        lm: Any = None,
+        *,
+        metric: Callable[..., Any] | None = None,
+        home: str | Path | None = None,
+    ) -> None:
+        self.lm = lm
+        self.metric = metric or exact_match
+        self.home = Path(home) if home is not None else default_home()
+        self.training_examples: list[LocalExample] = []
+
+    # -- optimizers -----------------------------------------------------------------------
+
+    @staticmethod
+    def available_optimizers() -> list[str]:
+        return accepted_names()
+
+    def create_optimizer(
+        self, optimizer_type: str, *, metric: Callable[..., Any] | None = None, **kwargs: Any
+    ) -> DSPyOptimizer:
+        """A configured optimizer; unknown names or parameters raise OptimizerConfigError."""
+        return create_optimizer(
+            optimizer_type, metric=metric or self.metric, lm=self._lm(), **kwargs
+        )
+
+    def compile_with_optimizer(
+        self,
+        program: Any,
+        training_data: Sequence[Any],
+        optimizer: DSPyOptimizer | str,
+        valset: Sequence[Any] | None = None,
+    ) -> Any:
+        """Compile ``program`` on ``training_data``; returns the optimized program.
+
+        ``training_data``/``valset`` items: ``dspy.Example`` (inputs marked), ``LocalExample``,
+        ``{"inputs": {...}, "outputs": {...}}`` or flat dicts keyed by the program's fields.
+        """
+        import dspy
+
+        if isinstance(optimizer, str):
+            optimizer = self.create_optimizer(optimizer)
+        keys = input_fields(signature_of(program))
+        trainset = to_examples(training_data, keys)
+        if not trainset:
+            raise OptimizerConfigError("training_data is empty")
+        kwargs = dict(optimizer.compile_kwargs)
+        if optimizer.uses_valset and valset is not None:
+            kwargs["valset"] = to_examples(valset, keys)
+        if optimizer.teleprompter.__class__.__name__ == "MIPROv2":
+            _fit_minibatch(kwargs, trainset)
+        lm = self._lm()
+        with dspy.context(lm=lm) if lm is not None else contextlib.nullcontext():
+            return optimizer.teleprompter.compile(program, trainset=trainset, **kwargs)
+
+    def evaluate(
+        self,
+        program: Any,
+        examples: Sequence[Any],
+        metric: Callable[..., Any] | None = None,
+        *,
+        num_threads: int = 1,
+    ) -> EvalResult:
+        """Mean metric in [0, 1] over ``examples`` (failed calls score 0 and are counted)."""
+        import dspy
+
+        data = to_examples(examples, input_fields(signature_of(program)))
+        lm = self._lm()
+        with dspy.context(lm=lm) if lm is not None else contextlib.nullcontext():
+            return evaluate(program, data, metric or self.metric, num_threads=num_threads)
+
+    # -- training data --------------------------------------------------------------------
+
+    def collect_training_example(
+        self,
+        inputs: dict[str, Any],
+        outputs: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+    ) -> LocalExample:
+        """Keep an example in memory (``self.training_examples``) for a later local compile."""
+        example = LocalExample(dict(inputs), dict(outputs), dict(metadata or {}))
+        self.training_examples.append(example)
+        return example
+
+    # -- local program store --------------------------------------------------------------
+
+    def _path(self, program_id: str) -> Path:
+        if not _PROGRAM_ID.match(program_id):
+            raise ValueError(
+                f"program_id {program_id!r}: use letters, digits, '.', '_' or '-' (max 200)"
+            )
+        return self.home / "programs" / f"{program_id}.json"
+
+    def save_optimized_program(self, program: Any, program_id: str) -> bool:
+        """Write the program's state, signature and class path as JSON (atomically)."""
+        path = self._path(program_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {
+            "program_id": program_id,
+            "class": _class_path(program),
+            "signature": signature_of(program),
+            "state": program.dump_state(),
+            "saved_at": datetime.now(UTC).isoformat(),
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{program_id}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(document, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return True
+
+    def load_optimized_program(self, program_id: str, program: Any = None) -> Any:
+        """A **new** module instance with the saved state loaded.
+
+        ``program`` is a template (not modified); without it the saved class is imported and
+        built with no arguments. The saved signature must match the program's field names.
+        """
+        path = self._path(program_id)
+        if not path.exists():
+            raise ProgramNotFound(f"no saved program {program_id!r} under {path.parent}")
+        document = json.loads(path.read_text())
+        return load_state_into(document["state"], document["signature"], program
+                               if program is not None else load_ref(document["class"])())
+
+    # -- registry (PostgreSQL) ------------------------------------------------------------
+
+    async def aload_from_registry(
+        self, pool: asyncpg.Pool, worker_id: str, program: Any, version: int | None = None
+    ) -> tuple[int, Any]:
+        """(version, new program) for the worker's latest (or given) registered version."""
+        from dspy_flywheel.store import programs as registry
+
+        found = (await registry.latest(pool, worker_id) if version is None
+                 else await registry.get_version(pool, worker_id, version))
+        if found is None:
+            raise ProgramNotFound(f"no registered program for {worker_id!r} (version {version})")
+        return found.version, load_state_into(found.state, found.signature, program)
+
+    async def asave_to_registry(
+        self, pool: asyncpg.Pool, worker_id: str, program: Any, *, optimizer: str = "manual",
+        requested_by: str = "sdk",
+    ) -> int:
+        """Register ``program`` as the worker's next version (not published to workers)."""
+        from dspy_flywheel.store import programs as registry
+
+        state = program.dump_state()
+        async with pool.acquire() as conn, conn.transaction():
+            row = await registry.add_version(conn, registry.NewProgram(
+                worker_id=worker_id, state=state, signature=signature_of(program),
+                optimizer=optimizer, size_bytes=len(json.dumps(state).encode()),
+                requested_by=requested_by, reason="manual"))
+        return row.version
+
+    def _lm(self) -> Any:
+        if self.lm is not None:
+            return self.lm
+        import dspy
+
+        return dspy.settings.lm
+
+
+def load_state_into(state: dict[str, Any], signature: dict[str, Any], template: Any) -> Any:
+    """A deep copy of ``template`` with ``state`` loaded, after checking field names match."""
+    own = signature_of(template)
+    if own != signature:
+        raise IncompatibleProgram(
+            f"saved program signature {signature} does not match the program's {own}"
+        )
+    program = copy.deepcopy(template)
+    program.load_state(state)
+    return program
+
+
+def _fit_minibatch(kwargs: dict[str, Any], trainset: list[Any]) -> None:
+    """MIPROv2 refuses a minibatch larger than the valset; shrink the default to fit."""
+    valset = kwargs.get("valset")
+    size = len(valset) if valset is not None else max(1, int(len(trainset) * 0.8))
+    if kwargs.get("minibatch", True) and "minibatch_size" not in kwargs and size < 35:
+        kwargs["minibatch_size"] = max(1, size)
+

@@ -1,0 +1,112 @@
+"""Register an optimized worker's TriggerConfig on the compacted config topic, once per start.
+
+Precedence (the compacted topic holds one record per worker id):
+
+* no record yet, or the last one was written by the SDK (``updated_by == "sdk"``): the
+  decorator's arguments are the config; published when they differ from what is there.
+* the last record was written by anyone else (an operator via CLI / manager): the operator's
+  policy, thresholds and optimizer settings are kept; only what the code owns
+  (``worker_type``, ``program_ref``, ``metric_ref``) is refreshed.
+
+Runs on the worker's IO loop and retries until Kafka answers; the record itself is sent through
+the worker's emitter (so it is spooled like any event if Kafka goes away in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+CODE_OWNED = ("worker_type", "program_ref", "metric_ref")
+_IGNORED_IN_DIFF = ("timestamp_ms",)
+
+
+def merge_config(existing: dict[str, Any] | None, ours: dict[str, Any]) -> dict[str, Any] | None:
+    """The record to publish given the current one (None when nothing needs publishing)."""
+    if existing is None:
+        return ours
+    if str(existing.get("updated_by", "")).startswith("sdk"):
+        wanted = ours
+    else:
+        wanted = {**existing, **{k: ours[k] for k in CODE_OWNED}, "timestamp_ms": ours["timestamp_ms"]}
+    same = all(existing.get(k) == v for k, v in wanted.items() if k not in _IGNORED_IN_DIFF)
+    return None if same else wanted
+
+
+async def read_current(kafka: KafkaSettings, topic: str, worker_id: str) -> dict[str, Any] | None:
+    """The latest TriggerConfig for ``worker_id`` (None if absent or deleted)."""
+    consumer = AIOKafkaConsumer(
+        **kafka.client_kwargs(), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer.topics()  # refreshes metadata
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return None
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        key = worker_id.encode()
+        current: dict[str, Any] | None = None
+        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    if record.key != key:
+                        continue
+                    if record.value is None:
+                        current = None  # tombstone: the config was deleted
+                        continue
+                    try:
+                        current = decode(record.value, record.headers).record
+                    except DecodeError as exc:
+                        log.warning("unreadable trigger config for %s: %s", worker_id, exc)
+        return current
+    finally:
+        await consumer.stop()
+
+
+async def register(
+    kafka: KafkaSettings,
+    topic: str,
+    worker_id: str,
+    ours: Callable[[], dict[str, Any]],
+    publish: Callable[[dict[str, Any]], None],
+    *,
+    backoff_max_s: float,
+) -> dict[str, Any]:
+    """Read, merge, publish; retries until Kafka answers. Returns the config now in effect."""
+    backoff = 0.2
+    while True:
+        try:
+            existing = await read_current(kafka, topic, worker_id)
+            break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("%s: trigger config not readable yet: %s", worker_id, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, backoff_max_s)
+    record = ours()
+    merged = merge_config(existing, record)
+    if merged is None:
+        log.info("%s: trigger config up to date", worker_id)
+        assert existing is not None
+        return existing
+    if existing is not None and merged is not record:
+        log.info("%s: keeping the operator's trigger config; refreshing %s", worker_id, CODE_OWNED)
+    publish(merged)
+    return merged

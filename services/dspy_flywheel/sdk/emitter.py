@@ -1,0 +1,218 @@
+"""Event emission off the call path: enqueue in memory, deliver from a background loop.
+
+    call path ──submit()──▶ deque ──pump──▶ outbox ──▶ aiokafka producer (idempotent, batched)
+                                              │  broker down / suspect / outbox full
+                                              └──────▶ spool (disk) ──replay──▶ producer
+
+``submit`` only appends to a deque (and, once per batch, wakes the loop): no awaits on Kafka,
+no disk I/O. Records are built and Avro-encoded on the loop. The ``event_id`` travels with the
+item from the call, so a replayed event is the same event and consumers dedupe it.
+Order is kept: while anything sits in the spool, new events go behind it; events that were in
+flight when the broker failed are written in front of it (``Spool.prepend``).
+Nothing is dropped silently: a full spool or a stalled loop counts ``overflow_dropped`` and logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.topics import TopicSpec
+from dspy_flywheel.sdk.delivery import Delivery
+from dspy_flywheel.sdk.ioloop import IOLoop
+from dspy_flywheel.sdk.settings import WorkerSettings
+from dspy_flywheel.sdk.spool import Message, Spool
+
+log = logging.getLogger(__name__)
+
+Builder = Callable[[Any], Mapping[str, Any]]
+
+
+class Pending(NamedTuple):
+    """An event as the call path hands it over; ``build(payload)`` makes the record later."""
+
+    topic: str
+    key: bytes | None
+    event_type: str
+    payload: Any
+    build: Builder | None
+    traceparent: str | None
+    event_id: str
+    extra_headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self.enqueued = 0
+        self.spooled = 0
+        self.overflow_dropped = 0
+        self.encode_errors = 0
+        self.dropped_after_close = 0
+
+
+class Emitter:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        loop: IOLoop,
+        spool: Spool,
+        name: str,
+        topic_specs: list[TopicSpec],
+    ) -> None:
+        self._settings = settings
+        self._loop = loop
+        self._spool = spool
+        self._name = name
+        self._queue: deque[Pending] = deque()
+        self._queue_max = settings.queue_max
+        self._wake_pending = False
+        self._closed = False
+        self._counters = _Counters()
+        self._last_overflow_log = 0.0
+        self._delivery = Delivery(
+            settings, spool, name, spill=self._to_spool, topic_specs=topic_specs
+        )
+        self._wakeup: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        loop.run(self._start())
+
+    # -- call path (any thread) ---------------------------------------------------------------
+
+    def submit(self, item: Pending) -> None:
+        if self._closed:
+            self._counters.dropped_after_close += 1
+            return
+        queue = self._queue
+        if len(queue) >= self._queue_max:  # the loop is stalled: never block the caller
+            self._overflow(1, "in-memory queue full")
+            return
+        queue.append(item)
+        self._counters.enqueued += 1
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon(self._wake)
+
+    def stats(self) -> dict[str, Any]:
+        c = self._counters
+        return {
+            "enqueued": c.enqueued,
+            "queued": len(self._queue),
+            "spooled": c.spooled,
+            "overflow_dropped": c.overflow_dropped,
+            "encode_errors": c.encode_errors,
+            "dropped_after_close": c.dropped_after_close,
+            "spool_pending": self._spool.pending_records,
+            "spool_bytes": self._spool.pending_bytes(),
+            **self._delivery.stats(),
+        }
+
+    def close(self, timeout: float) -> None:
+        """Deliver what can be delivered within ``timeout``; spool (and fsync) the rest."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._loop.alive:
+            return
+        try:
+            self._loop.run(self._aclose(time.monotonic() + timeout), timeout + 10)
+        except Exception:
+            log.exception("%s: emitter close failed", self._name)
+
+    # -- loop side ----------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._pump(), name=f"{self._name}-pump"),
+            asyncio.create_task(self._sync_timer(), name=f"{self._name}-fsync"),
+            *self._delivery.start(outbox_room=self._queue_max),
+        ]
+
+    def _wake(self) -> None:
+        assert self._wakeup is not None
+        self._wakeup.set()
+
+    async def _pump(self) -> None:
+        assert self._wakeup is not None
+        linger = self._settings.linger_ms / 1000
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), 1.0)
+            except TimeoutError:
+                pass  # a periodic look, in case a wakeup was missed
+            self._wakeup.clear()
+            if linger:
+                await asyncio.sleep(linger)
+            self._drain()
+
+    def _drain(self) -> None:
+        self._wake_pending = False  # clear first, then drain: a later submit wakes us again
+        items: list[Pending] = []
+        queue = self._queue
+        while queue:
+            items.append(queue.popleft())
+        if items:
+            self._route([m for m in map(self._encode, items) if m is not None])
+
+    def _encode(self, item: Pending) -> Message | None:
+        try:
+            record = item.build(item.payload) if item.build is not None else item.payload
+            encoded = encode(
+                item.event_type, record, traceparent=item.traceparent, event_id=item.event_id
+            )
+        except Exception as exc:
+            self._counters.encode_errors += 1
+            log.error("%s: dropping an unencodable %s event: %s", self._name, item.event_type, exc)
+            return None
+        headers = tuple(encoded.headers) + item.extra_headers
+        return Message(item.topic, item.key, encoded.value, headers, item.event_id)
+
+    def _route(self, messages: list[Message]) -> None:
+        if not messages:
+            return
+        if self._delivery.accepts_direct(len(messages)):
+            self._delivery.enqueue(messages)
+            return
+        self._to_spool(self._delivery.take_outbox())
+        self._to_spool(messages)
+        self._delivery.kick()
+
+    def _to_spool(self, messages: list[Message]) -> None:
+        if not messages:
+            return
+        written, refused = self._spool.append(messages)
+        self._counters.spooled += written
+        if refused:
+            self._overflow(refused, "spool full")
+
+    def _overflow(self, count: int, why: str) -> None:
+        self._counters.overflow_dropped += count
+        now = time.monotonic()
+        if now - self._last_overflow_log > 10:
+            self._last_overflow_log = now
+            log.error(
+                "%s: dropped %d event(s): %s (total dropped %d; see worker.stats())",
+                self._name, count, why, self._counters.overflow_dropped,
+            )
+
+    async def _sync_timer(self) -> None:
+        interval = self._settings.fsync_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            await asyncio.to_thread(self._spool.sync)
+
+    async def _aclose(self, deadline: float) -> None:
+        self._drain()
+        self._tasks[0].cancel()  # the pump: nothing new arrives after close
+        await self._delivery.drain(deadline)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._to_spool(await self._delivery.stop(deadline))
+        self._drain()  # anything a racing submit() slipped in: to the spool
+        self._spool.close()

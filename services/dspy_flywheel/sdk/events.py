@@ -1,0 +1,105 @@
+"""Records a worker emits, built on the IO loop from what the call path captured.
+
+The call path captures a small ``ExecutionPayload`` tuple; ``execution_record`` turns it into
+the ``ExecutionRecorded`` record (JSON-encoding inputs and outputs) off the call path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel
+
+
+class ExecutionPayload(NamedTuple):
+    worker_id: str
+    worker_type: str
+    program_version: int | None
+    execution_id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    error: str | None
+    latency_ms: float
+    lm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    timestamp_ms: int
+
+
+def jsonable(value: Any) -> Any:
+    """``json.dumps`` fallback: pydantic models, dataclasses, DSPy examples, else ``str``."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    to_dict = getattr(value, "toDict", None)
+    if callable(to_dict):
+        return to_dict()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=jsonable, ensure_ascii=False)
+
+
+def execution_record(p: ExecutionPayload) -> dict[str, Any]:
+    return {
+        "worker_id": p.worker_id,
+        "worker_type": p.worker_type,
+        "program_version": None if p.program_version is None else str(p.program_version),
+        "execution_id": p.execution_id,
+        "inputs_json": dumps(p.inputs),
+        "outputs_json": None if p.outputs is None else dumps(p.outputs),
+        "success": p.error is None,
+        "error": p.error,
+        "latency_ms": p.latency_ms,
+        "lm_calls": p.lm_calls,
+        "prompt_tokens": p.prompt_tokens,
+        "completion_tokens": p.completion_tokens,
+        "metric_score": None,
+        "timestamp_ms": p.timestamp_ms,
+    }
+
+
+def feedback_record(
+    worker_id: str,
+    execution_id: str,
+    label: Mapping[str, Any] | None,
+    score: float | None,
+    source: str,
+) -> dict[str, Any]:
+    return {
+        "execution_id": execution_id,
+        "worker_id": worker_id,
+        "label": None if label is None else dumps(dict(label)),
+        "score": score,
+        "source": source,
+        "timestamp_ms": now_ms(),
+    }
+
+
+def ack_record(
+    worker_id: str, instance_id: str, version: int | None, status: str, reason: str | None
+) -> dict[str, Any]:
+    return {
+        "worker_id": worker_id,
+        "instance_id": instance_id,
+        "version": version,
+        "status": status,
+        "reason": reason,
+        "timestamp_ms": now_ms(),
+    }
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]

@@ -1,0 +1,174 @@
+"""Hot reload: follow ``program-updated`` for one worker id and hand each version to the slot.
+
+Every worker instance reads the whole topic (no consumer group: each instance must see every
+update). On first start it catches up from the beginning to the current end and serves the
+newest version that fits; after that it applies updates as they arrive. Reconnects resume from
+the last offset seen, so nothing is applied twice or skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.sdk.errors import ProgramRefused
+from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
+from dspy_flywheel.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+OnOutcome = Callable[[Outcome], None]
+_Update = tuple[int, str, str]  # version, program_state_json, signature_json
+
+
+class Reloader:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        worker_id: str,
+        slot: ProgramSlot,
+        on_outcome: OnOutcome,
+        *,
+        keep: int,
+        backoff_max_s: float,
+    ) -> None:
+        self._kafka = kafka
+        self._topic = topic
+        self._key = worker_id.encode()
+        self._worker_id = worker_id
+        self._slot = slot
+        self._on_outcome = on_outcome
+        self._keep = keep
+        self._backoff_max_s = backoff_max_s
+        self._positions: dict[int, int] | None = None
+        self.caught_up = threading.Event()
+        self.applied = 0
+        self.refused = 0
+
+    async def run(self) -> None:
+        backoff = 0.2
+        failures = 0
+        while True:
+            consumer = AIOKafkaConsumer(
+                **self._kafka.client_kwargs(),
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=100,
+            )
+            try:
+                await consumer.start()
+                tps = await self._assign(consumer)
+                if self._positions is None:
+                    await self._catch_up(consumer, tps)
+                else:
+                    for tp in tps:
+                        consumer.seek(tp, self._positions.get(tp.partition, 0))
+                backoff, failures = 0.2, 0
+                await self._follow(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                (log.warning if failures == 1 else log.debug)(
+                    "%s: program-updated consumer: %s; retrying", self._worker_id, exc
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._backoff_max_s)
+            finally:
+                await _stop_quietly(consumer)
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        partitions = consumer.partitions_for_topic(self._topic)
+        if not partitions:
+            await consumer.topics()  # refreshes metadata
+            partitions = consumer.partitions_for_topic(self._topic)
+        if not partitions:
+            raise LookupError(f"topic {self._topic} not found")
+        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        return tps
+
+    async def _catch_up(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        positions = {tp.partition: 0 for tp in tps}
+        mine: deque[_Update] = deque(maxlen=self._keep + 1)
+        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                for record in records:
+                    positions[tp.partition] = record.offset + 1
+                    update = self._parse(record)
+                    if update is not None:
+                        mine.append(update)
+        self._positions = positions
+        candidates = list(mine)
+        for version, state_json, signature_json in candidates[:-1]:
+            self._slot.remember_unloaded(version, state_json, signature_json)
+        for update in reversed(candidates):  # newest first; stop at the first that fits
+            if self._apply(update).status != "refused":
+                break
+        self.caught_up.set()
+        log.info(
+            "%s: caught up on %s (%d update(s) for this worker), serving version %s",
+            self._worker_id, self._topic, len(candidates), self._slot.current.version,
+        )
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        assert self._positions is not None
+        self.caught_up.set()
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    self._positions[tp.partition] = record.offset + 1
+                    update = self._parse(record)
+                    if update is not None:
+                        self._apply(update)
+
+    def _parse(self, record: ConsumerRecord[Any, Any]) -> _Update | None:
+        if record.key != self._key:
+            return None
+        try:
+            decoded = decode(record.value, record.headers)
+        except DecodeError as exc:
+            self._report(Outcome("refused", None, f"undecodable program-updated event: {exc}"))
+            return None
+        if decoded.event_type != "ProgramUpdated":
+            return None
+        r = decoded.record
+        return int(r["version"]), r["program_state_json"], r["signature_json"]
+
+    def _apply(self, update: _Update) -> Outcome:
+        version, state_json, signature_json = update
+        try:
+            outcome = self._slot.offer(version, state_json, signature_json)
+            self.applied += 1
+        except ProgramRefused as exc:
+            self.refused += 1
+            outcome = Outcome("refused", version, str(exc))
+        self._report(outcome)
+        return outcome
+
+    def _report(self, outcome: Outcome) -> None:
+        try:
+            self._on_outcome(outcome)
+        except Exception:
+            log.exception("%s: reporting a program outcome failed", self._worker_id)
+
+
+async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    try:
+        await asyncio.wait_for(consumer.stop(), 5)
+    except Exception as exc:
+        log.debug("consumer stop: %s", exc)

@@ -1,0 +1,139 @@
+"""A worker's background side: IO thread, spool, emitter, hot reload, config registration.
+
+Nothing here blocks on Kafka at start: with no broker at all the worker serves its code's
+program, events go to the spool, and every client keeps retrying in the background.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dspy_flywheel.contracts.ids import new_id
+from dspy_flywheel.contracts.topics import TopicSpec
+from dspy_flywheel.sdk import config_sync
+from dspy_flywheel.sdk.emitter import Emitter, Pending
+from dspy_flywheel.sdk.events import now_ms
+from dspy_flywheel.sdk.ioloop import IOLoop
+from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
+from dspy_flywheel.sdk.reloader import Reloader
+from dspy_flywheel.sdk.spool import Spool
+
+if TYPE_CHECKING:
+    from dspy_flywheel.sdk.worker import Worker
+
+log = logging.getLogger(__name__)
+
+_MAX_SPOOL_SIBLINGS = 16
+
+
+def open_spool(base: Path, max_bytes: int, segment_bytes: int) -> tuple[Spool, int]:
+    """The first spool directory of ``base``, ``base.1``, ... that no live process holds.
+
+    A restarted worker gets its old directory back (the lock died with the old process) and
+    replays it; a second live instance with the same worker id gets a sibling.
+    """
+    for n in range(_MAX_SPOOL_SIBLINGS):
+        directory = base if n == 0 else base.with_name(f"{base.name}.{n}")
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return Spool(directory, max_bytes=max_bytes, segment_bytes=segment_bytes), fd
+    raise RuntimeError(f"all {_MAX_SPOOL_SIBLINGS} spool directories of {base} are in use")
+
+
+class Runtime:
+    def __init__(self, worker: Worker, slot: ProgramSlot, on_outcome: Callable[[Outcome], None]) -> None:
+        settings = worker.settings
+        self._worker = worker
+        self._settings = settings
+        self.loop = IOLoop(f"flywheel-{worker.worker_id}")
+        self.emitter: Emitter | None = None
+        self.reloader: Reloader | None = None
+        self.trigger_config: dict[str, Any] | None = None
+        self._lock_fd: int | None = None
+        self._background: list[concurrent.futures.Future[Any]] = []
+        topics = settings.topics
+        if settings.emit:
+            spool, self._lock_fd = open_spool(
+                settings.spool_path(worker.worker_id),
+                settings.spool_max_bytes,
+                settings.spool_segment_bytes,
+            )
+            if spool.has_pending():
+                log.info("%s: %d event(s) in the spool %s from an earlier run; replaying",
+                         worker.worker_id, spool.pending_records, spool.directory)
+            wanted = {topics.executions, topics.feedback, topics.program_updated,
+                      topics.program_acks, topics.trigger_config}
+            specs: list[TopicSpec] = [s for s in topics.specs() if s.name in wanted]
+            self.emitter = Emitter(settings, self.loop, spool, worker.worker_id, specs)
+        if settings.reload:
+            self.reloader = Reloader(
+                settings.kafka, topics.program_updated, worker.worker_id, slot, on_outcome,
+                keep=settings.history_size, backoff_max_s=settings.reconnect_backoff_max_s,
+            )
+            self._background.append(self.loop.submit(self.reloader.run()))
+        if worker.optimization is not None and self.emitter is not None:
+            self._background.append(self.loop.submit(self._register_trigger_config()))
+        if self.reloader is not None and settings.catch_up_wait_s > 0:
+            self.reloader.caught_up.wait(settings.catch_up_wait_s)
+
+    async def _register_trigger_config(self) -> None:
+        worker = self._worker
+        optimization = worker.optimization
+        assert optimization is not None and self.emitter is not None
+        topic = self._settings.topics.trigger_config
+
+        def ours() -> dict[str, Any]:
+            return optimization.trigger_record(
+                worker.worker_id, worker.worker_type, worker.program_ref, worker.metric_ref, now_ms()
+            )
+
+        def publish(record: dict[str, Any]) -> None:
+            assert self.emitter is not None
+            self.emitter.submit(Pending(
+                topic, worker.worker_id.encode(), "TriggerConfig", record, None, None,
+                new_id(),
+            ))
+
+        self.trigger_config = await config_sync.register(
+            self._settings.kafka, topic, worker.worker_id, ours, publish,
+            backoff_max_s=self._settings.reconnect_backoff_max_s,
+        )
+
+    def wait_caught_up(self, timeout: float) -> bool:
+        return self.reloader.caught_up.wait(timeout) if self.reloader is not None else True
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.emitter is not None:
+            out.update(self.emitter.stats())
+        if self.reloader is not None:
+            out["reload"] = {
+                "caught_up": self.reloader.caught_up.is_set(),
+                "applied": self.reloader.applied,
+                "refused": self.reloader.refused,
+            }
+        out["trigger_config_registered"] = self.trigger_config is not None
+        return out
+
+    def close(self, timeout: float) -> None:
+        started = time.monotonic()
+        for future in self._background:
+            future.cancel()  # stop consuming before the emitter's final flush
+        if self.emitter is not None:
+            self.emitter.close(timeout)
+        self.loop.stop(max(1.0, timeout - (time.monotonic() - started)))
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the spool lock
+            self._lock_fd = None

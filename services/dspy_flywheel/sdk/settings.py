@@ -1,0 +1,55 @@
+"""Worker SDK settings (env prefix ``FLYWHEEL_WORKER_``) on top of the shared Kafka settings.
+
+    FLYWHEEL_WORKER_SPOOL_DIR          default $FLYWHEEL_HOME/spool/<worker_id>
+    FLYWHEEL_WORKER_EMIT=true          false: no events at all (calls still work)
+    FLYWHEEL_WORKER_RELOAD=true        false: never consume program-updated
+    FLYWHEEL_WORKER_QUEUE_MAX=10000    in-memory events before spilling to the spool
+    FLYWHEEL_WORKER_SPOOL_MAX_BYTES    on-disk limit; beyond it events are dropped and counted
+
+``FLYWHEEL_HOME`` defaults to ``~/.cache/dspy-flywheel`` (the same as ``ops/``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pydantic_settings import SettingsConfigDict
+
+from dspy_flywheel.settings import FlywheelSettings
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def flywheel_home() -> Path:
+    return Path(os.environ.get("FLYWHEEL_HOME") or Path.home() / ".cache" / "dspy-flywheel")
+
+
+class WorkerSettings(FlywheelSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FLYWHEEL_WORKER_", extra="ignore", populate_by_name=True
+    )
+
+    emit: bool = True
+    reload: bool = True
+    spool_dir: Path | None = None
+    queue_max: int = 10_000
+    spool_max_bytes: int = 512 * 1024 * 1024
+    spool_segment_bytes: int = 8 * 1024 * 1024
+    fsync_interval_ms: int = 200
+    linger_ms: int = 5
+    batch_max: int = 2_000
+    request_timeout_ms: int = 5_000
+    suspect_after_ms: int = 1_000
+    reconnect_backoff_max_s: float = 5.0
+    close_timeout_s: float = 10.0
+    feedback_cache_size: int = 10_000
+    history_size: int = 5
+    catch_up_wait_s: float = 0.0
+    ensure_topics: bool = True
+
+    def spool_path(self, worker_id: str) -> Path:
+        if self.spool_dir is not None:
+            return self.spool_dir
+        return flywheel_home() / "spool" / _UNSAFE.sub("_", worker_id)

@@ -1,0 +1,381 @@
+"""A running worker: calls its current program, emits events, hot-reloads, takes feedback.
+
+Built by a ``@dspy_worker`` / ``@dspy_worker_optimized`` class or function (``Spec(...)``).
+The call path reads the serving program once, runs it inside an OpenTelemetry span with a
+per-call LM usage tracker, and enqueues one ``ExecutionRecorded`` event; everything touching
+Kafka or the disk happens on the worker's own IO thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import dspy
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from dspy_flywheel.contracts.ids import new_id
+from dspy_flywheel.sdk import usage
+from dspy_flywheel.sdk.emitter import Emitter, Pending
+from dspy_flywheel.sdk.events import (
+    ExecutionPayload,
+    ack_record,
+    error_text,
+    execution_record,
+    feedback_record,
+)
+from dspy_flywheel.sdk.feedback import (
+    Metric,
+    RecentExecutions,
+    exact_match,
+    label_object,
+    score_with,
+)
+from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
+from dspy_flywheel.sdk.runtime import Runtime
+from dspy_flywheel.sdk.settings import WorkerSettings
+from dspy_flywheel.sdk.signature import label_fields
+from dspy_flywheel.sdk.triggers import OptimizationConfig
+
+log = logging.getLogger(__name__)
+
+SPAN_NAME = "dspy_flywheel.worker.call"
+_tracer = trace.get_tracer("dspy_flywheel.sdk")
+_perf = time.perf_counter
+_random = random.Random()
+
+
+def _traceparent(span: Span) -> str:
+    """W3C traceparent of ``span``. Without an OpenTelemetry SDK the span is a no-op: the event
+    still gets a sampled context (the caller's trace when there is one, else a new trace), so
+    services downstream can join their spans to this call."""
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+    parent = trace.get_current_span().get_span_context()
+    trace_id = parent.trace_id if parent.is_valid else _random.getrandbits(128) or 1
+    return f"00-{trace_id:032x}-{_random.getrandbits(64) or 1:016x}-01"
+
+
+def _outputs_of(result: Any) -> dict[str, Any]:
+    if isinstance(result, dspy.Prediction):
+        return dict(result.items())
+    if isinstance(result, Mapping):
+        return dict(result)
+    return {"output": result}
+
+
+class Worker:
+    """One instance of a worker. Thread-safe; usable from sync and async code."""
+
+    def __init__(
+        self,
+        *,
+        worker_type: str,
+        worker_id: str,
+        factory: Callable[[], dspy.Module],
+        settings: WorkerSettings | None = None,
+        metric: Metric | None = None,
+        output_fields: list[str] | None = None,
+        optimization: OptimizationConfig | None = None,
+        program_ref: str | None = None,
+        metric_ref: str | None = None,
+    ) -> None:
+        self.worker_type = worker_type
+        self.worker_id = worker_id
+        self.instance_id = new_id()
+        self.settings = settings or WorkerSettings()
+        self.optimization = optimization
+        self.program_ref = program_ref
+        self.metric_ref = metric_ref
+        self._metric = metric or exact_match
+        self._slot = ProgramSlot(factory, self.settings.history_size)
+        self._output_fields = output_fields or label_fields(self._slot.signature)
+        self._recent = RecentExecutions(self.settings.feedback_cache_size)
+        self._last: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"flywheel_last_execution_{worker_id}", default=None
+        )
+        self._key = worker_id.encode()
+        topics = self.settings.topics
+        self._executions_topic = topics.executions
+        self._extra_headers: tuple[tuple[str, bytes], ...] = (
+            (("auto_collect", b"false"),)
+            if optimization is not None and not optimization.auto_collect_training
+            else ()
+        )
+        self.failures = 0
+        self._closed = False
+        self._runtime: Runtime | None = None
+        self._emitter: Emitter | None = None
+        if self.settings.emit or self.settings.reload:
+            self._runtime = Runtime(self, self._slot, self._report_outcome)
+            self._emitter = self._runtime.emitter
+        _live_workers.add(self)
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def __call__(self, **inputs: Any) -> Any:
+        serving = self._slot.current
+        execution_id = new_id()
+        span = _tracer.start_span(SPAN_NAME)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        tracker, usage_token = usage.begin()
+        started = _perf()
+        try:
+            result = serving.program(**inputs)
+        except Exception as exc:
+            latency_ms = (_perf() - started) * 1000
+            usage.end(usage_token)
+            self._failed(span, exc, serving.version, execution_id, inputs, latency_ms, tracker)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
+        latency_ms = (_perf() - started) * 1000
+        usage.end(usage_token)
+        return self._succeeded(span, result, serving.version, execution_id, inputs, latency_ms, tracker)
+
+    async def acall(self, **inputs: Any) -> Any:
+        serving = self._slot.current
+        execution_id = new_id()
+        span = _tracer.start_span(SPAN_NAME)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        tracker, usage_token = usage.begin()
+        started = _perf()
+        try:
+            result = await serving.program.acall(**inputs)
+        except Exception as exc:
+            latency_ms = (_perf() - started) * 1000
+            usage.end(usage_token)
+            self._failed(span, exc, serving.version, execution_id, inputs, latency_ms, tracker)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
+        latency_ms = (_perf() - started) * 1000
+        usage.end(usage_token)
+        return self._succeeded(span, result, serving.version, execution_id, inputs, latency_ms, tracker)
+
+    def _succeeded(
+        self,
+        span: Span,
+        result: Any,
+        version: int | None,
+        execution_id: str,
+        inputs: dict[str, Any],
+        latency_ms: float,
+        tracker: usage.CallUsage,
+    ) -> Any:
+        outputs = _outputs_of(result)
+        if isinstance(result, dspy.Prediction):
+            object.__setattr__(result, "execution_id", execution_id)  # not an output field
+            if usage.tracking_requested() and result.get_lm_usage() is None:
+                result.set_lm_usage(tracker.get_total_tokens())
+        self._last.set(execution_id)
+        self._recent.put(execution_id, inputs, outputs)
+        if span.is_recording():
+            self._annotate(span, execution_id, version)
+        self._emit_execution(span, version, execution_id, inputs, outputs, None, latency_ms, tracker)
+        return result
+
+    def _failed(
+        self,
+        span: Span,
+        exc: BaseException,
+        version: int | None,
+        execution_id: str,
+        inputs: dict[str, Any],
+        latency_ms: float,
+        tracker: usage.CallUsage,
+    ) -> None:
+        self.failures += 1
+        self._last.set(execution_id)
+        if span.is_recording():
+            self._annotate(span, execution_id, version)
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+        self._emit_execution(
+            span, version, execution_id, inputs, None, error_text(exc), latency_ms, tracker
+        )
+
+    def _annotate(self, span: Span, execution_id: str, version: int | None) -> None:
+        span.set_attribute("flywheel.worker_id", self.worker_id)
+        span.set_attribute("flywheel.worker_type", self.worker_type)
+        span.set_attribute("flywheel.execution_id", execution_id)
+        if version is not None:
+            span.set_attribute("flywheel.program_version", version)
+
+    def _emit_execution(
+        self,
+        span: Span,
+        version: int | None,
+        execution_id: str,
+        inputs: dict[str, Any],
+        outputs: dict[str, Any] | None,
+        error: str | None,
+        latency_ms: float,
+        tracker: usage.CallUsage,
+    ) -> None:
+        emitter = self._emitter
+        if emitter is None:
+            return
+        payload = ExecutionPayload(
+            self.worker_id, self.worker_type, version, execution_id, inputs, outputs, error,
+            latency_ms, tracker.calls, tracker.prompt_tokens, tracker.completion_tokens,
+            time.time_ns() // 1_000_000,
+        )
+        # One ExecutionRecorded per execution: its execution id doubles as the event id.
+        emitter.submit(Pending(
+            self._executions_topic, self._key, "ExecutionRecorded", payload, execution_record,
+            _traceparent(span), execution_id, self._extra_headers,
+        ))
+
+    # -- what callers read --------------------------------------------------------------------
+
+    @property
+    def program(self) -> dspy.Module:
+        """The module serving calls right now (replaced, never modified, by a reload)."""
+        return self._slot.current.program
+
+    @property
+    def version(self) -> int | None:
+        """The published version being served; None means the code's own program."""
+        return self._slot.current.version
+
+    @property
+    def pinned(self) -> int | Literal["code"] | None:
+        return self._slot.pinned
+
+    @property
+    def last_execution_id(self) -> str | None:
+        """The execution id of the latest call made in this thread / task."""
+        return self._last.get()
+
+    @property
+    def signature(self) -> dict[str, dict[str, list[str]]]:
+        return self._slot.signature
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "worker_id": self.worker_id,
+            "instance_id": self.instance_id,
+            "version": self.version,
+            "pinned": self.pinned,
+            "failures": self.failures,
+            "known_versions": self._slot.known_versions(),
+        }
+        if self._runtime is not None:
+            out.update(self._runtime.stats())
+        return out
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until this instance caught up with published programs (False on timeout)."""
+        return self._runtime.wait_caught_up(timeout) if self._runtime is not None else True
+
+    # -- feedback -----------------------------------------------------------------------------
+
+    def feedback(
+        self,
+        execution_id: str,
+        label: Any = None,
+        score: float | None = None,
+        source: str = "user",
+    ) -> float | None:
+        """Emit a FeedbackRecorded for ``execution_id``; returns the score sent.
+
+        ``label``: the expected outputs, as a dict of output fields (or a bare value when the
+        worker has one output field). Without ``score``, the worker's metric scores the
+        execution's recorded outputs against the label, if this instance still remembers them.
+        """
+        if label is None and score is None:
+            raise ValueError("feedback needs a label, a score, or both")
+        if score is not None and not 0.0 <= float(score) <= 1.0:
+            raise ValueError(f"score must be in [0, 1], got {score!r}")
+        recorded = self._recent.get(execution_id)
+        label_obj = None
+        if label is not None:
+            fields = self._output_fields
+            if recorded is not None:
+                fields = [f for f in recorded.outputs if f != "reasoning"] or fields
+            label_obj = label_object(label, fields)
+        if score is None and label_obj is not None and recorded is not None:
+            score = score_with(self._metric, recorded, label_obj)
+        record = feedback_record(
+            self.worker_id, execution_id, label_obj, None if score is None else float(score), source
+        )
+        self._publish(self.settings.topics.feedback, "FeedbackRecorded", record)
+        return record["score"]  # type: ignore[no-any-return]  # float | None by construction
+
+    # -- program control ----------------------------------------------------------------------
+
+    def pin(self, version: int | Literal["code"] | None = None) -> int | None:
+        """Keep serving ``version`` (default: the current one; "code": the code's program)."""
+        return self._acted(self._slot.pin(version))
+
+    def unpin(self) -> int | None:
+        """Follow published programs again; returns the version now served."""
+        return self._acted(self._slot.unpin())
+
+    def rollback(self) -> int | None:
+        """Serve the program served before the current one (and pin it); returns its version."""
+        return self._acted(self._slot.rollback())
+
+    def _acted(self, outcome: Outcome) -> int | None:
+        self._report_outcome(outcome)
+        return outcome.version
+
+    def _report_outcome(self, outcome: Outcome) -> None:
+        level = logging.WARNING if outcome.status == "refused" else logging.INFO
+        log.log(level, "%s: program %s (version %s)%s", self.worker_id, outcome.status,
+                outcome.version, f": {outcome.reason}" if outcome.reason else "")
+        record = ack_record(
+            self.worker_id, self.instance_id, outcome.version, outcome.status, outcome.reason
+        )
+        self._publish(self.settings.topics.program_acks, "ProgramAcknowledged", record)
+
+    def _publish(self, topic: str, event_type: str, record: dict[str, Any]) -> None:
+        if self._emitter is None:
+            return
+        span = trace.get_current_span()
+        self._emitter.submit(Pending(
+            topic, self._key, event_type, record, None, _traceparent(span), new_id()
+        ))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush events (deliver or spool them) and stop background work. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        _live_workers.discard(self)
+        if self._runtime is not None:
+            self._runtime.close(self.settings.close_timeout_s if timeout is None else timeout)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.worker_id!r} type={self.worker_type!r} version={self.version}>"
+
+
+_live_workers: set[Worker] = set()  # closed (flushed) at interpreter exit
+
+
+@atexit.register
+def _close_live_workers() -> None:
+    for worker in list(_live_workers):
+        try:
+            worker.close()
+        except Exception:
+            log.exception("closing %s at exit failed", worker.worker_id)

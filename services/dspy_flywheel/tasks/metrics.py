@@ -1,0 +1,75 @@
+"""Answer metrics: normalized exact match and token F1, in DSPy's metric shape.
+
+``metric(example, prediction, trace=None)`` returns a score in [0, 1] for evaluation; while an
+optimizer bootstraps demos (``trace`` is set) it returns whether the answer is good enough
+(exact: equal; f1: at least ``F1_ACCEPT``), as DSPy expects.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Metric = Callable[..., float | bool]
+
+F1_ACCEPT = 0.5
+_EDGE_PUNCTUATION = string.punctuation + string.whitespace + "“”‘’«»"
+_NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize(text: object) -> str:
+    """Lowercase, trim surrounding punctuation/quotes, collapse spaces; '$1,200.00' -> '1200'."""
+    value = unicodedata.normalize("NFKC", str(text)).lower().strip()
+    value = " ".join(value.split()).strip(_EDGE_PUNCTUATION)
+    number = value.lstrip("$€£")
+    if _NUMBER.match(number):
+        amount = float(number.replace(",", ""))
+        return str(int(amount)) if amount.is_integer() else repr(amount)
+    return value
+
+
+def exact_match(gold: object, predicted: object) -> float:
+    return 1.0 if normalize(gold) == normalize(predicted) else 0.0
+
+
+def _tokens(text: object) -> list[str]:
+    value = normalize(text)
+    value = "".join(" " if ch in string.punctuation else ch for ch in value)
+    return _ARTICLES.sub(" ", value).split()
+
+
+def token_f1(gold: object, predicted: object) -> float:
+    gold_tokens, predicted_tokens = _tokens(gold), _tokens(predicted)
+    if not gold_tokens or not predicted_tokens:
+        return float(gold_tokens == predicted_tokens)
+    common = sum((Counter(gold_tokens) & Counter(predicted_tokens)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted_tokens), common / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+SCORERS: dict[str, Callable[[object, object], float]] = {"exact": exact_match, "f1": token_f1}
+
+
+def make_metric(kind: str, output_fields: Sequence[str]) -> Metric:
+    """A DSPy metric averaging ``kind`` ('exact' or 'f1') over the output fields."""
+    if kind not in SCORERS:
+        raise ValueError(f"metric must be one of {sorted(SCORERS)}, got {kind!r}")
+    scorer = SCORERS[kind]
+    fields = tuple(output_fields)
+
+    def metric(example: Any, prediction: Any, trace: Any = None) -> float | bool:
+        scores = [scorer(example[f], getattr(prediction, f, None) or "") for f in fields]
+        score = sum(scores) / len(scores)
+        if trace is not None:
+            return score >= (F1_ACCEPT if kind == "f1" else 1.0)
+        return score
+
+    metric.__name__ = f"{kind}_match" if kind == "exact" else "token_f1"
+    return metric

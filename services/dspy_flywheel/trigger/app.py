@@ -1,0 +1,154 @@
+"""Composition root of the trigger service: ``run(settings)`` opens everything and loops.
+
+Startup: topics, migrations, leadership (advisory lock per scope), configs (whole compacted
+topic), worker states + offsets (PostgreSQL), execution cache warm-up, then four loops:
+consume events, follow configs, clock ticks, outbox relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import asyncpg
+
+from dspy_flywheel.bus import ensure_topics, start_producer
+from dspy_flywheel.store import apply_migrations, create_pool
+from dspy_flywheel.store.pool import connect
+from dspy_flywheel.telemetry import setup_tracing
+from dspy_flywheel.trigger.config_topic import ConfigFollower
+from dspy_flywheel.trigger.consume import open_event_consumer, warm_execution_cache
+from dspy_flywheel.trigger.correctness import ExecutionCache, PendingFeedback
+from dspy_flywheel.trigger.engine import EngineOptions, TriggerEngine
+from dspy_flywheel.trigger.policy import Debounce
+from dspy_flywheel.trigger.service import OutboxRelay, TriggerService
+from dspy_flywheel.trigger.settings import TriggerSettings
+from dspy_flywheel.trigger.store import TriggerStore, leader_lock_key
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(settings: TriggerSettings) -> TriggerEngine:
+    options = EngineOptions(
+        debounce=Debounce(settings.debounce_evaluations, settings.debounce_seconds),
+        in_flight_timeout_s=settings.in_flight_timeout_seconds,
+        reset_window_on_success=settings.reset_window_on_success,
+        default_policy=settings.default_policy,
+    )
+    return TriggerEngine(
+        options,
+        ExecutionCache(settings.exec_cache_max_entries, settings.exec_cache_ttl_seconds),
+        PendingFeedback(ttl_s=settings.pending_feedback_ttl_seconds),
+    )
+
+
+async def _acquire_leadership(conn: asyncpg.Connection, scope: str, stop: asyncio.Event) -> bool:
+    key = leader_lock_key(scope)
+    waiting_logged = False
+    while not stop.is_set():
+        if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            log.info("trigger leadership acquired for scope %r", scope)
+            return True
+        if not waiting_logged:
+            log.info("another trigger instance is active for scope %r; standing by", scope)
+            waiting_logged = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+    return False
+
+
+async def _every(seconds: float, action: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        await action()
+
+
+async def run(
+    settings: TriggerSettings,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run the trigger service until ``stop`` is set (or a loop fails, which re-raises)."""
+    setup_tracing("dspy-flywheel-trigger")
+    stop = stop or asyncio.Event()
+    topics, scope = settings.topics, settings.state_scope
+    async with AsyncExitStack() as stack:
+        await ensure_topics(settings.kafka, topics)
+        if settings.migrate:
+            conn = await connect(settings.postgres)
+            try:
+                await apply_migrations(conn, settings.db_schema)
+            finally:
+                await conn.close()
+        if settings.leader_lock:
+            lock_conn = await connect(settings.postgres, settings.db_schema)
+            stack.push_async_callback(lock_conn.close)
+            if not await _acquire_leadership(lock_conn, scope, stop):
+                return
+        pool = await create_pool(settings.postgres, settings.db_schema)
+        stack.push_async_callback(pool.close)
+        store = TriggerStore(pool, scope)
+        engine = build_engine(settings)
+
+        follower = ConfigFollower(
+            settings.kafka, topics.trigger_config, fetch_max_wait_ms=settings.fetch_max_wait_ms
+        )
+        stack.push_async_callback(follower.stop)
+        for worker_id, config in (await follower.start()).items():
+            engine.set_config(worker_id, config)
+        engine.restore(await store.load_states())
+        offsets = await store.load_offsets()
+        await warm_execution_cache(
+            settings.kafka, topics.executions, offsets, engine, settings.exec_cache_ttl_seconds
+        )
+
+        producer = await start_producer(settings.kafka)
+        stack.push_async_callback(producer.stop)
+        service = TriggerService(engine, store, producer, topics)
+        consumer = await open_event_consumer(
+            settings.kafka,
+            service.topic_names,
+            offsets,
+            start_from=settings.start_from,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+        stack.push_async_callback(consumer.stop)
+        relay = OutboxRelay(store, producer, service.requested)
+
+        async def consume() -> None:
+            while True:
+                batch = await consumer.getmany(
+                    timeout_ms=1000, max_records=settings.max_batch_records
+                )
+                if batch:
+                    await service.handle_batch(batch)
+
+        loops = [
+            asyncio.create_task(consume(), name="trigger.consume"),
+            asyncio.create_task(follower.follow(engine.set_config), name="trigger.config"),
+            asyncio.create_task(_every(settings.tick_seconds, service.tick), name="trigger.tick"),
+            asyncio.create_task(relay.run(), name="trigger.relay"),
+        ]
+        stopper = asyncio.create_task(stop.wait(), name="trigger.stop")
+        log.info(
+            "trigger service ready: scope %r, %d workers restored, %d configs",
+            scope,
+            len(engine.states),
+            len(engine.configs),
+        )
+        if ready is not None:
+            ready.set()
+        try:
+            done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*loops, stopper]:
+                task.cancel()
+            await asyncio.gather(*loops, stopper, return_exceptions=True)
+        for task in done:
+            if task is not stopper and not task.cancelled() and task.exception():
+                raise task.exception()  # type: ignore[misc]  # checked just above
+        log.info("trigger service stopped")

@@ -1,0 +1,186 @@
+"""``flywheel trigger set|show|clear`` and ``flywheel optimize WORKER``.
+
+``trigger set`` reads the worker's current config from the compacted topic and merges the flags
+given, so fields not mentioned keep their value; the running service picks it up within a tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+from typing import Any
+
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.trigger.config import ConfigError, TriggerPolicyConfig, parse_param
+from dspy_flywheel.trigger.config_topic import delete_config, read_configs, write_config
+from dspy_flywheel.trigger.requests import request_optimization
+from dspy_flywheel.trigger.settings import TriggerSettings
+
+_FLAG_FIELDS = {
+    "policy": "policy",
+    "threshold": "threshold",
+    "window_size": "window_size",
+    "window_seconds": "window_seconds",
+    "min_examples": "min_examples",
+    "min_new_examples": "min_new_examples",
+    "cooldown": "cooldown_seconds",
+    "interval": "interval_seconds",
+    "cron": "cron",
+    "optimizer": "optimizer",
+    "worker_type": "worker_type",
+    "program_ref": "program_ref",
+    "metric_ref": "metric_ref",
+}
+
+
+def _user() -> str:
+    with contextlib.suppress(Exception):
+        return f"cli:{getpass.getuser()}"
+    return "cli"
+
+
+def changes_from_args(args: argparse.Namespace, current: TriggerPolicyConfig) -> dict[str, Any]:
+    changes: dict[str, Any] = {
+        k: getattr(args, flag)
+        for flag, k in _FLAG_FIELDS.items()
+        if getattr(args, flag) is not None
+    }
+    for flag, field_name in (
+        ("no_window_seconds", "window_seconds"),
+        ("no_interval", "interval_seconds"),
+        ("no_cron", "cron"),
+    ):
+        if getattr(args, flag):
+            changes[field_name] = None
+    if args.enabled is not None:
+        changes["enabled"] = args.enabled
+    if args.param or args.clear_params:
+        params = {} if args.clear_params else dict(current.optimizer_params)
+        params.update(parse_param(p) for p in args.param or [])
+        changes["optimizer_params_json"] = json.dumps(params, sort_keys=True)
+    changes["updated_by"] = _user()
+    return changes
+
+
+async def _set(args: argparse.Namespace) -> int:
+    settings = TriggerSettings()
+    topic = settings.topics.trigger_config
+    current = (await read_configs(settings.kafka, topic)).get(args.worker)
+    base = current or TriggerPolicyConfig(args.worker)
+    try:
+        config = base.merged(changes_from_args(args, base))
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    await write_config(settings.kafka, topic, config)
+    print(json.dumps(config.to_record(), indent=2, sort_keys=True))
+    return 0
+
+
+async def _live_views(settings: TriggerSettings, worker: str | None) -> dict[str, Any]:
+    """The service's live view from the DB; empty when the DB cannot be reached."""
+    from dspy_flywheel.store.pool import connect
+    from dspy_flywheel.trigger.store import fetch_views
+
+    try:
+        conn = await connect(settings.postgres, settings.db_schema)
+    except (OSError, ValueError) as exc:
+        print(f"(live view unavailable: {exc})")
+        return {}
+    try:
+        return await fetch_views(conn, settings.state_scope, worker)
+    except Exception as exc:  # the table may not exist yet before the service's first start
+        print(f"(live view unavailable: {exc})")
+        return {}
+    finally:
+        await conn.close()
+
+
+async def _show(args: argparse.Namespace) -> int:
+    settings = TriggerSettings()
+    configs = await read_configs(settings.kafka, settings.topics.trigger_config)
+    views = {} if args.no_live else await _live_views(settings, args.worker)
+    workers = [args.worker] if args.worker else sorted(set(configs) | set(views))
+    out = {
+        w: {
+            "config": configs[w].to_record() if w in configs else None,
+            "live": {k: v for k, v in views.get(w, {}).items() if k != "config"} or None,
+        }
+        for w in workers
+    }
+    print(json.dumps(out, indent=2, sort_keys=True, default=str))
+    return 0 if not args.worker or args.worker in configs or args.worker in views else 1
+
+
+async def _clear(args: argparse.Namespace) -> int:
+    settings = TriggerSettings()
+    await delete_config(settings.kafka, settings.topics.trigger_config, args.worker)
+    print(f"trigger config for {args.worker} removed")
+    return 0
+
+
+async def _optimize(args: argparse.Namespace) -> int:
+    settings = TriggerSettings()
+    try:
+        params = dict(parse_param(p) for p in args.param or [])
+    except ConfigError as exc:
+        print(f"error: {exc}")
+        return 2
+    job_id = await request_optimization(
+        settings.kafka,
+        Topics(settings.topic_prefix),
+        args.worker,
+        optimizer=args.optimizer,
+        params=params,
+        requested_by=_user(),
+    )
+    print(json.dumps({"job_id": job_id, "worker_id": args.worker}))
+    return 0
+
+
+def _add_set_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("worker")
+    p.add_argument("--policy", help="manual | periodic | performance (comma-combine)")
+    p.add_argument("--threshold", type=float, help="fire when accuracy falls below this")
+    p.add_argument("--window-size", type=int, help="last N labeled executions")
+    p.add_argument("--window-seconds", type=int, help="only labels from the last S seconds")
+    p.add_argument("--no-window-seconds", action="store_true", help="count window only")
+    p.add_argument("--min-examples", type=int, help="labeled examples needed in the window")
+    p.add_argument("--min-new-examples", type=int, help="new labels needed since last request")
+    p.add_argument("--cooldown", type=int, help="seconds between requests")
+    p.add_argument("--interval", type=int, help="periodic policy: every S seconds")
+    p.add_argument("--no-interval", action="store_true")
+    p.add_argument("--cron", help="periodic policy: 5-field cron (UTC)")
+    p.add_argument("--no-cron", action="store_true")
+    p.add_argument("--optimizer", help="e.g. BootstrapFewShot, MIPROv2")
+    p.add_argument("--param", action="append", metavar="K=V", help="optimizer parameter")
+    p.add_argument("--clear-params", action="store_true", help="drop existing parameters")
+    p.add_argument("--worker-type")
+    p.add_argument("--program-ref", help="module:attr building the worker's program")
+    p.add_argument("--metric-ref", help="module:attr of the metric")
+    toggle = p.add_mutually_exclusive_group()
+    toggle.add_argument("--enable", dest="enabled", action="store_const", const=True)
+    toggle.add_argument("--disable", dest="enabled", action="store_const", const=False)
+
+
+def register(sub: Any) -> None:
+    trigger = sub.add_parser("trigger", help="optimization trigger policies").add_subparsers(
+        dest="action", required=True
+    )
+    p_set = trigger.add_parser("set", help="change a worker's trigger config (merged)")
+    _add_set_flags(p_set)
+    p_set.set_defaults(func=_set)
+    p_show = trigger.add_parser("show", help="effective config (and live view)")
+    p_show.add_argument("worker", nargs="?")
+    p_show.add_argument("--no-live", action="store_true", help="config topic only")
+    p_show.set_defaults(func=_show)
+    p_clear = trigger.add_parser("clear", help="remove a worker's config (tombstone)")
+    p_clear.add_argument("worker")
+    p_clear.set_defaults(func=_clear)
+    opt = sub.add_parser("optimize", help="request an optimization now (manual)")
+    opt.add_argument("worker")
+    opt.add_argument("--optimizer")
+    opt.add_argument("--param", action="append", metavar="K=V")
+    opt.set_defaults(func=_optimize)

@@ -1,0 +1,126 @@
+"""Optimizer service on the real broker and database with the fake LM.
+
+Better candidate → ProgramUpdated + registry row; not better → rejected, nothing published;
+a redelivered request is not run twice; a too-small dataset is refused with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+import pytest
+
+from dspy_flywheel.bus import start_producer
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.settings import KafkaSettings
+from dspy_flywheel.store import jobs, programs
+from tests.integration.test_optimizer_support import (
+    OBLIVIOUS_LM,
+    EventWatch,
+    ListDataset,
+    optimizer_settings,
+    request,
+    running_optimizer,
+    send_request,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def test_better_candidate_is_published_once(
+    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
+    group_id: str, unique: str,
+) -> None:
+    settings = optimizer_settings(topics, db_schema, group_id)
+    worker = f"router-{unique}"
+    first = request(worker)
+    async with (EventWatch(kafka_settings, topics.optimization_status,
+                           topics.program_updated) as watch,
+                running_optimizer(settings, ListDataset(60))):
+        producer = await start_producer(kafka_settings)
+        try:
+            await send_request(producer, topics, first)
+            final = await watch.terminal(first["job_id"])
+            assert final.record["status"] == "succeeded", final.record["message"]
+            # redelivery of the same request, then a sentinel request behind it (same key,
+            # same partition): once the sentinel is done the duplicate has been consumed.
+            await send_request(producer, topics, first)
+            sentinel = request(worker)
+            await send_request(producer, topics, sentinel)
+            await watch.terminal(sentinel["job_id"])
+        finally:
+            await producer.stop()
+
+    statuses = watch.statuses(first["job_id"])
+    assert statuses[0] == "queued" and statuses[-1] == "succeeded"
+    assert statuses.count("queued") == 1 and "running" in statuses
+    assert statuses.count("succeeded") == 1
+    updates = watch.of("ProgramUpdated", worker_id=worker)
+    by_job = [u for u in updates if u.record["job_id"] == first["job_id"]]
+    assert len(by_job) == 1
+    update = by_job[0].record
+    assert update["version"] == 1
+    assert update["holdout_after"] > update["holdout_before"]
+    assert json.loads(update["signature_json"]) == {
+        "route": {"inputs": ["text"], "outputs": ["label"]}}
+    assert json.loads(update["program_state_json"])["route"]["demos"], "published without demos"
+
+    job = await jobs.get(db_pool, first["job_id"])
+    assert job is not None and job.status == "succeeded" and job.program_version == 1
+    assert job.lm_calls and job.lm_calls > 0 and job.wall_s and job.cpu_s is not None
+    assert job.details["split"] == {"train": 36, "val": 12, "holdout": 12}
+    version = await programs.get_version(db_pool, worker, 1)
+    assert version is not None and version.job_id == first["job_id"]
+    assert version.holdout_after == update["holdout_after"]
+    assert version.size_bytes == len(update["program_state_json"].encode())
+    # the sentinel compared against version 1 (already perfect): rejected, nothing new
+    sentinel_job = await jobs.get(db_pool, sentinel["job_id"])
+    assert sentinel_job is not None and sentinel_job.status == "rejected"
+    assert sentinel_job.details["current_source"] == "version 1"
+    assert [v.version for v in await programs.list_versions(db_pool, worker)] == [1]
+
+
+async def test_candidate_not_better_is_rejected(
+    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
+    group_id: str, unique: str,
+) -> None:
+    settings = optimizer_settings(topics, db_schema, group_id, lm_ref=OBLIVIOUS_LM)
+    worker = f"router-{unique}"
+    req = request(worker)
+    async with (EventWatch(kafka_settings, topics.optimization_status,
+                           topics.program_updated) as watch,
+                running_optimizer(settings, ListDataset(60))):
+        producer = await start_producer(kafka_settings)
+        try:
+            await send_request(producer, topics, req)
+            final = await watch.terminal(req["job_id"])
+        finally:
+            await producer.stop()
+    assert final.record["status"] == "rejected"
+    details = json.loads(final.record["details_json"])
+    assert details["holdout_before"] == details["holdout_after"]
+    assert "not better" in final.record["message"]
+    assert watch.of("ProgramUpdated", worker_id=worker) == []
+    assert await programs.latest(db_pool, worker) is None
+    job = await jobs.get(db_pool, req["job_id"])
+    assert job is not None and job.status == "rejected" and job.program_version is None
+
+
+async def test_small_dataset_is_refused_with_reason(
+    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
+    group_id: str, unique: str,
+) -> None:
+    settings = optimizer_settings(topics, db_schema, group_id, min_examples=30)
+    req = request(f"router-{unique}")
+    async with (EventWatch(kafka_settings, topics.optimization_status) as watch,
+                running_optimizer(settings, ListDataset(12))):
+        producer = await start_producer(kafka_settings)
+        try:
+            await send_request(producer, topics, req)
+            final = await watch.terminal(req["job_id"])
+        finally:
+            await producer.stop()
+    assert final.record["status"] == "failed"
+    assert final.record["message"] == (
+        "refused: dataset too small: 12 usable examples, at least 30 needed")

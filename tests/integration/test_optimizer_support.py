@@ -1,0 +1,155 @@
+"""Shared helpers for the optimizer and manager integration tests (no tests here).
+
+``ListDataset`` stands in for the collector's example store: it serves a fixed list of
+labeled tickets. Swap it for ``CollectorDataset`` once ``store/examples.py`` exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from dspy_flywheel.bus import publish
+from dspy_flywheel.contracts.codec import Decoded, decode
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.optimizer import fake_task
+from dspy_flywheel.optimizer.app import run
+from dspy_flywheel.optimizer.settings import OptimizerSettings
+from dspy_flywheel.optimizer.spec import DataRow
+from dspy_flywheel.settings import KafkaSettings
+
+DEADLINE_S = 60.0
+PROGRAM_REF = "dspy_flywheel.optimizer.fake_task:TicketRouter"
+DEMO_LM = "dspy_flywheel.optimizer.fake_task:make_lm"
+OBLIVIOUS_LM = "dspy_flywheel.optimizer.fake_task:make_oblivious_lm"
+TERMINAL = {"succeeded", "rejected", "failed", "cancelled"}
+
+
+async def until(predicate: Callable[[], Awaitable[Any]], what: str,
+                within_s: float = DEADLINE_S) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``within_s``."""
+    end = time.monotonic() + within_s
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def new_traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+class ListDataset:
+    """A fixed set of labeled tickets for one or more workers."""
+
+    def __init__(self, n: int = 60, seed: int = 0) -> None:
+        self.rows = [DataRow(id=f"ex-{i}", inputs=t["inputs"], label=t["outputs"])
+                     for i, t in enumerate(fake_task.tickets(n, seed))]
+        self.snapshots: list[tuple[str, list[str], str]] = []
+
+    async def load(self, worker_id: str, *, limit: int | None, labeled_only: bool) -> list[DataRow]:
+        return self.rows[:limit] if limit else list(self.rows)
+
+    async def snapshot(self, worker_id: str, example_ids: list[str], purpose: str) -> int | None:
+        self.snapshots.append((worker_id, example_ids, purpose))
+        return len(self.snapshots)
+
+
+class EventWatch:
+    """Collects every event on the given topics, from the beginning."""
+
+    def __init__(self, kafka: KafkaSettings, *topics: str) -> None:
+        self.events: list[tuple[str, Decoded]] = []
+        self._consumer = AIOKafkaConsumer(*topics, **kafka.client_kwargs(), group_id=None,
+                                          auto_offset_reset="earliest", fetch_max_wait_ms=20)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> EventWatch:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        async for msg in self._consumer:
+            self.events.append((msg.topic, decode(msg.value, msg.headers)))
+
+    def of(self, event_type: str, **match: Any) -> list[Decoded]:
+        return [d for _, d in self.events if d.event_type == event_type
+                and all(d.record.get(k) == v for k, v in match.items())]
+
+    def statuses(self, job_id: str) -> list[str]:
+        return [d.record["status"] for d in self.of("OptimizationStatusChanged", job_id=job_id)]
+
+    async def terminal(self, job_id: str, within_s: float = DEADLINE_S) -> Decoded:
+        async def done() -> Decoded | None:
+            found = [d for d in self.of("OptimizationStatusChanged", job_id=job_id)
+                     if d.record["status"] in TERMINAL]
+            return found[-1] if found else None
+
+        result: Decoded = await until(done, f"job {job_id} to finish", within_s)
+        return result
+
+
+def optimizer_settings(topics: Topics, schema: str, group_id: str,
+                       **overrides: Any) -> OptimizerSettings:
+    values: dict[str, Any] = {
+        "FLYWHEEL_TOPIC_PREFIX": topics.prefix, "FLYWHEEL_DB_SCHEMA": schema,
+        "group_id": group_id, "acks_group_id": f"{group_id}-acks", "lm_ref": DEMO_LM,
+        "min_examples": 20, "heartbeat_s": 0.5, "stale_after_s": 5.0,
+        "progress_interval_s": 0.2, "report_interval_s": 0.2, "poll_interval_s": 0.5,
+        "wall_time_s": 120.0, "memory_mb": 4096,
+    }
+    values.update(overrides)
+    return OptimizerSettings.model_validate(values)
+
+
+def request(worker_id: str, *, job_id: str | None = None, optimizer: str = "BootstrapFewShot",
+            params: dict[str, Any] | None = None, program_ref: str | None = PROGRAM_REF,
+            metric_ref: str | None = None, reason: str = "manual") -> dict[str, Any]:
+    return {
+        "job_id": job_id or f"job-{secrets.token_hex(6)}", "worker_id": worker_id,
+        "reason": reason, "optimizer": optimizer,
+        "optimizer_params_json": json.dumps(params or {}), "evidence_json": "{}",
+        "requested_by": "test", "program_ref": program_ref, "metric_ref": metric_ref,
+        "timestamp_ms": int(time.time() * 1000),
+    }
+
+
+async def send_request(producer: AIOKafkaProducer, topics: Topics, record: dict[str, Any],
+                       traceparent: str | None = None) -> None:
+    await publish(producer, topics.optimization_requests, record["worker_id"],
+                  "OptimizationRequested", record, traceparent=traceparent)
+
+
+@contextlib.asynccontextmanager
+async def running_optimizer(settings: OptimizerSettings,
+                            dataset: Any) -> AsyncIterator[asyncio.Task[None]]:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run(settings, stop=stop, ready=ready, dataset=dataset))
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait([task, waiter], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    assert ready.is_set(), "optimizer did not become ready"
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

@@ -1,0 +1,526 @@
+"""Trigger service on the real broker and database: drops, live thresholds, periodic, manual.
+
+Shared helpers (``Harness``, ``RequestWatch``) are imported by ``test_trigger_restart.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from dspy_flywheel.bus import publish, start_producer
+from dspy_flywheel.contracts.codec import decode
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.settings import KafkaSettings
+from dspy_flywheel.telemetry import trace_id_of
+from dspy_flywheel.trigger import TriggerPolicyConfig, TriggerSettings, read_configs, write_config
+from dspy_flywheel.trigger.app import run
+from dspy_flywheel.trigger.requests import request_optimization
+from dspy_flywheel.trigger.store import fetch_views
+
+DEADLINE_S = 30.0
+
+
+async def until(
+    predicate: Callable[[], Awaitable[Any]], what: str, within_s: float = DEADLINE_S
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``within_s``."""
+    end = time.monotonic() + within_s
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def new_traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+class RequestWatch:
+    """Collects every OptimizationRequested on the topic (from the beginning)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self.items: list[tuple[dict[str, Any], str | None, float]] = []
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            **kafka.client_kwargs(),
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for msg in self._consumer:
+            event = decode(msg.value, msg.headers)
+            self.items.append((event.record, event.traceparent, time.perf_counter()))
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    def for_worker(self, worker: str) -> list[dict[str, Any]]:
+        return [r for r, _, _ in self.items if r["worker_id"] == worker]
+
+    async def caught_up(self) -> bool:
+        """True once every message now on the topic has been collected."""
+        parts = self._consumer.assignment()
+        ends = await self._consumer.end_offsets(list(parts))
+        for tp, end in ends.items():
+            if await self._consumer.position(tp) < end:
+                return False
+        return True
+
+
+class Harness:
+    """Produces events for one worker and reads the trigger's live view and outbox."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: Topics,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        worker: str,
+    ) -> None:
+        self.kafka, self.topics, self.pool, self.producer = kafka, topics, pool, producer
+        self.worker = worker
+        self.sent = 0
+        self.traceparents: list[str] = []
+
+    async def feedback(self, correct: bool) -> float:
+        """One labeled outcome (score 1/0); returns the perf_counter time when it was acked."""
+        self.sent += 1
+        tp = new_traceparent()
+        self.traceparents.append(tp)
+        record = {
+            "execution_id": f"{self.worker}-e{self.sent}",
+            "worker_id": self.worker,
+            "label": None,
+            "score": 1.0 if correct else 0.0,
+            "source": "test",
+            "timestamp_ms": int(time.time() * 1000),
+        }
+        await publish(
+            self.producer,
+            self.topics.feedback,
+            self.worker,
+            "FeedbackRecorded",
+            record,
+            traceparent=tp,
+        )
+        return time.perf_counter()
+
+    async def pattern(self, accuracy_tenths: int, count: int) -> None:
+        for i in range(count):
+            await self.feedback(i % 10 < accuracy_tenths)
+
+    async def status(self, job_id: str, status: str) -> None:
+        record = {
+            "job_id": job_id,
+            "worker_id": self.worker,
+            "status": status,
+            "timestamp_ms": int(time.time() * 1000),
+        }
+        await publish(
+            self.producer,
+            self.topics.optimization_status,
+            self.worker,
+            "OptimizationStatusChanged",
+            record,
+        )
+
+    async def view(self) -> dict[str, Any]:
+        views = await fetch_views(self.pool, self.topics.prefix, self.worker)
+        return views.get(self.worker, {})
+
+    async def processed(self, total: int) -> bool:
+        """Every labeled outcome sent so far is in the persisted state and nothing is unsent."""
+        view = await self.view()
+        unsent = await self.pool.fetchval(
+            "SELECT count(*) FROM trigger_outbox WHERE scope = $1 AND worker_id = $2 "
+            "AND sent_at IS NULL",
+            self.topics.prefix,
+            self.worker,
+        )
+        return view.get("labeled_total") == total and unsent == 0
+
+
+def settings_for(topics: Topics, schema: str, **overrides: Any) -> TriggerSettings:
+    return TriggerSettings(
+        FLYWHEEL_TOPIC_PREFIX=topics.prefix,
+        FLYWHEEL_DB_SCHEMA=schema,
+        tick_seconds=0.2,
+        **overrides,
+    )
+
+
+def perf_config(worker: str, **kw: Any) -> TriggerPolicyConfig:
+    base: dict[str, Any] = {
+        "policy": "performance",
+        "threshold": 0.8,
+        "window_size": 20,
+        "min_examples": 10,
+        "cooldown_seconds": 600,
+        "program_ref": "demo.programs:Classifier",
+    }
+    base.update(kw)
+    return TriggerPolicyConfig(worker, **base)
+
+
+@pytest.fixture
+async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
+    p = await start_producer(kafka_settings)
+    yield p
+    await p.stop()
+
+
+@pytest.fixture
+async def watch(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[RequestWatch]:
+    w = RequestWatch(kafka_settings, topics.optimization_requests)
+    await w.start()
+    yield w
+    await w.stop()
+
+
+@pytest.fixture
+def harness(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    unique: str,
+) -> Harness:
+    return Harness(kafka_settings, topics, db_pool, producer, f"worker-{unique}")
+
+
+@pytest.fixture
+async def start_service(topics: Topics, db_schema: str) -> AsyncIterator[Any]:
+    """Starts the service in-process (as a task); stops every started one at teardown."""
+    running: list[tuple[asyncio.Task[None], asyncio.Event]] = []
+
+    async def start(**overrides: Any) -> asyncio.Event:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(
+            run(settings_for(topics, db_schema, **overrides), stop=stop, ready=ready)
+        )
+        running.append((task, stop))
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait([task, waiter], timeout=DEADLINE_S, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task.done():
+            task.result()  # surface the startup error
+        assert ready.is_set(), "trigger service did not become ready"
+        return stop
+
+    yield start
+    for task, stop in running:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+async def flywheel_cli(topics: Topics, schema: str, *args: str) -> tuple[int, str]:
+    """Run the real ``flywheel`` CLI in a subprocess; return (exit code, stdout)."""
+    env = {**os.environ, "FLYWHEEL_TOPIC_PREFIX": topics.prefix, "FLYWHEEL_DB_SCHEMA": schema}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dspy_flywheel.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, f"flywheel {' '.join(args)} failed: {out!r} {err!r}"
+    return proc.returncode, out.decode()
+
+
+def json_tail(output: str) -> Any:
+    """The JSON document a CLI command printed (after any note lines)."""
+    return json.loads(output[output.index("{") :])
+
+
+# --------------------------------------------------------------------------------------------
+async def test_drop_fires_once_none_before_none_during_cooldown(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    harness: Harness,
+    watch: RequestWatch,
+    start_service: Any,
+) -> None:
+    await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
+    await start_service()
+
+    await harness.pattern(9, 40)  # accuracy 0.9
+    await until(lambda: harness.processed(40), "40 labels processed")
+    await until(watch.caught_up, "watch caught up")
+    assert watch.for_worker(harness.worker) == [], "no request while accuracy is 0.9"
+    view = await harness.view()
+    assert view["accuracy"] == pytest.approx(0.9)
+    assert view["note"].startswith("ok")
+
+    await harness.pattern(6, 40)  # accuracy 0.6, stays low for 40 more labels
+    await until(lambda: harness.processed(80), "80 labels processed")
+    await until(watch.caught_up, "watch caught up")
+    requests = watch.for_worker(harness.worker)
+    assert len(requests) == 1, "exactly one request after the drop, none during cooldown"
+    request = requests[0]
+    evidence = json.loads(request["evidence_json"])
+    assert request["reason"] == "performance"
+    assert request["program_ref"] == "demo.programs:Classifier"
+    assert request["optimizer"] == "BootstrapFewShot"
+    assert evidence["accuracy"] < 0.8 <= evidence["threshold"]
+    assert evidence["window_count"] == 20
+    assert evidence["min_examples"] == 10
+    assert evidence["labeled_total"] > 40
+    # the request's trace continues the trace of the feedback that crossed the threshold
+    ((_, traceparent, _),) = [i for i in watch.items if i[0]["worker_id"] == harness.worker]
+    crossing = harness.traceparents[evidence["labeled_total"] - 1]
+    assert trace_id_of(traceparent) == trace_id_of(crossing)
+    assert traceparent != crossing  # a new span: trigger.decision
+    view = await harness.view()
+    assert view["in_flight_job_id"] == request["job_id"]
+    assert view["accuracy"] < 0.8
+    assert "in flight" in view["note"]
+
+    # the job ends; accuracy is still low but the cooldown holds
+    await harness.status(request["job_id"], "failed")
+    await until(lambda: _view_has(harness, "in_flight_job_id", None), "job finished")
+    await harness.pattern(5, 20)
+    await until(lambda: harness.processed(100), "100 labels processed")
+    await until(watch.caught_up, "watch caught up")
+    assert len(watch.for_worker(harness.worker)) == 1
+    assert "cooldown" in (await harness.view())["note"]
+
+
+async def _view_has(harness: Harness, key: str, value: Any) -> bool:
+    view = await harness.view()
+    return key in view and view[key] == value
+
+
+async def test_threshold_change_while_running(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    harness: Harness,
+    watch: RequestWatch,
+    start_service: Any,
+) -> None:
+    await write_config(
+        kafka_settings,
+        topics.trigger_config,
+        perf_config(harness.worker, threshold=0.5, window_size=30),
+    )
+    await start_service()
+    await harness.pattern(6, 20)
+    await until(lambda: harness.processed(20), "20 labels processed")
+    _, before = await flywheel_cli(topics, db_schema, "trigger", "show", harness.worker)
+    shown = json_tail(before)[harness.worker]
+    assert shown["config"]["threshold"] == 0.5
+    assert shown["live"]["accuracy"] == pytest.approx(0.6)
+    await until(watch.caught_up, "watch caught up")
+    assert watch.for_worker(harness.worker) == [], "0.6 is above the 0.5 threshold"
+
+    _, out = await flywheel_cli(
+        topics, db_schema, "trigger", "set", harness.worker, "--threshold", "0.7"
+    )
+    assert json_tail(out)["window_size"] == 30  # merged: fields not given keep their value
+    await until(lambda: _live_threshold(harness, 0.7), "service sees threshold 0.7")
+    _, after = await flywheel_cli(topics, db_schema, "trigger", "show", harness.worker)
+    shown = json_tail(after)[harness.worker]
+    assert shown["config"]["threshold"] == 0.7
+    assert shown["config"]["window_size"] == 30
+    assert shown["config"]["program_ref"] == "demo.programs:Classifier"
+
+    await harness.pattern(6, 2)  # the next decision uses the new threshold
+    requests = await until(lambda: _requests(watch, harness.worker), "a request")
+    evidence = json.loads(requests[0]["evidence_json"])
+    assert evidence["threshold"] == 0.7
+    assert evidence["accuracy"] < 0.7
+
+
+async def _live_threshold(harness: Harness, threshold: float) -> bool:
+    config = (await harness.view()).get("config") or {}
+    return config.get("threshold") == threshold
+
+
+async def _requests(watch: RequestWatch, worker: str) -> list[dict[str, Any]]:
+    return watch.for_worker(worker)
+
+
+async def test_periodic_policy_fires_on_schedule(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    harness: Harness,
+    watch: RequestWatch,
+    start_service: Any,
+) -> None:
+    config = TriggerPolicyConfig(
+        harness.worker,
+        policy="periodic",
+        interval_seconds=1,
+        optimizer="MIPROv2",
+        optimizer_params_json='{"auto": "light"}',
+    )
+    await write_config(kafka_settings, topics.trigger_config, config)
+    started = time.perf_counter()
+    await start_service()
+    first = (await until(lambda: _requests(watch, harness.worker), "first periodic"))[0]
+    assert first["reason"] == "periodic"
+    assert first["optimizer"] == "MIPROv2"
+    assert json.loads(first["optimizer_params_json"]) == {"auto": "light"}
+    assert json.loads(first["evidence_json"])["interval_seconds"] == 1
+    first_at = watch.items[-1][2]
+    assert first_at - started >= 0.9
+    # the next slot waits for the job in flight; once it ends, the schedule resumes
+    await harness.status(first["job_id"], "succeeded")
+    await until(lambda: _count_at_least(watch, harness.worker, 2), "second periodic")
+    second_at = [t for r, _, t in watch.items if r["worker_id"] == harness.worker][1]
+    assert second_at - first_at >= 0.9
+
+
+async def _count_at_least(watch: RequestWatch, worker: str, n: int) -> bool:
+    return len(watch.for_worker(worker)) >= n
+
+
+async def test_manual_request_goes_out_at_once(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    harness: Harness,
+    watch: RequestWatch,
+    start_service: Any,
+) -> None:
+    await write_config(
+        kafka_settings,
+        topics.trigger_config,
+        perf_config(harness.worker, policy="manual", optimizer_params_json='{"max_rounds": 1}'),
+    )
+    await start_service()
+    _, out = await flywheel_cli(
+        topics,
+        db_schema,
+        "optimize",
+        harness.worker,
+        "--optimizer",
+        "MIPROv2",
+        "--param",
+        "auto=light",
+    )
+    job_id = json_tail(out)["job_id"]
+    requests = await until(lambda: _requests(watch, harness.worker), "manual request", 5)
+    request = requests[0]
+    assert request["job_id"] == job_id
+    assert request["reason"] == "manual"
+    assert request["optimizer"] == "MIPROv2"
+    assert json.loads(request["optimizer_params_json"]) == {"max_rounds": 1, "auto": "light"}
+    assert request["program_ref"] == "demo.programs:Classifier"
+    assert request["requested_by"].startswith("cli")
+    # the service sees it: the job is in flight and the cooldown has started
+    await until(lambda: _view_has(harness, "in_flight_job_id", job_id), "service saw it")
+
+    # the Python API (what the manager calls) also publishes immediately
+    t0 = time.perf_counter()
+    api_job = await request_optimization(
+        kafka_settings, topics, harness.worker, requested_by="api:test"
+    )
+    await until(lambda: _count_at_least(watch, harness.worker, 2), "API request", 5)
+    assert watch.for_worker(harness.worker)[1]["job_id"] == api_job
+    assert time.perf_counter() - t0 < 5
+
+
+async def test_bad_feedback_goes_to_dlq_and_service_continues(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    harness: Harness,
+    start_service: Any,
+    producer: AIOKafkaProducer,
+) -> None:
+    await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
+    await start_service()
+    await producer.send_and_wait(topics.feedback, b"not avro", key=harness.worker.encode())
+    await harness.pattern(10, 3)
+    await until(lambda: harness.processed(3), "good labels processed after the bad one")
+    consumer = AIOKafkaConsumer(
+        topics.dlq(topics.feedback),
+        **kafka_settings.client_kwargs(),
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        msg = await asyncio.wait_for(consumer.getone(), DEADLINE_S)
+    finally:
+        await consumer.stop()
+    headers = dict(msg.headers)
+    assert msg.value == b"not avro"
+    assert b"CorruptPayload" in headers["dlq_error"]
+    assert headers["dlq_source"].startswith(topics.feedback.encode())
+
+
+async def test_config_tombstone_removes_worker_config(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    harness: Harness,
+) -> None:
+    await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
+    _, out = await flywheel_cli(topics, db_schema, "trigger", "clear", harness.worker)
+    assert "removed" in out
+    assert harness.worker not in await read_configs(kafka_settings, topics.trigger_config)
+
+
+async def test_second_instance_stands_by_until_the_first_stops(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    harness: Harness,
+    watch: RequestWatch,
+    start_service: Any,
+) -> None:
+    await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
+    stop_first = await start_service()
+    stop_second, second_ready = asyncio.Event(), asyncio.Event()
+    second = asyncio.create_task(
+        run(settings_for(topics, db_schema), stop=stop_second, ready=second_ready)
+    )
+    try:
+        with pytest.raises(TimeoutError):  # holds no leadership while the first runs
+            await asyncio.wait_for(asyncio.shield(second_ready.wait()), 2.0)
+        await harness.pattern(10, 5)
+        await until(lambda: harness.processed(5), "first instance processed 5")
+        stop_first.set()
+        await until(_is_set(second_ready), "second instance took over")
+        await harness.pattern(5, 20)
+        await until(lambda: harness.processed(25), "second instance processed the rest")
+        assert len(await until(lambda: _requests(watch, harness.worker), "request")) == 1
+    finally:
+        stop_second.set()
+        await asyncio.wait_for(second, 20)
+
+
+def _is_set(event: asyncio.Event) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return event.is_set()
+
+    return check

@@ -1,0 +1,324 @@
+"""The trigger's decisions on a deterministic clock (no Kafka, no DB)."""
+
+import json
+
+from dspy_flywheel.trigger.config import TriggerPolicyConfig
+from dspy_flywheel.trigger.engine import EngineOptions, PlannedRequest, TriggerEngine
+from dspy_flywheel.trigger.policy import Debounce
+from dspy_flywheel.trigger.state import WorkerState
+
+T0 = 1_700_000_000_000
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def engine_with(config: TriggerPolicyConfig, **options: object) -> TriggerEngine:
+    engine = TriggerEngine(EngineOptions(**options))  # type: ignore[arg-type]
+    engine.set_config(config.worker_id, config)
+    return engine
+
+
+class Feeder:
+    def __init__(self, engine: TriggerEngine, worker: str = "w1") -> None:
+        self.engine, self.worker, self.n, self.t = engine, worker, 0, T0
+
+    def send(self, correct: bool, *, dt_ms: int = 100) -> list[PlannedRequest]:
+        self.n += 1
+        self.t += dt_ms
+        record = {
+            "execution_id": f"e{self.n}",
+            "worker_id": self.worker,
+            "label": None,
+            "score": 1.0 if correct else 0.0,
+            "source": "user",
+            "timestamp_ms": self.t,
+        }
+        return self.engine.on_feedback(record, TRACE, at_ms=self.t)
+
+    def pattern(self, accuracy_tenths: int, count: int) -> list[PlannedRequest]:
+        out: list[PlannedRequest] = []
+        for i in range(count):
+            out += self.send(i % 10 < accuracy_tenths)
+        return out
+
+
+def perf_config(**kw: object) -> TriggerPolicyConfig:
+    base = {"threshold": 0.8, "window_size": 20, "min_examples": 10, "cooldown_seconds": 600}
+    base.update(kw)
+    return TriggerPolicyConfig("w1", policy="performance", **base)  # type: ignore[arg-type]
+
+
+def test_drop_fires_exactly_once_then_cooldown_holds() -> None:
+    engine = engine_with(perf_config())
+    feed = Feeder(engine)
+    assert feed.pattern(9, 40) == []  # 0.9 accuracy: nothing
+    fired = feed.pattern(6, 30)  # 0.6: one request, then cooldown
+    assert len(fired) == 1
+    request = fired[0]
+    evidence = request.evidence
+    assert request.reason == "performance"
+    assert evidence["accuracy"] < 0.8
+    assert evidence["window_count"] == 20
+    assert evidence["threshold"] == 0.8
+    assert evidence["min_examples"] == 10
+    assert request.parent_traceparent == TRACE
+    state = engine.states["w1"]
+    assert state.in_flight_job_id == request.job_id
+    assert "in flight" in state.note
+    # job ends but the cooldown still holds although accuracy stays low
+    engine.on_status(
+        {"job_id": request.job_id, "worker_id": "w1", "status": "failed", "timestamp_ms": feed.t}
+    )
+    assert feed.pattern(5, 30) == []
+    assert "cooldown" in state.note
+
+
+def test_fires_again_after_cooldown_when_still_low() -> None:
+    engine = engine_with(perf_config(cooldown_seconds=5))
+    feed = Feeder(engine)
+    first = feed.pattern(5, 20)
+    assert len(first) == 1
+    engine.on_status(
+        {"job_id": first[0].job_id, "worker_id": "w1", "status": "rejected", "timestamp_ms": feed.t}
+    )
+    assert feed.pattern(5, 10) == []  # 10 events x 100 ms = 1 s < 5 s cooldown
+    feed.t += 5_000
+    assert len(feed.pattern(5, 10)) == 1
+
+
+def test_in_flight_blocks_until_terminal_status() -> None:
+    engine = engine_with(perf_config(cooldown_seconds=0))
+    feed = Feeder(engine)
+    first = feed.pattern(5, 20)
+    assert len(first) == 1
+    assert feed.pattern(5, 10) == []
+    engine.on_status(
+        {"job_id": first[0].job_id, "worker_id": "w1", "status": "running", "timestamp_ms": feed.t}
+    )
+    assert feed.pattern(5, 10) == []
+    engine.on_status(
+        {"job_id": first[0].job_id, "worker_id": "w1", "status": "failed", "timestamp_ms": feed.t}
+    )
+    assert len(feed.pattern(5, 10)) == 1
+
+
+def test_success_resets_window() -> None:
+    engine = engine_with(perf_config(cooldown_seconds=0))
+    feed = Feeder(engine)
+    job = feed.pattern(5, 20)[0].job_id
+    engine.on_status(
+        {"job_id": job, "worker_id": "w1", "status": "succeeded", "timestamp_ms": feed.t}
+    )
+    assert len(engine.states["w1"].window) == 0
+    assert feed.pattern(5, 9) == []  # below min_examples again
+    assert "waiting" in engine.states["w1"].note
+
+
+def test_debounce_needs_consecutive_low_evaluations() -> None:
+    engine = engine_with(
+        perf_config(window_size=4, min_examples=4, threshold=0.5), debounce=Debounce(evaluations=3)
+    )
+    feed = Feeder(engine)
+    # window after each send, oldest first; "below" means fewer than 2 of 4 correct
+    steps = [
+        (True, False),
+        (True, False),
+        (True, False),
+        (True, False),  # TTTT 1.0
+        (False, False),
+        (False, False),  # TTFF 0.5: not below
+        (False, False),  # TFFF 0.25: streak 1
+        (True, False),  # FFFT 0.25: streak 2
+        (True, False),  # FFTT 0.5: streak reset
+        (False, False),
+        (False, False),  # FTTF, TTFF 0.5
+        (False, False),
+        (False, False),  # TFFF, FFFF: streak 1, 2
+        (False, True),  # streak 3: fires
+    ]
+    for correct, fires in steps:
+        assert len(feed.send(correct)) == int(fires)
+
+
+def test_debounce_seconds_fires_on_tick() -> None:
+    engine = engine_with(
+        perf_config(window_size=10, min_examples=10), debounce=Debounce(evaluations=99, seconds=2)
+    )
+    feed = Feeder(engine)
+    assert feed.pattern(5, 10) == []
+    assert engine.tick(feed.t + 1000) == []
+    assert len(engine.tick(feed.t + 2500)) == 1
+
+
+def test_min_new_examples_since_last_request() -> None:
+    engine = engine_with(perf_config(cooldown_seconds=0, min_new_examples=15))
+    feed = Feeder(engine)
+    first: list[PlannedRequest] = []
+    while not first:
+        first = feed.send(False)
+    engine.on_status(
+        {"job_id": first[0].job_id, "worker_id": "w1", "status": "failed", "timestamp_ms": feed.t}
+    )
+    state = engine.states["w1"]
+    assert state.new_examples == 0
+    for _ in range(14):
+        assert feed.send(False) == []
+    assert "14/15 new examples" in state.note
+    fired = feed.send(False)
+    assert len(fired) == 1
+    assert fired[0].evidence["new_examples_since_last"] == 15
+
+
+def test_threshold_change_applies_to_next_decision() -> None:
+    engine = engine_with(perf_config(threshold=0.5))
+    feed = Feeder(engine)
+    assert feed.pattern(6, 20) == []  # 0.6 >= 0.5
+    engine.set_config("w1", perf_config(threshold=0.7))
+    fired = feed.pattern(6, 2)
+    assert len(fired) == 1
+    assert fired[0].evidence["threshold"] == 0.7
+
+
+def test_time_window_excludes_old_labels() -> None:
+    engine = engine_with(perf_config(window_seconds=10, min_examples=5))
+    feed = Feeder(engine)
+    feed.pattern(0, 5)  # all wrong, but...
+    feed.t += 60_000  # ...a minute ago
+    assert engine.tick(feed.t) == []
+    view = engine.evidence_view("w1", feed.t)
+    assert view["window_count"] == 0
+    assert view["labeled_total"] == 5
+
+
+def test_label_feedback_judged_against_outputs_in_any_order() -> None:
+    engine = engine_with(perf_config(window_size=4, min_examples=4))
+    execution = {
+        "execution_id": "x1",
+        "worker_id": "w1",
+        "outputs_json": '{"label": "a"}',
+        "success": True,
+        "metric_score": None,
+        "timestamp_ms": T0,
+    }
+    feedback = {
+        "execution_id": "x1",
+        "worker_id": "w1",
+        "label": "A",
+        "score": None,
+        "timestamp_ms": T0,
+    }
+    assert engine.on_feedback(feedback, None, at_ms=T0) == []
+    assert len(engine.pending) == 1  # waiting for its execution
+    engine.on_execution(execution, None, at_ms=T0)
+    assert engine.states["w1"].labeled_total == 1
+    wrong = {**execution, "execution_id": "x2", "outputs_json": '{"label": "b"}'}
+    engine.on_execution(wrong, None, at_ms=T0)
+    engine.on_feedback({**feedback, "execution_id": "x2"}, None, at_ms=T0)
+    view = engine.evidence_view("w1", T0)
+    assert (view["window_count"], view["window_correct"]) == (2, 1)
+
+
+def test_metric_score_on_execution_counts_and_feedback_overrides() -> None:
+    engine = engine_with(perf_config())
+    execution = {
+        "execution_id": "x1",
+        "worker_id": "w1",
+        "outputs_json": "{}",
+        "success": True,
+        "metric_score": 0.2,
+        "timestamp_ms": T0,
+    }
+    engine.on_execution(execution, None, at_ms=T0)
+    engine.on_feedback(
+        {"execution_id": "x1", "worker_id": "w1", "label": None, "score": 0.9, "timestamp_ms": T0},
+        None,
+        at_ms=T0,
+    )
+    view = engine.evidence_view("w1", T0)
+    assert (view["window_count"], view["window_correct"], view["labeled_total"]) == (1, 1, 1)
+
+
+def test_periodic_interval_and_skip_when_in_flight() -> None:
+    config = TriggerPolicyConfig(
+        "w1",
+        policy="periodic",
+        interval_seconds=10,
+        optimizer="MIPROv2",
+        optimizer_params_json='{"auto": "light"}',
+    )
+    engine = engine_with(config)
+    assert engine.tick(T0) == []  # anchors the schedule
+    assert engine.tick(T0 + 9_000) == []
+    fired = engine.tick(T0 + 10_000)
+    assert len(fired) == 1
+    assert fired[0].reason == "periodic"
+    assert fired[0].config.optimizer == "MIPROv2"
+    assert engine.tick(T0 + 20_000) == []  # job in flight: slot skipped
+    engine.on_status(
+        {
+            "job_id": fired[0].job_id,
+            "worker_id": "w1",
+            "status": "succeeded",
+            "timestamp_ms": T0 + 21_000,
+        }
+    )
+    assert engine.tick(T0 + 29_000) == []
+    assert len(engine.tick(T0 + 30_000)) == 1
+
+
+def test_periodic_cron() -> None:
+    engine = engine_with(TriggerPolicyConfig("w1", policy="periodic", cron="*/5 * * * *"))
+    start = 1_700_000_100_000  # 22:15:00 UTC
+    assert engine.tick(start) == []
+    assert engine.tick(start + 60_000) == []
+    assert len(engine.tick(start + 300_000)) == 1
+
+
+def test_disabled_manual_and_unconfigured_never_fire() -> None:
+    for config in (
+        perf_config(enabled=False),
+        TriggerPolicyConfig("w1", policy="manual", min_examples=1),
+    ):
+        engine = engine_with(config)
+        assert Feeder(engine).pattern(0, 30) == []
+    assert Feeder(TriggerEngine()).pattern(0, 60) == []
+    defaulted = TriggerEngine(EngineOptions(default_policy="performance"))
+    assert len(Feeder(defaulted).pattern(0, 60)) == 1
+
+
+def test_requests_seen_on_topic_start_cooldown() -> None:
+    engine = engine_with(perf_config())
+    engine.on_request({"job_id": "manual-1", "worker_id": "w1", "timestamp_ms": T0})
+    engine.on_status(
+        {"job_id": "manual-1", "worker_id": "w1", "status": "failed", "timestamp_ms": T0}
+    )
+    assert Feeder(engine).pattern(0, 30) == []
+    assert "cooldown" in engine.states["w1"].note
+
+
+def test_final_status_read_before_request_leaves_nothing_in_flight() -> None:
+    engine = engine_with(perf_config(cooldown_seconds=0))
+    engine.on_status({"job_id": "j1", "worker_id": "w1", "status": "failed", "timestamp_ms": T0})
+    engine.on_request({"job_id": "j1", "worker_id": "w1", "timestamp_ms": T0})
+    assert engine.states["w1"].in_flight_job_id is None
+
+
+def test_in_flight_timeout() -> None:
+    engine = engine_with(perf_config(cooldown_seconds=0), in_flight_timeout_s=60)
+    feed = Feeder(engine)
+    first = feed.pattern(5, 20)
+    assert len(first) == 1
+    assert engine.tick(feed.t + 59_000) == []
+    again = engine.tick(feed.t + 61_000)  # the stuck job no longer blocks; accuracy still low
+    assert len(again) == 1
+    assert again[0].job_id != first[0].job_id
+    assert engine.states["w1"].in_flight_job_id == again[0].job_id
+
+
+def test_state_round_trips_through_json() -> None:
+    engine = engine_with(perf_config())
+    feed = Feeder(engine)
+    feed.pattern(5, 20)
+    state = engine.states["w1"]
+    again = WorkerState.from_json("w1", json.loads(json.dumps(state.to_json())))
+    assert again.to_json() == state.to_json()
+    assert again.window.stats(20, feed.t, None) == state.window.stats(20, feed.t, None)
