@@ -22,7 +22,7 @@ APT_UPDATED=0
 apt_install() {
   [[ $(id -u) -eq 0 ]] || die "missing packages ($*); run as root or install them: apt-get install $*"
   command -v apt-get >/dev/null || die "missing packages ($*) and no apt-get on this machine"
-  export DEBIAN_FRONTEND=noninteractive
+  export DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1
   if [[ $APT_UPDATED -eq 0 ]]; then
     log "apt-get update"
     apt-get update -qq >&2

@@ -186,7 +186,12 @@ async def test_unsent_outbox_row_is_published_on_start(
     await proc.start()
     requests = await until(lambda: _requests(watch, harness.worker), "outbox row published")
     assert requests[0]["job_id"] == envelope.job_id
-    assert await store.unsent() == []
+
+    async def drained() -> bool:
+        return await store.unsent() == []
+
+    await until(drained, "outbox row marked sent")
+    assert len(watch.for_worker(harness.worker)) == 1
 
 
 async def test_labels_after_restart_are_judged_against_earlier_executions(

@@ -15,8 +15,8 @@ from dspy_flywheel.privacy import (
     InMemoryPlaceholderStore,
     RecognizerError,
     RecognizerRegistry,
-    Span,
     SpacyPersonRecognizer,
+    Span,
     UnsupportedValueError,
     default_recognizers,
     resolve_overlaps,
@@ -130,7 +130,9 @@ class EmployeeIdRecognizer:
     name: str = "employee_id"
 
     def find(self, text: str) -> list[Span]:
-        return [Span(m.start(), m.end(), "EMPLOYEE_ID", 85) for m in re.finditer(r"EMP-\d{6}", text)]
+        return [
+            Span(m.start(), m.end(), "EMPLOYEE_ID", 85) for m in re.finditer(r"EMP-\d{6}", text)
+        ]
 
 
 def test_registry_accepts_user_recognizers() -> None:

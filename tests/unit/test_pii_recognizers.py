@@ -200,12 +200,18 @@ def test_ipv6_canonical_is_compressed() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("k=sk-proj-4fGh7Jk2LmN9pQr3StUv8WxY1zAb6CdE", ["sk-proj-4fGh7Jk2LmN9pQr3StUv8WxY1zAb6CdE"]),
+        (
+            "k=sk-proj-4fGh7Jk2LmN9pQr3StUv8WxY1zAb6CdE",
+            ["sk-proj-4fGh7Jk2LmN9pQr3StUv8WxY1zAb6CdE"],
+        ),
         ("ghp_16C7e42F292c6912E7710c838347Ae178B4a", ["ghp_16C7e42F292c6912E7710c838347Ae178B4a"]),
         ("aws AKIAIOSFODNN7EXAMPLE", ["AKIAIOSFODNN7EXAMPLE"]),
         ("Authorization: Bearer abcDEF123456ghiJKL789.", ["abcDEF123456ghiJKL789"]),
         ("api_key=3f9a2c7e1b8d4f6a0e5c9b2d7a1f4e8c", ["3f9a2c7e1b8d4f6a0e5c9b2d7a1f4e8c"]),
-        ('{"client_secret": "Zq8R2vLm4Tx9Kp1Wn6Yb3Hc7Jd5Fg0Se"}', ["Zq8R2vLm4Tx9Kp1Wn6Yb3Hc7Jd5Fg0Se"]),
+        (
+            '{"client_secret": "Zq8R2vLm4Tx9Kp1Wn6Yb3Hc7Jd5Fg0Se"}',
+            ["Zq8R2vLm4Tx9Kp1Wn6Yb3Hc7Jd5Fg0Se"],
+        ),
         ("password=hunter2go", ["hunter2go"]),
         ("max_tokens=512 temperature=0.7", []),
         ("api_key=YOUR_API_KEY", []),

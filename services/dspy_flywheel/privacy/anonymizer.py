@@ -20,8 +20,9 @@ from dspy_flywheel.privacy.spans import Recognizer, Span, resolve_overlaps
 logger = logging.getLogger(__name__)
 
 JsonValue: TypeAlias = (
-    "str | int | float | bool | None | Mapping[str, JsonValue] | list[JsonValue] | tuple[JsonValue, ...]"
-)
+    str | int | float | bool
+    | Mapping[str, "JsonValue"] | list["JsonValue"] | tuple["JsonValue", ...] | None
+)  # fmt: skip
 MIN_KEY_BYTES: Final = 16
 
 
@@ -111,7 +112,9 @@ class Anonymizer:
         parts: list[str] = []
         position = 0
         for span in spans:
-            canonical = span.canonical if span.canonical is not None else text[span.start : span.end]
+            canonical = (
+                span.canonical if span.canonical is not None else text[span.start : span.end]
+            )
             digest = value_digest(self._key, scope, span.kind, canonical)
             parts.append(text[position : span.start])
             parts.append(self.store.placeholder_for(scope, span.kind, digest))

@@ -105,40 +105,35 @@ class PhoneRecognizer:
             if kind in ("bare", "local", "trunk") and not _PHONE_CUE.search(before):
                 continue
             candidate = match.group()
+            end = match.end()
             if kind == "intl":
                 found = self._international(candidate)
                 if found is None:
                     continue
                 length, canonical = found
-                spans.append(Span(match.start(), match.start() + length, PHONE, PRIORITY[PHONE],
-                                  canonical))  # fmt: skip
-                continue
-            if kind == "trunk":
-                canonical = next(
-                    (
-                        found
-                        for region in (self.default_region, *self.national_regions)
-                        if (found := self._validate(candidate, region)) is not None
-                    ),
-                    None,
-                )
-                if canonical is None:
-                    continue
-            elif kind == "local":
-                digits = re.sub(r"\D", "", candidate)
-                if digits[0] in "01":
-                    continue
-                canonical: str | None = digits
-            elif self.default_region in _NANP_REGIONS:
-                canonical = _nanp_e164(candidate)
-                if canonical is None:
-                    continue
+                end = match.start() + length
             else:
-                canonical = self._validate(candidate, self.default_region)
-                if canonical is None:
+                national = self._national(kind, candidate)
+                if national is None:
                     continue
-            spans.append(Span(match.start(), match.end(), PHONE, PRIORITY[PHONE], canonical))
+                canonical = national
+            spans.append(Span(match.start(), end, PHONE, PRIORITY[PHONE], canonical))
         return spans
+
+    def _national(self, kind: str | None, candidate: str) -> str | None:
+        """Canonical form of a number written without a country code, or None."""
+        if kind == "trunk":
+            for region in (self.default_region, *self.national_regions):
+                found = self._validate(candidate, region)
+                if found is not None:
+                    return found
+            return None
+        if kind == "local":
+            digits = re.sub(r"\D", "", candidate)
+            return None if digits[0] in "01" else digits
+        if self.default_region in _NANP_REGIONS:
+            return _nanp_e164(candidate)
+        return self._validate(candidate, self.default_region)
 
     def _international(self, candidate: str) -> tuple[int, str] | None:
         """Longest valid prefix made of whole digit groups: (its length, E.164)."""

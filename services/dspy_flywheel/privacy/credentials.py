@@ -72,14 +72,15 @@ class SecretRecognizer:
     def find(self, text: str) -> list[Span]:
         # Substring checks (C speed) decide which patterns are worth a regex scan.
         spans = []
-        if any(prefix in text for prefix in _VENDOR_PREFIXES):
+        long_token = "-----" in text or max(map(len, text.split()), default=0) >= 16
+        if long_token and any(prefix in text for prefix in _VENDOR_PREFIXES):
             spans += [Span(m.start(), m.end(), SECRET, PRIORITY[SECRET], m.group())
                       for m in _PREFIXED.finditer(text)]  # fmt: skip
-        if "PRIVATE KEY-----" in text:
+        if long_token and "PRIVATE KEY-----" in text:
             spans += [Span(m.start(), m.end(), SECRET, PRIORITY[SECRET], m.group())
                       for m in _PRIVATE_KEY.finditer(text)]  # fmt: skip
         lowered = text.lower()
-        if "bearer" in lowered or "authorization" in lowered:
+        if long_token and ("bearer" in lowered or "authorization" in lowered):
             spans += self._auth_values(text)
         if ("=" in text or ":" in text) and any(word in lowered for word in _KEY_WORDS):
             spans += self._assigned_values(text)

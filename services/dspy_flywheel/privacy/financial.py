@@ -34,7 +34,9 @@ class CreditCardRecognizer:
             if found is not None:
                 length, digits = found
                 start = match.start()
-                spans.append(Span(start, start + length, CREDIT_CARD, PRIORITY[CREDIT_CARD], digits))
+                spans.append(
+                    Span(start, start + length, CREDIT_CARD, PRIORITY[CREDIT_CARD], digits)
+                )
         return spans
 
     @staticmethod
@@ -111,7 +113,11 @@ class SsnRecognizer:
             area = first + rest
             if not ssn_valid(area, group, serial):
                 continue
-            if not separator and not _SSN_CUE.search(text[max(0, match.start() - 24) : match.start()]):
+            if not separator and not _SSN_CUE.search(
+                text[max(0, match.start() - 24) : match.start()]
+            ):
                 continue
-            spans.append(Span(match.start(), match.end(), SSN, PRIORITY[SSN], area + group + serial))
+            spans.append(
+                Span(match.start(), match.end(), SSN, PRIORITY[SSN], area + group + serial)
+            )
         return spans

@@ -22,11 +22,12 @@ from typing import Final
 
 from dspy_flywheel.privacy.spans import PERSON, PRIORITY, Span
 
+_APOSTROPHES = "'\u2019"  # ASCII and typographic
 _UPPER = "A-ZÀ-ÖØ-Þ"
 _LOWER = "a-zß-öø-ÿ"
 # A capitalized word after its first letter: "aria", "'Brien", "cDonald", "ean-Luc".
 _TOKEN_TAIL: Final = (
-    rf"(?:[{_LOWER}]+|['’][{_UPPER}][{_LOWER}]+)(?:[{_UPPER}][{_LOWER}]+)?"
+    rf"(?:[{_LOWER}]+|[{_APOSTROPHES}][{_UPPER}][{_LOWER}]+)(?:[{_UPPER}][{_LOWER}]+)?"
     rf"(?:-[{_UPPER}]?[{_LOWER}]+)*"
 )
 _TOKEN: Final = rf"[{_UPPER}]{_TOKEN_TAIL}"
@@ -34,22 +35,29 @@ _PARTICLE: Final = r"(?:van|von|de|del|della|da|di|du|le|la|bin|ibn|al|dos|das|t
 _RUN: Final = re.compile(
     # The first letter comes first so the scan skips quickly to capitals; the lookbehind then
     # checks the character before it (a 2-char window: previous char + this capital).
-    rf"[{_UPPER}](?<![\w@.'’\-].){_TOKEN_TAIL}"
+    rf"[{_UPPER}](?<![\w@.{_APOSTROPHES}\-].){_TOKEN_TAIL}"
     rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+)?(?:[A-Z]\.[ \t]+)?(?:{_TOKEN})){{0,3}}(?![\w@])"
 )
 _WORD: Final = re.compile(rf"{_TOKEN}|{_PARTICLE}|[A-Z]\.")
 
 _TITLES: Final = frozenset(
-    "Mr Mrs Ms Miss Mx Dr Prof Professor Sir Dame Madam Mme Mlle Herr Frau Sr Sra Srta".split()
-)
+    [
+        "Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Professor", "Sir", "Dame", "Madam",
+        "Mme", "Mlle", "Herr", "Frau", "Sr", "Sra", "Srta",
+    ]
+)  # fmt: skip
 _ROLES: Final = frozenset(
-    "CEO CTO CFO COO President Senator Governor Mayor Judge Officer Captain Coach Agent "
-    "Detective Inspector Sergeant Lieutenant Colonel General Chairman Chairwoman".split()
-)
-_RELATIONS: Final = (
-    "wife husband son daughter mother father mom dad brother sister friend colleague coworker "
-    "co-worker manager boss neighbor neighbour partner doctor lawyer landlord tenant teacher"
-).split()
+    [
+        "CEO", "CTO", "CFO", "COO", "President", "Senator", "Governor", "Mayor", "Judge",
+        "Officer", "Captain", "Coach", "Agent", "Detective", "Inspector", "Sergeant",
+        "Lieutenant", "Colonel", "General", "Chairman", "Chairwoman",
+    ]
+)  # fmt: skip
+_RELATIONS: Final = [
+    "wife", "husband", "son", "daughter", "mother", "father", "mom", "dad", "brother", "sister",
+    "friend", "colleague", "coworker", "co-worker", "manager", "boss", "neighbor", "neighbour",
+    "partner", "doctor", "lawyer", "landlord", "tenant", "teacher",
+]  # fmt: skip
 # Lower-cased phrases that end right before a name, by how much they vouch for it.
 _STRONG_PHRASES: Final = frozenset(
     [
@@ -63,25 +71,33 @@ _STRONG_PHRASES: Final = frozenset(
 )  # fmt: skip
 _STRONG_WITH_COLON: Final = frozenset(["name", "full name", "first name", "last name"])
 _WEAK_PHRASES: Final = frozenset(
-    (
-        "i am i'm this is it's hi hello hey thanks thank cheers best ask asked contact call "
-        "called email emailed ping pinged message messaged text texted meet met told tell "
-        "inform informed notify notified cc'd from to cc with and by for"
-    ).split()
-    + ["i am", "this is", "thank you", "spoke to", "spoke with", "talked to", "talked with"]
+    [
+        "i am", "i'm", "this is", "it's", "hi", "hello", "hey", "thanks", "thank", "thank you",
+        "cheers", "best", "ask", "asked", "contact", "call", "called", "email", "emailed",
+        "ping", "pinged", "message", "messaged", "text", "texted", "meet", "met", "told", "tell",
+        "inform", "informed", "notify", "notified", "cc'd", "spoke to", "spoke with",
+        "talked to", "talked with", "from", "to", "cc", "with", "and", "by", "for",
+    ]
+)  # fmt: skip
+_CUE_LAST_WORDS: Final = frozenset(
+    phrase.rsplit(" ", 1)[-1] for phrase in (*_STRONG_PHRASES, *_STRONG_WITH_COLON, *_WEAK_PHRASES)
 )
 _STRONG_WORDS: Final = frozenset({"Dear", "Signed", "Sincerely", "Regards", "Attn"})
 _WEAK_WORDS: Final = frozenset({"Hi", "Hello", "Hey", "Thanks", "Cheers", "Best", "Ask", "Meet"})
-NONE, WEAK, STRONG = 0, 1, 2
+UNKNOWN, NONE, WEAK, STRONG = -1, 0, 1, 2
+_Word = tuple[int, int, str]  # start, end, text
 
 
 @lru_cache(maxsize=1)
 def _load_names() -> tuple[frozenset[str], frozenset[str]]:
     """(plain first names, first names that are also ordinary words)."""
-    text = resources.files("dspy_flywheel.privacy").joinpath("data/first_names.txt").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("dspy_flywheel.privacy")
+        .joinpath("data/first_names.txt")
+        .read_text(encoding="utf-8")
     )
-    plain, ambiguous = set(), set()
+    plain: set[str] = set()
+    ambiguous: set[str] = set()
     for line in text.splitlines():
         entry = line.strip()
         if not entry or entry.startswith("#"):
@@ -92,8 +108,10 @@ def _load_names() -> tuple[frozenset[str], frozenset[str]]:
 
 @lru_cache(maxsize=1)
 def _load_stop_words() -> frozenset[str]:
-    text = resources.files("dspy_flywheel.privacy").joinpath("data/not_names.txt").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("dspy_flywheel.privacy")
+        .joinpath("data/not_names.txt")
+        .read_text(encoding="utf-8")
     )
     return frozenset(w for line in text.splitlines() for w in line.split() if not w.startswith("#"))
 
@@ -108,20 +126,23 @@ class PersonNameRecognizer:
     def find(self, text: str) -> list[Span]:
         spans = []
         for run in _RUN.finditer(text):
-            if run.group() in self._stop:
+            run_text = run.group()
+            if run_text in self._stop:
                 continue  # a lone "The", "Please", "Monday"
-            words = [(m.start() + run.start(), m.end() + run.start(), m.group())
-                     for m in _WORD.finditer(run.group())]  # fmt: skip
-            cue = self._cue_before(text, run.start())
+            if " " in run_text or "\t" in run_text:
+                offset = run.start()
+                words = [(m.start() + offset, m.end() + offset, m.group())
+                         for m in _WORD.finditer(run_text)]  # fmt: skip
+            else:
+                words = [(run.start(), run.end(), run_text)]
+            cue = UNKNOWN
             while words and (words[0][2] in self._stop or words[0][2][0].islower()):
-                word = words.pop(0)[2]
+                word = words.pop(0)[2]  # "Dear", "Hi", "Mr" inside the run act as cues
                 if word in _STRONG_WORDS or word in _TITLES:
                     cue = STRONG
                 else:
                     cue = WEAK if word in _WEAK_WORDS else NONE
-            possessive = text.startswith(("'s", "’s"), run.end())  # "Brian's note"
-            sentence_start = self._sentence_start(text, run.start())
-            name = self._name_words(words, cue, sentence_start, possessive)
+            name = self._name_words(text, run.start(), run.end(), words, cue)
             if name:
                 start, end = name[0][0], name[-1][1]
                 canonical = " ".join(w[2] for w in name).casefold()
@@ -129,12 +150,8 @@ class PersonNameRecognizer:
         return spans
 
     def _name_words(
-        self,
-        words: list[tuple[int, int, str]],
-        cue: int,
-        sentence_start: bool,
-        possessive: bool,
-    ) -> list[tuple[int, int, str]]:
+        self, text: str, run_start: int, run_end: int, words: list[_Word], cue: int
+    ) -> list[_Word]:
         for index, word in enumerate(words):
             if word[2] in self._stop:
                 words = words[:index]
@@ -143,35 +160,45 @@ class PersonNameRecognizer:
             words.pop()  # a particle or an initial never ends a name
         if not words:
             return []
+        if len(words) > 1 and self._known(words[0][2]):
+            return words  # first name + surname: no cue needed
+        if cue == UNKNOWN:
+            cue = self._cue_before(text, run_start)
         if cue == STRONG:
             return words
+        possessive = text.startswith(("'s", "\u2019s"), run_end)  # "Brian's note"
         for index, (_, _, token) in enumerate(words):
-            word, hyphen, _ = token.partition("-")  # "Jean-Luc" is looked up as "Jean"
             has_surname = index + 1 < len(words)
-            known = word in self._first_names or (hyphen != "" and word in self._ambiguous)
             alone_ok = (cue == WEAK and index == 0) or (possessive and not has_surname)
-            if known and (has_surname or alone_ok):
+            if self._known(token) and (has_surname or alone_ok):
                 return words[index:]
             if (
-                word in self._ambiguous
+                token in self._ambiguous
                 and has_surname
-                and (cue != NONE or index > 0 or not sentence_start)
+                and (cue != NONE or index > 0 or not self._sentence_start(text, run_start))
             ):
                 return words[index:]
         return []
+
+    def _known(self, token: str) -> bool:
+        """A first name; "Jean-Luc" is looked up as "Jean" and then is never ambiguous."""
+        word, hyphen, _ = token.partition("-")
+        return word in self._first_names or (hyphen != "" and word in self._ambiguous)
 
     @staticmethod
     def _cue_before(text: str, start: int) -> int:
         before = text[max(0, start - 40) : start]
         stripped = before.rstrip(" \t\r\n,:-=")
-        colon = ":" in before[len(stripped) :] or "=" in before[len(stripped) :]
-        words = stripped.split()[-3:]
-        if not words:
+        if not stripped:
             return NONE
-        last = words[-1].rstrip(".")
+        last = stripped[max(stripped.rfind(" "), stripped.rfind("\n"), stripped.rfind("\t")) + 1 :]
+        last = last.rstrip(".")
         if last in _TITLES or last in _ROLES:
             return STRONG
-        lowered = [w.lower().rstrip(".") for w in words]
+        if last.lower() not in _CUE_LAST_WORDS:
+            return NONE  # the common case, decided without building phrases
+        colon = ":" in before[len(stripped) :] or "=" in before[len(stripped) :]
+        lowered = [w.lower().rstrip(".") for w in stripped.split()[-3:]]
         cue = NONE
         for size in range(1, len(lowered) + 1):
             phrase = " ".join(lowered[-size:])

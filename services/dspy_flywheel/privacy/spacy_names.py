@@ -35,7 +35,7 @@ class SpacyPersonRecognizer:
         for entity in doc.ents:
             if entity.label_ != "PERSON":
                 continue
-            value = entity.text.strip(" '’\"")
+            value = entity.text.strip(" '\u2019\"")
             if not value or not value[0].isupper():
                 continue
             start = entity.start_char + entity.text.index(value)

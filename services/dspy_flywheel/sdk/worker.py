@@ -122,46 +122,48 @@ class Worker:
     # -- calls --------------------------------------------------------------------------------
 
     def __call__(self, **inputs: Any) -> Any:
-        serving = self._slot.current
+        serving = self._slot.current  # read once: a reload swaps it, never changes it
         execution_id = new_id()
         span = _tracer.start_span(SPAN_NAME)
-        token = otel_context.attach(trace.set_span_in_context(span))
+        otel_token = otel_context.attach(trace.set_span_in_context(span))
         tracker, usage_token = usage.begin()
         started = _perf()
         try:
             result = serving.program(**inputs)
-        except Exception as exc:
+        except BaseException as exc:
             latency_ms = (_perf() - started) * 1000
             usage.end(usage_token)
-            self._failed(span, exc, serving.version, execution_id, inputs, latency_ms, tracker)
+            self._failed(span, otel_token, exc, serving.version, execution_id, inputs, latency_ms,
+                         tracker)
             raise
-        finally:
-            otel_context.detach(token)
-            span.end()
         latency_ms = (_perf() - started) * 1000
         usage.end(usage_token)
-        return self._succeeded(span, result, serving.version, execution_id, inputs, latency_ms, tracker)
+        otel_context.detach(otel_token)
+        span.end()
+        return self._succeeded(span, result, serving.version, execution_id, inputs, latency_ms,
+                               tracker)
 
     async def acall(self, **inputs: Any) -> Any:
         serving = self._slot.current
         execution_id = new_id()
         span = _tracer.start_span(SPAN_NAME)
-        token = otel_context.attach(trace.set_span_in_context(span))
+        otel_token = otel_context.attach(trace.set_span_in_context(span))
         tracker, usage_token = usage.begin()
         started = _perf()
         try:
             result = await serving.program.acall(**inputs)
-        except Exception as exc:
+        except BaseException as exc:
             latency_ms = (_perf() - started) * 1000
             usage.end(usage_token)
-            self._failed(span, exc, serving.version, execution_id, inputs, latency_ms, tracker)
+            self._failed(span, otel_token, exc, serving.version, execution_id, inputs, latency_ms,
+                         tracker)
             raise
-        finally:
-            otel_context.detach(token)
-            span.end()
         latency_ms = (_perf() - started) * 1000
         usage.end(usage_token)
-        return self._succeeded(span, result, serving.version, execution_id, inputs, latency_ms, tracker)
+        otel_context.detach(otel_token)
+        span.end()
+        return self._succeeded(span, result, serving.version, execution_id, inputs, latency_ms,
+                               tracker)
 
     def _succeeded(
         self,
@@ -188,6 +190,7 @@ class Worker:
     def _failed(
         self,
         span: Span,
+        otel_token: object,
         exc: BaseException,
         version: int | None,
         execution_id: str,
@@ -201,6 +204,8 @@ class Worker:
             self._annotate(span, execution_id, version)
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
+        otel_context.detach(otel_token)  # type: ignore[arg-type]  # the token attach() gave
+        span.end()
         self._emit_execution(
             span, version, execution_id, inputs, None, error_text(exc), latency_ms, tracker
         )

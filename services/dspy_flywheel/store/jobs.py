@@ -203,27 +203,13 @@ async def list_jobs(
 
 
 async def request_cancel(db: Executor, job_id: str) -> Job | None:
-    """Flag a running or queued job for cancellation; the owning optimizer acts on it."""
+    """Flag a running or queued job for cancellation (the owning optimizer acts on it);
+    None when the job is unknown or already finished."""
     return _job(await db.fetchrow(
         f"""UPDATE optimization_jobs SET cancel_requested = true, updated_at = now()
-           WHERE job_id = $1 RETURNING {_COLUMNS}""",
+           WHERE job_id = $1 AND status IN ('queued', 'running') RETURNING {_COLUMNS}""",
         job_id,
     ))
-
-
-async def running_jobs(db: Executor) -> list[Job]:
-    rows = await db.fetch(
-        f"SELECT {_COLUMNS} FROM optimization_jobs WHERE status = 'running' ORDER BY started_at")
-    return [Job(**dict(r)) for r in rows]
-
-
-async def heartbeat_age_s(db: Executor, job_id: str) -> float | None:
-    """Seconds since the job's last heartbeat, by the database clock."""
-    value = await db.fetchval(
-        "SELECT EXTRACT(EPOCH FROM now() - heartbeat_at) FROM optimization_jobs WHERE job_id = $1",
-        job_id,
-    )
-    return None if value is None else float(value)
 
 
 async def latest_for_worker(db: Executor, worker_id: str) -> Job | None:

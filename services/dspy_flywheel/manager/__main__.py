@@ -1,0 +1,25 @@
+"""``python -m dspy_flywheel.manager``: serve the manager's HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from dspy_flywheel.manager.core import OptimizationManager
+from dspy_flywheel.manager.api import create_app
+from dspy_flywheel.manager.settings import ManagerSettings
+from dspy_flywheel.telemetry import setup_tracing
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_tracing("dspy-flywheel-manager")
+    settings = ManagerSettings()
+    app = create_app(OptimizationManager(settings), own_manager=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""``OptimizationManager``: the Python API over requests (Kafka) and jobs/programs (PostgreSQL).
+
+    async with OptimizationManager(ManagerSettings()) as manager:
+        job_id = await manager.execute_optimization("router", {"optimizer": "MIPROv2"})
+        status = await manager.get_optimization_status(job_id)
+
+Request settings not given (optimizer, params, program_ref, metric_ref) come from the worker's
+trigger config (compacted topic), then from its last job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from dspy_flywheel.bus import publish, start_producer
+from dspy_flywheel.contracts.ids import new_id
+from dspy_flywheel.manager.metrics import PerformanceMetrics, performance_metrics
+from dspy_flywheel.manager.settings import ManagerSettings
+from dspy_flywheel.optimizer import outbox
+from dspy_flywheel.optimizer.catalog import canonical_name
+from dspy_flywheel.store import create_pool, jobs, programs
+from dspy_flywheel.telemetry import current_traceparent, tracer
+
+TRIGGER_TYPES = ("manual", "periodic", "performance", "batch")
+_CONFIG_KEYS = frozenset({"optimizer", "params", "program_ref", "metric_ref"})
+
+
+@dataclass(frozen=True)
+class OptimizationStatus:
+    """A job as the manager reports it (``status`` is ``requested`` until the optimizer has it)."""
+
+    job_id: str
+    worker_id: str | None
+    status: str
+    progress: float = 0.0
+    message: str | None = None
+    optimizer: str | None = None
+    reason: str | None = None
+    program_version: int | None = None
+    holdout_before: float | None = None
+    holdout_after: float | None = None
+    cost: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in jobs.TERMINAL
+
+    @classmethod
+    def of(cls, job: jobs.Job) -> OptimizationStatus:
+        d = job.as_dict()
+        return cls(
+            job_id=job.job_id, worker_id=job.worker_id, status=job.status,
+            progress=job.progress, message=job.message, optimizer=job.optimizer,
+            reason=job.reason, program_version=job.program_version,
+            holdout_before=job.holdout_before, holdout_after=job.holdout_after,
+            cost={k: d[k] for k in ("lm_calls", "tokens", "cpu_s", "wall_s")},
+            details=job.details, created_at=d["created_at"], started_at=d["started_at"],
+            finished_at=d["finished_at"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class ManagerError(ValueError):
+    retriable = False
+
+
+class OptimizationManager:
+    def __init__(self, settings: ManagerSettings | None = None, *,
+                 pool: asyncpg.Pool | None = None,
+                 producer: AIOKafkaProducer | None = None) -> None:
+        self.settings = settings or ManagerSettings()
+        self.topics = self.settings.topics
+        self._pool = pool
+        self._producer = producer
+        self._stack = AsyncExitStack()
+        self._requested: dict[str, str] = {}  # job id -> worker id, until the optimizer has it
+
+    async def __aenter__(self) -> OptimizationManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        if self._pool is None:
+            self._pool = await create_pool(self.settings.postgres, self.settings.db_schema)
+            self._stack.push_async_callback(self._pool.close)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("OptimizationManager not started: use 'async with' or start()")
+        return self._pool
+
+    async def _producer_ready(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            self._producer = await start_producer(self.settings.kafka)
+            self._stack.push_async_callback(self._producer.stop)
+        return self._producer
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def _worker_defaults(self, worker_id: str) -> dict[str, Any]:
+        """optimizer/params/program_ref/metric_ref from the trigger config, else the last job."""
+        from dspy_flywheel.trigger.config_topic import read_configs
+
+        config = (await read_configs(self.settings.kafka, self.topics.trigger_config)).get(
+            worker_id)
+        if config is not None:
+            return {"optimizer": config.optimizer,
+                    "params": json.loads(config.optimizer_params_json or "{}"),
+                    "program_ref": config.program_ref, "metric_ref": config.metric_ref}
+        last = await jobs.latest_for_worker(self.pool, worker_id)
+        if last is not None:
+            return {"optimizer": last.optimizer, "params": last.params,
+                    "program_ref": last.program_ref, "metric_ref": last.metric_ref}
+        return {}
+
+    async def _request(self, worker_id: str, reason: str, config: Mapping[str, Any], *,
+                       requested_by: str, evidence: Mapping[str, Any] | None = None) -> str:
+        unknown = set(config) - _CONFIG_KEYS
+        if unknown:
+            raise ManagerError(f"unknown optimizer_config keys {sorted(unknown)}; "
+                               f"accepted: {sorted(_CONFIG_KEYS)}")
+        merged = {**await self._worker_defaults(worker_id),
+                  **{k: v for k, v in config.items() if v is not None}}
+        optimizer = canonical_name(merged.get("optimizer") or self.settings.default_optimizer)
+        params = merged.get("params") or {}
+        if not isinstance(params, dict):
+            raise ManagerError("optimizer_config['params'] must be an object")
+        job_id = new_id()
+        record = {
+            "job_id": job_id, "worker_id": worker_id, "reason": reason, "optimizer": optimizer,
+            "optimizer_params_json": json.dumps(params, sort_keys=True),
+            "evidence_json": json.dumps(dict(evidence or {}), sort_keys=True),
+            "requested_by": requested_by, "program_ref": merged.get("program_ref"),
+            "metric_ref": merged.get("metric_ref"), "timestamp_ms": int(time.time() * 1000)}
+        attributes = {"flywheel.job_id": job_id, "flywheel.worker_id": worker_id,
+                      "flywheel.reason": reason}
+        with tracer.start_as_current_span("manager.request", attributes=attributes):
+            await publish(await self._producer_ready(), self.topics.optimization_requests,
+                          worker_id, "OptimizationRequested", record,
+                          traceparent=current_traceparent())
+        self._requested[job_id] = worker_id
+        return job_id
+
+    async def schedule_optimization(self, worker_id: str, trigger_type: str = "manual", *,
+                                    requested_by: str = "manager") -> str:
+        """Request an optimization now with the worker's configured optimizer; returns job id."""
+        if trigger_type not in TRIGGER_TYPES:
+            raise ManagerError(f"trigger_type {trigger_type!r}; accepted: {', '.join(TRIGGER_TYPES)}")
+        return await self._request(worker_id, trigger_type, {}, requested_by=requested_by,
+                                   evidence={"scheduled_via": "manager"})
+
+    async def execute_optimization(self, worker_id: str, optimizer_config: Mapping[str, Any],
+                                   *, requested_by: str = "manager") -> str:
+        """Request an optimization with explicit settings (``optimizer``, ``params``,
+        ``program_ref``, ``metric_ref``; missing ones from the worker's config)."""
+        return await self._request(worker_id, "manual", optimizer_config,
+                                   requested_by=requested_by)
+
+    async def batch_optimize(self, worker_ids: Sequence[str],
+                             optimizer_config: Mapping[str, Any] | None = None, *,
+                             requested_by: str = "manager") -> dict[str, str]:
+        """One request per worker, tagged with a shared batch id; returns worker → job id."""
+        if not worker_ids:
+            raise ManagerError("batch needs at least one worker id")
+        batch_id = new_id()
+        out = {}
+        for worker_id in dict.fromkeys(worker_ids):
+            out[worker_id] = await self._request(
+                worker_id, "batch", optimizer_config or {}, requested_by=requested_by,
+                evidence={"batch_id": batch_id, "batch_size": len(worker_ids)})
+        return out
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    async def get_optimization_status(self, job_id: str) -> OptimizationStatus | None:
+        job = await jobs.get(self.pool, job_id)
+        if job is not None:
+            self._requested.pop(job_id, None)
+            return OptimizationStatus.of(job)
+        if job_id in self._requested:
+            return OptimizationStatus(job_id, self._requested[job_id], "requested")
+        return None
+
+    async def list_jobs(self, *, worker_id: str | None = None, status: str | None = None,
+                        limit: int = 50) -> list[OptimizationStatus]:
+        if status is not None and status not in jobs.STATUSES:
+            raise ManagerError(f"status {status!r}; accepted: {', '.join(jobs.STATUSES)}")
+        found = await jobs.list_jobs(self.pool, worker_id=worker_id, status=status, limit=limit)
+        return [OptimizationStatus.of(j) for j in found]
+
+    async def cancel(self, job_id: str, *, requested_by: str = "manager") -> OptimizationStatus | None:
+        """Cancel a queued job now, or flag a running one (its optimizer kills the child)."""
+        message = f"cancelled by {requested_by} before it started"
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await jobs.finish(conn, job_id, "cancelled", message, only_from=("queued",))
+            if done is not None:
+                await outbox.add(conn, self.topics.optimization_status, done.worker_id,
+                                 "OptimizationStatusChanged",
+                                 outbox.status_record(job_id, done.worker_id, "cancelled",
+                                                      progress=done.progress, message=message))
+                return OptimizationStatus.of(done)
+            flagged = await jobs.request_cancel(conn, job_id)
+        if flagged is not None:
+            return OptimizationStatus.of(flagged)
+        return await self.get_optimization_status(job_id)
+
+    # -- programs and metrics ------------------------------------------------------------
+
+    async def list_programs(self, worker_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        return [v.summary() for v in await programs.list_versions(self.pool, worker_id,
+                                                                  limit=limit)]
+
+    async def get_performance_metrics(self, worker_id: str) -> PerformanceMetrics:
+        scope = self.settings.trigger_scope if self.settings.trigger_scope is not None else (
+            self.settings.topic_prefix)
+        return await performance_metrics(self.pool, worker_id, window=self.settings.accuracy_window,
+                                         trigger_scope=scope)

@@ -1,0 +1,113 @@
+"""Per-call cost of the worker wrapper: the same module called plain and through ``@dspy_worker``.
+
+    python tests/bench/worker_overhead.py [--calls 3000] [--block 100] [--latency-ms 1.0]
+
+The module is a ``dspy.Predict`` on a fake LM engine that sleeps ``--latency-ms`` per call.
+Plain and wrapped calls alternate in blocks within one run, so both see the same machine load.
+With ``KAFKA_BOOTSTRAP_SERVERS`` set, the wrapped worker delivers its events to private topics
+on that broker while it is measured; without it, Kafka is unreachable and events go to a
+temporary spool (the worker's offline path). Last line::
+
+    worker_overhead plain_us=… wrapped_us=… ratio=… p99_wrapped_us=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import dspy
+
+from dspy_flywheel.bus.admin import ensure_topics
+from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.sdk import WorkerSettings, dspy_worker
+from dspy_flywheel.settings import KafkaSettings
+
+
+class Classify(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.predict = dspy.Predict("text -> label")
+
+    def forward(self, text: str) -> dspy.Prediction:
+        return self.predict(text=text)
+
+
+ClassifyWorker = dspy_worker("bench-classifier")(Classify)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def settings_for_run(spool_dir: Path) -> tuple[WorkerSettings, str]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        prefix = f"bench{uuid.uuid4().hex[:8]}-"
+        settings = WorkerSettings(topic_prefix=prefix, spool_dir=spool_dir, reload=False)
+        asyncio.run(ensure_topics(settings.kafka, settings.topics))
+        return settings, f"kafka {settings.kafka.bootstrap_servers} topics {prefix}*"
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9")  # nothing listens: offline path
+    return WorkerSettings(kafka=kafka, spool_dir=spool_dir, reload=False), "no broker (spool)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=3000, help="calls per variant")
+    parser.add_argument("--block", type=int, default=100, help="calls per alternating block")
+    parser.add_argument("--latency-ms", type=float, default=1.0, help="fake LM latency")
+    args = parser.parse_args()
+
+    engine = FakeEngine(lambda _m: {"label": "billing"}, latency_s=args.latency_ms / 1000)
+    dspy.configure(lm=make_lm(engine))
+    plain = Classify()
+    with tempfile.TemporaryDirectory() as spool_dir:
+        settings, mode = settings_for_run(Path(spool_dir))
+        worker = ClassifyWorker.create(settings=settings)
+        for i in range(200):  # warm both paths (imports, caches, producer connection)
+            plain(text=f"warm {i}")
+            worker(text=f"warm {i}")
+        time.sleep(0.5)
+        plain_times: list[float] = []
+        wrapped_times: list[float] = []
+        perf = time.perf_counter
+        done = 0
+        while done < args.calls:
+            n = min(args.block, args.calls - done)
+            for i in range(n):
+                t0 = perf()
+                plain(text=f"ticket {done + i}")
+                plain_times.append(perf() - t0)
+            for i in range(n):
+                t0 = perf()
+                worker(text=f"ticket {done + i}")
+                wrapped_times.append(perf() - t0)
+            done += n
+        worker.close(10)
+        stats = worker.stats()
+
+    plain_us = statistics.fmean(plain_times) * 1e6
+    wrapped_us = statistics.fmean(wrapped_times) * 1e6
+    print(f"mode: {mode}; fake LM latency {args.latency_ms} ms; {args.calls} calls per variant")
+    print(f"plain   mean {plain_us:8.1f} us  p50 {percentile(plain_times, .5) * 1e6:8.1f} us  "
+          f"p99 {percentile(plain_times, .99) * 1e6:8.1f} us")
+    print(f"wrapped mean {wrapped_us:8.1f} us  p50 {percentile(wrapped_times, .5) * 1e6:8.1f} us  "
+          f"p99 {percentile(wrapped_times, .99) * 1e6:8.1f} us")
+    print(f"events: enqueued={stats['enqueued']} sent={stats['sent']} spooled={stats['spooled']} "
+          f"replayed={stats['replayed']} dropped={stats['overflow_dropped']}")
+    print(
+        f"worker_overhead plain_us={plain_us:.1f} wrapped_us={wrapped_us:.1f} "
+        f"ratio={wrapped_us / plain_us:.3f} p99_wrapped_us={percentile(wrapped_times, .99) * 1e6:.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
