@@ -148,8 +148,19 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
         lm_calls=usage["lm_calls"], tokens=usage["tokens"], lm_errors=usage["lm_errors"],
         cpu_s=rusage.ru_utime + rusage.ru_stime,
         dropped_examples=dropped_train + dropped_val + dropped_holdout, trials=meter.trials,
-        current_source=current_source,
+        current_source=current_source, peak_rss_mb=_peak_rss_mb(),
     )
+
+
+def _peak_rss_mb() -> float | None:
+    """This process's own peak RSS (VmHWM; ru_maxrss would include the parent before exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -217,6 +217,7 @@ class JobRun:
                    "eval_errors": {"current": result.current_errors,
                                    "candidate": result.candidate_errors},
                    "dropped_examples": result.dropped_examples,
+                   "peak_rss_mb": result.peak_rss_mb,
                    "margin": self.s.settings.min_improvement}
         if not decision.publish:
             return await self._finish("rejected", decision.reason, details=details, **scores)

@@ -80,6 +80,7 @@ class CompileResult:
     cpu_s: float
     dropped_examples: int = 0
     current_source: str = "code"
+    peak_rss_mb: float | None = None
     trials: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self, path: Path) -> None:

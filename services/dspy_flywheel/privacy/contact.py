@@ -48,15 +48,17 @@ _PHONE: Final = re.compile(
     r")(?![\w]|[.\-/]\d)"
 )
 _PHONE_CUE: Final = re.compile(
-    r"(?i)\b(?:phone|tel|telephone|call|called|calling|cell|cellphone|mobile|mob|fax|text|"
-    r"sms|whatsapp|dial|ring|reach(?: me)?|contact|number|landline|hotline)\b\.?\s*"
+    r"(?i)(?:\b(?:phone|tel|telephone|call|called|calling|cell|cellphone|mobile|mob|fax|text|"
+    r"sms|whatsapp|dial|ring|reach(?: me)?|contact|landline|hotline)"
+    r"|\b(?:my|your|his|her|our|their|phone|mobile|cell|contact|fax) number)\b\.?\s*"
     r"(?:\([a-z ]{1,12}\)\s*)?(?:me\s*)?(?:at|on|is|:)?\s*[:#]?\s*$"
 )
 _NOT_PHONE_CUE: Final = re.compile(
     r"(?i)(?:\b(?:order|invoice|inv|ticket|tracking|sku|serial|ref|reference|case|po|"
     r"account|acct|id|transaction|txn|build|version|ver|isbn|part|item|batch|lot|"
-    r"confirmation|booking|policy|claim|customer)\s*(?:#|no\.?|number|id|nr\.?)?\s*[:#=]?"
-    r"|#)\s*$"
+    r"confirmation|booking|policy|claim|customer|routing|aba|sort code|swift|bic|iban|vat|"
+    r"tax|ein|tin|passport|license|licence|member|membership|student)"
+    r"\s*(?:#|no\.?|number|id|nr\.?|code)?\s*[:#=]?|#)\s*$"
 )
 
 

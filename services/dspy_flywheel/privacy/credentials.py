@@ -34,7 +34,7 @@ _AUTH_SCHEME: Final = re.compile(
     r"(?i)\b(?:bearer|authorization:\s*(?:basic|token))\s+(?P<value>[A-Za-z0-9\-._~+/]{16,}=*)"
 )
 _ASSIGNED: Final = re.compile(
-    r"(?i)(?<![\w-])(?P<key>"
+    r"(?i)(?<!\w)(?P<key>"
     r"(?:[a-z0-9]+[_\-])*(?:api[_\-]?key|apikey|secret(?:[_\-]?key)?|client[_\-]?secret|"
     r"(?:access|auth|refresh|session|bearer|api)[_\-]?token|token|password|passwd|pwd|"
     r"private[_\-]?key|x-api-key|credentials?)(?:[_\-][a-z0-9]+)*"

@@ -1,0 +1,1 @@
+"""``flywheel demo``: a support-ticket router on the embedded LM improves itself end to end."""

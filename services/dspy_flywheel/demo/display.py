@@ -1,0 +1,73 @@
+"""Live progress of the demo: a rich panel on a terminal, plain lines elsewhere (CI logs)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from dspy_flywheel.demo.traffic import Tally
+from dspy_flywheel.demo.watch import Lifecycle
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:5.1f}%"
+
+
+class Display:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live: Live | None = None
+        self.phase = "starting"
+        self._last_line = 0.0
+
+    def __enter__(self) -> Display:
+        if self.console.is_terminal:
+            self.live = Live(console=self.console, refresh_per_second=4, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def note(self, message: str) -> None:
+        self.console.log(message)
+
+    def update(self, tally: Tally, lifecycle: Lifecycle, serving: int | None) -> None:
+        if self.live is not None:
+            self.live.update(self._table(tally, lifecycle, serving))
+        elif time.monotonic() - self._last_line > 5:
+            self._last_line = time.monotonic()
+            job = f"{lifecycle.status or '-'} {_pct(lifecycle.progress)}" if lifecycle.job_id else "-"
+            self.console.print(
+                f"[{self.phase}] calls={tally.calls()} serving={_version(serving)} "
+                f"rolling_acc={_pct(tally.rolling())} job={job}", highlight=False)
+
+    def _table(self, tally: Tally, lifecycle: Lifecycle, serving: int | None) -> Table:
+        table = Table(title="dspy-flywheel demo: ticket-router", show_header=False)
+        table.add_row("phase", self.phase)
+        table.add_row("serving", _version(serving))
+        table.add_row("calls", str(tally.calls()))
+        table.add_row(f"rolling accuracy (last {tally.window})", _pct(tally.rolling()))
+        for key in tally.by_version:
+            ok, total = tally.by_version[key]
+            table.add_row(f"accuracy on {key}", f"{_pct(tally.accuracy(key))} ({ok}/{total})")
+        if lifecycle.job_id:
+            table.add_row("optimization job", lifecycle.job_id)
+            status = lifecycle.status or "requested"
+            bar = _bar(lifecycle.progress) if status == "running" else ""
+            table.add_row("job status", f"{status} {bar} {lifecycle.message or ''}".strip())
+        return table
+
+
+def _version(version: int | None) -> str:
+    return "code (unoptimized)" if version is None else f"v{version}"
+
+
+def _bar(progress: float | None, width: int = 20) -> str:
+    filled = int(round((progress or 0.0) * width))
+    return "[" + "#" * filled + "." * (width - filled) + f"] {_pct(progress)}"

@@ -1,0 +1,45 @@
+"""The demo worker: routes support tickets to a team. Importable, so the optimizer can rebuild it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import dspy
+
+from dspy_flywheel.sdk import dspy_worker_optimized
+
+TEAMS = ("billing", "technical", "account", "shipping")
+
+
+class RouteTicket(dspy.Signature):
+    """Route the customer support ticket to the team that should handle it."""
+
+    ticket: str = dspy.InputField()
+    label: Literal["billing", "technical", "account", "shipping"] = dspy.OutputField()
+
+
+def label_match(example: Any, prediction: Any, trace: Any = None) -> bool:
+    """Exact team name, case-insensitive."""
+    expected = str(example.label).strip().lower()
+    return str(getattr(prediction, "label", "")).strip().lower() == expected
+
+
+@dspy_worker_optimized(
+    "ticket-router",
+    optimizer="BootstrapFewShot",
+    optimization_trigger="performance",
+    metric=label_match,
+    threshold=0.75,
+    window_size=24,
+    min_examples=20,
+    cooldown_seconds=3600,
+    max_bootstrapped_demos=4,
+    max_labeled_demos=8,
+)
+class TicketRouter(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.route = dspy.Predict(RouteTicket)
+
+    def forward(self, ticket: str) -> dspy.Prediction:
+        return self.route(ticket=ticket)
