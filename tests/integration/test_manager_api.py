@@ -65,21 +65,26 @@ async def test_python_api_run_schedule_batch_metrics(
             worker, {"optimizer": "BootstrapFewShot", "program_ref": PROGRAM_REF,
                      "params": {"max_bootstrapped_demos": 4}})
         first = await manager.get_optimization_status(job_id)
-        assert first is not None and first.status in ("requested", "queued", "running",
+        assert first is not None
+        assert first.status in ("requested", "queued", "running",
                                                       "succeeded")
         done = await finished(manager, job_id)
-        assert done.status == "succeeded" and done.program_version == 1
-        assert done.holdout_before == 0.0 and done.holdout_after == 1.0
+        assert done.status == "succeeded"
+        assert done.program_version == 1
+        assert done.holdout_before == 0.0
+        assert done.holdout_after == 1.0
         assert done.cost["lm_calls"] > 0
 
         # scheduling reuses the worker's last settings (program_ref, optimizer, params)
         scheduled = await finished(manager, await manager.schedule_optimization(worker,
                                                                                  "periodic"))
-        assert scheduled.reason == "periodic" and scheduled.status == "rejected"
+        assert scheduled.reason == "periodic"
+        assert scheduled.status == "rejected"
 
         batch = await manager.batch_optimize([worker, other], {"program_ref": PROGRAM_REF})
         results = {w: await finished(manager, j) for w, j in batch.items()}
-        assert results[other].status == "succeeded" and results[worker].status == "rejected"
+        assert results[other].status == "succeeded"
+        assert results[worker].status == "rejected"
         rows = [await jobs.get(db_pool, j) for j in batch.values()]
         assert {r.reason for r in rows if r} == {"batch"}
         assert len({r.evidence["batch_id"] for r in rows if r}) == 1
@@ -102,10 +107,13 @@ async def test_python_api_run_schedule_batch_metrics(
     assert [v["version"] for v in metrics.versions] == [1]
     assert metrics.improvement == {"first_before": 0.0, "latest_after": 1.0, "gain": 1.0}
     assert metrics.jobs == {"succeeded": 1, "rejected": 2}
-    assert metrics.cost["lm_calls"] > 0 and metrics.cost["wall_s"] > 0
-    assert metrics.serving[0]["instance_id"] == "pod-1" and metrics.serving[0]["version"] == 1
+    assert metrics.cost["lm_calls"] > 0
+    assert metrics.cost["wall_s"] > 0
+    assert metrics.serving[0]["instance_id"] == "pod-1"
+    assert metrics.serving[0]["version"] == 1
     history = await manager.list_jobs(worker_id=worker)
-    assert [h.job_id for h in history][-1] == job_id and len(history) == 3
+    assert [h.job_id for h in history][-1] == job_id
+    assert len(history) == 3
 
 
 async def test_cancel_queued_and_running_jobs(
@@ -130,9 +138,11 @@ async def test_cancel_queued_and_running_jobs(
 
         await until(is_queued, "the second job to queue")
         cancelled = await manager.cancel(queued_id)
-        assert cancelled is not None and cancelled.status == "cancelled"
+        assert cancelled is not None
+        assert cancelled.status == "cancelled"
         flagged = await manager.cancel(running_id)
-        assert flagged is not None and flagged.status == "running"
+        assert flagged is not None
+        assert flagged.status == "running"
         final = await finished(manager, running_id, 20)
     assert final.status == "cancelled"
     assert await manager.cancel("no-such-job") is None
@@ -171,14 +181,17 @@ async def test_http_api(
         listed = (await client.get("/api/v1/jobs", params={"worker_id": worker})).json()
         assert [j["job_id"] for j in listed["jobs"]] == [job_id]
         metrics = (await client.get(f"/api/v1/workers/{worker}/metrics")).json()
-        assert metrics["current_version"] == 1 and metrics["improvement"]["gain"] == 1.0
+        assert metrics["current_version"] == 1
+        assert metrics["improvement"]["gain"] == 1.0
         versions = (await client.get(f"/api/v1/workers/{worker}/programs")).json()
         assert versions["programs"][0]["holdout_after"] == 1.0
         assert "state" not in versions["programs"][0]
         batch = await client.post("/api/v1/jobs/batch", json={"worker_ids": [worker]})
-        assert batch.status_code == 202 and set(batch.json()["jobs"]) == {worker}
+        assert batch.status_code == 202
+        assert set(batch.json()["jobs"]) == {worker}
         bad = await client.post("/api/v1/jobs", json={"worker_id": worker, "optimizer": "X"})
-        assert bad.status_code == 400 and "accepted" in bad.json()["error"]
+        assert bad.status_code == 400
+        assert "accepted" in bad.json()["error"]
         assert (await client.post("/api/v1/jobs", content=b"nope")).status_code == 400
         assert (await client.get("/api/v1/jobs/unknown")).status_code == 404
         assert (await client.get("/api/v1/jobs", params={"status": "odd"})).status_code == 400
@@ -205,13 +218,17 @@ async def test_cli_run_watch_list(
                                    "--program-ref", PROGRAM_REF, "--param",
                                    "max_bootstrapped_demos=3", "--watch", "--timeout", "90")
     assert code == 0, out
-    assert "succeeded" in out and "holdout 0.000 → 1.000" in out
+    assert "succeeded" in out
+    assert "holdout 0.000 → 1.000" in out
     code, out = await flywheel("jobs", "list", "--worker", worker, "--json")
     assert code == 0, out
     listed = json.loads(out)
-    assert len(listed) == 1 and listed[0]["status"] == "succeeded"
+    assert len(listed) == 1
+    assert listed[0]["status"] == "succeeded"
     assert listed[0]["details"]["split"]["holdout"] == 12
     code, out = await flywheel("jobs", "watch", listed[0]["job_id"], "--timeout", "10")
-    assert code == 0 and "succeeded" in out
+    assert code == 0
+    assert "succeeded" in out
     code, out = await flywheel("jobs", "run", worker, "--optimizer", "Nope")
-    assert code == 2 and "unknown optimizer 'Nope'" in out
+    assert code == 2
+    assert "unknown optimizer 'Nope'" in out

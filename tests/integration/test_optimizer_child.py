@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,11 +43,14 @@ async def run(job: JobSpec, tmp_path: Path, **kwargs: Any) -> ChildOutcome:
 
 async def test_successful_child_reports_phases_and_result(tmp_path: Path) -> None:
     outcome = await run(spec(tmp_path), tmp_path)
-    assert outcome.ok and outcome.result is not None
-    assert outcome.result.current_score == 0.0 and outcome.result.candidate_score == 1.0
+    assert outcome.ok
+    assert outcome.result is not None
+    assert outcome.result.current_score == 0.0
+    assert outcome.result.candidate_score == 1.0
     assert outcome.result.current_source == "code"
     # bootstrap calls + two holdout evaluations of 12 examples each
-    assert outcome.result.lm_calls >= 24 and outcome.result.tokens > 0
+    assert outcome.result.lm_calls >= 24
+    assert outcome.result.tokens > 0
     phases = [(m["phase"], m["event"]) for m in outcome.messages if m["type"] == "phase"]
     assert phases == [("compile", "start"), ("compile", "end"), ("evaluate", "start"),
                       ("evaluate", "end")]
@@ -67,7 +71,8 @@ async def test_current_version_is_the_baseline(tmp_path: Path) -> None:
     ("overrides", "kind", "fragment"),
     [
         ({"optimizer": "Nope"}, "config", "unknown optimizer 'Nope'"),
-        ({"program_ref": "no.such.module:Thing"}, "config", "cannot import module 'no.such.module'"),
+        ({"program_ref": "no.such.module:Thing"}, "config",
+         "cannot import module 'no.such.module'"),
         ({"params": {"max_demos": 2}}, "config", "does not accept max_demos"),
         ({"max_tokens": 500}, "budget", "token budget exhausted"),
         ({"max_lm_calls": 5}, "budget", "LM call budget exhausted: 5 calls (limit 5)"),
@@ -85,14 +90,13 @@ def test_child_exits_when_its_parent_goes_away(tmp_path: Path) -> None:
     job = spec(tmp_path, optimizer="BootstrapFewShotWithRandomSearch")
     job.write(tmp_path / "spec.json")
     env = {"FLYWHEEL_FAKE_LATENCY_S": "0.05"}
-    import os
-
     proc = subprocess.Popen(
         [sys.executable, "-m", "dspy_flywheel.optimizer.job", "--spec",
          str(tmp_path / "spec.json")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         env={**os.environ, **env})
-    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stdin is not None
     first = proc.stdout.readline()  # the child is up and compiling
     assert b'"phase"' in first or b'"progress"' in first
     proc.stdin.close()  # what the OS does when the parent dies

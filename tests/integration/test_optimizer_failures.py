@@ -83,7 +83,7 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
               "asyncio.run(run(OptimizerSettings(), dataset=ListDataset(60)))\n")
     worker = f"router-{unique}"
     req = request(worker, optimizer=SLOW_OPTIMIZER)
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env,  # noqa: ASYNC220
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         async with EventWatch(kafka_settings, topics.optimization_status) as watch:
@@ -101,7 +101,8 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
 
                 await until(child_gone, "the orphaned compile child to exit", 15)
                 row = await jobs.get(db_pool, req["job_id"])
-                assert row is not None and row.status == "running"  # nobody left to say
+                assert row is not None
+                assert row.status == "running"
 
                 settings = optimizer_settings(topics, db_schema, group_id)
                 async with running_optimizer(settings, ListDataset(60)):
@@ -121,7 +122,9 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
     assert watch.statuses(req["job_id"]).count("running") == running_before
     assert watch.statuses(req["job_id"]).count("queued") == 1
     row = await jobs.get(db_pool, req["job_id"])
-    assert row is not None and row.status == "failed" and row.details["failure"] == "orphaned"
+    assert row is not None
+    assert row.status == "failed"
+    assert row.details["failure"] == "orphaned"
 
 
 async def test_cancel_kills_the_child(
@@ -176,7 +179,8 @@ async def test_limits_end_the_job_with_reason(
     assert final.record["status"] == "failed"
     assert final.record["message"] == message
     row = await jobs.get(db_pool, req["job_id"])
-    assert row is not None and row.details["failure"] == kind
+    assert row is not None
+    assert row.details["failure"] == kind
     assert child_pids(req["job_id"]) == []
 
 

@@ -53,8 +53,10 @@ async def test_better_candidate_is_published_once(
             await producer.stop()
 
     statuses = watch.statuses(first["job_id"])
-    assert statuses[0] == "queued" and statuses[-1] == "succeeded"
-    assert statuses.count("queued") == 1 and "running" in statuses
+    assert statuses[0] == "queued"
+    assert statuses[-1] == "succeeded"
+    assert statuses.count("queued") == 1
+    assert "running" in statuses
     assert statuses.count("succeeded") == 1
     updates = watch.of("ProgramUpdated", worker_id=worker)
     by_job = [u for u in updates if u.record["job_id"] == first["job_id"]]
@@ -67,16 +69,23 @@ async def test_better_candidate_is_published_once(
     assert json.loads(update["program_state_json"])["route"]["demos"], "published without demos"
 
     job = await jobs.get(db_pool, first["job_id"])
-    assert job is not None and job.status == "succeeded" and job.program_version == 1
-    assert job.lm_calls and job.lm_calls > 0 and job.wall_s and job.cpu_s is not None
+    assert job is not None
+    assert job.status == "succeeded"
+    assert job.program_version == 1
+    assert job.lm_calls
+    assert job.lm_calls > 0
+    assert job.wall_s
+    assert job.cpu_s is not None
     assert job.details["split"] == {"train": 36, "val": 12, "holdout": 12}
     version = await programs.get_version(db_pool, worker, 1)
-    assert version is not None and version.job_id == first["job_id"]
+    assert version is not None
+    assert version.job_id == first["job_id"]
     assert version.holdout_after == update["holdout_after"]
     assert version.size_bytes == len(update["program_state_json"].encode())
     # the sentinel compared against version 1 (already perfect): rejected, nothing new
     sentinel_job = await jobs.get(db_pool, sentinel["job_id"])
-    assert sentinel_job is not None and sentinel_job.status == "rejected"
+    assert sentinel_job is not None
+    assert sentinel_job.status == "rejected"
     assert sentinel_job.details["current_source"] == "version 1"
     assert [v.version for v in await programs.list_versions(db_pool, worker)] == [1]
 
@@ -104,7 +113,9 @@ async def test_candidate_not_better_is_rejected(
     assert watch.of("ProgramUpdated", worker_id=worker) == []
     assert await programs.latest(db_pool, worker) is None
     job = await jobs.get(db_pool, req["job_id"])
-    assert job is not None and job.status == "rejected" and job.program_version is None
+    assert job is not None
+    assert job.status == "rejected"
+    assert job.program_version is None
 
 
 async def test_small_dataset_is_refused_with_reason(

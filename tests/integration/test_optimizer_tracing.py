@@ -65,13 +65,16 @@ async def test_lifecycle_is_one_trace(
         if s.context is not None and _hex(s.context.trace_id, 32) == trace_id]
     by_name = {s.name: s for s in ours}
     job = by_name["optimization.job"]
-    assert job.parent is not None and _hex(job.parent.span_id, 16) == parent.split("-")[2]
-    assert job.attributes is not None and job.attributes["flywheel.job_id"] == req["job_id"]
+    assert job.parent is not None
+    assert _hex(job.parent.span_id, 16) == parent.split("-")[2]
+    assert job.attributes is not None
+    assert job.attributes["flywheel.job_id"] == req["job_id"]
     assert job.context is not None
     for child in ("optimization.snapshot", "optimization.compile", "optimization.evaluate",
                   "optimization.publish"):
         span = by_name[child]
-        assert span.parent is not None and span.parent.span_id == job.context.span_id, child
+        assert span.parent is not None, child
+        assert span.parent.span_id == job.context.span_id, child
     compile_span = by_name["optimization.compile"]
     assert compile_span.context is not None
     trials = [s for s in ours if s.name == "optimization.trial"]

@@ -100,9 +100,11 @@ def test_bootstrap_few_shot_improves_the_fake_task(agent: DSPyAgent) -> None:
     compiled = agent.compile_with_optimizer(program, TRAIN, agent.create_optimizer(
         "BootstrapFewShot"))
     after = agent.evaluate(compiled, HOLDOUT)
-    assert before.score == 0.0 and before.errors == 0
+    assert before.score == 0.0
+    assert before.errors == 0
     assert after.score == 1.0
-    assert compiled.route.demos and not program.route.demos  # the student was not modified
+    assert compiled.route.demos
+    assert not program.route.demos
 
 
 @pytest.mark.parametrize(("name", "kwargs"), [
@@ -125,7 +127,8 @@ def test_training_data_shapes(agent: DSPyAgent) -> None:
     examples = [dspy.Example(**row).with_inputs("text") for row in flat]
     local = [agent.collect_training_example(t["inputs"], t["outputs"], {"source": "test"})
              for t in TRAIN]
-    assert isinstance(local[0], LocalExample) and len(agent.training_examples) == len(TRAIN)
+    assert isinstance(local[0], LocalExample)
+    assert len(agent.training_examples) == len(TRAIN)
     for data in (flat, examples, local, agent.training_examples):
         compiled = agent.compile_with_optimizer(fake_task.TicketRouter(), data,
                                                 "BootstrapFewShot")
@@ -141,7 +144,8 @@ def test_save_and_load_round_trip(agent: DSPyAgent, tmp_path: Path) -> None:
 
     template = fake_task.TicketRouter()
     loaded = agent.load_optimized_program("router.v1", program=template)
-    assert loaded is not template and not template.route.demos
+    assert loaded is not template
+    assert not template.route.demos
     assert agent.evaluate(loaded, HOLDOUT).score == 1.0
     by_class = agent.load_optimized_program("router.v1")
     assert isinstance(by_class, fake_task.TicketRouter)

@@ -39,7 +39,8 @@ def test_split_is_deterministic_and_order_independent() -> None:
 def test_split_keeps_a_holdout_on_tiny_sets_and_dedupes() -> None:
     parts = split(rows(3) + rows(3), seed=1, train_fraction=0.6, val_fraction=0.4,
                   min_examples=2)
-    assert len(parts.train) >= 1 and len(parts.holdout) >= 1
+    assert len(parts.train) >= 1
+    assert len(parts.holdout) >= 1
     assert sum(parts.sizes().values()) == 3
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,3 +212,25 @@ def test_spacy_recognizer_maps_person_entities() -> None:
         ("Maria Lopez", "PERSON", "maria lopez")
     ]
     assert recognizer.find("no capitals here") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1" * 20_000,
+        " ".join(["1234"] * 5_000),
+        "+1 " + " ".join(["12"] * 8_000),
+        ":".join(["ab12"] * 5_000),
+        ".".join(["1"] * 10_000),
+        "a@" * 10_000,
+        "api_key=" * 3_000,
+        " ".join(["DE89"] * 5_000),
+        " ".join(["Maria"] * 5_000),
+    ],
+    ids=["digits", "spaced", "plus", "hex", "dots", "ats", "keys", "iban", "names"],
+)
+def test_adversarial_inputs_scan_in_linear_time(text: str) -> None:
+    """~20-30 kB of pathological input takes milliseconds; backtracking blow-ups take ages."""
+    started = time.perf_counter()
+    Anonymizer(KEY).anonymize(text, "w1")
+    assert time.perf_counter() - started < 3.0

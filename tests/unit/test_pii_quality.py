@@ -1,9 +1,13 @@
 """Recall and precision over the annotated PII set (tests/data/pii_cases.jsonl).
 
 The set holds >= 200 strings with PII of every built-in kind and >= 60 look-alikes that
-must stay untouched. Bounds: 0.95 for the validated regex kinds together and 0.9 for each
-of them; person names come from cues and a first-name list, measured at 0.94 recall /
-0.98 precision here, and asserted at 0.85 / 0.90 (see tests/bench/pii_quality.py).
+must stay untouched. Its *dev* split was written together with the recognizers; the
+*holdout* and *holdout2* splits were written after freezing the code and scored once
+before being looked at (see tests/bench/pii_quality.py).
+
+Bounds: 0.95 for the validated regex kinds together and 0.9 for each of them. Person
+names come from cues and a first-name list; over the whole set they measure about 0.94
+recall / 0.97 precision, and are asserted at 0.85 / 0.90.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dspy_flywheel.privacy import BUILTIN_KINDS, PERSON, Anonymizer
+from dspy_flywheel.privacy import BUILTIN_KINDS, PERSON, Anonymizer, default_recognizers
 from dspy_flywheel.privacy.evaluation import Case, load_cases, score
 
 CASES_PATH = Path(__file__).resolve().parents[1] / "data" / "pii_cases.jsonl"
@@ -56,10 +60,11 @@ def test_person_name_recall_and_precision(cases: list[Case]) -> None:
 
 
 def test_look_alikes_pass_through_unchanged(cases: list[Case]) -> None:
-    anonymizer = Anonymizer(b"k" * 32)
+    """No validated kind fires on a look-alike (names' false alarms count in precision)."""
+    anonymizer = Anonymizer(b"k" * 32, default_recognizers(names=False))
     changed = [
         case.text
         for case in cases
         if not case.expected and anonymizer.anonymize(case.text, "w1").text != case.text
     ]
-    assert len(changed) <= 1, changed  # "Harper Collins" (publisher) reads as a person
+    assert changed == []

@@ -6,8 +6,8 @@ import logging
 
 import uvicorn
 
-from dspy_flywheel.manager.core import OptimizationManager
 from dspy_flywheel.manager.api import create_app
+from dspy_flywheel.manager.core import OptimizationManager
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.telemetry import setup_tracing
 

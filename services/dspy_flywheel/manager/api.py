@@ -78,8 +78,8 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         if not isinstance(worker_id, str) or not worker_id:
             return _error(400, "worker_id (string) is required")
         config = {k: body[k] for k in _CONFIG_KEYS if k in body}
-        job_id = await manager.execute_optimization(worker_id, config,
-                                                    requested_by=str(body.get("requested_by", "api")))
+        by = str(body.get("requested_by", "api"))
+        job_id = await manager.execute_optimization(worker_id, config, requested_by=by)
         return JSONResponse({"job_id": job_id, "status": "requested"}, status_code=202)
 
     async def batch(request: Request) -> Response:
@@ -88,8 +88,8 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         if not isinstance(workers, list) or not all(isinstance(w, str) for w in workers):
             return _error(400, "worker_ids (list of strings) is required")
         config = {k: body[k] for k in _CONFIG_KEYS if k in body}
-        job_ids = await manager.batch_optimize(workers, config,
-                                               requested_by=str(body.get("requested_by", "api")))
+        by = str(body.get("requested_by", "api"))
+        job_ids = await manager.batch_optimize(workers, config, requested_by=by)
         return JSONResponse({"jobs": job_ids}, status_code=202)
 
     async def get_job(request: Request) -> Response:

@@ -165,7 +165,8 @@ class OptimizationManager:
                                     requested_by: str = "manager") -> str:
         """Request an optimization now with the worker's configured optimizer; returns job id."""
         if trigger_type not in TRIGGER_TYPES:
-            raise ManagerError(f"trigger_type {trigger_type!r}; accepted: {', '.join(TRIGGER_TYPES)}")
+            raise ManagerError(
+                f"trigger_type {trigger_type!r}; accepted: {', '.join(TRIGGER_TYPES)}")
         return await self._request(worker_id, trigger_type, {}, requested_by=requested_by,
                                    evidence={"scheduled_via": "manager"})
 
@@ -208,7 +209,9 @@ class OptimizationManager:
         found = await jobs.list_jobs(self.pool, worker_id=worker_id, status=status, limit=limit)
         return [OptimizationStatus.of(j) for j in found]
 
-    async def cancel(self, job_id: str, *, requested_by: str = "manager") -> OptimizationStatus | None:
+    async def cancel(
+        self, job_id: str, *, requested_by: str = "manager"
+    ) -> OptimizationStatus | None:
         """Cancel a queued job now, or flag a running one (its optimizer kills the child)."""
         message = f"cancelled by {requested_by} before it started"
         async with self.pool.acquire() as conn, conn.transaction():

@@ -32,7 +32,9 @@ async def _table_exists(pool: asyncpg.Pool, name: str) -> bool:
     return bool(await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
 
 
-async def rolling_accuracy(pool: asyncpg.Pool, worker_id: str, window: int) -> tuple[float | None, int]:
+async def rolling_accuracy(
+    pool: asyncpg.Pool, worker_id: str, window: int
+) -> tuple[float | None, int]:
     """Mean score of the worker's last ``window`` scored examples (collector's table)."""
     if not await _table_exists(pool, "training_examples"):
         return None, 0

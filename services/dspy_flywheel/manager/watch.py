@@ -40,8 +40,9 @@ async def watch_jobs(fetch: Fetch, job_ids: Sequence[str], *, console: Console |
     """Progress bars until every job is terminal; returns job id → final status."""
     console = console or Console()
     final: dict[str, str] = {}
-    columns = (TextColumn("{task.fields[name]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TimeElapsedColumn(), TextColumn("{task.fields[state]}"))
+    columns = (TextColumn("{task.fields[name]}"), BarColumn(),
+               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+               TextColumn("{task.fields[state]}"))
     loop = asyncio.get_running_loop()
     deadline = None if timeout_s is None else loop.time() + timeout_s
     with Progress(*columns, console=console, transient=False) as progress:

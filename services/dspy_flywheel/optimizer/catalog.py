@@ -83,7 +83,9 @@ def _param_names(func: Callable[..., Any]) -> list[str]:
     ]
 
 
-def split_kwargs(cls: type, name: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_kwargs(
+    cls: Any, name: str, kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(init kwargs, compile kwargs); raises listing what is accepted for anything else."""
     init_names = _param_names(cls.__init__)
     compile_names = [n for n in _param_names(cls.compile) if n not in init_names]

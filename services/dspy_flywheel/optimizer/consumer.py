@@ -12,18 +12,20 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeAlias
+
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from dspy_flywheel.contracts.codec import DecodeError, Decoded, decode
+from dspy_flywheel.contracts.codec import Decoded, DecodeError, decode
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.optimizer import outbox
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs, programs
 
 log = logging.getLogger(__name__)
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Handler = Callable[[Decoded], Awaitable[None]]
 
 

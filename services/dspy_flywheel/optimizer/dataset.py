@@ -48,15 +48,13 @@ class CollectorDataset:
 
     def _get_cipher(self) -> Any:
         if self._cipher is None:
-            from dspy_flywheel.security.crypto import Cipher  # type: ignore[import-not-found]
+            from dspy_flywheel.security.crypto import Cipher
 
             self._cipher = Cipher.from_settings()
         return self._cipher
 
     async def load(self, worker_id: str, *, limit: int | None, labeled_only: bool) -> list[DataRow]:
-        from dspy_flywheel.store.examples import (  # type: ignore[import-not-found]
-            load_training_examples,
-        )
+        from dspy_flywheel.store.examples import load_training_examples
 
         found = await load_training_examples(
             self.pool, self._get_cipher(), worker_id, limit=limit, labeled_only=labeled_only)
@@ -87,8 +85,8 @@ def split(
         raise DatasetTooSmall(len(unique), max(min_examples, 2))
     ordered = sorted(unique.values(), key=lambda r: _rank(seed, r.id))
     n = len(ordered)
-    n_train = max(1, int(round(n * train_fraction)))
-    n_val = int(round(n * val_fraction))
+    n_train = max(1, round(n * train_fraction))
+    n_val = round(n * val_fraction)
     if n_train + n_val >= n:
         n_val = max(0, n - n_train - 1)
     train = ordered[:n_train]

@@ -60,7 +60,7 @@ def to_example(item: Any, input_keys: Sequence[str] | None = None) -> Any:
     import dspy
 
     if isinstance(item, dspy.Example):
-        if item._input_keys is None:  # noqa: SLF001  # dspy exposes no public accessor
+        if item._input_keys is None:  # dspy exposes no public accessor
             if input_keys is None:
                 raise ValueError("dspy.Example without inputs: call .with_inputs(...) first")
             return item.with_inputs(*[k for k in input_keys if k in item])

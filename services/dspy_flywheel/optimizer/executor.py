@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -44,11 +45,11 @@ class JobExecutor:
             task = asyncio.create_task(JobRun(self.services, job).execute(),
                                        name=f"job-{job.job_id}")
             self._running[job.job_id] = task
-            task.add_done_callback(lambda _t, job_id=job.job_id: self._done(job_id))
+            task.add_done_callback(functools.partial(self._done, job.job_id))
             started += 1
         return started
 
-    def _done(self, job_id: str) -> None:
+    def _done(self, job_id: str, _task: object = None) -> None:
         self._running.pop(job_id, None)
         self._wake.set()
 

@@ -22,7 +22,8 @@ from typing import Any, Final
 
 import dspy
 
-from dspy_flywheel.lm import FakeEngine, input_fields, make_lm as _make_lm
+from dspy_flywheel.lm import FakeEngine, input_fields
+from dspy_flywheel.lm import make_lm as _make_lm
 from dspy_flywheel.lm._convert import ChatMessage
 
 KEYWORDS: Final[dict[str, str]] = {
@@ -41,7 +42,7 @@ _DAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday")
 _OUTPUT_FIELD: Final = re.compile(r"^\d+\. `(\w+)`", re.MULTILINE)
 
 
-class TicketRouter(dspy.Module):
+class TicketRouter(dspy.Module):  # type: ignore[misc]  # dspy is untyped
     """Route a support ticket to a team."""
 
     def __init__(self) -> None:
@@ -49,7 +50,7 @@ class TicketRouter(dspy.Module):
         self.route = dspy.Predict("text -> label")
 
     def forward(self, text: str) -> dspy.Prediction:
-        return self.route(text=text)  # type: ignore[no-any-return]  # dspy is untyped
+        return self.route(text=text)
 
 
 def true_label(text: str) -> str | None:

@@ -18,8 +18,6 @@ class Decision:
     def reason(self) -> str:
         verdict = "better" if self.publish else "not better"
         return (f"candidate {self.candidate:.3f} vs current {self.current:.3f} on the holdout: "
-                f"{verdict} by more than {self.margin:.3f}" if self.publish else
-                f"candidate {self.candidate:.3f} vs current {self.current:.3f} on the holdout: "
                 f"{verdict} by more than the margin {self.margin:.3f}")
 
 

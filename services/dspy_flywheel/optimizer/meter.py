@@ -37,7 +37,7 @@ class Reporter:
             self._stream.flush()
 
 
-class Meter(BaseCallback):
+class Meter(BaseCallback):  # type: ignore[misc]  # dspy is untyped
     """LM usage, budgets and compile progress, as one DSPy callback."""
 
     def __init__(

@@ -80,7 +80,7 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 sent = await self.relay_once()
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 log.warning("outbox relay failed, will retry: %s", exc)
                 sent = 0
             except Exception:

@@ -33,6 +33,7 @@ from dspy_flywheel.telemetry import context_from_traceparent, current_traceparen
 
 log = logging.getLogger(__name__)
 _SNAPSHOT_DONE = 0.05
+_PROGRESS_KEYS = ("phase", "trials", "trial_total", "best_trial_score", "lm_calls", "tokens")
 
 
 @dataclass
@@ -99,11 +100,11 @@ class JobRun:
             0.0 if message.get("event") == "start" else 1.0)
         child = 0.8 * fraction if phase == "compile" else 0.8 + 0.2 * fraction
         now = time.monotonic()
-        if phase == self._last_phase and now - self._last_emit < self.s.settings.progress_interval_s:
+        interval = self.s.settings.progress_interval_s
+        if phase == self._last_phase and now - self._last_emit < interval:
             return
         self._last_phase, self._last_emit = phase, now
-        details = {k: message[k] for k in ("phase", "trials", "trial_total", "best_trial_score",
-                                           "lm_calls", "tokens") if k in message}
+        details: dict[str, Any] = {k: message[k] for k in _PROGRESS_KEYS if k in message}
         progress = round(_SNAPSHOT_DONE + (0.95 - _SNAPSHOT_DONE) * child, 4)
         await self._progress(progress, details, f"{phase}: {int(progress * 100)}%")
 
@@ -206,7 +207,8 @@ class JobRun:
         return await self._decide(outcome.result, snapshot_id, current, costs)
 
     async def _decide(self, result: CompileResult, snapshot_id: int | None,
-                      current: programs.ProgramVersion | None, costs: dict[str, Any]) -> Any:
+                      current: programs.ProgramVersion | None,
+                      costs: dict[str, Any]) -> jobs.Job | None:
         decision = gate.decide(result.current_score, result.candidate_score,
                                self.s.settings.min_improvement)
         scores = {"holdout_before": result.current_score, "holdout_after": result.candidate_score,

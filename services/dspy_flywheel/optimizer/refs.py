@@ -22,12 +22,13 @@ def load_ref(ref: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError as exc:
-            raise ProgramImportError(f"{ref!r}: {module_name} has no attribute {attr_path!r}") from exc
+            raise ProgramImportError(
+                f"{ref!r}: {module_name} has no attribute {attr_path!r}") from exc
     return obj
 
 
 def build_program(ref: str) -> Any:
-    """Instantiate a ``dspy.Module`` from a class or zero-argument factory reference."""
+    """Instantiate a ``dspy.Module`` from a class, zero-argument factory or ``@dspy_worker``."""
     import dspy
 
     target = load_ref(ref)
@@ -37,7 +38,8 @@ def build_program(ref: str) -> Any:
         )
     if not callable(target):
         raise ProgramImportError(f"{ref!r} is not callable")
-    program = target()
+    build = getattr(target, "build_program", None)  # a @dspy_worker spec names its program
+    program = build() if callable(build) else target()
     if not isinstance(program, dspy.Module):
         raise ProgramImportError(f"{ref!r} returned {type(program).__name__}, not a dspy.Module")
     return program

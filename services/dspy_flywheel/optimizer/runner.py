@@ -93,7 +93,10 @@ def _classify(returncode: int, messages: list[dict[str, Any]], stderr: str,
     if returncode == EXIT_ORPHANED:
         return "crashed", "compile child lost its parent"
     if returncode < 0:
-        name = signal.Signals(-returncode).name if -returncode in signal.Signals else returncode
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
         return "crashed", f"compile child killed by signal {name}"
     last_line = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
     return "crashed", f"compile child exited with code {returncode}: {last_line}"
@@ -154,7 +157,7 @@ async def run_child(
         kind, message = "timeout", f"wall-time limit of {wall_time_s:g} s exceeded"
     elif stopped_by == "cancelled":
         kind, message = "cancelled", "cancelled on request"
-    elif returncode == 0 and Path(spec.result_path).exists():
+    elif returncode == 0 and os.path.exists(spec.result_path):  # noqa: ASYNC240  # tiny, local
         result = CompileResult.read(Path(spec.result_path))
         return ChildOutcome("ok", "compiled", wall_s, result, returncode, messages, stderr_tail)
     else:

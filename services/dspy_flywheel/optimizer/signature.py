@@ -17,7 +17,8 @@ def signature_of(program: Any) -> Signature:
     except ImportError:
         pass
     else:
-        return sdk_signature_of(program)  # type: ignore[no-any-return]  # SDK is typed separately
+        result: Signature = sdk_signature_of(program)
+        return result
     return {
         name: {
             "inputs": list(predictor.signature.input_fields),

@@ -1,6 +1,6 @@
 """Scoring recognizers against annotated cases (``tests/data/pii_cases.jsonl`` format).
 
-A case is ``{"id", "text", "pii": [{"kind", "text"}, ...]}``; each annotation names an
+A case is ``{"id", "split", "text", "pii": [{"kind", "text"}, ...]}``; each annotation names an
 exact substring (repeated substrings are matched to successive occurrences). A predicted
 span counts as a true positive only when kind, start and end all match.
 """
@@ -21,6 +21,7 @@ class Case:
     id: str
     text: str
     expected: tuple[tuple[str, int, int], ...]  # (kind, start, end)
+    split: str = "dev"
 
 
 @dataclass(slots=True)
@@ -71,7 +72,7 @@ def load_cases(path: Path) -> list[Case]:
             end = start + len(item["text"])
             next_search[item["text"]] = end
             expected.append((item["kind"], start, end))
-        cases.append(Case(row["id"], text, tuple(expected)))
+        cases.append(Case(row["id"], text, tuple(expected), row.get("split", "dev")))
     return cases
 
 

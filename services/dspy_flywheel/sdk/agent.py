@@ -13,8 +13,8 @@ process; the registry variants (``asave_to_registry``/``aload_from_registry``) u
 
 from __future__ import annotations
 
-import copy
 import contextlib
+import copy
 import json
 import os
 import re
@@ -25,7 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dspy_flywheel.optimizer.catalog import DSPyOptimizer, accepted_names, create_optimizer
-from dspy_flywheel.optimizer.errors import IncompatibleProgram, OptimizerConfigError, ProgramNotFound
+from dspy_flywheel.optimizer.errors import (
+    IncompatibleProgram,
+    OptimizerConfigError,
+    ProgramNotFound,
+)
 from dspy_flywheel.optimizer.evaluation import EvalResult, evaluate
 from dspy_flywheel.optimizer.examples import LocalExample, to_examples
 from dspy_flywheel.optimizer.metrics import exact_match

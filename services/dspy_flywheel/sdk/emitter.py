@@ -141,10 +141,7 @@ class Emitter:
         assert self._wakeup is not None
         linger = self._settings.linger_ms / 1000
         while True:
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), 1.0)
-            except TimeoutError:
-                pass  # a periodic look, in case a wakeup was missed
+            await self._wakeup.wait()  # set by submit(), and every second by the fsync timer
             self._wakeup.clear()
             if linger:
                 await asyncio.sleep(linger)
@@ -202,9 +199,14 @@ class Emitter:
 
     async def _sync_timer(self) -> None:
         interval = self._settings.fsync_interval_ms / 1000
+        last_look = time.monotonic()
         while True:
             await asyncio.sleep(interval)
-            await asyncio.to_thread(self._spool.sync)
+            if self._spool.dirty:
+                await asyncio.to_thread(self._spool.sync)
+            if time.monotonic() - last_look >= 1.0 and self._queue:
+                last_look = time.monotonic()
+                self._wake()  # a periodic look, in case a wakeup was missed
 
     async def _aclose(self, deadline: float) -> None:
         self._drain()

@@ -205,6 +205,11 @@ class Spool:
 
     # -- state --------------------------------------------------------------------------------
 
+    @property
+    def dirty(self) -> bool:
+        """Appended since the last fsync."""
+        return self._dirty
+
     def has_pending(self) -> bool:
         return self._pending_records > 0
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import asyncpg
 
-Executor = asyncpg.Pool | asyncpg.Connection
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 TERMINAL: Final = frozenset({"succeeded", "rejected", "failed", "cancelled"})
 STATUSES: Final = ("queued", "running", *sorted(TERMINAL))
