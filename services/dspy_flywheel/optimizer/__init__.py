@@ -1,8 +1,9 @@
 """The optimizer service: optimization requests in, gated program versions out.
 
-Modules: ``consumer`` (requests → queued jobs), ``executor`` (claims jobs, runs each in a child
-process via ``runner``), ``job`` (the child: compile + holdout evaluation), ``gate`` + ``publisher``
-(ship-if-better, registry row and ProgramUpdated through the ``outbox``), ``reaper`` (jobs whose
-optimizer died), ``acks`` (program-acks → registry). Importing this package stays light: DSPy is
-imported by the modules that need it.
+``consumer`` (requests → queued jobs, acks → registry; consumer groups), ``executor`` (claims
+queued jobs from PostgreSQL), ``pipeline`` (one job: snapshot → compile child → holdout gate →
+publish or reject), ``runner`` + ``job`` (the compile child process and its limits), ``outbox``
+(events committed with their rows), ``reaper`` (jobs whose optimizer died). ``catalog``,
+``evaluation``, ``examples``, ``metrics`` are shared with ``DSPyAgent``; ``fake_task`` is a
+demo-aware fake LM task for tests and benchmarks. Importing this package stays light.
 """

@@ -7,8 +7,9 @@
     program = agent.load_optimized_program("ticket-router", program=TicketRouter())
 
 Programs are saved as JSON (state + signature + class path) under ``$FLYWHEEL_HOME/programs``
-(default ``~/.flywheel/programs``). The optimizer service uses the same agent in its child
-process; the registry variants (``asave_to_registry``/``aload_from_registry``) use PostgreSQL.
+(``FLYWHEEL_HOME`` defaults to ``~/.cache/dspy-flywheel``, as in ``ops/``). The optimizer service
+uses the same agent in its child process. ``asave_to_registry`` / ``aload_from_registry`` use the
+PostgreSQL program registry instead of local files.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ _PROGRAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("FLYWHEEL_HOME") or Path.home() / ".flywheel")
+    return Path(os.environ.get("FLYWHEEL_HOME") or Path.home() / ".cache" / "dspy-flywheel")
 
 
 def _class_path(program: Any) -> str:

@@ -77,6 +77,7 @@ class Delivery:
         self._stopping = False
         self._delivered_ids: set[str] = set()
         self._partitions: dict[tuple[str, bytes | None], int] = {}
+        self._failed_deliveries = 0  # since the last acknowledged batch
         self._kick = asyncio.Event()
         self._need_producer = asyncio.Event()
         self._need_producer.set()
@@ -137,6 +138,10 @@ class Delivery:
         failures = 0
         while True:
             await self._need_producer.wait()
+            if self._failed_deliveries:  # connected, then failed to deliver: don't spin
+                await asyncio.sleep(
+                    min(0.2 * 2 ** (self._failed_deliveries - 1), self._settings.reconnect_backoff_max_s)
+                )
             producer = AIOKafkaProducer(
                 **self._settings.kafka.client_kwargs(),
                 enable_idempotence=True,
@@ -177,6 +182,7 @@ class Delivery:
     async def _drop_producer(self, error: BaseException) -> None:
         producer, self._producer = self._producer, None
         self.send_failures += 1
+        self._failed_deliveries += 1
         self.last_error = f"send: {type(error).__name__}: {error}"
         log.warning("%s: delivery failed (%s); spooling until Kafka is back", self._name, error)
         self._need_producer.set()
@@ -294,6 +300,7 @@ class Delivery:
                 error = exc
         if error is None:
             self._suspect = False
+            self._failed_deliveries = 0
         return acked, error
 
     @staticmethod
@@ -304,12 +311,12 @@ class Delivery:
         builder, members = producer.create_batch(), []
         for i in indexes:
             m = batch[i]
-            if builder.append(key=m.key, value=m.value, timestamp=None, headers=m.headers) is None:
+            if builder.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers)) is None:
                 if not members:
                     raise ValueError(f"event {m.event_id} is larger than a record batch")
                 out.append((builder, members))
                 builder, members = producer.create_batch(), []
-                builder.append(key=m.key, value=m.value, timestamp=None, headers=m.headers)
+                builder.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers))
             members.append(i)
         if members:
             out.append((builder, members))
