@@ -61,7 +61,7 @@ def settings_for_run(spool_dir: Path) -> tuple[WorkerSettings, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=3000, help="calls per variant")
-    parser.add_argument("--block", type=int, default=100, help="calls per alternating block")
+    parser.add_argument("--block", type=int, default=10, help="calls per alternating block")
     parser.add_argument("--latency-ms", type=float, default=1.0, help="fake LM latency")
     args = parser.parse_args()
 
@@ -100,8 +100,11 @@ def main() -> int:
           f"p99 {percentile(plain_times, .99) * 1e6:8.1f} us")
     print(f"wrapped mean {wrapped_us:8.1f} us  p50 {percentile(wrapped_times, .5) * 1e6:8.1f} us  "
           f"p99 {percentile(wrapped_times, .99) * 1e6:8.1f} us")
-    print(f"events: enqueued={stats['enqueued']} sent={stats['sent']} spooled={stats['spooled']} "
-          f"replayed={stats['replayed']} dropped={stats['overflow_dropped']}")
+    print("events: " + " ".join(
+        f"{k}={stats.get(k)}" for k in ("enqueued", "sent", "spooled", "replayed", "overflow_dropped")
+    ))
+    p50_ratio = percentile(wrapped_times, .5) / percentile(plain_times, .5)
+    print(f"median-based ratio {p50_ratio:.3f} (less sensitive to load spikes on a shared machine)")
     print(
         f"worker_overhead plain_us={plain_us:.1f} wrapped_us={wrapped_us:.1f} "
         f"ratio={wrapped_us / plain_us:.3f} p99_wrapped_us={percentile(wrapped_times, .99) * 1e6:.1f}"

@@ -34,7 +34,9 @@ async def test_versions_count_up_without_collisions(db_pool: asyncpg.Pool, uniqu
     assert [v.version for v in await programs.list_versions(db_pool, worker)] == list(
         range(8, 0, -1))
     latest = await programs.latest(db_pool, worker)
-    assert latest is not None and latest.version == 8 and latest.state == {"route": {"demos": []}}
+    assert latest is not None
+    assert latest.version == 8
+    assert latest.state == {"route": {"demos": []}}
 
 
 async def test_a_job_publishes_at_most_once(db_pool: asyncpg.Pool, unique: str) -> None:
@@ -73,13 +75,15 @@ async def test_job_rows_enqueue_once_claim_once(db_pool: asyncpg.Pool, unique: s
     assert not await jobs.enqueue(db_pool, req)
     claims = await asyncio.gather(*(jobs.claim_next(db_pool, f"o{i}", "h", i) for i in range(4)))
     mine = [c for c in claims if c is not None and c.job_id == req.job_id]
-    assert len(mine) == 1 and mine[0].status == "running"
+    assert len(mine) == 1
+    assert mine[0].status == "running"
     owner = mine[0].owner
     assert owner is not None
     assert await jobs.heartbeat(db_pool, req.job_id, owner) is False
     assert await jobs.heartbeat(db_pool, req.job_id, "someone-else") is None
     done = await jobs.finish(db_pool, req.job_id, "failed", "x", only_from=("running",))
-    assert done is not None and done.finished_at is not None
+    assert done is not None
+    assert done.finished_at is not None
     assert await jobs.finish(db_pool, req.job_id, "succeeded", "y") is None  # terminal stays
     assert await jobs.request_cancel(db_pool, req.job_id) is None
 
@@ -93,7 +97,8 @@ async def test_agent_registry_round_trip(db_pool: asyncpg.Pool, unique: str,
     assert await agent.asave_to_registry(db_pool, worker, fake_task.TicketRouter()) == 1
     assert await agent.asave_to_registry(db_pool, worker, compiled) == 2
     version, loaded = await agent.aload_from_registry(db_pool, worker, fake_task.TicketRouter())
-    assert version == 2 and loaded.dump_state() == compiled.dump_state()
+    assert version == 2
+    assert loaded.dump_state() == compiled.dump_state()
     _, first = await agent.aload_from_registry(db_pool, worker, fake_task.TicketRouter(), 1)
     assert not first.route.demos
     with pytest.raises(IncompatibleProgram):

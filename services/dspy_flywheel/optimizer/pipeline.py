@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from dspy_flywheel.optimizer import gate, outbox
 from dspy_flywheel.optimizer.catalog import canonical_name
 from dspy_flywheel.optimizer.dataset import DatasetSource, split
 from dspy_flywheel.optimizer.errors import OptimizerError
-from dspy_flywheel.optimizer.runner import ChildOutcome, run_child
+from dspy_flywheel.optimizer.runner import run_child
 from dspy_flywheel.optimizer.settings import OptimizerSettings
+from dspy_flywheel.optimizer.spans import child_spans
 from dspy_flywheel.optimizer.spec import CompileResult, JobSpec
 from dspy_flywheel.store import jobs, programs
 from dspy_flywheel.telemetry import context_from_traceparent, current_traceparent, tracer
@@ -51,6 +53,8 @@ class JobRun:
         self.job = job
         self.cancel = asyncio.Event()
         self.lost_ownership = False
+        self.finishing = False  # set before the final transaction; heartbeats stop caring
+        self.optimizer = job.optimizer  # canonical catalog name once validated
         self._last_emit = 0.0
         self._last_phase = ""
         self._usage: dict[str, int] = {}
@@ -71,6 +75,7 @@ class JobRun:
 
     async def _finish(self, status: str, message: str, *, details: dict[str, Any] | None = None,
                       **values: Any) -> jobs.Job | None:
+        self.finishing = True
         async with self.s.pool.acquire() as conn, conn.transaction():
             done = await jobs.finish(conn, self.job.job_id, status, message, details=details,
                                      only_from=("running",), **values)
@@ -111,7 +116,14 @@ class JobRun:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.s.settings.heartbeat_s)
-            state = await jobs.heartbeat(self.s.pool, self.job.job_id, self.s.settings.instance_id)
+            try:
+                state = await jobs.heartbeat(self.s.pool, self.job.job_id,
+                                             self.s.settings.instance_id)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("job %s: heartbeat failed, will retry: %s", self.job.job_id, exc)
+                continue
+            if self.finishing:
+                return
             if state is None:
                 self.lost_ownership = True
                 log.warning("job %s is no longer ours; stopping its child", self.job.job_id)
@@ -126,6 +138,7 @@ class JobRun:
         attrs = {"flywheel.job_id": self.job.job_id, "flywheel.worker_id": self.job.worker_id,
                  "flywheel.optimizer": self.job.optimizer, "flywheel.reason": self.job.reason}
         with tracer.start_as_current_span("optimization.job", context=ctx, attributes=attrs):
+            beat = asyncio.create_task(self._heartbeat())
             try:
                 return await self._execute()
             except asyncio.CancelledError:
@@ -138,6 +151,10 @@ class JobRun:
             except Exception as exc:
                 log.exception("job %s failed", self.job.job_id)
                 return await self._finish("failed", f"internal error: {type(exc).__name__}: {exc}")
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
 
     async def _execute(self) -> jobs.Job | None:
         job, settings = self.job, self.s.settings
@@ -147,7 +164,7 @@ class JobRun:
         self._wake()
         if job.cancel_requested:
             return await self._finish("cancelled", "cancelled before it started")
-        optimizer = canonical_name(job.optimizer)
+        optimizer = self.optimizer = canonical_name(job.optimizer)
         program_ref = job.program_ref or settings.default_program_ref
         if not program_ref:
             return await self._finish(
@@ -184,16 +201,11 @@ class JobRun:
             max_lm_calls=settings.max_lm_calls, max_tokens=settings.max_tokens,
             memory_mb=settings.memory_mb, num_threads=settings.num_threads,
             report_interval_s=settings.report_interval_s)
-        beat = asyncio.create_task(self._heartbeat())
-        try:
-            outcome = await run_child(spec, workdir, wall_time_s=settings.wall_time_s,
-                                      on_message=self.on_child_message, cancel=self.cancel,
-                                      env=settings.child_env)
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-        _child_spans(outcome)
+        outcome = await run_child(spec, workdir, wall_time_s=settings.wall_time_s,
+                                  on_message=self.on_child_message, cancel=self.cancel,
+                                  env=settings.child_env)
+        shutil.rmtree(workdir, ignore_errors=True)
+        child_spans(outcome)
         costs = {"wall_s": round(outcome.wall_s, 3), "snapshot_id": snapshot_id}
         if not outcome.ok or outcome.result is None:
             if self.lost_ownership:
@@ -229,12 +241,13 @@ class JobRun:
             return await self._finish("failed", f"program state is {size} bytes, over the "
                                       f"{self.s.settings.max_program_bytes} byte ceiling",
                                       details=details, **scores)
+        self.finishing = True
         with tracer.start_as_current_span("optimization.publish") as span:
             job = self.job
             async with self.s.pool.acquire() as conn, conn.transaction():
                 version = await programs.add_version(conn, programs.NewProgram(
                     worker_id=job.worker_id, state=result.state, signature=result.signature,
-                    optimizer=job.optimizer, size_bytes=size, params=job.params,
+                    optimizer=self.optimizer, size_bytes=size, params=job.params,
                     job_id=job.job_id, snapshot_id=snapshot_id,
                     holdout_before=result.current_score, holdout_after=result.candidate_score,
                     lm_calls=result.lm_calls, tokens=result.tokens, cpu_s=scores["cpu_s"],
@@ -245,7 +258,7 @@ class JobRun:
                                      "worker_id": job.worker_id, "version": version.version,
                                      "program_state_json": state_json,
                                      "signature_json": json.dumps(result.signature),
-                                     "optimizer": job.optimizer, "job_id": job.job_id,
+                                     "optimizer": self.optimizer, "job_id": job.job_id,
                                      "holdout_before": result.current_score,
                                      "holdout_after": result.candidate_score,
                                      "timestamp_ms": int(time.time() * 1000)},
@@ -267,38 +280,3 @@ class JobRun:
 class _Abandoned(OptimizerError):
     def __init__(self) -> None:
         super().__init__("job was finished elsewhere before it could publish")
-
-
-def _ns(t: Any) -> int:
-    return int(float(t) * 1e9)
-
-
-def _child_spans(outcome: ChildOutcome) -> None:
-    """compile / trial / evaluate spans from the child's timed reports."""
-    phases: dict[str, dict[str, float]] = {}
-    for m in outcome.messages:
-        if m.get("type") == "phase":
-            phases.setdefault(str(m["phase"]), {})[str(m["event"])] = float(m["t"])
-    end_default = time.time()
-    compile_times = phases.get("compile")
-    if compile_times and "start" in compile_times:
-        span = tracer.start_span("optimization.compile", start_time=_ns(compile_times["start"]))
-        span.set_attribute("flywheel.outcome", outcome.kind)
-        ctx = trace.set_span_in_context(span)
-        previous = compile_times["start"]
-        for m in (m for m in outcome.messages if m.get("type") == "trial"):
-            trial = tracer.start_span("optimization.trial", context=ctx, start_time=_ns(previous))
-            trial.set_attribute("flywheel.trial", int(m["n"]))
-            if m.get("score") is not None:
-                trial.set_attribute("flywheel.score", float(m["score"]))
-            trial.end(end_time=_ns(m["t"]))
-            previous = float(m["t"])
-        span.end(end_time=_ns(compile_times.get("end", end_default)))
-    evaluate_times = phases.get("evaluate")
-    if evaluate_times and "start" in evaluate_times:
-        span = tracer.start_span("optimization.evaluate", start_time=_ns(evaluate_times["start"]))
-        evaluated = outcome.last("phase")
-        if evaluated and evaluated.get("phase") == "evaluate" and "current" in evaluated:
-            span.set_attribute("flywheel.holdout.current", evaluated["current"]["score"])
-            span.set_attribute("flywheel.holdout.candidate", evaluated["candidate"]["score"])
-        span.end(end_time=_ns(evaluate_times.get("end", end_default)))

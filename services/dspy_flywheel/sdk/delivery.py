@@ -78,6 +78,7 @@ class Delivery:
         self._delivered_ids: set[str] = set()
         self._partitions: dict[tuple[str, bytes | None], int] = {}
         self._failed_deliveries = 0  # since the last acknowledged batch
+        self._give_up_after_s = max(3 * settings.request_timeout_ms / 1000, 1.0)
         self._kick = asyncio.Event()
         self._need_producer = asyncio.Event()
         self._need_producer.set()
@@ -287,8 +288,11 @@ class Delivery:
             )
             if pending:
                 self._suspect = True  # new events go to the spool meanwhile
-                await asyncio.wait(pending)
+                _done, pending = await asyncio.wait(pending, timeout=self._give_up_after_s)
         for future, indexes in sent:
+            if not future.done():  # the producer kept retrying: give up, spool, reconnect
+                error = error or TimeoutError(f"no acknowledgement in {self._give_up_after_s:.0f}s")
+                continue
             exc = future.exception()
             if exc is None or isinstance(exc, _POISON):
                 for i in indexes:

@@ -70,7 +70,7 @@ class Emitter:
         self._name = name
         self._queue: deque[Pending] = deque()
         self._queue_max = settings.queue_max
-        self._wake_pending = False
+        self._asleep = True  # the pump polls while busy; asleep, the next submit wakes it
         self._closed = False
         self._counters = _Counters()
         self._last_overflow_log = 0.0
@@ -93,8 +93,8 @@ class Emitter:
             return
         queue.append(item)
         self._counters.enqueued += 1
-        if not self._wake_pending:
-            self._wake_pending = True
+        if self._asleep:  # only the first event after a quiet second costs a wakeup syscall
+            self._asleep = False
             self._loop.call_soon(self._wake)
 
     def stats(self) -> dict[str, Any]:
@@ -138,23 +138,36 @@ class Emitter:
         self._wakeup.set()
 
     async def _pump(self) -> None:
+        """Poll the queue every linger_ms while events flow; sleep after a quiet second."""
         assert self._wakeup is not None
-        linger = self._settings.linger_ms / 1000
+        linger = max(self._settings.linger_ms, 1) / 1000
+        idle_polls = 0
         while True:
-            await self._wakeup.wait()  # set by submit(), and every second by the fsync timer
+            await asyncio.sleep(linger)
+            if self._drain():
+                idle_polls = 0
+                continue
+            idle_polls += 1
+            if idle_polls * linger < 1.0:
+                continue
             self._wakeup.clear()
-            if linger:
-                await asyncio.sleep(linger)
-            self._drain()
+            self._asleep = True  # set first, then look again: a racing submit is not missed
+            if self._drain():
+                self._asleep = False
+                idle_polls = 0
+                continue
+            await self._wakeup.wait()  # set by the next submit(), or the fsync timer
+            self._asleep = False
+            idle_polls = 0
 
-    def _drain(self) -> None:
-        self._wake_pending = False  # clear first, then drain: a later submit wakes us again
+    def _drain(self) -> bool:
         items: list[Pending] = []
         queue = self._queue
         while queue:
             items.append(queue.popleft())
         if items:
             self._route([m for m in map(self._encode, items) if m is not None])
+        return bool(items)
 
     def _encode(self, item: Pending) -> Message | None:
         try:

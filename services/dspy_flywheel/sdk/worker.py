@@ -8,6 +8,7 @@ Kafka or the disk happens on the worker's own IO thread.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextvars
 import logging
@@ -21,7 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from dspy_flywheel.contracts.ids import new_id
+from dspy_flywheel.sdk.ids import fast_id as new_id
 from dspy_flywheel.sdk import usage
 from dspy_flywheel.sdk.emitter import Emitter, Pending
 from dspy_flywheel.sdk.events import (
@@ -125,6 +126,8 @@ class Worker:
         serving = self._slot.current  # read once: a reload swaps it, never changes it
         execution_id = new_id()
         span = _tracer.start_span(SPAN_NAME)
+        if span.is_recording():
+            self._annotate(span, execution_id, serving.version)
         otel_token = otel_context.attach(trace.set_span_in_context(span))
         tracker, usage_token = usage.begin()
         started = _perf()
@@ -147,11 +150,17 @@ class Worker:
         serving = self._slot.current
         execution_id = new_id()
         span = _tracer.start_span(SPAN_NAME)
+        if span.is_recording():
+            self._annotate(span, execution_id, serving.version)
         otel_token = otel_context.attach(trace.set_span_in_context(span))
         tracker, usage_token = usage.begin()
         started = _perf()
         try:
-            result = await serving.program.acall(**inputs)
+            program = serving.program
+            if hasattr(type(program), "aforward"):
+                result = await program.acall(**inputs)
+            else:  # a sync-only module: run it off the event loop (context goes along)
+                result = await asyncio.to_thread(program, **inputs)
         except BaseException as exc:
             latency_ms = (_perf() - started) * 1000
             usage.end(usage_token)
@@ -182,8 +191,6 @@ class Worker:
                 result.set_lm_usage(tracker.get_total_tokens())
         self._last.set(execution_id)
         self._recent.put(execution_id, inputs, outputs)
-        if span.is_recording():
-            self._annotate(span, execution_id, version)
         self._emit_execution(span, version, execution_id, inputs, outputs, None, latency_ms, tracker)
         return result
 
@@ -201,7 +208,6 @@ class Worker:
         self.failures += 1
         self._last.set(execution_id)
         if span.is_recording():
-            self._annotate(span, execution_id, version)
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
         otel_context.detach(otel_token)  # type: ignore[arg-type]  # the token attach() gave

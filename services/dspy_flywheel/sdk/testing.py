@@ -1,0 +1,95 @@
+"""Helpers for testing workers against a real broker: read events back, publish programs.
+
+    events = await read_events(kafka, topics.executions, count=1000, timeout=30)
+    record = program_updated_record("classifier", 3, compiled_program)
+    await publish_record(kafka, topics.program_updated, "classifier", "ProgramUpdated", record)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import dspy
+from aiokafka import AIOKafkaConsumer
+
+from dspy_flywheel.bus.publish import publish, start_producer
+from dspy_flywheel.contracts.codec import Decoded, decode
+from dspy_flywheel.sdk.events import now_ms
+from dspy_flywheel.sdk.signature import signature_of
+from dspy_flywheel.settings import KafkaSettings
+
+
+def program_updated_record(
+    worker_id: str,
+    version: int,
+    program: dspy.Module,
+    *,
+    optimizer: str = "manual",
+    job_id: str | None = None,
+    signature: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ProgramUpdated record for ``program`` (its dumped state and its signature)."""
+    return {
+        "worker_id": worker_id,
+        "version": version,
+        "program_state_json": json.dumps(program.dump_state()),
+        "signature_json": json.dumps(signature if signature is not None else signature_of(program)),
+        "optimizer": optimizer,
+        "job_id": job_id,
+        "holdout_before": None,
+        "holdout_after": None,
+        "timestamp_ms": now_ms(),
+    }
+
+
+async def publish_record(
+    kafka: KafkaSettings, topic: str, key: str, event_type: str, record: dict[str, Any]
+) -> None:
+    producer = await start_producer(kafka)
+    try:
+        await publish(producer, topic, key, event_type, record)
+    finally:
+        await producer.stop()
+
+
+async def read_events(
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    count: int | None = None,
+    timeout: float = 30.0,
+    settle: float = 1.0,
+) -> list[Decoded]:
+    """Decoded events of ``topic`` from the beginning: until ``count`` arrived (then ``settle``
+    more seconds, to catch duplicates) or ``timeout`` passed."""
+    consumer = AIOKafkaConsumer(
+        topic, **kafka.client_kwargs(), group_id=None, auto_offset_reset="earliest",
+        enable_auto_commit=False, fetch_max_wait_ms=100,
+    )
+    await consumer.start()
+    out: list[Decoded] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                out.extend(decode(r.value, r.headers) for r in records)
+            if count is not None and len(out) >= count:
+                deadline = min(deadline, time.monotonic() + settle)
+                count = None  # now only settling
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
+    """Poll ``predicate()`` until true or ``timeout`` (seconds) passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return bool(predicate())

@@ -1,0 +1,86 @@
+"""Quality benchmark: test accuracy of a zero-shot program vs DSPy optimizers, with costs.
+
+    python tests/bench/quality.py --task classification            # extraction, reasoning
+    python tests/bench/quality.py --dataset qa.jsonl --signature "context, question -> answer" \
+        --metric f1
+    options: --seed 0 --train 88 --dev 24 (test = the rest, at least 50)
+             --optimizers all | baseline,BootstrapFewShot,BootstrapFewShotWithRandomSearch,MIPROv2
+             --model qwen1.5b | smollm2 | /path/model.gguf   --adapter chat|json   --threads 1
+             --demos 4 --labeled 4 --rs-candidates 2 [--mipro-program-aware]
+
+Rows: the zero-shot ``dspy.Predict`` of the task's signature (baseline), and the same program
+compiled through ``DSPyAgent`` with BootstrapFewShot, BootstrapFewShotWithRandomSearch and
+MIPROv2 (auto="light") on the train split (dev = valset), all scored on the same test split.
+Each row runs in a fresh child process on the LM from ``dspy_flywheel.lm.build_lm``
+(``FLYWHEEL_LM_MODEL=--model``, DSPy cache off), so its wall time, LM calls, tokens (counted
+at the engine) and peak RSS are its own. Last line:
+``quality task=… baseline=… best=… best_optimizer=… gain_points=… wall_s=…`` (test accuracy in
+percent; gain in percentage points over the baseline measured in the same run).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from queue import Empty
+
+from quality_lib.options import SHORT_NAMES, Options, OptionsError, check_split, parse_options
+from quality_lib.report import format_row, format_table, result_line
+from quality_lib.row import RowResult, load_task, row_main, say
+
+
+def run_in_child(options: Options, optimizer: str) -> RowResult:
+    """One row in a fresh spawned process; a crash without a result becomes a failed row."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=row_main, args=(options, optimizer, results),
+                            name=f"quality-{optimizer}")
+    started = time.perf_counter()
+    child.start()
+    row: RowResult | None = None
+    while row is None:
+        try:
+            row = results.get(timeout=1.0)
+        except Empty:
+            if not child.is_alive():
+                break
+    child.join()
+    if row is None:
+        row = RowResult(optimizer=optimizer, ok=False, wall_s=time.perf_counter() - started,
+                        error=f"child exited with code {child.exitcode} and no result")
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        options = parse_options(argv)
+        task = load_task(options)
+        test_size = check_split(len(task.examples), options.train, options.dev)
+    except (OptionsError, KeyError, ValueError, OSError) as exc:
+        print(f"quality.py: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"quality: task={options.task_label} ({task.signature}, metric={task.metric_kind}) "
+          f"examples={len(task.examples)} split seed={options.seed} train={options.train} "
+          f"dev={options.dev} test={test_size}; model={options.model} adapter={options.adapter} "
+          f"threads={options.threads}; demos={options.demos} labeled={options.labeled} "
+          f"rs_candidates={options.rs_candidates}; optimizers={', '.join(options.optimizers)}",
+          flush=True)
+    started = time.perf_counter()
+    rows: list[RowResult] = []
+    for number, optimizer in enumerate(options.optimizers, start=1):
+        label = SHORT_NAMES.get(optimizer, optimizer)
+        say(label, f"row {number}/{len(options.optimizers)} starting in a child process")
+        row = run_in_child(options, optimizer)
+        rows.append(row)
+        say(label, f"row {number}/{len(options.optimizers)} done: {format_row(row).strip()}")
+    wall_s = time.perf_counter() - started
+    print()
+    print(format_table(rows))
+    print()
+    print(result_line(options.task_label, rows, wall_s), flush=True)
+    return 0 if all(row.ok for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

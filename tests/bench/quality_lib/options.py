@@ -1,0 +1,194 @@
+"""Command line of the quality benchmark, the optimizer names and the split check.
+
+Budget defaults are sized so the built-in classification task (168 examples) runs all four
+rows with the 1.5B embedded model in about 25 minutes on 2 shared cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+BASELINE = "baseline"
+BOOTSTRAP = "BootstrapFewShot"
+RANDOM_SEARCH = "BootstrapFewShotWithRandomSearch"
+MIPRO = "MIPROv2"
+ALL_OPTIMIZERS: tuple[str, ...] = (BASELINE, BOOTSTRAP, RANDOM_SEARCH, MIPRO)
+SHORT_NAMES: dict[str, str] = {
+    BASELINE: "baseline",
+    BOOTSTRAP: "BootstrapFewShot",
+    RANDOM_SEARCH: "BootstrapRS",
+    MIPRO: "MIPROv2-light",
+}
+_ALIASES: dict[str, str] = {
+    "baseline": BASELINE,
+    "zeroshot": BASELINE,
+    "zero-shot": BASELINE,
+    "bootstrapfewshot": BOOTSTRAP,
+    "bootstrap": BOOTSTRAP,
+    "bfs": BOOTSTRAP,
+    "bootstrapfewshotwithrandomsearch": RANDOM_SEARCH,
+    "bootstraprs": RANDOM_SEARCH,
+    "randomsearch": RANDOM_SEARCH,
+    "mipro": MIPRO,
+    "miprov2": MIPRO,
+    "miprov2-light": MIPRO,
+}
+MIN_TEST = 50
+
+
+class OptionsError(ValueError):
+    """A command line the benchmark refuses (bad split, unknown optimizer, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    task: str | None
+    dataset: str | None
+    signature: str | None
+    metric: str
+    seed: int
+    train: int
+    dev: int
+    optimizers: tuple[str, ...]
+    model: str
+    adapter: str
+    threads: int
+    demos: int
+    labeled: int
+    rs_candidates: int
+    mipro_program_aware: bool
+    mipro_data_aware: bool
+    heartbeat_s: float
+    verbose: bool
+
+    @property
+    def task_label(self) -> str:
+        if self.task is not None:
+            return self.task
+        from pathlib import Path
+
+        return Path(self.dataset or "dataset").stem
+
+
+def parse_optimizers(text: str) -> tuple[str, ...]:
+    """'baseline,bootstrap,mipro' -> canonical names, in the given order, without repeats."""
+    names: list[str] = []
+    for part in text.split(","):
+        key = part.strip().lower().replace("_", "")
+        if not key:
+            continue
+        if key == "all":
+            found: Sequence[str] = ALL_OPTIMIZERS
+        elif key in _ALIASES:
+            found = (_ALIASES[key],)
+        else:
+            raise OptionsError(
+                f"unknown optimizer {part.strip()!r}; choose from "
+                f"{', '.join(ALL_OPTIMIZERS)} (aliases: bootstrap, bootstraprs, mipro, all)"
+            )
+        names.extend(n for n in found if n not in names)
+    if not names:
+        raise OptionsError("--optimizers names no optimizer")
+    return tuple(names)
+
+
+def check_split(total: int, train: int, dev: int, *, min_test: int = MIN_TEST) -> int:
+    """The test size (every example left after train and dev); refuses a test under ``min_test``."""
+    if train < 1 or dev < 1:
+        raise OptionsError(f"--train and --dev must be at least 1 (got {train} and {dev})")
+    test = total - train - dev
+    if test < min_test:
+        raise OptionsError(
+            f"the test split would hold {test} examples ({total} total - {train} train - "
+            f"{dev} dev); it needs at least {min_test}: lower --train/--dev to at most "
+            f"{max(0, total - min_test)} together"
+        )
+    return test
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quality.py",
+        description="Test accuracy of zero-shot vs DSPy optimizers on a task, with cost figures.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--task", help="built-in task: classification, extraction, reasoning")
+    source.add_argument("--dataset", help="JSONL file, one example per line")
+    parser.add_argument("--signature", help="with --dataset: 'in1, in2 -> out'")
+    parser.add_argument("--metric", choices=("exact", "f1"), default="exact",
+                        help="with --dataset (built-in tasks bring their own)")
+    parser.add_argument("--seed", type=int, default=0, help="shuffle seed of the split")
+    parser.add_argument("--train", type=int, default=88, help="train examples")
+    parser.add_argument("--dev", type=int, default=24,
+                        help="dev examples (valset of BootstrapRS and MIPROv2)")
+    parser.add_argument("--optimizers", default="all",
+                        help="comma list of baseline, BootstrapFewShot, "
+                             "BootstrapFewShotWithRandomSearch, MIPROv2 (default: all)")
+    parser.add_argument("--model", default="qwen1.5b", help="qwen1.5b | smollm2 | /path/x.gguf")
+    parser.add_argument("--adapter", choices=("chat", "json"), default="chat")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="DSPy evaluation threads (the embedded engine runs one call at a time)")
+    parser.add_argument("--demos", type=int, default=4, help="max bootstrapped demos")
+    parser.add_argument("--labeled", type=int, default=4, help="max labeled demos")
+    parser.add_argument("--rs-candidates", type=int, default=2,
+                        help="BootstrapRS num_candidate_programs (it also tries 3 fixed seeds)")
+    parser.add_argument("--mipro-program-aware", action="store_true",
+                        help="let MIPROv2's proposer read the program code (slow on CPU)")
+    parser.add_argument("--no-mipro-data-aware", action="store_true",
+                        help="skip MIPROv2's dataset summary")
+    parser.add_argument("--heartbeat-s", type=float, default=30.0,
+                        help="seconds between progress lines inside a row")
+    parser.add_argument("--verbose", action="store_true", help="DSPy's own logs and bars")
+    return parser
+
+
+def parse_options(argv: Sequence[str] | None = None) -> Options:
+    """Options from ``argv``; raises OptionsError for a command line the benchmark refuses."""
+    args = build_parser().parse_args(argv)
+    if args.dataset is not None and not args.signature:
+        raise OptionsError("--dataset needs --signature 'in1, in2 -> out'")
+    if args.task is not None and args.signature:
+        raise OptionsError("--signature goes with --dataset; built-in tasks have their own")
+    if args.threads < 1:
+        raise OptionsError("--threads must be at least 1")
+    if min(args.demos, args.labeled, args.rs_candidates) < 0:
+        raise OptionsError("--demos, --labeled and --rs-candidates cannot be negative")
+    return Options(
+        task=args.task,
+        dataset=args.dataset,
+        signature=args.signature,
+        metric=args.metric,
+        seed=args.seed,
+        train=args.train,
+        dev=args.dev,
+        optimizers=parse_optimizers(args.optimizers),
+        model=args.model,
+        adapter=args.adapter,
+        threads=args.threads,
+        demos=args.demos,
+        labeled=args.labeled,
+        rs_candidates=args.rs_candidates,
+        mipro_program_aware=args.mipro_program_aware,
+        mipro_data_aware=not args.no_mipro_data_aware,
+        heartbeat_s=args.heartbeat_s,
+        verbose=args.verbose,
+    )
+
+
+def optimizer_kwargs(name: str, options: Options) -> dict[str, object]:
+    """What ``DSPyAgent.create_optimizer`` gets for ``name`` under the run's budget."""
+    demos = {"max_bootstrapped_demos": options.demos, "max_labeled_demos": options.labeled}
+    if name == BOOTSTRAP:
+        return dict(demos)
+    if name == RANDOM_SEARCH:
+        return {**demos, "num_candidate_programs": options.rs_candidates,
+                "num_threads": options.threads}
+    if name == MIPRO:
+        # auto="light" fixes trials and candidates (6 demo sets, 3 instructions, 10 trials for
+        # one predictor); the dev size and the proposer switches are what bound its cost here.
+        return {**demos, "auto": "light", "num_threads": options.threads,
+                "seed": options.seed, "program_aware_proposer": options.mipro_program_aware,
+                "data_aware_proposer": options.mipro_data_aware}
+    raise OptionsError(f"{name} is not an optimizer")

@@ -1,0 +1,40 @@
+"""Dashboard over the real registry tables: before/after, ROI, trend and alerts."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+from starlette.applications import Starlette
+
+from dspy_flywheel.dashboard import collect_cards, dashboard_routes
+
+_PROGRAM = """
+INSERT INTO programs (worker_id, version, state, signature, optimizer, holdout_before,
+                      holdout_after, lm_calls, tokens, wall_s, size_bytes)
+VALUES ($1, $2, '{}'::jsonb, '{}'::jsonb, 'BootstrapFewShot', $3, $4, 40, $5, 12.5, 100)"""
+_JOB = "INSERT INTO optimization_jobs (job_id, worker_id, status, optimizer, message) VALUES ($1, $2, $3, 'BootstrapFewShot', $4)"
+
+
+async def test_dashboard_shows_gain_roi_and_alerts(db_pool: asyncpg.Pool, unique: str) -> None:
+    worker = f"dash-{unique}"
+    await db_pool.execute(_PROGRAM, worker, 1, 0.25, 0.60, 4000)
+    await db_pool.execute(_PROGRAM, worker, 2, 0.60, 0.85, 6000)
+    await db_pool.execute(_JOB, f"j1-{unique}", worker, "succeeded", None)
+    await db_pool.execute(_JOB, f"j2-{unique}", worker, "rejected", "candidate 0.5 <= current 0.85")
+
+    card = next(c for c in await collect_cards(db_pool) if c.worker_id == worker)
+    assert card.first_score == 0.25 and card.latest_score == 0.85
+    assert round(card.gain_points or 0, 6) == 60.0
+    assert card.optimization_tokens == 10_000
+    assert round(card.roi_points_per_1k_tokens or 0, 6) == 6.0
+    assert card.jobs == {"succeeded": 1, "rejected": 1}
+    assert any("rejected" in a and "0.85" in a for a in card.alerts)
+
+    app = Starlette(routes=dashboard_routes(lambda: db_pool))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        page = await c.get("/dashboard")
+        data = await c.get("/api/v1/dashboard")
+    assert page.status_code == 200
+    assert worker in page.text and "25.0% → 85.0%" in page.text and "+60.0 points" in page.text
+    assert "<polyline" in page.text and "candidate 0.5" in page.text
+    assert any(w["worker_id"] == worker for w in data.json()["workers"])

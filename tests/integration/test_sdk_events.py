@@ -1,0 +1,159 @@
+"""Worker events on the real broker: executions, feedback, trigger config registration."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dspy
+import pytest
+
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.sdk import WorkerSettings, dspy_worker, dspy_worker_optimized
+from dspy_flywheel.sdk.testing import publish_record, read_events, wait_until
+from dspy_flywheel.settings import KafkaSettings
+
+
+class Classify(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.predict = dspy.Predict("text -> label")
+
+    def forward(self, text: str) -> dspy.Prediction:
+        if text.startswith("fail"):
+            raise ValueError(f"cannot classify {text}")
+        return self.predict(text=text)
+
+
+def label_metric(example: Any, prediction: Any, trace: Any = None) -> float:
+    return float(example.label == prediction.label)
+
+
+ClassifyWorker = dspy_worker("classifier")(Classify)
+OptimizedClassify = dspy_worker_optimized(
+    "classifier",
+    optimizer="BootstrapFewShot",
+    optimization_trigger="performance",
+    metric=label_metric,
+    threshold=0.7,
+    max_bootstrapped_demos=2,
+)(Classify)
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    engine = FakeEngine(lambda m: {"label": "billing" if "bill" in m[-1]["content"] else "tech"})
+    dspy.configure(lm=make_lm(engine))
+    return engine
+
+
+def settings_for(kafka: KafkaSettings, topics: Topics, spool: Path, **kw: Any) -> WorkerSettings:
+    return WorkerSettings(kafka=kafka, topic_prefix=topics.prefix, spool_dir=spool, **kw)
+
+
+@pytest.fixture
+def close_later() -> Iterator[list[Any]]:
+    workers: list[Any] = []
+    yield workers
+    for worker in workers:
+        worker.close(5)
+
+
+async def test_1000_calls_give_exactly_1000_events_with_their_fields(
+    engine: FakeEngine, kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path,
+    close_later: list[Any],
+) -> None:
+    worker = ClassifyWorker.create(settings=settings_for(kafka_settings, topics, tmp_path, reload=False))
+    close_later.append(worker)
+    expected: dict[str, dict[str, Any]] = {}
+    for i in range(1000):
+        text = f"fail {i}" if i % 100 == 99 else f"bill {i}" if i % 2 else f"crash {i}"
+        try:
+            pred = worker(text=text)
+            expected[pred.execution_id] = {"text": text, "label": pred.label}
+        except ValueError:
+            expected[worker.last_execution_id or ""] = {"text": text, "label": None}
+    assert len(expected) == 1000
+
+    events = await read_events(kafka_settings, topics.executions, count=1000, timeout=60)
+    assert len(events) == 1000
+    assert len({e.event_id for e in events}) == 1000
+    for event in events:
+        r = event.record
+        assert event.event_type == "ExecutionRecorded"
+        assert event.event_id == r["execution_id"]
+        assert event.traceparent and event.traceparent.startswith("00-")
+        want = expected.pop(r["execution_id"])
+        assert r["worker_id"] == "classifier" and r["worker_type"] == "classifier"
+        assert json.loads(r["inputs_json"]) == {"text": want["text"]}
+        assert r["program_version"] is None
+        assert r["latency_ms"] > 0
+        if want["label"] is None:
+            assert r["success"] is False and r["outputs_json"] is None
+            assert r["error"].startswith("ValueError: cannot classify")
+            assert r["lm_calls"] == 0
+        else:
+            assert r["success"] is True and r["error"] is None
+            assert json.loads(r["outputs_json"]) == {"label": want["label"]}
+            assert r["lm_calls"] == 1 and r["prompt_tokens"] > 0 and r["completion_tokens"] > 0
+    assert expected == {}
+    stats = worker.stats()
+    assert stats["overflow_dropped"] == 0 and stats["enqueued"] == 1000
+
+
+async def test_feedback_events(
+    engine: FakeEngine, kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path,
+    close_later: list[Any],
+) -> None:
+    worker = ClassifyWorker.create(settings=settings_for(kafka_settings, topics, tmp_path, reload=False))
+    close_later.append(worker)
+    pred = worker(text="bill me")
+    worker.feedback(pred.execution_id, label="billing")
+    worker.feedback(pred.execution_id, label={"label": "tech"}, source="reviewer")
+    events = await read_events(kafka_settings, topics.feedback, count=2, timeout=30)
+    assert [(json.loads(e.record["label"]), e.record["score"], e.record["source"]) for e in events] == [
+        ({"label": "billing"}, 1.0, "user"), ({"label": "tech"}, 0.0, "reviewer"),
+    ]
+    assert {e.record["execution_id"] for e in events} == {pred.execution_id}
+
+
+async def test_optimized_worker_registers_its_trigger_config(
+    engine: FakeEngine, kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path,
+    close_later: list[Any],
+) -> None:
+    worker = OptimizedClassify.create(settings=settings_for(kafka_settings, topics, tmp_path / "a"))
+    close_later.append(worker)
+    assert await wait_until(lambda: worker.stats()["trigger_config_registered"], 30)
+    (config,) = await read_events(kafka_settings, topics.trigger_config, count=1, timeout=30)
+    r = config.record
+    assert r["worker_id"] == "classifier" and r["policy"] == "performance"
+    assert r["threshold"] == 0.7 and r["optimizer"] == "BootstrapFewShot"
+    assert r["program_ref"] == f"{__name__}:Classify.build_program"
+    assert r["metric_ref"] == f"{__name__}:label_metric"
+    worker.close(5)
+
+    # An operator tunes it; a restarted worker keeps the operator's thresholds.
+    await publish_record(kafka_settings, topics.trigger_config, "classifier", "TriggerConfig",
+                         dict(r, threshold=0.95, window_size=10, updated_by="operator"))
+    again = OptimizedClassify.create(settings=settings_for(kafka_settings, topics, tmp_path / "b"))
+    close_later.append(again)
+    assert await wait_until(lambda: again.stats()["trigger_config_registered"], 30)
+    again.close(5)
+    configs = await read_events(kafka_settings, topics.trigger_config, count=2, timeout=10)
+    assert len(configs) == 2  # nothing re-published: the code-owned fields were already current
+    assert configs[-1].record["threshold"] == 0.95
+
+
+async def test_auto_collect_off_is_marked_on_execution_events(
+    engine: FakeEngine, kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path,
+    close_later: list[Any],
+) -> None:
+    spec = dspy_worker_optimized("classifier", auto_collect_training=False)(Classify)
+    worker = spec.create(settings=settings_for(kafka_settings, topics, tmp_path, reload=False))
+    close_later.append(worker)
+    worker(text="bill")
+    (event,) = await read_events(kafka_settings, topics.executions, count=1, timeout=30)
+    assert event.headers.get("auto_collect") == b"false"

@@ -1,0 +1,117 @@
+"""The on-disk spool: order, prepend, commit, restart, torn tails, limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dspy_flywheel.sdk.spool import Message, Spool, pack, unpack
+
+
+def msg(n: int, size: int = 10) -> Message:
+    return Message(
+        topic="t-executions",
+        key=b"worker" if n % 3 else None,
+        value=bytes([n % 256]) * size,
+        headers=(("event_id", f"e{n}".encode()), ("traceparent", b"00-abc")),
+        event_id=f"e{n}",
+    )
+
+
+def ids(records: list[tuple[Message, object]]) -> list[str]:
+    return [m.event_id for m, _ in records]
+
+
+def new_spool(path: Path, **kw: int) -> Spool:
+    return Spool(path, max_bytes=kw.get("max_bytes", 10_000_000), segment_bytes=kw.get("segment_bytes", 4096))
+
+
+def test_pack_roundtrip_keeps_every_field() -> None:
+    m = msg(4)
+    frame = pack(m)
+    assert unpack(frame[8:]) == m
+
+
+def test_reads_in_append_order_across_segments(tmp_path: Path) -> None:
+    spool = new_spool(tmp_path, segment_bytes=300)
+    spool.append(msg(i) for i in range(50))
+    assert len(list(tmp_path.glob("*.seg"))) > 3  # rolled over several segments
+    records = spool.read(1000)
+    assert ids(records) == [f"e{i}" for i in range(50)]
+    assert spool.pending_records == 50
+
+
+def test_commit_moves_the_cursor_and_drops_spent_segments(tmp_path: Path) -> None:
+    spool = new_spool(tmp_path, segment_bytes=300)
+    spool.append(msg(i) for i in range(30))
+    first = spool.read(12)
+    spool.commit(first[-1][1], len(first))
+    assert spool.pending_records == 18
+    assert ids(spool.read(100)) == [f"e{i}" for i in range(12, 30)]
+    rest = spool.read(100)
+    spool.commit(rest[-1][1], len(rest))
+    assert not spool.has_pending()
+    assert spool.read(10) == []
+    assert spool.pending_bytes() == 0
+    assert len(list(tmp_path.glob("*.seg"))) == 1  # one empty active segment left
+
+
+def test_prepend_goes_before_everything_pending(tmp_path: Path) -> None:
+    spool = new_spool(tmp_path)
+    spool.append(msg(i) for i in range(10, 15))
+    head = spool.read(2)
+    spool.commit(head[-1][1], 2)  # e10, e11 delivered
+    spool.prepend([msg(1), msg(2)])  # were in flight when the broker went away
+    assert ids(spool.read(100)) == ["e1", "e2", "e12", "e13", "e14"]
+    chunk = spool.read(3)
+    spool.commit(chunk[-1][1], 3)
+    assert ids(spool.read(100)) == ["e13", "e14"]
+
+
+def test_restart_resumes_after_the_last_commit(tmp_path: Path) -> None:
+    spool = new_spool(tmp_path, segment_bytes=500)
+    spool.append(msg(i) for i in range(40))
+    done = spool.read(25)
+    spool.commit(done[-1][1], 25)
+    spool.prepend([msg(99)])
+    spool.close()
+
+    reopened = new_spool(tmp_path, segment_bytes=500)
+    assert reopened.pending_records == 16
+    assert ids(reopened.read(100)) == ["e99", *[f"e{i}" for i in range(25, 40)]]
+    reopened.append([msg(40)])
+    assert ids(reopened.read(100))[-1] == "e40"
+
+
+def test_torn_tail_is_cut_on_open(tmp_path: Path) -> None:
+    spool = new_spool(tmp_path)
+    spool.append(msg(i) for i in range(5))
+    spool.close()
+    segment = sorted(tmp_path.glob("*.seg"))[-1]
+    with open(segment, "ab") as f:
+        f.write(pack(msg(5))[:-3])  # a crash in the middle of a write
+    reopened = new_spool(tmp_path)
+    assert ids(reopened.read(100)) == [f"e{i}" for i in range(5)]
+    reopened.append([msg(6)])
+    assert ids(reopened.read(100)) == ["e0", "e1", "e2", "e3", "e4", "e6"]
+
+
+def test_limit_refuses_and_reports(tmp_path: Path) -> None:
+    three = sum(len(pack(msg(i))) for i in range(3))
+    spool = new_spool(tmp_path, max_bytes=three + 1)
+    written, refused = spool.append(msg(i) for i in range(5))
+    assert (written, refused) == (3, 2)
+    assert spool.pending_records == 3
+
+
+def test_corrupt_record_in_the_middle_raises(tmp_path: Path) -> None:
+    spool = new_spool(tmp_path)
+    spool.append(msg(i) for i in range(3))
+    spool.sync()
+    segment = sorted(tmp_path.glob("*.seg"))[-1]
+    data = bytearray(segment.read_bytes())
+    data[12] ^= 0xFF  # flip a payload byte of the first record
+    segment.write_bytes(bytes(data))
+    with pytest.raises(OSError, match="corrupt"):
+        spool.read(10)

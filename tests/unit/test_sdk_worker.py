@@ -1,0 +1,245 @@
+"""Worker call paths, events, feedback and tracing, without Kafka (events are captured)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import dspy
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from dspy_flywheel.contracts.codec import decode, encode
+from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.sdk import SPAN_NAME, Worker, WorkerSettings, dspy_worker
+from dspy_flywheel.sdk.emitter import Pending
+
+
+class CaptureEmitter:
+    """Stands in for the emitter: keeps what the call path submits."""
+
+    def __init__(self) -> None:
+        self.items: list[Pending] = []
+
+    def submit(self, item: Pending) -> None:
+        self.items.append(item)
+
+    def records(self, event_type: str) -> list[dict[str, Any]]:
+        return [
+            dict(i.build(i.payload)) if i.build else dict(i.payload)
+            for i in self.items
+            if i.event_type == event_type
+        ]
+
+
+class Classify(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.predict = dspy.Predict("text -> label")
+
+    def forward(self, text: str) -> dspy.Prediction:
+        if text == "boom":
+            raise RuntimeError("model exploded")
+        return self.predict(text=text)
+
+
+ClassifyWorker = dspy_worker("classifier")(Classify)
+
+
+def contains_billing(example: Any, prediction: Any, trace: Any = None) -> float:
+    return float("bill" in prediction.label)
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    engine = FakeEngine(lambda _m: {"label": "billing"})
+    dspy.configure(lm=make_lm(engine))
+    return engine
+
+
+def offline_worker(spec: Any = ClassifyWorker, **kw: Any) -> tuple[Worker, CaptureEmitter]:
+    worker = spec.create(settings=WorkerSettings(emit=False, reload=False), **kw)
+    capture = CaptureEmitter()
+    worker._emitter = capture  # type: ignore[assignment]  # duck-typed test double
+    return worker, capture
+
+
+def test_call_returns_the_prediction_with_its_execution_id(engine: FakeEngine) -> None:
+    worker, capture = offline_worker()
+    pred = worker(text="I was charged twice")
+    assert pred.label == "billing"
+    assert list(pred.keys()) == ["label"]  # execution_id is not an output field
+    assert worker.last_execution_id == pred.execution_id
+    (record,) = capture.records("ExecutionRecorded")
+    assert record["execution_id"] == pred.execution_id
+    assert capture.items[0].event_id == pred.execution_id  # one event per execution
+    assert record["worker_id"] == "classifier"
+    assert record["worker_type"] == "classifier"
+    assert json.loads(record["inputs_json"]) == {"text": "I was charged twice"}
+    assert json.loads(record["outputs_json"]) == {"label": "billing"}
+    assert record["success"] is True
+    assert record["error"] is None
+    assert record["program_version"] is None
+    assert record["latency_ms"] > 0
+    assert record["lm_calls"] == 1
+    assert record["prompt_tokens"] > 0
+    assert record["completion_tokens"] > 0
+    decoded = decode(encode("ExecutionRecorded", record).value)
+    assert decoded.record == record  # fits the schema
+
+
+async def test_acall_records_the_same(engine: FakeEngine) -> None:
+    worker, capture = offline_worker()
+    pred = await worker.acall(text="refund")
+    assert pred.label == "billing"
+    assert worker.last_execution_id == pred.execution_id
+    (record,) = capture.records("ExecutionRecorded")
+    assert record["lm_calls"] == 1
+    assert record["success"] is True
+
+
+def test_failed_call_raises_and_is_recorded(engine: FakeEngine) -> None:
+    worker, capture = offline_worker()
+    with pytest.raises(RuntimeError, match="exploded"):
+        worker(text="boom")
+    (record,) = capture.records("ExecutionRecorded")
+    assert record["success"] is False
+    assert record["error"] == "RuntimeError: model exploded"
+    assert record["outputs_json"] is None
+    assert worker.last_execution_id == record["execution_id"]
+    assert worker.failures == 1
+
+
+def test_usage_counts_each_lm_call_of_this_call_only(engine: FakeEngine) -> None:
+    class TwoSteps(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = dspy.Predict("text -> label")
+            self.second = dspy.Predict("text, draft -> label")
+
+        def forward(self, text: str) -> dspy.Prediction:
+            first = self.first(text=text)
+            return self.second(text=text, draft=first.label)
+
+    worker, capture = offline_worker(dspy_worker("two-steps")(TwoSteps))
+    worker(text="a")
+    worker(text="b")
+    records = capture.records("ExecutionRecorded")
+    assert [r["lm_calls"] for r in records] == [2, 2]
+    assert engine.counters.snapshot().calls == 4
+
+
+def test_a_tracker_the_caller_had_still_sees_usage(engine: FakeEngine) -> None:
+    worker, _ = offline_worker()
+    with dspy.track_usage() as tracker:
+        worker(text="x")
+    assert sum(len(v) for v in tracker.usage_data.values()) == 1
+
+
+def test_feedback_scores_the_remembered_outputs(engine: FakeEngine) -> None:
+    worker, capture = offline_worker()
+    pred = worker(text="charged twice")
+    assert worker.feedback(pred.execution_id, label="Billing.") == 1.0  # normalized match
+    assert worker.feedback(pred.execution_id, label={"label": "tech"}) == 0.0
+    assert worker.feedback(pred.execution_id, score=0.5, source="reviewer") == 0.5
+    records = capture.records("FeedbackRecorded")
+    assert [json.loads(r["label"]) if r["label"] else None for r in records] == [
+        {"label": "Billing."}, {"label": "tech"}, None,
+    ]
+    assert [r["score"] for r in records] == [1.0, 0.0, 0.5]
+    assert records[2]["source"] == "reviewer"
+    assert all(r["execution_id"] == pred.execution_id for r in records)
+
+
+def test_feedback_uses_the_worker_metric(engine: FakeEngine) -> None:
+    spec = dspy_worker("classifier", metric=contains_billing)(Classify)
+    worker, _ = offline_worker(spec)
+    pred = worker(text="x")
+    assert worker.feedback(pred.execution_id, label="anything") == 1.0
+
+
+def test_feedback_for_an_unknown_execution_sends_the_label_unscored(engine: FakeEngine) -> None:
+    worker, capture = offline_worker()
+    assert worker.feedback("01900000-0000-7000-8000-000000000000", label="billing") is None
+    (record,) = capture.records("FeedbackRecorded")
+    assert json.loads(record["label"]) == {"label": "billing"}  # from the signature's outputs
+
+
+def test_feedback_rejects_bad_arguments(engine: FakeEngine) -> None:
+    worker, _ = offline_worker()
+    with pytest.raises(ValueError, match="label, a score"):
+        worker.feedback("x")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        worker.feedback("x", score=1.5)
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    import dspy_flywheel.sdk.worker as worker_module
+
+    original = worker_module._tracer
+    worker_module._tracer = tracer
+    try:
+        yield exporter
+    finally:
+        worker_module._tracer = original
+
+
+def test_one_span_per_call_and_its_traceparent_in_the_event(
+    engine: FakeEngine, spans: InMemorySpanExporter
+) -> None:
+    worker, capture = offline_worker()
+    pred = worker(text="x")
+    (span,) = spans.get_finished_spans()
+    assert span.name == SPAN_NAME
+    assert span.attributes is not None
+    assert span.attributes["flywheel.execution_id"] == pred.execution_id
+    traceparent = capture.items[0].traceparent
+    ctx = span.context
+    assert traceparent == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+
+
+def test_without_an_sdk_events_still_carry_a_traceparent(engine: FakeEngine) -> None:
+    assert not trace.get_current_span().get_span_context().is_valid
+    worker, capture = offline_worker()
+    worker(text="x")
+    worker(text="y")
+    first, second = (i.traceparent for i in capture.items)
+    assert first
+    assert second
+    assert first.startswith("00-")
+    assert first.endswith("-01")
+    assert first.split("-")[1] != second.split("-")[1]  # separate calls, separate traces
+
+
+def test_function_worker_gets_the_predictor_and_its_docstring(engine: FakeEngine) -> None:
+    @dspy_worker("router", signature="text -> label")
+    def route(predict: dspy.Predict, text: str) -> dspy.Prediction:
+        """Route a support ticket to billing, tech or other."""
+        return predict(text=text.upper())
+
+    worker, _capture = offline_worker(route)
+    assert worker(text="hi").label == "billing"
+    assert "Route a support ticket" in engine.requests[-1][0]["content"]
+    assert "HI" in engine.requests[-1][-1]["content"]
+    assert worker.signature == {"predict": {"inputs": ["text"], "outputs": ["label"]}}
+
+
+async def test_async_function_worker(engine: FakeEngine) -> None:
+    @dspy_worker("router", signature="text -> label")
+    async def route(predict: dspy.Predict, text: str) -> dict[str, str]:
+        pred = await predict.acall(text=text)
+        return {"label": pred.label + "!"}
+
+    worker, capture = offline_worker(route)
+    pred = await worker.acall(text="hi")
+    assert pred.label == "billing!"
+    assert pred.execution_id == capture.records("ExecutionRecorded")[0]["execution_id"]
