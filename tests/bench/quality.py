@@ -3,10 +3,11 @@
     python tests/bench/quality.py --task classification            # extraction, reasoning
     python tests/bench/quality.py --dataset qa.jsonl --signature "context, question -> answer" \
         --metric f1
-    options: --seed 0 --train 88 --dev 24 (test = the rest, at least 50)
+    options: --seed 0 --train 98 --dev 20 (test = the rest, at least 50)
              --optimizers all | baseline,BootstrapFewShot,BootstrapFewShotWithRandomSearch,MIPROv2
-             --model qwen1.5b | smollm2 | /path/model.gguf   --adapter chat|json   --threads 1
-             --demos 4 --labeled 4 --rs-candidates 2 [--mipro-program-aware]
+             --model qwen1.5b | smollm2 | /path/model.gguf   --adapter chat|json
+             --threads 1 (DSPy) --lm-threads N (llama.cpp)
+             --demos 4 --labeled 4 --rs-candidates 2 [--mipro-program-aware] [--mipro-data-aware]
 
 Rows: the zero-shot ``dspy.Predict`` of the task's signature (baseline), and the same program
 compiled through ``DSPyAgent`` with BootstrapFewShot, BootstrapFewShotWithRandomSearch and
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"quality: task={options.task_label} ({task.signature}, metric={task.metric_kind}) "
           f"examples={len(task.examples)} split seed={options.seed} train={options.train} "
           f"dev={options.dev} test={test_size}; model={options.model} adapter={options.adapter} "
-          f"threads={options.threads}; demos={options.demos} labeled={options.labeled} "
+          f"threads={options.threads} lm_threads={options.lm_threads or 'default'}; "
+          f"demos={options.demos} labeled={options.labeled} "
           f"rs_candidates={options.rs_candidates}; optimizers={', '.join(options.optimizers)}",
           flush=True)
     started = time.perf_counter()

@@ -61,10 +61,12 @@ def test_chat_adapter_returns_a_parsed_prediction(lm: dspy.LM) -> None:
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
         prediction = dspy.Predict("question -> answer")(question="What is the capital of France?")
     # ChatAdapter falls back to JSONAdapter when the small model breaks the [[ ## ]] format.
-    assert isinstance(prediction.answer, str) and prediction.answer.strip()
+    assert isinstance(prediction.answer, str)
+    assert prediction.answer.strip()
     spent = engine_stats(lm) - before
     assert spent.calls >= 1
-    assert spent.prompt_tokens > 0 and spent.completion_tokens > 0
+    assert spent.prompt_tokens > 0
+    assert spent.completion_tokens > 0
 
 
 def test_temperature_zero_repeats_the_same_answer(lm: dspy.LM) -> None:
@@ -88,7 +90,8 @@ def test_concurrent_calls_are_serialized_and_all_counted(lm: dspy.LM) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert len(labels) == 3 and set(labels) <= set(LABELS)
+    assert len(labels) == 3
+    assert set(labels) <= set(LABELS)
     assert (engine_stats(lm) - before).calls == 3
 
 
@@ -108,10 +111,20 @@ def test_model_is_loaded_once_per_process(lm: dspy.LM) -> None:
 
 
 def test_context_overflow_is_a_clear_error_and_counted(lm: dspy.LM) -> None:
-    small = load_engine(EmbeddedConfig(model_path=lm.engine.config.model_path, n_ctx=256, threads=2))
+    small = load_engine(
+        EmbeddedConfig(model_path=lm.engine.config.model_path, n_ctx=256, threads=2)
+    )
     tiny_lm = make_lm(small)
     with dspy.context(lm=tiny_lm), pytest.raises(Exception, match="context") as caught:
         dspy.Predict("question -> answer")(question="word " * 400)
     assert "FLYWHEEL_LM_CTX" in str(caught.value)
     assert engine_stats(tiny_lm).errors == 1
     assert engine_stats(tiny_lm).calls == 0
+
+
+def test_pickled_lm_reuses_the_loaded_engine(lm: dspy.LM) -> None:
+    import pickle
+
+    fresh = build_lm(SETTINGS)  # no history: DSPy's history holds unpicklable schema classes
+    restored = pickle.loads(pickle.dumps(fresh))
+    assert restored.engine is lm.engine  # same process: the cache, not a second model load

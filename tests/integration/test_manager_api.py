@@ -23,9 +23,10 @@ from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from tests.integration.test_optimizer_support import (
     PROGRAM_REF,
-    ListDataset,
+    dataset,
     optimizer_settings,
     running_optimizer,
+    store_tickets,
     until,
 )
 
@@ -59,8 +60,10 @@ async def test_python_api_run_schedule_batch_metrics(
     group_id: str, unique: str, manager: OptimizationManager,
 ) -> None:
     worker, other = f"router-{unique}", f"router2-{unique}"
+    await store_tickets(db_pool, worker)
+    await store_tickets(db_pool, other, seed=4)
     async with running_optimizer(optimizer_settings(topics, db_schema, group_id),
-                                 ListDataset(60)):
+                                 dataset(db_pool)):
         job_id = await manager.execute_optimization(
             worker, {"optimizer": "BootstrapFewShot", "program_ref": PROGRAM_REF,
                      "params": {"max_bootstrapped_demos": 4}})
@@ -117,12 +120,15 @@ async def test_python_api_run_schedule_batch_metrics(
 
 
 async def test_cancel_queued_and_running_jobs(
-    topics: Topics, db_schema: str, group_id: str, unique: str, manager: OptimizationManager,
+    topics: Topics, db_schema: str, db_pool: asyncpg.Pool, group_id: str, unique: str,
+    manager: OptimizationManager,
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id, child_env=SLOW,
                                   max_concurrent_jobs=1)
     config = {"optimizer": "BootstrapFewShotWithRandomSearch", "program_ref": PROGRAM_REF}
-    async with running_optimizer(settings, ListDataset(60)):
+    for name in ("a", "b"):
+        await store_tickets(db_pool, f"{name}-{unique}")
+    async with running_optimizer(settings, dataset(db_pool)):
         running_id = await manager.execute_optimization(f"a-{unique}", config)
 
         async def is_running() -> bool:
@@ -158,13 +164,15 @@ async def test_bad_requests_are_refused(manager: OptimizationManager, unique: st
 
 
 async def test_http_api(
-    topics: Topics, db_schema: str, group_id: str, unique: str, manager: OptimizationManager,
+    topics: Topics, db_schema: str, db_pool: asyncpg.Pool, group_id: str, unique: str,
+    manager: OptimizationManager,
 ) -> None:
     worker = f"router-{unique}"
+    await store_tickets(db_pool, worker)
     app = create_app(manager)
     transport = httpx.ASGITransport(app=app)
     async with (running_optimizer(optimizer_settings(topics, db_schema, group_id),
-                                  ListDataset(60)),
+                                  dataset(db_pool)),
                 httpx.AsyncClient(transport=transport, base_url="http://manager") as client):
         assert (await client.get("/api/v1/health")).json() == {"status": "ok"}
         created = await client.post("/api/v1/jobs", json={
@@ -198,9 +206,10 @@ async def test_http_api(
 
 
 async def test_cli_run_watch_list(
-    topics: Topics, db_schema: str, group_id: str, unique: str,
+    topics: Topics, db_schema: str, db_pool: asyncpg.Pool, group_id: str, unique: str,
 ) -> None:
     worker = f"router-{unique}"
+    await store_tickets(db_pool, worker)
     env = {**os.environ, "FLYWHEEL_TOPIC_PREFIX": topics.prefix, "FLYWHEEL_DB_SCHEMA": db_schema,
            "COLUMNS": "160"}
 
@@ -213,7 +222,7 @@ async def test_cli_run_watch_list(
         return proc.returncode, out.decode()
 
     async with running_optimizer(optimizer_settings(topics, db_schema, group_id),
-                                 ListDataset(60)):
+                                 dataset(db_pool)):
         code, out = await flywheel("jobs", "run", worker, "--optimizer", "BootstrapFewShot",
                                    "--program-ref", PROGRAM_REF, "--param",
                                    "max_bootstrapped_demos=3", "--watch", "--timeout", "90")

@@ -23,12 +23,14 @@ from dspy_flywheel.optimizer.fake_task import TicketRouter
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from tests.integration.test_optimizer_support import (
+    ENCRYPTION_KEYS,
     EventWatch,
-    ListDataset,
+    dataset,
     optimizer_settings,
     request,
     running_optimizer,
     send_request,
+    store_tickets,
     until,
 )
 
@@ -74,17 +76,14 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
            "FLYWHEEL_OPTIMIZER_ACKS_GROUP_ID": f"{group_id}-acks",
            "FLYWHEEL_OPTIMIZER_LM_REF": "dspy_flywheel.optimizer.fake_task:make_lm",
            "FLYWHEEL_OPTIMIZER_CHILD_ENV": json.dumps(SLOW),
+           "FLYWHEEL_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
            "FLYWHEEL_OPTIMIZER_HEARTBEAT_S": "0.5", "FLYWHEEL_OPTIMIZER_STALE_AFTER_S": "60"}
-    script = ("import asyncio, logging\n"
-              "from dspy_flywheel.optimizer.app import run\n"
-              "from dspy_flywheel.optimizer.settings import OptimizerSettings\n"
-              "from tests.integration.test_optimizer_support import ListDataset\n"
-              "logging.basicConfig(level=logging.INFO)\n"
-              "asyncio.run(run(OptimizerSettings(), dataset=ListDataset(60)))\n")
     worker = f"router-{unique}"
     req = request(worker, optimizer=SLOW_OPTIMIZER)
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env,  # noqa: ASYNC220
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    await store_tickets(db_pool, worker)
+    # the real service entry point, killed for real
+    proc = subprocess.Popen([sys.executable, "-m", "dspy_flywheel.optimizer"],  # noqa: ASYNC220
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         async with EventWatch(kafka_settings, topics.optimization_status) as watch:
             producer = await start_producer(kafka_settings)
@@ -105,7 +104,7 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
                 assert row.status == "running"
 
                 settings = optimizer_settings(topics, db_schema, group_id)
-                async with running_optimizer(settings, ListDataset(60)):
+                async with running_optimizer(settings, dataset(db_pool)):
                     final = await watch.terminal(req["job_id"])
                     running_before = watch.statuses(req["job_id"]).count("running")
                     await send_request(producer, topics, req)  # redelivery
@@ -133,8 +132,9 @@ async def test_cancel_kills_the_child(
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id, child_env=SLOW)
     req = request(f"router-{unique}", optimizer=SLOW_OPTIMIZER)
+    await store_tickets(db_pool, req["worker_id"])
     async with (EventWatch(kafka_settings, topics.optimization_status) as watch,
-                running_optimizer(settings, ListDataset(60))):
+                running_optimizer(settings, dataset(db_pool))):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, req)
@@ -168,8 +168,9 @@ async def test_limits_end_the_job_with_reason(
     settings = optimizer_settings(topics, db_schema, group_id, **overrides)
     req = request(f"router-{unique}", optimizer=SLOW_OPTIMIZER,
                   **({"program_ref": program_ref} if program_ref else {}))
+    await store_tickets(db_pool, req["worker_id"])
     async with (EventWatch(kafka_settings, topics.optimization_status) as watch,
-                running_optimizer(settings, ListDataset(60))):
+                running_optimizer(settings, dataset(db_pool))):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, req)
@@ -191,9 +192,11 @@ async def test_injected_lm_errors_end_in_defined_states(
     jobs_n = 6
     settings = optimizer_settings(topics, db_schema, group_id)
     reqs = [request(f"router-{unique}-{i}") for i in range(jobs_n)]
+    for req in reqs:
+        await store_tickets(db_pool, req["worker_id"], seed=1)
     finals = []
     async with (EventWatch(kafka_settings, topics.optimization_status) as watch,
-                running_optimizer(settings, ListDataset(60))):
+                running_optimizer(settings, dataset(db_pool))):
         producer = await start_producer(kafka_settings)
         try:
             for i, req in enumerate(reqs):

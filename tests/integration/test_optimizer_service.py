@@ -15,14 +15,16 @@ from dspy_flywheel.bus import start_producer
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs, programs
+from dspy_flywheel.store.datasets import get_snapshot
 from tests.integration.test_optimizer_support import (
     OBLIVIOUS_LM,
     EventWatch,
-    ListDataset,
+    dataset,
     optimizer_settings,
     request,
     running_optimizer,
     send_request,
+    store_tickets,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -35,9 +37,10 @@ async def test_better_candidate_is_published_once(
     settings = optimizer_settings(topics, db_schema, group_id)
     worker = f"router-{unique}"
     first = request(worker)
+    assert await store_tickets(db_pool, worker, 60) == 60
     async with (EventWatch(kafka_settings, topics.optimization_status,
                            topics.program_updated) as watch,
-                running_optimizer(settings, ListDataset(60))):
+                running_optimizer(settings, dataset(db_pool))):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, first)
@@ -80,6 +83,12 @@ async def test_better_candidate_is_published_once(
     version = await programs.get_version(db_pool, worker, 1)
     assert version is not None
     assert version.job_id == first["job_id"]
+    assert job.snapshot_id is not None
+    assert version.snapshot_id == job.snapshot_id  # lineage: version → dataset snapshot
+    snapshot = await get_snapshot(db_pool, job.snapshot_id)
+    assert snapshot is not None
+    assert len(snapshot.example_ids) == 60
+    assert snapshot.purpose == f"optimization {first['job_id']}"
     assert version.holdout_after == update["holdout_after"]
     assert version.size_bytes == len(update["program_state_json"].encode())
     # the sentinel compared against version 1 (already perfect): rejected, nothing new
@@ -97,9 +106,10 @@ async def test_candidate_not_better_is_rejected(
     settings = optimizer_settings(topics, db_schema, group_id, lm_ref=OBLIVIOUS_LM)
     worker = f"router-{unique}"
     req = request(worker)
+    await store_tickets(db_pool, worker, 60)
     async with (EventWatch(kafka_settings, topics.optimization_status,
                            topics.program_updated) as watch,
-                running_optimizer(settings, ListDataset(60))):
+                running_optimizer(settings, dataset(db_pool))):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, req)
@@ -124,8 +134,9 @@ async def test_small_dataset_is_refused_with_reason(
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id, min_examples=30)
     req = request(f"router-{unique}")
+    await store_tickets(db_pool, req["worker_id"], 12)
     async with (EventWatch(kafka_settings, topics.optimization_status) as watch,
-                running_optimizer(settings, ListDataset(12))):
+                running_optimizer(settings, dataset(db_pool))):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, req)

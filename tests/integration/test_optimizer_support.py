@@ -1,7 +1,8 @@
 """Shared helpers for the optimizer and manager integration tests (no tests here).
 
-``ListDataset`` stands in for the collector's example store: it serves a fixed list of
-labeled tickets. Swap it for ``CollectorDataset`` once ``store/examples.py`` exists.
+Training examples go into the collector's ``training_examples`` table through its repository
+(``store.datasets.insert_records``, encrypted with a per-session key); the optimizer reads them
+back with ``CollectorDataset`` exactly as in production.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -22,9 +25,11 @@ from dspy_flywheel.contracts.codec import Decoded, decode
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.optimizer import fake_task
 from dspy_flywheel.optimizer.app import run
+from dspy_flywheel.optimizer.dataset import CollectorDataset, DatasetSource
 from dspy_flywheel.optimizer.settings import OptimizerSettings
-from dspy_flywheel.optimizer.spec import DataRow
+from dspy_flywheel.security.crypto import Cipher, generate_key, parse_keys
 from dspy_flywheel.settings import KafkaSettings
+from dspy_flywheel.store.datasets import ExportRecord, insert_records
 
 DEADLINE_S = 60.0
 PROGRAM_REF = "dspy_flywheel.optimizer.fake_task:TicketRouter"
@@ -50,20 +55,32 @@ def new_traceparent() -> str:
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
-class ListDataset:
-    """A fixed set of labeled tickets for one or more workers."""
+ENCRYPTION_KEYS = f"opt-test:{generate_key()}"  # FLYWHEEL_ENCRYPTION_KEYS for child processes
 
-    def __init__(self, n: int = 60, seed: int = 0) -> None:
-        self.rows = [DataRow(id=f"ex-{i}", inputs=t["inputs"], label=t["outputs"])
-                     for i, t in enumerate(fake_task.tickets(n, seed))]
-        self.snapshots: list[tuple[str, list[str], str]] = []
 
-    async def load(self, worker_id: str, *, limit: int | None, labeled_only: bool) -> list[DataRow]:
-        return self.rows[:limit] if limit else list(self.rows)
+def cipher_for_tests() -> Cipher:
+    return Cipher(parse_keys(ENCRYPTION_KEYS))
 
-    async def snapshot(self, worker_id: str, example_ids: list[str], purpose: str) -> int | None:
-        self.snapshots.append((worker_id, example_ids, purpose))
-        return len(self.snapshots)
+
+async def store_tickets(pool: asyncpg.Pool, worker_id: str, n: int = 60, seed: int = 0) -> int:
+    """Store ``n`` labeled tickets for ``worker_id`` (the code's program answered them wrong)."""
+    now = datetime.now(UTC).isoformat()
+    records = [
+        ExportRecord(
+            event_id=f"{worker_id}-e{i}", execution_id=f"{worker_id}-x{i}", worker_id=worker_id,
+            worker_type="router", program_version=None, success=True, score=0.0,
+            latency_ms=5.0, lm_calls=1, prompt_tokens=40, completion_tokens=3, has_label=True,
+            label_source="feedback", feedback_event_id=None, feedback_at=None, executed_at=now,
+            created_at=now, inputs=t["inputs"], outputs={"label": "unknown"},
+            label=t["outputs"])
+        for i, t in enumerate(fake_task.tickets(n, seed))]
+    async with pool.acquire() as conn:
+        inserted: int = await insert_records(conn, cipher_for_tests(), records)
+    return inserted
+
+
+def dataset(pool: asyncpg.Pool) -> CollectorDataset:
+    return CollectorDataset(pool, cipher_for_tests())
 
 
 class EventWatch:
@@ -140,9 +157,9 @@ async def send_request(producer: AIOKafkaProducer, topics: Topics, record: dict[
 
 @contextlib.asynccontextmanager
 async def running_optimizer(settings: OptimizerSettings,
-                            dataset: Any) -> AsyncIterator[asyncio.Task[None]]:
+                            source: DatasetSource) -> AsyncIterator[asyncio.Task[None]]:
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run(settings, stop=stop, ready=ready, dataset=dataset))
+    task = asyncio.create_task(run(settings, stop=stop, ready=ready, dataset=source))
     waiter = asyncio.create_task(ready.wait())
     await asyncio.wait([task, waiter], timeout=30, return_when=asyncio.FIRST_COMPLETED)
     if task.done():

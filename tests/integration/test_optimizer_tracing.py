@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -14,12 +15,13 @@ from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import trace_id_of
 from tests.integration.test_optimizer_support import (
     EventWatch,
-    ListDataset,
+    dataset,
     new_traceparent,
     optimizer_settings,
     request,
     running_optimizer,
     send_request,
+    store_tickets,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -41,17 +43,18 @@ def _hex(value: int, width: int) -> str:
 
 
 async def test_lifecycle_is_one_trace(
-    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, group_id: str, unique: str,
-    spans: InMemorySpanExporter,
+    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
+    group_id: str, unique: str, spans: InMemorySpanExporter,
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id)
     req = request(f"router-{unique}", optimizer="BootstrapFewShotWithRandomSearch",
                   params={"num_candidate_programs": 2})
     parent = new_traceparent()
     trace_id = trace_id_of(parent)
+    await store_tickets(db_pool, req["worker_id"])
     async with (EventWatch(kafka_settings, topics.optimization_status,
                            topics.program_updated) as watch,
-                running_optimizer(settings, ListDataset(60))):
+                running_optimizer(settings, dataset(db_pool))):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, req, traceparent=parent)

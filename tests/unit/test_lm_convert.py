@@ -1,4 +1,4 @@
-"""Canonical DSPy requests mapped onto llama.cpp request bodies, and llama.cpp errors mapped back."""
+"""DSPy requests mapped onto llama.cpp request bodies; llama.cpp errors mapped back."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def test_defaults_come_from_the_engine_config() -> None:
     assert body["max_tokens"] == 300
     assert body["temperature"] == 0.0
     assert body["seed"] == 7
-    assert "json_schema" not in body and "response_format" not in body
+    assert "json_schema" not in body
+    assert "response_format" not in body
 
 
 def test_request_settings_override_defaults() -> None:
@@ -77,7 +78,11 @@ def test_tools_are_unsupported() -> None:
 
 def test_llama_cpp_errors_map_to_dspy_errors() -> None:
     overflow = {
-        "error": {"code": 400, "message": "request (431 tokens) exceeds", "type": "exceed_context_size_error"}
+        "error": {
+            "code": 400,
+            "message": "request (431 tokens) exceeds",
+            "type": "exceed_context_size_error",
+        }
     }
     assert isinstance(error_from_result(overflow), ContextLengthError)
     assert "FLYWHEEL_LM_CTX" in str(error_from_result(overflow))

@@ -52,10 +52,12 @@ def test_json_adapter_sends_the_output_schema_to_the_engine() -> None:
 
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         assert dspy.Predict(Route)(ticket="reset my password").label == "account"
-    assert seen and seen[0]["role"] == "system"
+    assert seen
+    assert seen[0]["role"] == "system"
     assert engine.last_request is not None
     response_format = engine.last_request.config.response_format
-    assert response_format is not None and response_format["type"] == "json_schema"
+    assert response_format is not None
+    assert response_format["type"] == "json_schema"
     schema = response_format["schema"]
     assert schema["properties"]["label"]["enum"] == ["billing", "account"]
 

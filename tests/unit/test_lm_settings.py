@@ -54,7 +54,8 @@ def test_environment_selects_a_hosted_model(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("FLYWHEEL_LM_MAX_TOKENS", "256")
     settings = LMSettings()
     assert not settings.is_embedded
-    assert settings.api_key is not None and "sk-test" not in repr(settings)
+    assert settings.api_key is not None
+    assert "sk-test" not in repr(settings)
     lm = build_lm(settings)
     assert isinstance(lm, CountingLM)
     assert lm.model == "openai/gpt-4o-mini"
@@ -85,12 +86,14 @@ def test_environment_selects_model_threads_and_context(
     assert settings.model_path() == expected
 
 
-@pytest.mark.parametrize(("model", "fix"), [("qwen1.5b", "ops/model.sh fetch"), ("smollm2", "--small")])
+@pytest.mark.parametrize(
+    ("model", "fix"), [("qwen1.5b", r"ops/model\.sh fetch"), ("smollm2", "--small")]
+)
 def test_missing_model_names_the_fetch_command(tmp_path: Path, model: str, fix: str) -> None:
     settings = LMSettings(model=model, home=tmp_path)
     with pytest.raises(ModelNotFoundError, match=fix):
         settings.model_path()
-    with pytest.raises(ModelNotFoundError, match="ops/model.sh fetch"):
+    with pytest.raises(ModelNotFoundError, match=r"ops/model\.sh fetch"):
         build_lm(settings)
 
 
@@ -115,7 +118,7 @@ def test_a_gguf_path_is_taken_as_is(tmp_path: Path) -> None:
 
 
 def test_unknown_model_name_is_refused() -> None:
-    with pytest.raises(UnknownModelError, match="qwen1.5b"):
+    with pytest.raises(UnknownModelError, match=r"qwen1\.5b"):
         LMSettings(model="llama-70b").model_path()
 
 

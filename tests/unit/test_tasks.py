@@ -93,7 +93,9 @@ def test_split_is_deterministic_disjoint_and_sized() -> None:
     assert [ex.ticket for ex in first.train] != [ex.ticket for ex in other.train]
     assert (len(first.train), len(first.dev), len(first.test)) == (16, 32, len(task.examples) - 48)
     parts = [{ex.ticket for ex in part} for part in (first.train, first.dev, first.test)]
-    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert not (parts[0] & parts[1])
+    assert not (parts[0] & parts[2])
+    assert not (parts[1] & parts[2])
     assert len(task.split(seed=1, train=10, dev=10, test=50).test) == 50
     with pytest.raises(ValueError, match="cannot split"):
         task.split(seed=0, train=100, dev=100)
@@ -106,8 +108,14 @@ def test_unknown_task_lists_the_names() -> None:
 
 @pytest.mark.parametrize(
     ("gold", "predicted"),
-    [("billing", " Billing. "), ("48213", "#48213"), ("1200", "$1,200"), ("42", "42.0"),
-     ("ORD-2024-00917", '"ord-2024-00917"'), ("technical", "`technical`")],
+    [
+        ("billing", " Billing. "),
+        ("48213", "#48213"),
+        ("1200", "$1,200"),
+        ("42", "42.0"),
+        ("ORD-2024-00917", '"ord-2024-00917"'),
+        ("technical", "`technical`"),
+    ],
 )
 def test_exact_match_normalizes_case_punctuation_and_numbers(gold: str, predicted: str) -> None:
     assert exact_match(gold, predicted) == 1.0
@@ -161,9 +169,12 @@ def write_jsonl(path: Path, rows: list[object]) -> Path:
 
 
 def test_external_jsonl_with_two_inputs_and_f1(tmp_path: Path) -> None:
-    rows = [{"context": f"c{i}", "question": f"q{i}", "answer": f"a {i}", "id": i} for i in range(60)]
-    task = load_jsonl_task(write_jsonl(tmp_path / "qa.jsonl", rows), "context, question -> answer",
-                           metric="f1")
+    rows = [
+        {"context": f"c{i}", "question": f"q{i}", "answer": f"a {i}", "id": i} for i in range(60)
+    ]
+    task = load_jsonl_task(
+        write_jsonl(tmp_path / "qa.jsonl", rows), "context, question -> answer", metric="f1"
+    )
     assert task.name == "qa"
     assert (task.input_fields, task.output_fields) == (("context", "question"), ("answer",))
     assert task.metric_kind == "f1"
@@ -190,7 +201,9 @@ def test_external_jsonl_problems_name_the_line(tmp_path: Path, content: str, err
         load_jsonl_task(path, "question -> answer")
 
 
-@pytest.mark.parametrize("signature", ["question", "-> answer", "q ->", "a, a -> b", "q -> an swer"])
+@pytest.mark.parametrize(
+    "signature", ["question", "-> answer", "q ->", "a, a -> b", "q -> an swer"]
+)
 def test_bad_signatures_are_refused(signature: str) -> None:
     with pytest.raises(ValueError, match="signature"):
         parse_signature(signature)

@@ -84,6 +84,6 @@ def make_response(
         id=response_id or None,
         model=model,
         message=Message.assistant([TextPart(text)]),
-        finish_reason=reason,  # type: ignore[arg-type]  # narrowed to the Literal above
+        finish_reason=reason,
         usage=Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens),
     )

@@ -170,13 +170,16 @@ def error_from_result(result: Any) -> Exception:
     """The ``dspy.lm15`` error for a llama.cpp error result."""
     error = result.get("error", {}) if isinstance(result, dict) else {}
     message = str(error.get("message", f"unexpected llama.cpp result: {result!r}"))
+    failure: Exception
     if error.get("type") == "exceed_context_size_error":
-        return ContextLengthError(
+        failure = ContextLengthError(
             f"{message} (raise FLYWHEEL_LM_CTX)", provider="embedded", status=400
         )
-    if error.get("code") == 400:
-        return InvalidRequestError(message, provider="embedded", status=400)
-    return ServerError(message, provider="embedded", status=error.get("code"))
+    elif error.get("code") == 400:
+        failure = InvalidRequestError(message, provider="embedded", status=400)
+    else:
+        failure = ServerError(message, provider="embedded", status=error.get("code"))
+    return failure
 
 
 _engines: dict[EmbeddedConfig, EmbeddedEngine] = {}

@@ -63,7 +63,7 @@ def make_lm(
     )
 
 
-class _ErrorCounter(BaseCallback):
+class _ErrorCounter(BaseCallback):  # type: ignore[misc]  # dspy ships no type hints
     def __init__(self, counters: EngineCounters) -> None:
         self.counters = counters
 
@@ -74,7 +74,7 @@ class _ErrorCounter(BaseCallback):
             self.counters.record_error()
 
 
-class CountingLM(dspy.LM):
+class CountingLM(dspy.LM):  # type: ignore[misc]  # dspy ships no type hints
     """A hosted/served LM (DSPy model string) that keeps the same counters as our engines.
 
     Calls and tokens come from each completed call's history entry; errors from a callback.

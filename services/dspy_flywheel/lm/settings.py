@@ -76,7 +76,9 @@ class LMSettings(BaseSettings):
     def _backend_not_blank(cls, value: str) -> str:
         value = value.strip()
         if not value:
-            raise ValueError("FLYWHEEL_LM is 'embedded' or a DSPy model string such as openai/gpt-4o-mini")
+            raise ValueError(
+                "FLYWHEEL_LM is 'embedded' or a DSPy model string such as openai/gpt-4o-mini"
+            )
         return value
 
     @property

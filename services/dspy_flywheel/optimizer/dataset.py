@@ -62,9 +62,10 @@ class CollectorDataset:
                 for e in found]
 
     async def snapshot(self, worker_id: str, example_ids: list[str], purpose: str) -> int | None:
-        from dspy_flywheel.store.examples import create_snapshot
+        from dspy_flywheel.store.datasets import create_snapshot
 
-        return int(await create_snapshot(self.pool, worker_id, example_ids, purpose))
+        ids = [int(i) for i in example_ids]
+        return int(await create_snapshot(self.pool, worker_id, ids, purpose))
 
 
 def _rank(seed: int, example_id: str) -> str:

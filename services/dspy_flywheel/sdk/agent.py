@@ -98,6 +98,8 @@ class DSPyAgent:
 
         ``training_data``/``valset`` items: ``dspy.Example`` (inputs marked), ``LocalExample``,
         ``{"inputs": {...}, "outputs": {...}}`` or flat dicts keyed by the program's fields.
+        ``valset`` is used by optimizers that score candidates (random search, MIPROv2) and
+        ignored by the others; without it they hold out part of ``training_data`` themselves.
         """
         import dspy
 

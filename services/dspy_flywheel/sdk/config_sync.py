@@ -19,9 +19,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.sdk.consume import read_to_end, start_reader, stop_quietly
 from dspy_flywheel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -44,39 +45,26 @@ def merge_config(existing: dict[str, Any] | None, ours: dict[str, Any]) -> dict[
 
 async def read_current(kafka: KafkaSettings, topic: str, worker_id: str) -> dict[str, Any] | None:
     """The latest TriggerConfig for ``worker_id`` (None if absent or deleted)."""
-    consumer = AIOKafkaConsumer(
-        **kafka.client_kwargs(), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
-    )
-    await consumer.start()
+    key = worker_id.encode()
+    current: list[dict[str, Any] | None] = [None]
+
+    def keep(record: ConsumerRecord[Any, Any]) -> None:
+        if record.key != key:
+            return
+        if record.value is None:
+            current[0] = None  # tombstone: the config was deleted
+            return
+        try:
+            current[0] = decode(record.value, record.headers).record
+        except DecodeError as exc:
+            log.warning("unreadable trigger config for %s: %s", worker_id, exc)
+
+    consumer, tps = await start_reader(kafka, topic, fetch_max_wait_ms=50)
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer.topics()  # refreshes metadata
-            partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            return None
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        key = worker_id.encode()
-        current: dict[str, Any] | None = None
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    if record.key != key:
-                        continue
-                    if record.value is None:
-                        current = None  # tombstone: the config was deleted
-                        continue
-                    try:
-                        current = decode(record.value, record.headers).record
-                    except DecodeError as exc:
-                        log.warning("unreadable trigger config for %s: %s", worker_id, exc)
-        return current
+        await read_to_end(consumer, tps, keep)
     finally:
-        await consumer.stop()
+        await stop_quietly(consumer)
+    return current[0]
 
 
 async def register(

@@ -31,8 +31,6 @@ from aiokafka.errors import (
     UnsupportedVersionError,
 )
 
-from dspy_flywheel.bus.admin import ensure_topics
-from dspy_flywheel.contracts.topics import TopicSpec
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool
 
@@ -52,6 +50,16 @@ _POISON = (
 Spill = Callable[[list[Message]], None]
 
 
+class KafkaState:
+    """What the worker's Kafka clients know: topics checked (``ready``), and whether the broker
+    answered the last attempt (``reachable``: None until someone tried)."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.reachable: bool | None = None
+        self.last_error: str | None = None
+
+
 class Delivery:
     def __init__(
         self,
@@ -60,13 +68,13 @@ class Delivery:
         name: str,
         *,
         spill: Spill,
-        topic_specs: list[TopicSpec],
+        kafka_state: KafkaState,
     ) -> None:
         self._settings = settings
         self._spool = spool
         self._name = name
         self._spill = spill  # append to the spool, counting what does not fit
-        self._topic_specs = topic_specs
+        self._kafka_state = kafka_state
         self._producer: AIOKafkaProducer | None = None
         self._outbox: deque[Message] = deque()
         self._outbox_room = settings.queue_max
@@ -106,7 +114,7 @@ class Delivery:
             "outbox": len(self._outbox),
             "broker": "suspect" if self._suspect else ("up" if self._producer else "down"),
             "connects": self.connects,
-            "last_error": self.last_error,
+            "last_error": self.last_error or self._kafka_state.last_error,
         }
 
     # -- routing (called by the pump) ---------------------------------------------------------
@@ -137,6 +145,7 @@ class Delivery:
     async def _connector(self) -> None:
         backoff = 0.2
         failures = 0
+        await self._kafka_state.ready.wait()
         while True:
             await self._need_producer.wait()
             if self._failed_deliveries:  # connected, then failed to deliver: don't spin
@@ -155,6 +164,7 @@ class Delivery:
                 await asyncio.wait_for(producer.start(), self._settings.request_timeout_ms / 1000)
             except Exception as exc:
                 failures += 1
+                self._kafka_state.reachable = False
                 self.last_error = f"connect: {type(exc).__name__}: {exc}"
                 (log.warning if failures == 1 else log.debug)(
                     "%s: Kafka unreachable (%s); events go to the spool, retrying",
@@ -166,12 +176,8 @@ class Delivery:
                 continue
             if failures:
                 log.info("%s: Kafka reachable again; replaying the spool", self._name)
-            if self.connects == 0 and self._settings.ensure_topics and self._topic_specs:
-                try:
-                    await asyncio.wait_for(ensure_topics(self._settings.kafka, self._topic_specs), 10)
-                except Exception as exc:
-                    log.warning("%s: could not check/create topics: %s", self._name, exc)
             failures = 0
+            self._kafka_state.reachable = True
             backoff = 0.2
             self.connects += 1
             self._partitions.clear()  # topics may have grown partitions meanwhile
@@ -184,6 +190,7 @@ class Delivery:
         producer, self._producer = self._producer, None
         self.send_failures += 1
         self._failed_deliveries += 1
+        self._kafka_state.reachable = False  # until a new connection proves otherwise
         self.last_error = f"send: {type(error).__name__}: {error}"
         log.warning("%s: delivery failed (%s); spooling until Kafka is back", self._name, error)
         self._need_producer.set()
@@ -340,7 +347,12 @@ class Delivery:
     async def drain(self, deadline: float) -> None:
         """Wait until outbox and spool are delivered, Kafka is down, or the deadline passes."""
         self._kick.set()
-        while time.monotonic() < deadline and self._producer is not None:
+        while time.monotonic() < deadline:
+            if self._producer is None:
+                if self._kafka_state.reachable is False:
+                    return  # Kafka is down: what is left goes to the spool
+                await asyncio.sleep(0.01)  # still connecting
+                continue
             idle = not (self._outbox or self._inflight or self._replaying)
             if idle and not self._spool.has_pending():
                 return

@@ -22,8 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from dspy_flywheel.contracts.codec import encode
-from dspy_flywheel.contracts.topics import TopicSpec
-from dspy_flywheel.sdk.delivery import Delivery
+from dspy_flywheel.sdk.delivery import Delivery, KafkaState
 from dspy_flywheel.sdk.ioloop import IOLoop
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool
@@ -62,7 +61,7 @@ class Emitter:
         loop: IOLoop,
         spool: Spool,
         name: str,
-        topic_specs: list[TopicSpec],
+        kafka_state: KafkaState,
     ) -> None:
         self._settings = settings
         self._loop = loop
@@ -75,7 +74,7 @@ class Emitter:
         self._counters = _Counters()
         self._last_overflow_log = 0.0
         self._delivery = Delivery(
-            settings, spool, name, spill=self._to_spool, topic_specs=topic_specs
+            settings, spool, name, spill=self._to_spool, kafka_state=kafka_state
         )
         self._wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -54,7 +54,6 @@ class ProgramSlot:
         self._base = base
         self._history_size = max(1, history_size)
         self._known: OrderedDict[int, _Published] = OrderedDict()
-        self._served: list[int | None] = [None]
         self._latest: int | None = None
         self._pinned: int | None | Literal["code"] = None
         self._lock = threading.Lock()
@@ -141,13 +140,15 @@ class ProgramSlot:
             return Outcome("unpinned", self.current.version)
 
     def rollback(self) -> Outcome:
-        """Serve the program served before the current one, and pin it."""
+        """Serve the version published before the current one (the code's own program before
+        the oldest one this instance knows), and pin it."""
         with self._lock:
-            if len(self._served) < 2:
-                raise UnknownVersion("nothing to roll back to: no earlier program was served")
-            self._served.pop()
-            target = self._served[-1]
-            self._served.pop()
+            current = self.current.version
+            if current is None:
+                raise UnknownVersion("nothing to roll back to: serving the code's own program")
+            versions = list(self._known)  # in publish order
+            index = versions.index(current) if current in versions else len(versions)
+            target = versions[index - 1] if index > 0 else None
             self._switch_to(target)
             self._pinned = CODE if target is None else target
             return Outcome("rolled_back", target)
@@ -170,9 +171,6 @@ class ProgramSlot:
 
     def _serve(self, program: dspy.Module, version: int | None) -> None:
         self.current = Serving(program, version)  # the atomic swap
-        if self._served[-1:] != [version]:
-            self._served.append(version)
-            del self._served[: -self._history_size - 1]
 
     def _remember(self, version: int, state: dict[str, Any]) -> None:
         self._known.pop(version, None)

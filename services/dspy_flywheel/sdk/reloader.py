@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.sdk.consume import read_to_end, start_reader, stop_quietly
 from dspy_flywheel.sdk.errors import ProgramRefused
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
 from dspy_flywheel.settings import KafkaSettings
@@ -58,16 +59,9 @@ class Reloader:
         backoff = 0.2
         failures = 0
         while True:
-            consumer = AIOKafkaConsumer(
-                **self._kafka.client_kwargs(),
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=100,
-            )
+            consumer = None
             try:
-                await consumer.start()
-                tps = await self._assign(consumer)
+                consumer, tps = await start_reader(self._kafka, self._topic)
                 if self._positions is None:
                     await self._catch_up(consumer, tps)
                 else:
@@ -85,33 +79,19 @@ class Reloader:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max_s)
             finally:
-                await _stop_quietly(consumer)
-
-    async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        partitions = consumer.partitions_for_topic(self._topic)
-        if not partitions:
-            await consumer.topics()  # refreshes metadata
-            partitions = consumer.partitions_for_topic(self._topic)
-        if not partitions:
-            raise LookupError(f"topic {self._topic} not found")
-        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        return tps
+                if consumer is not None:
+                    await stop_quietly(consumer)
 
     async def _catch_up(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        positions = {tp.partition: 0 for tp in tps}
         mine: deque[_Update] = deque(maxlen=self._keep + 1)
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, records in batch.items():
-                for record in records:
-                    positions[tp.partition] = record.offset + 1
-                    update = self._parse(record)
-                    if update is not None:
-                        mine.append(update)
-        self._positions = positions
+
+        def collect(record: ConsumerRecord[Any, Any]) -> None:
+            update = self._parse(record)
+            if update is not None:
+                mine.append(update)
+
+        self._positions = await read_to_end(consumer, tps, collect)
         candidates = list(mine)
         for version, state_json, signature_json in candidates[:-1]:
             self._slot.remember_unloaded(version, state_json, signature_json)
@@ -165,10 +145,3 @@ class Reloader:
             self._on_outcome(outcome)
         except Exception:
             log.exception("%s: reporting a program outcome failed", self._worker_id)
-
-
-async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
-    try:
-        await asyncio.wait_for(consumer.stop(), 5)
-    except Exception as exc:
-        log.debug("consumer stop: %s", exc)

@@ -6,18 +6,23 @@ program, events go to the spool, and every client keeps retrying in the backgrou
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import fcntl
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiokafka.errors import KafkaConnectionError
+
+from dspy_flywheel.bus.admin import ensure_topics
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import TopicSpec
 from dspy_flywheel.sdk import config_sync
+from dspy_flywheel.sdk.delivery import KafkaState
 from dspy_flywheel.sdk.emitter import Emitter, Pending
 from dspy_flywheel.sdk.events import now_ms
 from dspy_flywheel.sdk.ioloop import IOLoop
@@ -63,7 +68,13 @@ class Runtime:
         self.trigger_config: dict[str, Any] | None = None
         self._lock_fd: int | None = None
         self._background: list[concurrent.futures.Future[Any]] = []
+        self.kafka_state = KafkaState()  # every Kafka client waits for kafka_state.ready
         topics = settings.topics
+        wanted = {topics.executions, topics.feedback, topics.program_updated,
+                  topics.program_acks, topics.trigger_config}
+        self._background.append(
+            self.loop.submit(self._provision([s for s in topics.specs() if s.name in wanted]))
+        )
         if settings.emit:
             spool, self._lock_fd = open_spool(
                 settings.spool_path(worker.worker_id),
@@ -73,20 +84,47 @@ class Runtime:
             if spool.has_pending():
                 log.info("%s: %d event(s) in the spool %s from an earlier run; replaying",
                          worker.worker_id, spool.pending_records, spool.directory)
-            wanted = {topics.executions, topics.feedback, topics.program_updated,
-                      topics.program_acks, topics.trigger_config}
-            specs: list[TopicSpec] = [s for s in topics.specs() if s.name in wanted]
-            self.emitter = Emitter(settings, self.loop, spool, worker.worker_id, specs)
+            self.emitter = Emitter(settings, self.loop, spool, worker.worker_id, self.kafka_state)
         if settings.reload:
             self.reloader = Reloader(
                 settings.kafka, topics.program_updated, worker.worker_id, slot, on_outcome,
                 keep=settings.history_size, backoff_max_s=settings.reconnect_backoff_max_s,
             )
-            self._background.append(self.loop.submit(self.reloader.run()))
+            self._background.append(self.loop.submit(self._after_topics(self.reloader.run())))
         if worker.optimization is not None and self.emitter is not None:
-            self._background.append(self.loop.submit(self._register_trigger_config()))
+            self._background.append(
+                self.loop.submit(self._after_topics(self._register_trigger_config()))
+            )
         if self.reloader is not None and settings.catch_up_wait_s > 0:
             self.reloader.caught_up.wait(settings.catch_up_wait_s)
+
+    async def _provision(self, specs: list[TopicSpec]) -> None:
+        """Create the worker's topics if missing (retrying while Kafka is away), then open
+        the gate for producer and consumers."""
+        backoff = 0.2
+        while self._settings.ensure_topics:
+            try:
+                await asyncio.wait_for(ensure_topics(self._settings.kafka, specs), 30)
+                self.kafka_state.reachable = True
+                break
+            except (KafkaConnectionError, TimeoutError, OSError) as exc:
+                self.kafka_state.reachable = False
+                self.kafka_state.last_error = f"topics: {type(exc).__name__}: {exc}"
+                log.debug("%s: topics not checked yet: %s", self._worker.worker_id, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._settings.reconnect_backoff_max_s)
+            except Exception as exc:  # e.g. not authorized: ops provisioned them (or will)
+                log.warning("%s: could not check/create topics: %s", self._worker.worker_id, exc)
+                break
+        self.kafka_state.ready.set()
+
+    async def _after_topics(self, job: Coroutine[Any, Any, None]) -> None:
+        try:
+            await self.kafka_state.ready.wait()
+        except BaseException:
+            job.close()
+            raise
+        await job
 
     async def _register_trigger_config(self) -> None:
         worker = self._worker

@@ -6,6 +6,8 @@
     score = task.metric(example, program(**example.inputs()))
 
     task = load_jsonl_task("qa.jsonl", "context, question -> answer", metric="f1")
+
+``tests/bench/quality.py`` runs optimizers over these tasks.
 """
 
 from dspy_flywheel.tasks.builtin import BUILTIN_TASKS, get_task, task_names

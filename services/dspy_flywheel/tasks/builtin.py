@@ -3,6 +3,9 @@
     classification  ticket -> label      support-ticket routing: billing|technical|account|shipping
     extraction      message -> order_id  the order number in a customer message, among distractors
     reasoning       question -> answer   short arithmetic word problems, integer answers
+
+Zero-shot, the classification signature does not list the labels: a program learns them from
+demos, which is the gain the optimizers are measured on.
 """
 
 from __future__ import annotations

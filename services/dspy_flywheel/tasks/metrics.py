@@ -17,7 +17,8 @@ from typing import Any
 Metric = Callable[..., float | bool]
 
 F1_ACCEPT = 0.5
-_EDGE_PUNCTUATION = string.punctuation + string.whitespace + "“”‘’«»"
+_CURLY_QUOTES = "\u201c\u201d\u2018\u2019\u00ab\u00bb"
+_EDGE_PUNCTUATION = string.punctuation + string.whitespace + _CURLY_QUOTES
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 

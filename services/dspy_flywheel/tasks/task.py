@@ -51,7 +51,8 @@ class Task:
 
     def dspy_signature(self) -> type[dspy.Signature]:
         """The signature class for ``dspy.Predict``, with the task's instructions if any."""
-        return dspy.Signature(self.signature, self.instructions)
+        signature: type[dspy.Signature] = dspy.Signature(self.signature, self.instructions)
+        return signature
 
     def split(
         self, seed: int = 0, *, train: int = 32, dev: int = 32, test: int | None = None
@@ -60,7 +61,9 @@ class Task:
         total = len(self.examples)
         test = total - train - dev if test is None else test
         if min(train, dev, test) < 0 or train + dev + test > total:
-            raise ValueError(f"{self.name}: cannot split {total} examples into {train}/{dev}/{test}")
+            raise ValueError(
+                f"{self.name}: cannot split {total} examples into {train}/{dev}/{test}"
+            )
         shuffled = list(self.examples)
         random.Random(seed).shuffle(shuffled)
         return Split(
@@ -95,8 +98,10 @@ def load_jsonl_task(
             missing = [f for f in inputs + outputs if row.get(f) is None]
             if missing:
                 raise ValueError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
-            values = {key: (value if isinstance(value, str) else json.dumps(value))
-                      for key, value in row.items()}
+            values = {
+                key: (value if isinstance(value, str) else json.dumps(value))
+                for key, value in row.items()
+            }
             examples.append(dspy.Example(**values).with_inputs(*inputs))
     if not examples:
         raise ValueError(f"{path}: no examples")

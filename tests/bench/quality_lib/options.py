@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 BASELINE = "baseline"
 BOOTSTRAP = "BootstrapFewShot"
@@ -55,6 +56,7 @@ class Options:
     model: str
     adapter: str
     threads: int
+    lm_threads: int | None
     demos: int
     labeled: int
     rs_candidates: int
@@ -120,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", choices=("exact", "f1"), default="exact",
                         help="with --dataset (built-in tasks bring their own)")
     parser.add_argument("--seed", type=int, default=0, help="shuffle seed of the split")
-    parser.add_argument("--train", type=int, default=88, help="train examples")
-    parser.add_argument("--dev", type=int, default=24,
+    parser.add_argument("--train", type=int, default=98, help="train examples")
+    parser.add_argument("--dev", type=int, default=20,
                         help="dev examples (valset of BootstrapRS and MIPROv2)")
     parser.add_argument("--optimizers", default="all",
                         help="comma list of baseline, BootstrapFewShot, "
@@ -129,15 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="qwen1.5b", help="qwen1.5b | smollm2 | /path/x.gguf")
     parser.add_argument("--adapter", choices=("chat", "json"), default="chat")
     parser.add_argument("--threads", type=int, default=1,
-                        help="DSPy evaluation threads (the embedded engine runs one call at a time)")
+                        help="DSPy evaluation threads (the embedded LM runs one call at a time)")
+    parser.add_argument("--lm-threads", type=int, default=None,
+                        help="llama.cpp CPU threads (FLYWHEEL_LM_THREADS; 1 is faster while other "
+                             "processes load the cores)")
     parser.add_argument("--demos", type=int, default=4, help="max bootstrapped demos")
     parser.add_argument("--labeled", type=int, default=4, help="max labeled demos")
     parser.add_argument("--rs-candidates", type=int, default=2,
                         help="BootstrapRS num_candidate_programs (it also tries 3 fixed seeds)")
     parser.add_argument("--mipro-program-aware", action="store_true",
-                        help="let MIPROv2's proposer read the program code (slow on CPU)")
-    parser.add_argument("--no-mipro-data-aware", action="store_true",
-                        help="skip MIPROv2's dataset summary")
+                        help="let MIPROv2's proposer describe the program code (slow on CPU)")
+    parser.add_argument("--mipro-data-aware", action="store_true",
+                        help="let MIPROv2's proposer summarize the train set first (about 11 "
+                             "long generations; slow on CPU)")
     parser.add_argument("--heartbeat-s", type=float, default=30.0,
                         help="seconds between progress lines inside a row")
     parser.add_argument("--verbose", action="store_true", help="DSPy's own logs and bars")
@@ -151,8 +157,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         raise OptionsError("--dataset needs --signature 'in1, in2 -> out'")
     if args.task is not None and args.signature:
         raise OptionsError("--signature goes with --dataset; built-in tasks have their own")
-    if args.threads < 1:
-        raise OptionsError("--threads must be at least 1")
+    if args.threads < 1 or (args.lm_threads is not None and args.lm_threads < 1):
+        raise OptionsError("--threads and --lm-threads must be at least 1")
     if min(args.demos, args.labeled, args.rs_candidates) < 0:
         raise OptionsError("--demos, --labeled and --rs-candidates cannot be negative")
     return Options(
@@ -167,17 +173,18 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         model=args.model,
         adapter=args.adapter,
         threads=args.threads,
+        lm_threads=args.lm_threads,
         demos=args.demos,
         labeled=args.labeled,
         rs_candidates=args.rs_candidates,
         mipro_program_aware=args.mipro_program_aware,
-        mipro_data_aware=not args.no_mipro_data_aware,
+        mipro_data_aware=args.mipro_data_aware,
         heartbeat_s=args.heartbeat_s,
         verbose=args.verbose,
     )
 
 
-def optimizer_kwargs(name: str, options: Options) -> dict[str, object]:
+def optimizer_kwargs(name: str, options: Options) -> dict[str, Any]:
     """What ``DSPyAgent.create_optimizer`` gets for ``name`` under the run's budget."""
     demos = {"max_bootstrapped_demos": options.demos, "max_labeled_demos": options.labeled}
     if name == BOOTSTRAP:

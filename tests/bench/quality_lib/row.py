@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,12 +89,19 @@ class Heartbeat:
                             f"{stats.errors} LM errors")
 
 
-def _quiet_dspy(verbose: bool) -> None:
-    if verbose:
-        return
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    for name in ("dspy", "optuna"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+def setup_child(options: Options) -> None:
+    """Process-wide settings of a row's child: which model, DSPy cache off, quiet DSPy logs."""
+    import dspy
+
+    os.environ["FLYWHEEL_LM_MODEL"] = options.model
+    os.environ["FLYWHEEL_LM_CACHE"] = "false"
+    if options.lm_threads is not None:
+        os.environ["FLYWHEEL_LM_THREADS"] = str(options.lm_threads)
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+    if not options.verbose:
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        for name in ("dspy", "optuna"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _demo_count(program: Any) -> int:
@@ -104,8 +112,13 @@ def _instructions(program: Any) -> list[str]:
     return [p.signature.instructions for p in program.predictors()]
 
 
-def measure_row(options: Options, optimizer: str) -> RowResult:
-    """Run one row in this process; meant for a fresh child (see ``row_main``)."""
+def measure_row(
+    options: Options, optimizer: str, *, make_lm: Callable[[], Any] | None = None
+) -> RowResult:
+    """Run one row in this process; meant for a fresh child (see ``row_main``).
+
+    ``make_lm`` replaces ``dspy_flywheel.lm.build_lm`` (tests pass a fake engine's LM).
+    """
     import dspy
 
     from dspy_flywheel.lm import build_lm, engine_stats
@@ -113,23 +126,18 @@ def measure_row(options: Options, optimizer: str) -> RowResult:
 
     label = SHORT_NAMES.get(optimizer, optimizer)
     started = time.perf_counter()
-    os.environ["FLYWHEEL_LM_MODEL"] = options.model
-    os.environ["FLYWHEEL_LM_CACHE"] = "false"
-    _quiet_dspy(options.verbose)
-    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
-
     task = load_task(options)
     check_split(len(task.examples), options.train, options.dev)
     split = task.split(options.seed, train=options.train, dev=options.dev)
-    lm = build_lm()
+    lm = (make_lm or build_lm)()
     adapter = dspy.JSONAdapter() if options.adapter == "json" else dspy.ChatAdapter()
-    dspy.configure(lm=lm, adapter=adapter)
+    before = engine_stats(lm)
     agent = DSPyAgent(lm, metric=task.metric)
     program = dspy.Predict(task.dspy_signature())
     say(label, f"model {lm.model} loaded; train={len(split.train)} dev={len(split.dev)} "
                f"test={len(split.test)} adapter={options.adapter}")
 
-    with Heartbeat(label, lm, options.heartbeat_s) as beat:
+    with dspy.context(lm=lm, adapter=adapter), Heartbeat(label, lm, options.heartbeat_s) as beat:
         compiled, compile_s = program, 0.0
         if optimizer != BASELINE:
             beat.phase = "compiling"
@@ -140,14 +148,14 @@ def measure_row(options: Options, optimizer: str) -> RowResult:
             compiled = agent.compile_with_optimizer(program, split.train, created,
                                                     valset=split.dev)
             compile_s = time.perf_counter() - compile_started
-        compile_stats = engine_stats(lm)
+        compile_stats = engine_stats(lm) - before
         say(label, f"compiled in {compile_s:.1f}s with {compile_stats.calls} LM calls; "
                    f"{_demo_count(compiled)} demos; evaluating {len(split.test)} test examples")
         beat.phase = "evaluating test"
         eval_started = time.perf_counter()
         result = agent.evaluate(compiled, split.test, num_threads=options.threads)
         eval_s = time.perf_counter() - eval_started
-    total = engine_stats(lm)
+    total = engine_stats(lm) - before
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
     return RowResult(
         optimizer=optimizer, ok=True, test_score=result.score, test_n=result.n,
@@ -167,6 +175,7 @@ def row_main(options: Options, optimizer: str, results: Any) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:
+        setup_child(options)
         row = measure_row(options, optimizer)
     except BaseException as exc:  # reported as a failed row; the parent prints it
         traceback.print_exc(file=sys.stdout)

@@ -1,0 +1,60 @@
+"""Composition root of the collector: ``run(settings)`` opens everything, then an engine runs.
+
+Startup: encryption keys (fail fast when missing), topics, migrations, pool, DLQ producer,
+policies; then the faust engine (default) or the aiokafka engine until ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+
+from dspy_flywheel.bus import ensure_topics, start_producer
+from dspy_flywheel.collector.core import Collector
+from dspy_flywheel.collector.dlq import DeadLetters
+from dspy_flywheel.collector.policy import PolicyBook
+from dspy_flywheel.collector.settings import CollectorSettings
+from dspy_flywheel.security.crypto import Cipher
+from dspy_flywheel.store import apply_migrations, create_pool
+from dspy_flywheel.store.pool import connect
+from dspy_flywheel.telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+async def run(
+    settings: CollectorSettings,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run the collector until ``stop`` is set."""
+    setup_tracing("dspy-flywheel-collector")
+    stop = stop or asyncio.Event()
+    cipher = Cipher.from_settings(settings.encryption)
+    await ensure_topics(settings.kafka, settings.topics)
+    async with AsyncExitStack() as stack:
+        if settings.migrate:
+            conn = await connect(settings.postgres)
+            try:
+                await apply_migrations(conn, settings.db_schema)
+            finally:
+                await conn.close()
+        pool = await create_pool(settings.postgres, settings.db_schema)
+        stack.push_async_callback(pool.close)
+        producer = await start_producer(settings.kafka, linger_ms=20)
+        stack.push_async_callback(producer.stop)
+        policies = PolicyBook(settings.default_policy(), settings.policy_refresh_s)
+        await policies.refresh(pool, force=True)
+        collector = Collector(
+            pool, cipher, policies, DeadLetters(producer).publish, settings.topics)
+        if settings.engine == "faust":
+            from dspy_flywheel.collector.faust_app import run_faust
+
+            await run_faust(settings, collector, pool, policies, stop, ready)
+        else:
+            from dspy_flywheel.collector.kafka_loop import run_kafka
+
+            await run_kafka(settings, collector, pool, policies, stop, ready)
+    log.info("collector stopped")

@@ -1,0 +1,126 @@
+"""faust-streaming engine: one agent reads both topics in batches and acks after the DB commit.
+
+The agent iterates ``stream.noack_take(batch_max, within)``: faust does not acknowledge those
+events by itself; the agent calls ``stream.ack(event)`` for every event of a batch only after
+``Collector.process`` returned (DB transaction committed). faust's consumer commits the highest
+contiguous acknowledged offset per partition every ``commit_interval_s``, so a committed offset
+never runs ahead of the database. A SIGKILL between DB commit and offset commit redelivers the
+tail, which the sink's idempotency gate skips.
+
+The app uses no faust tables (join state is in PostgreSQL), no web server and no leader topic.
+Timers sweep expired join state and apply retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from dspy_flywheel.collector.core import Collector
+from dspy_flywheel.collector.events import RawMessage
+from dspy_flywheel.collector.jobs import apply_retention, expire_pending
+from dspy_flywheel.collector.policy import PolicyBook
+from dspy_flywheel.collector.settings import CollectorSettings
+from dspy_flywheel.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 30.0
+
+
+def faust_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | None:
+    kw = kafka.client_kwargs()
+    ssl_context = kw.get("ssl_context")
+    if kafka.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kw["sasl_plain_username"], password=kw["sasl_plain_password"],
+            mechanism=kw["sasl_mechanism"], ssl_context=ssl_context)
+    if ssl_context is not None:
+        return faust.SSLCredentials(ssl_context)
+    return None
+
+
+def to_raw(event: EventT) -> RawMessage:
+    m = event.message
+    headers: Any = m.headers or []
+    if isinstance(headers, Mapping):
+        headers = list(headers.items())
+    return RawMessage(m.topic, m.partition, m.offset, m.key, m.value, list(headers))
+
+
+def build_app(
+    settings: CollectorSettings, collector: Collector, pool: Any, policies: PolicyBook
+) -> faust.App:
+    topics = settings.topics
+    app = faust.App(
+        settings.group_id,
+        broker=settings.kafka.faust_broker(),
+        broker_credentials=faust_credentials(settings.kafka),
+        broker_commit_interval=settings.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        store="memory://",
+        web_enabled=False,
+        topic_disable_leader=True,
+        autodiscover=False,
+        datadir=str(settings.data_dir / settings.group_id),
+        stream_buffer_maxsize=max(4096, 2 * settings.batch_max),
+    )
+    source = app.topic(
+        topics.executions, topics.feedback,
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(source, concurrency=1, name="collect")
+    async def collect(stream: StreamT[bytes]) -> None:
+        async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
+            batch: list[EventT] = list(events)  # type: ignore[arg-type]
+            await collector.process_until_done([to_raw(e) for e in batch])
+            for event in batch:
+                await stream.ack(event)
+
+    @app.timer(settings.expiry_interval_s, name="expire_pending")
+    async def expire() -> None:
+        try:
+            await expire_pending(pool)
+        except Exception:
+            log.exception("join-state expiry failed")
+
+    @app.timer(settings.retention_interval_s, name="retention")
+    async def retention() -> None:
+        try:
+            await apply_retention(pool, policies, settings.processed_ttl_h)
+        except Exception:
+            log.exception("retention job failed")
+
+    return app
+
+
+async def run_faust(
+    settings: CollectorSettings,
+    collector: Collector,
+    pool: Any,
+    policies: PolicyBook,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings, collector, pool, policies)
+    worker = faust.Worker(
+        app, loop=asyncio.get_running_loop(), daemon=False, quiet=True,
+        override_logging=False, redirect_stdouts=False)
+    worker.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours decide
+    await worker.start()
+    log.info("collector (faust) consuming %s, %s as group %r",
+             settings.topics.executions, settings.topics.feedback, settings.group_id)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        try:
+            await asyncio.wait_for(worker.stop(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("faust worker did not stop within %.0fs", STOP_TIMEOUT_S)

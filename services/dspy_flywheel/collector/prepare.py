@@ -1,0 +1,71 @@
+"""Anonymize parsed events in memory, before anything is written anywhere, and hash inputs.
+
+Short strings (output labels, categories, field names) repeat a lot: their anonymized form is
+cached per worker scope. The cache holds results for the current placeholder numbering, so it is
+cleared whenever the placeholder store forgets a scope.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from dspy_flywheel.collector.events import Execution, Feedback, Parsed, RawMessage, Rejected
+from dspy_flywheel.privacy import Anonymizer, PrivacyError
+from dspy_flywheel.security.crypto import Cipher
+from dspy_flywheel.store.examples import input_hash
+
+log = logging.getLogger(__name__)
+
+CACHEABLE_CHARS = 128
+
+
+class Preparer:
+    def __init__(self, anonymizer: Anonymizer, cipher: Cipher, cache_size: int = 65_536) -> None:
+        self._anonymizer = anonymizer
+        self._cipher = cipher
+        self._cached_text = lru_cache(maxsize=cache_size)(self._text)
+
+    def _text(self, text: str, scope: str) -> str:
+        return self._anonymizer.anonymize(text, scope).text
+
+    def text(self, text: str, scope: str) -> str:
+        if len(text) <= CACHEABLE_CHARS:
+            return self._cached_text(text, scope)
+        return self._text(text, scope)
+
+    def value(self, value: Any, scope: str) -> Any:
+        if isinstance(value, str):
+            return self.text(value, scope)
+        if isinstance(value, dict):
+            return {self.text(str(k), scope): self.value(v, scope) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, scope) for v in value]
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1_000_000:
+            digits = str(value)  # a card or phone number stored as a JSON number
+            replaced = self.text(digits, scope)
+            return value if replaced == digits else replaced
+        return value
+
+    def clear_cache(self) -> None:
+        self._cached_text.cache_clear()
+
+    def prepare(self, items: Sequence[tuple[RawMessage, Parsed]]) -> list[Parsed]:
+        """Anonymize executions and feedback in place; a failure turns the item into a reject."""
+        out: list[Parsed] = []
+        for raw, item in items:
+            try:
+                if isinstance(item, Execution):
+                    scope = item.worker_id
+                    item.inputs = self.value(item.inputs, scope)
+                    item.outputs = self.value(item.outputs, scope)
+                    item.input_hash = input_hash(self._cipher, scope, item.inputs)
+                elif isinstance(item, Feedback):
+                    item.label = self.value(item.label, item.worker_id)
+                out.append(item)
+            except PrivacyError as exc:
+                log.error("anonymization failed for %s: %s", raw.coordinates, exc)
+                out.append(Rejected(raw, "anonymization_failed", str(exc)))
+        return out

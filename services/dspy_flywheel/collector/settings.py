@@ -1,0 +1,74 @@
+"""Collector settings (env prefix ``FLYWHEEL_COLLECTOR_``), plus encryption keys.
+
+Service knobs::
+
+    FLYWHEEL_COLLECTOR_ENGINE=faust          faust (agent, default) | kafka (aiokafka batches)
+    FLYWHEEL_COLLECTOR_GROUP_ID=flywheel-collector
+    FLYWHEEL_COLLECTOR_BATCH_MAX=2000        events per DB transaction
+    FLYWHEEL_COLLECTOR_BATCH_WITHIN_S=0.5    flush a partial batch after this long
+    FLYWHEEL_COLLECTOR_EXPIRY_INTERVAL_S=5   how often the join state is swept for expired entries
+    FLYWHEEL_COLLECTOR_RETENTION_INTERVAL_S=600
+    FLYWHEEL_COLLECTOR_PROCESSED_TTL_H=168   keep processed event ids this long (replay window)
+
+Default quality policy (per-worker overrides live in the ``collector_policies`` table, see
+``flywheel collector policy``)::
+
+    FLYWHEEL_COLLECTOR_ACCEPT_UNLABELED_SUCCESS=false   store successes without waiting for feedback
+    FLYWHEEL_COLLECTOR_MIN_SCORE=            drop examples scored below this (unset = keep all)
+    FLYWHEEL_COLLECTOR_MAX_FIELD_CHARS=20000 drop examples whose inputs/outputs/label JSON is longer
+    FLYWHEEL_COLLECTOR_DROP_DUPLICATES=true  drop inputs already stored for the worker
+    FLYWHEEL_COLLECTOR_PENDING_TTL_S=3600    how long an execution waits for feedback (and back)
+    FLYWHEEL_COLLECTOR_RETENTION_MAX_AGE_DAYS=     FLYWHEEL_COLLECTOR_RETENTION_MAX_COUNT=
+
+Encryption keys come from ``FLYWHEEL_ENCRYPTION_*`` (see :mod:`dspy_flywheel.security.crypto`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from dspy_flywheel.collector.policy import WorkerPolicy
+from dspy_flywheel.security.crypto import EncryptionSettings
+from dspy_flywheel.settings import FlywheelSettings
+
+
+class CollectorSettings(FlywheelSettings):
+    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_COLLECTOR_", extra="ignore")
+
+    engine: Literal["faust", "kafka"] = "faust"
+    group_id: str = "flywheel-collector"
+    batch_max: int = Field(default=2000, ge=1)
+    batch_within_s: float = Field(default=0.5, gt=0)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+    expiry_interval_s: float = Field(default=5.0, gt=0)
+    retention_interval_s: float = Field(default=600.0, gt=0)
+    processed_ttl_h: float = Field(default=168.0, gt=0)
+    policy_refresh_s: float = Field(default=30.0, gt=0)
+    migrate: bool = True
+    data_dir: Path = Path(tempfile.gettempdir()) / "dspy-flywheel-collector"
+
+    accept_unlabeled_success: bool = False
+    min_score: float | None = Field(default=None, ge=0, le=1)
+    max_field_chars: int = Field(default=20_000, ge=1)
+    drop_duplicates: bool = True
+    pending_ttl_s: float = Field(default=3600.0, gt=0)
+    retention_max_age_days: float | None = Field(default=None, gt=0)
+    retention_max_count: int | None = Field(default=None, ge=1)
+
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
+
+    def default_policy(self) -> WorkerPolicy:
+        return WorkerPolicy(
+            accept_unlabeled_success=self.accept_unlabeled_success,
+            min_score=self.min_score,
+            max_field_chars=self.max_field_chars,
+            drop_duplicates=self.drop_duplicates,
+            pending_ttl_s=self.pending_ttl_s,
+            retention_max_age_days=self.retention_max_age_days,
+            retention_max_count=self.retention_max_count,
+        )

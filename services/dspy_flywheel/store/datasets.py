@@ -1,0 +1,273 @@
+"""Datasets: versioned snapshots, JSONL export/import, retention and key rotation.
+
+API::
+
+    await create_snapshot(pool, worker_id, example_ids, purpose) -> int      # snapshot id
+    await get_snapshot(pool, snapshot_id) -> Snapshot | None
+    await list_snapshots(pool, worker_id=None) -> list[Snapshot]
+    await export_records(pool, cipher, worker_id=None, snapshot_id=None) -> list[ExportRecord]
+    await insert_records(conn, cipher, records) -> int                       # rows inserted
+    await prune(pool, rules_for, processed_ttl_h=None) -> dict[str, int]     # retention
+    await rekey(pool, cipher) -> int                                         # re-encrypt rows
+
+Snapshot versions count up per worker (1, 2, ...). Retention never deletes the examples of a
+worker's latest snapshot (the data its current program was trained on).
+
+Export format: one JSON object per line, decrypted (content is already anonymized), with every
+column an import needs; ``input_hash`` is recomputed on import with the target's hash key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from dspy_flywheel.security.crypto import Cipher
+from dspy_flywheel.store.examples import content_aad, dumps, input_hash, seal, unseal
+
+FORMAT = "dspy-flywheel.example/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    id: int
+    worker_id: str
+    version: int
+    purpose: str
+    example_ids: list[int]
+    created_at: datetime
+
+
+def _snapshot(r: asyncpg.Record) -> Snapshot:
+    return Snapshot(r["id"], r["worker_id"], r["version"], r["purpose"], list(r["example_ids"]),
+                    r["created_at"])
+
+
+async def create_snapshot(
+    pool: asyncpg.Pool, worker_id: str, example_ids: Iterable[int], purpose: str
+) -> int:
+    """Record which examples a training run used; returns the snapshot id."""
+    ids = sorted(set(example_ids))
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 4043))", worker_id)
+        return int(await conn.fetchval(
+            "INSERT INTO dataset_snapshots (worker_id, version, purpose, example_ids, example_count)"
+            " SELECT $1, COALESCE(max(version), 0) + 1, $2, $3::bigint[], $4"
+            " FROM dataset_snapshots WHERE worker_id = $1 RETURNING id",
+            worker_id, purpose, ids, len(ids)))
+
+
+async def get_snapshot(pool: asyncpg.Pool, snapshot_id: int) -> Snapshot | None:
+    row = await pool.fetchrow("SELECT * FROM dataset_snapshots WHERE id = $1", snapshot_id)
+    return _snapshot(row) if row else None
+
+
+async def list_snapshots(pool: asyncpg.Pool, worker_id: str | None = None) -> list[Snapshot]:
+    rows = await pool.fetch(
+        "SELECT * FROM dataset_snapshots WHERE $1::text IS NULL OR worker_id = $1"
+        " ORDER BY worker_id, version", worker_id)
+    return [_snapshot(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRecord:
+    event_id: str
+    execution_id: str
+    worker_id: str
+    worker_type: str
+    program_version: str | None
+    success: bool
+    score: float | None
+    latency_ms: float
+    lm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    has_label: bool
+    label_source: str | None
+    feedback_event_id: str | None
+    feedback_at: str | None
+    executed_at: str
+    created_at: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    label: dict[str, Any] | None
+
+    def to_line(self) -> str:
+        return dumps({"format": FORMAT, **asdict(self)})
+
+    @classmethod
+    def from_line(cls, line: str) -> ExportRecord:
+        doc = json.loads(line)
+        if doc.pop("format", None) != FORMAT:
+            raise ValueError(f"not a {FORMAT} line")
+        return cls(**doc)
+
+
+_PLAIN = (
+    "id, event_id, execution_id, worker_id, worker_type, program_version, success, score,"
+    " latency_ms, lm_calls, prompt_tokens, completion_tokens, has_label, label_source,"
+    " feedback_event_id, feedback_at, executed_at, created_at, key_id, inputs_enc, outputs_enc,"
+    " label_enc"
+)
+
+
+_CONTENT = frozenset({"inputs", "outputs", "label"})
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts else None
+
+
+def _record(cipher: Cipher, r: asyncpg.Record) -> ExportRecord:
+    eid, kid = r["execution_id"], r["key_id"]
+    plain: dict[str, Any] = {
+        f.name: r[f.name] for f in fields(ExportRecord) if f.name not in _CONTENT}
+    plain.update(
+        feedback_at=_iso(r["feedback_at"]), executed_at=_iso(r["executed_at"]),
+        created_at=_iso(r["created_at"]),
+        inputs=unseal(cipher, kid, r["inputs_enc"], eid, "inputs"),
+        outputs=unseal(cipher, kid, r["outputs_enc"], eid, "outputs"),
+        label=unseal(cipher, kid, r["label_enc"], eid, "label"))
+    return ExportRecord(**plain)
+
+
+async def export_records(
+    pool: asyncpg.Pool, cipher: Cipher, worker_id: str | None = None,
+    snapshot_id: int | None = None,
+) -> list[ExportRecord]:
+    """Decrypted examples ordered by id: all, one worker's, or one snapshot's (still stored)."""
+    ids: list[int] | None = None
+    if snapshot_id is not None:
+        snap = await get_snapshot(pool, snapshot_id)
+        if snap is None:
+            raise LookupError(f"no dataset snapshot {snapshot_id}")
+        ids = snap.example_ids
+    rows = await pool.fetch(
+        f"SELECT {_PLAIN} FROM training_examples WHERE ($1::text IS NULL OR worker_id = $1)"
+        " AND ($2::bigint[] IS NULL OR id = ANY($2)) ORDER BY id", worker_id, ids)
+    return [_record(cipher, r) for r in rows]
+
+
+def _ts(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+_IMPORT_COLUMNS = (
+    "event_id, execution_id, worker_id, worker_type, program_version, success, score,"
+    " latency_ms, lm_calls, prompt_tokens, completion_tokens, has_label, label_source,"
+    " feedback_event_id, feedback_at, input_hash, key_id, inputs_enc, outputs_enc, label_enc,"
+    " executed_at, created_at"
+)
+_IMPORT_TYPES = (
+    "text[] text[] text[] text[] text[] bool[] float8[] float8[] int4[] int8[] int8[] bool[]"
+    " text[] text[] timestamptz[] bytea[] text[] bytea[] bytea[] bytea[] timestamptz[]"
+    " timestamptz[]"
+).split()
+
+
+def _import_row(cipher: Cipher, r: ExportRecord) -> tuple[Any, ...]:
+    return (
+        r.event_id, r.execution_id, r.worker_id, r.worker_type, r.program_version, r.success,
+        r.score, r.latency_ms, r.lm_calls, r.prompt_tokens, r.completion_tokens, r.has_label,
+        r.label_source, r.feedback_event_id, _ts(r.feedback_at),
+        input_hash(cipher, r.worker_id, r.inputs), cipher.active_key,
+        seal(cipher, r.inputs, r.execution_id, "inputs"),
+        seal(cipher, r.outputs, r.execution_id, "outputs"),
+        seal(cipher, r.label, r.execution_id, "label"),
+        _ts(r.executed_at), _ts(r.created_at),
+    )
+
+
+async def insert_records(
+    conn: asyncpg.Connection, cipher: Cipher, records: list[ExportRecord], chunk: int = 500
+) -> int:
+    """Encrypt under the active key and insert; existing event/execution ids are skipped."""
+    inserted = 0
+    arrays = ", ".join(f"${i + 1}::{t}" for i, t in enumerate(_IMPORT_TYPES))
+    for start in range(0, len(records), chunk):
+        rows = [_import_row(cipher, r) for r in records[start : start + chunk]]
+        status = await conn.execute(
+            f"INSERT INTO training_examples ({_IMPORT_COLUMNS}) SELECT * FROM unnest({arrays})"
+            " ON CONFLICT DO NOTHING", *zip(*rows, strict=True))
+        inserted += int(status.rsplit(" ", 1)[-1])
+    return inserted
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRule:
+    max_age_days: float | None = None
+    max_count: int | None = None
+
+
+async def prune(
+    pool: asyncpg.Pool,
+    rules_for: Callable[[str], RetentionRule],
+    processed_ttl_h: float | None = None,
+) -> dict[str, int]:
+    """Apply retention per worker; returns deleted counts by ``<worker>:<rule>``."""
+    deleted: dict[str, int] = {}
+    workers = [r[0] for r in await pool.fetch("SELECT DISTINCT worker_id FROM training_examples")]
+    for worker in workers:
+        rule = rules_for(worker)
+        if rule.max_age_days is None and rule.max_count is None:
+            continue
+        async with pool.acquire() as conn, conn.transaction():
+            keep = await conn.fetchval(
+                "SELECT example_ids FROM dataset_snapshots WHERE worker_id = $1"
+                " ORDER BY version DESC LIMIT 1", worker) or []
+            if rule.max_age_days is not None:
+                status = await conn.execute(
+                    "DELETE FROM training_examples WHERE worker_id = $1 AND id <> ALL($2::bigint[])"
+                    " AND executed_at < now() - make_interval(secs => $3)",
+                    worker, keep, rule.max_age_days * 86400)
+                deleted[f"{worker}:retention_max_age"] = int(status.rsplit(" ", 1)[-1])
+            if rule.max_count is not None:
+                status = await conn.execute(
+                    "DELETE FROM training_examples WHERE worker_id = $1 AND id <> ALL($2::bigint[])"
+                    " AND id < (SELECT id FROM training_examples WHERE worker_id = $1"
+                    "           ORDER BY id DESC OFFSET $3 LIMIT 1)",
+                    worker, keep, rule.max_count - 1)
+                deleted[f"{worker}:retention_max_count"] = int(status.rsplit(" ", 1)[-1])
+            counts = {k.split(":", 1)[1]: n for k, n in deleted.items()
+                      if k.startswith(f"{worker}:") and n}
+            for reason, n in counts.items():
+                await conn.execute(
+                    "INSERT INTO collector_drops (worker_id, reason, count) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (worker_id, reason) DO UPDATE"
+                    " SET count = collector_drops.count + EXCLUDED.count, last_at = now()",
+                    worker, reason, n)
+    if processed_ttl_h is not None:
+        status = await pool.execute(
+            "DELETE FROM collector_processed_events"
+            " WHERE processed_at < now() - make_interval(secs => $1)", processed_ttl_h * 3600)
+        deleted["processed_events"] = int(status.rsplit(" ", 1)[-1])
+    return deleted
+
+
+async def rekey(pool: asyncpg.Pool, cipher: Cipher, batch: int = 500) -> int:
+    """Re-encrypt every example not under the active key; returns rows rewritten."""
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, execution_id, key_id, inputs_enc, outputs_enc, label_enc"
+                " FROM training_examples WHERE key_id <> $1 ORDER BY id LIMIT $2"
+                " FOR UPDATE SKIP LOCKED", cipher.active_key, batch)
+            for r in rows:
+                eid, kid = r["execution_id"], r["key_id"]
+                blobs = [
+                    None if r[f"{c}_enc"] is None else cipher.encrypt(
+                        cipher.decrypt(kid, r[f"{c}_enc"], content_aad(eid, c)), content_aad(eid, c))
+                    for c in ("inputs", "outputs", "label")
+                ]
+                await conn.execute(
+                    "UPDATE training_examples SET key_id = $2, inputs_enc = $3, outputs_enc = $4,"
+                    " label_enc = $5 WHERE id = $1", r["id"], cipher.active_key, *blobs)
+        total += len(rows)
+        if len(rows) < batch:
+            return total

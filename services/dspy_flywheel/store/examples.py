@@ -1,0 +1,145 @@
+"""Training examples repository: what the optimizer and trigger read from ``training_examples``.
+
+Public API (stable; the optimizer calls these names)::
+
+    @dataclass TrainingExample(id, execution_id, worker_id, inputs, outputs, label, score,
+                               created_at)
+    await load_training_examples(pool, cipher, worker_id, *, limit=None, labeled_only=False)
+        -> list[TrainingExample]      # ordered by id; ``label`` = expected output fields; for a
+                                      # usable unlabeled success it falls back to ``outputs``
+    await count_examples(pool, worker_id, since=None) -> int     # by created_at
+    await create_snapshot(pool, worker_id, example_ids, purpose) -> int   (store.datasets)
+    Cipher.from_settings()                                        (security.crypto)
+
+``limit`` keeps the most recent ``limit`` examples (still returned in id order).
+
+Storage: ``inputs_enc``/``outputs_enc``/``label_enc`` are AES-GCM ciphertexts of anonymized JSON
+under ``key_id``; the associated data is ``training_examples|<execution_id>|<column>`` so a
+ciphertext only opens in its own row and column. Metadata columns (worker_id, program_version,
+success, score, latency_ms, has_label, input_hash, timestamps) are plain and indexed.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from dspy_flywheel.security.crypto import Cipher
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingExample:
+    id: int
+    execution_id: str
+    worker_id: str
+    inputs: JsonDict
+    outputs: JsonDict | None
+    label: JsonDict | None
+    score: float | None
+    created_at: datetime
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def content_aad(execution_id: str, column: str) -> bytes:
+    return f"training_examples|{execution_id}|{column}".encode()
+
+
+def seal(
+    cipher: Cipher, value: Any, execution_id: str, column: str, key_id: str | None = None
+) -> bytes | None:
+    if value is None:
+        return None
+    return cipher.encrypt(dumps(value).encode(), content_aad(execution_id, column), key_id)
+
+
+def unseal(
+    cipher: Cipher, key_id: str, blob: bytes | None, execution_id: str, column: str
+) -> Any:
+    if blob is None:
+        return None
+    return json.loads(cipher.decrypt(key_id, blob, content_aad(execution_id, column)))
+
+
+def _normalize(value: Any) -> Any:
+    if isinstance(value, str):
+        return " ".join(unicodedata.normalize("NFC", value).split())
+    if isinstance(value, dict):
+        return {str(k): _normalize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalize(v) for v in value]
+    return value
+
+
+def input_hash(cipher: Cipher, worker_id: str, inputs: JsonDict) -> bytes:
+    """Keyed hash of anonymized inputs, normalized (NFC, collapsed whitespace, sorted keys)."""
+    canonical = dumps(_normalize(inputs)).encode()
+    return cipher.keyed_hash(worker_id.encode() + b"\0" + canonical)
+
+
+def _example(cipher: Cipher, row: asyncpg.Record) -> TrainingExample:
+    eid, kid = row["execution_id"], row["key_id"]
+    outputs = unseal(cipher, kid, row["outputs_enc"], eid, "outputs")
+    label = unseal(cipher, kid, row["label_enc"], eid, "label")
+    return TrainingExample(
+        id=row["id"],
+        execution_id=eid,
+        worker_id=row["worker_id"],
+        inputs=unseal(cipher, kid, row["inputs_enc"], eid, "inputs"),
+        outputs=outputs,
+        label=label if label is not None else (outputs if row["success"] else None),
+        score=row["score"],
+        created_at=row["created_at"],
+    )
+
+
+async def load_training_examples(
+    pool: asyncpg.Pool,
+    cipher: Cipher,
+    worker_id: str,
+    *,
+    limit: int | None = None,
+    labeled_only: bool = False,
+) -> list[TrainingExample]:
+    """Decrypted examples of one worker, ordered by id (the newest ``limit`` when given)."""
+    where = "worker_id = $1" + (" AND has_label" if labeled_only else "")
+    sql = (
+        "SELECT id, execution_id, worker_id, success, score, key_id, inputs_enc, outputs_enc,"
+        f" label_enc, created_at FROM training_examples WHERE {where}"
+    )
+    if limit is not None:
+        sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT {int(limit)}) newest"
+    rows = await pool.fetch(f"{sql} ORDER BY id", worker_id)
+    return [_example(cipher, r) for r in rows]
+
+
+async def count_examples(pool: asyncpg.Pool, worker_id: str, since: datetime | None = None) -> int:
+    """Stored examples of a worker, optionally only those created at or after ``since``."""
+    if since is None:
+        value = await pool.fetchval(
+            "SELECT count(*) FROM training_examples WHERE worker_id = $1", worker_id)
+    else:
+        value = await pool.fetchval(
+            "SELECT count(*) FROM training_examples WHERE worker_id = $1 AND created_at >= $2",
+            worker_id, since)
+    return int(value)
+
+
+async def load_examples_by_id(
+    pool: asyncpg.Pool, cipher: Cipher, example_ids: list[int]
+) -> list[TrainingExample]:
+    """Examples that still exist among ``example_ids`` (retention may have removed some)."""
+    rows = await pool.fetch(
+        "SELECT id, execution_id, worker_id, success, score, key_id, inputs_enc, outputs_enc,"
+        " label_enc, created_at FROM training_examples WHERE id = ANY($1::bigint[]) ORDER BY id",
+        example_ids)
+    return [_example(cipher, r) for r in rows]

@@ -1,0 +1,45 @@
+"""Workers for the end-to-end loop tests; importable by the optimizer's compile child.
+
+The LM is ``dspy_flywheel.optimizer.fake_task:make_lm``: it answers a ticket right only when a
+demo with the same label is in the prompt, so the code program (no demos) scores 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dspy_flywheel.optimizer.fake_task import TicketRouter
+from dspy_flywheel.sdk import dspy_worker_optimized
+
+TRIGGER = {"threshold": 0.5, "window_size": 20, "min_examples": 20, "cooldown_seconds": 3600}
+
+
+def label_match(example: Any, prediction: Any, trace: Any = None) -> bool:
+    return str(getattr(prediction, "label", "")).strip() == str(example.label).strip()
+
+
+class _Router(TicketRouter):
+    pass
+
+
+class _RouterRS(TicketRouter):
+    pass
+
+
+class _RouterMipro(TicketRouter):
+    pass
+
+
+BFS = dspy_worker_optimized(
+    "loop-bfs", optimizer="BootstrapFewShot", optimization_trigger="performance",
+    metric=label_match, max_bootstrapped_demos=4, max_labeled_demos=4, **TRIGGER)(_Router)
+BFSRS = dspy_worker_optimized(
+    "loop-bfsrs", optimizer="BootstrapFewShotWithRandomSearch",
+    optimization_trigger="performance", metric=label_match, max_bootstrapped_demos=4,
+    max_labeled_demos=4, num_candidate_programs=3, **TRIGGER)(_RouterRS)
+MIPRO = dspy_worker_optimized(
+    "loop-mipro", optimizer="MIPROv2", optimization_trigger="performance", metric=label_match,
+    auto="light", max_bootstrapped_demos=2, max_labeled_demos=4, **TRIGGER)(_RouterMipro)
+
+WORKERS = {"BootstrapFewShot": ("BFS", BFS), "BootstrapFewShotWithRandomSearch": ("BFSRS", BFSRS),
+           "MIPROv2": ("MIPRO", MIPRO)}
