@@ -106,6 +106,8 @@ async def test_python_api_run_schedule_batch_metrics(
 
         await until(serving, "the ack to be recorded")
     metrics = await manager.get_performance_metrics(worker)
+    assert metrics.rolling_accuracy == 0.0  # the stored executions were all answered wrong
+    assert metrics.labeled_examples == 60
     assert metrics.current_version == 1
     assert [v["version"] for v in metrics.versions] == [1]
     assert metrics.improvement == {"first_before": 0.0, "latest_after": 1.0, "gain": 1.0}

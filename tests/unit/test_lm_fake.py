@@ -16,6 +16,7 @@ from dspy_flywheel.lm import (
     demo_count,
     engine_stats,
     input_fields,
+    learning_responder,
     make_lm,
     reset_engine_stats,
 )
@@ -175,3 +176,16 @@ def test_stats_subtract_to_measure_a_span() -> None:
 def test_format_fields_matches_each_adapter() -> None:
     assert format_fields({"a": "1"}, as_json=True) == '{"a": "1"}'
     assert format_fields({"a": "1"}, as_json=False) == "[[ ## a ## ]]\n1\n\n[[ ## completed ## ]]"
+
+
+def test_learning_responder_improves_once_demos_are_added() -> None:
+    truth = {"card declined": "billing", "app is slow": "technical"}
+    responder = learning_responder(
+        lambda inputs: {"label": truth[inputs["ticket"]]}, untrained={"label": "unknown"}
+    )
+    lm = make_lm(FakeEngine(responder))
+    program = dspy.Predict("ticket -> label")
+    with dspy.context(lm=lm):
+        assert program(ticket="app is slow").label == "unknown"
+        program.demos = [dspy.Example(ticket="card declined", label="billing")]
+        assert program(ticket="app is slow").label == "technical"

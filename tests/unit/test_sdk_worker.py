@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,17 +208,27 @@ def test_one_span_per_call_and_its_traceparent_in_the_event(
     assert traceparent == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
 
 
-def test_without_an_sdk_events_still_carry_a_traceparent(engine: FakeEngine) -> None:
+def test_without_an_sdk_events_join_the_callers_trace(engine: FakeEngine) -> None:
     assert not trace.get_current_span().get_span_context().is_valid
     worker, capture = offline_worker()
     worker(text="x")
-    worker(text="y")
-    first, second = (i.traceparent for i in capture.items)
-    assert first
-    assert second
-    assert first.startswith("00-")
-    assert first.endswith("-01")
-    assert first.split("-")[1] != second.split("-")[1]  # separate calls, separate traces
+    assert capture.items[0].traceparent is None  # the emitter starts a new trace for it
+    caller = trace.NonRecordingSpan(trace.SpanContext(
+        trace_id=0xABC, span_id=0xDEF, is_remote=True, trace_flags=trace.TraceFlags(1),
+    ))
+    with trace.use_span(caller):
+        worker(text="y")
+    traceparent = capture.items[1].traceparent
+    assert traceparent is not None
+    assert traceparent.startswith(f"00-{0xABC:032x}-") and traceparent.endswith("-01")
+
+
+def test_emitted_events_always_get_a_traceparent() -> None:
+    from dspy_flywheel.sdk.emitter import _new_traceparent
+
+    first, second = _new_traceparent(), _new_traceparent()
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", first)
+    assert first.split("-")[1] != second.split("-")[1]
 
 
 def test_function_worker_gets_the_predictor_and_its_docstring(engine: FakeEngine) -> None:

@@ -1,9 +1,10 @@
 """The collector's engine-independent core: raw Kafka messages in, one DB transaction out.
 
-``Collector.process(raws)`` parses, anonymizes, joins, filters and stores one batch and returns
-when the transaction has committed; the engine (faust agent or aiokafka loop) acknowledges the
-offsets only after that. ``process_until_done`` retries a failing batch with backoff forever:
-a batch that cannot be written stalls its partitions instead of being skipped.
+``Collector.process(raws)`` parses and anonymizes a batch, lets the join window hold unmatched
+halves for a moment, and writes the rest in one transaction; it returns the messages that are
+durable, and the engine (faust agent or aiokafka loop) acknowledges exactly those.
+``until_done`` retries a failing step with backoff forever: a batch that cannot be written
+stalls its partitions instead of being skipped.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
@@ -22,6 +23,7 @@ from dspy_flywheel.collector.placeholders import PersistentPlaceholderStore, Pla
 from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.prepare import Preparer
 from dspy_flywheel.collector.sink import BatchResult, PublishRejects, Sink
+from dspy_flywheel.collector.window import Item, JoinWindow
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.privacy import Anonymizer
 from dspy_flywheel.security.crypto import Cipher
@@ -40,6 +42,9 @@ class Collector:
         policies: PolicyBook,
         publish_rejects: PublishRejects,
         topics: Topics,
+        *,
+        hold_s: float = 2.0,
+        max_held: int = 20_000,
         anonymizer: Anonymizer | None = None,
     ) -> None:
         self._pool = pool
@@ -49,10 +54,19 @@ class Collector:
         anonymizer = anonymizer or Anonymizer(cipher.pii_key, store=self.placeholders)
         self._preparer = Preparer(anonymizer, cipher)
         self._sink = Sink(pool, cipher, self.placeholders, policies)
+        self._window = JoinWindow(hold_s, max_held)
+        self._lock = asyncio.Lock()
         self._event_types = {
             topics.executions: "ExecutionRecorded",
             topics.feedback: "FeedbackRecorded",
         }
+
+    @property
+    def held(self) -> int:
+        return len(self._window)
+
+    def lowest_held_offsets(self) -> dict[tuple[str, int], int]:
+        return self._window.lowest_held_offsets()
 
     def _parse(self, raw: RawMessage) -> Parsed:
         expected = self._event_types.get(raw.topic)
@@ -60,32 +74,60 @@ class Collector:
             return Rejected(raw, "unexpected_topic", f"collector does not read {raw.topic!r}")
         return parse(raw, expected)
 
-    async def process(self, raws: Sequence[RawMessage]) -> BatchResult:
+    async def _prepared(self, raws: Sequence[RawMessage]) -> list[Item]:
+        parsed = [(raw, self._parse(raw)) for raw in raws]
+        scopes = {p.worker_id for _, p in parsed if not isinstance(p, Rejected)}
+        await self.placeholders.ensure_loaded(self._pool, scopes)
+        return list(zip(raws, self._preparer.prepare(parsed), strict=True))
+
+    async def process(self, raws: Sequence[RawMessage]) -> list[RawMessage]:
+        """Take a batch; return the messages now durable (this batch's or earlier held ones).
+
+        Messages not returned are held in the join window and returned by a later call.
+        """
+        async with self._lock:
+            await self._policies.refresh(self._pool)
+            items = await self._prepared(raws)
+            return await self._write(self._window.offer(items, time.monotonic()))
+
+    async def release_aged(self) -> list[RawMessage]:
+        async with self._lock:
+            return await self._write(self._window.take_aged(time.monotonic()))
+
+    async def flush(self) -> list[RawMessage]:
+        """Write everything held (shutdown, partitions revoked)."""
+        async with self._lock:
+            return await self._write(self._window.take_all())
+
+    async def _write(self, items: list[Item]) -> list[RawMessage]:
+        if not items:
+            return []
         started = time.perf_counter()
-        await self._policies.refresh(self._pool)
         for _ in range(PLACEHOLDER_ATTEMPTS):
-            parsed = [(raw, self._parse(raw)) for raw in raws]
-            scopes = {p.worker_id for _, p in parsed if not isinstance(p, Rejected)}
-            await self.placeholders.ensure_loaded(self._pool, scopes)
-            items = self._preparer.prepare(parsed)
             try:
-                result = await self._sink.write(items, self._publish_rejects)
+                result = await self._sink.write([p for _, p in items], self._publish_rejects)
             except PlaceholderConflict as exc:
+                scopes = {p.worker_id for _, p in items if not isinstance(p, Rejected)}
                 log.warning("%s; reloading placeholders and redoing the batch", exc)
                 self.placeholders.forget(scopes)
                 self._preparer.clear_cache()
+                items = await self._prepared([raw for raw, _ in items])
                 continue
+            raws = [raw for raw, _ in items]
             self._record(raws, result, time.perf_counter() - started)
-            return result
+            return raws
         raise PlaceholderConflict(f"placeholder numbering kept changing ({PLACEHOLDER_ATTEMPTS}x)")
 
-    async def process_until_done(self, raws: Sequence[RawMessage]) -> BatchResult:
+    async def until_done(
+        self, step: Callable[[], Awaitable[list[RawMessage]]], what: str
+    ) -> list[RawMessage]:
+        """Retry ``step`` (e.g. ``lambda: collector.process(raws)``) with backoff until it works."""
         delay = 0.5
         while True:
             try:
-                return await self.process(raws)
+                return await step()
             except Exception:
-                log.exception("batch of %d events failed; retrying in %.1fs", len(raws), delay)
+                log.exception("%s failed; retrying in %.1fs", what, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
@@ -100,7 +142,8 @@ class Collector:
         for (worker, reason), n in result.drops.items():
             metrics.drops.add(n, {"reason": reason, "worker_id": worker})
         if result.drops:
-            summary = ", ".join(f"{r}={n} ({w or '?'})" for (w, r), n in sorted(result.drops.items()))
+            summary = ", ".join(
+                f"{r}={n} ({w or '?'})" for (w, r), n in sorted(result.drops.items()))
             log.info("dropped in batch: %s", summary)
         log.debug(
             "batch: %d events (%d new), %d stored, %d labels updated, %d to DLQ in %.3fs",

@@ -30,6 +30,7 @@ class RawMessage:
     key: bytes | None
     value: bytes | None
     headers: Headers = field(default_factory=list)
+    token: Any = field(default=None, compare=False, repr=False)  # the engine's handle to ack
 
     @property
     def coordinates(self) -> str:

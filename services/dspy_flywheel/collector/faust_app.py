@@ -1,8 +1,9 @@
 """faust-streaming engine: one agent reads both topics in batches and acks after the DB commit.
 
 The agent iterates ``stream.noack_take(batch_max, within)``: faust does not acknowledge those
-events by itself; the agent calls ``stream.ack(event)`` for every event of a batch only after
-``Collector.process`` returned (DB transaction committed). faust's consumer commits the highest
+events by itself; the agent acknowledges exactly the events ``Collector.process`` reports as
+durable (DB transaction committed); events held in the join window stay unacknowledged until a
+later batch, the ``release_held`` timer or a revocation writes them. faust's consumer commits the highest
 contiguous acknowledged offset per partition every ``commit_interval_s``, so a committed offset
 never runs ahead of the database. A SIGKILL between DB commit and offset commit redelivers the
 tail, which the sink's idempotency gate skips.
@@ -49,7 +50,13 @@ def to_raw(event: EventT) -> RawMessage:
     headers: Any = m.headers or []
     if isinstance(headers, Mapping):
         headers = list(headers.items())
-    return RawMessage(m.topic, m.partition, m.offset, m.key, m.value, list(headers))
+    return RawMessage(m.topic, m.partition, m.offset, m.key, m.value, list(headers), event)
+
+
+def ack(raws: list[RawMessage]) -> None:
+    """Acknowledge durable events; faust commits the contiguous acknowledged prefix."""
+    for raw in raws:
+        raw.token.ack()
 
 
 def build_app(
@@ -68,6 +75,7 @@ def build_app(
         autodiscover=False,
         datadir=str(settings.data_dir / settings.group_id),
         stream_buffer_maxsize=max(4096, 2 * settings.batch_max),
+        stream_wait_empty=False,  # held events stay unacked; on revoke they are flushed instead
     )
     source = app.topic(
         topics.executions, topics.feedback,
@@ -76,10 +84,17 @@ def build_app(
     @app.agent(source, concurrency=1, name="collect")
     async def collect(stream: StreamT[bytes]) -> None:
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
-            batch: list[EventT] = list(events)  # type: ignore[arg-type]
-            await collector.process_until_done([to_raw(e) for e in batch])
-            for event in batch:
-                await stream.ack(event)
+            raws = [to_raw(e) for e in events]  # type: ignore[arg-type]
+            ack(await collector.until_done(lambda: collector.process(raws), "batch"))
+
+    @app.timer(max(settings.hold_s / 2, 0.1), name="release_held")
+    async def release_held() -> None:
+        if collector.held:
+            ack(await collector.until_done(collector.release_aged, "releasing held events"))
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        ack(await collector.until_done(collector.flush, "flushing held events"))
 
     @app.timer(settings.expiry_interval_s, name="expire_pending")
     async def expire() -> None:
@@ -119,6 +134,7 @@ async def run_faust(
         ready.set()
     try:
         await stop.wait()
+        ack(await collector.flush())
     finally:
         try:
             await asyncio.wait_for(worker.stop(), STOP_TIMEOUT_S)

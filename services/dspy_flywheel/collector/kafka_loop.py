@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from dspy_flywheel.collector.core import Collector
@@ -35,6 +35,45 @@ async def _every(seconds: float, name: str, job: Callable[[], Awaitable[Any]]) -
             log.exception("%s failed", name)
 
 
+class _Progress(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits what is durable: per partition, up to the lowest offset still held in memory."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.consumer: AIOKafkaConsumer | None = None
+        self._collector = collector
+        self._next: dict[TopicPartition, int] = {}  # offset after the last record read
+        self._committed: dict[TopicPartition, int] = {}
+
+    def read(self, tp: TopicPartition, last_offset: int) -> None:
+        self._next[tp] = last_offset + 1
+
+    async def commit(self) -> None:
+        assert self.consumer is not None
+        held = self._collector.lowest_held_offsets()
+        offsets = {}
+        for tp, after_last in self._next.items():
+            target = held.get((tp.topic, tp.partition), after_last)
+            if self._committed.get(tp) != target:
+                offsets[tp] = target
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+            self._committed.update(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            log.warning("offset commit failed (%s); those events will be redelivered", exc)
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._collector.until_done(self._collector.flush, "flushing held events")
+        await self.commit()
+        for tp in revoked:
+            self._next.pop(tp, None)
+            self._committed.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("assigned %d partitions", len(assigned))
+
+
 async def run_kafka(
     settings: CollectorSettings,
     collector: Collector,
@@ -44,14 +83,16 @@ async def run_kafka(
     ready: asyncio.Event | None = None,
 ) -> None:
     topics = settings.topics
+    progress = _Progress(collector)
     consumer = AIOKafkaConsumer(
-        topics.executions, topics.feedback,
         group_id=settings.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.batch_max,
         **settings.kafka.client_kwargs(),
     )
+    consumer.subscribe([topics.executions, topics.feedback], listener=progress)
+    progress.consumer = consumer
     await consumer.start()
     jobs = [
         asyncio.create_task(_every(settings.expiry_interval_s, "expiry",
@@ -76,15 +117,16 @@ async def run_kafka(
             records = fetch.result()
             raws = [RawMessage(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers))
                     for batch in records.values() for m in batch]
-            if not raws:
-                continue
-            await collector.process_until_done(raws)
-            offsets = {TopicPartition(tp.topic, tp.partition): batch[-1].offset + 1
-                       for tp, batch in records.items() if batch}
-            try:
-                await consumer.commit(offsets)
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                log.warning("offset commit failed (%s); the batch will be redelivered", exc)
+            if raws:
+                await collector.until_done(lambda: collector.process(raws), "batch")
+            elif collector.held:
+                await collector.until_done(collector.release_aged, "releasing held events")
+            for tp, batch in records.items():
+                if batch:
+                    progress.read(tp, batch[-1].offset)
+            await progress.commit()
+        await collector.until_done(collector.flush, "flushing held events")
+        await progress.commit()
     finally:
         stopping.cancel()
         for task in jobs:

@@ -11,7 +11,6 @@ import asyncpg
 from dspy_flywheel.collector.events import Execution, Feedback
 from dspy_flywheel.collector.join import PendingEntry
 from dspy_flywheel.security.crypto import Cipher
-from dspy_flywheel.store.examples import dumps
 
 PENDING_COLUMNS = (
     "execution_id, worker_id, key_id, execution_event_id, execution_enc, feedback_event_id,"
@@ -23,10 +22,15 @@ def _aad(execution_id: str, column: str) -> bytes:
     return f"collector_pending|{execution_id}|{column}".encode()
 
 
-def _execution_doc(e: Execution) -> dict[str, Any]:
-    doc = dataclasses.asdict(e)
-    doc["input_hash"] = e.input_hash.hex()
-    return doc
+_EXECUTION_FIELDS = tuple(f.name for f in dataclasses.fields(Execution))
+_FEEDBACK_FIELDS = tuple(f.name for f in dataclasses.fields(Feedback))
+
+
+def _doc(obj: Execution | Feedback, names: tuple[str, ...]) -> bytes:
+    doc = {n: getattr(obj, n) for n in names}  # shallow: the fields are JSON values already
+    if isinstance(obj, Execution):
+        doc["input_hash"] = obj.input_hash.hex()
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _execution_from(doc: dict[str, Any]) -> Execution:
@@ -43,9 +47,9 @@ def seal_entry(cipher: Cipher, entry: PendingEntry) -> tuple[Any, ...]:
         entry.worker_id,
         cipher.active_key,
         e.event_id if e else None,
-        cipher.encrypt(dumps(_execution_doc(e)).encode(), _aad(eid, "execution")) if e else None,
+        cipher.encrypt(_doc(e, _EXECUTION_FIELDS), _aad(eid, "execution")) if e else None,
         f.event_id if f else None,
-        cipher.encrypt(dumps(dataclasses.asdict(f)).encode(), _aad(eid, "feedback")) if f else None,
+        cipher.encrypt(_doc(f, _FEEDBACK_FIELDS), _aad(eid, "feedback")) if f else None,
         entry.dropped_reason,
     )
 

@@ -6,6 +6,10 @@ Service knobs::
     FLYWHEEL_COLLECTOR_GROUP_ID=flywheel-collector
     FLYWHEEL_COLLECTOR_BATCH_MAX=2000        events per DB transaction
     FLYWHEEL_COLLECTOR_BATCH_WITHIN_S=0.5    flush a partial batch after this long
+    FLYWHEEL_COLLECTOR_HOLD_S=2.0            keep an unmatched execution/feedback in memory this
+                                             long for its partner before writing it to the
+                                             join table (not acknowledged meanwhile)
+    FLYWHEEL_COLLECTOR_MAX_HELD=20000        ...and at most this many events
     FLYWHEEL_COLLECTOR_EXPIRY_INTERVAL_S=5   how often the join state is swept for expired entries
     FLYWHEEL_COLLECTOR_RETENTION_INTERVAL_S=600
     FLYWHEEL_COLLECTOR_PROCESSED_TTL_H=168   keep processed event ids this long (replay window)
@@ -44,6 +48,8 @@ class CollectorSettings(FlywheelSettings):
     group_id: str = "flywheel-collector"
     batch_max: int = Field(default=2000, ge=1)
     batch_within_s: float = Field(default=0.5, gt=0)
+    hold_s: float = Field(default=2.0, ge=0)
+    max_held: int = Field(default=20_000, ge=0)
     commit_interval_s: float = Field(default=1.0, gt=0)
     expiry_interval_s: float = Field(default=5.0, gt=0)
     retention_interval_s: float = Field(default=600.0, gt=0)

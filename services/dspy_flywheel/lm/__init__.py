@@ -19,7 +19,13 @@ from dspy_flywheel.lm.factory import (
     make_lm,
     reset_engine_stats,
 )
-from dspy_flywheel.lm.fake import FakeEngine, demo_count, format_fields, input_fields
+from dspy_flywheel.lm.fake import (
+    FakeEngine,
+    demo_count,
+    format_fields,
+    input_fields,
+    learning_responder,
+)
 from dspy_flywheel.lm.settings import EMBEDDED, KNOWN_MODELS, LMSettings
 from dspy_flywheel.lm.stats import EngineCounters, EngineStats
 
@@ -43,6 +49,7 @@ __all__ = [
     "engine_stats",
     "format_fields",
     "input_fields",
+    "learning_responder",
     "load_engine",
     "make_lm",
     "reset_engine_stats",

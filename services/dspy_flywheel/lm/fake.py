@@ -55,6 +55,23 @@ def format_fields(fields: Mapping[str, Any], *, as_json: bool) -> str:
     return "\n\n".join([*sections, "[[ ## completed ## ]]"])
 
 
+def learning_responder(
+    answer: Callable[[dict[str, str]], Mapping[str, Any]],
+    *,
+    untrained: Mapping[str, Any],
+    min_demos: int = 1,
+) -> Responder:
+    """A model that "learns" from demos: ``untrained`` without them, ``answer(inputs)`` with at
+    least ``min_demos`` — so an optimizer's compiled program measurably beats the baseline."""
+
+    def respond(messages: list[ChatMessage]) -> Mapping[str, Any]:
+        if demo_count(messages) >= min_demos:
+            return answer(input_fields(messages))
+        return untrained
+
+    return respond
+
+
 def count_tokens(text: str) -> int:
     """A stand-in tokenizer: whitespace-separated words."""
     return len(text.split())

@@ -26,7 +26,8 @@ from dspy_flywheel.manager.metrics import PerformanceMetrics, performance_metric
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.optimizer import outbox
 from dspy_flywheel.optimizer.catalog import canonical_name
-from dspy_flywheel.store import create_pool, jobs, programs
+from dspy_flywheel.store import apply_migrations, create_pool, jobs, programs
+from dspy_flywheel.store.pool import connect
 from dspy_flywheel.telemetry import current_traceparent, tracer
 
 TRIGGER_TYPES = ("manual", "periodic", "performance", "batch")
@@ -96,7 +97,13 @@ class OptimizationManager:
         await self.close()
 
     async def start(self) -> None:
+        """Open the pool (applying pending migrations first, as the services do)."""
         if self._pool is None:
+            conn = await connect(self.settings.postgres)
+            try:
+                await apply_migrations(conn, self.settings.db_schema)
+            finally:
+                await conn.close()
             self._pool = await create_pool(self.settings.postgres, self.settings.db_schema)
             self._stack.push_async_callback(self._pool.close)
 

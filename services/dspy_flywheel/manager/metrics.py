@@ -35,14 +35,14 @@ async def _table_exists(pool: asyncpg.Pool, name: str) -> bool:
 async def rolling_accuracy(
     pool: asyncpg.Pool, worker_id: str, window: int
 ) -> tuple[float | None, int]:
-    """Mean score of the worker's last ``window`` scored examples (collector's table)."""
+    """Mean score of the worker's last ``window`` scored examples (the collector's table)."""
     if not await _table_exists(pool, "training_examples"):
         return None, 0
     row = await pool.fetchrow(
         """SELECT avg(score) AS accuracy, count(*) AS n FROM (
                SELECT score FROM training_examples
                WHERE worker_id = $1 AND score IS NOT NULL
-               ORDER BY created_at DESC LIMIT $2) recent""",
+               ORDER BY id DESC LIMIT $2) recent""",
         worker_id, window,
     )
     n = int(row["n"]) if row else 0

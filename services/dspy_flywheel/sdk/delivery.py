@@ -347,10 +347,11 @@ class Delivery:
     async def drain(self, deadline: float) -> None:
         """Wait until outbox and spool are delivered, Kafka is down, or the deadline passes."""
         self._kick.set()
+        connect_deadline = min(deadline, time.monotonic() + 2.0)
         while time.monotonic() < deadline:
             if self._producer is None:
-                if self._kafka_state.reachable is False:
-                    return  # Kafka is down: what is left goes to the spool
+                if self._kafka_state.reachable is False or time.monotonic() > connect_deadline:
+                    return  # Kafka is down (or not answering): what is left goes to the spool
                 await asyncio.sleep(0.01)  # still connecting
                 continue
             idle = not (self._outbox or self._inflight or self._replaying)

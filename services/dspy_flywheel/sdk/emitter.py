@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -28,6 +29,12 @@ from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool
 
 log = logging.getLogger(__name__)
+_random = random.Random()
+
+
+def _new_traceparent() -> str:
+    """A new sampled trace for an event whose call had no trace context."""
+    return f"00-{_random.getrandbits(128) or 1:032x}-{_random.getrandbits(64) or 1:016x}-01"
 
 Builder = Callable[[Any], Mapping[str, Any]]
 
@@ -172,7 +179,8 @@ class Emitter:
         try:
             record = item.build(item.payload) if item.build is not None else item.payload
             encoded = encode(
-                item.event_type, record, traceparent=item.traceparent, event_id=item.event_id
+                item.event_type, record, traceparent=item.traceparent or _new_traceparent(),
+                event_id=item.event_id,
             )
         except Exception as exc:
             self._counters.encode_errors += 1

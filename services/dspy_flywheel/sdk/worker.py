@@ -53,16 +53,30 @@ _perf = time.perf_counter
 _random = random.Random()
 
 
-def _traceparent(span: Span) -> str:
+def _traceparent(span: Span) -> str | None:
     """W3C traceparent of ``span``. Without an OpenTelemetry SDK the span is a no-op: the event
-    still gets a sampled context (the caller's trace when there is one, else a new trace), so
-    services downstream can join their spans to this call."""
+    then joins the caller's trace if there is one; otherwise (None) the emitter starts a new
+    sampled trace for it, so services downstream can still join their spans to this call."""
     ctx = span.get_span_context()
     if ctx.is_valid:
         return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
     parent = trace.get_current_span().get_span_context()
-    trace_id = parent.trace_id if parent.is_valid else _random.getrandbits(128) or 1
-    return f"00-{trace_id:032x}-{_random.getrandbits(64) or 1:016x}-01"
+    if parent.is_valid:
+        return f"00-{parent.trace_id:032x}-{_random.getrandbits(64) or 1:016x}-01"
+    return None
+
+
+def _enter(span: Span) -> object | None:
+    """Make ``span`` current (skipped for the no-op span of a process without an SDK)."""
+    if not span.get_span_context().is_valid:
+        return None
+    return otel_context.attach(trace.set_span_in_context(span))
+
+
+def _leave(span: Span, token: object | None) -> None:
+    if token is not None:
+        otel_context.detach(token)  # type: ignore[arg-type]  # the token attach() returned
+    span.end()
 
 
 def _outputs_of(result: Any) -> dict[str, Any]:
@@ -128,7 +142,7 @@ class Worker:
         span = _tracer.start_span(SPAN_NAME)
         if span.is_recording():
             self._annotate(span, execution_id, serving.version)
-        otel_token = otel_context.attach(trace.set_span_in_context(span))
+        otel_token = _enter(span)
         tracker, usage_token = usage.begin()
         started = _perf()
         try:
@@ -141,8 +155,7 @@ class Worker:
             raise
         latency_ms = (_perf() - started) * 1000
         usage.end(usage_token)
-        otel_context.detach(otel_token)
-        span.end()
+        _leave(span, otel_token)
         return self._succeeded(span, result, serving.version, execution_id, inputs, latency_ms,
                                tracker)
 
@@ -152,7 +165,7 @@ class Worker:
         span = _tracer.start_span(SPAN_NAME)
         if span.is_recording():
             self._annotate(span, execution_id, serving.version)
-        otel_token = otel_context.attach(trace.set_span_in_context(span))
+        otel_token = _enter(span)
         tracker, usage_token = usage.begin()
         started = _perf()
         try:
@@ -169,8 +182,7 @@ class Worker:
             raise
         latency_ms = (_perf() - started) * 1000
         usage.end(usage_token)
-        otel_context.detach(otel_token)
-        span.end()
+        _leave(span, otel_token)
         return self._succeeded(span, result, serving.version, execution_id, inputs, latency_ms,
                                tracker)
 
@@ -197,7 +209,7 @@ class Worker:
     def _failed(
         self,
         span: Span,
-        otel_token: object,
+        otel_token: object | None,
         exc: BaseException,
         version: int | None,
         execution_id: str,
@@ -210,8 +222,7 @@ class Worker:
         if span.is_recording():
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
-        otel_context.detach(otel_token)  # type: ignore[arg-type]  # the token attach() gave
-        span.end()
+        _leave(span, otel_token)
         self._emit_execution(
             span, version, execution_id, inputs, None, error_text(exc), latency_ms, tracker
         )

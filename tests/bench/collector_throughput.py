@@ -1,0 +1,164 @@
+"""Collector throughput against a raw consume+COPY baseline, same broker and database, same run.
+
+    eval "$(ops/stack env)"
+    python tests/bench/collector_throughput.py [--n 20000] [--engine faust|kafka|both]
+                                               [--pii-every 10] [--batch-max 2000]
+
+``--n`` events are pre-produced (n/2 executions + n/2 matching feedback, support-ticket texts,
+one in ``--pii-every`` carrying a PII value) to private topics. Then, each with a fresh consumer
+group and schema:
+
+(a) raw: aiokafka ``getmany`` + ``copy_records_to_table`` of (topic, partition, offset,
+    event_id, value) + offset commit - no decoding, no processing;
+(b) the collector (``dspy_flywheel.collector.app.run``, in this process): decode, validate,
+    anonymize, join, filter, encrypt, write, commit.
+
+Both are timed from their first consumed record to the last one being durable (raw: last
+COPY committed; collector: every event id in ``collector_processed_events`` and n/2 examples
+stored), so group-join and startup time are excluded. eps = events per second.
+Last line: ``collector_throughput collector_eps=... raw_eps=... ratio=...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import os
+import time
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from dspy_flywheel.bus import ensure_topics
+from dspy_flywheel.collector.app import run
+from dspy_flywheel.collector.settings import CollectorSettings
+from dspy_flywheel.collector.synthetic import make_events
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.security.crypto import EncryptionSettings
+from dspy_flywheel.settings import KafkaSettings, PostgresSettings
+from dspy_flywheel.store.pool import connect
+
+POLL_S = 0.05
+
+
+async def produce(kafka: KafkaSettings, topics: Topics, n: int, pii_every: int) -> None:
+    data = make_events(n // 2, pii_every=pii_every)
+    producer = AIOKafkaProducer(**kafka.client_kwargs(), linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        futures = []
+        for e, f, key in zip(data.executions, data.feedback, data.keys, strict=True):
+            k = key.encode()
+            futures.append(await producer.send(topics.executions, e.value, key=k, headers=e.headers))
+            futures.append(await producer.send(topics.feedback, f.value, key=k, headers=f.headers))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_baseline(kafka: KafkaSettings, pg: PostgresSettings, topics: Topics, n: int,
+                       batch_max: int) -> float:
+    schema = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    conn = await connect(pg)
+    await conn.execute(f'CREATE SCHEMA "{schema}"')
+    await conn.execute(f'CREATE TABLE "{schema}".raw_events (topic text, part int, "offset" bigint,'
+                       ' event_id text, value bytea)')
+    consumer = AIOKafkaConsumer(
+        topics.executions, topics.feedback, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch_max,
+        **kafka.client_kwargs())
+    await consumer.start()
+    seen, first = 0, None
+    try:
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=batch_max)
+            rows = [(m.topic, m.partition, m.offset, dict(m.headers).get("event_id", b"").decode(),
+                     m.value) for msgs in batches.values() for m in msgs]
+            if not rows:
+                continue
+            first = first or time.perf_counter()
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "raw_events", records=rows, schema_name=schema)
+            await consumer.commit()
+            seen += len(rows)
+        elapsed = time.perf_counter() - (first or time.perf_counter())
+    finally:
+        await consumer.stop()
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await conn.close()
+    return n / elapsed
+
+
+async def collector_run(settings: CollectorSettings, n: int) -> float:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run(settings, stop=stop, ready=ready))
+    await ready.wait()
+    conn = await connect(settings.postgres, settings.db_schema)
+    first = None
+    try:
+        while True:
+            if task.done():
+                task.result()
+                raise RuntimeError("collector stopped early")
+            processed = await conn.fetchval("SELECT count(*) FROM collector_processed_events")
+            now = time.perf_counter()
+            if processed and first is None:
+                first = now
+            if processed >= n:
+                stored = await conn.fetchval("SELECT count(*) FROM training_examples")
+                if stored != n // 2:
+                    drops = await conn.fetch("SELECT * FROM collector_drops")
+                    raise RuntimeError(f"expected {n // 2} examples, got {stored}: {drops}")
+                break
+            await asyncio.sleep(POLL_S)
+        # first observation happens up to one poll after the real first commit
+        elapsed = now - first + POLL_S if first else float("nan")
+    finally:
+        stop.set()
+        await task
+        await conn.execute(f'DROP SCHEMA "{settings.db_schema}" CASCADE')
+        await conn.close()
+    return n / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=20_000, help="events to pre-produce (even)")
+    parser.add_argument("--engine", choices=["faust", "kafka", "both"], default="faust")
+    parser.add_argument("--pii-every", type=int, default=10)
+    parser.add_argument("--batch-max", type=int, default=2000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    n = args.n - args.n % 2
+    run_id = uuid.uuid4().hex[:8]
+    kafka, pg = KafkaSettings(), PostgresSettings()
+    topics = Topics(prefix=f"bench{run_id}-", partitions=3)
+    await ensure_topics(kafka, topics)
+    t0 = time.perf_counter()
+    await produce(kafka, topics, n, args.pii_every)
+    print(f"produced {n} events in {time.perf_counter() - t0:.1f}s to {topics.prefix}*")
+
+    raw_eps = await raw_baseline(kafka, pg, topics, n, args.batch_max)
+    print(f"raw baseline (consume + COPY): {raw_eps:,.0f} events/s")
+    keys = os.environ.get("FLYWHEEL_ENCRYPTION_KEYS") or (
+        "bench:" + base64.b64encode(os.urandom(32)).decode())
+    engines = ["faust", "kafka"] if args.engine == "both" else [args.engine]
+    results = {}
+    for engine in engines:
+        settings = CollectorSettings().model_copy(update={
+            "topic_prefix": topics.prefix, "db_schema": f"bench_{engine}_{run_id}",
+            "engine": engine, "group_id": f"bench-{engine}-{run_id}",
+            "batch_max": args.batch_max, "encryption": EncryptionSettings(keys=keys)})
+        results[engine] = await collector_run(settings, n)
+        print(f"collector ({engine} engine): {results[engine]:,.0f} events/s "
+              f"(ratio {results[engine] / raw_eps:.2f})")
+    eps = results[engines[0]]
+    print(f"collector_throughput collector_eps={eps:.0f} raw_eps={raw_eps:.0f} "
+          f"ratio={eps / raw_eps:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
