@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -20,8 +21,13 @@ async def record_audit(conn: asyncpg.Pool | asyncpg.Connection, actor: str, acti
 class AuditLog:
     """Records to the database; a failure to audit is logged loudly, never swallowed silently."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    def __init__(self, pool: asyncpg.Pool | Callable[[], asyncpg.Pool]) -> None:
+        self._pool = pool
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The pool (resolved per call: an app's pool may open only at startup)."""
+        return self._pool if isinstance(self._pool, asyncpg.Pool) else self._pool()
 
     async def record(self, actor: str, action: str, target: str | None,
                      details: dict[str, Any] | None = None) -> None:

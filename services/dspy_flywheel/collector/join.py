@@ -19,7 +19,6 @@ orphan_feedback when a pending entry expires (collector.jobs).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,8 +101,19 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or value in ({}, [])
 
 
+def content_chars(value: Any) -> int:
+    """Characters of the strings and scalars in a JSON value (about its JSON length)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(k) + content_chars(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(content_chars(v) for v in value)
+    return 0 if value is None else len(str(value))
+
+
 def _too_long(value: Any, policy: WorkerPolicy) -> bool:
-    return value is not None and len(json.dumps(value, ensure_ascii=False)) > policy.max_field_chars
+    return value is not None and content_chars(value) > policy.max_field_chars
 
 
 def execution_drop_reason(e: Execution, policy: WorkerPolicy) -> str | None:

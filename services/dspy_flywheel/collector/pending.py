@@ -11,6 +11,7 @@ import asyncpg
 from dspy_flywheel.collector.events import Execution, Feedback
 from dspy_flywheel.collector.join import PendingEntry
 from dspy_flywheel.security.crypto import Cipher
+from dspy_flywheel.store.examples import dump_bytes
 
 PENDING_COLUMNS = (
     "execution_id, worker_id, key_id, execution_event_id, execution_enc, feedback_event_id,"
@@ -30,7 +31,7 @@ def _doc(obj: Execution | Feedback, names: tuple[str, ...]) -> bytes:
     doc = {n: getattr(obj, n) for n in names}  # shallow: the fields are JSON values already
     if isinstance(obj, Execution):
         doc["input_hash"] = obj.input_hash.hex()
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    return dump_bytes(doc)
 
 
 def _execution_from(doc: dict[str, Any]) -> Execution:

@@ -6,7 +6,7 @@ import logging
 
 import uvicorn
 
-from dspy_flywheel.manager.api import create_app
+from dspy_flywheel.manager.api import create_secured_app
 from dspy_flywheel.manager.core import OptimizationManager
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.telemetry import setup_tracing
@@ -17,7 +17,7 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     setup_tracing("dspy-flywheel-manager")
     settings = ManagerSettings()
-    app = create_app(OptimizationManager(settings), own_manager=True)
+    app = create_secured_app(OptimizationManager(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 
 

@@ -9,6 +9,10 @@
     POST /api/v1/workers/{worker_id}/schedule          {trigger_type?}
     GET  /api/v1/workers/{worker_id}/metrics
     GET  /api/v1/workers/{worker_id}/programs
+    GET  /api/v1/dashboard   and   GET /dashboard (HTML)
+
+``create_secured_app`` puts the routes behind API tokens with roles and writes the audit log
+(see ``dspy_flywheel.access``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from dspy_flywheel.access import AccessMiddleware, AuditLog, TokenStore
+from dspy_flywheel.access.rbac import ASGIApp
+from dspy_flywheel.dashboard import dashboard_routes
 from dspy_flywheel.manager.core import ManagerError, OptimizationManager
 from dspy_flywheel.optimizer.errors import OptimizerConfigError
 
@@ -139,5 +146,12 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         Route("/api/v1/workers/{worker_id}/schedule", _guarded(schedule), methods=["POST"]),
         Route("/api/v1/workers/{worker_id}/metrics", _guarded(metrics)),
         Route("/api/v1/workers/{worker_id}/programs", _guarded(worker_programs)),
+        *dashboard_routes(lambda: manager.pool),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def create_secured_app(manager: OptimizationManager, tokens: TokenStore | None = None) -> ASGIApp:
+    """The API behind RBAC (``FLYWHEEL_API_TOKENS``) with every mutation in the audit log."""
+    app = create_app(manager, own_manager=True)
+    return AccessMiddleware(app, tokens or TokenStore.from_env(), AuditLog(lambda: manager.pool))

@@ -38,7 +38,7 @@ class WorkerSettings(FlywheelSettings):
     spool_max_bytes: int = 512 * 1024 * 1024
     spool_segment_bytes: int = 8 * 1024 * 1024
     fsync_interval_ms: int = 200
-    linger_ms: int = 20
+    linger_ms: int = 100
     batch_max: int = 2_000
     request_timeout_ms: int = 5_000
     suspect_after_ms: int = 1_000

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from dspy_flywheel.security.crypto import Cipher
 
@@ -46,8 +47,18 @@ class TrainingExample:
     created_at: datetime
 
 
+def dump_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact UTF-8 JSON (orjson; the stdlib for what orjson refuses, e.g. huge integers)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"),
+                          sort_keys=sort_keys).encode()
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    """Canonical JSON text: compact, sorted keys."""
+    return dump_bytes(value, sort_keys=True).decode()
 
 
 def content_aad(execution_id: str, column: str) -> bytes:
@@ -59,7 +70,7 @@ def seal(
 ) -> bytes | None:
     if value is None:
         return None
-    return cipher.encrypt(dumps(value).encode(), content_aad(execution_id, column), key_id)
+    return cipher.encrypt(dump_bytes(value), content_aad(execution_id, column), key_id)
 
 
 def unseal(
@@ -82,7 +93,7 @@ def _normalize(value: Any) -> Any:
 
 def input_hash(cipher: Cipher, worker_id: str, inputs: JsonDict) -> bytes:
     """Keyed hash of anonymized inputs, normalized (NFC, collapsed whitespace, sorted keys)."""
-    canonical = dumps(_normalize(inputs)).encode()
+    canonical = dump_bytes(_normalize(inputs), sort_keys=True)
     return cipher.keyed_hash(worker_id.encode() + b"\0" + canonical)
 
 
