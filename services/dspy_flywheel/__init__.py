@@ -34,7 +34,16 @@ _EXPORTS = {
     "signature_of": "dspy_flywheel.sdk",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "DSPyAgent",
+    "Worker",
+    "WorkerConfigError",
+    "WorkerSettings",
+    "WorkerSpec",
+    "dspy_worker",
+    "dspy_worker_optimized",
+    "signature_of",
+]
 
 
 def __getattr__(name: str) -> Any:

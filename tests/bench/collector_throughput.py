@@ -51,37 +51,55 @@ async def produce(kafka: KafkaSettings, topics: Topics, n: int, pii_every: int) 
         futures = []
         for e, f, key in zip(data.executions, data.feedback, data.keys, strict=True):
             k = key.encode()
-            futures.append(await producer.send(topics.executions, e.value, key=k, headers=e.headers))
+            futures.append(
+                await producer.send(topics.executions, e.value, key=k, headers=e.headers)
+            )
             futures.append(await producer.send(topics.feedback, f.value, key=k, headers=f.headers))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
 
 
-async def raw_baseline(kafka: KafkaSettings, pg: PostgresSettings, topics: Topics, n: int,
-                       batch_max: int) -> float:
+async def raw_baseline(
+    kafka: KafkaSettings, pg: PostgresSettings, topics: Topics, n: int, batch_max: int
+) -> float:
     schema = f"bench_raw_{uuid.uuid4().hex[:8]}"
     conn = await connect(pg)
     await conn.execute(f'CREATE SCHEMA "{schema}"')
-    await conn.execute(f'CREATE TABLE "{schema}".raw_events (topic text, part int, "offset" bigint,'
-                       ' event_id text, value bytea)')
+    await conn.execute(
+        f'CREATE TABLE "{schema}".raw_events (topic text, part int, "offset" bigint,'
+        " event_id text, value bytea)"
+    )
     consumer = AIOKafkaConsumer(
-        topics.executions, topics.feedback, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch_max,
-        **kafka.client_kwargs())
+        topics.executions,
+        topics.feedback,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch_max,
+        **kafka.client_kwargs(),
+    )
     await consumer.start()
     seen, first = 0, None
     try:
         while seen < n:
             batches = await consumer.getmany(timeout_ms=500, max_records=batch_max)
-            rows = [(m.topic, m.partition, m.offset, dict(m.headers).get("event_id", b"").decode(),
-                     m.value) for msgs in batches.values() for m in msgs]
+            rows = [
+                (
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    dict(m.headers).get("event_id", b"").decode(),
+                    m.value,
+                )
+                for msgs in batches.values()
+                for m in msgs
+            ]
             if not rows:
                 continue
             first = first or time.perf_counter()
             async with conn.transaction():
-                await conn.copy_records_to_table(
-                    "raw_events", records=rows, schema_name=schema)
+                await conn.copy_records_to_table("raw_events", records=rows, schema_name=schema)
             await consumer.commit()
             seen += len(rows)
         elapsed = time.perf_counter() - (first or time.perf_counter())
@@ -144,20 +162,31 @@ async def main() -> None:
     raw_eps = await raw_baseline(kafka, pg, topics, n, args.batch_max)
     print(f"raw baseline (consume + COPY): {raw_eps:,.0f} events/s")
     keys = os.environ.get("FLYWHEEL_ENCRYPTION_KEYS") or (
-        "bench:" + base64.b64encode(os.urandom(32)).decode())
+        "bench:" + base64.b64encode(os.urandom(32)).decode()
+    )
     engines = ["faust", "kafka"] if args.engine == "both" else [args.engine]
     results = {}
     for engine in engines:
-        settings = CollectorSettings().model_copy(update={
-            "topic_prefix": topics.prefix, "db_schema": f"bench_{engine}_{run_id}",
-            "engine": engine, "group_id": f"bench-{engine}-{run_id}",
-            "batch_max": args.batch_max, "encryption": EncryptionSettings(keys=keys)})
+        settings = CollectorSettings().model_copy(
+            update={
+                "topic_prefix": topics.prefix,
+                "db_schema": f"bench_{engine}_{run_id}",
+                "engine": engine,
+                "group_id": f"bench-{engine}-{run_id}",
+                "batch_max": args.batch_max,
+                "encryption": EncryptionSettings(keys=keys),
+            }
+        )
         results[engine] = await collector_run(settings, n)
-        print(f"collector ({engine} engine): {results[engine]:,.0f} events/s "
-              f"(ratio {results[engine] / raw_eps:.2f})")
+        print(
+            f"collector ({engine} engine): {results[engine]:,.0f} events/s "
+            f"(ratio {results[engine] / raw_eps:.2f})"
+        )
     eps = results[engines[0]]
-    print(f"collector_throughput collector_eps={eps:.0f} raw_eps={raw_eps:.0f} "
-          f"ratio={eps / raw_eps:.2f}")
+    print(
+        f"collector_throughput collector_eps={eps:.0f} raw_eps={raw_eps:.0f} "
+        f"ratio={eps / raw_eps:.2f}"
+    )
 
 
 if __name__ == "__main__":

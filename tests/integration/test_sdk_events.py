@@ -63,10 +63,15 @@ def close_later() -> Iterator[list[Any]]:
 
 
 async def test_1000_calls_give_exactly_1000_events_with_their_fields(
-    engine: FakeEngine, kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path,
+    engine: FakeEngine,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    tmp_path: Path,
     close_later: list[Any],
 ) -> None:
-    worker = ClassifyWorker.create(settings=settings_for(kafka_settings, topics, tmp_path, reload=False))
+    worker = ClassifyWorker.create(
+        settings=settings_for(kafka_settings, topics, tmp_path, reload=False)
+    )
     close_later.append(worker)
     expected: dict[str, dict[str, Any]] = {}
     for i in range(1000):
@@ -78,82 +83,110 @@ async def test_1000_calls_give_exactly_1000_events_with_their_fields(
             expected[worker.last_execution_id or ""] = {"text": text, "label": None}
     assert len(expected) == 1000
 
-    events = await read_events(kafka_settings, topics.executions, count=1000, timeout=60)
+    events = await read_events(kafka_settings, topics.executions, count=1000, within_s=60)
     assert len(events) == 1000
     assert len({e.event_id for e in events}) == 1000
     for event in events:
         r = event.record
         assert event.event_type == "ExecutionRecorded"
         assert event.event_id == r["execution_id"]
-        assert event.traceparent and event.traceparent.startswith("00-")
+        assert event.traceparent
+        assert event.traceparent.startswith("00-")
         want = expected.pop(r["execution_id"])
-        assert r["worker_id"] == "classifier" and r["worker_type"] == "classifier"
+        assert r["worker_id"] == "classifier"
+        assert r["worker_type"] == "classifier"
         assert json.loads(r["inputs_json"]) == {"text": want["text"]}
         assert r["program_version"] is None
         assert r["latency_ms"] > 0
         if want["label"] is None:
-            assert r["success"] is False and r["outputs_json"] is None
+            assert r["success"] is False
+            assert r["outputs_json"] is None
             assert r["error"].startswith("ValueError: cannot classify")
             assert r["lm_calls"] == 0
         else:
-            assert r["success"] is True and r["error"] is None
+            assert r["success"] is True
+            assert r["error"] is None
             assert json.loads(r["outputs_json"]) == {"label": want["label"]}
-            assert r["lm_calls"] == 1 and r["prompt_tokens"] > 0 and r["completion_tokens"] > 0
+            assert r["lm_calls"] == 1
+            assert r["prompt_tokens"] > 0
+            assert r["completion_tokens"] > 0
     assert expected == {}
     stats = worker.stats()
-    assert stats["overflow_dropped"] == 0 and stats["enqueued"] == 1000
+    assert stats["overflow_dropped"] == 0
+    assert stats["enqueued"] == 1000
 
 
 async def test_feedback_events(
-    engine: FakeEngine, kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path,
+    engine: FakeEngine,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    tmp_path: Path,
     close_later: list[Any],
 ) -> None:
-    worker = ClassifyWorker.create(settings=settings_for(kafka_settings, topics, tmp_path, reload=False))
+    worker = ClassifyWorker.create(
+        settings=settings_for(kafka_settings, topics, tmp_path, reload=False)
+    )
     close_later.append(worker)
     pred = worker(text="bill me")
     worker.feedback(pred.execution_id, label="billing")
     worker.feedback(pred.execution_id, label={"label": "tech"}, source="reviewer")
-    events = await read_events(kafka_settings, topics.feedback, count=2, timeout=30)
-    assert [(json.loads(e.record["label"]), e.record["score"], e.record["source"]) for e in events] == [
-        ({"label": "billing"}, 1.0, "user"), ({"label": "tech"}, 0.0, "reviewer"),
+    events = await read_events(kafka_settings, topics.feedback, count=2, within_s=30)
+    assert [
+        (json.loads(e.record["label"]), e.record["score"], e.record["source"]) for e in events
+    ] == [
+        ({"label": "billing"}, 1.0, "user"),
+        ({"label": "tech"}, 0.0, "reviewer"),
     ]
     assert {e.record["execution_id"] for e in events} == {pred.execution_id}
 
 
 async def test_optimized_worker_registers_its_trigger_config(
-    engine: FakeEngine, kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path,
+    engine: FakeEngine,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    tmp_path: Path,
     close_later: list[Any],
 ) -> None:
     worker = OptimizedClassify.create(settings=settings_for(kafka_settings, topics, tmp_path / "a"))
     close_later.append(worker)
     assert await wait_until(lambda: worker.stats()["trigger_config_registered"], 30)
-    (config,) = await read_events(kafka_settings, topics.trigger_config, count=1, timeout=30)
+    (config,) = await read_events(kafka_settings, topics.trigger_config, count=1, within_s=30)
     r = config.record
-    assert r["worker_id"] == "classifier" and r["policy"] == "performance"
-    assert r["threshold"] == 0.7 and r["optimizer"] == "BootstrapFewShot"
+    assert r["worker_id"] == "classifier"
+    assert r["policy"] == "performance"
+    assert r["threshold"] == 0.7
+    assert r["optimizer"] == "BootstrapFewShot"
     assert r["program_ref"] == f"{__name__}:Classify.build_program"
     assert r["metric_ref"] == f"{__name__}:label_metric"
     worker.close(5)
 
     # An operator tunes it; a restarted worker keeps the operator's thresholds.
-    await publish_record(kafka_settings, topics.trigger_config, "classifier", "TriggerConfig",
-                         dict(r, threshold=0.95, window_size=10, updated_by="operator"))
+    await publish_record(
+        kafka_settings,
+        topics.trigger_config,
+        "classifier",
+        "TriggerConfig",
+        dict(r, threshold=0.95, window_size=10, updated_by="operator"),
+    )
     again = OptimizedClassify.create(settings=settings_for(kafka_settings, topics, tmp_path / "b"))
     close_later.append(again)
     assert await wait_until(lambda: again.stats()["trigger_config_registered"], 30)
     again.close(5)
-    configs = await read_events(kafka_settings, topics.trigger_config, count=2, timeout=10)
+    configs = await read_events(kafka_settings, topics.trigger_config, count=2, within_s=10)
     assert len(configs) == 2  # nothing re-published: the code-owned fields were already current
     assert configs[-1].record["threshold"] == 0.95
 
 
 async def test_auto_collect_off_is_marked_on_execution_events(
-    engine: FakeEngine, kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path,
+    engine: FakeEngine,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    tmp_path: Path,
     close_later: list[Any],
 ) -> None:
     spec = dspy_worker_optimized("classifier", auto_collect_training=False)(Classify)
     worker = spec.create(settings=settings_for(kafka_settings, topics, tmp_path, reload=False))
     close_later.append(worker)
     worker(text="bill")
-    (event,) = await read_events(kafka_settings, topics.executions, count=1, timeout=30)
+    (event,) = await read_events(kafka_settings, topics.executions, count=1, within_s=30)
     assert event.headers.get("auto_collect") == b"false"

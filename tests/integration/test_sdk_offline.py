@@ -64,8 +64,10 @@ def test_calls_succeed_and_events_spool_without_kafka(engine: FakeEngine, tmp_pa
     worker.close(10)
     assert time.monotonic() - closing < 5.0
     stats = worker.stats()
-    assert stats["broker"] == "down" and "Unable to bootstrap" in str(stats["last_error"])
-    assert stats["spooled"] == 301 and stats["overflow_dropped"] == 0
+    assert stats["broker"] == "down"
+    assert "Unable to bootstrap" in str(stats["last_error"])
+    assert stats["spooled"] == 301
+    assert stats["overflow_dropped"] == 0
 
     spool = Spool(tmp_path / "spool", max_bytes=10**9, segment_bytes=10**6)
     spooled = [m for m, _ in spool.read(1000)]
@@ -76,9 +78,15 @@ def test_calls_succeed_and_events_spool_without_kafka(engine: FakeEngine, tmp_pa
 
 def test_a_full_spool_overflows_visibly(engine: FakeEngine, tmp_path: Path) -> None:
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{unused_port()}")
-    worker = Classify.create(settings=WorkerSettings(
-        kafka=kafka, spool_dir=tmp_path, queue_max=5, spool_max_bytes=3_000, reload=False,
-    ))
+    worker = Classify.create(
+        settings=WorkerSettings(
+            kafka=kafka,
+            spool_dir=tmp_path,
+            queue_max=5,
+            spool_max_bytes=3_000,
+            reload=False,
+        )
+    )
     for i in range(60):
         worker(text=f"ticket {i}")
     worker.close(5)

@@ -7,6 +7,7 @@ every event must arrive exactly once after the broker (or the worker process) co
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -38,11 +39,17 @@ class PrivateBroker:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.env = {**os.environ, "FLYWHEEL_STATE": str(state), "FLYWHEEL_KAFKA_PORT": str(self.port)}
+        self.env = {
+            **os.environ,
+            "FLYWHEEL_STATE": str(state),
+            "FLYWHEEL_KAFKA_PORT": str(self.port),
+        }
         self.kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{self.port}")
 
     def _run(self, command: str) -> None:
-        done = subprocess.run([str(KAFKA_SH), command], env=self.env, capture_output=True, text=True)
+        done = subprocess.run(
+            [str(KAFKA_SH), command], env=self.env, capture_output=True, text=True
+        )
         assert done.returncode == 0, f"ops/kafka.sh {command} failed:\n{done.stderr[-3000:]}"
 
     def up(self) -> None:
@@ -85,11 +92,15 @@ async def provisioned(broker: PrivateBroker, name: str) -> Topics:
 
 
 async def test_broker_stopped_mid_run(broker: PrivateBroker, tmp_path: Path, fake_lm: None) -> None:
-    broker.up()
+    await asyncio.to_thread(broker.up)
     topics = await provisioned(broker, "outage")
-    worker: Worker = Classify.create(settings=WorkerSettings(
-        kafka=broker.kafka, topic_prefix=topics.prefix, spool_dir=tmp_path,
-    ))
+    worker: Worker = Classify.create(
+        settings=WorkerSettings(
+            kafka=broker.kafka,
+            topic_prefix=topics.prefix,
+            spool_dir=tmp_path,
+        )
+    )
     ids: list[str] = []
     before: list[float] = []
     during: list[float] = []
@@ -108,20 +119,23 @@ async def test_broker_stopped_mid_run(broker: PrivateBroker, tmp_path: Path, fak
         stopper.join()
         assert len(during) >= 300, "the broker took too long to stop for a meaningful test"
         stats = worker.stats()
-        assert stats["spool_pending"] > 0 and stats["overflow_dropped"] == 0
+        assert stats["spool_pending"] > 0
+        assert stats["overflow_dropped"] == 0
         p50_before, p50_during = statistics.median(before), statistics.median(during)
-        print(f"call p50 before {p50_before * 1e3:.2f} ms, while down {p50_during * 1e3:.2f} ms, "
-              f"max while down {max(during) * 1e3:.1f} ms; spooled {stats['spool_pending']}")
+        print(
+            f"call p50 before {p50_before * 1e3:.2f} ms, while down {p50_during * 1e3:.2f} ms, "
+            f"max while down {max(during) * 1e3:.1f} ms; spooled {stats['spool_pending']}"
+        )
         assert max(during) < 2.0  # nowhere near Kafka's timeouts: nothing waits on the broker
         assert p50_during < 2 * p50_before + 0.005
 
-        broker.up()
+        await asyncio.to_thread(broker.up)
         assert await wait_until(
             lambda: worker.stats()["spool_pending"] == 0 and worker.stats()["outbox"] == 0, 120
         ), worker.stats()
     finally:
         worker.close(10)
-    events = await read_events(broker.kafka, topics.executions, count=2000, timeout=60, settle=2)
+    events = await read_events(broker.kafka, topics.executions, count=2000, within_s=60, settle=2)
     event_ids = [e.event_id for e in events]
     assert len(event_ids) == 2000
     assert len(set(event_ids)) == 2000  # zero duplicates
@@ -161,17 +175,11 @@ if ending == "kill":  # wait until the events are in the spool file, then die wi
 """
 
 
-async def test_worker_restarted_while_events_sit_in_the_spool(
-    broker: PrivateBroker, tmp_path: Path, fake_lm: None
-) -> None:
-    broker.up()
-    topics = await provisioned(broker, "restart")
-    broker.down()
-    script, spool, ids_file = tmp_path / "child.py", tmp_path / "spool", tmp_path / "ids.txt"
-    script.write_text(CHILD)
-    args = [sys.executable, str(script), f"127.0.0.1:{broker.port}", topics.prefix, str(spool)]
-
-    killed = subprocess.Popen([*args, "600", str(ids_file), "kill"], stdout=subprocess.PIPE, text=True)
+def spool_from_children(args: list[str], ids_file: Path) -> None:
+    """One child crashes (SIGKILL) with its events on disk, the next exits normally."""
+    killed = subprocess.Popen(
+        [*args, "600", str(ids_file), "kill"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert killed.stdout is not None
         assert killed.stdout.readline().strip() == "SPOOLED"
@@ -180,19 +188,36 @@ async def test_worker_restarted_while_events_sit_in_the_spool(
         killed.wait()
     exited = subprocess.run([*args, "400", str(ids_file), "exit"], capture_output=True, text=True)
     assert exited.returncode == 0, exited.stderr[-3000:]
+
+
+async def test_worker_restarted_while_events_sit_in_the_spool(
+    broker: PrivateBroker, tmp_path: Path, fake_lm: None
+) -> None:
+    await asyncio.to_thread(broker.up)
+    topics = await provisioned(broker, "restart")
+    await asyncio.to_thread(broker.down)
+    script, spool, ids_file = tmp_path / "child.py", tmp_path / "spool", tmp_path / "ids.txt"
+    script.write_text(CHILD)
+    args = [sys.executable, str(script), f"127.0.0.1:{broker.port}", topics.prefix, str(spool)]
+    await asyncio.to_thread(spool_from_children, args, ids_file)
     ids = ids_file.read_text().split()
     assert len(ids) == 1000
 
-    broker.up()
-    worker = Classify.create(settings=WorkerSettings(
-        kafka=broker.kafka, topic_prefix=topics.prefix, spool_dir=spool, reload=False,
-    ))
+    await asyncio.to_thread(broker.up)
+    worker = Classify.create(
+        settings=WorkerSettings(
+            kafka=broker.kafka,
+            topic_prefix=topics.prefix,
+            spool_dir=spool,
+            reload=False,
+        )
+    )
     try:
         assert worker.stats()["spool_pending"] == 1000  # found on start
         assert await wait_until(lambda: worker.stats()["spool_pending"] == 0, 120), worker.stats()
     finally:
         worker.close(10)
-    events = await read_events(broker.kafka, topics.executions, count=1000, timeout=60, settle=2)
+    events = await read_events(broker.kafka, topics.executions, count=1000, within_s=60, settle=2)
     event_ids = [e.event_id for e in events]
     assert len(event_ids) == 1000
     assert len(set(event_ids)) == 1000

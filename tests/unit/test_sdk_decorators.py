@@ -11,7 +11,13 @@ import pytest
 
 from dspy_flywheel import DSPyAgent, dspy_worker, dspy_worker_optimized
 from dspy_flywheel.contracts.codec import decode, encode
-from dspy_flywheel.sdk import OPTIMIZERS, WorkerConfigError, WorkerSettings, build_program, load_metric
+from dspy_flywheel.sdk import (
+    OPTIMIZERS,
+    WorkerConfigError,
+    WorkerSettings,
+    build_program,
+    load_metric,
+)
 from dspy_flywheel.sdk.config_sync import merge_config
 
 
@@ -51,7 +57,8 @@ def trigger_record(spec: Any) -> dict[str, Any]:
 
 
 def test_public_surface() -> None:
-    assert callable(dspy_worker) and callable(dspy_worker_optimized)
+    assert callable(dspy_worker)
+    assert callable(dspy_worker_optimized)
     assert DSPyAgent.__name__ == "DSPyAgent"
 
 
@@ -59,7 +66,8 @@ def test_optimized_worker_config_becomes_a_trigger_config() -> None:
     assert TicketRouter.worker_id == "ticket-router"
     record = trigger_record(TicketRouter)
     assert record["policy"] == "performance"
-    assert record["threshold"] == 0.75 and record["window_size"] == 40
+    assert record["threshold"] == 0.75
+    assert record["window_size"] == 40
     assert record["optimizer"] == "BootstrapFewShot"
     assert json.loads(record["optimizer_params_json"]) == {"max_bootstrapped_demos": 3}
     assert record["program_ref"] == f"{__name__}:TicketRouter.build_program"
@@ -70,8 +78,9 @@ def test_optimized_worker_config_becomes_a_trigger_config() -> None:
 
 def test_refs_rebuild_program_and_metric_in_another_process() -> None:
     program = build_program(TicketRouter.program_ref)
-    assert isinstance(program, dspy.Module) and not isinstance(program, TicketRouter.__class__)
-    assert list(program.named_predictors())[0][0] == "predict"
+    assert isinstance(program, dspy.Module)
+    assert not isinstance(program, TicketRouter.__class__)
+    assert next(iter(program.named_predictors()))[0] == "predict"
     assert load_metric(TicketRouter.metric_ref) is ticket_metric
     function_program = build_program(f"{__name__}:summarize.build_program")
     assert "Summarize the text" in function_program.predict.signature.instructions
@@ -80,7 +89,8 @@ def test_refs_rebuild_program_and_metric_in_another_process() -> None:
 def test_plain_worker_registers_no_optimization() -> None:
     assert summarize.optimization is None
     worker = summarize.create(settings=WorkerSettings(emit=False, reload=False))
-    assert worker.worker_id == "summarizer" and worker.optimization is None
+    assert worker.worker_id == "summarizer"
+    assert worker.optimization is None
     worker.close()
 
 
@@ -88,10 +98,19 @@ def test_plain_worker_registers_no_optimization() -> None:
     ("kwargs", "message"),
     [
         ({"optimizer": "Adam"}, re.escape("accepted: ['MIPROv2', 'BootstrapFewShot'")),
-        ({"optimization_trigger": "hourly"}, re.escape("accepted: ['manual', 'periodic', 'performance']")),
-        ({"optimization_trigger": "manual", "threshold": 0.5}, "belongs to optimization_trigger='performance'"),
+        (
+            {"optimization_trigger": "hourly"},
+            re.escape("accepted: ['manual', 'periodic', 'performance']"),
+        ),
+        (
+            {"optimization_trigger": "manual", "threshold": 0.5},
+            "belongs to optimization_trigger='performance'",
+        ),
         ({"optimization_trigger": "periodic"}, "needs interval_seconds or cron"),
-        ({"optimization_trigger": "performance", "threshold": 1.5}, r"threshold must be in \[0.0, 1.0\]"),
+        (
+            {"optimization_trigger": "performance", "threshold": 1.5},
+            r"threshold must be in \[0.0, 1.0\]",
+        ),
         ({"optimization_trigger": "performance", "window_size": 0}, "window_size must be >= 1"),
         ({"optimization_trigger": "periodic", "cron": "every day"}, "5-field"),
         ({"auto": "extreme"}, "light"),
@@ -111,7 +130,8 @@ def test_periodic_and_combined_policies() -> None:
         "w", optimization_trigger="periodic", interval_seconds=3600, min_examples=10
     )(TicketRouter.__wrapped__)
     record = trigger_record(spec)
-    assert record["policy"] == "periodic" and record["interval_seconds"] == 3600
+    assert record["policy"] == "periodic"
+    assert record["interval_seconds"] == 3600
     assert record["min_examples"] == 10
     both = dspy_worker_optimized(
         "w", optimization_trigger="performance,periodic", cron="0 3 * * *", threshold=0.6
@@ -120,7 +140,7 @@ def test_periodic_and_combined_policies() -> None:
 
 
 def test_wrapping_other_things_is_refused() -> None:
-    with pytest.raises(WorkerConfigError, match="dspy.Module subclass or a function"):
+    with pytest.raises(WorkerConfigError, match=r"dspy\.Module subclass or a function"):
         dspy_worker("w")(dict)
     with pytest.raises(WorkerConfigError, match="pass signature="):
         dspy_worker("w")(lambda predict, text: None)
@@ -140,12 +160,19 @@ def test_config_precedence_keeps_operator_thresholds() -> None:
     assert merge_config(None, ours) == ours
     assert merge_config(dict(ours, timestamp_ms=0), ours) is None  # nothing changed
     code_changed = merge_config(dict(ours, threshold=0.5), ours)
-    assert code_changed is not None and code_changed["threshold"] == 0.75  # sdk-owned: code wins
-    operator = dict(ours, threshold=0.9, cooldown_seconds=60, updated_by="alice",
-                    program_ref="old.module:Router")
+    assert code_changed is not None
+    assert code_changed["threshold"] == 0.75
+    operator = dict(
+        ours,
+        threshold=0.9,
+        cooldown_seconds=60,
+        updated_by="alice",
+        program_ref="old.module:Router",
+    )
     merged = merge_config(operator, ours)
     assert merged is not None
-    assert merged["threshold"] == 0.9 and merged["cooldown_seconds"] == 60
+    assert merged["threshold"] == 0.9
+    assert merged["cooldown_seconds"] == 60
     assert merged["updated_by"] == "alice"
     assert merged["program_ref"] == ours["program_ref"]
     assert merge_config(dict(operator, program_ref=ours["program_ref"]), ours) is None

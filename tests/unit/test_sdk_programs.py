@@ -185,4 +185,5 @@ def test_concurrent_calls_never_see_a_mixed_program() -> None:
     assert len(prompts) > 50
     for prompt in prompts:  # one version's instruction and both its demos, nothing else
         assert len(set(re.findall(r"-V(\d+)(?!\d)", prompt))) == 1, prompt[:300]
-        assert "INSTRUCTION-V" in prompt and prompt.count("demo-") == 2
+        assert "INSTRUCTION-V" in prompt
+        assert prompt.count("demo-") == 2

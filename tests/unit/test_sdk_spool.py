@@ -24,7 +24,9 @@ def ids(records: list[tuple[Message, object]]) -> list[str]:
 
 
 def new_spool(path: Path, **kw: int) -> Spool:
-    return Spool(path, max_bytes=kw.get("max_bytes", 10_000_000), segment_bytes=kw.get("segment_bytes", 4096))
+    return Spool(
+        path, max_bytes=kw.get("max_bytes", 10_000_000), segment_bytes=kw.get("segment_bytes", 4096)
+    )
 
 
 def test_pack_roundtrip_keeps_every_field() -> None:

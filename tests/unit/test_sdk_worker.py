@@ -149,7 +149,9 @@ def test_feedback_scores_the_remembered_outputs(engine: FakeEngine) -> None:
     assert worker.feedback(pred.execution_id, score=0.5, source="reviewer") == 0.5
     records = capture.records("FeedbackRecorded")
     assert [json.loads(r["label"]) if r["label"] else None for r in records] == [
-        {"label": "Billing."}, {"label": "tech"}, None,
+        {"label": "Billing."},
+        {"label": "tech"},
+        None,
     ]
     assert [r["score"] for r in records] == [1.0, 0.0, 0.5]
     assert records[2]["source"] == "reviewer"
@@ -213,14 +215,20 @@ def test_without_an_sdk_events_join_the_callers_trace(engine: FakeEngine) -> Non
     worker, capture = offline_worker()
     worker(text="x")
     assert capture.items[0].traceparent is None  # the emitter starts a new trace for it
-    caller = trace.NonRecordingSpan(trace.SpanContext(
-        trace_id=0xABC, span_id=0xDEF, is_remote=True, trace_flags=trace.TraceFlags(1),
-    ))
+    caller = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=0xABC,
+            span_id=0xDEF,
+            is_remote=True,
+            trace_flags=trace.TraceFlags(1),
+        )
+    )
     with trace.use_span(caller):
         worker(text="y")
     traceparent = capture.items[1].traceparent
     assert traceparent is not None
-    assert traceparent.startswith(f"00-{0xABC:032x}-") and traceparent.endswith("-01")
+    assert traceparent.startswith(f"00-{0xABC:032x}-")
+    assert traceparent.endswith("-01")
 
 
 def test_emitted_events_always_get_a_traceparent() -> None:

@@ -48,8 +48,14 @@ async def run(
         policies = PolicyBook(settings.default_policy(), settings.policy_refresh_s)
         await policies.refresh(pool, force=True)
         collector = Collector(
-            pool, cipher, policies, DeadLetters(producer).publish, settings.topics,
-            hold_s=settings.hold_s, max_held=settings.max_held)
+            pool,
+            cipher,
+            policies,
+            DeadLetters(producer).publish,
+            settings.topics,
+            hold_s=settings.hold_s,
+            max_held=settings.max_held,
+        )
         if settings.engine == "faust":
             from dspy_flywheel.collector.faust_app import run_faust
 

@@ -67,10 +67,29 @@ async def _drops(args: argparse.Namespace) -> int:
     async with _pool(settings) as pool:
         rows = await pool.fetch(
             "SELECT worker_id, reason, count, last_at FROM collector_drops"
-            " WHERE $1::text IS NULL OR worker_id = $1 ORDER BY worker_id, reason", args.worker)
+            " WHERE $1::text IS NULL OR worker_id = $1 ORDER BY worker_id, reason",
+            args.worker,
+        )
     for r in rows:
-        print(f"{r['worker_id'] or '?':<24} {r['reason']:<28} {r['count']:>10}  {r['last_at']:%F %T}")
+        print(
+            f"{r['worker_id'] or '?':<24} {r['reason']:<28} {r['count']:>10}  {r['last_at']:%F %T}"
+        )
     return 0
+
+
+def _write_lines(path: str, lines: list[str]) -> None:
+    if path == "-":
+        sys.stdout.writelines(line + "\n" for line in lines)
+        return
+    with open(path, "w", encoding="utf-8") as out:
+        out.writelines(line + "\n" for line in lines)
+
+
+def _read_lines(path: str) -> list[str]:
+    if path == "-":
+        return sys.stdin.readlines()
+    with open(path, encoding="utf-8") as source:
+        return source.readlines()
 
 
 async def _export(args: argparse.Namespace) -> int:
@@ -80,13 +99,7 @@ async def _export(args: argparse.Namespace) -> int:
     cipher = Cipher.from_settings(settings.encryption)
     async with _pool(settings) as pool:
         records = await export_records(pool, cipher, args.worker, args.snapshot)
-    out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
-    try:
-        for record in records:
-            out.write(record.to_line() + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    _write_lines(args.out, [r.to_line() for r in records])
     print(f"exported {len(records)} examples", file=sys.stderr)
     return 0
 
@@ -96,13 +109,9 @@ async def _import(args: argparse.Namespace) -> int:
 
     settings = CollectorSettings()
     cipher = Cipher.from_settings(settings.encryption)
-    source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-    try:
-        async with _pool(settings) as pool:
-            read, inserted = await import_lines(pool, cipher, source)
-    finally:
-        if source is not sys.stdin:
-            source.close()
+    lines = _read_lines(args.file)
+    async with _pool(settings) as pool:
+        read, inserted = await import_lines(pool, cipher, lines)
     print(f"read {read} examples, inserted {inserted} (existing event ids skipped)")
     return 0
 
@@ -125,8 +134,10 @@ async def _snapshots(args: argparse.Namespace) -> int:
     settings = CollectorSettings()
     async with _pool(settings) as pool:
         for s in await list_snapshots(pool, args.worker):
-            print(f"#{s.id} {s.worker_id} v{s.version} {len(s.example_ids)} examples "
-                  f"{s.purpose!r} {s.created_at:%F %T}")
+            print(
+                f"#{s.id} {s.worker_id} v{s.version} {len(s.example_ids)} examples "
+                f"{s.purpose!r} {s.created_at:%F %T}"
+            )
     return 0
 
 
@@ -152,15 +163,17 @@ def _policy_flags(parser: argparse.ArgumentParser) -> None:
     for column in POLICY_COLUMNS:
         flag = "--" + column.replace("_", "-")
         if column in bools:
-            parser.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes", "on"),
-                                metavar="BOOL")
+            parser.add_argument(
+                flag, type=lambda v: v.lower() in ("1", "true", "yes", "on"), metavar="BOOL"
+            )
         else:
             parser.add_argument(flag, type=kinds.get(column, float))
 
 
 def register(sub: Any) -> None:
     collector = sub.add_parser("collector", help="training-example collector").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     run = collector.add_parser("run", help="run the collector until SIGINT/SIGTERM")
     run.add_argument("--engine", choices=["faust", "kafka"])
     run.set_defaults(func=_run)
@@ -176,7 +189,8 @@ def register(sub: Any) -> None:
     drops.set_defaults(func=_drops)
 
     dataset = sub.add_parser("dataset", help="training datasets").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     export = dataset.add_parser("export", help="decrypted examples as JSONL")
     export.add_argument("--out", default="-")
     export.add_argument("--worker")
@@ -190,7 +204,8 @@ def register(sub: Any) -> None:
     snaps.add_argument("--worker")
     snaps.set_defaults(func=_snapshots)
     dataset.add_parser("rekey", help="re-encrypt examples under the active key").set_defaults(
-        func=_rekey)
+        func=_rekey
+    )
     keygen = dataset.add_parser("keygen", help="print a new kid:<base64> encryption key")
     keygen.add_argument("--kid", default="k1")
     keygen.set_defaults(func=_keygen)

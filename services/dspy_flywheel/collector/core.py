@@ -14,6 +14,8 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 
@@ -30,7 +32,17 @@ from dspy_flywheel.security.crypto import Cipher
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 PLACEHOLDER_ATTEMPTS = 3
+PREPARE_CHUNK = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    items: list[Item]
+    generation: int
+
+
 MAX_BACKOFF_S = 30.0
 
 
@@ -74,21 +86,34 @@ class Collector:
             return Rejected(raw, "unexpected_topic", f"collector does not read {raw.topic!r}")
         return parse(raw, expected)
 
-    async def _prepared(self, raws: Sequence[RawMessage]) -> list[Item]:
+    async def prepare(self, raws: Sequence[RawMessage]) -> Prepared:
+        """Parse and anonymize (CPU only, yields to the loop between chunks); no DB writes."""
+        generation = self.placeholders.generation
         parsed = [(raw, self._parse(raw)) for raw in raws]
         scopes = {p.worker_id for _, p in parsed if not isinstance(p, Rejected)}
         await self.placeholders.ensure_loaded(self._pool, scopes)
-        return list(zip(raws, self._preparer.prepare(parsed), strict=True))
+        items: list[Item] = []
+        for start in range(0, len(parsed), PREPARE_CHUNK):
+            chunk = parsed[start : start + PREPARE_CHUNK]
+            prepared = self._preparer.prepare(chunk)
+            items.extend(zip((raw for raw, _ in chunk), prepared, strict=True))
+            await asyncio.sleep(0)  # let a concurrent write's DB round trips proceed
+        return Prepared(items, generation)
 
-    async def process(self, raws: Sequence[RawMessage]) -> list[RawMessage]:
-        """Take a batch; return the messages now durable (this batch's or earlier held ones).
+    async def write(self, prepared: Prepared) -> list[RawMessage]:
+        """Offer a prepared batch to the join window and write what it releases.
 
-        Messages not returned are held in the join window and returned by a later call.
+        Returns the messages now durable (this batch's or earlier held ones); messages not
+        returned are held in memory and come back from a later call.
         """
         async with self._lock:
+            if prepared.generation != self.placeholders.generation:  # numbering reloaded
+                prepared = await self.prepare([raw for raw, _ in prepared.items])
             await self._policies.refresh(self._pool)
-            items = await self._prepared(raws)
-            return await self._write(self._window.offer(items, time.monotonic()))
+            return await self._write(self._window.offer(prepared.items, time.monotonic()))
+
+    async def process(self, raws: Sequence[RawMessage]) -> list[RawMessage]:
+        return await self.write(await self.prepare(raws))
 
     async def release_aged(self) -> list[RawMessage]:
         async with self._lock:
@@ -111,16 +136,14 @@ class Collector:
                 log.warning("%s; reloading placeholders and redoing the batch", exc)
                 self.placeholders.forget(scopes)
                 self._preparer.clear_cache()
-                items = await self._prepared([raw for raw, _ in items])
+                items = (await self.prepare([raw for raw, _ in items])).items
                 continue
             raws = [raw for raw, _ in items]
             self._record(raws, result, time.perf_counter() - started)
             return raws
         raise PlaceholderConflict(f"placeholder numbering kept changing ({PLACEHOLDER_ATTEMPTS}x)")
 
-    async def until_done(
-        self, step: Callable[[], Awaitable[list[RawMessage]]], what: str
-    ) -> list[RawMessage]:
+    async def until_done(self, step: Callable[[], Awaitable[T]], what: str) -> T:
         """Retry ``step`` (e.g. ``lambda: collector.process(raws)``) with backoff until it works."""
         delay = 0.5
         while True:
@@ -141,10 +164,22 @@ class Collector:
         metrics.batch_seconds.record(seconds)
         for (worker, reason), n in result.drops.items():
             metrics.drops.add(n, {"reason": reason, "worker_id": worker})
+        if result.fresh < result.events:
+            log.info(
+                "skipped %d redelivered events already applied (idempotency gate)",
+                result.events - result.fresh,
+            )
         if result.drops:
             summary = ", ".join(
-                f"{r}={n} ({w or '?'})" for (w, r), n in sorted(result.drops.items()))
+                f"{r}={n} ({w or '?'})" for (w, r), n in sorted(result.drops.items())
+            )
             log.info("dropped in batch: %s", summary)
         log.debug(
             "batch: %d events (%d new), %d stored, %d labels updated, %d to DLQ in %.3fs",
-            result.events, result.fresh, result.stored, result.updated, result.rejected, seconds)
+            result.events,
+            result.fresh,
+            result.stored,
+            result.updated,
+            result.rejected,
+            seconds,
+        )

@@ -37,8 +37,11 @@ class DeadLetters:
         now_ms = int(time.time() * 1000)
         futures = [
             await self._producer.send(
-                Topics.dlq(r.message.topic), value=r.message.value, key=r.message.key,
-                headers=dlq_headers(r, now_ms))
+                Topics.dlq(r.message.topic),
+                value=r.message.value,
+                key=r.message.key,
+                headers=dlq_headers(r, now_ms),
+            )
             for r in rejects
         ]
         await asyncio.gather(*futures)

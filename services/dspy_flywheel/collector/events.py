@@ -131,15 +131,17 @@ def _required(record: dict[str, Any], name: str) -> str:
 
 
 def _label(text: str | None) -> Any:
-    """A JSON object label stays a dict; anything else is a bare single-output value."""
+    """A JSON object label stays a dict; a JSON string literal is unquoted; any other text is
+    a bare single-output value as written."""
     if text is None:
         return None
-    if text.lstrip().startswith("{"):
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", '"'):
         try:
             value = json.loads(text)
         except ValueError:
             return text
-        if isinstance(value, dict):
+        if isinstance(value, dict | str):
             return value
     return text
 
@@ -193,8 +195,8 @@ def parse(raw: RawMessage, expected_type: str) -> Parsed:
         return Rejected(raw, _DECODE_REASONS.get(type(exc), "undecodable"), str(exc))
     if decoded.event_type != expected_type:
         return Rejected(
-            raw, "unexpected_event_type",
-            f"{decoded.event_type} on a topic for {expected_type}")
+            raw, "unexpected_event_type", f"{decoded.event_type} on a topic for {expected_type}"
+        )
     try:
         if expected_type == "ExecutionRecorded":
             return _execution(raw.idempotency_key, decoded.record)

@@ -3,8 +3,9 @@
 The agent iterates ``stream.noack_take(batch_max, within)``: faust does not acknowledge those
 events by itself; the agent acknowledges exactly the events ``Collector.process`` reports as
 durable (DB transaction committed); events held in the join window stay unacknowledged until a
-later batch, the ``release_held`` timer or a revocation writes them. faust's consumer commits the highest
-contiguous acknowledged offset per partition every ``commit_interval_s``, so a committed offset
+later batch, the ``release_held`` timer or a revocation writes them. faust's consumer commits
+the highest contiguous acknowledged offset per partition every ``commit_interval_s``, so a
+committed offset
 never runs ahead of the database. A SIGKILL between DB commit and offset commit redelivers the
 tail, which the sink's idempotency gate skips.
 
@@ -15,9 +16,10 @@ Timers sweep expired join state and apply retention.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import EventT, StreamT
@@ -38,14 +40,17 @@ def faust_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | N
     ssl_context = kw.get("ssl_context")
     if kafka.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(
-            username=kw["sasl_plain_username"], password=kw["sasl_plain_password"],
-            mechanism=kw["sasl_mechanism"], ssl_context=ssl_context)
+            username=kw["sasl_plain_username"],
+            password=kw["sasl_plain_password"],
+            mechanism=kw["sasl_mechanism"],
+            ssl_context=ssl_context,
+        )
     if ssl_context is not None:
         return faust.SSLCredentials(ssl_context)
     return None
 
 
-def to_raw(event: EventT) -> RawMessage:
+def to_raw(event: EventT[bytes]) -> RawMessage:
     m = event.message
     headers: Any = m.headers or []
     if isinstance(headers, Mapping):
@@ -68,6 +73,8 @@ def build_app(
         broker=settings.kafka.faust_broker(),
         broker_credentials=faust_credentials(settings.kafka),
         broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 4,
         consumer_auto_offset_reset="earliest",
         store="memory://",
         web_enabled=False,
@@ -78,32 +85,39 @@ def build_app(
         stream_wait_empty=False,  # held events stay unacked; on revoke they are flushed instead
     )
     source = app.topic(
-        topics.executions, topics.feedback,
-        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        topics.executions,
+        topics.feedback,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
 
     @app.agent(source, concurrency=1, name="collect")
     async def collect(stream: StreamT[bytes]) -> None:
-        async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
-            raws = [to_raw(e) for e in events]  # type: ignore[arg-type]
-            ack(await collector.until_done(lambda: collector.process(raws), "batch"))
+        batches = cast(faust.Stream[bytes], stream).noack_take  # StreamT does not declare it
+        async for events in batches(settings.batch_max, within=settings.batch_within_s):
+            raws = [to_raw(cast(EventT[bytes], e)) for e in events]
+            ack(await collector.until_done(functools.partial(collector.process, raws), "batch"))
 
-    @app.timer(max(settings.hold_s / 2, 0.1), name="release_held")
+    # faust's decorators are untyped: type: ignore[untyped-decorator] below
+    @app.timer(max(settings.hold_s / 2, 0.1), name="release_held")  # type: ignore[untyped-decorator]
     async def release_held() -> None:
         if collector.held:
             ack(await collector.until_done(collector.release_aged, "releasing held events"))
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc]
-    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's union of callables
+    async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         ack(await collector.until_done(collector.flush, "flushing held events"))
 
-    @app.timer(settings.expiry_interval_s, name="expire_pending")
+    @app.timer(settings.expiry_interval_s, name="expire_pending")  # type: ignore[untyped-decorator]
     async def expire() -> None:
         try:
             await expire_pending(pool)
         except Exception:
             log.exception("join-state expiry failed")
 
-    @app.timer(settings.retention_interval_s, name="retention")
+    @app.timer(settings.retention_interval_s, name="retention")  # type: ignore[untyped-decorator]
     async def retention() -> None:
         try:
             await apply_retention(pool, policies, settings.processed_ttl_h)
@@ -124,12 +138,21 @@ async def run_faust(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings, collector, pool, policies)
     worker = faust.Worker(
-        app, loop=asyncio.get_running_loop(), daemon=False, quiet=True,
-        override_logging=False, redirect_stdouts=False)
+        app,
+        loop=asyncio.get_running_loop(),
+        daemon=False,
+        quiet=True,
+        override_logging=False,
+        redirect_stdouts=False,
+    )
     worker.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours decide
     await worker.start()
-    log.info("collector (faust) consuming %s, %s as group %r",
-             settings.topics.executions, settings.topics.feedback, settings.group_id)
+    log.info(
+        "collector (faust) consuming %s, %s as group %r",
+        settings.topics.executions,
+        settings.topics.feedback,
+        settings.group_id,
+    )
     if ready is not None:
         ready.set()
     try:

@@ -18,9 +18,7 @@ from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.store.datasets import ExportRecord, insert_records
 
 
-async def import_lines(
-    pool: asyncpg.Pool, cipher: Cipher, lines: Iterable[str]
-) -> tuple[int, int]:
+async def import_lines(pool: asyncpg.Pool, cipher: Cipher, lines: Iterable[str]) -> tuple[int, int]:
     """Import JSONL lines; returns (records read, rows inserted). One transaction."""
     records = [ExportRecord.from_line(line) for line in lines if line.strip()]
     store = PersistentPlaceholderStore()

@@ -28,7 +28,8 @@ async def expire_pending(pool: asyncpg.Pool, batch: int = 1000) -> Counter[tuple
                 " SELECT execution_id FROM collector_pending WHERE expires_at <= now()"
                 " ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
                 " RETURNING worker_id, execution_event_id, feedback_event_id, dropped_reason",
-                batch)
+                batch,
+            )
             drops: Counter[tuple[str, str]] = Counter()
             for r in rows:
                 if r["dropped_reason"] is not None:
@@ -42,13 +43,18 @@ async def expire_pending(pool: asyncpg.Pool, batch: int = 1000) -> Counter[tuple
                     " SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])"
                     " ON CONFLICT (worker_id, reason) DO UPDATE"
                     " SET count = collector_drops.count + EXCLUDED.count, last_at = now()",
-                    [w for w, _ in keys], [r for _, r in keys], [drops[k] for k in keys])
+                    [w for w, _ in keys],
+                    [r for _, r in keys],
+                    [drops[k] for k in keys],
+                )
         total.update(drops)
         if len(rows) < batch:
             break
     if total:
-        log.info("expired join state: %s",
-                 ", ".join(f"{r}={n} ({w})" for (w, r), n in sorted(total.items())))
+        log.info(
+            "expired join state: %s",
+            ", ".join(f"{r}={n} ({w})" for (w, r), n in sorted(total.items())),
+        )
     return total
 
 

@@ -89,7 +89,9 @@ class Plan:
         self.pending_deletes.add(execution_id)
 
 
-def normalize_label(label: Any, output_fields: tuple[str, ...] | list[str]) -> dict[str, Any] | None:
+def normalize_label(
+    label: Any, output_fields: tuple[str, ...] | list[str]
+) -> dict[str, Any] | None:
     """A JSON object label as is; a bare value under the single output field's name."""
     if label is None or isinstance(label, dict):
         return label
@@ -220,7 +222,9 @@ def resolve(
             plan.wait(PendingEntry(execution_id, worker_id, execution=execution))
         return
 
-    reason = "low_score" if _low(score, policy) else "oversized" if _too_long(label, policy) else None
+    reason = (
+        "low_score" if _low(score, policy) else "oversized" if _too_long(label, policy) else None
+    )
     if reason is not None:
         plan.drop(worker_id, reason)
         plan.tombstone(execution_id, worker_id, reason)

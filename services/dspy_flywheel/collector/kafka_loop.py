@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from dspy_flywheel.collector.core import Collector
+from dspy_flywheel.collector.core import Collector, Prepared
 from dspy_flywheel.collector.events import RawMessage
 from dspy_flywheel.collector.jobs import apply_retention, expire_pending
 from dspy_flywheel.collector.policy import PolicyBook
@@ -89,42 +90,75 @@ async def run_kafka(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.batch_max,
+        session_timeout_ms=int(settings.session_timeout_s * 1000),
+        heartbeat_interval_ms=int(settings.session_timeout_s * 250),
         **settings.kafka.client_kwargs(),
     )
     consumer.subscribe([topics.executions, topics.feedback], listener=progress)
     progress.consumer = consumer
     await consumer.start()
     jobs = [
-        asyncio.create_task(_every(settings.expiry_interval_s, "expiry",
-                                   lambda: expire_pending(pool))),
-        asyncio.create_task(_every(settings.retention_interval_s, "retention",
-                                   lambda: apply_retention(pool, policies,
-                                                           settings.processed_ttl_h))),
+        asyncio.create_task(
+            _every(settings.expiry_interval_s, "expiry", lambda: expire_pending(pool))
+        ),
+        asyncio.create_task(
+            _every(
+                settings.retention_interval_s,
+                "retention",
+                lambda: apply_retention(pool, policies, settings.processed_ttl_h),
+            )
+        ),
     ]
-    log.info("collector (kafka) consuming %s, %s as group %r",
-             topics.executions, topics.feedback, settings.group_id)
+    log.info(
+        "collector (kafka) consuming %s, %s as group %r",
+        topics.executions,
+        topics.feedback,
+        settings.group_id,
+    )
     if ready is not None:
         ready.set()
     stopping = asyncio.ensure_future(stop.wait())
+    writing: asyncio.Task[None] | None = None
+
+    async def write(prepared: Prepared | None, records: dict[TopicPartition, list[Any]]) -> None:
+        if prepared is not None:
+            await collector.until_done(lambda: collector.write(prepared), "batch")
+        elif collector.held:
+            await collector.until_done(collector.release_aged, "releasing held events")
+        for tp, batch in records.items():
+            if batch:
+                progress.read(tp, batch[-1].offset)
+        await progress.commit()
+
     try:
+        # Two stages: while batch k is written (PostgreSQL works), batch k+1 is fetched and
+        # anonymized here. Writes and commits stay in order.
         while not stop.is_set():
-            fetch = asyncio.ensure_future(consumer.getmany(
-                timeout_ms=int(settings.batch_within_s * 1000), max_records=settings.batch_max))
+            fetch = asyncio.ensure_future(
+                consumer.getmany(
+                    timeout_ms=int(settings.batch_within_s * 1000), max_records=settings.batch_max
+                )
+            )
             await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not fetch.done():
                 fetch.cancel()
                 break
             records = fetch.result()
-            raws = [RawMessage(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers))
-                    for batch in records.values() for m in batch]
-            if raws:
-                await collector.until_done(lambda: collector.process(raws), "batch")
-            elif collector.held:
-                await collector.until_done(collector.release_aged, "releasing held events")
-            for tp, batch in records.items():
-                if batch:
-                    progress.read(tp, batch[-1].offset)
-            await progress.commit()
+            raws = [
+                RawMessage(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers))
+                for batch in records.values()
+                for m in batch
+            ]
+            prepared = (
+                await collector.until_done(functools.partial(collector.prepare, raws), "prepare")
+                if raws
+                else None
+            )
+            if writing is not None:
+                await writing
+            writing = asyncio.create_task(write(prepared, records))
+        if writing is not None:
+            await writing
         await collector.until_done(collector.flush, "flushing held events")
         await progress.commit()
     finally:

@@ -83,7 +83,9 @@ async def upsert_entries(
         " execution_enc = EXCLUDED.execution_enc, feedback_event_id = EXCLUDED.feedback_event_id,"
         " feedback_enc = EXCLUDED.feedback_enc, dropped_reason = EXCLUDED.dropped_reason,"
         " expires_at = EXCLUDED.expires_at",
-        *columns, ttls)
+        *columns,
+        ttls,
+    )
 
 
 async def fetch_entries(
@@ -92,5 +94,7 @@ async def fetch_entries(
     """Pending entries for these ids, locked until the transaction ends."""
     rows = await conn.fetch(
         f"SELECT {PENDING_COLUMNS} FROM collector_pending"
-        " WHERE execution_id = ANY($1::text[]) FOR UPDATE", execution_ids)
+        " WHERE execution_id = ANY($1::text[]) FOR UPDATE",
+        execution_ids,
+    )
     return {r["execution_id"]: open_entry(cipher, r) for r in rows}

@@ -34,6 +34,7 @@ class PersistentPlaceholderStore:
         self._maps: dict[str, dict[str, str]] = {}
         self._next: dict[tuple[str, str], int] = {}
         self._unsaved: dict[tuple[str, str], str] = {}
+        self.generation = 0  # bumped by forget(): text anonymized before that is stale
 
     def placeholder_for(self, scope: str, kind: str, digest: str) -> str:
         with self._lock:
@@ -55,14 +56,17 @@ class PersistentPlaceholderStore:
             key = (scope, match.group(1))
             self._next[key] = max(self._next.get(key, 1), int(match.group(2)) + 1)
 
-    async def ensure_loaded(self, conn: asyncpg.Pool | asyncpg.Connection,
-                            scopes: Iterable[str]) -> None:
+    async def ensure_loaded(
+        self, conn: asyncpg.Pool | asyncpg.Connection, scopes: Iterable[str]
+    ) -> None:
         missing = sorted({s for s in scopes if s not in self._maps})
         if not missing:
             return
         rows = await conn.fetch(
             "SELECT scope, digest, placeholder FROM collector_placeholders"
-            " WHERE scope = ANY($1::text[])", missing)
+            " WHERE scope = ANY($1::text[])",
+            missing,
+        )
         with self._lock:
             for scope in missing:
                 self._maps.setdefault(scope, {})
@@ -81,19 +85,26 @@ class PersistentPlaceholderStore:
         inserted = await conn.fetch(
             "INSERT INTO collector_placeholders (scope, digest, placeholder)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
-            " ON CONFLICT DO NOTHING RETURNING scope, digest", scopes, digests, placeholders)
+            " ON CONFLICT DO NOTHING RETURNING scope, digest",
+            scopes,
+            digests,
+            placeholders,
+        )
         if len(inserted) != len(items):
             done = {(r["scope"], r["digest"]) for r in inserted}
             rest = [(k, p) for k, p in items if k not in done]
             existing = await conn.fetch(
                 "SELECT scope, digest, placeholder FROM collector_placeholders"
                 " WHERE (scope, digest) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-                [s for (s, _), _ in rest], [d for (_, d), _ in rest])
+                [s for (s, _), _ in rest],
+                [d for (_, d), _ in rest],
+            )
             same = {(r["scope"], r["digest"], r["placeholder"]) for r in existing}
             if any((s, d, p) not in same for (s, d), p in rest):
                 raise PlaceholderConflict(
                     f"placeholder numbering changed concurrently in scopes "
-                    f"{sorted({s for (s, _), _ in rest})}")
+                    f"{sorted({s for (s, _), _ in rest})}"
+                )
         return [k for k, _ in items]
 
     def saved(self, keys: Iterable[tuple[str, str]]) -> None:
@@ -105,6 +116,7 @@ class PersistentPlaceholderStore:
     def forget(self, scopes: Iterable[str]) -> None:
         """Drop scopes from memory (they reload from the table on next use)."""
         with self._lock:
+            self.generation += 1
             for scope in set(scopes):
                 self._maps.pop(scope, None)
                 for key in [k for k in self._next if k[0] == scope]:

@@ -53,7 +53,8 @@ class PolicyBook:
         if not force and time.monotonic() - self._loaded_at < self._refresh_s:
             return
         rows = await pool.fetch(
-            f"SELECT worker_id, {', '.join(POLICY_COLUMNS)} FROM collector_policies")
+            f"SELECT worker_id, {', '.join(POLICY_COLUMNS)} FROM collector_policies"
+        )
         self._by_worker = {r["worker_id"]: self.default.with_overrides(dict(r)) for r in rows}
         self._loaded_at = time.monotonic()
         log.debug("loaded %d worker policies", len(rows))
@@ -71,4 +72,6 @@ async def set_policy(pool: asyncpg.Pool, worker_id: str, **values: Any) -> None:
         f"INSERT INTO collector_policies (worker_id{''.join(', ' + c for c in cols)}) "
         f"VALUES ($1{', ' + placeholders if cols else ''}) "
         f"ON CONFLICT (worker_id) DO UPDATE SET {updates}, updated_at = now()",
-        worker_id, *values.values())
+        worker_id,
+        *values.values(),
+    )

@@ -10,6 +10,8 @@ Service knobs::
                                              long for its partner before writing it to the
                                              join table (not acknowledged meanwhile)
     FLYWHEEL_COLLECTOR_MAX_HELD=20000        ...and at most this many events
+    FLYWHEEL_COLLECTOR_SESSION_TIMEOUT_S=10  Kafka group session: a killed instance's partitions
+                                             move to the others after this long
     FLYWHEEL_COLLECTOR_EXPIRY_INTERVAL_S=5   how often the join state is swept for expired entries
     FLYWHEEL_COLLECTOR_RETENTION_INTERVAL_S=600
     FLYWHEEL_COLLECTOR_PROCESSED_TTL_H=168   keep processed event ids this long (replay window)
@@ -51,6 +53,7 @@ class CollectorSettings(FlywheelSettings):
     hold_s: float = Field(default=2.0, ge=0)
     max_held: int = Field(default=20_000, ge=0)
     commit_interval_s: float = Field(default=1.0, gt=0)
+    session_timeout_s: float = Field(default=10.0, ge=6)  # how fast a dead member is evicted
     expiry_interval_s: float = Field(default=5.0, gt=0)
     retention_interval_s: float = Field(default=600.0, gt=0)
     processed_ttl_h: float = Field(default=168.0, gt=0)

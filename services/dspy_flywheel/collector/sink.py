@@ -44,11 +44,7 @@ _EXAMPLE_COLUMNS = (
     " feedback_event_id, feedback_at, input_hash, key_id, inputs_enc, outputs_enc, label_enc,"
     " executed_at"
 )
-_EXAMPLE_TYPES = (
-    "text[], text[], text[], text[], text[], bool[], float8[], float8[], int4[], int8[], int8[],"
-    " bool[], text[], text[], timestamptz[], bytea[], text[], bytea[], bytea[], bytea[],"
-    " timestamptz[]"
-)
+_EXAMPLE_COLUMN_LIST = [c.strip() for c in _EXAMPLE_COLUMNS.split(",")]
 
 
 @dataclass
@@ -71,7 +67,10 @@ def _ms(ts: datetime | None) -> int | None:
 
 class Sink:
     def __init__(
-        self, pool: asyncpg.Pool, cipher: Cipher, placeholders: PersistentPlaceholderStore,
+        self,
+        pool: asyncpg.Pool,
+        cipher: Cipher,
+        placeholders: PersistentPlaceholderStore,
         policies: PolicyBook,
     ) -> None:
         self._pool = pool
@@ -83,10 +82,14 @@ class Sink:
         result = BatchResult(events=len(items))
         unique = list({i.event_id: i for i in reversed(items)}.values())[::-1]
         async with self._pool.acquire() as conn, conn.transaction():
-            fresh_ids = {r[0] for r in await conn.fetch(
-                "INSERT INTO collector_processed_events (event_id)"
-                " SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
-                [i.event_id for i in unique])}
+            fresh_ids = {
+                r[0]
+                for r in await conn.fetch(
+                    "INSERT INTO collector_processed_events (event_id)"
+                    " SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                    [i.event_id for i in unique],
+                )
+            }
             fresh = [i for i in unique if i.event_id in fresh_ids]
             result.fresh = len(fresh)
             rejects = [i for i in fresh if isinstance(i, Rejected)]
@@ -112,7 +115,9 @@ class Sink:
     async def _lock_workers(conn: asyncpg.Connection, workers: set[str]) -> None:
         await conn.execute(
             "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(w, 4042) AS k"
-            " FROM unnest($1::text[]) AS w ORDER BY k) AS keys", sorted(workers))
+            " FROM unnest($1::text[]) AS w ORDER BY k) AS keys",
+            sorted(workers),
+        )
 
     async def _plan(
         self, conn: asyncpg.Connection, events: list[Execution | Feedback], plan: Plan
@@ -120,22 +125,34 @@ class Sink:
         executions: dict[str, list[Execution]] = defaultdict(list)
         feedbacks: dict[str, list[Feedback]] = defaultdict(list)
         for e in events:
-            (executions if isinstance(e, Execution) else feedbacks)[e.execution_id].append(e)  # type: ignore[index]
+            if isinstance(e, Execution):
+                executions[e.execution_id].append(e)
+            else:
+                feedbacks[e.execution_id].append(e)
         ids = list(dict.fromkeys([e.execution_id for e in events]))
         waiting = await pending_rows.fetch_entries(conn, self._cipher, ids)
         stored = await self._stored(conn, ids, set(feedbacks))
         for execution_id in ids:
             execs, fbs = executions.get(execution_id, []), feedbacks.get(execution_id, [])
             worker = (execs or fbs)[0].worker_id
-            resolve(execution_id, waiting.get(execution_id), stored.get(execution_id), execs, fbs,
-                    self._policies.for_worker(worker), plan)
+            resolve(
+                execution_id,
+                waiting.get(execution_id),
+                stored.get(execution_id),
+                execs,
+                fbs,
+                self._policies.for_worker(worker),
+                plan,
+            )
 
     async def _stored(
         self, conn: asyncpg.Connection, ids: list[str], with_feedback: set[str]
     ) -> dict[str, StoredExample]:
         rows = await conn.fetch(
             "SELECT id, execution_id, worker_id, score, feedback_at, key_id, outputs_enc"
-            " FROM training_examples WHERE execution_id = ANY($1::text[])", ids)
+            " FROM training_examples WHERE execution_id = ANY($1::text[])",
+            ids,
+        )
         found = {}
         for r in rows:
             eid = r["execution_id"]
@@ -144,18 +161,23 @@ class Sink:
                 outputs = unseal(self._cipher, r["key_id"], r["outputs_enc"], eid, "outputs")
                 fields = tuple(outputs or ())
             found[eid] = StoredExample(
-                r["id"], eid, r["worker_id"], r["score"], _ms(r["feedback_at"]), fields)
+                r["id"], eid, r["worker_id"], r["score"], _ms(r["feedback_at"]), fields
+            )
         return found
 
     async def _drop_duplicates(self, conn: asyncpg.Connection, plan: Plan) -> None:
-        checked = [n for n in plan.inserts
-                   if self._policies.for_worker(n.execution.worker_id).drop_duplicates]
+        checked = [
+            n
+            for n in plan.inserts
+            if self._policies.for_worker(n.execution.worker_id).drop_duplicates
+        ]
         if not checked:
             return
-        rows = await conn.fetch(
+        rows = await conn.fetch(  # the hash covers the worker id: unique per worker
             "SELECT worker_id, input_hash FROM training_examples"
-            " WHERE (worker_id, input_hash) IN (SELECT * FROM unnest($1::text[], $2::bytea[]))",
-            [n.execution.worker_id for n in checked], [n.execution.input_hash for n in checked])
+            " WHERE input_hash = ANY($1::bytea[])",
+            [n.execution.input_hash for n in checked],
+        )
         seen = {(r["worker_id"], bytes(r["input_hash"])) for r in rows}
         keep: list[NewExample] = []
         for n in plan.inserts:
@@ -172,10 +194,23 @@ class Sink:
     def _example_row(self, n: NewExample) -> tuple[object, ...]:
         e, fb, c = n.execution, n.feedback, self._cipher
         return (
-            e.event_id, e.execution_id, e.worker_id, e.worker_type, e.program_version, e.success,
-            n.score, e.latency_ms, e.lm_calls, e.prompt_tokens, e.completion_tokens,
-            n.label is not None, fb.source if fb else None, fb.event_id if fb else None,
-            _ts(fb.timestamp_ms) if fb else None, e.input_hash, c.active_key,
+            e.event_id,
+            e.execution_id,
+            e.worker_id,
+            e.worker_type,
+            e.program_version,
+            e.success,
+            n.score,
+            e.latency_ms,
+            e.lm_calls,
+            e.prompt_tokens,
+            e.completion_tokens,
+            n.label is not None,
+            fb.source if fb else None,
+            fb.event_id if fb else None,
+            _ts(fb.timestamp_ms) if fb else None,
+            e.input_hash,
+            c.active_key,
             seal(c, e.inputs, e.execution_id, "inputs"),
             seal(c, e.outputs, e.execution_id, "outputs"),
             seal(c, n.label, e.execution_id, "label"),
@@ -184,30 +219,44 @@ class Sink:
 
     async def _apply(self, conn: asyncpg.Connection, plan: Plan, result: BatchResult) -> None:
         if plan.inserts:
-            columns = list(zip(*(self._example_row(n) for n in plan.inserts), strict=True))
-            arrays = ", ".join(f"${i + 1}::{t.strip()}" for i, t in enumerate(
-                _EXAMPLE_TYPES.split(",")))
+            # binary COPY into a per-connection staging table, then one INSERT: much less
+            # client CPU than array parameters for 21 columns
+            await conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS collector_examples_in ON COMMIT DELETE ROWS AS"
+                f" SELECT {_EXAMPLE_COLUMNS} FROM training_examples WITH NO DATA"
+            )
+            await conn.copy_records_to_table(
+                "collector_examples_in",
+                records=[self._example_row(n) for n in plan.inserts],
+                columns=_EXAMPLE_COLUMN_LIST,
+            )
             status = await conn.execute(
-                f"INSERT INTO training_examples ({_EXAMPLE_COLUMNS}) SELECT * FROM unnest({arrays})"
-                " ON CONFLICT DO NOTHING", *columns)
+                f"INSERT INTO training_examples ({_EXAMPLE_COLUMNS})"
+                f" SELECT {_EXAMPLE_COLUMNS} FROM collector_examples_in ON CONFLICT DO NOTHING"
+            )
             result.stored = int(status.rsplit(" ", 1)[-1])
         if plan.updates:
             await self._update_labels(conn, plan)
             result.updated = len(plan.updates)
         if plan.deletes:
-            await conn.execute("DELETE FROM training_examples WHERE id = ANY($1::bigint[])",
-                               [s.id for s in plan.deletes])
+            await conn.execute(
+                "DELETE FROM training_examples WHERE id = ANY($1::bigint[])",
+                [s.id for s in plan.deletes],
+            )
         entries = list(plan.pending.values())
         ttls = [self._policies.for_worker(p.worker_id).pending_ttl_s for p in entries]
         await pending_rows.upsert_entries(conn, self._cipher, entries, ttls)
         if plan.pending_deletes:
-            await conn.execute("DELETE FROM collector_pending WHERE execution_id = ANY($1::text[])",
-                               list(plan.pending_deletes))
+            await conn.execute(
+                "DELETE FROM collector_pending WHERE execution_id = ANY($1::text[])",
+                list(plan.pending_deletes),
+            )
 
     async def _update_labels(self, conn: asyncpg.Connection, plan: Plan) -> None:
         ids, key_ids = [u.example.id for u in plan.updates], []
         rows = await conn.fetch(
-            "SELECT id, key_id FROM training_examples WHERE id = ANY($1::bigint[])", ids)
+            "SELECT id, key_id FROM training_examples WHERE id = ANY($1::bigint[])", ids
+        )
         key_of = {r["id"]: r["key_id"] for r in rows}
         labels: list[bytes | None] = []
         for u in plan.updates:
@@ -220,10 +269,13 @@ class Sink:
             " label_source = u.source, feedback_event_id = u.fid, feedback_at = u.at"
             " FROM unnest($1::bigint[], $2::bytea[], $3::float8[], $4::text[], $5::text[],"
             " $6::timestamptz[]) AS u(id, label, score, source, fid, at) WHERE t.id = u.id",
-            ids, labels, [u.score for u in plan.updates],
+            ids,
+            labels,
+            [u.score for u in plan.updates],
             [u.feedback.source for u in plan.updates],
             [u.feedback.event_id for u in plan.updates],
-            [_ts(u.feedback.timestamp_ms) for u in plan.updates])
+            [_ts(u.feedback.timestamp_ms) for u in plan.updates],
+        )
 
     @staticmethod
     async def _count_drops(conn: asyncpg.Connection, plan: Plan) -> None:
@@ -235,4 +287,7 @@ class Sink:
             " SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])"
             " ON CONFLICT (worker_id, reason) DO UPDATE"
             " SET count = collector_drops.count + EXCLUDED.count, last_at = now()",
-            [w for w, _ in keys], [r for _, r in keys], [plan.drops[k] for k in keys])
+            [w for w, _ in keys],
+            [r for _, r in keys],
+            [plan.drops[k] for k in keys],
+        )

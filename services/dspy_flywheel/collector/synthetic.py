@@ -29,8 +29,7 @@ _TEMPLATES = (
 )
 _FIRST = ("Maria", "James", "Aisha", "Chen", "Olga", "Pedro", "Fatima", "Liam")
 _LAST = ("Garcia", "Smith", "Khan", "Wei", "Petrova", "Silva", "Haddad", "Murphy")
-_CARDS = ("4111 1111 1111 1111", "5500 0000 0000 0004", "3400 0000 0000 009",
-          "6011 0000 0000 0004")
+_CARDS = ("4111 1111 1111 1111", "5500 0000 0000 0004", "3400 0000 0000 009", "6011 0000 0000 0004")
 
 
 def _pii(rng: random.Random, i: int) -> tuple[str, str]:
@@ -69,8 +68,13 @@ class SyntheticSet:
 
 
 def make_events(
-    n: int, *, workers: int = 4, worker_prefix: str = "triage", pii_every: int = 3,
-    seed: int = 7, ts_ms: int = 1_760_000_000_000,
+    n: int,
+    *,
+    workers: int = 4,
+    worker_prefix: str = "triage",
+    pii_every: int = 3,
+    seed: int = 7,
+    ts_ms: int = 1_760_000_000_000,
 ) -> SyntheticSet:
     """``n`` successful executions, each with one labeled feedback event."""
     rng = random.Random(seed)
@@ -81,24 +85,106 @@ def make_events(
         if raw:
             out.pii_values.append(raw)
         ticket = rng.choice(_TEMPLATES).format(
-            order=f"A{i:07d}-{rng.randint(10, 99)}", days=rng.randint(2, 9), pii=pii)
+            order=f"A{i:07d}-{rng.randint(10, 99)}", days=rng.randint(2, 9), pii=pii
+        )
         category = rng.choice(CATEGORIES)
         predicted = category if rng.random() < 0.8 else rng.choice(CATEGORIES)
         execution_id = new_id()
-        out.executions.append(encode("ExecutionRecorded", {
-            "worker_id": worker, "worker_type": "support_triage", "program_version": "v1",
-            "execution_id": execution_id, "inputs_json": json.dumps({"ticket": ticket}),
-            "outputs_json": json.dumps({"category": predicted}), "success": True,
-            "error": None, "latency_ms": 20.0 + rng.random() * 50, "lm_calls": 1,
-            "prompt_tokens": 120, "completion_tokens": 6, "metric_score": None,
-            "timestamp_ms": ts_ms + i,
-        }))
-        out.feedback.append(encode("FeedbackRecorded", {
-            "execution_id": execution_id, "worker_id": worker,
-            "label": json.dumps({"category": category}),
-            "score": 1.0 if predicted == category else 0.0, "source": "agent",
-            "timestamp_ms": ts_ms + i + 500,
-        }))
+        out.executions.append(
+            encode(
+                "ExecutionRecorded",
+                {
+                    "worker_id": worker,
+                    "worker_type": "support_triage",
+                    "program_version": "v1",
+                    "execution_id": execution_id,
+                    "inputs_json": json.dumps({"ticket": ticket}),
+                    "outputs_json": json.dumps({"category": predicted}),
+                    "success": True,
+                    "error": None,
+                    "latency_ms": 20.0 + rng.random() * 50,
+                    "lm_calls": 1,
+                    "prompt_tokens": 120,
+                    "completion_tokens": 6,
+                    "metric_score": None,
+                    "timestamp_ms": ts_ms + i,
+                },
+            )
+        )
+        out.feedback.append(
+            encode(
+                "FeedbackRecorded",
+                {
+                    "execution_id": execution_id,
+                    "worker_id": worker,
+                    "label": json.dumps({"category": category}),
+                    "score": 1.0 if predicted == category else 0.0,
+                    "source": "agent",
+                    "timestamp_ms": ts_ms + i + 500,
+                },
+            )
+        )
         out.keys.append(worker)
         out.execution_ids.append(execution_id)
+    return out
+
+
+@dataclass(frozen=True)
+class Malformed:
+    topic_kind: str  # "executions" | "feedback"
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    reason: str  # the dlq_reason the collector must give
+
+
+def make_malformed(n: int, *, seed: int = 11) -> list[Malformed]:
+    """``n`` messages the collector must dead-letter, cycling through every kind of defect."""
+    rng = random.Random(seed)
+    good = make_events(1, seed=seed)
+    execution, feedback = good.executions[0], good.feedback[0]
+    out: list[Malformed] = []
+    for i in range(n):
+        kind = i % 7
+        eid = [("event_id", new_id().encode())]
+        if kind == 0:
+            out.append(
+                Malformed("executions", rng.randbytes(rng.randint(0, 80)), eid, "corrupt_payload")
+            )
+        elif kind == 1:
+            body = b"\xc3\x01" + rng.randbytes(8) + execution.value[10:]
+            out.append(Malformed("feedback", body, eid, "unknown_schema"))
+        elif kind == 2:
+            cut = execution.value[: rng.randint(11, len(execution.value) - 1)]
+            out.append(Malformed("executions", cut, eid, "corrupt_payload"))
+        elif kind == 3:
+            bad = encode(
+                "ExecutionRecorded",
+                {
+                    "worker_id": "triage-0",
+                    "worker_type": "support_triage",
+                    "execution_id": new_id(),
+                    "inputs_json": "{not json",
+                    "outputs_json": None,
+                    "success": True,
+                    "latency_ms": 1.0,
+                    "timestamp_ms": 1,
+                },
+            )
+            out.append(Malformed("executions", bad.value, bad.headers, "invalid_inputs"))
+        elif kind == 4:
+            out.append(Malformed("executions", feedback.value, eid, "unexpected_event_type"))
+        elif kind == 5:
+            bad = encode(
+                "FeedbackRecorded",
+                {
+                    "execution_id": new_id(),
+                    "worker_id": "triage-0",
+                    "label": None,
+                    "score": 7.5,
+                    "timestamp_ms": 1,
+                },
+            )
+            out.append(Malformed("feedback", bad.value, bad.headers, "invalid_score"))
+        else:
+            out.append(Malformed("feedback", None, [], "corrupt_payload"))  # no value, no id
     return out

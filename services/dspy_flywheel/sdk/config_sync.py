@@ -38,7 +38,11 @@ def merge_config(existing: dict[str, Any] | None, ours: dict[str, Any]) -> dict[
     if str(existing.get("updated_by", "")).startswith("sdk"):
         wanted = ours
     else:
-        wanted = {**existing, **{k: ours[k] for k in CODE_OWNED}, "timestamp_ms": ours["timestamp_ms"]}
+        wanted = {
+            **existing,
+            **{k: ours[k] for k in CODE_OWNED},
+            "timestamp_ms": ours["timestamp_ms"],
+        }
     same = all(existing.get(k) == v for k, v in wanted.items() if k not in _IGNORED_IN_DIFF)
     return None if same else wanted
 

@@ -9,6 +9,7 @@ broker with ``auto.create.topics.enable`` create it with the wrong settings).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,9 +21,9 @@ from dspy_flywheel.settings import KafkaSettings
 Handle = Callable[[ConsumerRecord[Any, Any]], None]
 
 
-async def start_reader(kafka: KafkaSettings, topic: str, *, fetch_max_wait_ms: int = 100) -> tuple[
-    AIOKafkaConsumer, list[TopicPartition]
-]:
+async def start_reader(
+    kafka: KafkaSettings, topic: str, *, fetch_max_wait_ms: int = 100
+) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
     consumer = AIOKafkaConsumer(
         topic,
         **kafka.client_kwargs(),
@@ -64,7 +65,5 @@ async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
 
 
 async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closing after a lost connection: nothing to do
         await asyncio.wait_for(consumer.stop(), 5)
-    except Exception:  # closing after a lost connection: nothing left to do
-        pass

@@ -46,13 +46,17 @@ log = logging.getLogger(__name__)
 SignatureLike = str | type[dspy.Signature]
 
 
-class FunctionModule(dspy.Module):
+class FunctionModule(dspy.Module):  # type: ignore[misc]  # dspy is untyped
     """A function worker as a module: one ``predict`` and the function as ``forward``."""
 
     def __init__(self, fn: Callable[..., Any], signature: SignatureLike) -> None:
         super().__init__()
         instructions = inspect.getdoc(fn) if isinstance(signature, str) else None
-        sig = dspy.Signature(signature, instructions) if isinstance(signature, str) and instructions else signature
+        sig = (
+            dspy.Signature(signature, instructions)
+            if isinstance(signature, str) and instructions
+            else signature
+        )
         self.predict = dspy.Predict(sig)
         self._fn = fn
 
@@ -100,7 +104,9 @@ class WorkerSpec:
         if worker_id is not None:
             _check_name("worker_id", worker_id)
         if metric is not None and not callable(metric):
-            raise WorkerConfigError(f"metric must be callable(example, prediction, trace=None), got {metric!r}")
+            raise WorkerConfigError(
+                f"metric must be callable(example, prediction, trace=None), got {metric!r}"
+            )
         self.target = target
         self.worker_type = worker_type
         self.worker_id = worker_id or worker_type
@@ -112,7 +118,8 @@ class WorkerSpec:
             _check_function(target, signature)
         elif not issubclass(target, dspy.Module):
             raise WorkerConfigError(
-                f"@dspy_worker wraps a dspy.Module subclass or a function, got class {target.__name__}"
+                "@dspy_worker wraps a dspy.Module subclass or a function, "
+                f"got class {target.__name__}"
             )
         # The optimizer calls a program_ref with no arguments to get a dspy.Module; the
         # decorated name now holds this spec, so the ref points at its build_program.
@@ -178,8 +185,14 @@ def dspy_worker(
     """
 
     def wrap(target: Any) -> WorkerSpec:
-        return WorkerSpec(target, worker_type=worker_type, worker_id=worker_id,
-                          signature=signature, metric=metric, optimization=None)
+        return WorkerSpec(
+            target,
+            worker_type=worker_type,
+            worker_id=worker_id,
+            signature=signature,
+            metric=metric,
+            optimization=None,
+        )
 
     return wrap
 
@@ -216,20 +229,30 @@ def dspy_worker_optimized(
     )
 
     def wrap(target: Any) -> WorkerSpec:
-        return WorkerSpec(target, worker_type=worker_type, worker_id=worker_id,
-                          signature=signature, metric=metric, optimization=optimization)
+        return WorkerSpec(
+            target,
+            worker_type=worker_type,
+            worker_id=worker_id,
+            signature=signature,
+            metric=metric,
+            optimization=optimization,
+        )
 
     return wrap
 
 
 def _check_name(what: str, value: Any) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise WorkerConfigError(f"{what} must be a non-empty string of at most 200 characters, got {value!r}")
+        raise WorkerConfigError(
+            f"{what} must be a non-empty string of at most 200 characters, got {value!r}"
+        )
 
 
 def _check_function(fn: Any, signature: SignatureLike | None) -> None:
     if not callable(fn):
-        raise WorkerConfigError(f"@dspy_worker wraps a dspy.Module subclass or a function, got {fn!r}")
+        raise WorkerConfigError(
+            f"@dspy_worker wraps a dspy.Module subclass or a function, got {fn!r}"
+        )
     if signature is None:
         raise WorkerConfigError(
             f"function worker {fn.__name__}: pass signature=, e.g. signature='text -> label'"
@@ -239,9 +262,13 @@ def _check_function(fn: Any, signature: SignatureLike | None) -> None:
     except Exception as exc:
         raise WorkerConfigError(f"bad signature {signature!r}: {exc}") from exc
     params = list(inspect.signature(fn).parameters.values())
-    if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+    if not params or params[0].kind not in (
+        params[0].POSITIONAL_ONLY,
+        params[0].POSITIONAL_OR_KEYWORD,
+    ):
         raise WorkerConfigError(
-            f"function worker {fn.__name__} takes the predictor first: def {fn.__name__}(predict, ...)"
+            f"function worker {fn.__name__} takes the predictor first: "
+            f"def {fn.__name__}(predict, ...)"
         )
 
 
@@ -250,10 +277,12 @@ def _warn_unimportable(spec: WorkerSpec) -> None:
         log.warning(
             "worker %s: %s is not importable from another process (defined in __main__ or a "
             "function); the optimizer service cannot rebuild it. Define it at module level.",
-            spec.worker_id, spec.target.__qualname__,
+            spec.worker_id,
+            spec.target.__qualname__,
         )
     if spec.metric is not None and spec.metric_ref is None:
         log.warning(
             "worker %s: metric %r is not importable; the optimizer will use exact match.",
-            spec.worker_id, spec.metric,
+            spec.worker_id,
+            spec.metric,
         )

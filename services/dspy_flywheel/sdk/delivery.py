@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.errors import (
     InvalidTopicError,
     MessageSizeTooLargeError,
@@ -30,6 +29,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     UnsupportedVersionError,
 )
+from aiokafka.partitioner import DefaultPartitioner
 
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool
@@ -150,7 +150,10 @@ class Delivery:
             await self._need_producer.wait()
             if self._failed_deliveries:  # connected, then failed to deliver: don't spin
                 await asyncio.sleep(
-                    min(0.2 * 2 ** (self._failed_deliveries - 1), self._settings.reconnect_backoff_max_s)
+                    min(
+                        0.2 * 2 ** (self._failed_deliveries - 1),
+                        self._settings.reconnect_backoff_max_s,
+                    )
                 )
             producer = AIOKafkaProducer(
                 **self._settings.kafka.client_kwargs(),
@@ -168,7 +171,8 @@ class Delivery:
                 self.last_error = f"connect: {type(exc).__name__}: {exc}"
                 (log.warning if failures == 1 else log.debug)(
                     "%s: Kafka unreachable (%s); events go to the spool, retrying",
-                    self._name, exc,
+                    self._name,
+                    exc,
                 )
                 await _stop_quietly(producer, 1.0)
                 await asyncio.sleep(backoff)
@@ -214,7 +218,9 @@ class Delivery:
                     break
 
     async def _send_outbox_batch(self) -> bool:
-        batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), self._settings.batch_max))]
+        batch = [
+            self._outbox.popleft() for _ in range(min(len(self._outbox), self._settings.batch_max))
+        ]
         self._inflight = batch  # left set if cancelled: stop() spools it
         acked, error = await self._deliver(batch)
         self._inflight = []
@@ -300,15 +306,17 @@ class Delivery:
             if not future.done():  # the producer kept retrying: give up, spool, reconnect
                 error = error or TimeoutError(f"no acknowledgement in {self._give_up_after_s:.0f}s")
                 continue
-            exc = future.exception()
-            if exc is None or isinstance(exc, _POISON):
+            failure = future.exception()
+            if failure is None or isinstance(failure, _POISON):
                 for i in indexes:
                     acked[i] = True
-                if exc is not None:  # never deliverable: count it, don't retry it forever
+                if failure is not None:  # never deliverable: count it, don't retry it forever
                     self.rejected += len(indexes)
-                    log.error("%s: Kafka rejected %d event(s): %s", self._name, len(indexes), exc)
+                    log.error(
+                        "%s: Kafka rejected %d event(s): %s", self._name, len(indexes), failure
+                    )
             elif error is None:
-                error = exc
+                error = failure
         if error is None:
             self._suspect = False
             self._failed_deliveries = 0
@@ -319,10 +327,14 @@ class Delivery:
         producer: AIOKafkaProducer, batch: list[Message], indexes: list[int]
     ) -> list[tuple[Any, list[int]]]:
         out: list[tuple[Any, list[int]]] = []
-        builder, members = producer.create_batch(), []
+        builder = producer.create_batch()
+        members: list[int] = []
         for i in indexes:
             m = batch[i]
-            if builder.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers)) is None:
+            if (
+                builder.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers))
+                is None
+            ):
                 if not members:
                     raise ValueError(f"event {m.event_id} is larger than a record batch")
                 out.append((builder, members))
@@ -371,8 +383,8 @@ class Delivery:
         return self.take_outbox()
 
 
-async def _stop_quietly(producer: AIOKafkaProducer, timeout: float) -> None:
+async def _stop_quietly(producer: AIOKafkaProducer, limit_s: float) -> None:
     try:
-        await asyncio.wait_for(producer.stop(), timeout)
+        await asyncio.wait_for(producer.stop(), limit_s)
     except Exception as exc:  # closing a producer to a dead broker: nothing left to do
         log.debug("producer stop: %s", exc)

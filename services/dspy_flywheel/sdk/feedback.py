@@ -8,6 +8,7 @@ holds the inputs plus the label fields. The default metric is ``exact_match``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections import OrderedDict
@@ -40,10 +41,8 @@ class RecentExecutions:
         items = self._items
         items[execution_id] = Recorded(inputs, outputs)
         if len(items) > self._capacity:
-            try:
+            with contextlib.suppress(KeyError):
                 items.popitem(last=False)
-            except KeyError:
-                pass
 
     def get(self, execution_id: str) -> Recorded | None:
         return self._items.get(execution_id)
@@ -85,9 +84,7 @@ def label_object(label: Any, fields: list[str]) -> dict[str, Any]:
     )
 
 
-def score_with(
-    metric: Metric, recorded: Recorded, label: dict[str, Any]
-) -> float | None:
+def score_with(metric: Metric, recorded: Recorded, label: dict[str, Any]) -> float | None:
     """The metric's score in [0, 1] for a recorded execution against ``label`` (None on error)."""
     example = dspy.Example({**recorded.inputs, **label}).with_inputs(*recorded.inputs)
     prediction = dspy.Prediction(**recorded.outputs)

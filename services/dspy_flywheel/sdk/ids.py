@@ -28,6 +28,9 @@ def fast_id() -> str:
     ms = time.time_ns() // 1_000_000
     rand_b = _random.getrandbits(62) | _VARIANT
     return "%08x-%04x-%04x-%04x-%012x" % (  # noqa: UP031  # the fastest formatting here
-        ms >> 16, ms & 0xFFFF, 0x7000 | _random.getrandbits(12), rand_b >> 48,
+        ms >> 16,
+        ms & 0xFFFF,
+        0x7000 | _random.getrandbits(12),
+        rand_b >> 48,
         rand_b & 0xFFFFFFFFFFFF,
     )

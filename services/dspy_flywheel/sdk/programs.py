@@ -55,7 +55,7 @@ class ProgramSlot:
         self._history_size = max(1, history_size)
         self._known: OrderedDict[int, _Published] = OrderedDict()
         self._latest: int | None = None
-        self._pinned: int | None | Literal["code"] = None
+        self._pinned: int | Literal["code"] | None = None
         self._lock = threading.Lock()
 
     # -- reading ------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ class ProgramSlot:
     def pin(self, version: int | Literal["code"] | None = None) -> Outcome:
         """Serve ``version`` (None: the current one; "code": the code's own) until ``unpin``."""
         with self._lock:
-            target: int | None | Literal["code"] = (
+            target: int | Literal["code"] | None = (
                 self.current.version if version is None else version
             )
             if target is None:

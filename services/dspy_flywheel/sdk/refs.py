@@ -19,7 +19,7 @@ Metric = Callable[..., Any]
 
 
 def ref_of(obj: Any) -> str | None:
-    """``module:qualname`` of a module-level object, or None when another process can't import it."""
+    """``module:qualname`` of a module-level object; None when another process can't import it."""
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", None)
     if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:

@@ -101,7 +101,10 @@ class Reloader:
         self.caught_up.set()
         log.info(
             "%s: caught up on %s (%d update(s) for this worker), serving version %s",
-            self._worker_id, self._topic, len(candidates), self._slot.current.version,
+            self._worker_id,
+            self._topic,
+            len(candidates),
+            self._slot.current.version,
         )
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:

@@ -58,7 +58,9 @@ def open_spool(base: Path, max_bytes: int, segment_bytes: int) -> tuple[Spool, i
 
 
 class Runtime:
-    def __init__(self, worker: Worker, slot: ProgramSlot, on_outcome: Callable[[Outcome], None]) -> None:
+    def __init__(
+        self, worker: Worker, slot: ProgramSlot, on_outcome: Callable[[Outcome], None]
+    ) -> None:
         settings = worker.settings
         self._worker = worker
         self._settings = settings
@@ -70,8 +72,13 @@ class Runtime:
         self._background: list[concurrent.futures.Future[Any]] = []
         self.kafka_state = KafkaState()  # every Kafka client waits for kafka_state.ready
         topics = settings.topics
-        wanted = {topics.executions, topics.feedback, topics.program_updated,
-                  topics.program_acks, topics.trigger_config}
+        wanted = {
+            topics.executions,
+            topics.feedback,
+            topics.program_updated,
+            topics.program_acks,
+            topics.trigger_config,
+        }
         self._background.append(
             self.loop.submit(self._provision([s for s in topics.specs() if s.name in wanted]))
         )
@@ -82,13 +89,22 @@ class Runtime:
                 settings.spool_segment_bytes,
             )
             if spool.has_pending():
-                log.info("%s: %d event(s) in the spool %s from an earlier run; replaying",
-                         worker.worker_id, spool.pending_records, spool.directory)
+                log.info(
+                    "%s: %d event(s) in the spool %s from an earlier run; replaying",
+                    worker.worker_id,
+                    spool.pending_records,
+                    spool.directory,
+                )
             self.emitter = Emitter(settings, self.loop, spool, worker.worker_id, self.kafka_state)
         if settings.reload:
             self.reloader = Reloader(
-                settings.kafka, topics.program_updated, worker.worker_id, slot, on_outcome,
-                keep=settings.history_size, backoff_max_s=settings.reconnect_backoff_max_s,
+                settings.kafka,
+                topics.program_updated,
+                worker.worker_id,
+                slot,
+                on_outcome,
+                keep=settings.history_size,
+                backoff_max_s=settings.reconnect_backoff_max_s,
             )
             self._background.append(self.loop.submit(self._after_topics(self.reloader.run())))
         if worker.optimization is not None and self.emitter is not None:
@@ -129,23 +145,39 @@ class Runtime:
     async def _register_trigger_config(self) -> None:
         worker = self._worker
         optimization = worker.optimization
-        assert optimization is not None and self.emitter is not None
+        assert optimization is not None
+        assert self.emitter is not None
         topic = self._settings.topics.trigger_config
 
         def ours() -> dict[str, Any]:
             return optimization.trigger_record(
-                worker.worker_id, worker.worker_type, worker.program_ref, worker.metric_ref, now_ms()
+                worker.worker_id,
+                worker.worker_type,
+                worker.program_ref,
+                worker.metric_ref,
+                now_ms(),
             )
 
         def publish(record: dict[str, Any]) -> None:
             assert self.emitter is not None
-            self.emitter.submit(Pending(
-                topic, worker.worker_id.encode(), "TriggerConfig", record, None, None,
-                new_id(),
-            ))
+            self.emitter.submit(
+                Pending(
+                    topic,
+                    worker.worker_id.encode(),
+                    "TriggerConfig",
+                    record,
+                    None,
+                    None,
+                    new_id(),
+                )
+            )
 
         self.trigger_config = await config_sync.register(
-            self._settings.kafka, topic, worker.worker_id, ours, publish,
+            self._settings.kafka,
+            topic,
+            worker.worker_id,
+            ours,
+            publish,
             backoff_max_s=self._settings.reconnect_backoff_max_s,
         )
 

@@ -1,4 +1,5 @@
-"""A program's signature as field names in order, per predictor: what a published program must match.
+"""A program's signature as field names in order, per predictor: what a published program
+must match.
 
 ``signature_of(module)`` gives ``{predictor_name: {"inputs": [...], "outputs": [...]}}``; the
 optimizer writes it into ``ProgramUpdated.signature_json`` and workers compare it with their own.

@@ -15,6 +15,7 @@ duplicate descriptor outside the lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -159,7 +160,9 @@ class Spool:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def read(self, max_records: int, max_bytes: int = 4 * 1024 * 1024) -> list[tuple[Message, Position]]:
+    def read(
+        self, max_records: int, max_bytes: int = 4 * 1024 * 1024
+    ) -> list[tuple[Message, Position]]:
         """The next undelivered messages in order, each with the position just after it."""
         out: list[tuple[Message, Position]] = []
         size = 0
@@ -184,14 +187,18 @@ class Spool:
                     size += length
                     out.append((unpack(payload), Position(seq, start + pos)))
             if not out and self._pending_records:
-                log.warning("spool %s: nothing readable but %d counted; resetting",
-                            self.directory, self._pending_records)
+                log.warning(
+                    "spool %s: nothing readable but %d counted; resetting",
+                    self.directory,
+                    self._pending_records,
+                )
                 self._pending_records = 0
                 self._reset_locked()
         return out
 
     def commit(self, position: Position, records: int) -> None:
-        """``records`` messages up to ``position`` were delivered: move the cursor, drop segments."""
+        """``records`` messages up to ``position`` were delivered: move the cursor, drop
+        segments read past."""
         with self._lock:
             for seq in sorted(self._sizes):
                 if seq >= position.seq:
@@ -261,10 +268,8 @@ class Spool:
     def _delete_locked(self, seq: int) -> None:
         self._sizes.pop(seq, None)
         self._offsets.pop(seq, None)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._path(seq).unlink()
-        except FileNotFoundError:
-            pass
 
     def _repair(self, seq: int) -> int:
         """Length of the valid prefix of a segment; a torn tail is cut off."""

@@ -1,8 +1,8 @@
 """Helpers for testing workers against a real broker: read events back, publish programs.
 
-    events = await read_events(kafka, topics.executions, count=1000, timeout=30)
-    record = program_updated_record("classifier", 3, compiled_program)
-    await publish_record(kafka, topics.program_updated, "classifier", "ProgramUpdated", record)
+events = await read_events(kafka, topics.executions, count=1000, within_s=30)
+record = program_updated_record("classifier", 3, compiled_program)
+await publish_record(kafka, topics.program_updated, "classifier", "ProgramUpdated", record)
 """
 
 from __future__ import annotations
@@ -60,18 +60,22 @@ async def read_events(
     topic: str,
     *,
     count: int | None = None,
-    timeout: float = 30.0,
+    within_s: float = 30.0,
     settle: float = 1.0,
 ) -> list[Decoded]:
     """Decoded events of ``topic`` from the beginning: until ``count`` arrived (then ``settle``
-    more seconds, to catch duplicates) or ``timeout`` passed."""
+    more seconds, to catch duplicates) or ``within_s`` seconds passed."""
     consumer = AIOKafkaConsumer(
-        topic, **kafka.client_kwargs(), group_id=None, auto_offset_reset="earliest",
-        enable_auto_commit=False, fetch_max_wait_ms=100,
+        topic,
+        **kafka.client_kwargs(),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
     )
     await consumer.start()
     out: list[Decoded] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     try:
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
@@ -85,9 +89,9 @@ async def read_events(
         await consumer.stop()
 
 
-async def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
-    """Poll ``predicate()`` until true or ``timeout`` (seconds) passes."""
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate: Any, within_s: float, interval: float = 0.02) -> bool:
+    """Poll ``predicate()`` until true or ``within_s`` seconds pass."""
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if predicate():
             return True

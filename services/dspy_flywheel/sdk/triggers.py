@@ -18,7 +18,12 @@ from typing import Any
 
 from dspy_flywheel.sdk.errors import WorkerConfigError
 
-OPTIMIZERS = ("MIPROv2", "BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "BootstrapFinetune")
+OPTIMIZERS = (
+    "MIPROv2",
+    "BootstrapFewShot",
+    "BootstrapFewShotWithRandomSearch",
+    "BootstrapFinetune",
+)
 POLICIES = ("manual", "periodic", "performance")
 MIPRO_AUTO = ("light", "medium", "heavy")
 
@@ -87,7 +92,9 @@ def _split(trigger: str) -> list[str]:
 
 def check_trigger(trigger: str, params: dict[str, Any]) -> None:
     if not isinstance(trigger, str) or not _split(trigger):
-        raise WorkerConfigError(f"optimization_trigger must be one of {list(POLICIES)}, got {trigger!r}")
+        raise WorkerConfigError(
+            f"optimization_trigger must be one of {list(POLICIES)}, got {trigger!r}"
+        )
     policies = _split(trigger)
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
@@ -105,8 +112,14 @@ def check_trigger(trigger: str, params: dict[str, Any]) -> None:
                 f"accepted here: {sorted(allowed)}"
             )
     _check_range(params, "threshold", 0.0, 1.0, number=True)
-    for name, low in (("window_size", 1), ("window_seconds", 1), ("min_examples", 1),
-                      ("min_new_examples", 0), ("cooldown_seconds", 0), ("interval_seconds", 1)):
+    for name, low in (
+        ("window_size", 1),
+        ("window_seconds", 1),
+        ("min_examples", 1),
+        ("min_new_examples", 0),
+        ("cooldown_seconds", 0),
+        ("interval_seconds", 1),
+    ):
         _check_range(params, name, low, None)
     if "enabled" in params and not isinstance(params["enabled"], bool):
         raise WorkerConfigError("enabled must be True or False")
@@ -123,10 +136,13 @@ def _check_range(
     if params.get(name) is None:
         return
     value = params[name]
-    kinds: tuple[type, ...] = (int, float) if number else (int,)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise WorkerConfigError(f"{name} must be {'a number' if number else 'an integer'}, got {value!r}")
-    if value < low or (high is not None and value > high):
+    wrong_kind = not isinstance(value, (int, float)) or (not number and isinstance(value, float))
+    if isinstance(value, bool) or wrong_kind:
+        raise WorkerConfigError(
+            f"{name} must be {'a number' if number else 'an integer'}, got {value!r}"
+        )
+    amount = float(value)
+    if amount < low or (high is not None and amount > high):
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
         raise WorkerConfigError(f"{name} must be {bound}, got {value!r}")
 
@@ -142,7 +158,9 @@ def check_optimizer(optimizer: str, params: dict[str, Any]) -> None:
             f"(trigger parameters: {sorted(TRIGGER_PARAMS)})"
         )
     if optimizer == "MIPROv2" and params.get("auto") not in (None, *MIPRO_AUTO):
-        raise WorkerConfigError(f"MIPROv2 auto must be one of {list(MIPRO_AUTO)}, got {params['auto']!r}")
+        raise WorkerConfigError(
+            f"MIPROv2 auto must be one of {list(MIPRO_AUTO)}, got {params['auto']!r}"
+        )
     try:
         json.dumps(params)
     except (TypeError, ValueError) as exc:
@@ -160,5 +178,6 @@ def optimizer_param_names(optimizer: str) -> frozenset[str]:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
                 names.add(p.name)
     # Built by the optimizer service from the worker's data and metric, not user settings.
-    return frozenset(names - {"self", "student", "trainset", "valset", "metric", "teacher",
-                              "program", "devset"})
+    return frozenset(
+        names - {"self", "student", "trainset", "valset", "metric", "teacher", "program", "devset"}
+    )

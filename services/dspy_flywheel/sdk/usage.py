@@ -11,17 +11,21 @@ from __future__ import annotations
 from contextvars import Token
 from typing import Any
 
-from dspy.dsp.utils.settings import settings, thread_local_overrides
+from dspy.dsp.utils.settings import main_thread_config, thread_local_overrides
 from dspy.dsp.utils.utils import dotdict
 from dspy.utils.usage_tracker import UsageTracker
 
 
-class CallUsage(UsageTracker):
-    __slots__ = ("calls", "completion_tokens", "parent", "prompt_tokens")
+class CallUsage(UsageTracker):  # type: ignore[misc]  # dspy is untyped
+    """Counts LM calls and tokens of one worker call; passes entries on to the caller's tracker.
 
-    def __init__(self, parent: UsageTracker | None) -> None:
+    ``wanted_by_user``: the user asked DSPy for per-prediction usage (``track_usage=True``).
+    """
+
+    def __init__(self, parent: UsageTracker | None, wanted_by_user: bool) -> None:
         super().__init__()
         self.parent = parent
+        self.wanted_by_user = wanted_by_user
         self.calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -30,7 +34,8 @@ class CallUsage(UsageTracker):
         self.calls += 1
         self.prompt_tokens += _as_int(usage_entry.get("prompt_tokens"))
         self.completion_tokens += _as_int(usage_entry.get("completion_tokens"))
-        super().add_usage(lm, usage_entry)
+        if self.wanted_by_user:
+            super().add_usage(lm, usage_entry)
         if self.parent is not None:
             self.parent.add_usage(lm, usage_entry)
 
@@ -46,7 +51,8 @@ def begin() -> tuple[CallUsage, Token[dotdict]]:
     config on every call (only the thread's overrides, usually empty, are copied).
     """
     overrides = thread_local_overrides.get()
-    tracker = CallUsage(overrides.get("usage_tracker") or settings.usage_tracker)
+    parent = _setting(overrides, "usage_tracker")
+    tracker = CallUsage(parent, bool(_setting(overrides, "track_usage")))
     scoped = dotdict(overrides)
     scoped["usage_tracker"] = tracker
     return tracker, thread_local_overrides.set(scoped)
@@ -56,6 +62,6 @@ def end(token: Token[dotdict]) -> None:
     thread_local_overrides.reset(token)
 
 
-def tracking_requested() -> bool:
-    """Whether the user asked DSPy for per-prediction usage (``track_usage=True``)."""
-    return bool(settings.track_usage)
+def _setting(overrides: dotdict, name: str) -> Any:
+    """``dspy.settings.<name>`` without the attribute machinery (this runs on every call)."""
+    return overrides[name] if name in overrides else main_thread_config.get(name)

@@ -22,8 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from dspy_flywheel.sdk.ids import fast_id as new_id
-from dspy_flywheel.sdk import usage
+from dspy_flywheel.sdk import fastcodec, usage
 from dspy_flywheel.sdk.emitter import Emitter, Pending
 from dspy_flywheel.sdk.events import (
     ExecutionPayload,
@@ -39,6 +38,7 @@ from dspy_flywheel.sdk.feedback import (
     label_object,
     score_with,
 )
+from dspy_flywheel.sdk.ids import fast_id as new_id
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
 from dspy_flywheel.sdk.runtime import Runtime
 from dspy_flywheel.sdk.settings import WorkerSettings
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 SPAN_NAME = "dspy_flywheel.worker.call"
 _tracer = trace.get_tracer("dspy_flywheel.sdk")
 _perf = time.perf_counter
+_FAST_ENCODER = fastcodec.encode_execution if fastcodec.ENABLED else None
 _random = random.Random()
 
 
@@ -150,14 +151,16 @@ class Worker:
         except BaseException as exc:
             latency_ms = (_perf() - started) * 1000
             usage.end(usage_token)
-            self._failed(span, otel_token, exc, serving.version, execution_id, inputs, latency_ms,
-                         tracker)
+            self._failed(
+                span, otel_token, exc, serving.version, execution_id, inputs, latency_ms, tracker
+            )
             raise
         latency_ms = (_perf() - started) * 1000
         usage.end(usage_token)
         _leave(span, otel_token)
-        return self._succeeded(span, result, serving.version, execution_id, inputs, latency_ms,
-                               tracker)
+        return self._succeeded(
+            span, result, serving.version, execution_id, inputs, latency_ms, tracker
+        )
 
     async def acall(self, **inputs: Any) -> Any:
         serving = self._slot.current
@@ -177,14 +180,16 @@ class Worker:
         except BaseException as exc:
             latency_ms = (_perf() - started) * 1000
             usage.end(usage_token)
-            self._failed(span, otel_token, exc, serving.version, execution_id, inputs, latency_ms,
-                         tracker)
+            self._failed(
+                span, otel_token, exc, serving.version, execution_id, inputs, latency_ms, tracker
+            )
             raise
         latency_ms = (_perf() - started) * 1000
         usage.end(usage_token)
         _leave(span, otel_token)
-        return self._succeeded(span, result, serving.version, execution_id, inputs, latency_ms,
-                               tracker)
+        return self._succeeded(
+            span, result, serving.version, execution_id, inputs, latency_ms, tracker
+        )
 
     def _succeeded(
         self,
@@ -199,11 +204,13 @@ class Worker:
         outputs = _outputs_of(result)
         if isinstance(result, dspy.Prediction):
             object.__setattr__(result, "execution_id", execution_id)  # not an output field
-            if usage.tracking_requested() and result.get_lm_usage() is None:
+            if tracker.wanted_by_user and result.get_lm_usage() is None:
                 result.set_lm_usage(tracker.get_total_tokens())
         self._last.set(execution_id)
         self._recent.put(execution_id, inputs, outputs)
-        self._emit_execution(span, version, execution_id, inputs, outputs, None, latency_ms, tracker)
+        self._emit_execution(
+            span, version, execution_id, inputs, outputs, None, latency_ms, tracker
+        )
         return result
 
     def _failed(
@@ -249,15 +256,33 @@ class Worker:
         if emitter is None:
             return
         payload = ExecutionPayload(
-            self.worker_id, self.worker_type, version, execution_id, inputs, outputs, error,
-            latency_ms, tracker.calls, tracker.prompt_tokens, tracker.completion_tokens,
+            self.worker_id,
+            self.worker_type,
+            version,
+            execution_id,
+            inputs,
+            outputs,
+            error,
+            latency_ms,
+            tracker.calls,
+            tracker.prompt_tokens,
+            tracker.completion_tokens,
             time.time_ns() // 1_000_000,
         )
         # One ExecutionRecorded per execution: its execution id doubles as the event id.
-        emitter.submit(Pending(
-            self._executions_topic, self._key, "ExecutionRecorded", payload, execution_record,
-            _traceparent(span), execution_id, self._extra_headers,
-        ))
+        emitter.submit(
+            Pending(
+                self._executions_topic,
+                self._key,
+                "ExecutionRecorded",
+                payload,
+                execution_record,
+                _traceparent(span),
+                execution_id,
+                self._extra_headers,
+                _FAST_ENCODER,
+            )
+        )
 
     # -- what callers read --------------------------------------------------------------------
 
@@ -355,8 +380,14 @@ class Worker:
 
     def _report_outcome(self, outcome: Outcome) -> None:
         level = logging.WARNING if outcome.status == "refused" else logging.INFO
-        log.log(level, "%s: program %s (version %s)%s", self.worker_id, outcome.status,
-                outcome.version, f": {outcome.reason}" if outcome.reason else "")
+        log.log(
+            level,
+            "%s: program %s (version %s)%s",
+            self.worker_id,
+            outcome.status,
+            outcome.version,
+            f": {outcome.reason}" if outcome.reason else "",
+        )
         record = ack_record(
             self.worker_id, self.instance_id, outcome.version, outcome.status, outcome.reason
         )
@@ -366,9 +397,9 @@ class Worker:
         if self._emitter is None:
             return
         span = trace.get_current_span()
-        self._emitter.submit(Pending(
-            topic, self._key, event_type, record, None, _traceparent(span), new_id()
-        ))
+        self._emitter.submit(
+            Pending(topic, self._key, event_type, record, None, _traceparent(span), new_id())
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 

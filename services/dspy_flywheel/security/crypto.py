@@ -97,7 +97,9 @@ class Cipher:
     """Encrypts with the active key, decrypts with any known key id."""
 
     def __init__(
-        self, keys: Mapping[str, bytes], active_key: str | None = None,
+        self,
+        keys: Mapping[str, bytes],
+        active_key: str | None = None,
         hash_key: bytes | None = None,
     ) -> None:
         if not keys:
@@ -120,8 +122,7 @@ class Cipher:
             )
         keys = parse_keys(settings.keys.get_secret_value())
         hash_key = (
-            _decode_key("hash", settings.hash_key.get_secret_value())
-            if settings.hash_key else None
+            _decode_key("hash", settings.hash_key.get_secret_value()) if settings.hash_key else None
         )
         return cls(keys, settings.active_key, hash_key)
 

@@ -44,8 +44,9 @@ class Snapshot:
 
 
 def _snapshot(r: asyncpg.Record) -> Snapshot:
-    return Snapshot(r["id"], r["worker_id"], r["version"], r["purpose"], list(r["example_ids"]),
-                    r["created_at"])
+    return Snapshot(
+        r["id"], r["worker_id"], r["version"], r["purpose"], list(r["example_ids"]), r["created_at"]
+    )
 
 
 async def create_snapshot(
@@ -55,11 +56,18 @@ async def create_snapshot(
     ids = sorted(set(example_ids))
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 4043))", worker_id)
-        return int(await conn.fetchval(
-            "INSERT INTO dataset_snapshots (worker_id, version, purpose, example_ids, example_count)"
-            " SELECT $1, COALESCE(max(version), 0) + 1, $2, $3::bigint[], $4"
-            " FROM dataset_snapshots WHERE worker_id = $1 RETURNING id",
-            worker_id, purpose, ids, len(ids)))
+        return int(
+            await conn.fetchval(
+                "INSERT INTO dataset_snapshots"
+                " (worker_id, version, purpose, example_ids, example_count)"
+                " SELECT $1, COALESCE(max(version), 0) + 1, $2, $3::bigint[], $4"
+                " FROM dataset_snapshots WHERE worker_id = $1 RETURNING id",
+                worker_id,
+                purpose,
+                ids,
+                len(ids),
+            )
+        )
 
 
 async def get_snapshot(pool: asyncpg.Pool, snapshot_id: int) -> Snapshot | None:
@@ -70,7 +78,9 @@ async def get_snapshot(pool: asyncpg.Pool, snapshot_id: int) -> Snapshot | None:
 async def list_snapshots(pool: asyncpg.Pool, worker_id: str | None = None) -> list[Snapshot]:
     rows = await pool.fetch(
         "SELECT * FROM dataset_snapshots WHERE $1::text IS NULL OR worker_id = $1"
-        " ORDER BY worker_id, version", worker_id)
+        " ORDER BY worker_id, version",
+        worker_id,
+    )
     return [_snapshot(r) for r in rows]
 
 
@@ -126,18 +136,23 @@ def _iso(ts: datetime | None) -> str | None:
 def _record(cipher: Cipher, r: asyncpg.Record) -> ExportRecord:
     eid, kid = r["execution_id"], r["key_id"]
     plain: dict[str, Any] = {
-        f.name: r[f.name] for f in fields(ExportRecord) if f.name not in _CONTENT}
+        f.name: r[f.name] for f in fields(ExportRecord) if f.name not in _CONTENT
+    }
     plain.update(
-        feedback_at=_iso(r["feedback_at"]), executed_at=_iso(r["executed_at"]),
+        feedback_at=_iso(r["feedback_at"]),
+        executed_at=_iso(r["executed_at"]),
         created_at=_iso(r["created_at"]),
         inputs=unseal(cipher, kid, r["inputs_enc"], eid, "inputs"),
         outputs=unseal(cipher, kid, r["outputs_enc"], eid, "outputs"),
-        label=unseal(cipher, kid, r["label_enc"], eid, "label"))
+        label=unseal(cipher, kid, r["label_enc"], eid, "label"),
+    )
     return ExportRecord(**plain)
 
 
 async def export_records(
-    pool: asyncpg.Pool, cipher: Cipher, worker_id: str | None = None,
+    pool: asyncpg.Pool,
+    cipher: Cipher,
+    worker_id: str | None = None,
     snapshot_id: int | None = None,
 ) -> list[ExportRecord]:
     """Decrypted examples ordered by id: all, one worker's, or one snapshot's (still stored)."""
@@ -149,7 +164,10 @@ async def export_records(
         ids = snap.example_ids
     rows = await pool.fetch(
         f"SELECT {_PLAIN} FROM training_examples WHERE ($1::text IS NULL OR worker_id = $1)"
-        " AND ($2::bigint[] IS NULL OR id = ANY($2)) ORDER BY id", worker_id, ids)
+        " AND ($2::bigint[] IS NULL OR id = ANY($2)) ORDER BY id",
+        worker_id,
+        ids,
+    )
     return [_record(cipher, r) for r in rows]
 
 
@@ -163,23 +181,56 @@ _IMPORT_COLUMNS = (
     " feedback_event_id, feedback_at, input_hash, key_id, inputs_enc, outputs_enc, label_enc,"
     " executed_at, created_at"
 )
-_IMPORT_TYPES = (
-    "text[] text[] text[] text[] text[] bool[] float8[] float8[] int4[] int8[] int8[] bool[]"
-    " text[] text[] timestamptz[] bytea[] text[] bytea[] bytea[] bytea[] timestamptz[]"
-    " timestamptz[]"
-).split()
+_IMPORT_TYPES = [
+    "text[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "bool[]",
+    "float8[]",
+    "float8[]",
+    "int4[]",
+    "int8[]",
+    "int8[]",
+    "bool[]",
+    "text[]",
+    "text[]",
+    "timestamptz[]",
+    "bytea[]",
+    "text[]",
+    "bytea[]",
+    "bytea[]",
+    "bytea[]",
+    "timestamptz[]",
+    "timestamptz[]",
+]
 
 
 def _import_row(cipher: Cipher, r: ExportRecord) -> tuple[Any, ...]:
     return (
-        r.event_id, r.execution_id, r.worker_id, r.worker_type, r.program_version, r.success,
-        r.score, r.latency_ms, r.lm_calls, r.prompt_tokens, r.completion_tokens, r.has_label,
-        r.label_source, r.feedback_event_id, _ts(r.feedback_at),
-        input_hash(cipher, r.worker_id, r.inputs), cipher.active_key,
+        r.event_id,
+        r.execution_id,
+        r.worker_id,
+        r.worker_type,
+        r.program_version,
+        r.success,
+        r.score,
+        r.latency_ms,
+        r.lm_calls,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.has_label,
+        r.label_source,
+        r.feedback_event_id,
+        _ts(r.feedback_at),
+        input_hash(cipher, r.worker_id, r.inputs),
+        cipher.active_key,
         seal(cipher, r.inputs, r.execution_id, "inputs"),
         seal(cipher, r.outputs, r.execution_id, "outputs"),
         seal(cipher, r.label, r.execution_id, "label"),
-        _ts(r.executed_at), _ts(r.created_at),
+        _ts(r.executed_at),
+        _ts(r.created_at),
     )
 
 
@@ -193,7 +244,9 @@ async def insert_records(
         rows = [_import_row(cipher, r) for r in records[start : start + chunk]]
         status = await conn.execute(
             f"INSERT INTO training_examples ({_IMPORT_COLUMNS}) SELECT * FROM unnest({arrays})"
-            " ON CONFLICT DO NOTHING", *zip(*rows, strict=True))
+            " ON CONFLICT DO NOTHING",
+            *zip(*rows, strict=True),
+        )
         inserted += int(status.rsplit(" ", 1)[-1])
     return inserted
 
@@ -217,34 +270,53 @@ async def prune(
         if rule.max_age_days is None and rule.max_count is None:
             continue
         async with pool.acquire() as conn, conn.transaction():
-            keep = await conn.fetchval(
-                "SELECT example_ids FROM dataset_snapshots WHERE worker_id = $1"
-                " ORDER BY version DESC LIMIT 1", worker) or []
+            keep = (
+                await conn.fetchval(
+                    "SELECT example_ids FROM dataset_snapshots WHERE worker_id = $1"
+                    " ORDER BY version DESC LIMIT 1",
+                    worker,
+                )
+                or []
+            )
             if rule.max_age_days is not None:
                 status = await conn.execute(
                     "DELETE FROM training_examples WHERE worker_id = $1 AND id <> ALL($2::bigint[])"
-                    " AND executed_at < now() - make_interval(secs => $3)",
-                    worker, keep, rule.max_age_days * 86400)
+                    " AND created_at < now() - make_interval(secs => $3)",
+                    worker,
+                    keep,
+                    rule.max_age_days * 86400,
+                )
                 deleted[f"{worker}:retention_max_age"] = int(status.rsplit(" ", 1)[-1])
             if rule.max_count is not None:
                 status = await conn.execute(
                     "DELETE FROM training_examples WHERE worker_id = $1 AND id <> ALL($2::bigint[])"
                     " AND id < (SELECT id FROM training_examples WHERE worker_id = $1"
                     "           ORDER BY id DESC OFFSET $3 LIMIT 1)",
-                    worker, keep, rule.max_count - 1)
+                    worker,
+                    keep,
+                    rule.max_count - 1,
+                )
                 deleted[f"{worker}:retention_max_count"] = int(status.rsplit(" ", 1)[-1])
-            counts = {k.split(":", 1)[1]: n for k, n in deleted.items()
-                      if k.startswith(f"{worker}:") and n}
+            counts = {
+                k.split(":", 1)[1]: n
+                for k, n in deleted.items()
+                if k.startswith(f"{worker}:") and n
+            }
             for reason, n in counts.items():
                 await conn.execute(
                     "INSERT INTO collector_drops (worker_id, reason, count) VALUES ($1, $2, $3)"
                     " ON CONFLICT (worker_id, reason) DO UPDATE"
                     " SET count = collector_drops.count + EXCLUDED.count, last_at = now()",
-                    worker, reason, n)
+                    worker,
+                    reason,
+                    n,
+                )
     if processed_ttl_h is not None:
         status = await pool.execute(
             "DELETE FROM collector_processed_events"
-            " WHERE processed_at < now() - make_interval(secs => $1)", processed_ttl_h * 3600)
+            " WHERE processed_at < now() - make_interval(secs => $1)",
+            processed_ttl_h * 3600,
+        )
         deleted["processed_events"] = int(status.rsplit(" ", 1)[-1])
     return deleted
 
@@ -257,17 +329,27 @@ async def rekey(pool: asyncpg.Pool, cipher: Cipher, batch: int = 500) -> int:
             rows = await conn.fetch(
                 "SELECT id, execution_id, key_id, inputs_enc, outputs_enc, label_enc"
                 " FROM training_examples WHERE key_id <> $1 ORDER BY id LIMIT $2"
-                " FOR UPDATE SKIP LOCKED", cipher.active_key, batch)
+                " FOR UPDATE SKIP LOCKED",
+                cipher.active_key,
+                batch,
+            )
             for r in rows:
                 eid, kid = r["execution_id"], r["key_id"]
                 blobs = [
-                    None if r[f"{c}_enc"] is None else cipher.encrypt(
-                        cipher.decrypt(kid, r[f"{c}_enc"], content_aad(eid, c)), content_aad(eid, c))
+                    None
+                    if r[f"{c}_enc"] is None
+                    else cipher.encrypt(
+                        cipher.decrypt(kid, r[f"{c}_enc"], content_aad(eid, c)), content_aad(eid, c)
+                    )
                     for c in ("inputs", "outputs", "label")
                 ]
                 await conn.execute(
                     "UPDATE training_examples SET key_id = $2, inputs_enc = $3, outputs_enc = $4,"
-                    " label_enc = $5 WHERE id = $1", r["id"], cipher.active_key, *blobs)
+                    " label_enc = $5 WHERE id = $1",
+                    r["id"],
+                    cipher.active_key,
+                    *blobs,
+                )
         total += len(rows)
         if len(rows) < batch:
             return total

@@ -52,8 +52,9 @@ def dump_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
     except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"),
-                          sort_keys=sort_keys).encode()
+        return json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys
+        ).encode()
 
 
 def dumps(value: Any) -> str:
@@ -73,9 +74,7 @@ def seal(
     return cipher.encrypt(dump_bytes(value), content_aad(execution_id, column), key_id)
 
 
-def unseal(
-    cipher: Cipher, key_id: str, blob: bytes | None, execution_id: str, column: str
-) -> Any:
+def unseal(cipher: Cipher, key_id: str, blob: bytes | None, execution_id: str, column: str) -> Any:
     if blob is None:
         return None
     return json.loads(cipher.decrypt(key_id, blob, content_aad(execution_id, column)))
@@ -137,11 +136,14 @@ async def count_examples(pool: asyncpg.Pool, worker_id: str, since: datetime | N
     """Stored examples of a worker, optionally only those created at or after ``since``."""
     if since is None:
         value = await pool.fetchval(
-            "SELECT count(*) FROM training_examples WHERE worker_id = $1", worker_id)
+            "SELECT count(*) FROM training_examples WHERE worker_id = $1", worker_id
+        )
     else:
         value = await pool.fetchval(
             "SELECT count(*) FROM training_examples WHERE worker_id = $1 AND created_at >= $2",
-            worker_id, since)
+            worker_id,
+            since,
+        )
     return int(value)
 
 
@@ -152,5 +154,6 @@ async def load_examples_by_id(
     rows = await pool.fetch(
         "SELECT id, execution_id, worker_id, success, score, key_id, inputs_enc, outputs_enc,"
         " label_enc, created_at FROM training_examples WHERE id = ANY($1::bigint[]) ORDER BY id",
-        example_ids)
+        example_ids,
+    )
     return [_example(cipher, r) for r in rows]

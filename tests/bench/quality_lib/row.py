@@ -91,6 +91,8 @@ class Heartbeat:
 
 def setup_child(options: Options) -> None:
     """Process-wide settings of a row's child: which model, DSPy cache off, quiet DSPy logs."""
+    if not options.verbose:
+        os.environ.setdefault("TQDM_DISABLE", "1")  # read when tqdm is imported (with dspy)
     import dspy
 
     os.environ["FLYWHEEL_LM_MODEL"] = options.model
@@ -99,7 +101,6 @@ def setup_child(options: Options) -> None:
         os.environ["FLYWHEEL_LM_THREADS"] = str(options.lm_threads)
     dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
     if not options.verbose:
-        os.environ.setdefault("TQDM_DISABLE", "1")
         for name in ("dspy", "optuna"):
             logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS training_examples (
     label_source      text,
     feedback_event_id text,
     feedback_at       timestamptz,
-    input_hash        bytea NOT NULL,                -- HMAC of anonymized, normalized inputs
+    input_hash        bytea NOT NULL,                -- HMAC of worker id + anonymized inputs
     key_id            text NOT NULL,                 -- encryption key of the *_enc columns
     inputs_enc        bytea NOT NULL,
     outputs_enc       bytea,
@@ -27,9 +27,9 @@ CREATE TABLE IF NOT EXISTS training_examples (
     created_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS training_examples_worker_id ON training_examples (worker_id, id);
-CREATE INDEX IF NOT EXISTS training_examples_worker_hash ON training_examples (worker_id, input_hash);
+-- input_hash is an HMAC over worker id + inputs: unique per worker on its own.
+CREATE INDEX IF NOT EXISTS training_examples_input_hash ON training_examples (input_hash);
 CREATE INDEX IF NOT EXISTS training_examples_worker_created ON training_examples (worker_id, created_at);
-CREATE INDEX IF NOT EXISTS training_examples_worker_executed ON training_examples (worker_id, executed_at);
 
 -- Join state: an execution waiting for feedback, feedback waiting for its execution, or a
 -- tombstone for a dropped execution (so late feedback is counted, not orphaned).

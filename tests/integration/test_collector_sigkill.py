@@ -1,0 +1,293 @@
+"""Acceptance: the collector as a subprocess on the real broker and database.
+
+10,000 executions with matching feedback plus 200 malformed messages; the collector is killed
+with SIGKILL twice mid-stream and restarted. Afterwards: exactly one example per execution
+with the right label, every malformed message in a DLQ with its reason (counted once), no join
+state left, and none of the raw PII values anywhere in the schema's tables - raw rows, every
+column - nor in the decrypted content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from dspy_flywheel.collector.synthetic import make_events, make_malformed
+from dspy_flywheel.contracts.codec import decode
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.security.crypto import Cipher
+from dspy_flywheel.settings import KafkaSettings, PostgresSettings
+from dspy_flywheel.store import apply_migrations, create_pool
+from dspy_flywheel.store.examples import load_training_examples
+from dspy_flywheel.store.pool import connect
+
+EXAMPLES = 10_000
+MALFORMED = 200
+DEADLINE_S = 300
+
+
+def pii_pattern(values: Iterable[str]) -> re.Pattern[str]:
+    """One regex matching any of ``values``, built as a trie so scanning stays linear."""
+    trie: dict[str, Any] = {}
+    for value in set(values):
+        node = trie
+        for ch in value:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        if list(node) == [""]:
+            return ""
+        options = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        optional = "" in node
+        body = options[0] if len(options) == 1 and not optional else f"(?:{'|'.join(options)})"
+        return f"{body}?" if optional else body
+
+    return re.compile(build(trie))
+
+
+async def assert_no_raw_pii(pool: asyncpg.Pool, schema: str, pattern: re.Pattern[str]) -> int:
+    """Scan every column of every table in ``schema``; returns the number of values read."""
+    tables = [
+        r[0]
+        for r in await pool.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+        )
+    ]
+    assert "training_examples" in tables
+    scanned = 0
+    for table in tables:
+        async with pool.acquire() as conn, conn.transaction():
+            async for row in conn.cursor(f'SELECT * FROM "{schema}"."{table}"', prefetch=2000):
+                for column, value in row.items():
+                    if value is None:
+                        continue
+                    text = (
+                        bytes(value).decode("latin-1")
+                        if isinstance(value, bytes | memoryview)
+                        else json.dumps(value)
+                        if isinstance(value, dict | list)
+                        else str(value)
+                    )
+                    found = pattern.search(text)
+                    assert found is None, f"raw PII {found.group()!r} in {table}.{column}"
+                    scanned += 1
+    return scanned
+
+
+@pytest.fixture
+async def schema(pg_settings: PostgresSettings, unique: str) -> AsyncIterator[str]:
+    name = f"coll_{unique}"
+    conn = await connect(pg_settings)
+    await apply_migrations(conn, name)
+    yield name
+    await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+    await conn.close()
+
+
+async def produce_all(
+    kafka: KafkaSettings, topics: Topics, unique: str
+) -> tuple[Any, dict[str, tuple[str, bytes | None]]]:
+    data = make_events(EXAMPLES, worker_prefix=f"sk{unique}", pii_every=3)
+    bad = make_malformed(MALFORMED)
+    rng = random.Random(3)
+    messages: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]], str | None]] = []
+    for e, f, key in zip(data.executions, data.feedback, data.keys, strict=True):
+        pair = [
+            (topics.executions, e.value, key.encode(), e.headers, None),
+            (topics.feedback, f.value, key.encode(), f.headers, None),
+        ]
+        messages += pair[::-1] if rng.random() < 0.2 else pair  # some feedback comes first
+    for m in bad:
+        topic = topics.executions if m.topic_kind == "executions" else topics.feedback
+        messages.insert(
+            rng.randrange(len(messages)), (topic, m.value, b"junk", m.headers, m.reason)
+        )
+    producer = AIOKafkaProducer(**kafka.client_kwargs(), linger_ms=20, acks="all")
+    await producer.start()
+    expected_dlq: dict[str, tuple[str, bytes | None]] = {}
+    try:
+        sent = [
+            (await producer.send(t, v, key=k, headers=h), reason, v)
+            for t, v, k, h, reason in messages
+        ]
+        for future, reason, value in sent:
+            meta = await future
+            if reason is not None:
+                expected_dlq[f"{meta.topic}:{meta.partition}:{meta.offset}"] = (reason, value)
+    finally:
+        await producer.stop()
+    return data, expected_dlq
+
+
+class CollectorProcess:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dspy_flywheel.collector"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        assert self.proc.wait(timeout=30) == -signal.SIGKILL
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+async def wait_for(pool: asyncpg.Pool, sql: str, done: Any, proc: CollectorProcess) -> int:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        assert proc.proc is not None
+        assert proc.proc.poll() is None, proc.log.read_text()[-3000:]
+        value = int(await pool.fetchval(sql))
+        if done(value):
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting on {sql!r}; log tail:\n{proc.log.read_text()[-3000:]}")
+
+
+async def read_dlq(kafka: KafkaSettings, topics: Topics, expected: int) -> dict[str, Any]:
+    consumer = AIOKafkaConsumer(
+        Topics.dlq(topics.executions),
+        Topics.dlq(topics.feedback),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **kafka.client_kwargs(),
+    )
+    await consumer.start()
+    found: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(found) < expected and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                for m in batch:
+                    headers = dict(m.headers)
+                    found[headers["dlq_source"].decode()] = (m.value, headers)
+    finally:
+        await consumer.stop()
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["faust", "kafka"])
+async def test_sigkill_twice_exactly_one_row_per_example(
+    engine: str,
+    kafka_settings: KafkaSettings,
+    pg_settings: PostgresSettings,
+    topics: Topics,
+    schema: str,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    data, expected_dlq = await produce_all(kafka_settings, topics, unique)
+    total = 2 * EXAMPLES + MALFORMED
+    key = base64.b64encode(os.urandom(32)).decode()
+    env = {
+        **os.environ,
+        "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
+        "FLYWHEEL_DB_SCHEMA": schema,
+        "FLYWHEEL_COLLECTOR_GROUP_ID": f"collector-{unique}",
+        "FLYWHEEL_COLLECTOR_ENGINE": engine,
+        "FLYWHEEL_COLLECTOR_SESSION_TIMEOUT_S": "6",
+        "FLYWHEEL_COLLECTOR_DATA_DIR": str(tmp_path / "data"),
+        "FLYWHEEL_ENCRYPTION_KEYS": f"k1:{key}",
+    }
+    env.pop("FLYWHEEL_ENCRYPTION_ACTIVE_KEY", None)
+    proc = CollectorProcess(env, tmp_path / "collector.log")
+    pool = await create_pool(pg_settings, schema)
+    processed = "SELECT count(*) FROM collector_processed_events"
+    try:
+        proc.start()
+        first = await wait_for(pool, processed, lambda n: n >= total * 0.15, proc)
+        proc.kill9()
+        proc.start()
+        second = await wait_for(pool, processed, lambda n: n >= max(total * 0.5, first + 1), proc)
+        proc.kill9()
+        proc.start()
+        await wait_for(pool, processed, lambda n: n >= total, proc)
+        await wait_for(
+            pool, "SELECT count(*) FROM training_examples", lambda n: n >= EXAMPLES, proc
+        )
+        assert proc.stop() == 0, proc.log.read_text()[-3000:]
+        assert first < second < total
+        assert "redelivered events already applied" in proc.log.read_text()  # gate exercised
+
+        rows = await pool.fetch(
+            "SELECT execution_id, count(*) AS n FROM training_examples GROUP BY execution_id"
+        )
+        assert len(rows) == EXAMPLES
+        assert {r["n"] for r in rows} == {1}
+        assert {r["execution_id"] for r in rows} == set(data.execution_ids)
+        assert await pool.fetchval("SELECT count(*) FROM collector_pending") == 0
+        assert await pool.fetchval(processed) == total
+
+        cipher = Cipher({"k1": base64.b64decode(key)})
+        expected_labels = {
+            d.record["execution_id"]: json.loads(d.record["label"])
+            for d in (decode(f.value) for f in data.feedback)
+        }
+        stored: list[Any] = []
+        for worker in sorted(set(data.keys)):
+            stored += await load_training_examples(pool, cipher, worker)
+        assert len(stored) == EXAMPLES
+        assert all(e.label == expected_labels[e.execution_id] for e in stored)
+
+        drops = {
+            r["reason"]: r["count"]
+            for r in await pool.fetch(
+                "SELECT reason, sum(count)::int AS count FROM collector_drops GROUP BY reason"
+            )
+        }
+        reasons = Counter(reason for reason, _ in expected_dlq.values())
+        assert drops == {f"dlq_{k}": v for k, v in reasons.items()}
+
+        dlq = await read_dlq(kafka_settings, topics, MALFORMED)
+        assert set(dlq) == set(expected_dlq)
+        for source, (value, headers) in dlq.items():
+            reason, original = expected_dlq[source]
+            assert headers["dlq_reason"].decode() == reason
+            assert headers["dlq_error"]
+            assert value == original
+
+        pattern = pii_pattern(data.pii_values)
+        assert pattern.search(" ".join(data.pii_values[:50]))  # the scanner does find them
+        scanned = await assert_no_raw_pii(pool, schema, pattern)
+        assert scanned > 10 * EXAMPLES
+        content = json.dumps([[e.inputs, e.outputs, e.label] for e in stored])
+        assert pattern.search(content) is None
+        assert "<EMAIL_" in content
+        assert "<PERSON_" in content
+        assert "<CREDIT_CARD_" in content
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.proc.kill()
+        await pool.close()
+    print(f"\n{engine}: {total} events, 2 SIGKILLs, done in {time.monotonic() - started:.0f}s")
