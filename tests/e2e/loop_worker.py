@@ -41,5 +41,4 @@ MIPRO = dspy_worker_optimized(
     "loop-mipro", optimizer="MIPROv2", optimization_trigger="performance", metric=label_match,
     auto="light", max_bootstrapped_demos=2, max_labeled_demos=4, **TRIGGER)(_RouterMipro)
 
-WORKERS = {"BootstrapFewShot": ("BFS", BFS), "BootstrapFewShotWithRandomSearch": ("BFSRS", BFSRS),
-           "MIPROv2": ("MIPRO", MIPRO)}
+WORKERS = {"BootstrapFewShot": BFS, "BootstrapFewShotWithRandomSearch": BFSRS, "MIPROv2": MIPRO}

@@ -9,7 +9,10 @@ Runs on the worker's IO loop only. States::
 While the spool holds anything, it is replayed before the outbox is used again, so the order
 of a worker's events is the order of its calls. A replayed chunk commits the spool cursor only
 over its acknowledged prefix; acknowledged events after a failure are remembered by event_id
-and skipped on the next attempt, so nothing is sent twice by this process.
+and skipped on the next attempt. A batch in flight when Kafka goes away is not abandoned: the
+idempotent producer retries it (same producer id and sequence, so the broker drops a copy it
+already has) until Kafka is back. Only a batch still unacknowledged when the worker closes is
+spooled again, and may then arrive twice; consumers dedupe by ``event_id``.
 """
 
 from __future__ import annotations
@@ -86,7 +89,9 @@ class Delivery:
         self._delivered_ids: set[str] = set()
         self._partitions: dict[tuple[str, bytes | None], int] = {}
         self._failed_deliveries = 0  # since the last acknowledged batch
-        self._give_up_after_s = max(3 * settings.request_timeout_ms / 1000, 1.0)
+        # aiokafka retries an idempotent batch until it is acknowledged; giving up earlier could
+        # re-send events the broker already has. This is only a last-resort bound.
+        self._give_up_after_s = max(2 * settings.request_timeout_ms / 1000, 1.0)
         self._kick = asyncio.Event()
         self._need_producer = asyncio.Event()
         self._need_producer.set()
@@ -164,7 +169,7 @@ class Delivery:
                 max_batch_size=256 * 1024,
             )
             try:
-                await asyncio.wait_for(producer.start(), self._settings.request_timeout_ms / 1000)
+                await asyncio.wait_for(producer.start(), self._settings.connect_timeout_s)
             except Exception as exc:
                 failures += 1
                 self._kafka_state.reachable = False

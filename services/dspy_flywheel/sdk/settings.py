@@ -40,7 +40,11 @@ class WorkerSettings(FlywheelSettings):
     fsync_interval_ms: int = 200
     linger_ms: int = 100
     batch_max: int = 2_000
-    request_timeout_ms: int = 5_000
+    # How long the producer keeps retrying an unacknowledged batch (idempotent: the broker drops
+    # a retry it already has). Longer means fewer ambiguous re-sends after a long outage;
+    # new events do not wait for it (they go to the spool after suspect_after_ms).
+    request_timeout_ms: int = 120_000
+    connect_timeout_s: float = 10.0
     suspect_after_ms: int = 1_000
     reconnect_backoff_max_s: float = 5.0
     close_timeout_s: float = 10.0
