@@ -95,7 +95,10 @@ def main() -> int:
 
     plain_us = statistics.fmean(plain_times) * 1e6
     wrapped_us = statistics.fmean(wrapped_times) * 1e6
-    print(f"mode: {mode}; fake LM latency {args.latency_ms} ms; {args.calls} calls per variant")
+    print(
+        f"mode: {mode}; fake LM latency {args.latency_ms} ms; {args.calls} calls per variant; "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    )
     print(
         f"plain   mean {plain_us:8.1f} us  p50 {percentile(plain_times, 0.5) * 1e6:8.1f} us  "
         f"p99 {percentile(plain_times, 0.99) * 1e6:8.1f} us"

@@ -17,13 +17,14 @@ import pytest
 from dspy_flywheel.collector.core import Collector
 from dspy_flywheel.collector.events import RawMessage, Rejected
 from dspy_flywheel.collector.jobs import apply_retention
+from dspy_flywheel.collector.maintenance import rekey
 from dspy_flywheel.collector.policy import PolicyBook, WorkerPolicy, set_policy
 from dspy_flywheel.collector.synthetic import make_events
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.security.crypto import Cipher, DecryptionFailed, KeyNotFound
 from dspy_flywheel.settings import PostgresSettings
 from dspy_flywheel.store import apply_migrations, create_pool
-from dspy_flywheel.store.datasets import create_snapshot, export_records, rekey
+from dspy_flywheel.store.datasets import create_snapshot, export_records
 from dspy_flywheel.store.examples import load_training_examples
 from dspy_flywheel.store.pool import connect
 

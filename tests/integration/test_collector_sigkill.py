@@ -102,10 +102,14 @@ async def schema(pg_settings: PostgresSettings, unique: str) -> AsyncIterator[st
 
 
 async def produce_all(
-    kafka: KafkaSettings, topics: Topics, unique: str
+    kafka: KafkaSettings,
+    topics: Topics,
+    unique: str,
+    examples: int = EXAMPLES,
+    malformed: int = MALFORMED,
 ) -> tuple[Any, dict[str, tuple[str, bytes | None]]]:
-    data = make_events(EXAMPLES, worker_prefix=f"sk{unique}", pii_every=3)
-    bad = make_malformed(MALFORMED)
+    data = make_events(examples, worker_prefix=f"sk{unique}", pii_every=3)
+    bad = make_malformed(malformed)
     rng = random.Random(3)
     messages: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]], str | None]] = []
     for e, f, key in zip(data.executions, data.feedback, data.keys, strict=True):
@@ -134,6 +138,23 @@ async def produce_all(
     finally:
         await producer.stop()
     return data, expected_dlq
+
+
+def collector_env(
+    engine: str, topics: Topics, schema: str, unique: str, tmp_path: Path, key: str
+) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
+        "FLYWHEEL_DB_SCHEMA": schema,
+        "FLYWHEEL_COLLECTOR_GROUP_ID": f"collector-{unique}",
+        "FLYWHEEL_COLLECTOR_ENGINE": engine,
+        "FLYWHEEL_COLLECTOR_SESSION_TIMEOUT_S": "6",
+        "FLYWHEEL_COLLECTOR_DATA_DIR": str(tmp_path / "data"),
+        "FLYWHEEL_ENCRYPTION_KEYS": f"k1:{key}",
+    }
+    env.pop("FLYWHEEL_ENCRYPTION_ACTIVE_KEY", None)
+    return env
 
 
 class CollectorProcess:
@@ -210,17 +231,7 @@ async def test_sigkill_twice_exactly_one_row_per_example(
     data, expected_dlq = await produce_all(kafka_settings, topics, unique)
     total = 2 * EXAMPLES + MALFORMED
     key = base64.b64encode(os.urandom(32)).decode()
-    env = {
-        **os.environ,
-        "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
-        "FLYWHEEL_DB_SCHEMA": schema,
-        "FLYWHEEL_COLLECTOR_GROUP_ID": f"collector-{unique}",
-        "FLYWHEEL_COLLECTOR_ENGINE": engine,
-        "FLYWHEEL_COLLECTOR_SESSION_TIMEOUT_S": "6",
-        "FLYWHEEL_COLLECTOR_DATA_DIR": str(tmp_path / "data"),
-        "FLYWHEEL_ENCRYPTION_KEYS": f"k1:{key}",
-    }
-    env.pop("FLYWHEEL_ENCRYPTION_ACTIVE_KEY", None)
+    env = collector_env(engine, topics, schema, unique, tmp_path, key)
     proc = CollectorProcess(env, tmp_path / "collector.log")
     pool = await create_pool(pg_settings, schema)
     processed = "SELECT count(*) FROM collector_processed_events"
@@ -291,3 +302,58 @@ async def test_sigkill_twice_exactly_one_row_per_example(
             proc.proc.kill()
         await pool.close()
     print(f"\n{engine}: {total} events, 2 SIGKILLs, done in {time.monotonic() - started:.0f}s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["faust", "kafka"])
+async def test_two_instances_share_the_stream_and_one_dies(
+    engine: str,
+    kafka_settings: KafkaSettings,
+    pg_settings: PostgresSettings,
+    topics: Topics,
+    schema: str,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    """A second instance joins mid-stream (rebalance), then the first is SIGKILLed."""
+    examples = 4000
+    data, _ = await produce_all(kafka_settings, topics, unique, examples, malformed=20)
+    total = 2 * examples + 20
+    env = collector_env(
+        engine, topics, schema, unique, tmp_path, base64.b64encode(os.urandom(32)).decode()
+    )
+    first = CollectorProcess(
+        {**env, "FLYWHEEL_COLLECTOR_DATA_DIR": str(tmp_path / "a")}, tmp_path / "a.log"
+    )
+    second = CollectorProcess(
+        {**env, "FLYWHEEL_COLLECTOR_DATA_DIR": str(tmp_path / "b")}, tmp_path / "b.log"
+    )
+    pool = await create_pool(pg_settings, schema)
+    processed = "SELECT count(*) FROM collector_processed_events"
+    try:
+        first.start()
+        await wait_for(pool, processed, lambda n: n >= total * 0.1, first)
+        second.start()
+        await wait_for(pool, processed, lambda n: n >= total * 0.5, first)
+        first.kill9()
+        await wait_for(pool, processed, lambda n: n >= total, second)
+        await wait_for(
+            pool, "SELECT count(*) FROM training_examples", lambda n: n >= examples, second
+        )
+        assert second.stop() == 0, second.log.read_text()[-3000:]
+        rows = await pool.fetch(
+            "SELECT execution_id, count(*) AS n FROM training_examples GROUP BY execution_id"
+        )
+        assert len(rows) == examples
+        assert {r["n"] for r in rows} == {1}
+        assert {r["execution_id"] for r in rows} == set(data.execution_ids)
+        assert await pool.fetchval("SELECT count(*) FROM collector_pending") == 0
+        assert await pool.fetchval("SELECT sum(count) FROM collector_drops") == 20  # DLQ only
+        assert "assigned" in second.log.read_text() or "Setting newly assigned" in (
+            second.log.read_text()
+        )
+    finally:
+        for proc in (first, second):
+            if proc.proc is not None and proc.proc.poll() is None:
+                proc.proc.kill()
+        await pool.close()

@@ -117,3 +117,22 @@ def test_corrupt_record_in_the_middle_raises(tmp_path: Path) -> None:
     segment.write_bytes(bytes(data))
     with pytest.raises(OSError, match="corrupt"):
         spool.read(10)
+
+
+def test_a_live_spool_directory_is_never_shared(tmp_path: Path) -> None:
+    import os
+
+    from dspy_flywheel.sdk.runtime import open_spool
+
+    base = tmp_path / "worker"
+    first, first_lock = open_spool(base, 10_000, 4096)
+    second, second_lock = open_spool(base, 10_000, 4096)
+    assert first.directory == base
+    assert second.directory == tmp_path / "worker.1"  # another live instance, same worker id
+    first.close()
+    os.close(first_lock)  # the first process is gone: a restart gets its directory back
+    again, again_lock = open_spool(base, 10_000, 4096)
+    assert again.directory == base
+    for spool, lock in ((second, second_lock), (again, again_lock)):
+        spool.close()
+        os.close(lock)

@@ -186,14 +186,14 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
-    import dspy_flywheel.sdk.worker as worker_module
+    from dspy_flywheel.sdk import tracing
 
-    original = worker_module._tracer
-    worker_module._tracer = tracer
+    original = tracing.tracer
+    tracing.tracer = tracer
     try:
         yield exporter
     finally:
-        worker_module._tracer = original
+        tracing.tracer = original
 
 
 def test_one_span_per_call_and_its_traceparent_in_the_event(
@@ -232,9 +232,9 @@ def test_without_an_sdk_events_join_the_callers_trace(engine: FakeEngine) -> Non
 
 
 def test_emitted_events_always_get_a_traceparent() -> None:
-    from dspy_flywheel.sdk.emitter import _new_traceparent
+    from dspy_flywheel.sdk.tracing import new_traceparent
 
-    first, second = _new_traceparent(), _new_traceparent()
+    first, second = new_traceparent(), new_traceparent()
     assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", first)
     assert first.split("-")[1] != second.split("-")[1]
 

@@ -142,7 +142,7 @@ async def _snapshots(args: argparse.Namespace) -> int:
 
 
 async def _rekey(args: argparse.Namespace) -> int:
-    from dspy_flywheel.store.datasets import rekey
+    from dspy_flywheel.collector.maintenance import rekey
 
     settings = CollectorSettings()
     cipher = Cipher.from_settings(settings.encryption)

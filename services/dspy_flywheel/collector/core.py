@@ -55,7 +55,7 @@ class Collector:
         publish_rejects: PublishRejects,
         topics: Topics,
         *,
-        hold_s: float = 2.0,
+        hold_s: float = 1.0,
         max_held: int = 20_000,
         anonymizer: Anonymizer | None = None,
     ) -> None:

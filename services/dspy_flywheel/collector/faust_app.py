@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -144,6 +145,7 @@ async def run_faust(
         quiet=True,
         override_logging=False,
         redirect_stdouts=False,
+        stdout=io.StringIO(),  # faust's banner/spinner; our logging goes through `logging`
     )
     worker.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours decide
     await worker.start()

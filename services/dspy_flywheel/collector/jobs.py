@@ -12,8 +12,8 @@ from collections import Counter
 
 import asyncpg
 
+from dspy_flywheel.collector.maintenance import RetentionRule, prune
 from dspy_flywheel.collector.policy import PolicyBook
-from dspy_flywheel.store.datasets import RetentionRule, prune
 
 log = logging.getLogger(__name__)
 

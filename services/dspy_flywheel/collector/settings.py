@@ -5,8 +5,8 @@ Service knobs::
     FLYWHEEL_COLLECTOR_ENGINE=faust          faust (agent, default) | kafka (aiokafka batches)
     FLYWHEEL_COLLECTOR_GROUP_ID=flywheel-collector
     FLYWHEEL_COLLECTOR_BATCH_MAX=2000        events per DB transaction
-    FLYWHEEL_COLLECTOR_BATCH_WITHIN_S=0.5    flush a partial batch after this long
-    FLYWHEEL_COLLECTOR_HOLD_S=2.0            keep an unmatched execution/feedback in memory this
+    FLYWHEEL_COLLECTOR_BATCH_WITHIN_S=0.1    flush a partial batch after this long (latency)
+    FLYWHEEL_COLLECTOR_HOLD_S=1.0            keep an unmatched execution/feedback in memory this
                                              long for its partner before writing it to the
                                              join table (not acknowledged meanwhile)
     FLYWHEEL_COLLECTOR_MAX_HELD=20000        ...and at most this many events
@@ -49,8 +49,8 @@ class CollectorSettings(FlywheelSettings):
     engine: Literal["faust", "kafka"] = "faust"
     group_id: str = "flywheel-collector"
     batch_max: int = Field(default=2000, ge=1)
-    batch_within_s: float = Field(default=0.5, gt=0)
-    hold_s: float = Field(default=2.0, ge=0)
+    batch_within_s: float = Field(default=0.1, gt=0)
+    hold_s: float = Field(default=1.0, ge=0)
     max_held: int = Field(default=20_000, ge=0)
     commit_interval_s: float = Field(default=1.0, gt=0)
     session_timeout_s: float = Field(default=10.0, ge=6)  # how fast a dead member is evicted

@@ -27,7 +27,7 @@ class _Group:
 
 
 class JoinWindow:
-    def __init__(self, hold_s: float = 2.0, max_held: int = 20_000) -> None:
+    def __init__(self, hold_s: float = 1.0, max_held: int = 20_000) -> None:
         self.hold_s = hold_s
         self.max_held = max_held
         self._groups: dict[str, _Group] = {}  # insertion order = age order

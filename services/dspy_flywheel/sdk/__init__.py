@@ -2,11 +2,20 @@
 
     from dspy_flywheel import dspy_worker, dspy_worker_optimized
 
-Pieces: ``decorators`` (the two decorators, ``WorkerSpec``), ``worker`` (the running ``Worker``),
-``emitter``/``delivery``/``spool`` (events off the call path, on disk when Kafka is away),
-``programs``/``reloader`` (hot reload with atomic swaps), ``signature`` (``signature_of``, shared
-with the optimizer), ``refs`` (``program_ref``/``metric_ref`` import paths), ``triggers`` and
-``config_sync`` (the optimization config on the trigger-config topic), ``feedback``, ``usage``.
+Pieces:
+
+* ``decorators``: the two decorators and ``WorkerSpec`` (what they return); ``worker``: the
+  running ``Worker`` (call paths, feedback, pin / unpin / rollback, stats, close);
+  ``runtime``: its IO thread, spool directory and background tasks.
+* events off the call path: ``emitter`` (in-memory queue, pump), ``delivery`` + ``batches``
+  (idempotent producer), ``spool`` (on disk while Kafka is away), ``events`` / ``fastcodec``
+  (records and their encoding), ``tracing`` (span per call, traceparent), ``usage`` (LM calls
+  and tokens per call), ``ids``.
+* programs in: ``programs`` (checks, atomic swaps, history), ``reloader`` + ``consume``
+  (program-updated), ``signature`` (``signature_of``, shared with the optimizer).
+* optimization config: ``triggers`` (validation, TriggerConfig), ``config_sync`` (precedence on
+  the compacted topic), ``refs`` (``program_ref`` / ``metric_ref``), ``feedback`` (metrics).
+* ``testing``: read events back, publish programs (for tests and manual publishes).
 """
 
 from dspy_flywheel.sdk.decorators import (
@@ -28,8 +37,9 @@ from dspy_flywheel.sdk.programs import CODE, Outcome
 from dspy_flywheel.sdk.refs import build_program, import_ref, load_metric, ref_of
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.signature import SignatureMap, signature_mismatch, signature_of
+from dspy_flywheel.sdk.tracing import SPAN_NAME
 from dspy_flywheel.sdk.triggers import MIPRO_AUTO, OPTIMIZERS, POLICIES, OptimizationConfig
-from dspy_flywheel.sdk.worker import SPAN_NAME, Worker
+from dspy_flywheel.sdk.worker import Worker
 
 __all__ = [
     "CODE",

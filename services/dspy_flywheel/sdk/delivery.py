@@ -32,13 +32,12 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     UnsupportedVersionError,
 )
-from aiokafka.partitioner import DefaultPartitioner
 
+from dspy_flywheel.sdk.batches import Partitioner, record_batches
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool
 
 log = logging.getLogger(__name__)
-_partitioner = DefaultPartitioner()
 
 # Errors no retry can fix: the event is dropped (counted as rejected) instead of spooled forever.
 _POISON = (
@@ -87,7 +86,7 @@ class Delivery:
         self._suspect = False
         self._stopping = False
         self._delivered_ids: set[str] = set()
-        self._partitions: dict[tuple[str, bytes | None], int] = {}
+        self._partitioner = Partitioner()
         self._failed_deliveries = 0  # since the last acknowledged batch
         # aiokafka retries an idempotent batch until it is acknowledged; giving up earlier could
         # re-send events the broker already has. This is only a last-resort bound.
@@ -189,7 +188,7 @@ class Delivery:
             self._kafka_state.reachable = True
             backoff = 0.2
             self.connects += 1
-            self._partitions.clear()  # topics may have grown partitions meanwhile
+            self._partitioner.forget()  # topics may have grown partitions meanwhile
             self._producer = producer
             self._suspect = False
             self._need_producer.clear()
@@ -270,32 +269,24 @@ class Delivery:
         return True
 
     async def _deliver(self, batch: list[Message]) -> tuple[list[bool], BaseException | None]:
-        """Send ``batch``; per message whether the broker acknowledged it, and the first error.
-
-        Messages go out as one record batch per topic-partition (``send_batch``): far less
-        work per event than ``send`` per message. Partitions come from the key with Kafka's
-        default partitioner, so a worker's events land where any client would put them.
-        """
+        """Send ``batch``; per message whether the broker acknowledged it, and the first error."""
         producer = self._producer
         acked = [False] * len(batch)
         if not batch:
             return acked, None
         if producer is None:
             return acked, ConnectionError("no producer")
-        groups: dict[tuple[str, int], list[int]] = {}
         error: BaseException | None = None
         try:
-            for i, message in enumerate(batch):
-                partition = await self._partition_of(producer, message.topic, message.key)
-                groups.setdefault((message.topic, partition), []).append(i)
+            groups = await self._partitioner.group(producer, batch)
         except Exception as exc:
             return acked, exc
         sent: list[tuple[asyncio.Future[Any], list[int]]] = []
         for (topic, partition), indexes in groups.items():
             try:
-                for chunk in self._record_batches(producer, batch, indexes):
-                    future = await producer.send_batch(chunk[0], topic, partition=partition)
-                    sent.append((future, chunk[1]))
+                for builder, members in record_batches(producer, batch, indexes):
+                    future = await producer.send_batch(builder, topic, partition=partition)
+                    sent.append((future, members))
             except Exception as exc:
                 error = exc
                 break
@@ -326,38 +317,6 @@ class Delivery:
             self._suspect = False
             self._failed_deliveries = 0
         return acked, error
-
-    @staticmethod
-    def _record_batches(
-        producer: AIOKafkaProducer, batch: list[Message], indexes: list[int]
-    ) -> list[tuple[Any, list[int]]]:
-        out: list[tuple[Any, list[int]]] = []
-        builder = producer.create_batch()
-        members: list[int] = []
-        for i in indexes:
-            m = batch[i]
-            if (
-                builder.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers))
-                is None
-            ):
-                if not members:
-                    raise ValueError(f"event {m.event_id} is larger than a record batch")
-                out.append((builder, members))
-                builder, members = producer.create_batch(), []
-                builder.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers))
-            members.append(i)
-        if members:
-            out.append((builder, members))
-        return out
-
-    async def _partition_of(self, producer: AIOKafkaProducer, topic: str, key: bytes | None) -> int:
-        cache_key = (topic, key)
-        partition = self._partitions.get(cache_key)
-        if partition is None:
-            partitions = sorted(await producer.partitions_for(topic))
-            partition = _partitioner(key, partitions, partitions)
-            self._partitions[cache_key] = partition
-        return partition
 
     # -- closing ------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -27,14 +27,9 @@ from dspy_flywheel.sdk.delivery import Delivery, KafkaState
 from dspy_flywheel.sdk.ioloop import IOLoop
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool
+from dspy_flywheel.sdk.tracing import new_traceparent
 
 log = logging.getLogger(__name__)
-_random = random.Random()
-
-
-def _new_traceparent() -> str:
-    """A new sampled trace for an event whose call had no trace context."""
-    return f"00-{_random.getrandbits(128) or 1:032x}-{_random.getrandbits(64) or 1:016x}-01"
 
 
 Builder = Callable[[Any], Mapping[str, Any]]
@@ -84,6 +79,7 @@ class Emitter:
         self._closed = False
         self._counters = _Counters()
         self._last_overflow_log = 0.0
+        self._overflow_lock = threading.Lock()
         self._delivery = Delivery(
             settings, spool, name, spill=self._to_spool, kafka_state=kafka_state
         )
@@ -180,7 +176,7 @@ class Emitter:
         return bool(items)
 
     def _encode(self, item: Pending) -> Message | None:
-        traceparent = item.traceparent or _new_traceparent()
+        traceparent = item.traceparent or new_traceparent()
         try:
             if item.fast is not None:
                 value, headers = item.fast(item.payload, traceparent, item.event_id)
@@ -215,9 +211,11 @@ class Emitter:
             self._overflow(refused, "spool full")
 
     def _overflow(self, count: int, why: str) -> None:
-        self._counters.overflow_dropped += count
-        now = time.monotonic()
-        if now - self._last_overflow_log > 10:
+        with self._overflow_lock:  # callers on many threads: the count must be exact
+            self._counters.overflow_dropped += count
+            now = time.monotonic()
+            if now - self._last_overflow_log <= 10:
+                return
             self._last_overflow_log = now
             log.error(
                 "%s: dropped %d event(s): %s (total dropped %d; see worker.stats())",

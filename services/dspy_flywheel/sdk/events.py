@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from dspy import Prediction
 from pydantic import BaseModel
 
 
@@ -28,6 +29,15 @@ class ExecutionPayload(NamedTuple):
     prompt_tokens: int
     completion_tokens: int
     timestamp_ms: int
+
+
+def outputs_of(result: Any) -> dict[str, Any]:
+    """A call's outputs as a dict (a shallow copy: later edits by the caller don't leak in)."""
+    if isinstance(result, Prediction):
+        return dict(result.items())
+    if isinstance(result, Mapping):
+        return dict(result)
+    return {"output": result}
 
 
 def jsonable(value: Any) -> Any:

@@ -95,3 +95,27 @@ def score_with(metric: Metric, recorded: Recorded, label: dict[str, Any]) -> flo
         log.warning("metric %r failed on feedback: %s", getattr(metric, "__name__", metric), exc)
         return None
     return min(1.0, max(0.0, score))
+
+
+def judge(
+    recorded: Recorded | None,
+    output_fields: list[str],
+    metric: Metric,
+    label: Any,
+    score: float | None,
+) -> tuple[dict[str, Any] | None, float | None]:
+    """(label as output fields, score) for a feedback call; the metric scores the recorded
+    outputs against the label when no score is given and the execution is remembered."""
+    if label is None and score is None:
+        raise ValueError("feedback needs a label, a score, or both")
+    if score is not None and not 0.0 <= float(score) <= 1.0:
+        raise ValueError(f"score must be in [0, 1], got {score!r}")
+    if label is None:
+        return None, float(score) if score is not None else None
+    fields = output_fields
+    if recorded is not None:
+        fields = [f for f in recorded.outputs if f != "reasoning"] or fields
+    label_obj = label_object(label, fields)
+    if score is None and recorded is not None:
+        score = score_with(metric, recorded, label_obj)
+    return label_obj, None if score is None else float(score)

@@ -12,17 +12,15 @@ import asyncio
 import atexit
 import contextvars
 import logging
-import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Literal
 
 import dspy
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from dspy_flywheel.sdk import fastcodec, usage
+from dspy_flywheel.sdk import fastcodec, tracing, usage
 from dspy_flywheel.sdk.emitter import Emitter, Pending
 from dspy_flywheel.sdk.events import (
     ExecutionPayload,
@@ -30,62 +28,21 @@ from dspy_flywheel.sdk.events import (
     error_text,
     execution_record,
     feedback_record,
+    outputs_of,
 )
-from dspy_flywheel.sdk.feedback import (
-    Metric,
-    RecentExecutions,
-    exact_match,
-    label_object,
-    score_with,
-)
+from dspy_flywheel.sdk.feedback import Metric, RecentExecutions, exact_match, judge
 from dspy_flywheel.sdk.ids import fast_id as new_id
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
 from dspy_flywheel.sdk.runtime import Runtime
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.signature import label_fields
+from dspy_flywheel.sdk.tracing import SPAN_NAME
 from dspy_flywheel.sdk.triggers import OptimizationConfig
 
 log = logging.getLogger(__name__)
 
-SPAN_NAME = "dspy_flywheel.worker.call"
-_tracer = trace.get_tracer("dspy_flywheel.sdk")
 _perf = time.perf_counter
 _FAST_ENCODER = fastcodec.encode_execution if fastcodec.ENABLED else None
-_random = random.Random()
-
-
-def _traceparent(span: Span) -> str | None:
-    """W3C traceparent of ``span``. Without an OpenTelemetry SDK the span is a no-op: the event
-    then joins the caller's trace if there is one; otherwise (None) the emitter starts a new
-    sampled trace for it, so services downstream can still join their spans to this call."""
-    ctx = span.get_span_context()
-    if ctx.is_valid:
-        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
-    parent = trace.get_current_span().get_span_context()
-    if parent.is_valid:
-        return f"00-{parent.trace_id:032x}-{_random.getrandbits(64) or 1:016x}-01"
-    return None
-
-
-def _enter(span: Span) -> object | None:
-    """Make ``span`` current (skipped for the no-op span of a process without an SDK)."""
-    if not span.get_span_context().is_valid:
-        return None
-    return otel_context.attach(trace.set_span_in_context(span))
-
-
-def _leave(span: Span, token: object | None) -> None:
-    if token is not None:
-        otel_context.detach(token)  # type: ignore[arg-type]  # the token attach() returned
-    span.end()
-
-
-def _outputs_of(result: Any) -> dict[str, Any]:
-    if isinstance(result, dspy.Prediction):
-        return dict(result.items())
-    if isinstance(result, Mapping):
-        return dict(result)
-    return {"output": result}
 
 
 class Worker:
@@ -140,10 +97,10 @@ class Worker:
     def __call__(self, **inputs: Any) -> Any:
         serving = self._slot.current  # read once: a reload swaps it, never changes it
         execution_id = new_id()
-        span = _tracer.start_span(SPAN_NAME)
+        span = tracing.tracer.start_span(SPAN_NAME)
         if span.is_recording():
-            self._annotate(span, execution_id, serving.version)
-        otel_token = _enter(span)
+            tracing.annotate(span, self.worker_id, self.worker_type, execution_id, serving.version)
+        otel_token = tracing.enter(span)
         tracker, usage_token = usage.begin()
         started = _perf()
         try:
@@ -157,7 +114,7 @@ class Worker:
             raise
         latency_ms = (_perf() - started) * 1000
         usage.end(usage_token)
-        _leave(span, otel_token)
+        tracing.leave(span, otel_token)
         return self._succeeded(
             span, result, serving.version, execution_id, inputs, latency_ms, tracker
         )
@@ -165,10 +122,10 @@ class Worker:
     async def acall(self, **inputs: Any) -> Any:
         serving = self._slot.current
         execution_id = new_id()
-        span = _tracer.start_span(SPAN_NAME)
+        span = tracing.tracer.start_span(SPAN_NAME)
         if span.is_recording():
-            self._annotate(span, execution_id, serving.version)
-        otel_token = _enter(span)
+            tracing.annotate(span, self.worker_id, self.worker_type, execution_id, serving.version)
+        otel_token = tracing.enter(span)
         tracker, usage_token = usage.begin()
         started = _perf()
         try:
@@ -186,7 +143,7 @@ class Worker:
             raise
         latency_ms = (_perf() - started) * 1000
         usage.end(usage_token)
-        _leave(span, otel_token)
+        tracing.leave(span, otel_token)
         return self._succeeded(
             span, result, serving.version, execution_id, inputs, latency_ms, tracker
         )
@@ -201,7 +158,7 @@ class Worker:
         latency_ms: float,
         tracker: usage.CallUsage,
     ) -> Any:
-        outputs = _outputs_of(result)
+        outputs = outputs_of(result)
         if isinstance(result, dspy.Prediction):
             object.__setattr__(result, "execution_id", execution_id)  # not an output field
             if tracker.wanted_by_user and result.get_lm_usage() is None:
@@ -229,17 +186,10 @@ class Worker:
         if span.is_recording():
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
-        _leave(span, otel_token)
+        tracing.leave(span, otel_token)
         self._emit_execution(
             span, version, execution_id, inputs, None, error_text(exc), latency_ms, tracker
         )
-
-    def _annotate(self, span: Span, execution_id: str, version: int | None) -> None:
-        span.set_attribute("flywheel.worker_id", self.worker_id)
-        span.set_attribute("flywheel.worker_type", self.worker_type)
-        span.set_attribute("flywheel.execution_id", execution_id)
-        if version is not None:
-            span.set_attribute("flywheel.program_version", version)
 
     def _emit_execution(
         self,
@@ -277,7 +227,7 @@ class Worker:
                 "ExecutionRecorded",
                 payload,
                 execution_record,
-                _traceparent(span),
+                tracing.traceparent_of(span),
                 execution_id,
                 self._extra_headers,
                 _FAST_ENCODER,
@@ -345,18 +295,10 @@ class Worker:
             raise ValueError("feedback needs a label, a score, or both")
         if score is not None and not 0.0 <= float(score) <= 1.0:
             raise ValueError(f"score must be in [0, 1], got {score!r}")
-        recorded = self._recent.get(execution_id)
-        label_obj = None
-        if label is not None:
-            fields = self._output_fields
-            if recorded is not None:
-                fields = [f for f in recorded.outputs if f != "reasoning"] or fields
-            label_obj = label_object(label, fields)
-        if score is None and label_obj is not None and recorded is not None:
-            score = score_with(self._metric, recorded, label_obj)
-        record = feedback_record(
-            self.worker_id, execution_id, label_obj, None if score is None else float(score), source
+        label_obj, score = judge(
+            self._recent.get(execution_id), self._output_fields, self._metric, label, score
         )
+        record = feedback_record(self.worker_id, execution_id, label_obj, score, source)
         self._publish(self.settings.topics.feedback, "FeedbackRecorded", record)
         return record["score"]  # type: ignore[no-any-return]  # float | None by construction
 
@@ -398,7 +340,9 @@ class Worker:
             return
         span = trace.get_current_span()
         self._emitter.submit(
-            Pending(topic, self._key, event_type, record, None, _traceparent(span), new_id())
+            Pending(
+                topic, self._key, event_type, record, None, tracing.traceparent_of(span), new_id()
+            )
         )
 
     # -- lifecycle ----------------------------------------------------------------------------

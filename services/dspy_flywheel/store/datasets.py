@@ -1,4 +1,5 @@
-"""Datasets: versioned snapshots, JSONL export/import, retention and key rotation.
+"""Datasets: versioned snapshots and JSONL export/import (retention and key rotation live in
+:mod:`dspy_flywheel.collector.maintenance`).
 
 API::
 
@@ -7,8 +8,6 @@ API::
     await list_snapshots(pool, worker_id=None) -> list[Snapshot]
     await export_records(pool, cipher, worker_id=None, snapshot_id=None) -> list[ExportRecord]
     await insert_records(conn, cipher, records) -> int                       # rows inserted
-    await prune(pool, rules_for, processed_ttl_h=None) -> dict[str, int]     # retention
-    await rekey(pool, cipher) -> int                                         # re-encrypt rows
 
 Snapshot versions count up per worker (1, 2, ...). Retention never deletes the examples of a
 worker's latest snapshot (the data its current program was trained on).
@@ -20,7 +19,7 @@ column an import needs; ``input_hash`` is recomputed on import with the target's
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import asyncpg
 
 from dspy_flywheel.security.crypto import Cipher
-from dspy_flywheel.store.examples import content_aad, dumps, input_hash, seal, unseal
+from dspy_flywheel.store.examples import dumps, input_hash, seal, unseal
 
 FORMAT = "dspy-flywheel.example/1"
 
@@ -249,107 +248,3 @@ async def insert_records(
         )
         inserted += int(status.rsplit(" ", 1)[-1])
     return inserted
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionRule:
-    max_age_days: float | None = None
-    max_count: int | None = None
-
-
-async def prune(
-    pool: asyncpg.Pool,
-    rules_for: Callable[[str], RetentionRule],
-    processed_ttl_h: float | None = None,
-) -> dict[str, int]:
-    """Apply retention per worker; returns deleted counts by ``<worker>:<rule>``."""
-    deleted: dict[str, int] = {}
-    workers = [r[0] for r in await pool.fetch("SELECT DISTINCT worker_id FROM training_examples")]
-    for worker in workers:
-        rule = rules_for(worker)
-        if rule.max_age_days is None and rule.max_count is None:
-            continue
-        async with pool.acquire() as conn, conn.transaction():
-            keep = (
-                await conn.fetchval(
-                    "SELECT example_ids FROM dataset_snapshots WHERE worker_id = $1"
-                    " ORDER BY version DESC LIMIT 1",
-                    worker,
-                )
-                or []
-            )
-            if rule.max_age_days is not None:
-                status = await conn.execute(
-                    "DELETE FROM training_examples WHERE worker_id = $1 AND id <> ALL($2::bigint[])"
-                    " AND created_at < now() - make_interval(secs => $3)",
-                    worker,
-                    keep,
-                    rule.max_age_days * 86400,
-                )
-                deleted[f"{worker}:retention_max_age"] = int(status.rsplit(" ", 1)[-1])
-            if rule.max_count is not None:
-                status = await conn.execute(
-                    "DELETE FROM training_examples WHERE worker_id = $1 AND id <> ALL($2::bigint[])"
-                    " AND id < (SELECT id FROM training_examples WHERE worker_id = $1"
-                    "           ORDER BY id DESC OFFSET $3 LIMIT 1)",
-                    worker,
-                    keep,
-                    rule.max_count - 1,
-                )
-                deleted[f"{worker}:retention_max_count"] = int(status.rsplit(" ", 1)[-1])
-            counts = {
-                k.split(":", 1)[1]: n
-                for k, n in deleted.items()
-                if k.startswith(f"{worker}:") and n
-            }
-            for reason, n in counts.items():
-                await conn.execute(
-                    "INSERT INTO collector_drops (worker_id, reason, count) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (worker_id, reason) DO UPDATE"
-                    " SET count = collector_drops.count + EXCLUDED.count, last_at = now()",
-                    worker,
-                    reason,
-                    n,
-                )
-    if processed_ttl_h is not None:
-        status = await pool.execute(
-            "DELETE FROM collector_processed_events"
-            " WHERE processed_at < now() - make_interval(secs => $1)",
-            processed_ttl_h * 3600,
-        )
-        deleted["processed_events"] = int(status.rsplit(" ", 1)[-1])
-    return deleted
-
-
-async def rekey(pool: asyncpg.Pool, cipher: Cipher, batch: int = 500) -> int:
-    """Re-encrypt every example not under the active key; returns rows rewritten."""
-    total = 0
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, execution_id, key_id, inputs_enc, outputs_enc, label_enc"
-                " FROM training_examples WHERE key_id <> $1 ORDER BY id LIMIT $2"
-                " FOR UPDATE SKIP LOCKED",
-                cipher.active_key,
-                batch,
-            )
-            for r in rows:
-                eid, kid = r["execution_id"], r["key_id"]
-                blobs = [
-                    None
-                    if r[f"{c}_enc"] is None
-                    else cipher.encrypt(
-                        cipher.decrypt(kid, r[f"{c}_enc"], content_aad(eid, c)), content_aad(eid, c)
-                    )
-                    for c in ("inputs", "outputs", "label")
-                ]
-                await conn.execute(
-                    "UPDATE training_examples SET key_id = $2, inputs_enc = $3, outputs_enc = $4,"
-                    " label_enc = $5 WHERE id = $1",
-                    r["id"],
-                    cipher.active_key,
-                    *blobs,
-                )
-        total += len(rows)
-        if len(rows) < batch:
-            return total

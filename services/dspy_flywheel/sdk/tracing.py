@@ -1,0 +1,59 @@
+"""One OpenTelemetry span per worker call, and the W3C traceparent its events carry.
+
+Library code: only ``opentelemetry-api``. Without an SDK installed the span is a no-op, so it is
+not made current (saves the context switch) and the event gets the caller's trace, if any, or
+a new one from the emitter.
+"""
+
+from __future__ import annotations
+
+import random
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+SPAN_NAME = "dspy_flywheel.worker.call"
+tracer = trace.get_tracer("dspy_flywheel.sdk")
+_random = random.Random()
+
+
+def traceparent_of(span: Span) -> str | None:
+    """W3C traceparent of ``span``; for a no-op span, a new span id in the caller's trace, or
+    None (the emitter then starts a new sampled trace, so services downstream can still join
+    their spans to this call)."""
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+    parent = trace.get_current_span().get_span_context()
+    if parent.is_valid:
+        return f"00-{parent.trace_id:032x}-{_random.getrandbits(64) or 1:016x}-01"
+    return None
+
+
+def new_traceparent() -> str:
+    """A new sampled trace for an event whose call had no trace context."""
+    return f"00-{_random.getrandbits(128) or 1:032x}-{_random.getrandbits(64) or 1:016x}-01"
+
+
+def enter(span: Span) -> object | None:
+    """Make ``span`` current (skipped for the no-op span of a process without an SDK)."""
+    if not span.get_span_context().is_valid:
+        return None
+    return otel_context.attach(trace.set_span_in_context(span))
+
+
+def leave(span: Span, token: object | None) -> None:
+    if token is not None:
+        otel_context.detach(token)  # type: ignore[arg-type]  # the token attach() returned
+    span.end()
+
+
+def annotate(
+    span: Span, worker_id: str, worker_type: str, execution_id: str, version: int | None
+) -> None:
+    span.set_attribute("flywheel.worker_id", worker_id)
+    span.set_attribute("flywheel.worker_type", worker_type)
+    span.set_attribute("flywheel.execution_id", execution_id)
+    if version is not None:
+        span.set_attribute("flywheel.program_version", version)
