@@ -18,27 +18,26 @@ def label_match(example: Any, prediction: Any, trace: Any = None) -> bool:
     return str(getattr(prediction, "label", "")).strip() == str(example.label).strip()
 
 
-class _Router(TicketRouter):
-    pass
-
-
-class _RouterRS(TicketRouter):
-    pass
-
-
-class _RouterMipro(TicketRouter):
-    pass
-
-
-BFS = dspy_worker_optimized(
+@dspy_worker_optimized(
     "loop-bfs", optimizer="BootstrapFewShot", optimization_trigger="performance",
-    metric=label_match, max_bootstrapped_demos=4, max_labeled_demos=4, **TRIGGER)(_Router)
-BFSRS = dspy_worker_optimized(
-    "loop-bfsrs", optimizer="BootstrapFewShotWithRandomSearch",
-    optimization_trigger="performance", metric=label_match, max_bootstrapped_demos=4,
-    max_labeled_demos=4, num_candidate_programs=3, **TRIGGER)(_RouterRS)
-MIPRO = dspy_worker_optimized(
+    metric=label_match, max_bootstrapped_demos=4, max_labeled_demos=4, **TRIGGER)
+class BFS(TicketRouter):
+    pass
+
+
+@dspy_worker_optimized(
+    "loop-bfsrs", optimizer="BootstrapFewShotWithRandomSearch", optimization_trigger="performance",
+    metric=label_match, max_bootstrapped_demos=4, max_labeled_demos=4, num_candidate_programs=3,
+    **TRIGGER)
+class BFSRS(TicketRouter):
+    pass
+
+
+@dspy_worker_optimized(
     "loop-mipro", optimizer="MIPROv2", optimization_trigger="performance", metric=label_match,
-    auto="light", max_bootstrapped_demos=2, max_labeled_demos=4, **TRIGGER)(_RouterMipro)
+    auto="light", max_bootstrapped_demos=2, max_labeled_demos=4, **TRIGGER)
+class MIPRO(TicketRouter):
+    pass
+
 
 WORKERS = {"BootstrapFewShot": BFS, "BootstrapFewShotWithRandomSearch": BFSRS, "MIPROv2": MIPRO}

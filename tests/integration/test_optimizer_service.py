@@ -132,7 +132,7 @@ async def test_small_dataset_is_refused_with_reason(
     kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
     group_id: str, unique: str,
 ) -> None:
-    settings = optimizer_settings(topics, db_schema, group_id, min_examples=30)
+    settings = optimizer_settings(topics, db_schema, group_id, min_examples=30, dataset_wait_s=1.0)
     req = request(f"router-{unique}")
     await store_tickets(db_pool, req["worker_id"], 12)
     async with (EventWatch(kafka_settings, topics.optimization_status) as watch,

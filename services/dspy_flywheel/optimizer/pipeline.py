@@ -156,6 +156,20 @@ class JobRun:
                 with contextlib.suppress(asyncio.CancelledError):
                     await beat
 
+    async def _load_rows(self) -> list[Any]:
+        """The worker's examples; waits up to ``dataset_wait_s`` while the collector catches up
+        (the trigger counts labels on Kafka, the collector stores them a moment later)."""
+        job, settings = self.job, self.s.settings
+        deadline = time.monotonic() + settings.dataset_wait_s
+        while True:
+            rows = await self.s.dataset.load(job.worker_id, limit=settings.max_examples,
+                                             labeled_only=settings.labeled_only)
+            if len(rows) >= settings.min_examples or time.monotonic() >= deadline:
+                return rows
+            await self._progress(0.0, {"examples": len(rows)},
+                                 f"waiting for training data: {len(rows)}/{settings.min_examples}")
+            await asyncio.sleep(settings.poll_interval_s)
+
     async def _execute(self) -> jobs.Job | None:
         job, settings = self.job, self.s.settings
         async with self.s.pool.acquire() as conn, conn.transaction():
@@ -171,8 +185,7 @@ class JobRun:
                 "failed", "refused: the request names no program_ref (module:attr of the "
                 "worker's program) and FLYWHEEL_OPTIMIZER_DEFAULT_PROGRAM_REF is not set")
         with tracer.start_as_current_span("optimization.snapshot") as span:
-            rows = await self.s.dataset.load(job.worker_id, limit=settings.max_examples,
-                                             labeled_only=settings.labeled_only)
+            rows = await self._load_rows()
             try:
                 parts = split(rows, seed=settings.split_seed, min_examples=settings.min_examples,
                               train_fraction=settings.train_fraction,

@@ -2,6 +2,7 @@
 
     FLYWHEEL_OPTIMIZER_MIN_IMPROVEMENT=0.0   publish only if candidate > current + this (holdout)
     FLYWHEEL_OPTIMIZER_MIN_EXAMPLES=20       refuse smaller datasets
+    FLYWHEEL_OPTIMIZER_DATASET_WAIT_S=60     wait this long for the collector to catch up first
     FLYWHEEL_OPTIMIZER_WALL_TIME_S=1800      per job; the compile child is killed after it
     FLYWHEEL_OPTIMIZER_MEMORY_MB=6144        RLIMIT_AS of the compile child
     FLYWHEEL_OPTIMIZER_MAX_LM_CALLS=5000     LM call budget per job (empty = none)
@@ -35,6 +36,7 @@ class OptimizerSettings(FlywheelSettings):
     # gate and data
     min_improvement: float = 0.0
     min_examples: int = 20
+    dataset_wait_s: float = 60.0
     max_examples: int | None = 2000
     labeled_only: bool = True
     split_seed: int = 13
