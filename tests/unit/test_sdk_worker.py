@@ -101,6 +101,7 @@ async def test_acall_records_the_same(engine: FakeEngine) -> None:
     (record,) = capture.records("ExecutionRecorded")
     assert record["lm_calls"] == 1
     assert record["success"] is True
+    await worker.aclose()
 
 
 def test_failed_call_raises_and_is_recorded(engine: FakeEngine) -> None:
@@ -132,6 +133,23 @@ def test_usage_counts_each_lm_call_of_this_call_only(engine: FakeEngine) -> None
     records = capture.records("ExecutionRecorded")
     assert [r["lm_calls"] for r in records] == [2, 2]
     assert engine.counters.snapshot().calls == 4
+
+
+def test_lm_calls_on_dspy_parallel_threads_count_too(engine: FakeEngine) -> None:
+    class Fanout(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("text -> label")
+
+        def forward(self, text: str) -> dspy.Prediction:
+            runs = [(self.predict, {"text": f"{text} {i}"}) for i in range(3)]
+            results = dspy.Parallel(num_threads=3, disable_progress_bar=True)(runs)
+            return results[0]
+
+    worker, capture = offline_worker(dspy_worker("fanout")(Fanout))
+    worker(text="a")
+    (record,) = capture.records("ExecutionRecorded")
+    assert record["lm_calls"] == 3
 
 
 def test_a_tracker_the_caller_had_still_sees_usage(engine: FakeEngine) -> None:

@@ -8,6 +8,7 @@ every entry.
 
 from __future__ import annotations
 
+import threading
 from contextvars import Token
 from typing import Any
 
@@ -29,11 +30,18 @@ class CallUsage(UsageTracker):  # type: ignore[misc]  # dspy is untyped
         self.calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CallUsage:
+        # dspy.Parallel deep-copies the tracker per thread (and drops the copies): share it,
+        # so LM calls on those threads still count for this worker call.
+        return self
 
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
-        self.calls += 1
-        self.prompt_tokens += _as_int(usage_entry.get("prompt_tokens"))
-        self.completion_tokens += _as_int(usage_entry.get("completion_tokens"))
+        with self._lock:  # dspy.Parallel inside the program reports from several threads
+            self.calls += 1
+            self.prompt_tokens += _as_int(usage_entry.get("prompt_tokens"))
+            self.completion_tokens += _as_int(usage_entry.get("completion_tokens"))
         if self.wanted_by_user:
             super().add_usage(lm, usage_entry)
         if self.parent is not None:

@@ -260,6 +260,9 @@ class Worker:
         return self._slot.signature
 
     def stats(self) -> dict[str, Any]:
+        """Counters of this instance: events enqueued / sent / spooled / replayed /
+        ``overflow_dropped`` (exact), spool backlog, broker state, reload outcomes.
+        ``enqueued`` and ``failures`` may undercount slightly under many calling threads."""
         out: dict[str, Any] = {
             "worker_id": self.worker_id,
             "instance_id": self.instance_id,
@@ -355,6 +358,10 @@ class Worker:
         _live_workers.discard(self)
         if self._runtime is not None:
             self._runtime.close(self.settings.close_timeout_s if timeout is None else timeout)
+
+    async def aclose(self, timeout: float | None = None) -> None:  # noqa: ASYNC109  # the flush bound, as close()
+        """``close`` for async code: the flush waits in a thread, not on your event loop."""
+        await asyncio.to_thread(self.close, timeout)
 
     def __enter__(self) -> Worker:
         return self
