@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from dspy_flywheel.demo.runner import DemoOptions, run_demo
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    if not args.verbose:  # the live display is the output; libraries' INFO lines are noise here
+        logging.getLogger().setLevel(logging.WARNING)
     opts = DemoOptions(model=args.model, max_before=args.max_before, after_calls=args.after,
                        timeout_s=args.timeout_min * 60, seed=args.seed)
     return await run_demo(opts)
