@@ -36,7 +36,7 @@ import dspy
 
 from dspy_flywheel.sdk.errors import WorkerConfigError
 from dspy_flywheel.sdk.feedback import Metric
-from dspy_flywheel.sdk.refs import ref_of
+from dspy_flywheel.sdk.refs import import_ref, ref_of
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.triggers import TRIGGER_PARAMS, OptimizationConfig
 from dspy_flywheel.sdk.worker import Worker
@@ -121,9 +121,12 @@ class WorkerSpec:
                 "@dspy_worker wraps a dspy.Module subclass or a function, "
                 f"got class {target.__name__}"
             )
-        # The optimizer calls a program_ref with no arguments to get a dspy.Module; the
-        # decorated name now holds this spec, so the ref points at its build_program.
+        # The optimizer calls a program_ref with no arguments to get a dspy.Module. With
+        # decorator syntax the decorated name holds this spec: the ref is its build_program.
+        # Called as a function (spec = dspy_worker(...)(Cls)) the name still holds the class,
+        # which is checked when the worker starts (``resolved_program_ref``).
         target_ref = ref_of(target)
+        self._target_ref = target_ref
         self.program_ref = f"{target_ref}.build_program" if target_ref else None
         self.metric_ref = ref_of(metric) if metric is not None else None
         if optimization is not None:
@@ -137,6 +140,20 @@ class WorkerSpec:
             return FunctionModule(self.target, self.signature)
         program: dspy.Module = self.target(*args, **kwargs)
         return program
+
+    def resolved_program_ref(self) -> str | None:
+        """The program_ref as importable now: the spec's build_program, or the plain class."""
+        if self._target_ref is None:
+            return None
+        try:
+            named = import_ref(self._target_ref)
+        except (ImportError, AttributeError, ValueError):
+            return None
+        if named is self:
+            return f"{self._target_ref}.build_program"
+        if not self.is_function and named is self.target:
+            return self._target_ref  # the Module class itself, constructed with no arguments
+        return self.program_ref
 
     def create(
         self,
@@ -159,7 +176,7 @@ class WorkerSpec:
             metric=self.metric,
             output_fields=output_fields,
             optimization=self.optimization,
-            program_ref=self.program_ref,
+            program_ref=self.resolved_program_ref(),
             metric_ref=self.metric_ref,
         )
 
