@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dspy_flywheel.demo.worker import TicketRouter as DemoTicketRouter
 from dspy_flywheel.optimizer.fake_task import TicketRouter
 from dspy_flywheel.sdk import dspy_worker_optimized
 
@@ -38,6 +39,14 @@ class BFSRS(TicketRouter):
     auto="light", max_bootstrapped_demos=2, max_labeled_demos=4, **TRIGGER)
 class MIPRO(TicketRouter):
     pass
+
+
+@dspy_worker_optimized(
+    "real-router", optimizer="BootstrapFewShot", optimization_trigger="performance",
+    metric=label_match, threshold=0.75, window_size=10, min_examples=10, cooldown_seconds=3600,
+    max_bootstrapped_demos=2, max_labeled_demos=4)
+class RealRouter(DemoTicketRouter.target):  # type: ignore[name-defined,misc]
+    """The demo's ticket router on the real LM, with a CI-sized trigger."""
 
 
 WORKERS = {"BootstrapFewShot": BFS, "BootstrapFewShotWithRandomSearch": BFSRS, "MIPROv2": MIPRO}

@@ -17,18 +17,20 @@ import pytest
 
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.demo.traffic import ticket_stream
-from dspy_flywheel.demo.worker import TicketRouter
 from dspy_flywheel.lm import LMSettings, build_lm, engine_stats
 from dspy_flywheel.sdk import WorkerSettings
 from dspy_flywheel.settings import KafkaSettings
 from tests.e2e.harness import running_loop, serve_labeled, service_env
+from tests.e2e.loop_worker import RealRouter
+
+MAX_TOKENS = "48"  # a label needs a few tokens; caps a confused small model's rambling
 
 pytestmark = [pytest.mark.realllm, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def small_lm() -> dspy.LM:
-    settings = LMSettings(model="smollm2")
+    settings = LMSettings(model="smollm2", max_tokens=int(MAX_TOKENS))
     if not settings.model_path().exists():
         pytest.fail(f"{settings.model_path()} is missing: run ops/model.sh fetch --small",
                     pytrace=False)
@@ -40,17 +42,18 @@ async def test_loop_runs_on_the_embedded_lm(small_lm: dspy.LM, kafka_settings: K
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLYWHEEL_LM_MODEL", "smollm2")
     env = service_env(topics, db_schema, kafka_settings, FLYWHEEL_LM_MODEL="smollm2",
-                      FLYWHEEL_LM_THREADS="2", FLYWHEEL_OPTIMIZER_WALL_TIME_S="600")
+                      FLYWHEEL_LM_THREADS="2", FLYWHEEL_LM_MAX_TOKENS=MAX_TOKENS,
+                      FLYWHEEL_OPTIMIZER_MIN_EXAMPLES="8", FLYWHEEL_OPTIMIZER_WALL_TIME_S="600")
     settings = WorkerSettings(topic_prefix=topics.prefix, spool_dir=tmp_path / "spool")
     traffic = iter([({"ticket": e.ticket}, e.label) for e in ticket_stream(seed=11)])
     calls_before = engine_stats(small_lm).calls
     with dspy.context(lm=small_lm):
-        worker = TicketRouter.create(settings=settings)
+        worker = RealRouter.create(settings=settings)
         try:
             async with running_loop(env, tmp_path / "logs", kafka_settings, topics,
                                     worker.worker_id) as loop:
                 served = 0
-                while loop.lifecycle.request is None and served < 60:
+                while loop.lifecycle.request is None and served < 40:
                     loop.check_alive()
                     await asyncio.to_thread(serve_labeled, worker, [next(traffic)], "label")
                     served += 1

@@ -54,6 +54,8 @@ def _demo_env(opts: DemoOptions, run_id: str, endpoints: dict[str, str]) -> dict
         "FLYWHEEL_ENCRYPTION_KEYS": f"demo:{key}",
         "FLYWHEEL_ENCRYPTION_ACTIVE_KEY": "demo",
         "FLYWHEEL_LM_MODEL": os.environ.get("FLYWHEEL_LM_MODEL", opts.model),
+        # a team name is a few tokens; the cap bounds a confused answer's cost on 2 CPU cores
+        "FLYWHEEL_LM_MAX_TOKENS": os.environ.get("FLYWHEEL_LM_MAX_TOKENS", "64"),
         "FLYWHEEL_OPTIMIZER_MIN_EXAMPLES": "16",
         "FLYWHEEL_OPTIMIZER_TRAIN_FRACTION": "0.5",
         "FLYWHEEL_OPTIMIZER_VAL_FRACTION": "0.1",
