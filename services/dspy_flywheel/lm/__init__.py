@@ -8,6 +8,7 @@
 Tests use ``make_lm(FakeEngine(responder))``.
 """
 
+from dspy_flywheel.lm._convert import ChatMessage
 from dspy_flywheel.lm.embedded import EmbeddedConfig, EmbeddedEngine, load_engine
 from dspy_flywheel.lm.errors import LMSetupError, ModelNotFoundError, UnknownModelError
 from dspy_flywheel.lm.factory import (
@@ -33,6 +34,7 @@ __all__ = [
     "EMBEDDED",
     "KNOWN_MODELS",
     "AsyncEngineAdapter",
+    "ChatMessage",
     "CountingLM",
     "EmbeddedConfig",
     "EmbeddedEngine",
