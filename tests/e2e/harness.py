@@ -56,14 +56,17 @@ class Loop:
         while not predicate():
             self.check_alive()
             if time.monotonic() > end:
-                pytest.fail(f"timed out after {within_s:.0f}s waiting for {what}; "
-                            f"lifecycle={self.lifecycle}")
+                pytest.fail(
+                    f"timed out after {within_s:.0f}s waiting for {what}; "
+                    f"lifecycle={self.lifecycle}"
+                )
             await asyncio.sleep(0.2)
 
 
 @asynccontextmanager
-async def running_loop(env: dict[str, str], log_dir: Path, kafka: KafkaSettings,
-                       topics: Topics, worker_id: str) -> AsyncIterator[Loop]:
+async def running_loop(
+    env: dict[str, str], log_dir: Path, kafka: KafkaSettings, topics: Topics, worker_id: str
+) -> AsyncIterator[Loop]:
     """Collector, trigger and optimizer as child processes plus a lifecycle watcher."""
     services = ServiceGroup(env, log_dir)
     services.start()

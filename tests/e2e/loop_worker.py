@@ -20,31 +20,58 @@ def label_match(example: Any, prediction: Any, trace: Any = None) -> bool:
 
 
 @dspy_worker_optimized(
-    "loop-bfs", optimizer="BootstrapFewShot", optimization_trigger="performance",
-    metric=label_match, max_bootstrapped_demos=4, max_labeled_demos=4, **TRIGGER)
+    "loop-bfs",
+    optimizer="BootstrapFewShot",
+    optimization_trigger="performance",
+    metric=label_match,
+    max_bootstrapped_demos=4,
+    max_labeled_demos=4,
+    **TRIGGER,
+)
 class BFS(TicketRouter):
     pass
 
 
 @dspy_worker_optimized(
-    "loop-bfsrs", optimizer="BootstrapFewShotWithRandomSearch", optimization_trigger="performance",
-    metric=label_match, max_bootstrapped_demos=4, max_labeled_demos=4, num_candidate_programs=3,
-    **TRIGGER)
+    "loop-bfsrs",
+    optimizer="BootstrapFewShotWithRandomSearch",
+    optimization_trigger="performance",
+    metric=label_match,
+    max_bootstrapped_demos=4,
+    max_labeled_demos=4,
+    num_candidate_programs=3,
+    **TRIGGER,
+)
 class BFSRS(TicketRouter):
     pass
 
 
 @dspy_worker_optimized(
-    "loop-mipro", optimizer="MIPROv2", optimization_trigger="performance", metric=label_match,
-    auto="light", max_bootstrapped_demos=2, max_labeled_demos=4, **TRIGGER)
+    "loop-mipro",
+    optimizer="MIPROv2",
+    optimization_trigger="performance",
+    metric=label_match,
+    auto="light",
+    max_bootstrapped_demos=2,
+    max_labeled_demos=4,
+    **TRIGGER,
+)
 class MIPRO(TicketRouter):
     pass
 
 
 @dspy_worker_optimized(
-    "real-router", optimizer="BootstrapFewShot", optimization_trigger="performance",
-    metric=label_match, threshold=0.75, window_size=10, min_examples=10, cooldown_seconds=3600,
-    max_bootstrapped_demos=2, max_labeled_demos=4)
+    "real-router",
+    optimizer="BootstrapFewShot",
+    optimization_trigger="performance",
+    metric=label_match,
+    threshold=0.75,
+    window_size=10,
+    min_examples=10,
+    cooldown_seconds=3600,
+    max_bootstrapped_demos=2,
+    max_labeled_demos=4,
+)
 class RealRouter(DemoTicketRouter.target):  # type: ignore[name-defined,misc]
     """The demo's ticket router on the real LM, with a CI-sized trigger."""
 

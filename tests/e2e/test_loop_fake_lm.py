@@ -23,29 +23,39 @@ from tests.e2e.harness import FINAL, running_loop, serve_labeled, service_env
 from tests.e2e.loop_worker import WORKERS
 
 
-@pytest.mark.parametrize("optimizer", [
-    "BootstrapFewShot",
-    pytest.param("BootstrapFewShotWithRandomSearch", marks=pytest.mark.slow),
-    pytest.param("MIPROv2", marks=pytest.mark.slow),
-])
-async def test_loop_improves_accuracy(optimizer: str, kafka_settings: KafkaSettings,
-                                      topics: Topics, db_schema: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        "BootstrapFewShot",
+        pytest.param("BootstrapFewShotWithRandomSearch", marks=pytest.mark.slow),
+        pytest.param("MIPROv2", marks=pytest.mark.slow),
+    ],
+)
+async def test_loop_improves_accuracy(
+    optimizer: str, kafka_settings: KafkaSettings, topics: Topics, db_schema: str, tmp_path: Path
+) -> None:
     started = time.monotonic()
-    env = service_env(topics, db_schema, kafka_settings,
-                      FLYWHEEL_OPTIMIZER_LM_REF="dspy_flywheel.optimizer.fake_task:make_lm")
+    env = service_env(
+        topics,
+        db_schema,
+        kafka_settings,
+        FLYWHEEL_OPTIMIZER_LM_REF="dspy_flywheel.optimizer.fake_task:make_lm",
+    )
     spec = WORKERS[optimizer]
     settings = WorkerSettings(topic_prefix=topics.prefix, spool_dir=tmp_path / "spool")
     traffic = iter([(t["inputs"], t["outputs"]["label"]) for t in tickets(400, seed=3)])
     with dspy.context(lm=make_lm()):
         worker = spec.create(settings=settings)
         try:
-            async with running_loop(env, tmp_path / "logs", kafka_settings, topics,
-                                    worker.worker_id) as loop:
+            async with running_loop(
+                env, tmp_path / "logs", kafka_settings, topics, worker.worker_id
+            ) as loop:
                 before = []
                 while loop.lifecycle.request is None and len(before) < 80:
                     loop.check_alive()
-                    before.append(await asyncio.to_thread(
-                        serve_labeled, worker, [next(traffic)], "label"))
+                    before.append(
+                        await asyncio.to_thread(serve_labeled, worker, [next(traffic)], "label")
+                    )
                     await asyncio.sleep(0.05)
                 await loop.until(lambda: loop.lifecycle.request is not None, 30, "the request")
                 request = loop.lifecycle.request
@@ -65,11 +75,14 @@ async def test_loop_improves_accuracy(optimizer: str, kafka_settings: KafkaSetti
                 assert loop.lifecycle.trace_id is not None
 
                 after = await asyncio.to_thread(
-                    serve_labeled, worker, [next(traffic) for _ in range(40)], "label")
+                    serve_labeled, worker, [next(traffic) for _ in range(40)], "label"
+                )
         finally:
             worker.close(timeout=5)
     accuracy_before = sum(before) / len(before)
-    print(f"\n{optimizer}: accuracy {accuracy_before:.2f} -> {after:.2f} "
-          f"in {time.monotonic() - started:.1f}s")
+    print(
+        f"\n{optimizer}: accuracy {accuracy_before:.2f} -> {after:.2f} "
+        f"in {time.monotonic() - started:.1f}s"
+    )
     assert after - accuracy_before >= 0.20, (accuracy_before, after)
     assert time.monotonic() - started < 300

@@ -32,26 +32,40 @@ pytestmark = [pytest.mark.realllm, pytest.mark.slow]
 def small_lm() -> dspy.LM:
     settings = LMSettings(model="smollm2", max_tokens=int(MAX_TOKENS))
     if not settings.model_path().exists():
-        pytest.fail(f"{settings.model_path()} is missing: run ops/model.sh fetch --small",
-                    pytrace=False)
+        pytest.fail(
+            f"{settings.model_path()} is missing: run ops/model.sh fetch --small", pytrace=False
+        )
     return build_lm(settings)
 
 
-async def test_loop_runs_on_the_embedded_lm(small_lm: dspy.LM, kafka_settings: KafkaSettings,
-                                            topics: Topics, db_schema: str, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_loop_runs_on_the_embedded_lm(
+    small_lm: dspy.LM,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("FLYWHEEL_LM_MODEL", "smollm2")
-    env = service_env(topics, db_schema, kafka_settings, FLYWHEEL_LM_MODEL="smollm2",
-                      FLYWHEEL_LM_THREADS="2", FLYWHEEL_LM_MAX_TOKENS=MAX_TOKENS,
-                      FLYWHEEL_OPTIMIZER_MIN_EXAMPLES="8", FLYWHEEL_OPTIMIZER_WALL_TIME_S="600")
+    env = service_env(
+        topics,
+        db_schema,
+        kafka_settings,
+        FLYWHEEL_LM_MODEL="smollm2",
+        FLYWHEEL_LM_THREADS="2",
+        FLYWHEEL_LM_MAX_TOKENS=MAX_TOKENS,
+        FLYWHEEL_OPTIMIZER_MIN_EXAMPLES="8",
+        FLYWHEEL_OPTIMIZER_WALL_TIME_S="600",
+    )
     settings = WorkerSettings(topic_prefix=topics.prefix, spool_dir=tmp_path / "spool")
     traffic = iter([({"ticket": e.ticket}, e.label) for e in ticket_stream(seed=11)])
     calls_before = engine_stats(small_lm).calls
     with dspy.context(lm=small_lm):
         worker = RealRouter.create(settings=settings)
         try:
-            async with running_loop(env, tmp_path / "logs", kafka_settings, topics,
-                                    worker.worker_id) as loop:
+            async with running_loop(
+                env, tmp_path / "logs", kafka_settings, topics, worker.worker_id
+            ) as loop:
                 served = 0
                 while loop.lifecycle.request is None and served < 40:
                     loop.check_alive()
@@ -63,14 +77,20 @@ async def test_loop_runs_on_the_embedded_lm(small_lm: dspy.LM, kafka_settings: K
                 assert request["reason"] == "performance"
                 assert json.loads(request["evidence_json"])["accuracy"] < 0.75
 
-                await loop.until(lambda: loop.lifecycle.status in ("succeeded", "rejected"),
-                                 900, "the job to end succeeded or rejected")
+                await loop.until(
+                    lambda: loop.lifecycle.status in ("succeeded", "rejected"),
+                    900,
+                    "the job to end succeeded or rejected",
+                )
                 details = loop.lifecycle.details
-                print(f"\nreal-LM loop: served={served} job={loop.lifecycle.status} "
-                      f"message={loop.lifecycle.message!r} details={details}")
+                print(
+                    f"\nreal-LM loop: served={served} job={loop.lifecycle.status} "
+                    f"message={loop.lifecycle.message!r} details={details}"
+                )
                 if loop.lifecycle.status == "succeeded":
-                    await loop.until(lambda: loop.lifecycle.serving_version is not None, 60,
-                                     "the reload ack")
+                    await loop.until(
+                        lambda: loop.lifecycle.serving_version is not None, 60, "the reload ack"
+                    )
                     assert worker.version == loop.lifecycle.serving_version
                     pred = await asyncio.to_thread(worker, ticket="I was charged twice")
                     assert pred.execution_id

@@ -17,13 +17,22 @@ SPEC = f"ann:viewer:{VIEWER},olga:operator:{OPERATOR},ada:admin:{ADMIN}"
 
 
 async def _ok(request: Request) -> JSONResponse:
-    return JSONResponse({"ok": True, "principal": request.scope["state"]["principal"].name
-                         if request.scope["state"].get("principal") else None})
+    return JSONResponse(
+        {
+            "ok": True,
+            "principal": request.scope["state"]["principal"].name
+            if request.scope["state"].get("principal")
+            else None,
+        }
+    )
 
 
 def _app(audit: AuditLog) -> AccessMiddleware:
-    routes = [Route("/api/v1/health", _ok), Route("/api/v1/jobs", _ok, methods=["GET", "POST"]),
-              Route("/api/v1/datasets/w/prune", _ok, methods=["POST"])]
+    routes = [
+        Route("/api/v1/health", _ok),
+        Route("/api/v1/jobs", _ok, methods=["GET", "POST"]),
+        Route("/api/v1/datasets/w/prune", _ok, methods=["POST"]),
+    ]
     return AccessMiddleware(Starlette(routes=routes), TokenStore.parse(SPEC), audit)
 
 
@@ -49,21 +58,31 @@ async def test_roles_are_enforced_and_audited(db_pool: asyncpg.Pool) -> None:
     before = await db_pool.fetchval("SELECT coalesce(max(id), 0) FROM audit_log")
     transport = httpx.ASGITransport(app=_app(audit))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+
         def auth(token: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {token}"}
 
         assert (await client.get("/api/v1/health")).status_code == 200
         assert (await client.get("/api/v1/jobs")).status_code == 401
-        assert (await client.get("/api/v1/jobs", headers=auth("wrong-token-000000"))).status_code == 401
+        assert (
+            await client.get("/api/v1/jobs", headers=auth("wrong-token-000000"))
+        ).status_code == 401
         assert (await client.get("/api/v1/jobs", headers=auth(VIEWER))).status_code == 200
         denied = await client.post("/api/v1/jobs", headers=auth(VIEWER))
-        assert denied.status_code == 403 and "needs operator" in denied.json()["error"]
+        assert denied.status_code == 403
+        assert "needs operator" in denied.json()["error"]
         ok = await client.post("/api/v1/jobs", headers=auth(OPERATOR))
-        assert ok.status_code == 200 and ok.json()["principal"] == "olga"
-        assert (await client.post("/api/v1/datasets/w/prune", headers=auth(OPERATOR))).status_code == 403
-        assert (await client.post("/api/v1/datasets/w/prune", headers=auth(ADMIN))).status_code == 200
+        assert ok.status_code == 200
+        assert ok.json()["principal"] == "olga"
+        assert (
+            await client.post("/api/v1/datasets/w/prune", headers=auth(OPERATOR))
+        ).status_code == 403
+        assert (
+            await client.post("/api/v1/datasets/w/prune", headers=auth(ADMIN))
+        ).status_code == 200
     rows = await db_pool.fetch(
-        "SELECT actor, action, target, details FROM audit_log WHERE id > $1 ORDER BY id", before)
+        "SELECT actor, action, target, details FROM audit_log WHERE id > $1 ORDER BY id", before
+    )
     got = [(r["actor"], r["action"], r["target"], r["details"]["status"]) for r in rows]
     assert got == [
         ("anonymous", "denied GET", "/api/v1/jobs", 401),

@@ -32,8 +32,12 @@ async def test_every_event_type_round_trips_through_kafka(
         await producer.stop()
 
     consumer = AIOKafkaConsumer(
-        topic, group_id=group_id, auto_offset_reset="earliest",
-        enable_auto_commit=False, **kafka_settings.client_kwargs())
+        topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **kafka_settings.client_kwargs(),
+    )
     await consumer.start()
     received, corrupt = {}, 0
     try:

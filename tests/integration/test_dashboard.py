@@ -12,7 +12,9 @@ _PROGRAM = """
 INSERT INTO programs (worker_id, version, state, signature, optimizer, holdout_before,
                       holdout_after, lm_calls, tokens, wall_s, size_bytes)
 VALUES ($1, $2, '{}'::jsonb, '{}'::jsonb, 'BootstrapFewShot', $3, $4, 40, $5, 12.5, 100)"""
-_JOB = "INSERT INTO optimization_jobs (job_id, worker_id, status, optimizer, message) VALUES ($1, $2, $3, 'BootstrapFewShot', $4)"
+_JOB = """
+INSERT INTO optimization_jobs (job_id, worker_id, status, optimizer, message)
+VALUES ($1, $2, $3, 'BootstrapFewShot', $4)"""
 
 
 async def test_dashboard_shows_gain_roi_and_alerts(db_pool: asyncpg.Pool, unique: str) -> None:
@@ -23,7 +25,8 @@ async def test_dashboard_shows_gain_roi_and_alerts(db_pool: asyncpg.Pool, unique
     await db_pool.execute(_JOB, f"j2-{unique}", worker, "rejected", "candidate 0.5 <= current 0.85")
 
     card = next(c for c in await collect_cards(db_pool) if c.worker_id == worker)
-    assert card.first_score == 0.25 and card.latest_score == 0.85
+    assert card.first_score == 0.25
+    assert card.latest_score == 0.85
     assert round(card.gain_points or 0, 6) == 60.0
     assert card.optimization_tokens == 10_000
     assert round(card.roi_points_per_1k_tokens or 0, 6) == 6.0
@@ -35,6 +38,6 @@ async def test_dashboard_shows_gain_roi_and_alerts(db_pool: asyncpg.Pool, unique
         page = await c.get("/dashboard")
         data = await c.get("/api/v1/dashboard")
     assert page.status_code == 200
-    assert worker in page.text and "25.0% → 85.0%" in page.text and "+60.0 points" in page.text
-    assert "<polyline" in page.text and "candidate 0.5" in page.text
+    for expected in (worker, "25.0% → 85.0%", "+60.0 points", "<polyline", "candidate 0.5"):
+        assert expected in page.text
     assert any(w["worker_id"] == worker for w in data.json()["workers"])

@@ -28,5 +28,6 @@ async def test_migrations_are_idempotent(pg_settings: PostgresSettings) -> None:
         await conn.close()
     assert first == [m.version for m in discover()]
     assert second == []
-    assert shape1 == shape2 and len(shape1) > 0
+    assert shape1 == shape2
+    assert len(shape1) > 0
     assert recorded == len(first)

@@ -47,7 +47,7 @@ def test_unknown_fingerprint_is_a_typed_error() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [b"", b"\x00\x01garbage", b"{\"json\": true}", None],
+    [b"", b"\x00\x01garbage", b'{"json": true}', None],
 )
 def test_not_single_object_encoding_is_corrupt(value: bytes | None) -> None:
     with pytest.raises(CorruptPayload):

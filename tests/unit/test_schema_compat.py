@@ -20,7 +20,8 @@ def test_every_event_type_has_a_frozen_history() -> None:
     for event_type in EVENT_TYPES:
         current = registry.current[event_type]
         assert current.fingerprint in registry.by_fingerprint, (
-            f"{event_type} changed without `flywheel schemas freeze`")
+            f"{event_type} changed without `flywheel schemas freeze`"
+        )
 
 
 def test_history_is_compatible_with_current_in_both_directions() -> None:
@@ -62,8 +63,11 @@ def test_adding_a_field_without_default_breaks_compatibility(temp_schemas: Path)
 
 
 def test_adding_a_field_with_default_is_compatible(temp_schemas: Path) -> None:
-    _edit(temp_schemas, "FeedbackRecorded",
-          {"name": "tenant", "type": ["null", "string"], "default": None})
+    _edit(
+        temp_schemas,
+        "FeedbackRecorded",
+        {"name": "tenant", "type": ["null", "string"], "default": None},
+    )
     assert _problems(temp_schemas) == []
     registry = SchemaRegistry(temp_schemas)
     assert len(freeze(registry)) == 1  # the new version joins the history

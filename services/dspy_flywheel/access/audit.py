@@ -11,11 +11,20 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 
-async def record_audit(conn: asyncpg.Pool | asyncpg.Connection, actor: str, action: str,
-                       target: str | None, details: dict[str, Any] | None = None) -> None:
+async def record_audit(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    actor: str,
+    action: str,
+    target: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
     await conn.execute(
         "INSERT INTO audit_log (actor, action, target, details) VALUES ($1, $2, $3, $4)",
-        actor, action, target, details or {})
+        actor,
+        action,
+        target,
+        details or {},
+    )
 
 
 class AuditLog:
@@ -29,8 +38,9 @@ class AuditLog:
         """The pool (resolved per call: an app's pool may open only at startup)."""
         return self._pool if isinstance(self._pool, asyncpg.Pool) else self._pool()
 
-    async def record(self, actor: str, action: str, target: str | None,
-                     details: dict[str, Any] | None = None) -> None:
+    async def record(
+        self, actor: str, action: str, target: str | None, details: dict[str, Any] | None = None
+    ) -> None:
         try:
             await record_audit(self.pool, actor, action, target, details)
         except (asyncpg.PostgresError, OSError):
@@ -40,5 +50,6 @@ class AuditLog:
     async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT at, actor, action, target, details FROM audit_log ORDER BY id DESC LIMIT $1",
-            limit)
+            limit,
+        )
         return [dict(r) for r in rows]

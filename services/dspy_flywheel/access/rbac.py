@@ -87,7 +87,9 @@ class TokenStore:
             if not (sep and sep2 and name and secret):
                 raise ValueError("FLYWHEEL_API_TOKENS entries are name:role:secret")
             if role not in ROLES:
-                raise ValueError(f"unknown role {role!r} for token {name!r}; roles: {', '.join(ROLES)}")
+                raise ValueError(
+                    f"unknown role {role!r} for token {name!r}; roles: {', '.join(ROLES)}"
+                )
             if len(secret) < 16:
                 raise ValueError(f"token {name!r} is too short (at least 16 characters)")
             tokens[_digest(secret)] = Principal(name, Role[role])
@@ -135,8 +137,11 @@ class AccessMiddleware:
             return
         if needed is not None and principal is not None and principal.role < needed:
             await self._audit(principal.name, "denied", method, path, 403)
-            await _reply(send, 403, f"role {principal.role.name} may not {method} {path}; "
-                                    f"needs {needed.name}")
+            await _reply(
+                send,
+                403,
+                f"role {principal.role.name} may not {method} {path}; needs {needed.name}",
+            )
             return
         scope.setdefault("state", {})["principal"] = principal
         status: list[int] = []
@@ -158,7 +163,14 @@ class AccessMiddleware:
 
 async def _reply(send: Send, status: int, message: str) -> None:
     body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -14,9 +15,7 @@ from dspy_flywheel.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(
-    kafka: KafkaSettings, topics: Topics | Iterable[TopicSpec]
-) -> list[str]:
+async def ensure_topics(kafka: KafkaSettings, topics: Topics | Iterable[TopicSpec]) -> list[str]:
     """Create missing topics; return the names created now. Idempotent."""
     specs = topics.specs() if isinstance(topics, Topics) else list(topics)
     admin = AIOKafkaAdminClient(**kafka.client_kwargs())
@@ -34,10 +33,8 @@ async def ensure_topics(
             if s.name not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # raced with another provisioner
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # raced with another provisioner
             log.info("created topics: %s", ", ".join(t.name for t in new))
         return [t.name for t in new]
     finally:

@@ -38,11 +38,15 @@ def _schemas_check(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     topics = sub.add_parser("topics", help="Kafka topic provisioning").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     topics.add_parser("create", help="create missing topics").set_defaults(func=_topics_create)
     schemas = sub.add_parser("schemas", help="event schema history").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     schemas.add_parser("freeze", help="record current schemas in history").set_defaults(
-        func=_schemas_freeze)
+        func=_schemas_freeze
+    )
     schemas.add_parser("check", help="check history compatibility").set_defaults(
-        func=_schemas_check)
+        func=_schemas_check
+    )

@@ -42,7 +42,9 @@ class Display:
             self.live.update(self._table(tally, lifecycle, serving))
         elif time.monotonic() - self._last_line > 5:
             self._last_line = time.monotonic()
-            job = f"{lifecycle.status or '-'} {_pct(lifecycle.progress)}" if lifecycle.job_id else "-"
+            job = "-"
+            if lifecycle.job_id:
+                job = f"{lifecycle.status or 'requested'} {_pct(lifecycle.progress)}"
             self.console.print(
                 f"[{self.phase}] calls={tally.calls()} serving={_version(serving)} "
                 f"rolling_acc={_pct(tally.rolling())} job={job}", highlight=False)
@@ -69,5 +71,5 @@ def _version(version: int | None) -> str:
 
 
 def _bar(progress: float | None, width: int = 20) -> str:
-    filled = int(round((progress or 0.0) * width))
+    filled = round((progress or 0.0) * width)
     return "[" + "#" * filled + "." * (width - filled) + f"] {_pct(progress)}"

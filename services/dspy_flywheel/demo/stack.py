@@ -1,4 +1,4 @@
-"""Bring up what the demo needs: the local stack (ops/stack) and the embedded model (ops/model.sh)."""
+"""What the demo needs: the local stack (ops/stack) and the embedded model (ops/model.sh)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def ensure_stack() -> dict[str, str]:
 
 def ensure_model(model: str) -> None:
     """Fetch and verify the embedded model unless a custom path or hosted LM is used."""
-    if os.environ.get("FLYWHEEL_LM", "embedded") != "embedded" or model not in ("qwen1.5b", "smollm2"):
+    hosted = os.environ.get("FLYWHEEL_LM", "embedded") != "embedded"
+    if hosted or model not in ("qwen1.5b", "smollm2"):
         return
     script = str(repo_root() / "ops" / "model.sh")
     args = [script, "fetch"] + (["--small"] if model == "smollm2" else [])

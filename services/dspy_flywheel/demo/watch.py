@@ -50,9 +50,9 @@ class Lifecycle:
             self.details = json.loads(record.get("details_json") or "{}") or self.details
         elif event_type == "ProgramUpdated" and record.get("job_id") == self.job_id:
             self.published, self.published_at = record, now
-        elif event_type == "ProgramAcknowledged" and record["status"] == "serving":
-            if self.published and record.get("version") == self.published["version"]:
-                self.serving_version, self.serving_at = record["version"], now
+        elif (event_type == "ProgramAcknowledged" and record["status"] == "serving"
+              and self.published and record.get("version") == self.published["version"]):
+            self.serving_version, self.serving_at = record["version"], now
 
 
 async def follow(kafka: KafkaSettings, topics: Topics, lifecycle: Lifecycle,

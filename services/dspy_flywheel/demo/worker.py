@@ -1,4 +1,4 @@
-"""The demo worker: routes support tickets to a team. Importable, so the optimizer can rebuild it."""
+"""The demo worker: routes support tickets to a team (importable, so the optimizer rebuilds it)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dspy_flywheel.sdk import dspy_worker_optimized
 TEAMS = ("billing", "technical", "account", "shipping")
 
 
-class RouteTicket(dspy.Signature):
+class RouteTicket(dspy.Signature):  # type: ignore[misc]  # dspy is untyped
     """Route the customer support ticket to the team that should handle it."""
 
     ticket: str = dspy.InputField()
@@ -38,7 +38,7 @@ def label_match(example: Any, prediction: Any, trace: Any = None) -> bool:
     max_bootstrapped_demos=4,
     max_labeled_demos=8,
 )
-class TicketRouter(dspy.Module):
+class TicketRouter(dspy.Module):  # type: ignore[misc]  # dspy is untyped
     def __init__(self) -> None:
         super().__init__()
         self.route = dspy.Predict(RouteTicket)

@@ -63,8 +63,10 @@ async def apply_migrations(
                    checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = {r["version"]: r["checksum"] for r in await conn.fetch(
-            "SELECT version, checksum FROM schema_migrations")}
+        done = {
+            r["version"]: r["checksum"]
+            for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
         applied = []
         for m in discover(directory):
             if m.version in done:
@@ -75,7 +77,10 @@ async def apply_migrations(
                 await conn.execute(m.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    m.version, m.name, m.checksum)
+                    m.version,
+                    m.name,
+                    m.checksum,
+                )
             log.info("applied migration %04d_%s", m.version, m.name)
             applied.append(m.version)
         return applied

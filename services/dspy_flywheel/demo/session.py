@@ -1,0 +1,107 @@
+"""One demo run against running services: serve traffic, follow the lifecycle, measure."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import dspy
+
+from dspy_flywheel.demo.display import Display
+from dspy_flywheel.demo.services import ServiceGroup
+from dspy_flywheel.demo.traffic import Tally, is_correct
+from dspy_flywheel.demo.watch import Lifecycle
+from dspy_flywheel.lm import engine_stats
+
+FINAL = ("succeeded", "rejected", "failed", "cancelled")
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+def lm_usage(lm: dspy.LM) -> dict[str, int]:
+    stats = engine_stats(lm)
+    return {"calls": stats.calls, "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens}
+
+
+@dataclass
+class DemoSession:
+    worker: Any
+    lm: dspy.LM
+    lifecycle: Lifecycle
+    services: ServiceGroup
+    display: Display
+    stream: Iterator[dspy.Example]
+    tally: Tally = field(default_factory=Tally)
+    phases: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def refresh(self) -> None:
+        if dead := self.services.dead():
+            raise DemoFailed(f"service(s) exited: {dead}; see {self.services.log_dir}")
+        self.display.update(self.tally, self.lifecycle, self.worker.version)
+
+    async def serve_one(self) -> None:
+        example = next(self.stream)
+        version = self.worker.version
+        pred = await asyncio.to_thread(self.worker, ticket=example.ticket)
+        self.worker.feedback(pred.execution_id, label=example.label)
+        self.tally.add(version, is_correct(example, pred))
+        self.refresh()
+
+    async def wait_for(self, done: Callable[[], bool], within_s: float) -> bool:
+        end = time.monotonic() + within_s
+        while not done() and time.monotonic() < end:
+            self.refresh()
+            await asyncio.sleep(0.5)
+        return done()
+
+    async def phase_before(self, max_calls: int) -> None:
+        """Labeled traffic on the code's program until the trigger asks for an optimization."""
+        self.display.phase = "serving traffic with labels; waiting for the trigger"
+        started, usage = time.monotonic(), lm_usage(self.lm)
+        while self.lifecycle.request is None and self.tally.calls() < max_calls:
+            await self.serve_one()
+        await self.wait_for(lambda: self.lifecycle.request is not None, 15)
+        self._record("traffic until trigger", started, "worker before", usage)
+        if self.lifecycle.request is None:
+            accuracy = self.tally.accuracy("code")
+            raise DemoFailed(f"the trigger did not fire within {max_calls} calls (accuracy "
+                             f"{accuracy} stayed above the threshold?)")
+        request = self.lifecycle.request
+        evidence = request["evidence_json"]
+        self.display.note(f"trigger fired: {request['reason']}, evidence {evidence}")
+
+    async def phase_optimize(self, within_s: float) -> None:
+        """Traffic pauses: the optimizer needs both CPU cores of this machine."""
+        self.display.phase = "optimizing (traffic paused: the optimizer uses the 2 CPU cores)"
+        started = time.monotonic()
+        await self.wait_for(lambda: self.lifecycle.status in FINAL, within_s)
+        self.phases["optimization job"] = time.monotonic() - started
+        status, message = self.lifecycle.status, self.lifecycle.message or ""
+        self.display.note(f"job {self.lifecycle.job_id} ended: {status} {message}")
+        if status != "succeeded":
+            ended = status or "without a status"
+            raise DemoFailed(f"the optimization job ended {ended}: {message}")
+        started = time.monotonic()
+        if not await self.wait_for(lambda: self.worker.version is not None, 60):
+            raise DemoFailed("the worker did not hot-reload the published program within 60 s")
+        self.phases["publish → worker serving"] = time.monotonic() - started
+        self.display.note(f"worker hot-reloaded: now serving v{self.worker.version}")
+
+    async def phase_after(self, calls: int) -> None:
+        self.display.phase = "serving new traffic on the optimized program"
+        started, usage = time.monotonic(), lm_usage(self.lm)
+        for _ in range(calls):
+            await self.serve_one()
+        self._record("traffic after reload", started, "worker after", usage)
+
+    def _record(self, phase: str, started: float, usage_key: str, usage: dict[str, int]) -> None:
+        self.phases[phase] = time.monotonic() - started
+        now = lm_usage(self.lm)
+        self.usage[usage_key] = {k: now[k] - usage.get(k, 0) for k in now}
