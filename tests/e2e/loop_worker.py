@@ -12,7 +12,12 @@ from dspy_flywheel.demo.worker import TicketRouter as DemoTicketRouter
 from dspy_flywheel.optimizer.fake_task import TicketRouter
 from dspy_flywheel.sdk import dspy_worker_optimized
 
-TRIGGER = {"threshold": 0.5, "window_size": 20, "min_examples": 20, "cooldown_seconds": 3600}
+TRIGGER: dict[str, Any] = {
+    "threshold": 0.5,
+    "window_size": 20,
+    "min_examples": 20,
+    "cooldown_seconds": 3600,
+}
 
 
 def label_match(example: Any, prediction: Any, trace: Any = None) -> bool:

@@ -50,7 +50,7 @@ async def test_loop_improves_accuracy(
             async with running_loop(
                 env, tmp_path / "logs", kafka_settings, topics, worker.worker_id
             ) as loop:
-                before = []
+                before: list[float] = []
                 while loop.lifecycle.request is None and len(before) < 80:
                     loop.check_alive()
                     before.append(

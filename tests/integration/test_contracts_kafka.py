@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -39,7 +40,8 @@ async def test_every_event_type_round_trips_through_kafka(
         **kafka_settings.client_kwargs(),
     )
     await consumer.start()
-    received, corrupt = {}, 0
+    received: dict[str | None, tuple[str, Any]] = {}
+    corrupt = 0
     try:
         async with asyncio.timeout(30):
             while len(received) + corrupt < len(EVENT_TYPES) + 1:
