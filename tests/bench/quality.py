@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         task = load_task(options)
         test_size = check_split(len(task.examples), options.train, options.dev)
     except (OptionsError, KeyError, ValueError, OSError) as exc:
-        print(f"quality.py: error: {exc}", file=sys.stderr)
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"quality.py: error: {message}", file=sys.stderr)
         return 2
     print(f"quality: task={options.task_label} ({task.signature}, metric={task.metric_kind}) "
           f"examples={len(task.examples)} split seed={options.seed} train={options.train} "

@@ -1,7 +1,10 @@
 """Command line of the quality benchmark, the optimizer names and the split check.
 
-Budget defaults are sized so the built-in classification task (168 examples) runs all four
-rows with the 1.5B embedded model in about 25 minutes on 2 shared cores.
+Budget defaults (train 98 / dev 20 / test 50, 4+4 demos, BootstrapRS with 2 random candidates
+plus its 3 fixed ones, MIPROv2 light without the program- and data-aware proposers) hold the
+built-in classification task to about 580 LM calls for all four rows. With the 1.5B embedded
+model that should take about 25 minutes on 2 free cores (an estimate, at ~2.5 s a call); with
+the cores shared by other work it took 73 minutes (tests/bench/results/quality_classification.txt).
 """
 
 from __future__ import annotations

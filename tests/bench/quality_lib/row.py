@@ -92,7 +92,9 @@ class Heartbeat:
 def setup_child(options: Options) -> None:
     """Process-wide settings of a row's child: which model, DSPy cache off, quiet DSPy logs."""
     if not options.verbose:
-        os.environ.setdefault("TQDM_DISABLE", "1")  # read when tqdm is imported (with dspy)
+        # Read when tqdm is imported (with dspy). Bars that DSPy's Evaluate shows on purpose
+        # (BootstrapRS, MIPROv2 candidates) stay: they pass disable=False explicitly.
+        os.environ.setdefault("TQDM_DISABLE", "1")
     import dspy
 
     os.environ["FLYWHEEL_LM_MODEL"] = options.model
