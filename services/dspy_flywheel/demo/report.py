@@ -35,9 +35,12 @@ def print_summary(console: Console, session: DemoSession) -> int:
     table.add_row("worker LM calls", str(wb.get("calls", "-")), str(wa.get("calls", "-")))
     table.add_row("worker tokens (prompt+completion)", _tokens(wb), _tokens(wa))
     console.print(table)
-    cost = lifecycle.details.get("cost") or {}
-    if cost:
-        console.print("optimizer cost: " + ", ".join(f"{k}={v}" for k, v in cost.items()))
+    details = lifecycle.details
+    if "lm_calls" in details:
+        split = details.get("split") or {}
+        console.print(
+            f"optimizer: {details.get('lm_calls')} LM calls, {details.get('tokens')} tokens, "
+            f"peak RSS {details.get('peak_rss_mb')} MB; dataset split {split}", highlight=False)
     steps = Table(title="wall time per step")
     steps.add_column("step")
     steps.add_column("seconds", justify="right")
