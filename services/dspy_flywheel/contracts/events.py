@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 NAMESPACE: Final = "dspy_flywheel.events"
 
@@ -19,16 +19,7 @@ EventType = Literal[
     "Alert",
 ]
 
-EVENT_TYPES: Final[tuple[str, ...]] = (
-    "ExecutionRecorded",
-    "FeedbackRecorded",
-    "OptimizationRequested",
-    "OptimizationStatusChanged",
-    "ProgramUpdated",
-    "ProgramAcknowledged",
-    "TriggerConfig",
-    "Alert",
-)
+EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
 
 
 def schemas_dir() -> Path:
