@@ -192,9 +192,13 @@ async def test_http_api(
         assert [j["job_id"] for j in listed["jobs"]] == [job_id]
         metrics = (await client.get(f"/api/v1/workers/{worker}/metrics")).json()
         assert metrics["current_version"] == 1
-        assert metrics["improvement"]["gain"] == 1.0
         versions = (await client.get(f"/api/v1/workers/{worker}/programs")).json()
-        assert versions["programs"][0]["holdout_after"] == 1.0
+        program = versions["programs"][0]
+        # the API reports the registry's numbers; their exact value depends on which demos
+        # bootstrapped, the consistency between the endpoints does not
+        assert program["holdout_after"] > program["holdout_before"]
+        assert metrics["improvement"]["gain"] == pytest.approx(
+            program["holdout_after"] - program["holdout_before"])
         assert "state" not in versions["programs"][0]
         batch = await client.post("/api/v1/jobs/batch", json={"worker_ids": [worker]})
         assert batch.status_code == 202
