@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import signal
+import sys
+from types import FrameType
 
-from dspy_flywheel.collector.app import run
-from dspy_flywheel.collector.settings import CollectorSettings
+
+def _exit_during_startup(signum: int, frame: FrameType | None) -> None:
+    sys.exit(0)  # asked to stop before consuming anything: a clean exit
+
+
+# Imports below take seconds (dspy, faust); a stop request in that window exits cleanly.
+signal.signal(signal.SIGTERM, _exit_during_startup)
+
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+
+from dspy_flywheel.collector.app import run  # noqa: E402
+from dspy_flywheel.collector.settings import CollectorSettings  # noqa: E402
 
 
 async def serve(settings: CollectorSettings | None = None) -> None:
