@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dspy_flywheel.demo.worker import TicketRouter as DemoTicketRouter
+from dspy_flywheel.demo.worker import label_match
 from dspy_flywheel.optimizer.fake_task import TicketRouter
 from dspy_flywheel.sdk import dspy_worker_optimized
 
@@ -18,10 +19,6 @@ TRIGGER: dict[str, Any] = {
     "min_examples": 20,
     "cooldown_seconds": 3600,
 }
-
-
-def label_match(example: Any, prediction: Any, trace: Any = None) -> bool:
-    return str(getattr(prediction, "label", "")).strip() == str(example.label).strip()
 
 
 @dspy_worker_optimized(

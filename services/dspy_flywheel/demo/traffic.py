@@ -47,5 +47,6 @@ class Tally:
 
 
 def is_correct(example: dspy.Example, prediction: Any) -> bool:
-    got = str(getattr(prediction, "label", "")).strip().lower()
-    return got == str(example.label).strip().lower()
+    from dspy_flywheel.demo.worker import label_match
+
+    return label_match(example, prediction)
