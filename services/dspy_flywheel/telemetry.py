@@ -57,3 +57,6 @@ def setup_tracing(service_name: str) -> None:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    from dspy_flywheel.sdk.tracing import reset_sdk_check  # here: the sdk package imports this
+
+    reset_sdk_check()  # worker calls in this process trace from their next call on

@@ -163,7 +163,7 @@ class Delivery:
                 **self._settings.kafka.client_kwargs(),
                 enable_idempotence=True,
                 acks="all",
-                linger_ms=self._settings.linger_ms,
+                linger_ms=0,  # batches arrive built (the pump lingers): send them at once
                 request_timeout_ms=self._settings.request_timeout_ms,
                 max_batch_size=256 * 1024,
             )

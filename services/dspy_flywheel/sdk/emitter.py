@@ -15,6 +15,7 @@ Nothing is dropped silently: a full spool or a stalled loop counts ``overflow_dr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -84,6 +85,7 @@ class Emitter:
             settings, spool, name, spill=self._to_spool, kafka_state=kafka_state
         )
         self._wakeup: asyncio.Event | None = None
+        self._spool_written: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         loop.run(self._start())
 
@@ -133,6 +135,7 @@ class Emitter:
 
     async def _start(self) -> None:
         self._wakeup = asyncio.Event()
+        self._spool_written = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._pump(), name=f"{self._name}-pump"),
             asyncio.create_task(self._sync_timer(), name=f"{self._name}-fsync"),
@@ -162,7 +165,9 @@ class Emitter:
                 self._asleep = False
                 idle_polls = 0
                 continue
-            await self._wakeup.wait()  # set by the next submit(), or the fsync timer
+            # Set by the next submit(); the timeout is a safety net for a lost wakeup.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), 1.0)
             self._asleep = False
             idle_polls = 0
 
@@ -207,6 +212,8 @@ class Emitter:
             return
         written, refused = self._spool.append(messages)
         self._counters.spooled += written
+        if written and self._spool_written is not None:
+            self._spool_written.set()
         if refused:
             self._overflow(refused, "spool full")
 
@@ -226,15 +233,16 @@ class Emitter:
             )
 
     async def _sync_timer(self) -> None:
+        """fsync the spool at most fsync_interval_ms after a write; asleep while nothing is
+        written (a timer ticking on an idle worker costs CPU on every tick)."""
+        assert self._spool_written is not None
         interval = self._settings.fsync_interval_ms / 1000
-        last_look = time.monotonic()
         while True:
+            await self._spool_written.wait()
             await asyncio.sleep(interval)
+            self._spool_written.clear()
             if self._spool.dirty:
                 await asyncio.to_thread(self._spool.sync)
-            if time.monotonic() - last_look >= 1.0 and self._queue:
-                last_look = time.monotonic()
-                self._wake()  # a periodic look, in case a wakeup was missed
 
     async def _aclose(self, deadline: float) -> None:
         self._drain()

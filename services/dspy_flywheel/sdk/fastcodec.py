@@ -61,13 +61,16 @@ _FP_HEADER = ("schema_fp", _FINGERPRINT.hex().encode())
 def _long(n: int) -> bytes:
     n = (n << 1) ^ (n >> 63)  # zigzag
     if n < 0x80:
-        return bytes((n,))
+        return _BYTE[n]
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_BYTE = tuple(bytes((i,)) for i in range(0x80))
 
 
 def _string(text: str) -> bytes:
@@ -79,22 +82,45 @@ def _optional_string(text: str | None) -> bytes:
     return b"\x00" if text is None else b"\x02" + _string(text)
 
 
+# Envelope, worker_id, worker_type and program_version are the same for every call of a
+# worker: encoded once per (worker_id, worker_type, version).
+_prefixes: dict[tuple[str, str, int | None], bytes] = {}
+
+
+def _prefix(worker_id: str, worker_type: str, version: int | None) -> bytes:
+    key = (worker_id, worker_type, version)
+    prefix = _prefixes.get(key)
+    if prefix is None:
+        if len(_prefixes) > 1024:  # many short-lived workers or versions: start over
+            _prefixes.clear()
+        prefix = b"".join(
+            (
+                _PREFIX,
+                _string(worker_id),
+                _string(worker_type),
+                b"\x00" if version is None else b"\x02" + _string(str(version)),
+            )
+        )
+        _prefixes[key] = prefix
+    return prefix
+
+
 def encode_execution(
     p: ExecutionPayload, traceparent: str, event_id: str
 ) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
     """(value, headers) of the ExecutionRecorded event for ``p``."""
-    version = p.program_version
+    raw_id = event_id.encode()
+    inputs = _json(p.inputs).encode()
+    outputs = p.outputs
+    error = p.error
     body = b"".join(
         (
-            _PREFIX,
-            _string(p.worker_id),
-            _string(p.worker_type),
-            b"\x00" if version is None else b"\x02" + _string(str(version)),
-            _string(p.execution_id),
-            _string(_json(p.inputs)),
-            b"\x00" if p.outputs is None else b"\x02" + _string(_json(p.outputs)),
-            b"\x01" if p.error is None else b"\x00",
-            _optional_string(p.error),
+            _prefix(p.worker_id, p.worker_type, p.program_version),
+            _string(p.execution_id) if p.execution_id != event_id else _long(len(raw_id)) + raw_id,
+            _long(len(inputs)),
+            inputs,
+            b"\x00" if outputs is None else b"\x02" + _string(_json(outputs)),
+            b"\x01\x00" if error is None else b"\x00\x02" + _string(error),  # success, error
             _double(p.latency_ms),
             _long(p.lm_calls),
             _long(p.prompt_tokens),
@@ -104,7 +130,7 @@ def encode_execution(
         )
     )
     headers = (
-        ("event_id", event_id.encode()),
+        ("event_id", raw_id),
         _TYPE_HEADER,
         _FP_HEADER,
         ("traceparent", traceparent.encode()),

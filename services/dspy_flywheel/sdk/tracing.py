@@ -8,14 +8,45 @@ a new one from the emitter.
 from __future__ import annotations
 
 import random
+from contextvars import Token
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span
+from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN, ProxyTracer, ProxyTracerProvider, Span, Tracer
 
 SPAN_NAME = "dspy_flywheel.worker.call"
 tracer = trace.get_tracer("dspy_flywheel.sdk")
 _random = random.Random()
+
+
+_RECHECK_S = 1.0
+
+
+class _SdkState:
+    """Whether an OpenTelemetry SDK tracer provider is installed, looked up at most once a
+    second: without one every span is a no-op, and skipping it saves the call path a few
+    microseconds. A provider installed after the first call is used within a second."""
+
+    tracer: Tracer | None = None
+    checked_at = float("-inf")
+
+
+def call_span(now: float) -> Span:
+    """A new span for a worker call (``now``: ``time.perf_counter()``), or the no-op span."""
+    if now - _SdkState.checked_at > _RECHECK_S:
+        no_sdk = isinstance(tracer, ProxyTracer) and isinstance(
+            trace.get_tracer_provider(), ProxyTracerProvider
+        )
+        _SdkState.tracer = None if no_sdk else tracer
+        _SdkState.checked_at = now
+    live = _SdkState.tracer
+    return INVALID_SPAN if live is None else live.start_span(SPAN_NAME)
+
+
+def reset_sdk_check() -> None:
+    """Look for a tracer provider again on the next call (after installing one)."""
+    _SdkState.checked_at = float("-inf")
 
 
 def traceparent_of(span: Span) -> str | None:
@@ -36,16 +67,16 @@ def new_traceparent() -> str:
     return f"00-{_random.getrandbits(128) or 1:032x}-{_random.getrandbits(64) or 1:016x}-01"
 
 
-def enter(span: Span) -> object | None:
+def enter(span: Span) -> Token[Context] | None:
     """Make ``span`` current (skipped for the no-op span of a process without an SDK)."""
     if not span.get_span_context().is_valid:
         return None
     return otel_context.attach(trace.set_span_in_context(span))
 
 
-def leave(span: Span, token: object | None) -> None:
+def leave(span: Span, token: Token[Context] | None) -> None:
     if token is not None:
-        otel_context.detach(token)  # type: ignore[arg-type]  # the token attach() returned
+        otel_context.detach(token)
     span.end()
 
 

@@ -14,11 +14,12 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import dspy
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from dspy_flywheel.sdk import fastcodec, tracing, usage
 from dspy_flywheel.sdk.emitter import Emitter, Pending
@@ -32,17 +33,28 @@ from dspy_flywheel.sdk.events import (
 )
 from dspy_flywheel.sdk.feedback import Metric, RecentExecutions, exact_match, judge
 from dspy_flywheel.sdk.ids import fast_id as new_id
-from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
+from dspy_flywheel.sdk.programs import Outcome, ProgramSlot, Serving
 from dspy_flywheel.sdk.runtime import Runtime
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.signature import label_fields
-from dspy_flywheel.sdk.tracing import SPAN_NAME
 from dspy_flywheel.sdk.triggers import OptimizationConfig
 
 log = logging.getLogger(__name__)
 
 _perf = time.perf_counter
 _FAST_ENCODER = fastcodec.encode_execution if fastcodec.ENABLED else None
+
+
+class _Call(NamedTuple):
+    """What a call's start hands to its end."""
+
+    execution_id: str
+    version: int | None
+    started: float
+    span: Span
+    otel_token: contextvars.Token[Context] | None
+    tracker: usage.CallUsage
+    usage_token: contextvars.Token[Any]
 
 
 class Worker:
@@ -96,38 +108,17 @@ class Worker:
 
     def __call__(self, **inputs: Any) -> Any:
         serving = self._slot.current  # read once: a reload swaps it, never changes it
-        execution_id = new_id()
-        span = tracing.tracer.start_span(SPAN_NAME)
-        if span.is_recording():
-            tracing.annotate(span, self.worker_id, self.worker_type, execution_id, serving.version)
-        otel_token = tracing.enter(span)
-        tracker, usage_token = usage.begin()
-        started = _perf()
+        call = self._begin(serving)
         try:
             result = serving.program(**inputs)
         except BaseException as exc:
-            latency_ms = (_perf() - started) * 1000
-            usage.end(usage_token)
-            self._failed(
-                span, otel_token, exc, serving.version, execution_id, inputs, latency_ms, tracker
-            )
+            self._failed(call, exc, inputs)
             raise
-        latency_ms = (_perf() - started) * 1000
-        usage.end(usage_token)
-        tracing.leave(span, otel_token)
-        return self._succeeded(
-            span, result, serving.version, execution_id, inputs, latency_ms, tracker
-        )
+        return self._succeeded(call, result, inputs)
 
     async def acall(self, **inputs: Any) -> Any:
         serving = self._slot.current
-        execution_id = new_id()
-        span = tracing.tracer.start_span(SPAN_NAME)
-        if span.is_recording():
-            tracing.annotate(span, self.worker_id, self.worker_type, execution_id, serving.version)
-        otel_token = tracing.enter(span)
-        tracker, usage_token = usage.begin()
-        started = _perf()
+        call = self._begin(serving)
         try:
             program = serving.program
             if hasattr(type(program), "aforward"):
@@ -135,80 +126,72 @@ class Worker:
             else:  # a sync-only module: run it off the event loop (context goes along)
                 result = await asyncio.to_thread(program, **inputs)
         except BaseException as exc:
-            latency_ms = (_perf() - started) * 1000
-            usage.end(usage_token)
-            self._failed(
-                span, otel_token, exc, serving.version, execution_id, inputs, latency_ms, tracker
-            )
+            self._failed(call, exc, inputs)
             raise
-        latency_ms = (_perf() - started) * 1000
-        usage.end(usage_token)
-        tracing.leave(span, otel_token)
-        return self._succeeded(
-            span, result, serving.version, execution_id, inputs, latency_ms, tracker
-        )
+        return self._succeeded(call, result, inputs)
 
-    def _succeeded(
-        self,
-        span: Span,
-        result: Any,
-        version: int | None,
-        execution_id: str,
-        inputs: dict[str, Any],
-        latency_ms: float,
-        tracker: usage.CallUsage,
-    ) -> Any:
+    def _begin(self, serving: Serving) -> _Call:
+        execution_id = new_id()
+        started = _perf()
+        span = tracing.call_span(started)
+        otel_token = None
+        if span is not INVALID_SPAN:
+            if span.is_recording():
+                tracing.annotate(
+                    span, self.worker_id, self.worker_type, execution_id, serving.version
+                )
+            otel_token = tracing.enter(span)
+        tracker, usage_token = usage.begin()
+        return _Call(execution_id, serving.version, started, span, otel_token, tracker, usage_token)
+
+    def _end(self, call: _Call) -> float:
+        """Close the call's usage scope and span; returns its latency in ms."""
+        latency_ms = (_perf() - call.started) * 1000
+        usage.end(call.usage_token)
+        tracing.leave(call.span, call.otel_token)
+        return latency_ms
+
+    def _succeeded(self, call: _Call, result: Any, inputs: dict[str, Any]) -> Any:
+        latency_ms = self._end(call)
+        execution_id = call.execution_id
         outputs = outputs_of(result)
         if isinstance(result, dspy.Prediction):
             object.__setattr__(result, "execution_id", execution_id)  # not an output field
+            tracker = call.tracker
             if tracker.wanted_by_user and result.get_lm_usage() is None:
                 result.set_lm_usage(tracker.get_total_tokens())
         self._last.set(execution_id)
         self._recent.put(execution_id, inputs, outputs)
-        self._emit_execution(
-            span, version, execution_id, inputs, outputs, None, latency_ms, tracker
-        )
+        self._emit_execution(call, inputs, outputs, None, latency_ms)
         return result
 
-    def _failed(
-        self,
-        span: Span,
-        otel_token: object | None,
-        exc: BaseException,
-        version: int | None,
-        execution_id: str,
-        inputs: dict[str, Any],
-        latency_ms: float,
-        tracker: usage.CallUsage,
-    ) -> None:
+    def _failed(self, call: _Call, exc: BaseException, inputs: dict[str, Any]) -> None:
         self.failures += 1
-        self._last.set(execution_id)
+        self._last.set(call.execution_id)
+        span = call.span
         if span.is_recording():
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
-        tracing.leave(span, otel_token)
-        self._emit_execution(
-            span, version, execution_id, inputs, None, error_text(exc), latency_ms, tracker
-        )
+        latency_ms = self._end(call)
+        self._emit_execution(call, inputs, None, error_text(exc), latency_ms)
 
     def _emit_execution(
         self,
-        span: Span,
-        version: int | None,
-        execution_id: str,
+        call: _Call,
         inputs: dict[str, Any],
         outputs: dict[str, Any] | None,
         error: str | None,
         latency_ms: float,
-        tracker: usage.CallUsage,
     ) -> None:
         emitter = self._emitter
         if emitter is None:
             return
+        tracker = call.tracker
+        execution_id = call.execution_id
         payload = ExecutionPayload(
             self.worker_id,
             self.worker_type,
-            version,
+            call.version,
             execution_id,
             inputs,
             outputs,
@@ -227,7 +210,7 @@ class Worker:
                 "ExecutionRecorded",
                 payload,
                 execution_record,
-                tracing.traceparent_of(span),
+                tracing.traceparent_of(call.span),
                 execution_id,
                 self._extra_headers,
                 _FAST_ENCODER,
