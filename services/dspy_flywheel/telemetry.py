@@ -56,7 +56,4 @@ def setup_tracing(service_name: str) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
-    from dspy_flywheel.sdk.tracing import reset_sdk_check  # here: the sdk package imports this
-
-    reset_sdk_check()  # worker calls in this process trace from their next call on
+    trace.set_tracer_provider(provider)  # worker calls in this process see it within 1 s
