@@ -20,8 +20,9 @@ from typing import Any, ClassVar, Final
 
 from fastavro import schemaless_reader, schemaless_writer
 
+from dspy_flywheel.contracts.flatreader import FlatReader, TrailingBytes, compile_reader
 from dspy_flywheel.contracts.ids import new_id
-from dspy_flywheel.contracts.registry import SchemaRegistry, default_registry
+from dspy_flywheel.contracts.registry import SchemaEntry, SchemaRegistry, default_registry
 
 MARKER: Final = b"\xc3\x01"
 HEADER_LEN: Final = 10
@@ -106,14 +107,19 @@ def decode(
     if writer is None:
         raise UnknownFingerprint(f"unknown writer schema fingerprint {fingerprint.hex()}")
     reader = reg.current.get(writer.event_type, writer)
+    flat = _flat_reader(writer) if reader is writer else None
+    record: Any
     try:
-        body = io.BytesIO(value[HEADER_LEN:])
-        record = schemaless_reader(body, writer.schema, reader.schema)
-        if body.tell() != len(value) - HEADER_LEN:
-            raise CorruptPayload(f"{writer.event_type}: trailing bytes after the record")
-    except DecodeError:
-        raise
-    except Exception as exc:  # fastavro raises assorted errors on truncated bodies
+        if flat is not None:
+            record = flat.read(value, HEADER_LEN)
+        else:
+            body = io.BytesIO(value[HEADER_LEN:])
+            record = schemaless_reader(body, writer.schema, reader.schema)
+            if body.tell() != len(value) - HEADER_LEN:
+                raise TrailingBytes("trailing bytes after the record")
+    except TrailingBytes as exc:
+        raise CorruptPayload(f"{writer.event_type}: {exc}") from exc
+    except Exception as exc:  # fastavro and the flat reader raise assorted errors on bad bodies
         raise CorruptPayload(f"{writer.event_type}: corrupt body: {exc!r}") from exc
     hdrs = {k: v for k, v in (headers or [])}
     event_id = hdrs.get("event_id")
@@ -126,3 +132,15 @@ def decode(
         traceparent=trace.decode() if trace else None,
         headers=hdrs,
     )
+
+
+_flat_readers: dict[bytes, FlatReader | None] = {}
+
+
+def _flat_reader(entry: SchemaEntry) -> FlatReader | None:
+    """The fast reader for a flat schema (compiled once per fingerprint), else None."""
+    try:
+        return _flat_readers[entry.fingerprint]
+    except KeyError:
+        reader = _flat_readers[entry.fingerprint] = compile_reader(entry.schema)
+        return reader
