@@ -13,6 +13,9 @@ group and schema:
 (b) the collector (``dspy_flywheel.collector.app.run``, in this process): decode, validate,
     anonymize, join, filter, encrypt, write, commit.
 
+The processing floor is also printed: CPU per event of decode + anonymize + encrypt alone, on
+the same events with no Kafka or database, and the ratio one process could reach if it did
+nothing else.
 Rounds run raw and collector(s) interleaved (``--repeat``, default 2) and the best of each is
 kept, which damps the noise of a shared machine. Both are timed from their first consumed
 record to the last one being durable (raw: last COPY committed; collector: every event id in
@@ -36,11 +39,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from dspy_flywheel.bus import ensure_topics
 from dspy_flywheel.collector.app import run
+from dspy_flywheel.collector.events import Execution, Feedback, RawMessage, parse
+from dspy_flywheel.collector.prepare import Preparer
 from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.collector.synthetic import make_events
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.security.crypto import EncryptionSettings
+from dspy_flywheel.privacy import Anonymizer
+from dspy_flywheel.security.crypto import Cipher, EncryptionSettings
 from dspy_flywheel.settings import KafkaSettings, PostgresSettings
+from dspy_flywheel.store.examples import seal
 from dspy_flywheel.store.pool import connect
 
 POLL_S = 0.05
@@ -61,6 +68,31 @@ async def produce(kafka: KafkaSettings, topics: Topics, n: int, pii_every: int) 
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+def processing_floor_us(n: int, pii_every: int, keys: str) -> float:
+    """CPU per event of the work no collector can skip, without Kafka or PostgreSQL: decode and
+    validate, anonymize (a fresh anonymizer: no cache from earlier runs), hash the inputs and
+    encrypt inputs, outputs and label. Same events as the benchmark."""
+    data = make_events(n // 2, pii_every=pii_every)
+    raws = [
+        (RawMessage("x", 0, i, None, e.value, e.headers), "ExecutionRecorded")
+        for i, e in enumerate(data.executions)
+    ] + [
+        (RawMessage("f", 0, i, None, f.value, f.headers), "FeedbackRecorded")
+        for i, f in enumerate(data.feedback)
+    ]
+    cipher = Cipher.from_settings(EncryptionSettings(keys=keys))
+    preparer = Preparer(Anonymizer(cipher.pii_key), cipher)
+    started = time.process_time()
+    parsed = [(raw, parse(raw, event_type)) for raw, event_type in raws]
+    for item in preparer.prepare(parsed):
+        if isinstance(item, Execution):
+            seal(cipher, item.inputs, item.execution_id, "inputs")
+            seal(cipher, item.outputs, item.execution_id, "outputs")
+        elif isinstance(item, Feedback):
+            seal(cipher, item.label, item.execution_id, "label")
+    return (time.process_time() - started) / len(raws) * 1e6
 
 
 async def raw_baseline(
@@ -193,6 +225,13 @@ async def main() -> None:
                 f"round {rnd + 1}: collector ({engine} engine): {results[engine][-1]:,.0f} events/s"
             )
     raw_eps = max(raw_runs)
+    processing_floor_us(400, args.pii_every, keys)  # warm-up: regexes, phone metadata
+    floor_us = processing_floor_us(n, args.pii_every, keys)
+    print(
+        f"processing floor (decode + anonymize + encrypt, no IO): {floor_us:.0f} us/event of "
+        f"CPU: one process can do at most {1e6 / floor_us:,.0f} events/s of it, "
+        f"ratio <= {1e6 / floor_us / raw_eps:.2f} against this raw baseline"
+    )
     for engine, runs in results.items():
         print(
             f"best of {args.repeat}: collector ({engine} engine) {max(runs):,.0f} events/s, "
