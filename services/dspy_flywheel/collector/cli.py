@@ -27,12 +27,13 @@ async def _pool(settings: CollectorSettings) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from dspy_flywheel.collector.__main__ import serve
+    from dspy_flywheel.collector.app import run
+    from dspy_flywheel.service_main import run_until_signal
 
     settings = CollectorSettings()
     if args.engine:
         settings = settings.model_copy(update={"engine": args.engine})
-    await serve(settings)
+    await run_until_signal(run, settings)
     return 0
 
 

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
+from dspy_flywheel.service_main import exit_cleanly_on_early_stop, serve
 
-from dspy_flywheel.optimizer.app import run
-from dspy_flywheel.optimizer.settings import OptimizerSettings
+exit_cleanly_on_early_stop()  # the imports below take seconds
 
-
-async def _main() -> None:
-    settings = OptimizerSettings()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await run(settings, stop=stop)
+from dspy_flywheel.optimizer.app import run  # noqa: E402
+from dspy_flywheel.optimizer.settings import OptimizerSettings  # noqa: E402
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_main())
+    serve(run, OptimizerSettings)
 
 
 if __name__ == "__main__":

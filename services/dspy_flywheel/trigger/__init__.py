@@ -4,12 +4,29 @@ Per worker it keeps rolling accuracy over labeled executions, applies the policy
 compacted ``trigger-config`` topic (performance, periodic, manual) with storm guards, and emits
 ``OptimizationRequested``. Run it with ``python -m dspy_flywheel.trigger``; operate it with
 ``flywheel trigger set|show|clear`` and ``flywheel optimize WORKER``.
+
+The names below load lazily: ``python -m dspy_flywheel.trigger`` imports this package first,
+and its stop-signal handler should be in place before Kafka clients are imported.
 """
 
-from dspy_flywheel.trigger.config import TriggerPolicyConfig
-from dspy_flywheel.trigger.config_topic import read_configs, write_config
-from dspy_flywheel.trigger.requests import request_optimization
-from dspy_flywheel.trigger.settings import TriggerSettings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dspy_flywheel.trigger.config import TriggerPolicyConfig
+    from dspy_flywheel.trigger.config_topic import read_configs, write_config
+    from dspy_flywheel.trigger.requests import request_optimization
+    from dspy_flywheel.trigger.settings import TriggerSettings
+
+_EXPORTS = {
+    "TriggerPolicyConfig": "dspy_flywheel.trigger.config",
+    "TriggerSettings": "dspy_flywheel.trigger.settings",
+    "read_configs": "dspy_flywheel.trigger.config_topic",
+    "request_optimization": "dspy_flywheel.trigger.requests",
+    "write_config": "dspy_flywheel.trigger.config_topic",
+}
 
 __all__ = [
     "TriggerPolicyConfig",
@@ -18,3 +35,12 @@ __all__ = [
     "request_optimization",
     "write_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dspy_flywheel.trigger' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
