@@ -47,7 +47,9 @@ class Display:
                 job = f"{lifecycle.status or 'requested'} {_pct(lifecycle.progress)}"
             self.console.print(
                 f"[{self.phase}] calls={tally.calls()} serving={_version(serving)} "
-                f"rolling_acc={_pct(tally.rolling())} job={job}", highlight=False)
+                f"rolling_acc={_pct(tally.rolling())} job={job}",
+                highlight=False,
+            )
 
     def _table(self, tally: Tally, lifecycle: Lifecycle, serving: int | None) -> Table:
         table = Table(title="dspy-flywheel demo: ticket-router", show_header=False)

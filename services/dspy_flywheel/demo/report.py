@@ -26,11 +26,17 @@ def print_summary(console: Console, session: DemoSession) -> int:
     table = Table(title="before / after")
     for column in ("", "before (code program)", f"after ({new_key or '-'})"):
         table.add_column(column)
-    table.add_row("accuracy on live traffic", f"{_pct(before)} ({counts.get('code', '-')})",
-                  f"{_pct(after)} ({counts.get(new_key, '-')})")
+    table.add_row(
+        "accuracy on live traffic",
+        f"{_pct(before)} ({counts.get('code', '-')})",
+        f"{_pct(after)} ({counts.get(new_key, '-')})",
+    )
     published = lifecycle.published or {}
-    table.add_row("holdout accuracy", _pct(published.get("holdout_before")),
-                  _pct(published.get("holdout_after")))
+    table.add_row(
+        "holdout accuracy",
+        _pct(published.get("holdout_before")),
+        _pct(published.get("holdout_after")),
+    )
     wb, wa = session.usage.get("worker before", {}), session.usage.get("worker after", {})
     table.add_row("worker LM calls", str(wb.get("calls", "-")), str(wa.get("calls", "-")))
     table.add_row("worker tokens (prompt+completion)", _tokens(wb), _tokens(wa))
@@ -40,7 +46,9 @@ def print_summary(console: Console, session: DemoSession) -> int:
         split = details.get("split") or {}
         console.print(
             f"optimizer: {details.get('lm_calls')} LM calls, {details.get('tokens')} tokens, "
-            f"peak RSS {details.get('peak_rss_mb')} MB; dataset split {split}", highlight=False)
+            f"peak RSS {details.get('peak_rss_mb')} MB; dataset split {split}",
+            highlight=False,
+        )
     steps = Table(title="wall time per step")
     steps.add_column("step")
     steps.add_column("seconds", justify="right")
@@ -51,5 +59,7 @@ def print_summary(console: Console, session: DemoSession) -> int:
     gain = None if before is None or after is None else 100 * (after - before)
     console.print(
         f"demo accuracy_before={_pct(before)} accuracy_after={_pct(after)} "
-        f"gain_points={'-' if gain is None else f'{gain:.1f}'}", highlight=False)
+        f"gain_points={'-' if gain is None else f'{gain:.1f}'}",
+        highlight=False,
+    )
     return 0 if gain is not None and gain > 0 else 1

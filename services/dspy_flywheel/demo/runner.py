@@ -93,13 +93,13 @@ async def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
         return 1
     finally:
         services.stop()
-    session.phases = {"setup": setup_s, **session.phases,
-                      "total": time.monotonic() - started}
+    session.phases = {"setup": setup_s, **session.phases, "total": time.monotonic() - started}
     return print_summary(console, session)
 
 
-async def _run_session(opts: DemoOptions, settings: FlywheelSettings, services: ServiceGroup,
-                       console: Console) -> DemoSession:
+async def _run_session(
+    opts: DemoOptions, settings: FlywheelSettings, services: ServiceGroup, console: Console
+) -> DemoSession:
     from dspy_flywheel.demo.worker import TicketRouter
     from dspy_flywheel.lm import build_lm
 
@@ -111,8 +111,9 @@ async def _run_session(opts: DemoOptions, settings: FlywheelSettings, services: 
     watcher = asyncio.create_task(follow(settings.kafka, settings.topics, lifecycle, stop))
     try:
         with Display(console) as display:
-            session = DemoSession(worker, lm, lifecycle, services, display,
-                                  iter(ticket_stream(opts.seed)))
+            session = DemoSession(
+                worker, lm, lifecycle, services, display, iter(ticket_stream(opts.seed))
+            )
             await session.phase_before(opts.max_before)
             await session.phase_optimize(opts.timeout_s)
             await session.phase_after(opts.after_calls)

@@ -25,8 +25,11 @@ class DemoFailed(RuntimeError):
 
 def lm_usage(lm: dspy.LM) -> dict[str, int]:
     stats = engine_stats(lm)
-    return {"calls": stats.calls, "prompt_tokens": stats.prompt_tokens,
-            "completion_tokens": stats.completion_tokens}
+    return {
+        "calls": stats.calls,
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+    }
 
 
 @dataclass
@@ -71,8 +74,10 @@ class DemoSession:
         self._record("traffic until trigger", started, "worker before", usage)
         if self.lifecycle.request is None:
             accuracy = self.tally.accuracy("code")
-            raise DemoFailed(f"the trigger did not fire within {max_calls} calls (accuracy "
-                             f"{accuracy} stayed above the threshold?)")
+            raise DemoFailed(
+                f"the trigger did not fire within {max_calls} calls (accuracy "
+                f"{accuracy} stayed above the threshold?)"
+            )
         request = self.lifecycle.request
         evidence = request["evidence_json"]
         self.display.note(f"trigger fired: {request['reason']}, evidence {evidence}")

@@ -19,7 +19,8 @@ def repo_root() -> Path:
     if not (root / "ops" / "stack").exists():
         raise DemoSetupError(
             f"ops/stack not found under {root}; run the demo from a clone of dspy-flywheel, or "
-            "set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL to an existing stack")
+            "set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL to an existing stack"
+        )
     return root
 
 

@@ -50,17 +50,27 @@ class Lifecycle:
             self.details = json.loads(record.get("details_json") or "{}") or self.details
         elif event_type == "ProgramUpdated" and record.get("job_id") == self.job_id:
             self.published, self.published_at = record, now
-        elif (event_type == "ProgramAcknowledged" and record["status"] == "serving"
-              and self.published and record.get("version") == self.published["version"]):
+        elif (
+            event_type == "ProgramAcknowledged"
+            and record["status"] == "serving"
+            and self.published
+            and record.get("version") == self.published["version"]
+        ):
             self.serving_version, self.serving_at = record["version"], now
 
 
-async def follow(kafka: KafkaSettings, topics: Topics, lifecycle: Lifecycle,
-                 stop: asyncio.Event) -> None:
+async def follow(
+    kafka: KafkaSettings, topics: Topics, lifecycle: Lifecycle, stop: asyncio.Event
+) -> None:
     consumer = AIOKafkaConsumer(
-        topics.optimization_requests, topics.optimization_status, topics.program_updated,
-        topics.program_acks, auto_offset_reset="earliest", enable_auto_commit=False,
-        **kafka.client_kwargs())
+        topics.optimization_requests,
+        topics.optimization_status,
+        topics.program_updated,
+        topics.program_acks,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **kafka.client_kwargs(),
+    )
     await consumer.start()
     try:
         while not stop.is_set():

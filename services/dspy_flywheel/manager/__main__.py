@@ -13,8 +13,9 @@ from dspy_flywheel.telemetry import setup_tracing
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     setup_tracing("dspy-flywheel-manager")
     settings = ManagerSettings()
     app = create_secured_app(OptimizationManager(settings))

@@ -59,6 +59,7 @@ def _guarded(handler: Endpoint) -> Endpoint:
             return await handler(request)
         except (ManagerError, OptimizerConfigError) as exc:
             return _error(400, str(exc))
+
     return wrapped
 
 
@@ -75,8 +76,9 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
             limit = int(q.get("limit", "50"))
         except ValueError:
             return _error(400, "limit must be an integer")
-        found = await manager.list_jobs(worker_id=q.get("worker_id"), status=q.get("status"),
-                                        limit=min(max(limit, 1), 500))
+        found = await manager.list_jobs(
+            worker_id=q.get("worker_id"), status=q.get("status"), limit=min(max(limit, 1), 500)
+        )
         return JSONResponse({"jobs": [j.as_dict() for j in found]})
 
     async def create_job(request: Request) -> Response:
@@ -114,8 +116,10 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
     async def schedule(request: Request) -> Response:
         body = await _body(request) if await request.body() else {}
         job_id = await manager.schedule_optimization(
-            request.path_params["worker_id"], str(body.get("trigger_type", "manual")),
-            requested_by="api")
+            request.path_params["worker_id"],
+            str(body.get("trigger_type", "manual")),
+            requested_by="api",
+        )
         return JSONResponse({"job_id": job_id, "status": "requested"}, status_code=202)
 
     async def metrics(request: Request) -> Response:
@@ -123,8 +127,9 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         return JSONResponse(found.as_dict())
 
     async def worker_programs(request: Request) -> Response:
-        return JSONResponse({"programs": await manager.list_programs(
-            request.path_params["worker_id"])})
+        return JSONResponse(
+            {"programs": await manager.list_programs(request.path_params["worker_id"])}
+        )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -50,14 +50,21 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _table(rows: list[OptimizationStatus]) -> Table:
-    table = Table("job", "worker", "status", "progress", "optimizer", "before", "after",
-                  "version", "created")
+    table = Table(
+        "job", "worker", "status", "progress", "optimizer", "before", "after", "version", "created"
+    )
     for s in rows:
-        table.add_row(s.job_id, s.worker_id or "", s.status, f"{s.progress:.0%}", s.optimizer or "",
-                      "" if s.holdout_before is None else f"{s.holdout_before:.3f}",
-                      "" if s.holdout_after is None else f"{s.holdout_after:.3f}",
-                      "" if s.program_version is None else str(s.program_version),
-                      (s.created_at or "")[:19])
+        table.add_row(
+            s.job_id,
+            s.worker_id or "",
+            s.status,
+            f"{s.progress:.0%}",
+            s.optimizer or "",
+            "" if s.holdout_before is None else f"{s.holdout_before:.3f}",
+            "" if s.holdout_after is None else f"{s.holdout_after:.3f}",
+            "" if s.program_version is None else str(s.program_version),
+            (s.created_at or "")[:19],
+        )
     return table
 
 
@@ -94,12 +101,19 @@ async def _show(m: OptimizationManager, args: argparse.Namespace, console: Conso
     return 0
 
 
-async def _follow(m: OptimizationManager, job_ids: list[str], console: Console,
-                  timeout_s: float | None) -> int:
-    final = await watch_jobs(m.get_optimization_status, job_ids, console=console,
-                             timeout_s=timeout_s)
-    return 0 if final and all(s in ("succeeded", "rejected") for s in final.values()) and len(
-        final) == len(job_ids) else 1
+async def _follow(
+    m: OptimizationManager, job_ids: list[str], console: Console, timeout_s: float | None
+) -> int:
+    final = await watch_jobs(
+        m.get_optimization_status, job_ids, console=console, timeout_s=timeout_s
+    )
+    return (
+        0
+        if final
+        and all(s in ("succeeded", "rejected") for s in final.values())
+        and len(final) == len(job_ids)
+        else 1
+    )
 
 
 async def _watch(m: OptimizationManager, args: argparse.Namespace, console: Console) -> int:
@@ -111,8 +125,10 @@ async def _cancel(m: OptimizationManager, args: argparse.Namespace, console: Con
     if status is None:
         console.print(f"unknown job {args.job_id}")
         return 1
-    console.print(f"{args.job_id}: {status.status}"
-                  + (" (cancel requested)" if status.status == "running" else ""))
+    console.print(
+        f"{args.job_id}: {status.status}"
+        + (" (cancel requested)" if status.status == "running" else "")
+    )
     return 0
 
 
@@ -130,8 +146,9 @@ async def _batch(m: OptimizationManager, args: argparse.Namespace, console: Cons
 
 
 async def _metrics(m: OptimizationManager, args: argparse.Namespace, console: Console) -> int:
-    print(json.dumps((await m.get_performance_metrics(args.worker)).as_dict(), indent=2,
-                     default=str))
+    print(
+        json.dumps((await m.get_performance_metrics(args.worker)).as_dict(), indent=2, default=str)
+    )
     return 0
 
 

@@ -62,13 +62,22 @@ class OptimizationStatus:
     def of(cls, job: jobs.Job) -> OptimizationStatus:
         d = job.as_dict()
         return cls(
-            job_id=job.job_id, worker_id=job.worker_id, status=job.status,
-            progress=job.progress, message=job.message, optimizer=job.optimizer,
-            reason=job.reason, program_version=job.program_version,
-            holdout_before=job.holdout_before, holdout_after=job.holdout_after,
+            job_id=job.job_id,
+            worker_id=job.worker_id,
+            status=job.status,
+            progress=job.progress,
+            message=job.message,
+            optimizer=job.optimizer,
+            reason=job.reason,
+            program_version=job.program_version,
+            holdout_before=job.holdout_before,
+            holdout_after=job.holdout_after,
             cost={k: d[k] for k in ("lm_calls", "tokens", "cpu_s", "wall_s")},
-            details=job.details, created_at=d["created_at"], started_at=d["started_at"],
-            finished_at=d["finished_at"])
+            details=job.details,
+            created_at=d["created_at"],
+            started_at=d["started_at"],
+            finished_at=d["finished_at"],
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -79,9 +88,13 @@ class ManagerError(ValueError):
 
 
 class OptimizationManager:
-    def __init__(self, settings: ManagerSettings | None = None, *,
-                 pool: asyncpg.Pool | None = None,
-                 producer: AIOKafkaProducer | None = None) -> None:
+    def __init__(
+        self,
+        settings: ManagerSettings | None = None,
+        *,
+        pool: asyncpg.Pool | None = None,
+        producer: AIOKafkaProducer | None = None,
+    ) -> None:
         self.settings = settings or ManagerSettings()
         self.topics = self.settings.topics
         self._pool = pool
@@ -129,64 +142,107 @@ class OptimizationManager:
         from dspy_flywheel.trigger.config_topic import read_configs
 
         config = (await read_configs(self.settings.kafka, self.topics.trigger_config)).get(
-            worker_id)
+            worker_id
+        )
         if config is not None:
-            return {"optimizer": config.optimizer,
-                    "params": json.loads(config.optimizer_params_json or "{}"),
-                    "program_ref": config.program_ref, "metric_ref": config.metric_ref}
+            return {
+                "optimizer": config.optimizer,
+                "params": json.loads(config.optimizer_params_json or "{}"),
+                "program_ref": config.program_ref,
+                "metric_ref": config.metric_ref,
+            }
         last = await jobs.latest_for_worker(self.pool, worker_id)
         if last is not None:
-            return {"optimizer": last.optimizer, "params": last.params,
-                    "program_ref": last.program_ref, "metric_ref": last.metric_ref}
+            return {
+                "optimizer": last.optimizer,
+                "params": last.params,
+                "program_ref": last.program_ref,
+                "metric_ref": last.metric_ref,
+            }
         return {}
 
-    async def _request(self, worker_id: str, reason: str, config: Mapping[str, Any], *,
-                       requested_by: str, evidence: Mapping[str, Any] | None = None) -> str:
+    async def _request(
+        self,
+        worker_id: str,
+        reason: str,
+        config: Mapping[str, Any],
+        *,
+        requested_by: str,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> str:
         unknown = set(config) - _CONFIG_KEYS
         if unknown:
-            raise ManagerError(f"unknown optimizer_config keys {sorted(unknown)}; "
-                               f"accepted: {sorted(_CONFIG_KEYS)}")
-        merged = {**await self._worker_defaults(worker_id),
-                  **{k: v for k, v in config.items() if v is not None}}
+            raise ManagerError(
+                f"unknown optimizer_config keys {sorted(unknown)}; accepted: {sorted(_CONFIG_KEYS)}"
+            )
+        merged = {
+            **await self._worker_defaults(worker_id),
+            **{k: v for k, v in config.items() if v is not None},
+        }
         optimizer = canonical_name(merged.get("optimizer") or self.settings.default_optimizer)
         params = merged.get("params") or {}
         if not isinstance(params, dict):
             raise ManagerError("optimizer_config['params'] must be an object")
         job_id = new_id()
         record = {
-            "job_id": job_id, "worker_id": worker_id, "reason": reason, "optimizer": optimizer,
+            "job_id": job_id,
+            "worker_id": worker_id,
+            "reason": reason,
+            "optimizer": optimizer,
             "optimizer_params_json": json.dumps(params, sort_keys=True),
             "evidence_json": json.dumps(dict(evidence or {}), sort_keys=True),
-            "requested_by": requested_by, "program_ref": merged.get("program_ref"),
-            "metric_ref": merged.get("metric_ref"), "timestamp_ms": int(time.time() * 1000)}
-        attributes = {"flywheel.job_id": job_id, "flywheel.worker_id": worker_id,
-                      "flywheel.reason": reason}
+            "requested_by": requested_by,
+            "program_ref": merged.get("program_ref"),
+            "metric_ref": merged.get("metric_ref"),
+            "timestamp_ms": int(time.time() * 1000),
+        }
+        attributes = {
+            "flywheel.job_id": job_id,
+            "flywheel.worker_id": worker_id,
+            "flywheel.reason": reason,
+        }
         with tracer.start_as_current_span("manager.request", attributes=attributes):
-            await publish(await self._producer_ready(), self.topics.optimization_requests,
-                          worker_id, "OptimizationRequested", record,
-                          traceparent=current_traceparent())
+            await publish(
+                await self._producer_ready(),
+                self.topics.optimization_requests,
+                worker_id,
+                "OptimizationRequested",
+                record,
+                traceparent=current_traceparent(),
+            )
         self._requested[job_id] = worker_id
         return job_id
 
-    async def schedule_optimization(self, worker_id: str, trigger_type: str = "manual", *,
-                                    requested_by: str = "manager") -> str:
+    async def schedule_optimization(
+        self, worker_id: str, trigger_type: str = "manual", *, requested_by: str = "manager"
+    ) -> str:
         """Request an optimization now with the worker's configured optimizer; returns job id."""
         if trigger_type not in TRIGGER_TYPES:
             raise ManagerError(
-                f"trigger_type {trigger_type!r}; accepted: {', '.join(TRIGGER_TYPES)}")
-        return await self._request(worker_id, trigger_type, {}, requested_by=requested_by,
-                                   evidence={"scheduled_via": "manager"})
+                f"trigger_type {trigger_type!r}; accepted: {', '.join(TRIGGER_TYPES)}"
+            )
+        return await self._request(
+            worker_id,
+            trigger_type,
+            {},
+            requested_by=requested_by,
+            evidence={"scheduled_via": "manager"},
+        )
 
-    async def execute_optimization(self, worker_id: str, optimizer_config: Mapping[str, Any],
-                                   *, requested_by: str = "manager") -> str:
+    async def execute_optimization(
+        self, worker_id: str, optimizer_config: Mapping[str, Any], *, requested_by: str = "manager"
+    ) -> str:
         """Request an optimization with explicit settings (``optimizer``, ``params``,
         ``program_ref``, ``metric_ref``; missing ones from the worker's config)."""
-        return await self._request(worker_id, "manual", optimizer_config,
-                                   requested_by=requested_by)
+        return await self._request(worker_id, "manual", optimizer_config, requested_by=requested_by)
 
-    async def batch_optimize(self, worker_ids: Sequence[str],
-                             optimizer_config: Mapping[str, Any] | None = None, *,
-                             requested_by: str = "manager") -> dict[str, str]:
+    async def batch_optimize(
+        self,
+        worker_ids: Sequence[str],
+        optimizer_config: Mapping[str, Any] | None = None,
+        *,
+        requested_by: str = "manager",
+    ) -> dict[str, str]:
         """One request per worker, tagged with a shared batch id; returns worker → job id."""
         if not worker_ids:
             raise ManagerError("batch needs at least one worker id")
@@ -194,8 +250,12 @@ class OptimizationManager:
         out = {}
         for worker_id in dict.fromkeys(worker_ids):
             out[worker_id] = await self._request(
-                worker_id, "batch", optimizer_config or {}, requested_by=requested_by,
-                evidence={"batch_id": batch_id, "batch_size": len(worker_ids)})
+                worker_id,
+                "batch",
+                optimizer_config or {},
+                requested_by=requested_by,
+                evidence={"batch_id": batch_id, "batch_size": len(worker_ids)},
+            )
         return out
 
     # -- jobs ----------------------------------------------------------------------------
@@ -209,8 +269,9 @@ class OptimizationManager:
             return OptimizationStatus(job_id, self._requested[job_id], "requested")
         return None
 
-    async def list_jobs(self, *, worker_id: str | None = None, status: str | None = None,
-                        limit: int = 50) -> list[OptimizationStatus]:
+    async def list_jobs(
+        self, *, worker_id: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[OptimizationStatus]:
         if status is not None and status not in jobs.STATUSES:
             raise ManagerError(f"status {status!r}; accepted: {', '.join(jobs.STATUSES)}")
         found = await jobs.list_jobs(self.pool, worker_id=worker_id, status=status, limit=limit)
@@ -224,10 +285,15 @@ class OptimizationManager:
         async with self.pool.acquire() as conn, conn.transaction():
             done = await jobs.finish(conn, job_id, "cancelled", message, only_from=("queued",))
             if done is not None:
-                await outbox.add(conn, self.topics.optimization_status, done.worker_id,
-                                 "OptimizationStatusChanged",
-                                 outbox.status_record(job_id, done.worker_id, "cancelled",
-                                                      progress=done.progress, message=message))
+                await outbox.add(
+                    conn,
+                    self.topics.optimization_status,
+                    done.worker_id,
+                    "OptimizationStatusChanged",
+                    outbox.status_record(
+                        job_id, done.worker_id, "cancelled", progress=done.progress, message=message
+                    ),
+                )
                 return OptimizationStatus.of(done)
             flagged = await jobs.request_cancel(conn, job_id)
         if flagged is not None:
@@ -237,11 +303,16 @@ class OptimizationManager:
     # -- programs and metrics ------------------------------------------------------------
 
     async def list_programs(self, worker_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
-        return [v.summary() for v in await programs.list_versions(self.pool, worker_id,
-                                                                  limit=limit)]
+        return [
+            v.summary() for v in await programs.list_versions(self.pool, worker_id, limit=limit)
+        ]
 
     async def get_performance_metrics(self, worker_id: str) -> PerformanceMetrics:
-        scope = self.settings.trigger_scope if self.settings.trigger_scope is not None else (
-            self.settings.topic_prefix)
-        return await performance_metrics(self.pool, worker_id, window=self.settings.accuracy_window,
-                                         trigger_scope=scope)
+        scope = (
+            self.settings.trigger_scope
+            if self.settings.trigger_scope is not None
+            else (self.settings.topic_prefix)
+        )
+        return await performance_metrics(
+            self.pool, worker_id, window=self.settings.accuracy_window, trigger_scope=scope
+        )

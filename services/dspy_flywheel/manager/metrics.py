@@ -43,7 +43,8 @@ async def rolling_accuracy(
                SELECT score FROM training_examples
                WHERE worker_id = $1 AND score IS NOT NULL
                ORDER BY id DESC LIMIT $2) recent""",
-        worker_id, window,
+        worker_id,
+        window,
     )
     n = int(row["n"]) if row else 0
     return (float(row["accuracy"]) if n else None), n
@@ -53,12 +54,14 @@ async def _trigger_view(pool: asyncpg.Pool, scope: str, worker_id: str) -> dict[
     if not await _table_exists(pool, "trigger_state"):
         return None
     view = await pool.fetchval(
-        "SELECT view FROM trigger_state WHERE scope = $1 AND worker_id = $2", scope, worker_id)
+        "SELECT view FROM trigger_state WHERE scope = $1 AND worker_id = $2", scope, worker_id
+    )
     return dict(view) if view else None
 
 
-async def performance_metrics(pool: asyncpg.Pool, worker_id: str, *, window: int,
-                              trigger_scope: str) -> PerformanceMetrics:
+async def performance_metrics(
+    pool: asyncpg.Pool, worker_id: str, *, window: int, trigger_scope: str
+) -> PerformanceMetrics:
     accuracy, labeled = await rolling_accuracy(pool, worker_id, window)
     versions = await programs.list_versions(pool, worker_id, limit=100)
     serving = await programs.serving(pool, worker_id)
@@ -70,18 +73,32 @@ async def performance_metrics(pool: asyncpg.Pool, worker_id: str, *, window: int
         worker_id,
     )
     cost = {k: float(sum(r[k] for r in rows)) for k in ("lm_calls", "tokens", "cpu_s", "wall_s")}
-    improvement: dict[str, float | None] = {"first_before": None, "latest_after": None,
-                                            "gain": None}
+    improvement: dict[str, float | None] = {
+        "first_before": None,
+        "latest_after": None,
+        "gain": None,
+    }
     if versions:
         first, latest = versions[-1], versions[0]
-        improvement = {"first_before": first.holdout_before, "latest_after": latest.holdout_after,
-                       "gain": (latest.holdout_after - first.holdout_before
-                                if latest.holdout_after is not None
-                                and first.holdout_before is not None else None)}
+        improvement = {
+            "first_before": first.holdout_before,
+            "latest_after": latest.holdout_after,
+            "gain": (
+                latest.holdout_after - first.holdout_before
+                if latest.holdout_after is not None and first.holdout_before is not None
+                else None
+            ),
+        }
     return PerformanceMetrics(
-        worker_id=worker_id, rolling_accuracy=accuracy, accuracy_window=window,
-        labeled_examples=labeled, trigger_view=await _trigger_view(pool, trigger_scope, worker_id),
+        worker_id=worker_id,
+        rolling_accuracy=accuracy,
+        accuracy_window=window,
+        labeled_examples=labeled,
+        trigger_view=await _trigger_view(pool, trigger_scope, worker_id),
         current_version=versions[0].version if versions else None,
         versions=[v.summary() for v in versions],
         serving=[{**asdict(a), "acked_at": a.acked_at.isoformat()} for a in serving],
-        jobs={r["status"]: int(r["n"]) for r in rows}, cost=cost, improvement=improvement)
+        jobs={r["status"]: int(r["n"]) for r in rows},
+        cost=cost,
+        improvement=improvement,
+    )

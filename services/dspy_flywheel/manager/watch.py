@@ -35,20 +35,31 @@ def describe(status: OptimizationStatus) -> str:
     return " · ".join(parts)
 
 
-async def watch_jobs(fetch: Fetch, job_ids: Sequence[str], *, console: Console | None = None,
-                     poll_s: float = 0.5, timeout_s: float | None = None) -> dict[str, str]:
+async def watch_jobs(
+    fetch: Fetch,
+    job_ids: Sequence[str],
+    *,
+    console: Console | None = None,
+    poll_s: float = 0.5,
+    timeout_s: float | None = None,
+) -> dict[str, str]:
     """Progress bars until every job is terminal; returns job id → final status."""
     console = console or Console()
     final: dict[str, str] = {}
-    columns = (TextColumn("{task.fields[name]}"), BarColumn(),
-               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-               TextColumn("{task.fields[state]}"))
+    columns = (
+        TextColumn("{task.fields[name]}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[state]}"),
+    )
     loop = asyncio.get_running_loop()
     deadline = None if timeout_s is None else loop.time() + timeout_s
     with Progress(*columns, console=console, transient=False) as progress:
         tasks: dict[str, TaskID] = {
             job_id: progress.add_task("", total=1.0, name=job_id[-12:], state="requested")
-            for job_id in job_ids}
+            for job_id in job_ids
+        }
         while len(final) < len(job_ids):
             for job_id in job_ids:
                 if job_id in final:
@@ -63,8 +74,12 @@ async def watch_jobs(fetch: Fetch, job_ids: Sequence[str], *, console: Console |
                     style = _STYLE.get(status.status, "")
                     state = f"[{style}]{state}[/{style}]" if style else state
                     final[job_id] = status.status
-                progress.update(tasks[job_id], completed=1.0 if status.terminal
-                                else status.progress, name=label, state=state)
+                progress.update(
+                    tasks[job_id],
+                    completed=1.0 if status.terminal else status.progress,
+                    name=label,
+                    state=state,
+                )
             if len(final) < len(job_ids):
                 if deadline is not None and loop.time() > deadline:
                     break

@@ -41,8 +41,9 @@ async def run(
     stop = stop or asyncio.Event()
     topics = settings.topics
     async with AsyncExitStack() as stack:
-        await ensure_topics(settings.kafka, [
-            *topics.specs(), *(TopicSpec(name, 1) for name in dlq_topics(topics))])
+        await ensure_topics(
+            settings.kafka, [*topics.specs(), *(TopicSpec(name, 1) for name in dlq_topics(topics))]
+        )
         conn = await connect(settings.postgres)
         try:
             await apply_migrations(conn, settings.db_schema)
@@ -54,24 +55,46 @@ async def run(
         stack.push_async_callback(producer.stop)
 
         relay = OutboxRelay(pool, producer)
-        services = JobServices(settings, pool, dataset or CollectorDataset(pool), topics,
-                               wake_relay=relay.wake)
+        services = JobServices(
+            settings, pool, dataset or CollectorDataset(pool), topics, wake_relay=relay.wake
+        )
         executor = JobExecutor(services)
-        reaped = await reap_orphans(pool, topics, instance_id=settings.instance_id,
-                                    stale_after_s=settings.stale_after_s)
+        reaped = await reap_orphans(
+            pool, topics, instance_id=settings.instance_id, stale_after_s=settings.stale_after_s
+        )
         if reaped:
             log.warning("marked %d orphaned job(s) failed: %s", len(reaped), ", ".join(reaped))
         intake_ready = asyncio.Event()
         loops: list[Coroutine[Any, Any, None]] = [
-            consume(settings.kafka, topics.optimization_requests, settings.group_id,
-                    RequestIntake(pool, topics, executor.wake), producer, stop,
-                    name="optimizer", ready=intake_ready),
-            consume(settings.kafka, topics.program_acks, settings.acks_group_id,
-                    AckIntake(pool), producer, stop, name="optimizer-acks"),
+            consume(
+                settings.kafka,
+                topics.optimization_requests,
+                settings.group_id,
+                RequestIntake(pool, topics, executor.wake),
+                producer,
+                stop,
+                name="optimizer",
+                ready=intake_ready,
+            ),
+            consume(
+                settings.kafka,
+                topics.program_acks,
+                settings.acks_group_id,
+                AckIntake(pool),
+                producer,
+                stop,
+                name="optimizer-acks",
+            ),
             executor.run(stop),
             relay.run(stop),
-            run_reaper(pool, topics, stop, instance_id=settings.instance_id,
-                       stale_after_s=settings.stale_after_s, wake_relay=relay.wake),
+            run_reaper(
+                pool,
+                topics,
+                stop,
+                instance_id=settings.instance_id,
+                stale_after_s=settings.stale_after_s,
+                wake_relay=relay.wake,
+            ),
         ]
         tasks = [asyncio.create_task(c) for c in loops]
         waiter = asyncio.create_task(intake_ready.wait())

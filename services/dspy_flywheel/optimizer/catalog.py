@@ -78,7 +78,8 @@ def canonical_name(optimizer_type: str) -> str:
 def _param_names(func: Callable[..., Any]) -> list[str]:
     sig = inspect.signature(func)
     return [
-        name for name, p in sig.parameters.items()
+        name
+        for name, p in sig.parameters.items()
         if name not in _COMPILE_DATA and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     ]
 

@@ -32,11 +32,13 @@ class Split:
 class DatasetSource(Protocol):
     """Where a job's examples come from (the collector's store in production)."""
 
-    async def load(self, worker_id: str, *, limit: int | None, labeled_only: bool) -> list[DataRow]:
-        ...
+    async def load(
+        self, worker_id: str, *, limit: int | None, labeled_only: bool
+    ) -> list[DataRow]: ...
 
-    async def snapshot(self, worker_id: str, example_ids: list[str], purpose: str) -> int | None:
-        ...
+    async def snapshot(
+        self, worker_id: str, example_ids: list[str], purpose: str
+    ) -> int | None: ...
 
 
 class CollectorDataset:
@@ -57,9 +59,12 @@ class CollectorDataset:
         from dspy_flywheel.store.examples import load_training_examples
 
         found = await load_training_examples(
-            self.pool, self._get_cipher(), worker_id, limit=limit, labeled_only=labeled_only)
-        return [DataRow(id=str(e.id), inputs=dict(e.inputs), outputs=e.outputs, label=e.label)
-                for e in found]
+            self.pool, self._get_cipher(), worker_id, limit=limit, labeled_only=labeled_only
+        )
+        return [
+            DataRow(id=str(e.id), inputs=dict(e.inputs), outputs=e.outputs, label=e.label)
+            for e in found
+        ]
 
     async def snapshot(self, worker_id: str, example_ids: list[str], purpose: str) -> int | None:
         from dspy_flywheel.store.datasets import create_snapshot
@@ -73,7 +78,11 @@ def _rank(seed: int, example_id: str) -> str:
 
 
 def split(
-    rows: list[DataRow], *, seed: int, train_fraction: float, val_fraction: float,
+    rows: list[DataRow],
+    *,
+    seed: int,
+    train_fraction: float,
+    val_fraction: float,
     min_examples: int,
 ) -> Split:
     """Deterministic split by ``seed``; refuses (DatasetTooSmall) below ``min_examples``.
@@ -91,6 +100,6 @@ def split(
     if n_train + n_val >= n:
         n_val = max(0, n - n_train - 1)
     train = ordered[:n_train]
-    val = ordered[n_train:n_train + n_val]
-    holdout = ordered[n_train + n_val:]
+    val = ordered[n_train : n_train + n_val]
+    holdout = ordered[n_train + n_val :]
     return Split(train, val, holdout)

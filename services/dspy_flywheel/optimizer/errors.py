@@ -1,13 +1,13 @@
 """Errors of the optimizer and of ``DSPyAgent``.
 
-    OptimizerError (RuntimeError)               retriable=False unless noted
-    ├── OptimizerConfigError                    unknown optimizer, bad parameter, LM can't fine-tune
-    ├── ProgramImportError                      program_ref / metric_ref cannot be imported
-    ├── DatasetTooSmall                         fewer examples than the configured minimum
-    ├── ProgramNotFound                         no saved program under that id
-    ├── IncompatibleProgram                     saved signature differs from the program's
-    └── JobFailure                              the compile child failed; ``kind`` says how
-        (kind: error | timeout | memory | budget | cancelled | crashed | orphaned)
+OptimizerError (RuntimeError)               retriable=False unless noted
+├── OptimizerConfigError                    unknown optimizer, bad parameter, LM can't fine-tune
+├── ProgramImportError                      program_ref / metric_ref cannot be imported
+├── DatasetTooSmall                         fewer examples than the configured minimum
+├── ProgramNotFound                         no saved program under that id
+├── IncompatibleProgram                     saved signature differs from the program's
+└── JobFailure                              the compile child failed; ``kind`` says how
+    (kind: error | timeout | memory | budget | cancelled | crashed | orphaned)
 """
 
 from __future__ import annotations

@@ -36,14 +36,15 @@ class JobExecutor:
         settings = self.services.settings
         started = 0
         while len(self._running) < settings.max_concurrent_jobs:
-            job = await jobs.claim_next(self.services.pool, settings.instance_id, self.host,
-                                        self.pid)
+            job = await jobs.claim_next(
+                self.services.pool, settings.instance_id, self.host, self.pid
+            )
             if job is None:
                 break
-            log.info("claimed job %s for worker %s (%s)", job.job_id, job.worker_id,
-                     job.optimizer)
-            task = asyncio.create_task(JobRun(self.services, job).execute(),
-                                       name=f"job-{job.job_id}")
+            log.info("claimed job %s for worker %s (%s)", job.job_id, job.worker_id, job.optimizer)
+            task = asyncio.create_task(
+                JobRun(self.services, job).execute(), name=f"job-{job.job_id}"
+            )
             self._running[job.job_id] = task
             task.add_done_callback(functools.partial(self._done, job.job_id))
             started += 1

@@ -27,10 +27,18 @@ from dspy_flywheel.lm import make_lm as _make_lm
 from dspy_flywheel.lm._convert import ChatMessage
 
 KEYWORDS: Final[dict[str, str]] = {
-    "refund": "billing", "invoice": "billing", "charge": "billing",
-    "password": "account", "login": "account", "username": "account",
-    "crash": "bug", "freezes": "bug", "error": "bug",
-    "shipping": "logistics", "delivery": "logistics", "parcel": "logistics",
+    "refund": "billing",
+    "invoice": "billing",
+    "charge": "billing",
+    "password": "account",
+    "login": "account",
+    "username": "account",
+    "crash": "bug",
+    "freezes": "bug",
+    "error": "bug",
+    "shipping": "logistics",
+    "delivery": "logistics",
+    "parcel": "logistics",
 }
 LABELS: Final = sorted(set(KEYWORDS.values()))
 _TEMPLATES: Final = (
@@ -82,8 +90,10 @@ def output_fields(messages: list[ChatMessage]) -> list[str]:
 
 def _answer(messages: list[ChatMessage], label: str) -> Mapping[str, Any]:
     """``label`` for the task; filler text for any other prompt (e.g. MIPROv2's proposers)."""
-    return {name: label if name == "label" else f"A short {name.replace('_', ' ')}."
-            for name in output_fields(messages)}
+    return {
+        name: label if name == "label" else f"A short {name.replace('_', ' ')}."
+        for name in output_fields(messages)
+    }
 
 
 def demo_aware_responder(messages: list[ChatMessage]) -> Mapping[str, Any]:

@@ -17,8 +17,10 @@ class Decision:
     @property
     def reason(self) -> str:
         verdict = "better" if self.publish else "not better"
-        return (f"candidate {self.candidate:.3f} vs current {self.current:.3f} on the holdout: "
-                f"{verdict} by more than the margin {self.margin:.3f}")
+        return (
+            f"candidate {self.candidate:.3f} vs current {self.current:.3f} on the holdout: "
+            f"{verdict} by more than the margin {self.margin:.3f}"
+        )
 
 
 def decide(current: float, candidate: float, margin: float) -> Decision:

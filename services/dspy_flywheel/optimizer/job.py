@@ -99,11 +99,18 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     val, dropped_val = _examples(spec.val, out_fields)
     holdout, dropped_holdout = _examples(spec.holdout, out_fields)
     if not train or not holdout:
-        raise ValueError(f"no usable examples for outputs {out_fields} (train={len(train)}, "
-                         f"holdout={len(holdout)})")
+        raise ValueError(
+            f"no usable examples for outputs {out_fields} (train={len(train)}, "
+            f"holdout={len(holdout)})"
+        )
 
-    meter = Meter(lm, reporter, max_lm_calls=spec.max_lm_calls, max_tokens=spec.max_tokens,
-                  expected_calls=len(train))
+    meter = Meter(
+        lm,
+        reporter,
+        max_lm_calls=spec.max_lm_calls,
+        max_tokens=spec.max_tokens,
+        expected_calls=len(train),
+    )
     logging.getLogger("dspy.teleprompt").addHandler(TrialLogHandler(meter))
     logging.getLogger("dspy.teleprompt").setLevel(logging.INFO)
     dspy.configure(lm=lm, callbacks=[meter])
@@ -135,20 +142,35 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     meter.phase_fraction = 0.5
     after = evaluate(candidate, holdout, metric, num_threads=spec.num_threads)
     meter.phase_fraction = 1.0
-    reporter.send({"type": "phase", "phase": "evaluate", "event": "end",
-                   "current": before.as_dict(), "candidate": after.as_dict()})
+    reporter.send(
+        {
+            "type": "phase",
+            "phase": "evaluate",
+            "event": "end",
+            "current": before.as_dict(),
+            "candidate": after.as_dict(),
+        }
+    )
     ticker.stop()
 
     usage = meter.usage()
     rusage = resource.getrusage(resource.RUSAGE_SELF)
     return CompileResult(
-        state=candidate.dump_state(), signature=signature_of(candidate),
-        current_score=before.score, candidate_score=after.score,
-        current_errors=before.errors, candidate_errors=after.errors, holdout_size=len(holdout),
-        lm_calls=usage["lm_calls"], tokens=usage["tokens"], lm_errors=usage["lm_errors"],
+        state=candidate.dump_state(),
+        signature=signature_of(candidate),
+        current_score=before.score,
+        candidate_score=after.score,
+        current_errors=before.errors,
+        candidate_errors=after.errors,
+        holdout_size=len(holdout),
+        lm_calls=usage["lm_calls"],
+        tokens=usage["tokens"],
+        lm_errors=usage["lm_errors"],
         cpu_s=rusage.ru_utime + rusage.ru_stime,
-        dropped_examples=dropped_train + dropped_val + dropped_holdout, trials=meter.trials,
-        current_source=current_source, peak_rss_mb=_peak_rss_mb(),
+        dropped_examples=dropped_train + dropped_val + dropped_holdout,
+        trials=meter.trials,
+        current_source=current_source,
+        peak_rss_mb=_peak_rss_mb(),
     )
 
 
@@ -171,8 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     _limit_memory(spec.memory_mb)
     stream = _report_stream()
     _watch_parent()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
     from dspy_flywheel.optimizer.errors import OptimizerError
     from dspy_flywheel.optimizer.meter import Reporter
@@ -184,23 +209,38 @@ def main(argv: list[str] | None = None) -> int:
         result.write(Path(spec.result_path))
     except MemoryError:
         # Free what we can before reporting: the report itself needs a little memory.
-        reporter.send({"type": "error", "kind": "memory",
-                       "message": f"memory limit of {spec.memory_mb} MB exceeded"})
+        reporter.send(
+            {
+                "type": "error",
+                "kind": "memory",
+                "message": f"memory limit of {spec.memory_mb} MB exceeded",
+            }
+        )
         return EXIT_MEMORY
     except OptimizerError as exc:
         reporter.send({"type": "error", "kind": "config", "message": str(exc)})
         return EXIT_ERROR
     except Exception as exc:
         log.exception("compile failed")
-        reporter.send({"type": "error", "kind": "error",
-                       "message": f"{type(exc).__name__}: {exc}"})
+        reporter.send({"type": "error", "kind": "error", "message": f"{type(exc).__name__}: {exc}"})
         return EXIT_ERROR
-    reporter.send({"type": "result", "result_path": spec.result_path,
-                   "wall_s": time.monotonic() - started,
-                   "summary": json.loads(json.dumps({
-                       "current_score": result.current_score,
-                       "candidate_score": result.candidate_score,
-                       "lm_calls": result.lm_calls, "tokens": result.tokens}))})
+    reporter.send(
+        {
+            "type": "result",
+            "result_path": spec.result_path,
+            "wall_s": time.monotonic() - started,
+            "summary": json.loads(
+                json.dumps(
+                    {
+                        "current_score": result.current_score,
+                        "candidate_score": result.candidate_score,
+                        "lm_calls": result.lm_calls,
+                        "tokens": result.tokens,
+                    }
+                )
+            ),
+        }
+    )
     return 0
 
 

@@ -76,8 +76,11 @@ class Meter(BaseCallback):  # type: ignore[misc]  # dspy is untyped
     def usage(self) -> dict[str, int]:
         if self._stats_fn is not None:
             stats = self._stats_fn()
-            return {"lm_calls": stats.calls + stats.errors, "tokens": stats.total_tokens,
-                    "lm_errors": stats.errors}
+            return {
+                "lm_calls": stats.calls + stats.errors,
+                "tokens": stats.total_tokens,
+                "lm_errors": stats.errors,
+            }
         with self._lock:
             return {"lm_calls": self._own_calls, "tokens": 0, "lm_errors": self._own_errors}
 
@@ -88,15 +91,16 @@ class Meter(BaseCallback):  # type: ignore[misc]  # dspy is untyped
             self._own_calls += 1
         used = self.usage()
         if self.max_lm_calls is not None and used["lm_calls"] >= self.max_lm_calls:
-            self._abort(f"LM call budget exhausted: {used['lm_calls']} calls "
-                        f"(limit {self.max_lm_calls})", used)
+            self._abort(
+                f"LM call budget exhausted: {used['lm_calls']} calls (limit {self.max_lm_calls})",
+                used,
+            )
         if self.max_tokens is not None and used["tokens"] >= self.max_tokens:
-            self._abort(f"token budget exhausted: {used['tokens']} tokens "
-                        f"(limit {self.max_tokens})", used)
+            self._abort(
+                f"token budget exhausted: {used['tokens']} tokens (limit {self.max_tokens})", used
+            )
 
-    def on_lm_end(
-        self, call_id: str, outputs: Any, exception: BaseException | None = None
-    ) -> None:
+    def on_lm_end(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
         if exception is not None:
             with self._lock:
                 self._own_errors += 1
@@ -107,8 +111,11 @@ class Meter(BaseCallback):  # type: ignore[misc]  # dspy is untyped
         if self.phase != "compile" or exception is not None:
             return
         score = getattr(outputs, "score", None)
-        trial = {"n": len(self.trials) + 1, "score": None if score is None else float(score) / 100,
-                 "t": time.time()}
+        trial = {
+            "n": len(self.trials) + 1,
+            "score": None if score is None else float(score) / 100,
+            "t": time.time(),
+        }
         self.trials.append(trial)
         self.reporter.send({"type": "trial", **trial})
 
@@ -123,9 +130,15 @@ class Meter(BaseCallback):  # type: ignore[misc]  # dspy is untyped
     def progress(self) -> dict[str, Any]:
         fraction = self.compile_fraction() if self.phase == "compile" else self.phase_fraction
         scores = [t["score"] for t in self.trials if t["score"] is not None]
-        return {"type": "progress", "phase": self.phase, "fraction": round(fraction, 4),
-                "trials": len(self.trials), "trial_total": self.trial_total,
-                "best_trial_score": max(scores) if scores else None, **self.usage()}
+        return {
+            "type": "progress",
+            "phase": self.phase,
+            "fraction": round(fraction, 4),
+            "trials": len(self.trials),
+            "trial_total": self.trial_total,
+            "best_trial_score": max(scores) if scores else None,
+            **self.usage(),
+        }
 
     def _abort(self, message: str, used: dict[str, int]) -> None:
         self.reporter.send({"type": "error", "kind": "budget", "message": message, **used})

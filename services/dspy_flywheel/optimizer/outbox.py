@@ -41,20 +41,34 @@ async def add(
     await db.execute(
         """INSERT INTO optimizer_outbox (event_id, topic, key, event_type, record, traceparent)
            VALUES ($1, $2, $3, $4, $5, $6)""",
-        event_id, topic, key, event_type, dict(record), traceparent,
+        event_id,
+        topic,
+        key,
+        event_type,
+        dict(record),
+        traceparent,
     )
     return event_id
 
 
 def status_record(
-    job_id: str, worker_id: str, status: str, *, progress: float | None = None,
-    message: str | None = None, details: Mapping[str, Any] | None = None,
+    job_id: str,
+    worker_id: str,
+    status: str,
+    *,
+    progress: float | None = None,
+    message: str | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     import json
 
     return {
-        "job_id": job_id, "worker_id": worker_id, "status": status, "progress": progress,
-        "message": message, "details_json": json.dumps(dict(details or {}), default=str),
+        "job_id": job_id,
+        "worker_id": worker_id,
+        "status": status,
+        "progress": progress,
+        "message": message,
+        "details_json": json.dumps(dict(details or {}), default=str),
         "timestamp_ms": int(time.time() * 1000),
     }
 
@@ -63,7 +77,11 @@ class OutboxRelay:
     """Publishes pending outbox rows; ``wake()`` after a commit to send without delay."""
 
     def __init__(
-        self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, poll_interval_s: float = 0.5,
+        self,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        *,
+        poll_interval_s: float = 0.5,
         batch_size: int = 100,
     ) -> None:
         self.pool = pool
@@ -105,13 +123,20 @@ class OutboxRelay:
                 return 0
             futures = []
             for row in rows:
-                encoded = encode(row["event_type"], row["record"], event_id=row["event_id"],
-                                 traceparent=row["traceparent"])
-                futures.append(await self.producer.send(
-                    row["topic"], encoded.value,
-                    key=row["key"].encode() if row["key"] is not None else None,
-                    headers=encoded.headers,
-                ))
+                encoded = encode(
+                    row["event_type"],
+                    row["record"],
+                    event_id=row["event_id"],
+                    traceparent=row["traceparent"],
+                )
+                futures.append(
+                    await self.producer.send(
+                        row["topic"],
+                        encoded.value,
+                        key=row["key"].encode() if row["key"] is not None else None,
+                        headers=encoded.headers,
+                    )
+                )
             await asyncio.gather(*futures)
             await conn.execute(
                 "UPDATE optimizer_outbox SET published_at = now() WHERE id = ANY($1::bigint[])",

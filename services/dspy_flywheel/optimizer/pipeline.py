@@ -61,27 +61,57 @@ class JobRun:
 
     # -- status plumbing -------------------------------------------------------------------
 
-    async def _event(self, db: jobs.Executor, status: str, *, progress: float | None,
-                     message: str | None, details: dict[str, Any] | None = None) -> None:
-        await outbox.add(db, self.s.topics.optimization_status, self.job.worker_id,
-                         "OptimizationStatusChanged",
-                         outbox.status_record(self.job.job_id, self.job.worker_id, status,
-                                              progress=progress, message=message, details=details),
-                         traceparent=current_traceparent())
+    async def _event(
+        self,
+        db: jobs.Executor,
+        status: str,
+        *,
+        progress: float | None,
+        message: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        await outbox.add(
+            db,
+            self.s.topics.optimization_status,
+            self.job.worker_id,
+            "OptimizationStatusChanged",
+            outbox.status_record(
+                self.job.job_id,
+                self.job.worker_id,
+                status,
+                progress=progress,
+                message=message,
+                details=details,
+            ),
+            traceparent=current_traceparent(),
+        )
 
     def _wake(self) -> None:
         if self.s.wake_relay is not None:
             self.s.wake_relay()
 
-    async def _finish(self, status: str, message: str, *, details: dict[str, Any] | None = None,
-                      **values: Any) -> jobs.Job | None:
+    async def _finish(
+        self, status: str, message: str, *, details: dict[str, Any] | None = None, **values: Any
+    ) -> jobs.Job | None:
         self.finishing = True
         async with self.s.pool.acquire() as conn, conn.transaction():
-            done = await jobs.finish(conn, self.job.job_id, status, message, details=details,
-                                     only_from=("running",), **values)
+            done = await jobs.finish(
+                conn,
+                self.job.job_id,
+                status,
+                message,
+                details=details,
+                only_from=("running",),
+                **values,
+            )
             if done is not None:
-                await self._event(conn, status, progress=done.progress, message=message,
-                                  details={**(details or {}), **values})
+                await self._event(
+                    conn,
+                    status,
+                    progress=done.progress,
+                    message=message,
+                    details={**(details or {}), **values},
+                )
         self._wake()
         trace.get_current_span().set_attribute("flywheel.job.status", status)
         log.info("job %s (%s): %s: %s", self.job.job_id, self.job.worker_id, status, message)
@@ -90,8 +120,7 @@ class JobRun:
     async def _progress(self, progress: float, details: dict[str, Any], message: str) -> None:
         async with self.s.pool.acquire() as conn, conn.transaction():
             await jobs.set_progress(conn, self.job.job_id, progress, details, message)
-            await self._event(conn, "running", progress=progress, message=message,
-                              details=details)
+            await self._event(conn, "running", progress=progress, message=message, details=details)
         self._wake()
 
     async def on_child_message(self, message: dict[str, Any]) -> None:
@@ -101,8 +130,11 @@ class JobRun:
         phase = str(message.get("phase", ""))
         if kind == "progress":
             self._usage = {k: int(message.get(k) or 0) for k in ("lm_calls", "tokens")}
-        fraction = float(message.get("fraction", 0.0)) if kind == "progress" else (
-            0.0 if message.get("event") == "start" else 1.0)
+        fraction = (
+            float(message.get("fraction", 0.0))
+            if kind == "progress"
+            else (0.0 if message.get("event") == "start" else 1.0)
+        )
         child = 0.8 * fraction if phase == "compile" else 0.8 + 0.2 * fraction
         now = time.monotonic()
         interval = self.s.settings.progress_interval_s
@@ -117,8 +149,9 @@ class JobRun:
         while True:
             await asyncio.sleep(self.s.settings.heartbeat_s)
             try:
-                state = await jobs.heartbeat(self.s.pool, self.job.job_id,
-                                             self.s.settings.instance_id)
+                state = await jobs.heartbeat(
+                    self.s.pool, self.job.job_id, self.s.settings.instance_id
+                )
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("job %s: heartbeat failed, will retry: %s", self.job.job_id, exc)
                 continue
@@ -135,16 +168,23 @@ class JobRun:
 
     async def execute(self) -> jobs.Job | None:
         ctx = context_from_traceparent(self.job.traceparent)
-        attrs = {"flywheel.job_id": self.job.job_id, "flywheel.worker_id": self.job.worker_id,
-                 "flywheel.optimizer": self.job.optimizer, "flywheel.reason": self.job.reason}
+        attrs = {
+            "flywheel.job_id": self.job.job_id,
+            "flywheel.worker_id": self.job.worker_id,
+            "flywheel.optimizer": self.job.optimizer,
+            "flywheel.reason": self.job.reason,
+        }
         with tracer.start_as_current_span("optimization.job", context=ctx, attributes=attrs):
             beat = asyncio.create_task(self._heartbeat())
             try:
                 return await self._execute()
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self._finish(
-                        "failed", "optimizer restarted mid-job: it was shut down while running"))
+                    await asyncio.shield(
+                        self._finish(
+                            "failed", "optimizer restarted mid-job: it was shut down while running"
+                        )
+                    )
                 raise
             except OptimizerError as exc:
                 return await self._finish("failed", str(exc))
@@ -162,19 +202,28 @@ class JobRun:
         job, settings = self.job, self.s.settings
         deadline = time.monotonic() + settings.dataset_wait_s
         while True:
-            rows = await self.s.dataset.load(job.worker_id, limit=settings.max_examples,
-                                             labeled_only=settings.labeled_only)
+            rows = await self.s.dataset.load(
+                job.worker_id, limit=settings.max_examples, labeled_only=settings.labeled_only
+            )
             if len(rows) >= settings.min_examples or time.monotonic() >= deadline:
                 return rows
-            await self._progress(0.0, {"examples": len(rows)},
-                                 f"waiting for training data: {len(rows)}/{settings.min_examples}")
+            await self._progress(
+                0.0,
+                {"examples": len(rows)},
+                f"waiting for training data: {len(rows)}/{settings.min_examples}",
+            )
             await asyncio.sleep(settings.poll_interval_s)
 
     async def _execute(self) -> jobs.Job | None:
         job, settings = self.job, self.s.settings
         async with self.s.pool.acquire() as conn, conn.transaction():
-            await self._event(conn, "running", progress=0.0, message="started",
-                              details={"owner": settings.instance_id})
+            await self._event(
+                conn,
+                "running",
+                progress=0.0,
+                message="started",
+                details={"owner": settings.instance_id},
+            )
         self._wake()
         if job.cancel_requested:
             return await self._finish("cancelled", "cancelled before it started")
@@ -182,41 +231,68 @@ class JobRun:
         program_ref = job.program_ref or settings.default_program_ref
         if not program_ref:
             return await self._finish(
-                "failed", "refused: the request names no program_ref (module:attr of the "
-                "worker's program) and FLYWHEEL_OPTIMIZER_DEFAULT_PROGRAM_REF is not set")
+                "failed",
+                "refused: the request names no program_ref (module:attr of the "
+                "worker's program) and FLYWHEEL_OPTIMIZER_DEFAULT_PROGRAM_REF is not set",
+            )
         with tracer.start_as_current_span("optimization.snapshot") as span:
             rows = await self._load_rows()
             try:
-                parts = split(rows, seed=settings.split_seed, min_examples=settings.min_examples,
-                              train_fraction=settings.train_fraction,
-                              val_fraction=settings.val_fraction)
+                parts = split(
+                    rows,
+                    seed=settings.split_seed,
+                    min_examples=settings.min_examples,
+                    train_fraction=settings.train_fraction,
+                    val_fraction=settings.val_fraction,
+                )
             except OptimizerError as exc:
-                return await self._finish("failed", f"refused: {exc}",
-                                          details={"examples": len(rows)})
+                return await self._finish(
+                    "failed", f"refused: {exc}", details={"examples": len(rows)}
+                )
             ids = [r.id for r in parts.train + parts.val + parts.holdout]
-            snapshot_id = await self.s.dataset.snapshot(job.worker_id, ids,
-                                                        f"optimization {job.job_id}")
-            span.set_attributes({"flywheel.examples": len(ids), **{
-                f"flywheel.split.{k}": v for k, v in parts.sizes().items()}})
+            snapshot_id = await self.s.dataset.snapshot(
+                job.worker_id, ids, f"optimization {job.job_id}"
+            )
+            span.set_attributes(
+                {
+                    "flywheel.examples": len(ids),
+                    **{f"flywheel.split.{k}": v for k, v in parts.sizes().items()},
+                }
+            )
         split_details = {"split": parts.sizes(), "seed": settings.split_seed}
         await jobs.record(self.s.pool, job.job_id, snapshot_id=snapshot_id)
         await self._progress(_SNAPSHOT_DONE, split_details, "dataset snapshot taken")
         current = await programs.latest(self.s.pool, job.worker_id)
         workdir = Path(tempfile.mkdtemp(prefix=f"job-{job.job_id}-", dir=settings.workdir))
         spec = JobSpec(
-            job_id=job.job_id, worker_id=job.worker_id, optimizer=optimizer, params=job.params,
-            program_ref=program_ref, metric_ref=job.metric_ref, lm_ref=settings.lm_ref,
+            job_id=job.job_id,
+            worker_id=job.worker_id,
+            optimizer=optimizer,
+            params=job.params,
+            program_ref=program_ref,
+            metric_ref=job.metric_ref,
+            lm_ref=settings.lm_ref,
             result_path=str(workdir / "result.json"),
             current_state=current.state if current else None,
             current_version=current.version if current else None,
             current_signature=current.signature if current else None,
-            train=parts.train, val=parts.val, holdout=parts.holdout,
-            max_lm_calls=settings.max_lm_calls, max_tokens=settings.max_tokens,
-            memory_mb=settings.memory_mb, num_threads=settings.num_threads,
-            report_interval_s=settings.report_interval_s)
-        outcome = await run_child(spec, workdir, wall_time_s=settings.wall_time_s,
-                                  on_message=self.on_child_message, cancel=self.cancel,
-                                  env=settings.child_env)
+            train=parts.train,
+            val=parts.val,
+            holdout=parts.holdout,
+            max_lm_calls=settings.max_lm_calls,
+            max_tokens=settings.max_tokens,
+            memory_mb=settings.memory_mb,
+            num_threads=settings.num_threads,
+            report_interval_s=settings.report_interval_s,
+        )
+        outcome = await run_child(
+            spec,
+            workdir,
+            wall_time_s=settings.wall_time_s,
+            on_message=self.on_child_message,
+            cancel=self.cancel,
+            env=settings.child_env,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
         child_spans(outcome)
         costs = {"wall_s": round(outcome.wall_s, 3), "snapshot_id": snapshot_id}
@@ -224,67 +300,119 @@ class JobRun:
             if self.lost_ownership:
                 return None
             status = "cancelled" if outcome.kind == "cancelled" else "failed"
-            message = outcome.message if status == "cancelled" else (
-                f"{outcome.kind}: {outcome.message}")
+            message = (
+                outcome.message if status == "cancelled" else (f"{outcome.kind}: {outcome.message}")
+            )
             usage = {k: v for k, v in self._usage.items() if v}
-            return await self._finish(status, message, details={"failure": outcome.kind},
-                                      **costs, **usage)
+            return await self._finish(
+                status, message, details={"failure": outcome.kind}, **costs, **usage
+            )
         return await self._decide(outcome.result, snapshot_id, current, costs)
 
-    async def _decide(self, result: CompileResult, snapshot_id: int | None,
-                      current: programs.ProgramVersion | None,
-                      costs: dict[str, Any]) -> jobs.Job | None:
-        decision = gate.decide(result.current_score, result.candidate_score,
-                               self.s.settings.min_improvement)
-        scores = {"holdout_before": result.current_score, "holdout_after": result.candidate_score,
-                  "lm_calls": result.lm_calls, "tokens": result.tokens,
-                  "cpu_s": round(result.cpu_s, 3), **costs}
-        details = {"current_source": result.current_source, "holdout_size": result.holdout_size,
-                   "trials": len(result.trials), "lm_errors": result.lm_errors,
-                   "eval_errors": {"current": result.current_errors,
-                                   "candidate": result.candidate_errors},
-                   "dropped_examples": result.dropped_examples,
-                   "peak_rss_mb": result.peak_rss_mb,
-                   "margin": self.s.settings.min_improvement}
+    async def _decide(
+        self,
+        result: CompileResult,
+        snapshot_id: int | None,
+        current: programs.ProgramVersion | None,
+        costs: dict[str, Any],
+    ) -> jobs.Job | None:
+        decision = gate.decide(
+            result.current_score, result.candidate_score, self.s.settings.min_improvement
+        )
+        scores = {
+            "holdout_before": result.current_score,
+            "holdout_after": result.candidate_score,
+            "lm_calls": result.lm_calls,
+            "tokens": result.tokens,
+            "cpu_s": round(result.cpu_s, 3),
+            **costs,
+        }
+        details = {
+            "current_source": result.current_source,
+            "holdout_size": result.holdout_size,
+            "trials": len(result.trials),
+            "lm_errors": result.lm_errors,
+            "eval_errors": {"current": result.current_errors, "candidate": result.candidate_errors},
+            "dropped_examples": result.dropped_examples,
+            "peak_rss_mb": result.peak_rss_mb,
+            "margin": self.s.settings.min_improvement,
+        }
         if not decision.publish:
             return await self._finish("rejected", decision.reason, details=details, **scores)
         state_json = json.dumps(result.state)
         size = len(state_json.encode())
         if size > self.s.settings.max_program_bytes:
-            return await self._finish("failed", f"program state is {size} bytes, over the "
-                                      f"{self.s.settings.max_program_bytes} byte ceiling",
-                                      details=details, **scores)
+            return await self._finish(
+                "failed",
+                f"program state is {size} bytes, over the "
+                f"{self.s.settings.max_program_bytes} byte ceiling",
+                details=details,
+                **scores,
+            )
         self.finishing = True
         with tracer.start_as_current_span("optimization.publish") as span:
             job = self.job
             async with self.s.pool.acquire() as conn, conn.transaction():
-                version = await programs.add_version(conn, programs.NewProgram(
-                    worker_id=job.worker_id, state=result.state, signature=result.signature,
-                    optimizer=self.optimizer, size_bytes=size, params=job.params,
-                    job_id=job.job_id, snapshot_id=snapshot_id,
-                    holdout_before=result.current_score, holdout_after=result.candidate_score,
-                    lm_calls=result.lm_calls, tokens=result.tokens, cpu_s=scores["cpu_s"],
-                    wall_s=costs["wall_s"], requested_by=job.requested_by, reason=job.reason))
+                version = await programs.add_version(
+                    conn,
+                    programs.NewProgram(
+                        worker_id=job.worker_id,
+                        state=result.state,
+                        signature=result.signature,
+                        optimizer=self.optimizer,
+                        size_bytes=size,
+                        params=job.params,
+                        job_id=job.job_id,
+                        snapshot_id=snapshot_id,
+                        holdout_before=result.current_score,
+                        holdout_after=result.candidate_score,
+                        lm_calls=result.lm_calls,
+                        tokens=result.tokens,
+                        cpu_s=scores["cpu_s"],
+                        wall_s=costs["wall_s"],
+                        requested_by=job.requested_by,
+                        reason=job.reason,
+                    ),
+                )
                 span.set_attribute("flywheel.program.version", version.version)
-                await outbox.add(conn, self.s.topics.program_updated, job.worker_id,
-                                 "ProgramUpdated", {
-                                     "worker_id": job.worker_id, "version": version.version,
-                                     "program_state_json": state_json,
-                                     "signature_json": json.dumps(result.signature),
-                                     "optimizer": self.optimizer, "job_id": job.job_id,
-                                     "holdout_before": result.current_score,
-                                     "holdout_after": result.candidate_score,
-                                     "timestamp_ms": int(time.time() * 1000)},
-                                 traceparent=current_traceparent())
+                await outbox.add(
+                    conn,
+                    self.s.topics.program_updated,
+                    job.worker_id,
+                    "ProgramUpdated",
+                    {
+                        "worker_id": job.worker_id,
+                        "version": version.version,
+                        "program_state_json": state_json,
+                        "signature_json": json.dumps(result.signature),
+                        "optimizer": self.optimizer,
+                        "job_id": job.job_id,
+                        "holdout_before": result.current_score,
+                        "holdout_after": result.candidate_score,
+                        "timestamp_ms": int(time.time() * 1000),
+                    },
+                    traceparent=current_traceparent(),
+                )
                 message = f"published version {version.version}: {decision.reason}"
-                done = await jobs.finish(conn, job.job_id, "succeeded", message,
-                                         details=details, only_from=("running",),
-                                         program_version=version.version, **scores)
+                done = await jobs.finish(
+                    conn,
+                    job.job_id,
+                    "succeeded",
+                    message,
+                    details=details,
+                    only_from=("running",),
+                    program_version=version.version,
+                    **scores,
+                )
                 if done is None:  # reaped or cancelled meanwhile: publish nothing
                     raise _Abandoned()
-                await self._event(conn, "succeeded", progress=1.0, message=message,
-                                  details={**details, **scores,
-                                           "program_version": version.version})
+                await self._event(
+                    conn,
+                    "succeeded",
+                    progress=1.0,
+                    message=message,
+                    details={**details, **scores, "program_version": version.version},
+                )
         self._wake()
         log.info("job %s: %s", job.job_id, message)
         return done

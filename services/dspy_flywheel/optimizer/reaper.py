@@ -33,7 +33,11 @@ def _process_gone(pid: int) -> bool:
 
 
 async def reap_orphans(
-    pool: asyncpg.Pool, topics: Topics, *, instance_id: str, stale_after_s: float,
+    pool: asyncpg.Pool,
+    topics: Topics,
+    *,
+    instance_id: str,
+    stale_after_s: float,
 ) -> list[str]:
     """Fail orphaned running jobs; returns their ids."""
     host = socket.gethostname()
@@ -46,36 +50,63 @@ async def reap_orphans(
     reaped = []
     for row in rows:
         age = float(row["age"] or 0.0)
-        same_host_dead = (row["owner_host"] == host and row["owner_pid"] is not None
-                          and _process_gone(int(row["owner_pid"])))
+        same_host_dead = (
+            row["owner_host"] == host
+            and row["owner_pid"] is not None
+            and _process_gone(int(row["owner_pid"]))
+        )
         if not same_host_dead and age < stale_after_s:
             continue
-        why = (f"{RESTARTED}: owner {row['owner']} is gone" if same_host_dead else
-               f"{RESTARTED}: owner {row['owner']} silent for {age:.0f} s")
+        why = (
+            f"{RESTARTED}: owner {row['owner']} is gone"
+            if same_host_dead
+            else f"{RESTARTED}: owner {row['owner']} silent for {age:.0f} s"
+        )
         async with pool.acquire() as conn, conn.transaction():
-            done = await jobs.finish(conn, row["job_id"], "failed", why, only_from=("running",),
-                                     details={"failure": "orphaned"})
+            done = await jobs.finish(
+                conn,
+                row["job_id"],
+                "failed",
+                why,
+                only_from=("running",),
+                details={"failure": "orphaned"},
+            )
             if done is None:
                 continue
-            await outbox.add(conn, topics.optimization_status, row["worker_id"],
-                             "OptimizationStatusChanged",
-                             outbox.status_record(row["job_id"], row["worker_id"], "failed",
-                                                  progress=done.progress, message=why,
-                                                  details={"failure": "orphaned"}))
+            await outbox.add(
+                conn,
+                topics.optimization_status,
+                row["worker_id"],
+                "OptimizationStatusChanged",
+                outbox.status_record(
+                    row["job_id"],
+                    row["worker_id"],
+                    "failed",
+                    progress=done.progress,
+                    message=why,
+                    details={"failure": "orphaned"},
+                ),
+            )
         log.warning("job %s: %s", row["job_id"], why)
         reaped.append(str(row["job_id"]))
     return reaped
 
 
 async def run_reaper(
-    pool: asyncpg.Pool, topics: Topics, stop: asyncio.Event, *, instance_id: str,
-    stale_after_s: float, wake_relay: object = None,
+    pool: asyncpg.Pool,
+    topics: Topics,
+    stop: asyncio.Event,
+    *,
+    instance_id: str,
+    stale_after_s: float,
+    wake_relay: object = None,
 ) -> None:
     interval = max(1.0, stale_after_s / 2)
     while not stop.is_set():
         try:
-            if await reap_orphans(pool, topics, instance_id=instance_id,
-                                  stale_after_s=stale_after_s) and callable(wake_relay):
+            if await reap_orphans(
+                pool, topics, instance_id=instance_id, stale_after_s=stale_after_s
+            ) and callable(wake_relay):
                 wake_relay()
         except Exception:
             log.exception("reaping orphaned jobs failed")

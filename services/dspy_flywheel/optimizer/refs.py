@@ -23,7 +23,8 @@ def load_ref(ref: str) -> Any:
             obj = getattr(obj, part)
         except AttributeError as exc:
             raise ProgramImportError(
-                f"{ref!r}: {module_name} has no attribute {attr_path!r}") from exc
+                f"{ref!r}: {module_name} has no attribute {attr_path!r}"
+            ) from exc
     return obj
 
 

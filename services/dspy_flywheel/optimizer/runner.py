@@ -81,8 +81,9 @@ def _tail(path: Path) -> str:
         return ""
 
 
-def _classify(returncode: int, messages: list[dict[str, Any]], stderr: str,
-              spec: JobSpec) -> tuple[str, str]:
+def _classify(
+    returncode: int, messages: list[dict[str, Any]], stderr: str, spec: JobSpec
+) -> tuple[str, str]:
     error = next((m for m in reversed(messages) if m.get("type") == "error"), None)
     if error is not None:
         return str(error.get("kind", "error")), str(error.get("message", "compile failed"))
@@ -119,9 +120,16 @@ async def run_child(
     started = time.monotonic()
     with stderr_path.open("wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "dspy_flywheel.optimizer.job", "--spec", str(spec_path),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
-            env=child_env, start_new_session=True,
+            sys.executable,
+            "-m",
+            "dspy_flywheel.optimizer.job",
+            "--spec",
+            str(spec_path),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env=child_env,
+            start_new_session=True,
         )
     log.info("job %s: compile child pid %s started", spec.job_id, proc.pid)
     assert proc.stdout is not None
@@ -131,8 +139,9 @@ async def run_child(
     cancelled = asyncio.create_task(cancel.wait())
     stopped_by: str | None = None
     try:
-        done, _ = await asyncio.wait({exited, cancelled}, timeout=wall_time_s,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {exited, cancelled}, timeout=wall_time_s, return_when=asyncio.FIRST_COMPLETED
+        )
         if exited not in done:
             stopped_by = "cancelled" if cancelled in done else "timeout"
             with contextlib.suppress(ProcessLookupError):

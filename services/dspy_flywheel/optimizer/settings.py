@@ -1,13 +1,13 @@
 """Optimizer service settings (env prefix ``FLYWHEEL_OPTIMIZER_``).
 
-    FLYWHEEL_OPTIMIZER_MIN_IMPROVEMENT=0.0   publish only if candidate > current + this (holdout)
-    FLYWHEEL_OPTIMIZER_MIN_EXAMPLES=20       refuse smaller datasets
-    FLYWHEEL_OPTIMIZER_DATASET_WAIT_S=60     wait this long for the collector to catch up first
-    FLYWHEEL_OPTIMIZER_WALL_TIME_S=1800      per job; the compile child is killed after it
-    FLYWHEEL_OPTIMIZER_MEMORY_MB=6144        RLIMIT_AS of the compile child
-    FLYWHEEL_OPTIMIZER_MAX_LM_CALLS=5000     LM call budget per job (empty = none)
-    FLYWHEEL_OPTIMIZER_MAX_TOKENS=           token budget per job (empty = none)
-    FLYWHEEL_OPTIMIZER_LM_REF=               'module:factory' for the child's LM (default build_lm)
+FLYWHEEL_OPTIMIZER_MIN_IMPROVEMENT=0.0   publish only if candidate > current + this (holdout)
+FLYWHEEL_OPTIMIZER_MIN_EXAMPLES=20       refuse smaller datasets
+FLYWHEEL_OPTIMIZER_DATASET_WAIT_S=60     wait this long for the collector to catch up first
+FLYWHEEL_OPTIMIZER_WALL_TIME_S=1800      per job; the compile child is killed after it
+FLYWHEEL_OPTIMIZER_MEMORY_MB=6144        RLIMIT_AS of the compile child
+FLYWHEEL_OPTIMIZER_MAX_LM_CALLS=5000     LM call budget per job (empty = none)
+FLYWHEEL_OPTIMIZER_MAX_TOKENS=           token budget per job (empty = none)
+FLYWHEEL_OPTIMIZER_LM_REF=               'module:factory' for the child's LM (default build_lm)
 """
 
 from __future__ import annotations

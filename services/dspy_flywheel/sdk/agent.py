@@ -187,8 +187,11 @@ class DSPyAgent:
         if not path.exists():
             raise ProgramNotFound(f"no saved program {program_id!r} under {path.parent}")
         document = json.loads(path.read_text())
-        return load_state_into(document["state"], document["signature"], program
-                               if program is not None else load_ref(document["class"])())
+        return load_state_into(
+            document["state"],
+            document["signature"],
+            program if program is not None else load_ref(document["class"])(),
+        )
 
     # -- registry (PostgreSQL) ------------------------------------------------------------
 
@@ -198,14 +201,22 @@ class DSPyAgent:
         """(version, new program) for the worker's latest (or given) registered version."""
         from dspy_flywheel.store import programs as registry
 
-        found = (await registry.latest(pool, worker_id) if version is None
-                 else await registry.get_version(pool, worker_id, version))
+        found = (
+            await registry.latest(pool, worker_id)
+            if version is None
+            else await registry.get_version(pool, worker_id, version)
+        )
         if found is None:
             raise ProgramNotFound(f"no registered program for {worker_id!r} (version {version})")
         return found.version, load_state_into(found.state, found.signature, program)
 
     async def asave_to_registry(
-        self, pool: asyncpg.Pool, worker_id: str, program: Any, *, optimizer: str = "manual",
+        self,
+        pool: asyncpg.Pool,
+        worker_id: str,
+        program: Any,
+        *,
+        optimizer: str = "manual",
         requested_by: str = "sdk",
     ) -> int:
         """Register ``program`` as the worker's next version (not published to workers)."""
@@ -213,10 +224,18 @@ class DSPyAgent:
 
         state = program.dump_state()
         async with pool.acquire() as conn, conn.transaction():
-            row = await registry.add_version(conn, registry.NewProgram(
-                worker_id=worker_id, state=state, signature=signature_of(program),
-                optimizer=optimizer, size_bytes=len(json.dumps(state).encode()),
-                requested_by=requested_by, reason="manual"))
+            row = await registry.add_version(
+                conn,
+                registry.NewProgram(
+                    worker_id=worker_id,
+                    state=state,
+                    signature=signature_of(program),
+                    optimizer=optimizer,
+                    size_bytes=len(json.dumps(state).encode()),
+                    requested_by=requested_by,
+                    reason="manual",
+                ),
+            )
         return row.version
 
     def _lm(self) -> Any:
@@ -245,4 +264,3 @@ def _fit_minibatch(kwargs: dict[str, Any], trainset: list[Any]) -> None:
     size = len(valset) if valset is not None else max(1, int(len(trainset) * 0.8))
     if kwargs.get("minibatch", True) and "minibatch_size" not in kwargs and size < 35:
         kwargs["minibatch_size"] = max(1, size)
-

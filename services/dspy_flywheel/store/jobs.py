@@ -97,8 +97,17 @@ async def enqueue(db: Executor, req: JobRequest) -> bool:
                program_ref, metric_ref, requested_by, evidence, traceparent, request_event_id)
            VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11)
            ON CONFLICT (job_id) DO NOTHING RETURNING job_id""",
-        req.job_id, req.worker_id, req.reason, req.optimizer, req.params, req.program_ref,
-        req.metric_ref, req.requested_by, req.evidence, req.traceparent, req.request_event_id,
+        req.job_id,
+        req.worker_id,
+        req.reason,
+        req.optimizer,
+        req.params,
+        req.program_ref,
+        req.metric_ref,
+        req.requested_by,
+        req.evidence,
+        req.traceparent,
+        req.request_event_id,
     )
     return row is not None
 
@@ -111,7 +120,9 @@ async def claim_next(db: Executor, owner: str, host: str, pid: int) -> Job | Non
            WHERE job_id = (SELECT job_id FROM optimization_jobs WHERE status = 'queued'
                            ORDER BY created_at, job_id LIMIT 1 FOR UPDATE SKIP LOCKED)
            RETURNING {_COLUMNS}""",
-        owner, host, pid,
+        owner,
+        host,
+        pid,
     )
     return _job(row)
 
@@ -122,13 +133,17 @@ async def heartbeat(db: Executor, job_id: str, owner: str) -> bool | None:
         """UPDATE optimization_jobs SET heartbeat_at = now()
            WHERE job_id = $1 AND owner = $2 AND status = 'running'
            RETURNING cancel_requested""",
-        job_id, owner,
+        job_id,
+        owner,
     )
     return None if row is None else bool(row["cancel_requested"])
 
 
 async def set_progress(
-    db: Executor, job_id: str, progress: float, details: dict[str, Any] | None = None,
+    db: Executor,
+    job_id: str,
+    progress: float,
+    details: dict[str, Any] | None = None,
     message: str | None = None,
 ) -> None:
     """Record progress; ``details`` is merged into the stored details."""
@@ -136,19 +151,35 @@ async def set_progress(
         """UPDATE optimization_jobs SET progress = $2, details = details || $3,
                message = COALESCE($4, message), updated_at = now()
            WHERE job_id = $1 AND status = 'running'""",
-        job_id, progress, details or {}, message,
+        job_id,
+        progress,
+        details or {},
+        message,
     )
 
 
-_FINISH_FIELDS: Final = frozenset({
-    "snapshot_id", "program_version", "holdout_before", "holdout_after", "lm_calls", "tokens",
-    "cpu_s", "wall_s",
-})
+_FINISH_FIELDS: Final = frozenset(
+    {
+        "snapshot_id",
+        "program_version",
+        "holdout_before",
+        "holdout_after",
+        "lm_calls",
+        "tokens",
+        "cpu_s",
+        "wall_s",
+    }
+)
 
 
 async def finish(
-    db: Executor, job_id: str, status: str, message: str | None, *,
-    details: dict[str, Any] | None = None, only_from: tuple[str, ...] = ("queued", "running"),
+    db: Executor,
+    job_id: str,
+    status: str,
+    message: str | None,
+    *,
+    details: dict[str, Any] | None = None,
+    only_from: tuple[str, ...] = ("queued", "running"),
     **values: Any,
 ) -> Job | None:
     """Move a job to a terminal status; None when it was not in ``only_from`` (already done)."""
@@ -165,7 +196,12 @@ async def finish(
                progress = CASE WHEN $2 = 'succeeded' THEN 1.0 ELSE progress END{sets}
            WHERE job_id = $1 AND status = ANY($5::text[])
            RETURNING {_COLUMNS}""",
-        job_id, status, message, details or {}, list(only_from), *(values[n] for n in names),
+        job_id,
+        status,
+        message,
+        details or {},
+        list(only_from),
+        *(values[n] for n in names),
     )
     return _job(row)
 
@@ -181,23 +217,31 @@ async def record(db: Executor, job_id: str, **values: Any) -> None:
     sets = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names))
     await db.execute(
         f"UPDATE optimization_jobs SET {sets}, updated_at = now() WHERE job_id = $1",
-        job_id, *(values[n] for n in names),
+        job_id,
+        *(values[n] for n in names),
     )
 
 
 async def get(db: Executor, job_id: str) -> Job | None:
-    return _job(await db.fetchrow(
-        f"SELECT {_COLUMNS} FROM optimization_jobs WHERE job_id = $1", job_id))
+    return _job(
+        await db.fetchrow(f"SELECT {_COLUMNS} FROM optimization_jobs WHERE job_id = $1", job_id)
+    )
 
 
 async def list_jobs(
-    db: Executor, *, worker_id: str | None = None, status: str | None = None, limit: int = 50,
+    db: Executor,
+    *,
+    worker_id: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
 ) -> list[Job]:
     rows = await db.fetch(
         f"""SELECT {_COLUMNS} FROM optimization_jobs
            WHERE ($1::text IS NULL OR worker_id = $1) AND ($2::text IS NULL OR status = $2)
            ORDER BY created_at DESC, job_id DESC LIMIT $3""",
-        worker_id, status, limit,
+        worker_id,
+        status,
+        limit,
     )
     return [Job(**dict(r)) for r in rows]
 
@@ -205,16 +249,20 @@ async def list_jobs(
 async def request_cancel(db: Executor, job_id: str) -> Job | None:
     """Flag a running or queued job for cancellation (the owning optimizer acts on it);
     None when the job is unknown or already finished."""
-    return _job(await db.fetchrow(
-        f"""UPDATE optimization_jobs SET cancel_requested = true, updated_at = now()
+    return _job(
+        await db.fetchrow(
+            f"""UPDATE optimization_jobs SET cancel_requested = true, updated_at = now()
            WHERE job_id = $1 AND status IN ('queued', 'running') RETURNING {_COLUMNS}""",
-        job_id,
-    ))
+            job_id,
+        )
+    )
 
 
 async def latest_for_worker(db: Executor, worker_id: str) -> Job | None:
-    return _job(await db.fetchrow(
-        f"""SELECT {_COLUMNS} FROM optimization_jobs WHERE worker_id = $1
+    return _job(
+        await db.fetchrow(
+            f"""SELECT {_COLUMNS} FROM optimization_jobs WHERE worker_id = $1
            ORDER BY created_at DESC LIMIT 1""",
-        worker_id,
-    ))
+            worker_id,
+        )
+    )

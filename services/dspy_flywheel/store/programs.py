@@ -86,7 +86,8 @@ async def add_version(conn: asyncpg.Connection, program: NewProgram) -> ProgramV
     row = await conn.fetchrow(
         f"""INSERT INTO programs (version, {", ".join(_NEW_COLUMNS)})
             VALUES ($1, {placeholders}) RETURNING {_COLUMNS}""",
-        version, *(getattr(program, n) for n in _NEW_COLUMNS),
+        version,
+        *(getattr(program, n) for n in _NEW_COLUMNS),
     )
     return ProgramVersion(**dict(row))
 
@@ -102,7 +103,8 @@ async def latest(db: Executor, worker_id: str) -> ProgramVersion | None:
 async def get_version(db: Executor, worker_id: str, version: int) -> ProgramVersion | None:
     row = await db.fetchrow(
         f"SELECT {_COLUMNS} FROM programs WHERE worker_id = $1 AND version = $2",
-        worker_id, version,
+        worker_id,
+        version,
     )
     return None if row is None else ProgramVersion(**dict(row))
 
@@ -117,7 +119,8 @@ async def list_versions(db: Executor, worker_id: str, *, limit: int = 50) -> lis
     cols = _COLUMNS.replace("state, ", "'{}'::jsonb AS state, ", 1)
     rows = await db.fetch(
         f"SELECT {cols} FROM programs WHERE worker_id = $1 ORDER BY version DESC LIMIT $2",
-        worker_id, limit,
+        worker_id,
+        limit,
     )
     return [ProgramVersion(**dict(r)) for r in rows]
 
@@ -129,8 +132,14 @@ async def record_ack(db: Executor, ack: Ack) -> bool:
                traceparent, acked_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
            ON CONFLICT (event_id) DO NOTHING RETURNING event_id""",
-        ack.event_id, ack.worker_id, ack.instance_id, ack.version, ack.status, ack.reason,
-        ack.traceparent, ack.acked_at,
+        ack.event_id,
+        ack.worker_id,
+        ack.instance_id,
+        ack.version,
+        ack.status,
+        ack.reason,
+        ack.traceparent,
+        ack.acked_at,
     )
     return row is not None
 
@@ -151,6 +160,7 @@ async def acks(db: Executor, worker_id: str, *, limit: int = 100) -> list[Ack]:
     rows = await db.fetch(
         """SELECT event_id, worker_id, instance_id, version, status, reason, traceparent, acked_at
            FROM program_acks WHERE worker_id = $1 ORDER BY acked_at DESC LIMIT $2""",
-        worker_id, limit,
+        worker_id,
+        limit,
     )
     return [Ack(**dict(r)) for r in rows]
