@@ -1,11 +1,11 @@
 """Per-call cost of the worker wrapper: the same module called plain and through ``@dspy_worker``.
 
-    python tests/bench/worker_overhead.py [--calls 3000] [--block 100] [--latency-ms 1.0]
+    python tests/bench/worker_overhead.py [--calls 8000] [--block 400] [--latency-ms 1.0]
 
 The module is a ``dspy.Predict`` on a fake LM engine that sleeps ``--latency-ms`` per call.
 Plain and wrapped calls alternate in blocks within one run, so both see the same machine load
-(blocks of 50: longer than the worker's 100 ms event batching, so the background work of the
-wrapped calls mostly lands on them, not on the plain ones). The CPU the worker's IO thread spent
+(blocks of 400 calls, ~1 s: longer than the worker's 500 ms event batching, so the background work
+of the wrapped calls mostly lands on them, not on the plain ones). The CPU the worker's IO thread spent
 per event is printed too: it runs beside the calls and costs wall time only on busy cores.
 With ``KAFKA_BOOTSTRAP_SERVERS`` set, the wrapped worker delivers its events to private topics
 on that broker while it is measured; without it, Kafka is unreachable and events go to a
@@ -74,8 +74,8 @@ def settings_for_run(spool_dir: Path) -> tuple[WorkerSettings, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", type=int, default=4000, help="calls per variant")
-    parser.add_argument("--block", type=int, default=50, help="calls per alternating block")
+    parser.add_argument("--calls", type=int, default=8000, help="calls per variant")
+    parser.add_argument("--block", type=int, default=400, help="calls per alternating block")
     parser.add_argument("--latency-ms", type=float, default=1.0, help="fake LM latency")
     args = parser.parse_args()
 
@@ -114,7 +114,8 @@ def main() -> int:
     plain_us = statistics.fmean(plain_times) * 1e6
     wrapped_us = statistics.fmean(wrapped_times) * 1e6
     print(
-        f"mode: {mode}; fake LM latency {args.latency_ms} ms; {args.calls} calls per variant; "
+        f"mode: {mode}; fake LM latency {args.latency_ms} ms; {args.calls} calls per variant "
+        f"in blocks of {args.block}; event batching {settings.linger_ms} ms; "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     )
     print(

@@ -18,6 +18,7 @@ from dspy_flywheel.contracts.codec import decode, encode
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import SPAN_NAME, Worker, WorkerSettings, dspy_worker
 from dspy_flywheel.sdk.emitter import Pending
+from dspy_flywheel.sdk.tracing import resolve_traceparent
 
 
 class CaptureEmitter:
@@ -225,7 +226,7 @@ def test_one_span_per_call_and_its_traceparent_in_the_event(
     assert span.name == SPAN_NAME
     assert span.attributes is not None
     assert span.attributes["flywheel.execution_id"] == pred.execution_id
-    traceparent = capture.items[0].traceparent
+    traceparent = resolve_traceparent(capture.items[0].trace)
     ctx = span.context
     assert traceparent == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
 
@@ -234,7 +235,7 @@ def test_without_an_sdk_events_join_the_callers_trace(engine: FakeEngine) -> Non
     assert not trace.get_current_span().get_span_context().is_valid
     worker, capture = offline_worker()
     worker(text="x")
-    first = capture.items[0].traceparent
+    first = resolve_traceparent(capture.items[0].trace)
     # No SDK: the call's span is non-recording and the emitter starts a trace for the event
     # later (None here). Another test may have installed an SDK provider process-wide; then the
     # call has its own new trace. Either way it is not a caller's trace.
@@ -249,7 +250,7 @@ def test_without_an_sdk_events_join_the_callers_trace(engine: FakeEngine) -> Non
     )
     with trace.use_span(caller):
         worker(text="y")
-    traceparent = capture.items[1].traceparent
+    traceparent = resolve_traceparent(capture.items[1].trace)
     assert traceparent is not None
     assert traceparent.startswith(f"00-{0xABC:032x}-")
     assert traceparent.endswith("-01")

@@ -28,7 +28,7 @@ from dspy_flywheel.sdk.delivery import Delivery, KafkaState
 from dspy_flywheel.sdk.ioloop import IOLoop
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool
-from dspy_flywheel.sdk.tracing import new_traceparent
+from dspy_flywheel.sdk.tracing import TraceOrigin, new_traceparent, resolve_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Pending(NamedTuple):
     event_type: str
     payload: Any
     build: Builder | None
-    traceparent: str | None
+    trace: TraceOrigin  # a traceparent, or what the emitter makes one from (tracing.origin_of)
     event_id: str
     extra_headers: Headers = ()
     fast: FastEncoder | None = None  # (payload, traceparent, event_id) -> (value, headers)
@@ -181,7 +181,7 @@ class Emitter:
         return bool(items)
 
     def _encode(self, item: Pending) -> Message | None:
-        traceparent = item.traceparent or new_traceparent()
+        traceparent = resolve_traceparent(item.trace) or new_traceparent()
         try:
             if item.fast is not None:
                 value, headers = item.fast(item.payload, traceparent, item.event_id)

@@ -38,7 +38,7 @@ class WorkerSettings(FlywheelSettings):
     spool_max_bytes: int = 512 * 1024 * 1024
     spool_segment_bytes: int = 8 * 1024 * 1024
     fsync_interval_ms: int = 200
-    linger_ms: int = 250  # how long events gather before one batch goes out
+    linger_ms: int = 500  # how long events gather before one batch goes out
     batch_max: int = 2_000
     # How long the producer keeps retrying an unacknowledged batch (idempotent: the broker drops
     # a retry it already has). Longer means fewer ambiguous re-sends after a long outage;

@@ -62,6 +62,28 @@ def traceparent_of(span: Span) -> str | None:
     return None
 
 
+TraceOrigin = str | Span | Context | None
+
+
+def origin_of(span: Span) -> TraceOrigin:
+    """What an event's traceparent is made from, captured cheaply on the call path (the
+    emitter resolves it later): the call's span, or without an SDK the caller's context."""
+    return otel_context.get_current() if span is INVALID_SPAN else span
+
+
+def resolve_traceparent(origin: TraceOrigin) -> str | None:
+    """``origin_of``'s result as a W3C traceparent (None: start a new trace)."""
+    if origin is None or isinstance(origin, str):
+        return origin
+    if isinstance(origin, Span):
+        ctx = origin.get_span_context()
+        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+    parent = trace.get_current_span(origin).get_span_context()
+    if parent.is_valid:
+        return f"00-{parent.trace_id:032x}-{_random.getrandbits(64) or 1:016x}-01"
+    return None
+
+
 def new_traceparent() -> str:
     """A new sampled trace for an event whose call had no trace context."""
     return f"00-{_random.getrandbits(128) or 1:032x}-{_random.getrandbits(64) or 1:016x}-01"

@@ -16,21 +16,27 @@ from dspy.dsp.utils.settings import main_thread_config, thread_local_overrides
 from dspy.dsp.utils.utils import dotdict
 from dspy.utils.usage_tracker import UsageTracker
 
+_LOCK = threading.Lock()  # one add per LM call: a shared lock is never contended for long
+_NO_ENTRIES: dict[str, list[dict[str, Any]]] = {}
+
 
 class CallUsage(UsageTracker):  # type: ignore[misc]  # dspy is untyped
     """Counts LM calls and tokens of one worker call; passes entries on to the caller's tracker.
 
-    ``wanted_by_user``: the user asked DSPy for per-prediction usage (``track_usage=True``).
+    ``wanted_by_user``: the user asked DSPy for per-prediction usage (``track_usage=True``);
+    only then are entries kept (``usage_data``), as DSPy's own tracker keeps them.
     """
 
     def __init__(self, parent: UsageTracker | None, wanted_by_user: bool) -> None:
-        super().__init__()
+        if wanted_by_user:
+            super().__init__()
+        else:
+            self.usage_data = _NO_ENTRIES  # read-only: get_total_tokens() sees no entries
         self.parent = parent
         self.wanted_by_user = wanted_by_user
         self.calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
-        self._lock = threading.Lock()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CallUsage:
         # dspy.Parallel deep-copies the tracker per thread (and drops the copies): share it,
@@ -38,7 +44,7 @@ class CallUsage(UsageTracker):  # type: ignore[misc]  # dspy is untyped
         return self
 
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
-        with self._lock:  # dspy.Parallel inside the program reports from several threads
+        with _LOCK:  # dspy.Parallel inside the program reports from several threads
             self.calls += 1
             self.prompt_tokens += _as_int(usage_entry.get("prompt_tokens"))
             self.completion_tokens += _as_int(usage_entry.get("completion_tokens"))
@@ -59,9 +65,16 @@ def begin() -> tuple[CallUsage, Token[dotdict]]:
     config on every call (only the thread's overrides, usually empty, are copied).
     """
     overrides = thread_local_overrides.get()
-    parent = _setting(overrides, "usage_tracker")
-    tracker = CallUsage(parent, bool(_setting(overrides, "track_usage")))
-    scoped = dotdict(overrides)
+    if overrides:
+        parent, wanted = _setting(overrides, "usage_tracker"), _setting(overrides, "track_usage")
+        scoped = dotdict(overrides)
+    else:  # the usual case: no dspy.context() around the call
+        parent, wanted = (
+            main_thread_config.get("usage_tracker"),
+            main_thread_config.get("track_usage"),
+        )
+        scoped = dotdict()
+    tracker = CallUsage(parent, bool(wanted))
     scoped["usage_tracker"] = tracker
     return tracker, thread_local_overrides.set(scoped)
 

@@ -14,6 +14,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
+from contextvars import Token
 from typing import Any, Literal, NamedTuple
 
 import dspy
@@ -107,14 +108,38 @@ class Worker:
     # -- calls --------------------------------------------------------------------------------
 
     def __call__(self, **inputs: Any) -> Any:
+        # The hot path, inlined (acall runs the same steps through _begin / _succeeded): every
+        # step costs several times its micro-benchmark here, after the program ran.
         serving = self._slot.current  # read once: a reload swaps it, never changes it
-        call = self._begin(serving)
+        execution_id = new_id()
+        started = _perf()
+        span = tracing.call_span(started)
+        otel_token = None if span is INVALID_SPAN else self._enter(span, execution_id, serving)
+        tracker, usage_token = usage.begin()
         try:
             result = serving.program(**inputs)
         except BaseException as exc:
+            call = _Call(
+                execution_id, serving.version, started, span, otel_token, tracker, usage_token
+            )
             self._failed(call, exc, inputs)
             raise
-        return self._succeeded(call, result, inputs)
+        latency_ms = (_perf() - started) * 1000
+        usage.end(usage_token)
+        if span is not INVALID_SPAN:
+            tracing.leave(span, otel_token)
+        outputs = outputs_of(result)
+        if isinstance(result, dspy.Prediction):
+            object.__setattr__(result, "execution_id", execution_id)  # not an output field
+            if tracker.wanted_by_user and result.get_lm_usage() is None:
+                result.set_lm_usage(tracker.get_total_tokens())
+        self._last.set(execution_id)
+        self._recent.put(execution_id, inputs, outputs)
+        if self._emitter is not None:
+            self._emit_execution(
+                execution_id, serving.version, span, tracker, inputs, outputs, None, latency_ms
+            )
+        return result
 
     async def acall(self, **inputs: Any) -> Any:
         serving = self._slot.current
@@ -134,15 +159,14 @@ class Worker:
         execution_id = new_id()
         started = _perf()
         span = tracing.call_span(started)
-        otel_token = None
-        if span is not INVALID_SPAN:
-            if span.is_recording():
-                tracing.annotate(
-                    span, self.worker_id, self.worker_type, execution_id, serving.version
-                )
-            otel_token = tracing.enter(span)
+        otel_token = None if span is INVALID_SPAN else self._enter(span, execution_id, serving)
         tracker, usage_token = usage.begin()
         return _Call(execution_id, serving.version, started, span, otel_token, tracker, usage_token)
+
+    def _enter(self, span: Span, execution_id: str, serving: Serving) -> Token[Context] | None:
+        if span.is_recording():
+            tracing.annotate(span, self.worker_id, self.worker_type, execution_id, serving.version)
+        return tracing.enter(span)
 
     def _end(self, call: _Call) -> float:
         """Close the call's usage scope and span; returns its latency in ms."""
@@ -162,7 +186,9 @@ class Worker:
                 result.set_lm_usage(tracker.get_total_tokens())
         self._last.set(execution_id)
         self._recent.put(execution_id, inputs, outputs)
-        self._emit_execution(call, inputs, outputs, None, latency_ms)
+        self._emit_execution(
+            execution_id, call.version, call.span, call.tracker, inputs, outputs, None, latency_ms
+        )
         return result
 
     def _failed(self, call: _Call, exc: BaseException, inputs: dict[str, Any]) -> None:
@@ -173,11 +199,23 @@ class Worker:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
         latency_ms = self._end(call)
-        self._emit_execution(call, inputs, None, error_text(exc), latency_ms)
+        self._emit_execution(
+            call.execution_id,
+            call.version,
+            span,
+            call.tracker,
+            inputs,
+            None,
+            error_text(exc),
+            latency_ms,
+        )
 
     def _emit_execution(
         self,
-        call: _Call,
+        execution_id: str,
+        version: int | None,
+        span: Span,
+        tracker: usage.CallUsage,
         inputs: dict[str, Any],
         outputs: dict[str, Any] | None,
         error: str | None,
@@ -186,12 +224,10 @@ class Worker:
         emitter = self._emitter
         if emitter is None:
             return
-        tracker = call.tracker
-        execution_id = call.execution_id
         payload = ExecutionPayload(
             self.worker_id,
             self.worker_type,
-            call.version,
+            version,
             execution_id,
             inputs,
             outputs,
@@ -210,7 +246,7 @@ class Worker:
                 "ExecutionRecorded",
                 payload,
                 execution_record,
-                tracing.traceparent_of(call.span),
+                tracing.origin_of(span),
                 execution_id,
                 self._extra_headers,
                 _FAST_ENCODER,
