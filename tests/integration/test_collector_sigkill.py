@@ -101,19 +101,19 @@ async def schema(pg_settings: PostgresSettings, unique: str) -> AsyncIterator[st
     await conn.close()
 
 
-async def produce_all(
-    kafka: KafkaSettings,
-    topics: Topics,
-    unique: str,
-    examples: int = EXAMPLES,
-    malformed: int = MALFORMED,
-) -> tuple[Any, dict[str, tuple[str, bytes | None]]]:
+Message = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]], str | None]
+
+
+def build_messages(
+    topics: Topics, unique: str, examples: int = EXAMPLES, malformed: int = MALFORMED
+) -> tuple[Any, list[Message]]:
+    """Execution/feedback pairs (some feedback first) with malformed messages mixed in."""
     data = make_events(examples, worker_prefix=f"sk{unique}", pii_every=3)
     bad = make_malformed(malformed)
     rng = random.Random(3)
-    messages: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]], str | None]] = []
+    messages: list[Message] = []
     for e, f, key in zip(data.executions, data.feedback, data.keys, strict=True):
-        pair = [
+        pair: list[Message] = [
             (topics.executions, e.value, key.encode(), e.headers, None),
             (topics.feedback, f.value, key.encode(), f.headers, None),
         ]
@@ -123,6 +123,13 @@ async def produce_all(
         messages.insert(
             rng.randrange(len(messages)), (topic, m.value, b"junk", m.headers, m.reason)
         )
+    return data, messages
+
+
+async def send_messages(
+    kafka: KafkaSettings, messages: list[Message]
+) -> dict[str, tuple[str, bytes | None]]:
+    """Send in order; the malformed ones by coordinates -> (reason, value)."""
     producer = AIOKafkaProducer(**kafka.client_kwargs(), linger_ms=20, acks="all")
     await producer.start()
     expected_dlq: dict[str, tuple[str, bytes | None]] = {}
@@ -137,7 +144,18 @@ async def produce_all(
                 expected_dlq[f"{meta.topic}:{meta.partition}:{meta.offset}"] = (reason, value)
     finally:
         await producer.stop()
-    return data, expected_dlq
+    return expected_dlq
+
+
+async def produce_all(
+    kafka: KafkaSettings,
+    topics: Topics,
+    unique: str,
+    examples: int = EXAMPLES,
+    malformed: int = MALFORMED,
+) -> tuple[Any, dict[str, tuple[str, bytes | None]]]:
+    data, messages = build_messages(topics, unique, examples, malformed)
+    return data, await send_messages(kafka, messages)
 
 
 def collector_env(
@@ -192,6 +210,25 @@ async def wait_for(pool: asyncpg.Pool, sql: str, done: Any, proc: CollectorProce
             return value
         await asyncio.sleep(0.2)
     raise AssertionError(f"timed out waiting on {sql!r}; log tail:\n{proc.log.read_text()[-3000:]}")
+
+
+ASSIGNED_MARKERS = ("assigned", "Setting newly assigned")  # kafka engine, faust
+
+
+async def wait_for_log(
+    proc: CollectorProcess, markers: tuple[str, ...], other: CollectorProcess
+) -> None:
+    """Until ``proc``'s log shows one of ``markers`` (both processes must stay alive)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        for p in (proc, other):
+            assert p.proc is not None
+            assert p.proc.poll() is None, p.log.read_text()[-3000:]
+        text = proc.log.read_text() if proc.log.exists() else ""
+        if any(marker in text for marker in markers):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no {markers} in the log; tail:\n{proc.log.read_text()[-3000:]}")
 
 
 async def read_dlq(kafka: KafkaSettings, topics: Topics, expected: int) -> dict[str, Any]:
@@ -318,10 +355,17 @@ async def test_two_instances_share_the_stream_and_one_dies(
     unique: str,
     tmp_path: Path,
 ) -> None:
-    """A second instance joins mid-stream (rebalance), then the first is SIGKILLed."""
+    """A second instance joins mid-stream (rebalance), then the first is SIGKILLed.
+
+    Half the events go out first; the rest only once the second instance holds partitions,
+    so the join and the kill both happen with events left to process, however fast the
+    first instance is.
+    """
     examples = 4000
-    data, _ = await produce_all(kafka_settings, topics, unique, examples, malformed=20)
-    total = 2 * examples + 20
+    data, messages = build_messages(topics, unique, examples, malformed=20)
+    total = len(messages)
+    half = total // 2
+    await send_messages(kafka_settings, messages[:half])
     env = collector_env(
         engine, topics, schema, unique, tmp_path, base64.b64encode(os.urandom(32)).decode()
     )
@@ -335,9 +379,11 @@ async def test_two_instances_share_the_stream_and_one_dies(
     processed = "SELECT count(*) FROM collector_processed_events"
     try:
         first.start()
-        await wait_for(pool, processed, lambda n: n >= total * 0.1, first)
+        await wait_for(pool, processed, lambda n: n >= half * 0.2, first)
         second.start()
-        await wait_for(pool, processed, lambda n: n >= total * 0.5, first)
+        await wait_for_log(second, ASSIGNED_MARKERS, first)
+        await send_messages(kafka_settings, messages[half:])
+        await wait_for(pool, processed, lambda n: n >= half + (total - half) * 0.2, first)
         first.kill9()
         await wait_for(pool, processed, lambda n: n >= total, second)
         await wait_for(
@@ -352,9 +398,6 @@ async def test_two_instances_share_the_stream_and_one_dies(
         assert {r["execution_id"] for r in rows} == set(data.execution_ids)
         assert await pool.fetchval("SELECT count(*) FROM collector_pending") == 0
         assert await pool.fetchval("SELECT sum(count) FROM collector_drops") == 20  # DLQ only
-        assert "assigned" in second.log.read_text() or "Setting newly assigned" in (
-            second.log.read_text()
-        )
     finally:
         for proc in (first, second):
             if proc.proc is not None and proc.proc.poll() is None:

@@ -4,6 +4,8 @@
     FLYWHEEL_WORKER_EMIT=true          false: no events at all (calls still work)
     FLYWHEEL_WORKER_RELOAD=true        false: never consume program-updated
     FLYWHEEL_WORKER_QUEUE_MAX=10000    in-memory events before spilling to the spool
+    FLYWHEEL_WORKER_LINGER_MS=500      events gather this long, then leave as one batch (fewer
+                                       wakeups of the IO thread: less work beside the calls)
     FLYWHEEL_WORKER_SPOOL_MAX_BYTES    on-disk limit; beyond it events are dropped and counted
 
 ``FLYWHEEL_HOME`` defaults to ``~/.cache/dspy-flywheel`` (the same as ``ops/``).
