@@ -1,6 +1,7 @@
 """Fixtures on the real broker and database started by ``ops/stack up``.
 
-Integration tests read ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` (``eval "$(ops/stack env)"``).
+Integration tests read ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL``
+(``eval "$(ops/stack env)"``).
 Each test gets unique topic names (``topics``) and consumer groups (``group_id``); the session
 gets a fresh PostgreSQL schema with every migration applied (``db_schema``), dropped at the end.
 """

@@ -39,26 +39,42 @@ def _rss_mb(who: int) -> float:
 async def _child_job(optimizer: str, rows: list[DataRow], latency_s: float) -> dict[str, Any]:
     parts = split(rows, seed=13, train_fraction=0.6, val_fraction=0.2, min_examples=20)
     workdir = Path(tempfile.mkdtemp(prefix="bench-optimize-"))
-    spec = JobSpec(job_id="bench", worker_id="bench", optimizer=optimizer,
-                   program_ref="dspy_flywheel.optimizer.fake_task:TicketRouter",
-                   lm_ref="dspy_flywheel.optimizer.fake_task:make_lm",
-                   result_path=str(workdir / "result.json"), train=parts.train, val=parts.val,
-                   holdout=parts.holdout)
+    spec = JobSpec(
+        job_id="bench",
+        worker_id="bench",
+        optimizer=optimizer,
+        program_ref="dspy_flywheel.optimizer.fake_task:TicketRouter",
+        lm_ref="dspy_flywheel.optimizer.fake_task:make_lm",
+        result_path=str(workdir / "result.json"),
+        train=parts.train,
+        val=parts.val,
+        holdout=parts.holdout,
+    )
 
     async def ignore(_message: dict[str, Any]) -> None:
         return None
 
     started = time.perf_counter()
-    outcome = await run_child(spec, workdir, wall_time_s=600, on_message=ignore,
-                              cancel=asyncio.Event(),
-                              env={"FLYWHEEL_FAKE_LATENCY_S": str(latency_s)})
+    outcome = await run_child(
+        spec,
+        workdir,
+        wall_time_s=600,
+        on_message=ignore,
+        cancel=asyncio.Event(),
+        env={"FLYWHEEL_FAKE_LATENCY_S": str(latency_s)},
+    )
     wall = time.perf_counter() - started
     if not outcome.ok or outcome.result is None:
         raise SystemExit(f"child job failed: {outcome.kind}: {outcome.message}")
-    return {"wall_s": wall, "lm_calls": outcome.result.lm_calls,
-            "peak_rss_mb": outcome.result.peak_rss_mb, "sizes": parts.sizes(),
-            "before": outcome.result.current_score, "after": outcome.result.candidate_score,
-            "cpu_s": outcome.result.cpu_s}
+    return {
+        "wall_s": wall,
+        "lm_calls": outcome.result.lm_calls,
+        "peak_rss_mb": outcome.result.peak_rss_mb,
+        "sizes": parts.sizes(),
+        "before": outcome.result.current_score,
+        "after": outcome.result.candidate_score,
+        "cpu_s": outcome.result.cpu_s,
+    }
 
 
 def main() -> None:
@@ -79,27 +95,34 @@ def main() -> None:
     started, before = time.perf_counter(), engine_stats(lm)
     baseline = agent.evaluate(program, data)
     base_wall, base_calls = time.perf_counter() - started, (engine_stats(lm) - before).calls
-    print(f"baseline evaluate examples={len(data)} wall_s={base_wall:.3f} lm_calls={base_calls} "
-          f"accuracy={baseline.score:.3f} peak_rss_mb={_rss_mb(resource.RUSAGE_SELF):.0f}")
+    print(
+        f"baseline evaluate examples={len(data)} wall_s={base_wall:.3f} lm_calls={base_calls} "
+        f"accuracy={baseline.score:.3f} peak_rss_mb={_rss_mb(resource.RUSAGE_SELF):.0f}"
+    )
 
     started, before = time.perf_counter(), engine_stats(lm)
     compiled = agent.compile_with_optimizer(program, data, agent.create_optimizer(args.optimizer))
     wall, calls = time.perf_counter() - started, (engine_stats(lm) - before).calls
     accuracy = agent.evaluate(compiled, data).score
-    print(f"in-process optimizer={args.optimizer} examples={len(data)} wall_s={wall:.3f} "
-          f"lm_calls={calls} accuracy_after={accuracy:.3f} "
-          f"peak_rss_mb={_rss_mb(resource.RUSAGE_SELF):.0f} "
-          f"ratio_to_baseline={wall / base_wall:.2f}")
+    print(
+        f"in-process optimizer={args.optimizer} examples={len(data)} wall_s={wall:.3f} "
+        f"lm_calls={calls} accuracy_after={accuracy:.3f} "
+        f"peak_rss_mb={_rss_mb(resource.RUSAGE_SELF):.0f} "
+        f"ratio_to_baseline={wall / base_wall:.2f}"
+    )
 
-    rows = [DataRow(id=f"b{i}", inputs=t["inputs"], label=t["outputs"])
-            for i, t in enumerate(data)]
+    rows = [DataRow(id=f"b{i}", inputs=t["inputs"], label=t["outputs"]) for i, t in enumerate(data)]
     job = asyncio.run(_child_job(args.optimizer, rows, latency_s))
-    print(f"child-job split={job['sizes']} holdout_before={job['before']:.3f} "
-          f"holdout_after={job['after']:.3f} child_cpu_s={job['cpu_s']:.2f} "
-          f"ratio_to_baseline={job['wall_s'] / base_wall:.2f}")
-    print(f"optimize_time optimizer={args.optimizer} examples={len(data)} "
-          f"wall_s={job['wall_s']:.3f} peak_rss_mb={job['peak_rss_mb']:.0f} "
-          f"lm_calls={job['lm_calls']}")
+    print(
+        f"child-job split={job['sizes']} holdout_before={job['before']:.3f} "
+        f"holdout_after={job['after']:.3f} child_cpu_s={job['cpu_s']:.2f} "
+        f"ratio_to_baseline={job['wall_s'] / base_wall:.2f}"
+    )
+    print(
+        f"optimize_time optimizer={args.optimizer} examples={len(data)} "
+        f"wall_s={job['wall_s']:.3f} peak_rss_mb={job['peak_rss_mb']:.0f} "
+        f"lm_calls={job['lm_calls']}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def run_in_child(options: Options, optimizer: str) -> RowResult:
     """One row in a fresh spawned process; a crash without a result becomes a failed row."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    child = context.Process(target=row_main, args=(options, optimizer, results),
-                            name=f"quality-{optimizer}")
+    child = context.Process(
+        target=row_main, args=(options, optimizer, results), name=f"quality-{optimizer}"
+    )
     started = time.perf_counter()
     child.start()
     row: RowResult | None = None
@@ -48,8 +49,12 @@ def run_in_child(options: Options, optimizer: str) -> RowResult:
                 break
     child.join()
     if row is None:
-        row = RowResult(optimizer=optimizer, ok=False, wall_s=time.perf_counter() - started,
-                        error=f"child exited with code {child.exitcode} and no result")
+        row = RowResult(
+            optimizer=optimizer,
+            ok=False,
+            wall_s=time.perf_counter() - started,
+            error=f"child exited with code {child.exitcode} and no result",
+        )
     return row
 
 
@@ -62,13 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"quality.py: error: {message}", file=sys.stderr)
         return 2
-    print(f"quality: task={options.task_label} ({task.signature}, metric={task.metric_kind}) "
-          f"examples={len(task.examples)} split seed={options.seed} train={options.train} "
-          f"dev={options.dev} test={test_size}; model={options.model} adapter={options.adapter} "
-          f"threads={options.threads} lm_threads={options.lm_threads or 'default'}; "
-          f"demos={options.demos} labeled={options.labeled} "
-          f"rs_candidates={options.rs_candidates}; optimizers={', '.join(options.optimizers)}",
-          flush=True)
+    print(
+        f"quality: task={options.task_label} ({task.signature}, metric={task.metric_kind}) "
+        f"examples={len(task.examples)} split seed={options.seed} train={options.train} "
+        f"dev={options.dev} test={test_size}; model={options.model} adapter={options.adapter} "
+        f"threads={options.threads} lm_threads={options.lm_threads or 'default'}; "
+        f"demos={options.demos} labeled={options.labeled} "
+        f"rs_candidates={options.rs_candidates}; optimizers={', '.join(options.optimizers)}",
+        flush=True,
+    )
     started = time.perf_counter()
     rows: list[RowResult] = []
     for number, optimizer in enumerate(options.optimizers, start=1):

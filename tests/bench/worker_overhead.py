@@ -4,9 +4,10 @@
 
 The module is a ``dspy.Predict`` on a fake LM engine that sleeps ``--latency-ms`` per call.
 Plain and wrapped calls alternate in blocks within one run, so both see the same machine load
-(blocks of 400 calls, ~1 s: longer than the worker's 500 ms event batching, so the background work
-of the wrapped calls mostly lands on them, not on the plain ones). The CPU the worker's IO thread spent
-per event is printed too: it runs beside the calls and costs wall time only on busy cores.
+(blocks of 400 calls, ~1 s: longer than the worker's 500 ms event batching, so the background
+work of the wrapped calls mostly lands on them, not on the plain ones). The CPU the worker's IO
+thread spent per event is printed too: it runs beside the calls and costs wall time only on busy
+cores.
 With ``KAFKA_BOOTSTRAP_SERVERS`` set, the wrapped worker delivers its events to private topics
 on that broker while it is measured; without it, Kafka is unreachable and events go to a
 temporary spool (the worker's offline path). Last line::

@@ -36,7 +36,8 @@ SLOW = {"FLYWHEEL_FAKE_LATENCY_S": "0.05"}
 
 def manager_settings(topics: Topics, schema: str) -> ManagerSettings:
     return ManagerSettings.model_validate(
-        {"FLYWHEEL_TOPIC_PREFIX": topics.prefix, "FLYWHEEL_DB_SCHEMA": schema})
+        {"FLYWHEEL_TOPIC_PREFIX": topics.prefix, "FLYWHEEL_DB_SCHEMA": schema}
+    )
 
 
 @pytest.fixture
@@ -45,8 +46,9 @@ async def manager(topics: Topics, db_schema: str) -> AsyncIterator[OptimizationM
         yield m
 
 
-async def finished(manager: OptimizationManager, job_id: str,
-                   within_s: float = 60) -> OptimizationStatus:
+async def finished(
+    manager: OptimizationManager, job_id: str, within_s: float = 60
+) -> OptimizationStatus:
     async def done() -> OptimizationStatus | None:
         status = await manager.get_optimization_status(job_id)
         return status if status is not None and status.terminal else None
@@ -56,21 +58,29 @@ async def finished(manager: OptimizationManager, job_id: str,
 
 
 async def test_python_api_run_schedule_batch_metrics(
-    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
-    group_id: str, unique: str, manager: OptimizationManager,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
+    manager: OptimizationManager,
 ) -> None:
     worker, other = f"router-{unique}", f"router2-{unique}"
     await store_tickets(db_pool, worker)
     await store_tickets(db_pool, other, seed=4)
-    async with running_optimizer(optimizer_settings(topics, db_schema, group_id),
-                                 dataset(db_pool)):
+    async with running_optimizer(optimizer_settings(topics, db_schema, group_id), dataset(db_pool)):
         job_id = await manager.execute_optimization(
-            worker, {"optimizer": "BootstrapFewShot", "program_ref": PROGRAM_REF,
-                     "params": {"max_bootstrapped_demos": 4}})
+            worker,
+            {
+                "optimizer": "BootstrapFewShot",
+                "program_ref": PROGRAM_REF,
+                "params": {"max_bootstrapped_demos": 4},
+            },
+        )
         first = await manager.get_optimization_status(job_id)
         assert first is not None
-        assert first.status in ("requested", "queued", "running",
-                                                      "succeeded")
+        assert first.status in ("requested", "queued", "running", "succeeded")
         done = await finished(manager, job_id)
         assert done.status == "succeeded"
         assert done.program_version == 1
@@ -79,8 +89,7 @@ async def test_python_api_run_schedule_batch_metrics(
         assert done.cost["lm_calls"] > 0
 
         # scheduling reuses the worker's last settings (program_ref, optimizer, params)
-        scheduled = await finished(manager, await manager.schedule_optimization(worker,
-                                                                                 "periodic"))
+        scheduled = await finished(manager, await manager.schedule_optimization(worker, "periodic"))
         assert scheduled.reason == "periodic"
         assert scheduled.status == "rejected"
 
@@ -95,9 +104,20 @@ async def test_python_api_run_schedule_batch_metrics(
         # a worker acknowledges version 1; metrics show it serving
         producer = await start_producer(kafka_settings)
         try:
-            await publish(producer, topics.program_acks, worker, "ProgramAcknowledged", {
-                "worker_id": worker, "instance_id": "pod-1", "version": 1, "status": "serving",
-                "reason": None, "timestamp_ms": int(time.time() * 1000)})
+            await publish(
+                producer,
+                topics.program_acks,
+                worker,
+                "ProgramAcknowledged",
+                {
+                    "worker_id": worker,
+                    "instance_id": "pod-1",
+                    "version": 1,
+                    "status": "serving",
+                    "reason": None,
+                    "timestamp_ms": int(time.time() * 1000),
+                },
+            )
         finally:
             await producer.stop()
 
@@ -122,11 +142,16 @@ async def test_python_api_run_schedule_batch_metrics(
 
 
 async def test_cancel_queued_and_running_jobs(
-    topics: Topics, db_schema: str, db_pool: asyncpg.Pool, group_id: str, unique: str,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
     manager: OptimizationManager,
 ) -> None:
-    settings = optimizer_settings(topics, db_schema, group_id, child_env=SLOW,
-                                  max_concurrent_jobs=1)
+    settings = optimizer_settings(
+        topics, db_schema, group_id, child_env=SLOW, max_concurrent_jobs=1
+    )
     config = {"optimizer": "BootstrapFewShotWithRandomSearch", "program_ref": PROGRAM_REF}
     for name in ("a", "b"):
         await store_tickets(db_pool, f"{name}-{unique}")
@@ -166,19 +191,26 @@ async def test_bad_requests_are_refused(manager: OptimizationManager, unique: st
 
 
 async def test_http_api(
-    topics: Topics, db_schema: str, db_pool: asyncpg.Pool, group_id: str, unique: str,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
     manager: OptimizationManager,
 ) -> None:
     worker = f"router-{unique}"
     await store_tickets(db_pool, worker)
     app = create_app(manager)
     transport = httpx.ASGITransport(app=app)
-    async with (running_optimizer(optimizer_settings(topics, db_schema, group_id),
-                                  dataset(db_pool)),
-                httpx.AsyncClient(transport=transport, base_url="http://manager") as client):
+    async with (
+        running_optimizer(optimizer_settings(topics, db_schema, group_id), dataset(db_pool)),
+        httpx.AsyncClient(transport=transport, base_url="http://manager") as client,
+    ):
         assert (await client.get("/api/v1/health")).json() == {"status": "ok"}
-        created = await client.post("/api/v1/jobs", json={
-            "worker_id": worker, "optimizer": "BootstrapFewShot", "program_ref": PROGRAM_REF})
+        created = await client.post(
+            "/api/v1/jobs",
+            json={"worker_id": worker, "optimizer": "BootstrapFewShot", "program_ref": PROGRAM_REF},
+        )
         assert created.status_code == 202
         job_id = created.json()["job_id"]
 
@@ -198,7 +230,8 @@ async def test_http_api(
         # bootstrapped, the consistency between the endpoints does not
         assert program["holdout_after"] > program["holdout_before"]
         assert metrics["improvement"]["gain"] == pytest.approx(
-            program["holdout_after"] - program["holdout_before"])
+            program["holdout_after"] - program["holdout_before"]
+        )
         assert "state" not in versions["programs"][0]
         batch = await client.post("/api/v1/jobs/batch", json={"worker_ids": [worker]})
         assert batch.status_code == 202
@@ -212,26 +245,50 @@ async def test_http_api(
 
 
 async def test_cli_run_watch_list(
-    topics: Topics, db_schema: str, db_pool: asyncpg.Pool, group_id: str, unique: str,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
 ) -> None:
     worker = f"router-{unique}"
     await store_tickets(db_pool, worker)
-    env = {**os.environ, "FLYWHEEL_TOPIC_PREFIX": topics.prefix, "FLYWHEEL_DB_SCHEMA": db_schema,
-           "COLUMNS": "160"}
+    env = {
+        **os.environ,
+        "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
+        "FLYWHEEL_DB_SCHEMA": db_schema,
+        "COLUMNS": "160",
+    }
 
     async def flywheel(*argv: str) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "dspy_flywheel.cli", *argv, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            "-m",
+            "dspy_flywheel.cli",
+            *argv,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await asyncio.wait_for(proc.communicate(), 120)
         assert proc.returncode is not None
         return proc.returncode, out.decode()
 
-    async with running_optimizer(optimizer_settings(topics, db_schema, group_id),
-                                 dataset(db_pool)):
-        code, out = await flywheel("jobs", "run", worker, "--optimizer", "BootstrapFewShot",
-                                   "--program-ref", PROGRAM_REF, "--param",
-                                   "max_bootstrapped_demos=3", "--watch", "--timeout", "90")
+    async with running_optimizer(optimizer_settings(topics, db_schema, group_id), dataset(db_pool)):
+        code, out = await flywheel(
+            "jobs",
+            "run",
+            worker,
+            "--optimizer",
+            "BootstrapFewShot",
+            "--program-ref",
+            PROGRAM_REF,
+            "--param",
+            "max_bootstrapped_demos=3",
+            "--watch",
+            "--timeout",
+            "90",
+        )
     assert code == 0, out
     assert "succeeded" in out
     assert "holdout 0.000 → 1.000" in out

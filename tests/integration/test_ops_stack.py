@@ -58,7 +58,8 @@ def test_status_reports_both_servers_answering() -> None:
 
 def test_env_matches_this_test_process(stack_env: dict[str, str]) -> None:
     host, _, port = stack_env["KAFKA_BOOTSTRAP_SERVERS"].partition(":")
-    assert host == "127.0.0.1" and port.isdigit()
+    assert host == "127.0.0.1"
+    assert port.isdigit()
     assert stack_env["DATABASE_URL"].startswith("postgresql://")
     for var, value in stack_env.items():
         if var in os.environ:

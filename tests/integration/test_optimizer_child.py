@@ -21,12 +21,20 @@ LM = "dspy_flywheel.optimizer.fake_task:make_lm"
 
 
 def spec(tmp_path: Path, **overrides: Any) -> JobSpec:
-    data = [DataRow(id=str(i), inputs=t["inputs"], label=t["outputs"])
-            for i, t in enumerate(fake_task.tickets(60, seed=5))]
+    data = [
+        DataRow(id=str(i), inputs=t["inputs"], label=t["outputs"])
+        for i, t in enumerate(fake_task.tickets(60, seed=5))
+    ]
     values: dict[str, Any] = {
-        "job_id": "j", "worker_id": "w", "optimizer": "BootstrapFewShot",
-        "program_ref": PROGRAM, "lm_ref": LM, "result_path": str(tmp_path / "result.json"),
-        "train": data[:36], "val": data[36:48], "holdout": data[48:],
+        "job_id": "j",
+        "worker_id": "w",
+        "optimizer": "BootstrapFewShot",
+        "program_ref": PROGRAM,
+        "lm_ref": LM,
+        "result_path": str(tmp_path / "result.json"),
+        "train": data[:36],
+        "val": data[36:48],
+        "holdout": data[48:],
         "report_interval_s": 0.1,
     }
     values.update(overrides)
@@ -37,8 +45,14 @@ async def run(job: JobSpec, tmp_path: Path, **kwargs: Any) -> ChildOutcome:
     async def ignore(_message: dict[str, Any]) -> None:
         return None
 
-    return await run_child(job, tmp_path, wall_time_s=kwargs.pop("wall_time_s", 60),
-                           on_message=ignore, cancel=asyncio.Event(), **kwargs)
+    return await run_child(
+        job,
+        tmp_path,
+        wall_time_s=kwargs.pop("wall_time_s", 60),
+        on_message=ignore,
+        cancel=asyncio.Event(),
+        **kwargs,
+    )
 
 
 async def test_successful_child_reports_phases_and_result(tmp_path: Path) -> None:
@@ -52,16 +66,27 @@ async def test_successful_child_reports_phases_and_result(tmp_path: Path) -> Non
     assert outcome.result.lm_calls >= 24
     assert outcome.result.tokens > 0
     phases = [(m["phase"], m["event"]) for m in outcome.messages if m["type"] == "phase"]
-    assert phases == [("compile", "start"), ("compile", "end"), ("evaluate", "start"),
-                      ("evaluate", "end")]
+    assert phases == [
+        ("compile", "start"),
+        ("compile", "end"),
+        ("evaluate", "start"),
+        ("evaluate", "end"),
+    ]
     assert outcome.last("result") is not None
 
 
 async def test_current_version_is_the_baseline(tmp_path: Path) -> None:
     first = await run(spec(tmp_path), tmp_path)
     assert first.result is not None
-    second = await run(spec(tmp_path, current_state=first.result.state, current_version=4,
-                            current_signature=first.result.signature), tmp_path)
+    second = await run(
+        spec(
+            tmp_path,
+            current_state=first.result.state,
+            current_version=4,
+            current_signature=first.result.signature,
+        ),
+        tmp_path,
+    )
     assert second.result is not None
     assert second.result.current_source == "version 4"
     assert second.result.current_score == 1.0
@@ -71,8 +96,11 @@ async def test_current_version_is_the_baseline(tmp_path: Path) -> None:
     ("overrides", "kind", "fragment"),
     [
         ({"optimizer": "Nope"}, "config", "unknown optimizer 'Nope'"),
-        ({"program_ref": "no.such.module:Thing"}, "config",
-         "cannot import module 'no.such.module'"),
+        (
+            {"program_ref": "no.such.module:Thing"},
+            "config",
+            "cannot import module 'no.such.module'",
+        ),
         ({"params": {"max_demos": 2}}, "config", "does not accept max_demos"),
         ({"max_tokens": 500}, "budget", "token budget exhausted"),
         ({"max_lm_calls": 5}, "budget", "LM call budget exhausted: 5 calls (limit 5)"),
@@ -91,10 +119,18 @@ def test_child_exits_when_its_parent_goes_away(tmp_path: Path) -> None:
     job.write(tmp_path / "spec.json")
     env = {"FLYWHEEL_FAKE_LATENCY_S": "0.05"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dspy_flywheel.optimizer.job", "--spec",
-         str(tmp_path / "spec.json")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        env={**os.environ, **env})
+        [
+            sys.executable,
+            "-m",
+            "dspy_flywheel.optimizer.job",
+            "--spec",
+            str(tmp_path / "spec.json"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **env},
+    )
     assert proc.stdout is not None
     assert proc.stdin is not None
     first = proc.stdout.readline()  # the child is up and compiling

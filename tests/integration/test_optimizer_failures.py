@@ -63,27 +63,42 @@ def child_pids(job_id: str) -> list[int]:
 
 
 async def compiling(watch: EventWatch, job_id: str) -> bool:
-    return any(json.loads(d.record["details_json"]).get("phase") == "compile"
-               for d in watch.of("OptimizationStatusChanged", job_id=job_id, status="running"))
+    return any(
+        json.loads(d.record["details_json"]).get("phase") == "compile"
+        for d in watch.of("OptimizationStatusChanged", job_id=job_id, status="running")
+    )
 
 
 async def test_killed_optimizer_fails_job_and_ignores_redelivery(
-    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
-    group_id: str, unique: str,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
 ) -> None:
-    env = {**os.environ, "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
-           "FLYWHEEL_DB_SCHEMA": db_schema, "FLYWHEEL_OPTIMIZER_GROUP_ID": group_id,
-           "FLYWHEEL_OPTIMIZER_ACKS_GROUP_ID": f"{group_id}-acks",
-           "FLYWHEEL_OPTIMIZER_LM_REF": "dspy_flywheel.optimizer.fake_task:make_lm",
-           "FLYWHEEL_OPTIMIZER_CHILD_ENV": json.dumps(SLOW),
-           "FLYWHEEL_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
-           "FLYWHEEL_OPTIMIZER_HEARTBEAT_S": "0.5", "FLYWHEEL_OPTIMIZER_STALE_AFTER_S": "60"}
+    env = {
+        **os.environ,
+        "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
+        "FLYWHEEL_DB_SCHEMA": db_schema,
+        "FLYWHEEL_OPTIMIZER_GROUP_ID": group_id,
+        "FLYWHEEL_OPTIMIZER_ACKS_GROUP_ID": f"{group_id}-acks",
+        "FLYWHEEL_OPTIMIZER_LM_REF": "dspy_flywheel.optimizer.fake_task:make_lm",
+        "FLYWHEEL_OPTIMIZER_CHILD_ENV": json.dumps(SLOW),
+        "FLYWHEEL_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
+        "FLYWHEEL_OPTIMIZER_HEARTBEAT_S": "0.5",
+        "FLYWHEEL_OPTIMIZER_STALE_AFTER_S": "60",
+    }
     worker = f"router-{unique}"
     req = request(worker, optimizer=SLOW_OPTIMIZER)
     await store_tickets(db_pool, worker)
     # the real service entry point, killed for real
-    proc = subprocess.Popen([sys.executable, "-m", "dspy_flywheel.optimizer"],  # noqa: ASYNC220
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(  # noqa: ASYNC220  # Popen returns at once; the kill is the point
+        [sys.executable, "-m", "dspy_flywheel.optimizer"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         async with EventWatch(kafka_settings, topics.optimization_status) as watch:
             producer = await start_producer(kafka_settings)
@@ -127,14 +142,20 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
 
 
 async def test_cancel_kills_the_child(
-    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
-    group_id: str, unique: str,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id, child_env=SLOW)
     req = request(f"router-{unique}", optimizer=SLOW_OPTIMIZER)
     await store_tickets(db_pool, req["worker_id"])
-    async with (EventWatch(kafka_settings, topics.optimization_status) as watch,
-                running_optimizer(settings, dataset(db_pool))):
+    async with (
+        EventWatch(kafka_settings, topics.optimization_status) as watch,
+        running_optimizer(settings, dataset(db_pool)),
+    ):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, req)
@@ -151,26 +172,50 @@ async def test_cancel_kills_the_child(
 @pytest.mark.parametrize(
     ("overrides", "program_ref", "kind", "message"),
     [
-        ({"wall_time_s": 3.0, "child_env": SLOW}, None, "timeout",
-         "timeout: wall-time limit of 3 s exceeded"),
-        ({"max_lm_calls": 30}, None, "budget",
-         "budget: LM call budget exhausted: 30 calls (limit 30)"),
-        ({"memory_mb": 1024}, "tests.integration.test_optimizer_failures:HungryRouter", "memory",
-         "memory: memory limit of 1024 MB exceeded"),
+        (
+            {"wall_time_s": 3.0, "child_env": SLOW},
+            None,
+            "timeout",
+            "timeout: wall-time limit of 3 s exceeded",
+        ),
+        (
+            {"max_lm_calls": 30},
+            None,
+            "budget",
+            "budget: LM call budget exhausted: 30 calls (limit 30)",
+        ),
+        (
+            {"memory_mb": 1024},
+            "tests.integration.test_optimizer_failures:HungryRouter",
+            "memory",
+            "memory: memory limit of 1024 MB exceeded",
+        ),
     ],
     ids=["wall-time", "lm-budget", "memory"],
 )
 async def test_limits_end_the_job_with_reason(
-    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
-    group_id: str, unique: str, overrides: dict[str, object], program_ref: str | None,
-    kind: str, message: str,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
+    overrides: dict[str, object],
+    program_ref: str | None,
+    kind: str,
+    message: str,
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id, **overrides)
-    req = request(f"router-{unique}", optimizer=SLOW_OPTIMIZER,
-                  **({"program_ref": program_ref} if program_ref else {}))
+    req = request(
+        f"router-{unique}",
+        optimizer=SLOW_OPTIMIZER,
+        **({"program_ref": program_ref} if program_ref else {}),
+    )
     await store_tickets(db_pool, req["worker_id"])
-    async with (EventWatch(kafka_settings, topics.optimization_status) as watch,
-                running_optimizer(settings, dataset(db_pool))):
+    async with (
+        EventWatch(kafka_settings, topics.optimization_status) as watch,
+        running_optimizer(settings, dataset(db_pool)),
+    ):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, req)
@@ -186,8 +231,13 @@ async def test_limits_end_the_job_with_reason(
 
 
 async def test_injected_lm_errors_end_in_defined_states(
-    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
-    group_id: str, unique: str, capsys: pytest.CaptureFixture[str],
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     jobs_n = 6
     settings = optimizer_settings(topics, db_schema, group_id)
@@ -195,14 +245,17 @@ async def test_injected_lm_errors_end_in_defined_states(
     for req in reqs:
         await store_tickets(db_pool, req["worker_id"], seed=1)
     finals = []
-    async with (EventWatch(kafka_settings, topics.optimization_status) as watch,
-                running_optimizer(settings, dataset(db_pool))):
+    async with (
+        EventWatch(kafka_settings, topics.optimization_status) as watch,
+        running_optimizer(settings, dataset(db_pool)),
+    ):
         producer = await start_producer(kafka_settings)
         try:
             for i, req in enumerate(reqs):
                 # a different fault pattern per job: the seed travels in the child's env
-                settings.child_env.update({"FLYWHEEL_FAKE_ERROR_RATE": "0.2",
-                                           "FLYWHEEL_FAKE_SEED": str(i)})
+                settings.child_env.update(
+                    {"FLYWHEEL_FAKE_ERROR_RATE": "0.2", "FLYWHEEL_FAKE_SEED": str(i)}
+                )
                 await send_request(producer, topics, req)
                 finals.append(await watch.terminal(req["job_id"], within_s=90))
         finally:
@@ -214,6 +267,8 @@ async def test_injected_lm_errors_end_in_defined_states(
     assert all(r is not None and r.terminal for r in rows)
     lm_errors = [r.details.get("lm_errors") for r in rows if r is not None]
     with capsys.disabled():
-        print(f"\ninjected_lm_errors jobs={jobs_n} outcomes={dict(outcomes)} "
-              f"lm_errors_per_job={lm_errors} "
-              f"messages={[r.message for r in rows if r is not None and r.status == 'failed']}")
+        print(
+            f"\ninjected_lm_errors jobs={jobs_n} outcomes={dict(outcomes)} "
+            f"lm_errors_per_job={lm_errors} "
+            f"messages={[r.message for r in rows if r is not None and r.status == 'failed']}"
+        )

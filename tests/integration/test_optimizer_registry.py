@@ -17,9 +17,14 @@ from dspy_flywheel.store import jobs, programs
 
 
 def new_program(worker: str, job_id: str | None = None) -> programs.NewProgram:
-    return programs.NewProgram(worker_id=worker, state={"route": {"demos": []}},
-                               signature={"route": {"inputs": ["text"], "outputs": ["label"]}},
-                               optimizer="BootstrapFewShot", size_bytes=10, job_id=job_id)
+    return programs.NewProgram(
+        worker_id=worker,
+        state={"route": {"demos": []}},
+        signature={"route": {"inputs": ["text"], "outputs": ["label"]}},
+        optimizer="BootstrapFewShot",
+        size_bytes=10,
+        job_id=job_id,
+    )
 
 
 async def add(pool: asyncpg.Pool, program: programs.NewProgram) -> int:
@@ -32,7 +37,8 @@ async def test_versions_count_up_without_collisions(db_pool: asyncpg.Pool, uniqu
     versions = await asyncio.gather(*(add(db_pool, new_program(worker)) for _ in range(8)))
     assert sorted(versions) == list(range(1, 9))
     assert [v.version for v in await programs.list_versions(db_pool, worker)] == list(
-        range(8, 0, -1))
+        range(8, 0, -1)
+    )
     latest = await programs.latest(db_pool, worker)
     assert latest is not None
     assert latest.version == 8
@@ -56,9 +62,16 @@ async def test_acks_are_recorded_once_and_latest_per_instance(
     worker = f"w-{unique}"
 
     def ack(event: str, instance: str, version: int | None, second: int) -> programs.Ack:
-        return programs.Ack(event_id=f"{unique}-{event}", worker_id=worker, instance_id=instance,
-                            version=version, status="serving", reason=None, traceparent=None,
-                            acked_at=datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC))
+        return programs.Ack(
+            event_id=f"{unique}-{event}",
+            worker_id=worker,
+            instance_id=instance,
+            version=version,
+            status="serving",
+            reason=None,
+            traceparent=None,
+            acked_at=datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC),
+        )
 
     assert await programs.record_ack(db_pool, ack("a", "pod-1", 1, 1))
     assert not await programs.record_ack(db_pool, ack("a", "pod-1", 1, 1))
@@ -69,8 +82,12 @@ async def test_acks_are_recorded_once_and_latest_per_instance(
 
 
 async def test_job_rows_enqueue_once_claim_once(db_pool: asyncpg.Pool, unique: str) -> None:
-    req = jobs.JobRequest(job_id=f"job-{unique}", worker_id=f"w-{unique}",
-                          optimizer="BootstrapFewShot", params={"max_bootstrapped_demos": 2})
+    req = jobs.JobRequest(
+        job_id=f"job-{unique}",
+        worker_id=f"w-{unique}",
+        optimizer="BootstrapFewShot",
+        params={"max_bootstrapped_demos": 2},
+    )
     assert await jobs.enqueue(db_pool, req)
     assert not await jobs.enqueue(db_pool, req)
     claims = await asyncio.gather(*(jobs.claim_next(db_pool, f"o{i}", "h", i) for i in range(4)))
@@ -88,8 +105,9 @@ async def test_job_rows_enqueue_once_claim_once(db_pool: asyncpg.Pool, unique: s
     assert await jobs.request_cancel(db_pool, req.job_id) is None
 
 
-async def test_agent_registry_round_trip(db_pool: asyncpg.Pool, unique: str,
-                                         tmp_path: Path) -> None:
+async def test_agent_registry_round_trip(
+    db_pool: asyncpg.Pool, unique: str, tmp_path: Path
+) -> None:
     agent = DSPyAgent(fake_task.make_lm(), home=tmp_path)
     data = fake_task.tickets(40, seed=2)
     compiled = agent.compile_with_optimizer(fake_task.TicketRouter(), data, "BootstrapFewShot")

@@ -31,16 +31,21 @@ pytestmark = pytest.mark.timeout(180)
 
 
 async def test_better_candidate_is_published_once(
-    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
-    group_id: str, unique: str,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id)
     worker = f"router-{unique}"
     first = request(worker)
     assert await store_tickets(db_pool, worker, 60) == 60
-    async with (EventWatch(kafka_settings, topics.optimization_status,
-                           topics.program_updated) as watch,
-                running_optimizer(settings, dataset(db_pool))):
+    async with (
+        EventWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
+        running_optimizer(settings, dataset(db_pool)),
+    ):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, first)
@@ -68,7 +73,8 @@ async def test_better_candidate_is_published_once(
     assert update["version"] == 1
     assert update["holdout_after"] > update["holdout_before"]
     assert json.loads(update["signature_json"]) == {
-        "route": {"inputs": ["text"], "outputs": ["label"]}}
+        "route": {"inputs": ["text"], "outputs": ["label"]}
+    }
     assert json.loads(update["program_state_json"])["route"]["demos"], "published without demos"
 
     job = await jobs.get(db_pool, first["job_id"])
@@ -100,16 +106,21 @@ async def test_better_candidate_is_published_once(
 
 
 async def test_candidate_not_better_is_rejected(
-    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
-    group_id: str, unique: str,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id, lm_ref=OBLIVIOUS_LM)
     worker = f"router-{unique}"
     req = request(worker)
     await store_tickets(db_pool, worker, 60)
-    async with (EventWatch(kafka_settings, topics.optimization_status,
-                           topics.program_updated) as watch,
-                running_optimizer(settings, dataset(db_pool))):
+    async with (
+        EventWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
+        running_optimizer(settings, dataset(db_pool)),
+    ):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, req)
@@ -129,14 +140,20 @@ async def test_candidate_not_better_is_rejected(
 
 
 async def test_small_dataset_is_refused_with_reason(
-    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
-    group_id: str, unique: str,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id, min_examples=30, dataset_wait_s=1.0)
     req = request(f"router-{unique}")
     await store_tickets(db_pool, req["worker_id"], 12)
-    async with (EventWatch(kafka_settings, topics.optimization_status) as watch,
-                running_optimizer(settings, dataset(db_pool))):
+    async with (
+        EventWatch(kafka_settings, topics.optimization_status) as watch,
+        running_optimizer(settings, dataset(db_pool)),
+    ):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, req)
@@ -145,4 +162,5 @@ async def test_small_dataset_is_refused_with_reason(
             await producer.stop()
     assert final.record["status"] == "failed"
     assert final.record["message"] == (
-        "refused: dataset too small: 12 usable examples, at least 30 needed")
+        "refused: dataset too small: 12 usable examples, at least 30 needed"
+    )

@@ -38,8 +38,9 @@ OBLIVIOUS_LM = "dspy_flywheel.optimizer.fake_task:make_oblivious_lm"
 TERMINAL = {"succeeded", "rejected", "failed", "cancelled"}
 
 
-async def until(predicate: Callable[[], Awaitable[Any]], what: str,
-                within_s: float = DEADLINE_S) -> Any:
+async def until(
+    predicate: Callable[[], Awaitable[Any]], what: str, within_s: float = DEADLINE_S
+) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``within_s``."""
     end = time.monotonic() + within_s
     while True:
@@ -67,13 +68,29 @@ async def store_tickets(pool: asyncpg.Pool, worker_id: str, n: int = 60, seed: i
     now = datetime.now(UTC).isoformat()
     records = [
         ExportRecord(
-            event_id=f"{worker_id}-e{i}", execution_id=f"{worker_id}-x{i}", worker_id=worker_id,
-            worker_type="router", program_version=None, success=True, score=0.0,
-            latency_ms=5.0, lm_calls=1, prompt_tokens=40, completion_tokens=3, has_label=True,
-            label_source="feedback", feedback_event_id=None, feedback_at=None, executed_at=now,
-            created_at=now, inputs=t["inputs"], outputs={"label": "unknown"},
-            label=t["outputs"])
-        for i, t in enumerate(fake_task.tickets(n, seed))]
+            event_id=f"{worker_id}-e{i}",
+            execution_id=f"{worker_id}-x{i}",
+            worker_id=worker_id,
+            worker_type="router",
+            program_version=None,
+            success=True,
+            score=0.0,
+            latency_ms=5.0,
+            lm_calls=1,
+            prompt_tokens=40,
+            completion_tokens=3,
+            has_label=True,
+            label_source="feedback",
+            feedback_event_id=None,
+            feedback_at=None,
+            executed_at=now,
+            created_at=now,
+            inputs=t["inputs"],
+            outputs={"label": "unknown"},
+            label=t["outputs"],
+        )
+        for i, t in enumerate(fake_task.tickets(n, seed))
+    ]
     async with pool.acquire() as conn:
         inserted: int = await insert_records(conn, cipher_for_tests(), records)
     return inserted
@@ -88,8 +105,13 @@ class EventWatch:
 
     def __init__(self, kafka: KafkaSettings, *topics: str) -> None:
         self.events: list[tuple[str, Decoded]] = []
-        self._consumer = AIOKafkaConsumer(*topics, **kafka.client_kwargs(), group_id=None,
-                                          auto_offset_reset="earliest", fetch_max_wait_ms=20)
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            **kafka.client_kwargs(),
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> EventWatch:
@@ -108,56 +130,94 @@ class EventWatch:
             self.events.append((msg.topic, decode(msg.value, msg.headers)))
 
     def of(self, event_type: str, **match: Any) -> list[Decoded]:
-        return [d for _, d in self.events if d.event_type == event_type
-                and all(d.record.get(k) == v for k, v in match.items())]
+        return [
+            d
+            for _, d in self.events
+            if d.event_type == event_type and all(d.record.get(k) == v for k, v in match.items())
+        ]
 
     def statuses(self, job_id: str) -> list[str]:
         return [d.record["status"] for d in self.of("OptimizationStatusChanged", job_id=job_id)]
 
     async def terminal(self, job_id: str, within_s: float = DEADLINE_S) -> Decoded:
         async def done() -> Decoded | None:
-            found = [d for d in self.of("OptimizationStatusChanged", job_id=job_id)
-                     if d.record["status"] in TERMINAL]
+            found = [
+                d
+                for d in self.of("OptimizationStatusChanged", job_id=job_id)
+                if d.record["status"] in TERMINAL
+            ]
             return found[-1] if found else None
 
         result: Decoded = await until(done, f"job {job_id} to finish", within_s)
         return result
 
 
-def optimizer_settings(topics: Topics, schema: str, group_id: str,
-                       **overrides: Any) -> OptimizerSettings:
+def optimizer_settings(
+    topics: Topics, schema: str, group_id: str, **overrides: Any
+) -> OptimizerSettings:
     values: dict[str, Any] = {
-        "FLYWHEEL_TOPIC_PREFIX": topics.prefix, "FLYWHEEL_DB_SCHEMA": schema,
-        "group_id": group_id, "acks_group_id": f"{group_id}-acks", "lm_ref": DEMO_LM,
-        "min_examples": 20, "heartbeat_s": 0.5, "stale_after_s": 5.0,
-        "progress_interval_s": 0.2, "report_interval_s": 0.2, "poll_interval_s": 0.5,
-        "wall_time_s": 120.0, "memory_mb": 4096,
+        "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
+        "FLYWHEEL_DB_SCHEMA": schema,
+        "group_id": group_id,
+        "acks_group_id": f"{group_id}-acks",
+        "lm_ref": DEMO_LM,
+        "min_examples": 20,
+        "heartbeat_s": 0.5,
+        "stale_after_s": 5.0,
+        "progress_interval_s": 0.2,
+        "report_interval_s": 0.2,
+        "poll_interval_s": 0.5,
+        "wall_time_s": 120.0,
+        "memory_mb": 4096,
     }
     values.update(overrides)
     return OptimizerSettings.model_validate(values)
 
 
-def request(worker_id: str, *, job_id: str | None = None, optimizer: str = "BootstrapFewShot",
-            params: dict[str, Any] | None = None, program_ref: str | None = PROGRAM_REF,
-            metric_ref: str | None = None, reason: str = "manual") -> dict[str, Any]:
+def request(
+    worker_id: str,
+    *,
+    job_id: str | None = None,
+    optimizer: str = "BootstrapFewShot",
+    params: dict[str, Any] | None = None,
+    program_ref: str | None = PROGRAM_REF,
+    metric_ref: str | None = None,
+    reason: str = "manual",
+) -> dict[str, Any]:
     return {
-        "job_id": job_id or f"job-{secrets.token_hex(6)}", "worker_id": worker_id,
-        "reason": reason, "optimizer": optimizer,
-        "optimizer_params_json": json.dumps(params or {}), "evidence_json": "{}",
-        "requested_by": "test", "program_ref": program_ref, "metric_ref": metric_ref,
+        "job_id": job_id or f"job-{secrets.token_hex(6)}",
+        "worker_id": worker_id,
+        "reason": reason,
+        "optimizer": optimizer,
+        "optimizer_params_json": json.dumps(params or {}),
+        "evidence_json": "{}",
+        "requested_by": "test",
+        "program_ref": program_ref,
+        "metric_ref": metric_ref,
         "timestamp_ms": int(time.time() * 1000),
     }
 
 
-async def send_request(producer: AIOKafkaProducer, topics: Topics, record: dict[str, Any],
-                       traceparent: str | None = None) -> None:
-    await publish(producer, topics.optimization_requests, record["worker_id"],
-                  "OptimizationRequested", record, traceparent=traceparent)
+async def send_request(
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    record: dict[str, Any],
+    traceparent: str | None = None,
+) -> None:
+    await publish(
+        producer,
+        topics.optimization_requests,
+        record["worker_id"],
+        "OptimizationRequested",
+        record,
+        traceparent=traceparent,
+    )
 
 
 @contextlib.asynccontextmanager
-async def running_optimizer(settings: OptimizerSettings,
-                            source: DatasetSource) -> AsyncIterator[asyncio.Task[None]]:
+async def running_optimizer(
+    settings: OptimizerSettings, source: DatasetSource
+) -> AsyncIterator[asyncio.Task[None]]:
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run(settings, stop=stop, ready=ready, dataset=source))
     waiter = asyncio.create_task(ready.wait())

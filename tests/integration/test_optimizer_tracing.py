@@ -43,18 +43,27 @@ def _hex(value: int, width: int) -> str:
 
 
 async def test_lifecycle_is_one_trace(
-    kafka_settings: KafkaSettings, topics: Topics, db_schema: str, db_pool: asyncpg.Pool,
-    group_id: str, unique: str, spans: InMemorySpanExporter,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
+    group_id: str,
+    unique: str,
+    spans: InMemorySpanExporter,
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id)
-    req = request(f"router-{unique}", optimizer="BootstrapFewShotWithRandomSearch",
-                  params={"num_candidate_programs": 2})
+    req = request(
+        f"router-{unique}",
+        optimizer="BootstrapFewShotWithRandomSearch",
+        params={"num_candidate_programs": 2},
+    )
     parent = new_traceparent()
     trace_id = trace_id_of(parent)
     await store_tickets(db_pool, req["worker_id"])
-    async with (EventWatch(kafka_settings, topics.optimization_status,
-                           topics.program_updated) as watch,
-                running_optimizer(settings, dataset(db_pool))):
+    async with (
+        EventWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
+        running_optimizer(settings, dataset(db_pool)),
+    ):
         producer = await start_producer(kafka_settings)
         try:
             await send_request(producer, topics, req, traceparent=parent)
@@ -64,8 +73,10 @@ async def test_lifecycle_is_one_trace(
     assert final.record["status"] == "succeeded"
 
     ours: list[ReadableSpan] = [
-        s for s in spans.get_finished_spans()
-        if s.context is not None and _hex(s.context.trace_id, 32) == trace_id]
+        s
+        for s in spans.get_finished_spans()
+        if s.context is not None and _hex(s.context.trace_id, 32) == trace_id
+    ]
     by_name = {s.name: s for s in ours}
     job = by_name["optimization.job"]
     assert job.parent is not None
@@ -73,8 +84,12 @@ async def test_lifecycle_is_one_trace(
     assert job.attributes is not None
     assert job.attributes["flywheel.job_id"] == req["job_id"]
     assert job.context is not None
-    for child in ("optimization.snapshot", "optimization.compile", "optimization.evaluate",
-                  "optimization.publish"):
+    for child in (
+        "optimization.snapshot",
+        "optimization.compile",
+        "optimization.evaluate",
+        "optimization.publish",
+    ):
         span = by_name[child]
         assert span.parent is not None, child
         assert span.parent.span_id == job.context.span_id, child
@@ -82,8 +97,9 @@ async def test_lifecycle_is_one_trace(
     assert compile_span.context is not None
     trials = [s for s in ours if s.name == "optimization.trial"]
     assert len(trials) == 2 + 3  # candidates + the three baselines random search scores
-    assert all(t.parent is not None and t.parent.span_id == compile_span.context.span_id
-               for t in trials)
+    assert all(
+        t.parent is not None and t.parent.span_id == compile_span.context.span_id for t in trials
+    )
     assert by_name["optimization.evaluate"].attributes is not None
     assert by_name["optimization.evaluate"].attributes["flywheel.holdout.candidate"] == 1.0
 

@@ -30,8 +30,12 @@ def agent(tmp_path: Path) -> DSPyAgent:
     ("name", "kwargs", "cls", "auto"),
     [
         ("BootstrapFewShot", {}, dspy.BootstrapFewShot, None),
-        ("bootstrap_rs", {"num_candidate_programs": 2}, dspy.BootstrapFewShotWithRandomSearch,
-         None),
+        (
+            "bootstrap_rs",
+            {"num_candidate_programs": 2},
+            dspy.BootstrapFewShotWithRandomSearch,
+            None,
+        ),
         ("MIPROv2", {}, dspy.MIPROv2, "light"),
         ("MIPROv2", {"auto": "medium"}, dspy.MIPROv2, "medium"),
         ("mipROv2-heavy", {}, dspy.MIPROv2, "heavy"),
@@ -56,11 +60,18 @@ def test_compile_kwargs_are_routed_to_compile(agent: DSPyAgent) -> None:
 @pytest.mark.parametrize(
     ("name", "kwargs", "fragment"),
     [
-        ("Nope", {}, "unknown optimizer 'Nope'; accepted: BootstrapFewShot, "
-                     "BootstrapFewShotWithRandomSearch, MIPROv2"),
-        ("BootstrapFewShot", {"max_demos": 3},
-         "BootstrapFewShot does not accept max_demos; accepted parameters: metric, "
-         "metric_threshold, teacher_settings, max_bootstrapped_demos"),
+        (
+            "Nope",
+            {},
+            "unknown optimizer 'Nope'; accepted: BootstrapFewShot, "
+            "BootstrapFewShotWithRandomSearch, MIPROv2",
+        ),
+        (
+            "BootstrapFewShot",
+            {"max_demos": 3},
+            "BootstrapFewShot does not accept max_demos; accepted parameters: metric, "
+            "metric_threshold, teacher_settings, max_bootstrapped_demos",
+        ),
         ("MIPROv2", {"auto": "extreme"}, "bad parameters for MIPROv2: Invalid value for auto"),
         ("MIPROv2-light", {"auto": "heavy"}, "MIPROv2-light fixes auto='light'"),
     ],
@@ -97,8 +108,9 @@ def test_finetune_accepted_with_a_finetunable_provider(tmp_path: Path) -> None:
 def test_bootstrap_few_shot_improves_the_fake_task(agent: DSPyAgent) -> None:
     program = fake_task.TicketRouter()
     before = agent.evaluate(program, HOLDOUT)
-    compiled = agent.compile_with_optimizer(program, TRAIN, agent.create_optimizer(
-        "BootstrapFewShot"))
+    compiled = agent.compile_with_optimizer(
+        program, TRAIN, agent.create_optimizer("BootstrapFewShot")
+    )
     after = agent.evaluate(compiled, HOLDOUT)
     assert before.score == 0.0
     assert before.errors == 0
@@ -107,17 +119,21 @@ def test_bootstrap_few_shot_improves_the_fake_task(agent: DSPyAgent) -> None:
     assert not program.route.demos
 
 
-@pytest.mark.parametrize(("name", "kwargs"), [
-    ("BootstrapFewShotWithRandomSearch", {"num_candidate_programs": 2}),
-    ("MIPROv2", {}),
-])
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("BootstrapFewShotWithRandomSearch", {"num_candidate_programs": 2}),
+        ("MIPROv2", {}),
+    ],
+)
 def test_search_optimizers_use_the_valset(
     agent: DSPyAgent, name: str, kwargs: dict[str, object]
 ) -> None:
     lm = agent.lm
     before = engine_stats(lm)
     compiled = agent.compile_with_optimizer(
-        fake_task.TicketRouter(), TRAIN, agent.create_optimizer(name, **kwargs), valset=VAL)
+        fake_task.TicketRouter(), TRAIN, agent.create_optimizer(name, **kwargs), valset=VAL
+    )
     assert (engine_stats(lm) - before).calls > len(VAL)  # candidates were scored on the valset
     assert agent.evaluate(compiled, HOLDOUT).score >= 0.5
 
@@ -125,13 +141,13 @@ def test_search_optimizers_use_the_valset(
 def test_training_data_shapes(agent: DSPyAgent) -> None:
     flat = [{"text": t["inputs"]["text"], "label": t["outputs"]["label"]} for t in TRAIN]
     examples = [dspy.Example(**row).with_inputs("text") for row in flat]
-    local = [agent.collect_training_example(t["inputs"], t["outputs"], {"source": "test"})
-             for t in TRAIN]
+    local = [
+        agent.collect_training_example(t["inputs"], t["outputs"], {"source": "test"}) for t in TRAIN
+    ]
     assert isinstance(local[0], LocalExample)
     assert len(agent.training_examples) == len(TRAIN)
     for data in (flat, examples, local, agent.training_examples):
-        compiled = agent.compile_with_optimizer(fake_task.TicketRouter(), data,
-                                                "BootstrapFewShot")
+        compiled = agent.compile_with_optimizer(fake_task.TicketRouter(), data, "BootstrapFewShot")
         assert agent.evaluate(compiled, HOLDOUT).score == 1.0
 
 

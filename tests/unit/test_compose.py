@@ -102,7 +102,8 @@ def test_dependency_graph_has_no_cycle(services: dict[str, dict[str, Any]]) -> N
 def test_healthchecks_are_commands(services: dict[str, dict[str, Any]]) -> None:
     for name in ("kafka", "postgres"):
         test = services[name]["healthcheck"]["test"]
-        assert test[0] in {"CMD", "CMD-SHELL"} and len(test) >= 2, name
+        assert test[0] in {"CMD", "CMD-SHELL"}, name
+        assert len(test) >= 2, name
 
 
 def test_connection_vars_match_ops_stack_env(services: dict[str, dict[str, Any]]) -> None:
@@ -168,7 +169,9 @@ def test_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
         if "build" in service:
             continue
         repo, _, tag = image.rpartition(":")
-        assert repo and tag and tag != "latest", f"{name}: pin the image tag ({image!r})"
+        assert repo, f"{name}: no image repository ({image!r})"
+        assert tag, f"{name}: pin the image tag ({image!r})"
+        assert tag != "latest", f"{name}: pin the image tag ({image!r})"
 
 
 def test_published_ports_bind_loopback(services: dict[str, dict[str, Any]]) -> None:

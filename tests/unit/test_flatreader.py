@@ -32,7 +32,7 @@ def random_record(schema: dict[str, Any], rng: random.Random) -> dict[str, Any]:
                 continue
             kind = kind[1]
         if kind == "string":
-            chars = (rng.choice("aé€𝄞 \n\"{") for _ in range(rng.randrange(300)))
+            chars = (rng.choice('aé€𝄞 \n"{') for _ in range(rng.randrange(300)))
             out[field["name"]] = "".join(chars)
         elif kind == "int":
             out[field["name"]] = rng.randrange(-(2**31), 2**31)

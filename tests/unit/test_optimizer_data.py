@@ -37,8 +37,7 @@ def test_split_is_deterministic_and_order_independent() -> None:
 
 
 def test_split_keeps_a_holdout_on_tiny_sets_and_dedupes() -> None:
-    parts = split(rows(3) + rows(3), seed=1, train_fraction=0.6, val_fraction=0.4,
-                  min_examples=2)
+    parts = split(rows(3) + rows(3), seed=1, train_fraction=0.6, val_fraction=0.4, min_examples=2)
     assert len(parts.train) >= 1
     assert len(parts.holdout) >= 1
     assert sum(parts.sizes().values()) == 3
@@ -64,8 +63,12 @@ def test_split_refuses_small_datasets_with_reason() -> None:
         (None, "x", ["a", "b"], None),
     ],
 )
-def test_expected_outputs(outputs: dict[str, object] | None, label: object, fields: list[str],
-                          expected: dict[str, object] | None) -> None:
+def test_expected_outputs(
+    outputs: dict[str, object] | None,
+    label: object,
+    fields: list[str],
+    expected: dict[str, object] | None,
+) -> None:
     assert expected_outputs(outputs, label, fields) == expected
 
 

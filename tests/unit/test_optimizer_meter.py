@@ -15,8 +15,14 @@ from dspy_flywheel.optimizer.spec import EXIT_BUDGET, EXIT_MEMORY, EXIT_ORPHANED
 
 
 def spec(tmp_path: Path) -> JobSpec:
-    return JobSpec(job_id="j", worker_id="w", optimizer="BootstrapFewShot", program_ref="m:p",
-                   result_path=str(tmp_path / "r.json"), memory_mb=512)
+    return JobSpec(
+        job_id="j",
+        worker_id="w",
+        optimizer="BootstrapFewShot",
+        program_ref="m:p",
+        result_path=str(tmp_path / "r.json"),
+        memory_mb=512,
+    )
 
 
 def test_failures_are_classified(tmp_path: Path) -> None:
@@ -29,7 +35,9 @@ def test_failures_are_classified(tmp_path: Path) -> None:
     assert _classify(EXIT_ORPHANED, [], "", s)[0] == "crashed"
     assert _classify(-9, [], "", s) == ("crashed", "compile child killed by signal SIGKILL")
     assert _classify(2, [], "boom\nValueError: bad", s) == (
-        "crashed", "compile child exited with code 2: ValueError: bad")
+        "crashed",
+        "compile child exited with code 2: ValueError: bad",
+    )
 
 
 def test_meter_counts_at_the_engine_and_reports_trials() -> None:
@@ -62,11 +70,17 @@ def test_meter_counts_at_the_engine_and_reports_trials() -> None:
 
 
 def test_mipro_trial_lines_drive_progress() -> None:
-    meter = Meter(make_lm(FakeEngine()), Reporter(io.StringIO()), max_lm_calls=None,
-                  max_tokens=None, expected_calls=1)
+    meter = Meter(
+        make_lm(FakeEngine()),
+        Reporter(io.StringIO()),
+        max_lm_calls=None,
+        max_tokens=None,
+        expected_calls=1,
+    )
     handler = TrialLogHandler(meter)
-    record = logging.LogRecord("dspy.teleprompt", logging.INFO, __file__, 1,
-                               "===== Trial %d / %d =====", (6, 10), None)
+    record = logging.LogRecord(
+        "dspy.teleprompt", logging.INFO, __file__, 1, "===== Trial %d / %d =====", (6, 10), None
+    )
     handler.emit(record)
     assert (meter.trial_current, meter.trial_total) == (6, 10)
     assert meter.compile_fraction() == 0.5

@@ -28,9 +28,21 @@ RESULT_LINE = re.compile(
 
 
 def _row(optimizer: str, score: float, *, ok: bool = True) -> RowResult:
-    return RowResult(optimizer=optimizer, ok=ok, test_score=score, test_n=50, compile_calls=7,
-                     eval_calls=50, tokens=12345, compile_s=12.0, eval_s=30.0, wall_s=45.5,
-                     peak_rss_mb=2048.0, demos=4, error="" if ok else "boom")
+    return RowResult(
+        optimizer=optimizer,
+        ok=ok,
+        test_score=score,
+        test_n=50,
+        compile_calls=7,
+        eval_calls=50,
+        tokens=12345,
+        compile_s=12.0,
+        eval_s=30.0,
+        wall_s=45.5,
+        peak_rss_mb=2048.0,
+        demos=4,
+        error="" if ok else "boom",
+    )
 
 
 def test_builtin_task_defaults_run_all_four_optimizers() -> None:
@@ -44,8 +56,22 @@ def test_builtin_task_defaults_run_all_four_optimizers() -> None:
 def test_dataset_needs_a_signature() -> None:
     with pytest.raises(OptionsError, match="--signature"):
         parse_options(["--dataset", "qa.jsonl"])
-    options = parse_options(["--dataset", "/data/qa.jsonl", "--signature", "context, q -> a",
-                             "--metric", "f1", "--seed", "3", "--train", "10", "--dev", "5"])
+    options = parse_options(
+        [
+            "--dataset",
+            "/data/qa.jsonl",
+            "--signature",
+            "context, q -> a",
+            "--metric",
+            "f1",
+            "--seed",
+            "3",
+            "--train",
+            "10",
+            "--dev",
+            "5",
+        ]
+    )
     assert (options.signature, options.metric, options.seed) == ("context, q -> a", "f1", 3)
     assert (options.train, options.dev) == (10, 5)
     assert options.task_label == "qa"
@@ -59,10 +85,26 @@ def test_task_and_dataset_are_exclusive() -> None:
 
 
 def test_adapter_and_model_choices() -> None:
-    options = parse_options(["--task", "reasoning", "--adapter", "json", "--model", "smollm2",
-                             "--threads", "2", "--lm-threads", "1"])
+    options = parse_options(
+        [
+            "--task",
+            "reasoning",
+            "--adapter",
+            "json",
+            "--model",
+            "smollm2",
+            "--threads",
+            "2",
+            "--lm-threads",
+            "1",
+        ]
+    )
     assert (options.adapter, options.model, options.threads, options.lm_threads) == (
-        "json", "smollm2", 2, 1)
+        "json",
+        "smollm2",
+        2,
+        1,
+    )
     with pytest.raises(SystemExit):
         parse_options(["--task", "reasoning", "--adapter", "xml"])
     with pytest.raises(OptionsError, match="at least 1"):
@@ -71,7 +113,10 @@ def test_adapter_and_model_choices() -> None:
 
 def test_optimizer_names_accept_aliases_in_order_without_repeats() -> None:
     assert parse_optimizers("mipro, baseline,bootstraprs,MIPROv2") == (
-        MIPRO, BASELINE, RANDOM_SEARCH)
+        MIPRO,
+        BASELINE,
+        RANDOM_SEARCH,
+    )
     assert parse_optimizers("BootstrapFewShot") == (BOOTSTRAP,)
     assert parse_optimizers("all") == ALL_OPTIMIZERS
     with pytest.raises(OptionsError, match="unknown optimizer 'copro'"):
@@ -91,10 +136,24 @@ def test_split_takes_the_rest_as_test_and_refuses_under_fifty() -> None:
 
 
 def test_budget_kwargs_per_optimizer() -> None:
-    options = parse_options(["--task", "classification", "--demos", "3", "--labeled", "2",
-                             "--rs-candidates", "5", "--threads", "2"])
+    options = parse_options(
+        [
+            "--task",
+            "classification",
+            "--demos",
+            "3",
+            "--labeled",
+            "2",
+            "--rs-candidates",
+            "5",
+            "--threads",
+            "2",
+        ]
+    )
     assert optimizer_kwargs(BOOTSTRAP, options) == {
-        "max_bootstrapped_demos": 3, "max_labeled_demos": 2}
+        "max_bootstrapped_demos": 3,
+        "max_labeled_demos": 2,
+    }
     random_search = optimizer_kwargs(RANDOM_SEARCH, options)
     assert random_search["num_candidate_programs"] == 5
     assert random_search["num_threads"] == 2
@@ -107,13 +166,23 @@ def test_budget_kwargs_per_optimizer() -> None:
 
 
 def test_result_line_reports_best_gain_in_points() -> None:
-    rows = [_row(BASELINE, 0.24), _row(BOOTSTRAP, 0.80), _row(RANDOM_SEARCH, 0.86),
-            _row(MIPRO, 0.86)]
+    rows = [
+        _row(BASELINE, 0.24),
+        _row(BOOTSTRAP, 0.80),
+        _row(RANDOM_SEARCH, 0.86),
+        _row(MIPRO, 0.86),
+    ]
     line = result_line("classification", rows, 1234.56)
     match = RESULT_LINE.match(line)
     assert match is not None, line
-    assert match.groups() == ("classification", "24.0", "86.0",
-                              "BootstrapFewShotWithRandomSearch", "62.0", "1234.6")
+    assert match.groups() == (
+        "classification",
+        "24.0",
+        "86.0",
+        "BootstrapFewShotWithRandomSearch",
+        "62.0",
+        "1234.6",
+    )
 
 
 def test_result_line_when_rows_failed_or_baseline_is_best() -> None:
@@ -125,7 +194,8 @@ def test_result_line_when_rows_failed_or_baseline_is_best() -> None:
     assert line.endswith("best_optimizer=baseline gain_points=0.0 wall_s=1.0")
     failed = result_line("t", [_row(BASELINE, 0.5, ok=False)], 2.0)
     assert failed == (
-        "quality task=t baseline=na best=na best_optimizer=na gain_points=na wall_s=2.0")
+        "quality task=t baseline=na best=na best_optimizer=na gain_points=na wall_s=2.0"
+    )
 
 
 def test_table_has_one_line_per_row_and_marks_failures() -> None:
@@ -152,16 +222,22 @@ def fake_rows() -> dict[str, RowResult]:
     def responder(messages: list[dict[str, str]]) -> dict[str, str]:
         ticket = input_fields(messages).get("ticket")
         if ticket is None:  # MIPROv2's instruction proposer and friends
-            return {"proposed_instruction": "Route the ticket.", "observations": "Tickets.",
-                    "summary": "Support tickets.", "program_description": "Routes tickets.",
-                    "module_description": "Routes tickets."}
+            return {
+                "proposed_instruction": "Route the ticket.",
+                "observations": "Tickets.",
+                "summary": "Support tickets.",
+                "program_description": "Routes tickets.",
+                "module_description": "Routes tickets.",
+            }
         return {"label": gold.get(ticket, "unknown") if demo_count(messages) else "support"}
 
     engine = FakeEngine(responder)
-    options = parse_options(["--task", "classification", "--train", "24", "--dev", "10",
-                             "--heartbeat-s", "0"])
-    return {name: measure_row(options, name, make_lm=lambda: make_lm(engine))
-            for name in ALL_OPTIMIZERS}
+    options = parse_options(
+        ["--task", "classification", "--train", "24", "--dev", "10", "--heartbeat-s", "0"]
+    )
+    return {
+        name: measure_row(options, name, make_lm=lambda: make_lm(engine)) for name in ALL_OPTIMIZERS
+    }
 
 
 def test_every_row_runs_through_the_agent_on_a_fake_engine(

@@ -122,33 +122,63 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--task", help="built-in task: classification, extraction, reasoning")
     source.add_argument("--dataset", help="JSONL file, one example per line")
     parser.add_argument("--signature", help="with --dataset: 'in1, in2 -> out'")
-    parser.add_argument("--metric", choices=("exact", "f1"), default="exact",
-                        help="with --dataset (built-in tasks bring their own)")
+    parser.add_argument(
+        "--metric",
+        choices=("exact", "f1"),
+        default="exact",
+        help="with --dataset (built-in tasks bring their own)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="shuffle seed of the split")
     parser.add_argument("--train", type=int, default=98, help="train examples")
-    parser.add_argument("--dev", type=int, default=20,
-                        help="dev examples (valset of BootstrapRS and MIPROv2)")
-    parser.add_argument("--optimizers", default="all",
-                        help="comma list of baseline, BootstrapFewShot, "
-                             "BootstrapFewShotWithRandomSearch, MIPROv2 (default: all)")
+    parser.add_argument(
+        "--dev", type=int, default=20, help="dev examples (valset of BootstrapRS and MIPROv2)"
+    )
+    parser.add_argument(
+        "--optimizers",
+        default="all",
+        help="comma list of baseline, BootstrapFewShot, "
+        "BootstrapFewShotWithRandomSearch, MIPROv2 (default: all)",
+    )
     parser.add_argument("--model", default="qwen1.5b", help="qwen1.5b | smollm2 | /path/x.gguf")
     parser.add_argument("--adapter", choices=("chat", "json"), default="chat")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="DSPy evaluation threads (the embedded LM runs one call at a time)")
-    parser.add_argument("--lm-threads", type=int, default=None,
-                        help="llama.cpp CPU threads (FLYWHEEL_LM_THREADS; 1 is faster while other "
-                             "processes load the cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="DSPy evaluation threads (the embedded LM runs one call at a time)",
+    )
+    parser.add_argument(
+        "--lm-threads",
+        type=int,
+        default=None,
+        help="llama.cpp CPU threads (FLYWHEEL_LM_THREADS; 1 is faster while other "
+        "processes load the cores)",
+    )
     parser.add_argument("--demos", type=int, default=4, help="max bootstrapped demos")
     parser.add_argument("--labeled", type=int, default=4, help="max labeled demos")
-    parser.add_argument("--rs-candidates", type=int, default=2,
-                        help="BootstrapRS num_candidate_programs (it also tries 3 fixed seeds)")
-    parser.add_argument("--mipro-program-aware", action="store_true",
-                        help="let MIPROv2's proposer describe the program code (slow on CPU)")
-    parser.add_argument("--mipro-data-aware", action="store_true",
-                        help="let MIPROv2's proposer summarize the train set first (about 11 "
-                             "long generations; slow on CPU)")
-    parser.add_argument("--heartbeat-s", type=float, default=30.0,
-                        help="seconds between progress lines inside a row")
+    parser.add_argument(
+        "--rs-candidates",
+        type=int,
+        default=2,
+        help="BootstrapRS num_candidate_programs (it also tries 3 fixed seeds)",
+    )
+    parser.add_argument(
+        "--mipro-program-aware",
+        action="store_true",
+        help="let MIPROv2's proposer describe the program code (slow on CPU)",
+    )
+    parser.add_argument(
+        "--mipro-data-aware",
+        action="store_true",
+        help="let MIPROv2's proposer summarize the train set first (about 11 "
+        "long generations; slow on CPU)",
+    )
+    parser.add_argument(
+        "--heartbeat-s",
+        type=float,
+        default=30.0,
+        help="seconds between progress lines inside a row",
+    )
     parser.add_argument("--verbose", action="store_true", help="DSPy's own logs and bars")
     return parser
 
@@ -193,12 +223,20 @@ def optimizer_kwargs(name: str, options: Options) -> dict[str, Any]:
     if name == BOOTSTRAP:
         return dict(demos)
     if name == RANDOM_SEARCH:
-        return {**demos, "num_candidate_programs": options.rs_candidates,
-                "num_threads": options.threads}
+        return {
+            **demos,
+            "num_candidate_programs": options.rs_candidates,
+            "num_threads": options.threads,
+        }
     if name == MIPRO:
         # auto="light" fixes trials and candidates (6 demo sets, 3 instructions, 10 trials for
         # one predictor); the dev size and the proposer switches are what bound its cost here.
-        return {**demos, "auto": "light", "num_threads": options.threads,
-                "seed": options.seed, "program_aware_proposer": options.mipro_program_aware,
-                "data_aware_proposer": options.mipro_data_aware}
+        return {
+            **demos,
+            "auto": "light",
+            "num_threads": options.threads,
+            "seed": options.seed,
+            "program_aware_proposer": options.mipro_program_aware,
+            "data_aware_proposer": options.mipro_data_aware,
+        }
     raise OptionsError(f"{name} is not an optimizer")

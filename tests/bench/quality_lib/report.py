@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from .options import BASELINE, SHORT_NAMES
 from .row import RowResult
 
-HEADER = (f"{'optimizer':<17} {'test acc':>8} {'n':>4} {'LM calls':>8} {'compile':>7} "
-          f"{'eval':>5} {'tokens':>9} {'compile s':>9} {'eval s':>7} {'wall s':>7} "
-          f"{'peak RSS MB':>11} {'demos':>5}")
+HEADER = (
+    f"{'optimizer':<17} {'test acc':>8} {'n':>4} {'LM calls':>8} {'compile':>7} "
+    f"{'eval':>5} {'tokens':>9} {'compile s':>9} {'eval s':>7} {'wall s':>7} "
+    f"{'peak RSS MB':>11} {'demos':>5}"
+)
 
 
 def percent(score: float) -> float:
@@ -20,9 +22,11 @@ def format_row(row: RowResult) -> str:
     name = SHORT_NAMES.get(row.optimizer, row.optimizer)
     if not row.ok:
         return f"{name:<17} {'FAILED':>8}  after {row.wall_s:.1f}s: {row.error}"
-    return (f"{name:<17} {percent(row.test_score):>7.1f}% {row.test_n:>4} {row.lm_calls:>8} "
-            f"{row.compile_calls:>7} {row.eval_calls:>5} {row.tokens:>9} {row.compile_s:>9.1f} "
-            f"{row.eval_s:>7.1f} {row.wall_s:>7.1f} {row.peak_rss_mb:>11.0f} {row.demos:>5}")
+    return (
+        f"{name:<17} {percent(row.test_score):>7.1f}% {row.test_n:>4} {row.lm_calls:>8} "
+        f"{row.compile_calls:>7} {row.eval_calls:>5} {row.tokens:>9} {row.compile_s:>9.1f} "
+        f"{row.eval_s:>7.1f} {row.wall_s:>7.1f} {row.peak_rss_mb:>11.0f} {row.demos:>5}"
+    )
 
 
 def format_table(rows: Sequence[RowResult]) -> str:
@@ -51,7 +55,12 @@ def result_line(task: str, rows: Sequence[RowResult], wall_s: float) -> str:
     base_text = f"{percent(baseline.test_score):.1f}" if baseline else "na"
     best_text = f"{percent(best.test_score):.1f}" if best else "na"
     best_name = best.optimizer if best else "na"
-    gain = (f"{percent(best.test_score) - percent(baseline.test_score):.1f}"
-            if best and baseline else "na")
-    return (f"quality task={task} baseline={base_text} best={best_text} "
-            f"best_optimizer={best_name} gain_points={gain} wall_s={wall_s:.1f}")
+    gain = (
+        f"{percent(best.test_score) - percent(baseline.test_score):.1f}"
+        if best and baseline
+        else "na"
+    )
+    return (
+        f"quality task={task} baseline={base_text} best={best_text} "
+        f"best_optimizer={best_name} gain_points={gain} wall_s={wall_s:.1f}"
+    )

@@ -84,9 +84,12 @@ class Heartbeat:
 
         while not self._stop.wait(self.every_s):
             stats = engine_stats(self.lm)
-            say(self.label, f"... {self.phase}, {time.perf_counter() - self.started:.0f}s, "
-                            f"{stats.calls} LM calls, {stats.total_tokens} tokens, "
-                            f"{stats.errors} LM errors")
+            say(
+                self.label,
+                f"... {self.phase}, {time.perf_counter() - self.started:.0f}s, "
+                f"{stats.calls} LM calls, {stats.total_tokens} tokens, "
+                f"{stats.errors} LM errors",
+            )
 
 
 def setup_child(options: Options) -> None:
@@ -137,8 +140,11 @@ def measure_row(
     before = engine_stats(lm)
     agent = DSPyAgent(lm, metric=task.metric)
     program = dspy.Predict(task.dspy_signature())
-    say(label, f"model {lm.model} loaded; train={len(split.train)} dev={len(split.dev)} "
-               f"test={len(split.test)} adapter={options.adapter}")
+    say(
+        label,
+        f"model {lm.model} loaded; train={len(split.train)} dev={len(split.dev)} "
+        f"test={len(split.test)} adapter={options.adapter}",
+    )
 
     with dspy.context(lm=lm, adapter=adapter), Heartbeat(label, lm, options.heartbeat_s) as beat:
         compiled, compile_s = program, 0.0
@@ -148,12 +154,14 @@ def measure_row(
             say(label, f"compiling with {optimizer} {kwargs}")
             created = agent.create_optimizer(optimizer, **kwargs)
             compile_started = time.perf_counter()
-            compiled = agent.compile_with_optimizer(program, split.train, created,
-                                                    valset=split.dev)
+            compiled = agent.compile_with_optimizer(program, split.train, created, valset=split.dev)
             compile_s = time.perf_counter() - compile_started
         compile_stats = engine_stats(lm) - before
-        say(label, f"compiled in {compile_s:.1f}s with {compile_stats.calls} LM calls; "
-                   f"{_demo_count(compiled)} demos; evaluating {len(split.test)} test examples")
+        say(
+            label,
+            f"compiled in {compile_s:.1f}s with {compile_stats.calls} LM calls; "
+            f"{_demo_count(compiled)} demos; evaluating {len(split.test)} test examples",
+        )
         beat.phase = "evaluating test"
         eval_started = time.perf_counter()
         result = agent.evaluate(compiled, split.test, num_threads=options.threads)
@@ -161,12 +169,21 @@ def measure_row(
     total = engine_stats(lm) - before
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
     return RowResult(
-        optimizer=optimizer, ok=True, test_score=result.score, test_n=result.n,
-        test_errors=result.errors, compile_calls=compile_stats.calls,
-        eval_calls=total.calls - compile_stats.calls, tokens=total.total_tokens,
-        prompt_tokens=total.prompt_tokens, completion_tokens=total.completion_tokens,
-        lm_errors=total.errors, compile_s=compile_s, eval_s=eval_s,
-        wall_s=time.perf_counter() - started, peak_rss_mb=peak_kib / 1024,
+        optimizer=optimizer,
+        ok=True,
+        test_score=result.score,
+        test_n=result.n,
+        test_errors=result.errors,
+        compile_calls=compile_stats.calls,
+        eval_calls=total.calls - compile_stats.calls,
+        tokens=total.total_tokens,
+        prompt_tokens=total.prompt_tokens,
+        completion_tokens=total.completion_tokens,
+        lm_errors=total.errors,
+        compile_s=compile_s,
+        eval_s=eval_s,
+        wall_s=time.perf_counter() - started,
+        peak_rss_mb=peak_kib / 1024,
         demos=_demo_count(compiled),
         instruction_changed=_instructions(compiled) != _instructions(program),
     )
@@ -174,8 +191,11 @@ def measure_row(
 
 def row_main(options: Options, optimizer: str, results: Any) -> None:
     """Child-process entry point: puts one RowResult on the ``results`` queue."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     started = time.perf_counter()
     try:
         setup_child(options)
@@ -183,6 +203,11 @@ def row_main(options: Options, optimizer: str, results: Any) -> None:
     except BaseException as exc:  # reported as a failed row; the parent prints it
         traceback.print_exc(file=sys.stdout)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        row = RowResult(optimizer=optimizer, ok=False, wall_s=time.perf_counter() - started,
-                        peak_rss_mb=peak, error=f"{type(exc).__name__}: {exc}")
+        row = RowResult(
+            optimizer=optimizer,
+            ok=False,
+            wall_s=time.perf_counter() - started,
+            peak_rss_mb=peak,
+            error=f"{type(exc).__name__}: {exc}",
+        )
     results.put(row)
