@@ -349,7 +349,7 @@ FAUST_REBALANCE_LOSS = pytest.mark.xfail(
     strict=False,
     reason=(
         "known defect: with the faust engine, a rebalance followed by a SIGKILL of the other "
-        "instance left one event unprocessed while every offset was committed (2 of 5 runs "
+        "instance left one event unprocessed while every offset was committed (2 of 4 runs "
         "on 2026-11-26); the kafka engine passes"
     ),
 )
