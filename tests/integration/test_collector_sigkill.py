@@ -345,18 +345,8 @@ async def test_sigkill_twice_exactly_one_row_per_example(
     print(f"\n{engine}: {total} events, 2 SIGKILLs, done in {time.monotonic() - started:.0f}s")
 
 
-FAUST_REBALANCE_LOSS = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known defect: with the faust engine, a rebalance followed by a SIGKILL of the other "
-        "instance left one event unprocessed while every offset was committed (2 of 4 runs "
-        "on 2026-11-26); the kafka engine passes"
-    ),
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", [pytest.param("faust", marks=FAUST_REBALANCE_LOSS), "kafka"])
+@pytest.mark.parametrize("engine", ["faust", "kafka"])
 async def test_two_instances_share_the_stream_and_one_dies(
     engine: str,
     kafka_settings: KafkaSettings,
