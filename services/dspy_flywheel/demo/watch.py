@@ -11,6 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from dspy_flywheel.bus.admin import ensure_topics
 from dspy_flywheel.contracts import DecodeError, Topics, decode
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import trace_id_of
@@ -62,6 +63,7 @@ class Lifecycle:
 async def follow(
     kafka: KafkaSettings, topics: Topics, lifecycle: Lifecycle, stop: asyncio.Event
 ) -> None:
+    await ensure_topics(kafka, topics)  # subscribed before they exist, it might see nothing
     consumer = AIOKafkaConsumer(
         topics.optimization_requests,
         topics.optimization_status,
