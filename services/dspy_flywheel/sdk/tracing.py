@@ -49,19 +49,6 @@ def reset_sdk_check() -> None:
     _SdkState.checked_at = float("-inf")
 
 
-def traceparent_of(span: Span) -> str | None:
-    """W3C traceparent of ``span``; for a no-op span, a new span id in the caller's trace, or
-    None (the emitter then starts a new sampled trace, so services downstream can still join
-    their spans to this call)."""
-    ctx = span.get_span_context()
-    if ctx.is_valid:
-        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
-    parent = trace.get_current_span().get_span_context()
-    if parent.is_valid:
-        return f"00-{parent.trace_id:032x}-{_random.getrandbits(64) or 1:016x}-01"
-    return None
-
-
 TraceOrigin = str | Span | Context | None
 
 
@@ -72,11 +59,15 @@ def origin_of(span: Span) -> TraceOrigin:
 
 
 def resolve_traceparent(origin: TraceOrigin) -> str | None:
-    """``origin_of``'s result as a W3C traceparent (None: start a new trace)."""
+    """``origin_of``'s result as a W3C traceparent: the span's own, or a new span id in the
+    caller's trace, or None (the emitter then starts a new sampled trace, so services
+    downstream can still join their spans to this call)."""
     if origin is None or isinstance(origin, str):
         return origin
     if isinstance(origin, Span):
         ctx = origin.get_span_context()
+        if not ctx.is_valid:
+            return None
         return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
     parent = trace.get_current_span(origin).get_span_context()
     if parent.is_valid:

@@ -362,9 +362,7 @@ class Worker:
             return
         span = trace.get_current_span()
         self._emitter.submit(
-            Pending(
-                topic, self._key, event_type, record, None, tracing.traceparent_of(span), new_id()
-            )
+            Pending(topic, self._key, event_type, record, None, tracing.origin_of(span), new_id())
         )
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -11,8 +11,9 @@ and its stop-signal handler should be in place before Kafka clients are imported
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dspy_flywheel._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from dspy_flywheel.trigger.config import TriggerPolicyConfig
@@ -37,10 +38,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dspy_flywheel.trigger' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
