@@ -1,13 +1,20 @@
 """Per-call cost of the worker wrapper: the same module called plain and through ``@dspy_worker``.
 
     python tests/bench/worker_overhead.py [--calls 8000] [--block 400] [--latency-ms 1.0]
+                                          [--warmup 10500]
 
 The module is a ``dspy.Predict`` on a fake LM engine that sleeps ``--latency-ms`` per call.
+Both are measured in their steady state: first ``--warmup`` calls each (without LM latency).
+DSPy keeps the last 10,000 LM calls in every module's and LM's history; until those lists are
+full, each call leaves ~9 objects behind, and the garbage collector's full passes (100-300 ms
+here) land on whichever variant happens to run. The warm-up also fills the worker's feedback
+cache (10,000 executions). A long-running worker lives in that steady state.
 Plain and wrapped calls alternate in blocks within one run, so both see the same machine load
 (blocks of 400 calls, ~1 s: longer than the worker's 500 ms event batching, so the background
-work of the wrapped calls mostly lands on them, not on the plain ones). The CPU the worker's IO
-thread spent per event is printed too: it runs beside the calls and costs wall time only on busy
-cores.
+work of the wrapped calls mostly lands on them, not on the plain ones), in the order
+plain-wrapped, wrapped-plain, ... so neither is always the one that runs after the other.
+The CPU the worker's IO thread spent per event is printed too: it runs beside the calls and
+costs wall time only on busy cores.
 With ``KAFKA_BOOTSTRAP_SERVERS`` set, the wrapped worker delivers its events to private topics
 on that broker while it is measured; without it, Kafka is unreachable and events go to a
 temporary spool (the worker's offline path). Last line::
@@ -78,34 +85,39 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=8000, help="calls per variant")
     parser.add_argument("--block", type=int, default=400, help="calls per alternating block")
     parser.add_argument("--latency-ms", type=float, default=1.0, help="fake LM latency")
+    parser.add_argument(
+        "--warmup", type=int, default=10_500, help="calls per variant before measuring"
+    )
     args = parser.parse_args()
 
-    engine = FakeEngine(lambda _m: {"label": "billing"}, latency_s=args.latency_ms / 1000)
+    engine = FakeEngine(lambda _m: {"label": "billing"})
     dspy.configure(lm=make_lm(engine))
     plain = Classify()
     with tempfile.TemporaryDirectory() as spool_dir:
         settings, mode = settings_for_run(Path(spool_dir))
         worker = ClassifyWorker.create(settings=settings)
-        for i in range(200):  # warm both paths (imports, caches, producer connection)
+        warm_started = time.perf_counter()
+        for i in range(args.warmup):  # see the module docstring: reach the steady state
             plain(text=f"warm {i}")
             worker(text=f"warm {i}")
-        time.sleep(0.5)
+        warmup_s = time.perf_counter() - warm_started
+        engine.latency_s = args.latency_ms / 1000
+        time.sleep(1.0)
         io_thread = next(t for t in threading.enumerate() if t.name.startswith("flywheel-"))
         io_cpu_before = thread_cpu_s(io_thread)
         plain_times: list[float] = []
         wrapped_times: list[float] = []
         perf = time.perf_counter
         done = 0
+        variants = [(plain, plain_times), (worker, wrapped_times)]
         while done < args.calls:
             n = min(args.block, args.calls - done)
-            for i in range(n):
-                t0 = perf()
-                plain(text=f"ticket {done + i}")
-                plain_times.append(perf() - t0)
-            for i in range(n):
-                t0 = perf()
-                worker(text=f"ticket {done + i}")
-                wrapped_times.append(perf() - t0)
+            for call, times in variants:
+                for i in range(n):
+                    t0 = perf()
+                    call(text=f"ticket {done + i}")
+                    times.append(perf() - t0)
+            variants.reverse()
             done += n
         time.sleep(0.5)  # let the last events go out before reading the IO thread's CPU
         io_cpu_us = (thread_cpu_s(io_thread) - io_cpu_before) / args.calls * 1e6
@@ -116,7 +128,8 @@ def main() -> int:
     wrapped_us = statistics.fmean(wrapped_times) * 1e6
     print(
         f"mode: {mode}; fake LM latency {args.latency_ms} ms; {args.calls} calls per variant "
-        f"in blocks of {args.block}; event batching {settings.linger_ms} ms; "
+        f"in blocks of {args.block} after {args.warmup} warm-up calls each ({warmup_s:.0f} s); "
+        f"event batching {settings.linger_ms} ms; "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     )
     print(

@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from dspy_flywheel.contracts.codec import decode, encode
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import SPAN_NAME, Worker, WorkerSettings, dspy_worker
-from dspy_flywheel.sdk.emitter import Pending
+from dspy_flywheel.sdk.emitter import ExecutionRoute, Pending, execution_pending
+from dspy_flywheel.sdk.events import ExecutionRow
 from dspy_flywheel.sdk.tracing import resolve_traceparent
 
 
@@ -26,6 +27,14 @@ class CaptureEmitter:
 
     def __init__(self) -> None:
         self.items: list[Pending] = []
+        self.route: ExecutionRoute | None = None
+
+    def route_executions(self, route: ExecutionRoute) -> None:
+        self.route = route
+
+    def submit_execution(self, row: ExecutionRow) -> None:
+        assert self.route is not None
+        self.items.append(execution_pending(self.route, row))
 
     def submit(self, item: Pending) -> None:
         self.items.append(item)
@@ -66,7 +75,7 @@ def engine() -> FakeEngine:
 def offline_worker(spec: Any = ClassifyWorker, **kw: Any) -> tuple[Worker, CaptureEmitter]:
     worker = spec.create(settings=WorkerSettings(emit=False, reload=False), **kw)
     capture = CaptureEmitter()
-    worker._emitter = capture  # type: ignore[assignment]  # duck-typed test double
+    worker._attach(capture)  # type: ignore[arg-type]  # duck-typed test double
     return worker, capture
 
 

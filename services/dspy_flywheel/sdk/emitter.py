@@ -5,7 +5,9 @@
                                               └──────▶ spool (disk) ──replay──▶ producer
 
 ``submit`` only appends to a deque (and, once per batch, wakes the loop): no awaits on Kafka,
-no disk I/O. Records are built and Avro-encoded on the loop. The ``event_id`` travels with the
+no disk I/O. Executions (``submit_execution``) travel as one plain tuple each, built by the
+call path without any Python-level constructor; the loop turns them into ``Pending``.
+Records are built and Avro-encoded on the loop. The ``event_id`` travels with the
 item from the call, so a replayed event is the same event and consumers dedupe it.
 Order is kept: while anything sits in the spool, new events go behind it; events that were in
 flight when the broker failed are written in front of it (``Spool.prepend``).
@@ -25,6 +27,7 @@ from typing import Any, NamedTuple
 
 from dspy_flywheel.contracts.codec import encode
 from dspy_flywheel.sdk.delivery import Delivery, KafkaState
+from dspy_flywheel.sdk.events import ExecutionPayload, ExecutionRow
 from dspy_flywheel.sdk.ioloop import IOLoop
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool
@@ -52,6 +55,32 @@ class Pending(NamedTuple):
     fast: FastEncoder | None = None  # (payload, traceparent, event_id) -> (value, headers)
 
 
+class ExecutionRoute(NamedTuple):
+    """Where a worker's executions go and how they are encoded (the same for every call)."""
+
+    topic: str
+    key: bytes
+    build: Builder
+    extra_headers: Headers = ()
+    fast: FastEncoder | None = None
+
+
+def execution_pending(route: ExecutionRoute, row: ExecutionRow) -> Pending:
+    """The ``Pending`` event of an execution row (built on the IO loop)."""
+    payload = ExecutionPayload._make(row)
+    return Pending(
+        route.topic,
+        route.key,
+        "ExecutionRecorded",
+        payload,
+        route.build,
+        payload.trace,
+        payload.execution_id,
+        route.extra_headers,
+        route.fast,
+    )
+
+
 class _Counters:
     def __init__(self) -> None:
         self.enqueued = 0
@@ -74,7 +103,8 @@ class Emitter:
         self._loop = loop
         self._spool = spool
         self._name = name
-        self._queue: deque[Pending] = deque()
+        self._queue: deque[Pending | ExecutionRow] = deque()
+        self._execution_route: ExecutionRoute | None = None
         self._queue_max = settings.queue_max
         self._asleep = True  # the pump polls while busy; asleep, the next submit wakes it
         self._closed = False
@@ -91,7 +121,11 @@ class Emitter:
 
     # -- call path (any thread) ---------------------------------------------------------------
 
-    def submit(self, item: Pending) -> None:
+    def route_executions(self, route: ExecutionRoute) -> None:
+        """Set where ``submit_execution`` rows go (once, before the first one)."""
+        self._execution_route = route
+
+    def submit(self, item: Pending | ExecutionRow) -> None:
         if self._closed:
             self._counters.dropped_after_close += 1
             return
@@ -104,6 +138,9 @@ class Emitter:
         if self._asleep:  # only the first event after a quiet second costs a wakeup syscall
             self._asleep = False
             self._loop.call_soon(self._wake)
+
+    submit_execution = submit
+    """Enqueue an ExecutionRecorded row (its execution id is its event id)."""
 
     def stats(self) -> dict[str, Any]:
         c = self._counters
@@ -172,7 +209,7 @@ class Emitter:
             idle_polls = 0
 
     def _drain(self) -> bool:
-        items: list[Pending] = []
+        items: list[Pending | ExecutionRow] = []
         queue = self._queue
         while queue:
             items.append(queue.popleft())
@@ -180,7 +217,9 @@ class Emitter:
             self._route([m for m in map(self._encode, items) if m is not None])
         return bool(items)
 
-    def _encode(self, item: Pending) -> Message | None:
+    def _encode(self, item: Pending | ExecutionRow) -> Message | None:
+        if not isinstance(item, Pending):
+            item = self._as_pending(item)
         traceparent = resolve_traceparent(item.trace) or new_traceparent()
         try:
             if item.fast is not None:
@@ -196,6 +235,11 @@ class Emitter:
             log.error("%s: dropping an unencodable %s event: %s", self._name, item.event_type, exc)
             return None
         return Message(item.topic, item.key, value, headers + item.extra_headers, item.event_id)
+
+    def _as_pending(self, row: ExecutionRow) -> Pending:
+        route = self._execution_route
+        assert route is not None, "route_executions() before submit_execution()"
+        return execution_pending(route, row)
 
     def _route(self, messages: list[Message]) -> None:
         if not messages:

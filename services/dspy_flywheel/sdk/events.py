@@ -1,7 +1,8 @@
 """Records a worker emits, built on the IO loop from what the call path captured.
 
-The call path captures a small ``ExecutionPayload`` tuple; ``execution_record`` turns it into
-the ``ExecutionRecorded`` record (JSON-encoding inputs and outputs) off the call path.
+The call path captures an execution as a plain tuple with ``ExecutionPayload``'s layout (the
+cheapest object to build there); the IO loop views it as an ``ExecutionPayload``, and
+``execution_record`` or the fast encoder turn it into the ``ExecutionRecorded`` record.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, NamedTuple
 
 from dspy import Prediction
 from pydantic import BaseModel
+
+from dspy_flywheel.sdk.tracing import TraceOrigin
 
 
 class ExecutionPayload(NamedTuple):
@@ -29,11 +32,25 @@ class ExecutionPayload(NamedTuple):
     prompt_tokens: int
     completion_tokens: int
     timestamp_ms: int
+    trace: TraceOrigin = None  # what the event's traceparent is made from (tracing.origin_of)
+
+
+ExecutionRow = tuple[
+    str, str, int | None, str, dict[str, Any], dict[str, Any] | None, str | None,
+    float, int, int, int, int, TraceOrigin,
+]  # fmt: skip  # ExecutionPayload's fields, as the call path builds them
 
 
 def outputs_of(result: Any) -> dict[str, Any]:
     """A call's outputs as a dict (a shallow copy: later edits by the caller don't leak in)."""
     if isinstance(result, Prediction):
+        store = getattr(result, "_store", None)
+        if type(store) is dict:  # Example.items() without its per-call list: same result
+            outputs = dict(store)
+            for key in store:
+                if key.startswith("dspy_"):  # DSPy's internal fields are not outputs
+                    del outputs[key]
+            return outputs
         return dict(result.items())
     if isinstance(result, Mapping):
         return dict(result)

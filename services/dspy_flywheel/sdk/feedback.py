@@ -31,21 +31,26 @@ class Recorded(NamedTuple):
 
 class RecentExecutions:
     """The last ``capacity`` successful executions, by execution id (thread-safe enough:
-    single dict operations under the GIL; a lost race only evicts one entry early)."""
+    single dict operations under the GIL; a lost race only evicts one entry early).
+
+    Entries are plain ``(inputs, outputs)`` tuples (``put`` runs on every call: a NamedTuple
+    costs a Python-level constructor call); ``get`` hands out ``Recorded``.
+    """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._items: OrderedDict[str, Recorded] = OrderedDict()
+        self._items: OrderedDict[str, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
 
     def put(self, execution_id: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
         items = self._items
-        items[execution_id] = Recorded(inputs, outputs)
+        items[execution_id] = (inputs, outputs)
         if len(items) > self._capacity:
             with contextlib.suppress(KeyError):
                 items.popitem(last=False)
 
     def get(self, execution_id: str) -> Recorded | None:
-        return self._items.get(execution_id)
+        entry = self._items.get(execution_id)
+        return None if entry is None else Recorded(*entry)
 
     def __len__(self) -> int:
         return len(self._items)

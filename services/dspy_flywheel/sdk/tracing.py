@@ -8,7 +8,8 @@ a new one from the emitter.
 from __future__ import annotations
 
 import random
-from contextvars import Token
+from collections.abc import Callable
+from contextvars import ContextVar, Token
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -52,10 +53,24 @@ def reset_sdk_check() -> None:
 TraceOrigin = str | Span | Context | None
 
 
+def _current_context_getter() -> Callable[[], Context]:
+    """``otel_context.get_current`` without its two wrapper calls: the runtime context's own
+    ContextVar, where the API keeps it (the API function otherwise)."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    return var.get if isinstance(var, ContextVar) else otel_context.get_current
+
+
+current_context = _current_context_getter()
+
+
 def origin_of(span: Span) -> TraceOrigin:
     """What an event's traceparent is made from, captured cheaply on the call path (the
-    emitter resolves it later): the call's span, or without an SDK the caller's context."""
-    return otel_context.get_current() if span is INVALID_SPAN else span
+    emitter resolves it later): the call's span, or without an SDK the caller's context
+    (None when it is empty: nothing to continue)."""
+    if span is INVALID_SPAN:
+        return current_context() or None
+    return span
 
 
 def resolve_traceparent(origin: TraceOrigin) -> str | None:

@@ -23,9 +23,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from dspy_flywheel.sdk import fastcodec, tracing, usage
-from dspy_flywheel.sdk.emitter import Emitter, Pending
+from dspy_flywheel.sdk.emitter import Emitter, ExecutionRoute, Pending
 from dspy_flywheel.sdk.events import (
-    ExecutionPayload,
     ack_record,
     error_text,
     execution_record,
@@ -89,21 +88,31 @@ class Worker:
             f"flywheel_last_execution_{worker_id}", default=None
         )
         self._key = worker_id.encode()
-        topics = self.settings.topics
-        self._executions_topic = topics.executions
-        self._extra_headers: tuple[tuple[str, bytes], ...] = (
-            (("auto_collect", b"false"),)
-            if optimization is not None and not optimization.auto_collect_training
-            else ()
-        )
         self.failures = 0
         self._closed = False
         self._runtime: Runtime | None = None
         self._emitter: Emitter | None = None
         if self.settings.emit or self.settings.reload:
             self._runtime = Runtime(self, self._slot, self._report_outcome)
-            self._emitter = self._runtime.emitter
+            if self._runtime.emitter is not None:
+                self._attach(self._runtime.emitter)
         _live_workers.add(self)
+
+    def _attach(self, emitter: Emitter) -> None:
+        """Send this worker's events through ``emitter``."""
+        optimization = self.optimization
+        emitter.route_executions(
+            ExecutionRoute(
+                self.settings.topics.executions,
+                self._key,
+                execution_record,
+                (("auto_collect", b"false"),)
+                if optimization is not None and not optimization.auto_collect_training
+                else (),
+                _FAST_ENCODER,
+            )
+        )
+        self._emitter = emitter
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -135,9 +144,24 @@ class Worker:
                 result.set_lm_usage(tracker.get_total_tokens())
         self._last.set(execution_id)
         self._recent.put(execution_id, inputs, outputs)
-        if self._emitter is not None:
-            self._emit_execution(
-                execution_id, serving.version, span, tracker, inputs, outputs, None, latency_ms
+        emitter = self._emitter
+        if emitter is not None:  # _emit_execution, inlined
+            emitter.submit_execution(
+                (
+                    self.worker_id,
+                    self.worker_type,
+                    serving.version,
+                    execution_id,
+                    inputs,
+                    outputs,
+                    None,
+                    latency_ms,
+                    tracker.calls,
+                    tracker.prompt_tokens,
+                    tracker.completion_tokens,
+                    time.time_ns() // 1_000_000,
+                    tracing.origin_of(span),
+                )
             )
         return result
 
@@ -224,32 +248,22 @@ class Worker:
         emitter = self._emitter
         if emitter is None:
             return
-        payload = ExecutionPayload(
-            self.worker_id,
-            self.worker_type,
-            version,
-            execution_id,
-            inputs,
-            outputs,
-            error,
-            latency_ms,
-            tracker.calls,
-            tracker.prompt_tokens,
-            tracker.completion_tokens,
-            time.time_ns() // 1_000_000,
-        )
-        # One ExecutionRecorded per execution: its execution id doubles as the event id.
-        emitter.submit(
-            Pending(
-                self._executions_topic,
-                self._key,
-                "ExecutionRecorded",
-                payload,
-                execution_record,
-                tracing.origin_of(span),
+        # A plain tuple (see emitter.submit_execution); its execution id is its event id.
+        emitter.submit_execution(
+            (
+                self.worker_id,
+                self.worker_type,
+                version,
                 execution_id,
-                self._extra_headers,
-                _FAST_ENCODER,
+                inputs,
+                outputs,
+                error,
+                latency_ms,
+                tracker.calls,
+                tracker.prompt_tokens,
+                tracker.completion_tokens,
+                time.time_ns() // 1_000_000,
+                tracing.origin_of(span),
             )
         )
 
