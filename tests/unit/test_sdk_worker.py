@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -143,6 +144,42 @@ def test_usage_counts_each_lm_call_of_this_call_only(engine: FakeEngine) -> None
     records = capture.records("ExecutionRecorded")
     assert [r["lm_calls"] for r in records] == [2, 2]
     assert engine.counters.snapshot().calls == 4
+
+
+def test_a_worker_called_inside_another_counts_its_own_lm_calls(engine: FakeEngine) -> None:
+    inner, capture = offline_worker()
+
+    class Outer(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("text -> label")
+
+        def forward(self, text: str) -> dspy.Prediction:
+            inner(text=text)
+            return self.predict(text=text)
+
+    outer, outer_capture = offline_worker(dspy_worker("outer")(Outer))
+    outer(text="a")
+    outer(text="b")
+    assert [r["lm_calls"] for r in capture.records("ExecutionRecorded")] == [1, 1]
+    # the outer call's LM calls include the inner worker's, as with dspy.track_usage
+    assert [r["lm_calls"] for r in outer_capture.records("ExecutionRecorded")] == [2, 2]
+
+
+async def test_interleaved_async_calls_on_one_thread_count_separately(engine: FakeEngine) -> None:
+    class TwoSteps(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("text -> label")
+
+        def forward(self, text: str) -> dspy.Prediction:
+            self.predict(text=text)
+            return self.predict(text=text + "!")
+
+    worker, capture = offline_worker(dspy_worker("async-two-steps")(TwoSteps))
+    await asyncio.gather(*(worker.acall(text=f"t{i}") for i in range(4)))
+    await worker.acall(text="after")
+    assert [r["lm_calls"] for r in capture.records("ExecutionRecorded")] == [2, 2, 2, 2, 2]
 
 
 def test_lm_calls_on_dspy_parallel_threads_count_too(engine: FakeEngine) -> None:

@@ -8,7 +8,6 @@ holds the inputs plus the label fields. The default metric is ``exact_match``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from collections import OrderedDict
@@ -45,8 +44,10 @@ class RecentExecutions:
         items = self._items
         items[execution_id] = (inputs, outputs)
         if len(items) > self._capacity:
-            with contextlib.suppress(KeyError):
+            try:  # noqa: SIM105  # not contextlib.suppress: runs on every call once full
                 items.popitem(last=False)
+            except KeyError:
+                pass
 
     def get(self, execution_id: str) -> Recorded | None:
         entry = self._items.get(execution_id)

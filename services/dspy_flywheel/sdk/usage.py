@@ -58,8 +58,21 @@ def _as_int(value: Any) -> int:
     return value if isinstance(value, int) else int(value or 0)
 
 
+class _Reusable(threading.local):
+    """Per thread: one tracker and the overrides that install it, reused by every call made
+    outside any ``dspy.context()`` (the usual case) while no other call of the thread (an
+    interleaved async task) holds them. Saves building both on every call."""
+
+    scoped: dotdict | None = None
+    tracker: CallUsage | None = None
+    busy = False
+
+
+_reusable = _Reusable()
+
+
 def begin() -> tuple[CallUsage, Token[dotdict]]:
-    """Install a fresh tracker for this call; pass the token to ``end``.
+    """Install this call's tracker (counts from zero); pass the token to ``end``.
 
     Same effect as ``dspy.context(usage_tracker=...)`` without copying the whole global
     config on every call (only the thread's overrides, usually empty, are copied).
@@ -73,6 +86,16 @@ def begin() -> tuple[CallUsage, Token[dotdict]]:
             main_thread_config.get("usage_tracker"),
             main_thread_config.get("track_usage"),
         )
+        reusable = _reusable
+        if not wanted and not reusable.busy:
+            tracker = reusable.tracker
+            if tracker is None or tracker.parent is not parent:
+                tracker = reusable.tracker = CallUsage(parent, False)
+                reusable.scoped = dotdict(usage_tracker=tracker)
+            else:
+                tracker.calls = tracker.prompt_tokens = tracker.completion_tokens = 0
+            reusable.busy = True
+            return tracker, thread_local_overrides.set(reusable.scoped)
         scoped = dotdict()
     tracker = CallUsage(parent, bool(wanted))
     scoped["usage_tracker"] = tracker
@@ -80,6 +103,10 @@ def begin() -> tuple[CallUsage, Token[dotdict]]:
 
 
 def end(token: Token[dotdict]) -> None:
+    """Uninstall the call's tracker (its counts stay readable until this thread's next call)."""
+    reusable = _reusable
+    if reusable.busy and thread_local_overrides.get() is reusable.scoped:
+        reusable.busy = False
     thread_local_overrides.reset(token)
 
 
