@@ -48,7 +48,8 @@ class Lifecycle:
             self.status, self.progress = record["status"], record.get("progress")
             self.message = record.get("message")
             self.status_times.setdefault(record["status"], now)
-            self.details = json.loads(record.get("details_json") or "{}") or self.details
+            # statuses carry different details (the split early, costs at the end): keep all
+            self.details = {**self.details, **json.loads(record.get("details_json") or "{}")}
         elif event_type == "ProgramUpdated" and record.get("job_id") == self.job_id:
             self.published, self.published_at = record, now
         elif (
