@@ -15,6 +15,9 @@ VALUES ($1, $2, '{}'::jsonb, '{}'::jsonb, 'BootstrapFewShot', $3, $4, 40, $5, 12
 _JOB = """
 INSERT INTO optimization_jobs (job_id, worker_id, status, optimizer, message)
 VALUES ($1, $2, $3, 'BootstrapFewShot', $4)"""
+_ALERT = """
+INSERT INTO trigger_outbox (event_id, scope, worker_id, job_id, topic, record, event_type)
+VALUES ($1, 'dash', $2, $3, 'alerts', $4, 'Alert')"""
 
 
 async def test_dashboard_shows_gain_roi_and_alerts(db_pool: asyncpg.Pool, unique: str) -> None:
@@ -23,6 +26,8 @@ async def test_dashboard_shows_gain_roi_and_alerts(db_pool: asyncpg.Pool, unique
     await db_pool.execute(_PROGRAM, worker, 2, 0.60, 0.85, 6000)
     await db_pool.execute(_JOB, f"j1-{unique}", worker, "succeeded", None)
     await db_pool.execute(_JOB, f"j2-{unique}", worker, "rejected", "candidate 0.5 <= current 0.85")
+    alert = {"severity": "warning", "message": "rolling accuracy 40.0% is below 75.0%"}
+    await db_pool.execute(_ALERT, f"a1-{unique}", worker, f"j2-{unique}", alert)
 
     card = next(c for c in await collect_cards(db_pool) if c.worker_id == worker)
     assert card.first_score == 0.25
@@ -32,12 +37,20 @@ async def test_dashboard_shows_gain_roi_and_alerts(db_pool: asyncpg.Pool, unique
     assert round(card.roi_points_per_1k_tokens or 0, 6) == 6.0
     assert card.jobs == {"succeeded": 1, "rejected": 1}
     assert any("rejected" in a and "0.85" in a for a in card.alerts)
+    assert card.alerts[0] == "warning: rolling accuracy 40.0% is below 75.0%"  # alerts first
 
     app = Starlette(routes=dashboard_routes(lambda: db_pool))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         page = await c.get("/dashboard")
         data = await c.get("/api/v1/dashboard")
     assert page.status_code == 200
-    for expected in (worker, "25.0% → 85.0%", "+60.0 points", "<polyline", "candidate 0.5"):
+    for expected in (
+        worker,
+        "25.0% → 85.0%",
+        "+60.0 points",
+        "<polyline",
+        "candidate 0.5",
+        "40.0%",
+    ):
         assert expected in page.text
     assert any(w["worker_id"] == worker for w in data.json()["workers"])

@@ -203,6 +203,14 @@ async def watch(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[
 
 
 @pytest.fixture
+async def alerts(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[RequestWatch]:
+    w = RequestWatch(kafka_settings, topics.alerts)
+    await w.start()
+    yield w
+    await w.stop()
+
+
+@pytest.fixture
 def harness(
     kafka_settings: KafkaSettings,
     topics: Topics,
@@ -266,6 +274,7 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     topics: Topics,
     harness: Harness,
     watch: RequestWatch,
+    alerts: RequestWatch,
     start_service: Any,
 ) -> None:
     await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
@@ -298,6 +307,15 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     crossing = harness.traceparents[evidence["labeled_total"] - 1]
     assert trace_id_of(traceparent) == trace_id_of(crossing)
     assert traceparent != crossing  # a new span: trigger.decision
+    # ... and an operator alert goes out with it, in the same trace
+    await until(lambda: _count_at_least(alerts, harness.worker, 1), "degradation alert")
+    ((alert, alert_traceparent, _),) = [
+        i for i in alerts.items if i[0]["worker_id"] == harness.worker
+    ]
+    assert (alert["kind"], alert["severity"]) == ("accuracy_below_threshold", "warning")
+    assert json.loads(alert["details_json"])["job_id"] == request["job_id"]
+    assert f"below the threshold {evidence['threshold']:.1%}" in alert["message"]
+    assert trace_id_of(alert_traceparent) == trace_id_of(traceparent)
     view = await harness.view()
     assert view["in_flight_job_id"] == request["job_id"]
     assert view["accuracy"] < 0.8
@@ -311,6 +329,8 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     await until(watch.caught_up, "watch caught up")
     assert len(watch.for_worker(harness.worker)) == 1
     assert "cooldown" in (await harness.view())["note"]
+    await until(alerts.caught_up, "alerts caught up")
+    assert len(alerts.for_worker(harness.worker)) == 1, "no alert while the cooldown holds"
 
 
 async def _view_has(harness: Harness, key: str, value: Any) -> bool:

@@ -1,4 +1,7 @@
-"""What the dashboard shows, read from PostgreSQL (programs, jobs, trigger state)."""
+"""What the dashboard shows, read from PostgreSQL (programs, jobs, trigger state).
+
+Alerts: the trigger's degradation alerts (its outbox keeps every one it published), then
+failed or rejected jobs."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import Any
 import asyncpg
 
 _WORKERS = """
-SELECT worker_id FROM programs UNION SELECT worker_id FROM optimization_jobs ORDER BY 1"""
+SELECT worker_id FROM programs UNION SELECT worker_id FROM optimization_jobs
+UNION SELECT worker_id FROM trigger_outbox WHERE event_type = 'Alert' ORDER BY 1"""
 _VERSIONS = """
 SELECT version, optimizer, holdout_before, holdout_after, lm_calls, tokens, wall_s, created_at
 FROM programs WHERE worker_id = $1 ORDER BY version"""
@@ -17,6 +21,9 @@ SELECT status, count(*) AS n FROM optimization_jobs WHERE worker_id = $1 GROUP B
 _RECENT_PROBLEMS = """
 SELECT job_id, status, coalesce(message, '') AS message FROM optimization_jobs
 WHERE worker_id = $1 AND status IN ('failed', 'rejected') ORDER BY created_at DESC LIMIT 5"""
+_RECENT_ALERTS = """
+SELECT record->>'severity' AS severity, record->>'message' AS message FROM trigger_outbox
+WHERE worker_id = $1 AND event_type = 'Alert' ORDER BY created_at DESC LIMIT 5"""
 
 
 @dataclass
@@ -50,6 +57,8 @@ async def _card(pool: asyncpg.Pool, worker_id: str) -> WorkerCard:
         card.gain_points = 100 * (card.latest_score - card.first_score)
         if card.optimization_tokens:
             card.roi_points_per_1k_tokens = card.gain_points / (card.optimization_tokens / 1000)
+    for alert in await pool.fetch(_RECENT_ALERTS, worker_id):
+        card.alerts.append(f"{alert['severity']}: {alert['message']}")
     for problem in await pool.fetch(_RECENT_PROBLEMS, worker_id):
         card.alerts.append(f"job {problem['job_id']} {problem['status']}: {problem['message']}")
     return card

@@ -27,13 +27,17 @@ from dspy_flywheel.trigger.engine import PlannedRequest
 
 @dataclass(frozen=True)
 class RequestEnvelope:
-    """A request ready to publish: the record plus the ids that travel in its headers."""
+    """An event ready to publish: the record plus the ids that travel in its headers.
+
+    An ``OptimizationRequested``, or the ``Alert`` that goes with a performance request
+    (``job_id`` is then the job it announces)."""
 
     event_id: str
     job_id: str
     worker_id: str
     record: dict[str, Any]
     traceparent: str | None
+    event_type: str = "OptimizationRequested"
 
 
 def request_record(
@@ -88,10 +92,37 @@ def envelope_for(planned: PlannedRequest) -> RequestEnvelope:
     return RequestEnvelope(new_id(), planned.job_id, planned.worker_id, record, traceparent)
 
 
-async def send_envelope(producer: AIOKafkaProducer, topic: str, env: RequestEnvelope) -> None:
-    encoded = encode(
-        "OptimizationRequested", env.record, traceparent=env.traceparent, event_id=env.event_id
+def degradation_alert(planned: PlannedRequest, request: RequestEnvelope) -> RequestEnvelope:
+    """The ``Alert`` for a performance request: accuracy fell below the worker's threshold.
+
+    It shares the request's trace, and its details carry the request's evidence and job id."""
+    evidence = planned.evidence
+    accuracy, threshold = evidence.get("accuracy"), evidence.get("threshold")
+    measured = (
+        f"rolling accuracy {accuracy:.1%} is below the threshold {threshold:.1%}"
+        if isinstance(accuracy, float) and isinstance(threshold, float)
+        else "rolling accuracy is below the threshold"
     )
+    alert_id = new_id()
+    record = {
+        "alert_id": alert_id,
+        "worker_id": planned.worker_id,
+        "severity": "warning",
+        "kind": "accuracy_below_threshold",
+        "message": (
+            f"{planned.worker_id}: {measured} over the last {evidence.get('window_count')} "
+            f"labeled calls; optimization job {planned.job_id} requested"
+        ),
+        "details_json": json.dumps({"job_id": planned.job_id, **evidence}, sort_keys=True),
+        "timestamp_ms": planned.timestamp_ms,
+    }
+    return RequestEnvelope(
+        alert_id, planned.job_id, planned.worker_id, record, request.traceparent, "Alert"
+    )
+
+
+async def send_envelope(producer: AIOKafkaProducer, topic: str, env: RequestEnvelope) -> None:
+    encoded = encode(env.event_type, env.record, traceparent=env.traceparent, event_id=env.event_id)
     await producer.send_and_wait(
         topic, encoded.value, key=env.worker_id.encode(), headers=encoded.headers
     )

@@ -1,4 +1,5 @@
-"""The trigger's processing core: decode batches, feed the engine, persist, hand off requests.
+"""The trigger's processing core: decode batches, feed the engine, persist, hand off requests
+(and, with each performance request, an ``Alert`` on the alerts topic).
 
 Each consumed batch and each clock tick ends in ONE PostgreSQL transaction holding the changed
 worker states, the next offsets and any new requests (outbox). A crash therefore resumes from a
@@ -19,7 +20,7 @@ from aiokafka.structs import ConsumerRecord
 from dspy_flywheel.contracts.codec import DecodeError, decode
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.trigger.engine import PlannedRequest, TriggerEngine
-from dspy_flywheel.trigger.requests import envelope_for, send_envelope
+from dspy_flywheel.trigger.requests import degradation_alert, envelope_for, send_envelope
 from dspy_flywheel.trigger.store import Offsets, OutboxRow, TriggerStore
 
 log = logging.getLogger(__name__)
@@ -115,20 +116,25 @@ class TriggerService:
     async def _commit(
         self, planned: list[PlannedRequest], offsets: Offsets, *, all_views: bool
     ) -> None:
-        envelopes = [envelope_for(p) for p in planned]
+        topics = self.topics
+        outbox: list[OutboxRow] = []
+        for request in planned:
+            envelope = envelope_for(request)
+            outbox.append(OutboxRow(topics.optimization_requests, envelope))
+            if request.reason == "performance":
+                outbox.append(OutboxRow(topics.alerts, degradation_alert(request, envelope)))
         workers = set(self.engine.states) if all_views else set(self.engine.dirty)
         changed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         for worker_id in workers:
             view = self.engine.evidence_view(worker_id)
             if worker_id in self.engine.dirty or view != self._saved_views.get(worker_id):
                 changed[worker_id] = (self.engine.states[worker_id].to_json(), view)
-        if changed or offsets or envelopes:
-            topic = self.topics.optimization_requests
-            await self.store.save(changed, offsets, [OutboxRow(topic, e) for e in envelopes])
+        if changed or offsets or outbox:
+            await self.store.save(changed, offsets, outbox)
         for worker_id, (_, view) in changed.items():
             self._saved_views[worker_id] = view
         self.engine.dirty.clear()
-        if envelopes:
+        if outbox:
             self.requested.set()
 
 
@@ -165,11 +171,14 @@ class OutboxRelay:
             await send_envelope(self.producer, row.topic, row.envelope)
             await self.store.mark_sent(row.envelope.event_id)
             count += 1
-            log.info(
-                "published optimization request %s for %s (%s)",
-                row.envelope.job_id,
-                row.envelope.worker_id,
-                row.envelope.record.get("reason"),
-            )
+            if row.envelope.event_type == "Alert":
+                log.warning("published alert: %s", row.envelope.record.get("message"))
+            else:
+                log.info(
+                    "published optimization request %s for %s (%s)",
+                    row.envelope.job_id,
+                    row.envelope.worker_id,
+                    row.envelope.record.get("reason"),
+                )
         self.sent += count
         return count

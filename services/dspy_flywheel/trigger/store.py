@@ -1,6 +1,7 @@
 """PostgreSQL persistence for the trigger: worker state + offsets + outbox, one transaction.
 
-Tables (migration 0200): ``trigger_state``, ``trigger_offsets``, ``trigger_outbox``; every row
+Tables (migrations 0200, 0201): ``trigger_state``, ``trigger_offsets``, ``trigger_outbox``
+(optimization requests and their alerts); every row
 carries the ``scope`` (the topic prefix by default) so deployments can share a schema.
 """
 
@@ -76,8 +77,10 @@ class TriggerStore:
             if rows:
                 await conn.executemany(
                     """INSERT INTO trigger_outbox
-                       (event_id, scope, worker_id, job_id, topic, record, traceparent)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING""",
+                       (event_id, scope, worker_id, job_id, topic, record, traceparent,
+                        event_type)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                       ON CONFLICT (event_id) DO NOTHING""",
                     [
                         (
                             r.envelope.event_id,
@@ -87,6 +90,7 @@ class TriggerStore:
                             r.topic,
                             r.envelope.record,
                             r.envelope.traceparent,
+                            r.envelope.event_type,
                         )
                         for r in rows
                     ],
@@ -94,7 +98,7 @@ class TriggerStore:
 
     async def unsent(self, limit: int = 100) -> list[OutboxRow]:
         rows = await self.pool.fetch(
-            """SELECT event_id, worker_id, job_id, topic, record, traceparent
+            """SELECT event_id, worker_id, job_id, topic, record, traceparent, event_type
                FROM trigger_outbox WHERE scope = $1 AND sent_at IS NULL
                ORDER BY created_at, event_id LIMIT $2""",
             self.scope,
@@ -104,7 +108,12 @@ class TriggerStore:
             OutboxRow(
                 r["topic"],
                 RequestEnvelope(
-                    r["event_id"], r["job_id"], r["worker_id"], r["record"], r["traceparent"]
+                    r["event_id"],
+                    r["job_id"],
+                    r["worker_id"],
+                    r["record"],
+                    r["traceparent"],
+                    r["event_type"],
                 ),
             )
             for r in rows
