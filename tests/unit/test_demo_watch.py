@@ -37,3 +37,12 @@ def test_statuses_of_other_jobs_and_workers_are_ignored() -> None:
     lifecycle.apply("OptimizationStatusChanged", other_worker, None)
     assert lifecycle.details == {}
     assert lifecycle.status is None
+
+
+def test_the_first_alert_for_the_worker_is_kept() -> None:
+    lifecycle = Lifecycle(worker_id="w")
+    first = {"worker_id": "w", "severity": "warning", "message": "accuracy low"}
+    lifecycle.apply("Alert", {**first, "worker_id": "v"}, None)  # another worker's
+    lifecycle.apply("Alert", first, None)
+    lifecycle.apply("Alert", {**first, "message": "later"}, None)
+    assert lifecycle.alert == first

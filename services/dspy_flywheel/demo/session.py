@@ -81,6 +81,9 @@ class DemoSession:
         request = self.lifecycle.request
         evidence = request["evidence_json"]
         self.display.note(f"trigger fired: {request['reason']}, evidence {evidence}")
+        if await self.wait_for(lambda: self.lifecycle.alert is not None, 5):
+            alert = self.lifecycle.alert or {}
+            self.display.note(f"alert ({alert.get('severity')}): {alert.get('message')}")
 
     async def phase_optimize(self, within_s: float) -> None:
         """Traffic pauses: the optimizer needs both CPU cores of this machine."""

@@ -35,6 +35,7 @@ class Lifecycle:
     published_at: float | None = None
     serving_version: int | None = None
     serving_at: float | None = None
+    alert: dict[str, Any] | None = None  # the first Alert for this worker
 
     def apply(self, event_type: str, record: dict[str, Any], traceparent: str | None) -> None:
         if record.get("worker_id") != self.worker_id:
@@ -50,6 +51,8 @@ class Lifecycle:
             self.status_times.setdefault(record["status"], now)
             # statuses carry different details (the split early, costs at the end): keep all
             self.details = {**self.details, **json.loads(record.get("details_json") or "{}")}
+        elif event_type == "Alert" and self.alert is None:
+            self.alert = record
         elif event_type == "ProgramUpdated" and record.get("job_id") == self.job_id:
             self.published, self.published_at = record, now
         elif (
@@ -70,6 +73,7 @@ async def follow(
         topics.optimization_status,
         topics.program_updated,
         topics.program_acks,
+        topics.alerts,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         **kafka.client_kwargs(),
