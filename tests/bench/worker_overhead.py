@@ -34,12 +34,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import dspy
 
 from dspy_flywheel.bus.admin import ensure_topics
 from dspy_flywheel.lm import FakeEngine, make_lm
-from dspy_flywheel.sdk import WorkerSettings, dspy_worker
+from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
 from dspy_flywheel.settings import KafkaSettings
 
 
@@ -80,6 +81,32 @@ def settings_for_run(spool_dir: Path) -> tuple[WorkerSettings, str]:
     return WorkerSettings(kafka=kafka, spool_dir=spool_dir, reload=False), "no broker (spool)"
 
 
+class Pair(NamedTuple):
+    plain: Classify
+    worker: Worker
+    settings: WorkerSettings
+    mode: str
+    warmup_s: float
+
+
+def steady_pair(spool_dir: Path, warmup: int, latency_ms: float) -> Pair:
+    """The plain module and the worker on a fake LM, both past ``warmup`` calls (made without
+    LM latency; see the module docstring), then with the LM at ``latency_ms``."""
+    engine = FakeEngine(lambda _m: {"label": "billing"})
+    dspy.configure(lm=make_lm(engine))
+    plain = Classify()
+    settings, mode = settings_for_run(spool_dir)
+    worker = ClassifyWorker.create(settings=settings)
+    started = time.perf_counter()
+    for i in range(warmup):
+        plain(text=f"warm {i}")
+        worker(text=f"warm {i}")
+    warmup_s = time.perf_counter() - started
+    engine.latency_s = latency_ms / 1000
+    time.sleep(1.0)
+    return Pair(plain, worker, settings, mode, warmup_s)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=8000, help="calls per variant")
@@ -90,19 +117,10 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    engine = FakeEngine(lambda _m: {"label": "billing"})
-    dspy.configure(lm=make_lm(engine))
-    plain = Classify()
     with tempfile.TemporaryDirectory() as spool_dir:
-        settings, mode = settings_for_run(Path(spool_dir))
-        worker = ClassifyWorker.create(settings=settings)
-        warm_started = time.perf_counter()
-        for i in range(args.warmup):  # see the module docstring: reach the steady state
-            plain(text=f"warm {i}")
-            worker(text=f"warm {i}")
-        warmup_s = time.perf_counter() - warm_started
-        engine.latency_s = args.latency_ms / 1000
-        time.sleep(1.0)
+        plain, worker, settings, mode, warmup_s = steady_pair(
+            Path(spool_dir), args.warmup, args.latency_ms
+        )
         io_thread = next(t for t in threading.enumerate() if t.name.startswith("flywheel-"))
         io_cpu_before = thread_cpu_s(io_thread)
         plain_times: list[float] = []

@@ -30,10 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import dspy
-from worker_overhead import Classify, ClassifyWorker, settings_for_run  # the script's folder
+from worker_overhead import steady_pair  # the script's folder
 
-from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import tracing
 from dspy_flywheel.sdk.events import outputs_of
 from dspy_flywheel.sdk.ids import fast_id
@@ -102,22 +100,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=10_500)
     args = parser.parse_args()
 
-    engine = FakeEngine(lambda _m: {"label": "billing"})
-    dspy.configure(lm=make_lm(engine))
-    plain = Classify()
     with tempfile.TemporaryDirectory() as spool_dir:
-        settings, mode = settings_for_run(Path(spool_dir))
-        worker = ClassifyWorker.create(settings=settings)
+        plain, worker, _, mode, _ = steady_pair(Path(spool_dir), args.warmup, args.latency_ms)
         variants: list[tuple[str, Call]] = [
             ("plain", plain),
             *steps(worker).items(),
             ("worker", worker),
         ]
-        for i in range(args.warmup):
-            plain(text=f"warm {i}")
-            worker(text=f"warm {i}")
-        engine.latency_s = args.latency_ms / 1000
-        time.sleep(1.0)
         cpu: dict[str, list[float]] = {name: [] for name, _ in variants}
         wall: dict[str, list[float]] = {name: [] for name, _ in variants}
         clock, thread_cpu = time.perf_counter, time.thread_time

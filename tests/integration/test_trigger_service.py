@@ -6,6 +6,7 @@ Shared helpers (``Harness``, ``RequestWatch``) are imported by ``test_trigger_re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -194,20 +195,26 @@ async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProdu
     await p.stop()
 
 
+@contextlib.asynccontextmanager
+async def watching(kafka: KafkaSettings, topic: str) -> AsyncIterator[RequestWatch]:
+    w = RequestWatch(kafka, topic)
+    await w.start()
+    try:
+        yield w
+    finally:
+        await w.stop()
+
+
 @pytest.fixture
 async def watch(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[RequestWatch]:
-    w = RequestWatch(kafka_settings, topics.optimization_requests)
-    await w.start()
-    yield w
-    await w.stop()
+    async with watching(kafka_settings, topics.optimization_requests) as w:
+        yield w
 
 
 @pytest.fixture
 async def alerts(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[RequestWatch]:
-    w = RequestWatch(kafka_settings, topics.alerts)
-    await w.start()
-    yield w
-    await w.stop()
+    async with watching(kafka_settings, topics.alerts) as w:
+        yield w
 
 
 @pytest.fixture
