@@ -8,12 +8,18 @@
 A SIGTERM that arrives while the service is still importing ends it with exit code 0 (nothing
 was started, so nothing is lost); once ``serve`` runs, SIGINT/SIGTERM set the service's stop
 event and ``run`` shuts down in order.
+
+That shutdown is bounded: with Kafka or PostgreSQL gone, closing a producer or a pool can wait
+for minutes. After ``FLYWHEEL_SHUTDOWN_GRACE_S`` seconds (default 25) the process logs what it
+gave up on and exits with code 1. Nothing is lost that way: offsets are committed only after
+their work is durable, outboxes are re-sent and orphaned jobs reaped on the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -22,6 +28,10 @@ from typing import Any, TypeVar
 
 S = TypeVar("S")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+DEFAULT_GRACE_S = 25.0
+UNCLEAN_EXIT = 1
+
+log = logging.getLogger(__name__)
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:
@@ -38,10 +48,41 @@ def serve(run: Callable[..., Awaitable[Any]], settings: Callable[[], S]) -> None
     asyncio.run(run_until_signal(run, settings()))
 
 
-async def run_until_signal(run: Callable[..., Awaitable[Any]], settings: Any) -> None:
-    """``run(settings, stop=event)`` on this loop; SIGINT/SIGTERM set the event."""
+def shutdown_grace_s() -> float:
+    raw = os.environ.get("FLYWHEEL_SHUTDOWN_GRACE_S", "")
+    try:
+        grace = float(raw) if raw else DEFAULT_GRACE_S
+    except ValueError:
+        raise SystemExit(
+            f"FLYWHEEL_SHUTDOWN_GRACE_S must be a number of seconds, got {raw!r}"
+        ) from None
+    if grace <= 0:
+        raise SystemExit(f"FLYWHEEL_SHUTDOWN_GRACE_S must be > 0, got {raw!r}")
+    return grace
+
+
+async def run_until_signal(
+    run: Callable[..., Awaitable[Any]], settings: Any, grace_s: float | None = None
+) -> None:
+    """``run(settings, stop=event)`` on this loop; SIGINT/SIGTERM set the event, and the
+    process exits with code 1 if ``run`` has not returned ``grace_s`` seconds later."""
+    grace = shutdown_grace_s() if grace_s is None else grace_s
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run(settings, stop=stop)
+    service = asyncio.ensure_future(run(settings, stop=stop))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({service, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not service.done():
+        done, _ = await asyncio.wait({service}, timeout=grace)
+        if not done:
+            log.error(
+                "shutdown still not finished after %.0f s (FLYWHEEL_SHUTDOWN_GRACE_S): exiting "
+                "now; work not yet acknowledged is redelivered on the next start",
+                grace,
+            )
+            logging.shutdown()
+            os._exit(UNCLEAN_EXIT)  # the stuck close may ignore cancellation: don't wait on it
+    await service
