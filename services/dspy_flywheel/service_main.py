@@ -48,6 +48,16 @@ def serve(run: Callable[..., Awaitable[Any]], settings: Callable[[], S]) -> None
     asyncio.run(run_until_signal(run, settings()))
 
 
+def _waiting_at() -> list[str]:
+    """Where each unfinished task of this loop is suspended (innermost frame)."""
+    places = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack()
+        where = f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else "?"
+        places.append(f"{task.get_name()} at {where}")
+    return sorted(places)
+
+
 def shutdown_grace_s() -> float:
     raw = os.environ.get("FLYWHEEL_SHUTDOWN_GRACE_S", "")
     try:
@@ -80,8 +90,10 @@ async def run_until_signal(
         if not done:
             log.error(
                 "shutdown still not finished after %.0f s (FLYWHEEL_SHUTDOWN_GRACE_S): exiting "
-                "now; work not yet acknowledged is redelivered on the next start",
+                "now; work not yet acknowledged is redelivered on the next start; still "
+                "waiting: %s",
                 grace,
+                "; ".join(_waiting_at()) or "-",
             )
             logging.shutdown()
             os._exit(UNCLEAN_EXIT)  # the stuck close may ignore cancellation: don't wait on it

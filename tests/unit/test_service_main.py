@@ -54,6 +54,7 @@ def test_a_hanging_shutdown_is_cut_after_the_grace_period() -> None:
     assert code == 1
     assert 1.0 <= seconds < 5.0
     assert "shutdown still not finished after 1 s" in stderr
+    assert "still waiting: " in stderr  # where the shutdown is stuck, for the operator
 
 
 def test_grace_period_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
