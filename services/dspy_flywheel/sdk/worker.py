@@ -144,24 +144,9 @@ class Worker:
                 result.set_lm_usage(tracker.get_total_tokens())
         self._last.set(execution_id)
         self._recent.put(execution_id, inputs, outputs)
-        emitter = self._emitter
-        if emitter is not None:  # _emit_execution, inlined
-            emitter.submit_execution(
-                (
-                    self.worker_id,
-                    self.worker_type,
-                    serving.version,
-                    execution_id,
-                    inputs,
-                    outputs,
-                    None,
-                    latency_ms,
-                    tracker.calls,
-                    tracker.prompt_tokens,
-                    tracker.completion_tokens,
-                    time.time_ns() // 1_000_000,
-                    tracing.origin_of(span),
-                )
+        if self._emitter is not None:
+            self._emit_execution(
+                execution_id, serving.version, span, tracker, inputs, outputs, None, latency_ms
             )
         return result
 
