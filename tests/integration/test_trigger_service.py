@@ -336,8 +336,24 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     await until(watch.caught_up, "watch caught up")
     assert len(watch.for_worker(harness.worker)) == 1
     assert "cooldown" in (await harness.view())["note"]
+    # ... and the operator is told once that the breach outlived the job
+    await until(lambda: _count_at_least(alerts, harness.worker, 2), "blocked-breach alert")
+    blocked = alerts.for_worker(harness.worker)[1]
+    details = json.loads(blocked["details_json"])
+    assert blocked["kind"] == "accuracy_below_threshold"
+    assert details["blocked"].startswith("cooldown until ")
+    assert (details["last_job_id"], details["last_status"]) == (
+        request["job_id"],
+        f"{request['job_id']}:failed",
+    )
+    assert details["accuracy"] < 0.8
+    assert "no optimization requested: cooldown until " in blocked["message"]
+    assert f"last job {request['job_id']} ended failed" in blocked["message"]
+    await harness.pattern(5, 20)
+    await until(lambda: harness.processed(120), "120 labels processed")
     await until(alerts.caught_up, "alerts caught up")
-    assert len(alerts.for_worker(harness.worker)) == 1, "no alert while the cooldown holds"
+    assert len(alerts.for_worker(harness.worker)) == 2, "one blocked alert per breach"
+    assert len(watch.for_worker(harness.worker)) == 1
 
 
 async def _view_has(harness: Harness, key: str, value: Any) -> bool:

@@ -113,6 +113,62 @@ def test_success_resets_window() -> None:
     assert "waiting" in engine.states["w1"].note
 
 
+def finish(engine: TriggerEngine, job_id: str, status: str, at_ms: int) -> None:
+    engine.on_status({"job_id": job_id, "worker_id": "w1", "status": status, "timestamp_ms": at_ms})
+
+
+def test_blocked_breach_reported_once_per_breach_after_a_failed_job() -> None:
+    engine = engine_with(perf_config(cooldown_seconds=600))
+    feed = Feeder(engine)
+    (request,) = feed.pattern(5, 20)
+    assert feed.pattern(5, 10) == []
+    assert engine.take_blocked() == []  # in flight: the request's own alert covers it
+    finish(engine, request.job_id, "failed", feed.t)
+    assert feed.pattern(5, 10) == []
+    (breach,) = engine.take_blocked()
+    assert breach.worker_id == "w1"
+    assert breach.why.startswith("cooldown until ")
+    assert breach.evidence["cooldown_until_ms"] == request.timestamp_ms + 600_000
+    assert breach.evidence["accuracy"] < 0.8
+    assert (breach.last_job_id, breach.last_status) == (request.job_id, f"{request.job_id}:failed")
+    assert breach.parent_traceparent == TRACE
+    assert engine.states["w1"].blocked_alerted
+    assert feed.pattern(5, 30) == []
+    assert engine.take_blocked() == []  # same breach: reported once
+    assert feed.pattern(10, 20) == []  # recovered ...
+    assert feed.pattern(5, 20) == []  # ... and low again, still in cooldown: a new breach
+    (again,) = engine.take_blocked()
+    assert again.timestamp_ms > breach.timestamp_ms
+
+
+def test_blocked_breach_by_too_few_new_examples() -> None:
+    engine = engine_with(perf_config(cooldown_seconds=0, min_new_examples=15))
+    feed = Feeder(engine)
+    (request,) = feed.pattern(5, 20)
+    assert engine.take_blocked() == []  # before the first request: still waiting for data
+    finish(engine, request.job_id, "rejected", feed.t)
+    assert feed.pattern(5, 5) == []
+    (breach,) = engine.take_blocked()
+    new, needed = breach.evidence["new_examples_since_last"], breach.evidence["min_new_examples"]
+    assert (needed, breach.why) == (15, f"{new}/15 new examples since the last request")
+    assert 0 < new < 15
+    assert "cooldown_until_ms" not in breach.evidence
+
+
+def test_blocked_flag_survives_a_restart() -> None:
+    engine = engine_with(perf_config())
+    feed = Feeder(engine)
+    (request,) = feed.pattern(5, 20)
+    finish(engine, request.job_id, "failed", feed.t)
+    feed.pattern(5, 5)
+    assert len(engine.take_blocked()) == 1
+    restarted = engine_with(perf_config())
+    restarted.restore({"w1": WorkerState.from_json("w1", engine.states["w1"].to_json())})
+    feed.engine = restarted
+    assert feed.pattern(5, 10) == []
+    assert restarted.take_blocked() == []
+
+
 def test_debounce_needs_consecutive_low_evaluations() -> None:
     engine = engine_with(
         perf_config(window_size=4, min_examples=4, threshold=0.5), debounce=Debounce(evaluations=3)

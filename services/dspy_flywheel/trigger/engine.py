@@ -1,7 +1,8 @@
 """The trigger's in-memory model: applies decoded events to worker states and decides.
 
 No IO here: the app feeds records in, persists ``dirty`` states and publishes the returned
-``PlannedRequest``s. Deterministic given the same events, configs and clock.
+``PlannedRequest``s and the ``BlockedBreach``es it takes with ``take_blocked()``.
+Deterministic given the same events, configs and clock.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dspy_flywheel.trigger.correctness import (
     label_matches,
     score_correct,
 )
-from dspy_flywheel.trigger.policy import Debounce, Decision, evaluate, window_stats
+from dspy_flywheel.trigger.policy import Blocked, Debounce, Decision, evaluate, window_stats
 from dspy_flywheel.trigger.state import Observation, WorkerState
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,20 @@ class PlannedRequest:
     reason: str
     evidence: dict[str, Any]
     config: TriggerPolicyConfig
+    parent_traceparent: str | None
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class BlockedBreach:
+    """Accuracy is below the threshold, but the cooldown or too few new examples keep the
+    trigger from requesting an optimization (reported once per breach)."""
+
+    worker_id: str
+    why: str
+    evidence: dict[str, Any]
+    last_job_id: str | None
+    last_status: str | None  # "<job id>:<status>" of the last status seen
     parent_traceparent: str | None
     timestamp_ms: int
 
@@ -68,6 +83,7 @@ class TriggerEngine:
         self.configs: dict[str, TriggerPolicyConfig] = {}
         self.dirty: set[str] = set()
         self.unjudged = 0  # labels that could not be compared with outputs
+        self._blocked: list[BlockedBreach] = []
 
     # -- configuration -------------------------------------------------------------------
     def set_config(self, worker_id: str, config: TriggerPolicyConfig | None) -> None:
@@ -263,9 +279,35 @@ class TriggerEngine:
         decision = evaluate(state, config, at, self.options.debounce, on_event=on_event)
         if before != (state.note, state.breach_streak, state.periodic_anchor_ms):
             self.dirty.add(worker_id)
+        if isinstance(decision, Blocked):
+            self._report_blocked(state, decision, at)
+            return []
         if decision is None or config is None:
             return []
         return [self._plan(state, config, decision, at)]
+
+    def _report_blocked(self, state: WorkerState, blocked: Blocked, at: int) -> None:
+        if state.blocked_alerted or state.last_job_id is None:
+            return  # before any request, too few examples is still "waiting for data"
+        state.blocked_alerted = True
+        self.dirty.add(state.worker_id)
+        log.warning("%s: accuracy below threshold, no request (%s)", state.worker_id, blocked.why)
+        self._blocked.append(
+            BlockedBreach(
+                state.worker_id,
+                blocked.why,
+                blocked.evidence,
+                state.last_job_id,
+                state.last_status,
+                state.last_traceparent,
+                at,
+            )
+        )
+
+    def take_blocked(self) -> list[BlockedBreach]:
+        """Blocked breaches found since the last call (the service turns them into alerts)."""
+        taken, self._blocked = self._blocked, []
+        return taken
 
     def _plan(
         self, state: WorkerState, config: TriggerPolicyConfig, decision: Decision, at: int
@@ -302,4 +344,4 @@ class TriggerEngine:
             self.dirty.add(worker_id)
 
 
-__all__ = ["EngineOptions", "PlannedRequest", "TriggerEngine", "window_stats"]
+__all__ = ["BlockedBreach", "EngineOptions", "PlannedRequest", "TriggerEngine", "window_stats"]

@@ -7,11 +7,16 @@ Guards against storms, in this order:
   ``cooldown_seconds`` since the last request and ``min_new_examples`` labeled since it;
 - periodic: ``interval_seconds`` or ``cron`` since the last request/anchor; a slot that is blocked
   (job in flight, too few new examples) is skipped, not queued.
+
+A debounced breach that the cooldown or ``min_new_examples`` keeps from becoming a request is
+returned as :class:`Blocked` (the engine alerts on it once per breach, once the worker had a
+request); a job in flight is not: the alert of its own request covers it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from dspy_flywheel.trigger.config import TriggerPolicyConfig
@@ -23,6 +28,18 @@ from dspy_flywheel.trigger.state import WindowStats, WorkerState
 class Debounce:
     evaluations: int = 2
     seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Accuracy is below the threshold (debounced), but no request may go out yet."""
+
+    why: str  # e.g. "cooldown until 2026-11-26T07:40:00Z"
+    evidence: dict[str, Any]
+
+    @property
+    def note(self) -> str:
+        return f"blocked: {self.why}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,7 @@ def _track_breach(state: WorkerState, breached: bool, on_event: bool, now_ms: in
     if not breached:
         state.breach_streak = 0
         state.breach_since_ms = None
+        state.blocked_alerted = False  # recovered: a later blocked breach is a new one
         return
     if state.breach_since_ms is None:
         state.breach_since_ms = now_ms
@@ -86,7 +104,7 @@ def _performance(
     now_ms: int,
     debounce: Debounce,
     on_event: bool,
-) -> Decision | str:
+) -> Decision | Blocked | str:
     stats = window_stats(state, config, now_ms)
     accuracy = stats.accuracy
     breached = (
@@ -101,13 +119,16 @@ def _performance(
         return f"debouncing: accuracy {accuracy:.3f} low for {state.breach_streak} evaluation(s)"
     if state.in_flight_job_id is not None:
         return f"blocked: job {state.in_flight_job_id} in flight"
+    evidence = evidence_of(state, config, stats, now_ms)
     if state.last_request_ms is not None:
         until = state.last_request_ms + config.cooldown_seconds * 1000
         if now_ms < until:
-            return f"blocked: cooldown until {until} ms"
+            stamp = datetime.fromtimestamp(until / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return Blocked(f"cooldown until {stamp}", {**evidence, "cooldown_until_ms": until})
     if state.new_examples < config.min_new_examples:
-        return f"blocked: {state.new_examples}/{config.min_new_examples} new examples"
-    return Decision("performance", evidence_of(state, config, stats, now_ms))
+        why = f"{state.new_examples}/{config.min_new_examples} new examples since the last request"
+        return Blocked(why, evidence)
+    return Decision("performance", evidence)
 
 
 def _periodic_due_ms(state: WorkerState, config: TriggerPolicyConfig) -> int | None:
@@ -150,11 +171,12 @@ def evaluate(
     debounce: Debounce,
     *,
     on_event: bool = False,
-) -> Decision | None:
+) -> Decision | Blocked | None:
     """Decide for one worker; updates the debounce/periodic bookkeeping and ``state.note``.
 
     ``on_event`` is True when a new labeled outcome was just added (it counts toward the
-    consecutive-evaluations debounce; clock ticks do not).
+    consecutive-evaluations debounce; clock ticks do not). A ``Blocked`` is returned only when
+    no periodic request goes out either.
     """
     if config is None:
         state.note = "no trigger config"
@@ -164,12 +186,15 @@ def evaluate(
         return None
     policies = config.policies
     notes = []
+    blocked = None
     if "performance" in policies:
         result = _performance(state, config, now_ms, debounce, on_event)
         if isinstance(result, Decision):
             state.note = "requested: performance"
             return result
-        notes.append(result)
+        if isinstance(result, Blocked):
+            blocked = result
+        notes.append(result.note if isinstance(result, Blocked) else result)
     if "periodic" in policies:
         result_p = _periodic(state, config, now_ms)
         if isinstance(result_p, Decision):
@@ -179,4 +204,4 @@ def evaluate(
     if policies == {"manual"}:
         notes.append("manual only")
     state.note = "; ".join(notes)
-    return None
+    return blocked

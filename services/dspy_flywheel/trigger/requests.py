@@ -22,15 +22,15 @@ from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import context_from_traceparent, current_traceparent, tracer
 from dspy_flywheel.trigger.config import TriggerPolicyConfig
 from dspy_flywheel.trigger.config_topic import read_configs
-from dspy_flywheel.trigger.engine import PlannedRequest
+from dspy_flywheel.trigger.engine import BlockedBreach, PlannedRequest
 
 
 @dataclass(frozen=True)
 class RequestEnvelope:
     """An event ready to publish: the record plus the ids that travel in its headers.
 
-    An ``OptimizationRequested``, or the ``Alert`` that goes with a performance request
-    (``job_id`` is then the job it announces)."""
+    An ``OptimizationRequested``, or an ``Alert``: with a performance request (``job_id`` is
+    then the job it announces) or for a blocked breach (the worker's last job, "" if none)."""
 
     event_id: str
     job_id: str
@@ -92,32 +92,83 @@ def envelope_for(planned: PlannedRequest) -> RequestEnvelope:
     return RequestEnvelope(new_id(), planned.job_id, planned.worker_id, record, traceparent)
 
 
+def _measured(evidence: dict[str, Any]) -> str:
+    accuracy, threshold = evidence.get("accuracy"), evidence.get("threshold")
+    if isinstance(accuracy, float) and isinstance(threshold, float):
+        return f"rolling accuracy {accuracy:.1%} is below the threshold {threshold:.1%}"
+    return "rolling accuracy is below the threshold"
+
+
+def _alert(
+    worker_id: str,
+    message: str,
+    details: dict[str, Any],
+    job_id: str,
+    traceparent: str | None,
+    timestamp_ms: int,
+) -> RequestEnvelope:
+    alert_id = new_id()
+    record = {
+        "alert_id": alert_id,
+        "worker_id": worker_id,
+        "severity": "warning",
+        "kind": "accuracy_below_threshold",
+        "message": message,
+        "details_json": json.dumps(details, sort_keys=True),
+        "timestamp_ms": timestamp_ms,
+    }
+    return RequestEnvelope(alert_id, job_id, worker_id, record, traceparent, "Alert")
+
+
 def degradation_alert(planned: PlannedRequest, request: RequestEnvelope) -> RequestEnvelope:
     """The ``Alert`` for a performance request: accuracy fell below the worker's threshold.
 
     It shares the request's trace, and its details carry the request's evidence and job id."""
     evidence = planned.evidence
-    accuracy, threshold = evidence.get("accuracy"), evidence.get("threshold")
-    measured = (
-        f"rolling accuracy {accuracy:.1%} is below the threshold {threshold:.1%}"
-        if isinstance(accuracy, float) and isinstance(threshold, float)
-        else "rolling accuracy is below the threshold"
+    message = (
+        f"{planned.worker_id}: {_measured(evidence)} over the last "
+        f"{evidence.get('window_count')} labeled calls; optimization job {planned.job_id} requested"
     )
-    alert_id = new_id()
-    record = {
-        "alert_id": alert_id,
-        "worker_id": planned.worker_id,
-        "severity": "warning",
-        "kind": "accuracy_below_threshold",
-        "message": (
-            f"{planned.worker_id}: {measured} over the last {evidence.get('window_count')} "
-            f"labeled calls; optimization job {planned.job_id} requested"
-        ),
-        "details_json": json.dumps({"job_id": planned.job_id, **evidence}, sort_keys=True),
-        "timestamp_ms": planned.timestamp_ms,
+    details = {"job_id": planned.job_id, **evidence}
+    return _alert(
+        planned.worker_id,
+        message,
+        details,
+        planned.job_id,
+        request.traceparent,
+        planned.timestamp_ms,
+    )
+
+
+def blocked_alert(breach: BlockedBreach) -> RequestEnvelope:
+    """The ``Alert`` for a breach that cannot become a request yet (cooldown, too few new
+    examples), e.g. when accuracy is still low after the last job failed or was rejected."""
+    evidence = breach.evidence
+    last = f"; last job {breach.last_job_id}" if breach.last_job_id else ""
+    if (
+        breach.last_job_id
+        and breach.last_status
+        and breach.last_status.startswith(f"{breach.last_job_id}:")
+    ):
+        last += f" ended {breach.last_status.split(':', 1)[1]}"
+    message = (
+        f"{breach.worker_id}: {_measured(evidence)} over the last "
+        f"{evidence.get('window_count')} labeled calls; no optimization requested: "
+        f"{breach.why}{last}"
+    )
+    details = {
+        "blocked": breach.why,
+        "last_job_id": breach.last_job_id,
+        "last_status": breach.last_status,
+        **evidence,
     }
-    return RequestEnvelope(
-        alert_id, planned.job_id, planned.worker_id, record, request.traceparent, "Alert"
+    return _alert(
+        breach.worker_id,
+        message,
+        details,
+        breach.last_job_id or "",
+        breach.parent_traceparent,
+        breach.timestamp_ms,
     )
 
 

@@ -1,5 +1,6 @@
 """The trigger's processing core: decode batches, feed the engine, persist, hand off requests
-(and, with each performance request, an ``Alert`` on the alerts topic).
+(and ``Alert``s on the alerts topic: one with each performance request, one when a breach can't
+become a request because of the cooldown or too few new examples).
 
 Each consumed batch and each clock tick ends in ONE PostgreSQL transaction holding the changed
 worker states, the next offsets and any new requests (outbox). A crash therefore resumes from a
@@ -20,7 +21,12 @@ from aiokafka.structs import ConsumerRecord
 from dspy_flywheel.contracts.codec import DecodeError, decode
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.trigger.engine import PlannedRequest, TriggerEngine
-from dspy_flywheel.trigger.requests import degradation_alert, envelope_for, send_envelope
+from dspy_flywheel.trigger.requests import (
+    blocked_alert,
+    degradation_alert,
+    envelope_for,
+    send_envelope,
+)
 from dspy_flywheel.trigger.store import Offsets, OutboxRow, TriggerStore
 
 log = logging.getLogger(__name__)
@@ -123,6 +129,8 @@ class TriggerService:
             outbox.append(OutboxRow(topics.optimization_requests, envelope))
             if request.reason == "performance":
                 outbox.append(OutboxRow(topics.alerts, degradation_alert(request, envelope)))
+        for breach in self.engine.take_blocked():
+            outbox.append(OutboxRow(topics.alerts, blocked_alert(breach)))
         workers = set(self.engine.states) if all_views else set(self.engine.dirty)
         changed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         for worker_id in workers:

@@ -91,6 +91,7 @@ class WorkerState:
     in_flight_since_ms: int | None = None
     breach_streak: int = 0
     breach_since_ms: int | None = None
+    blocked_alerted: bool = False  # this breach's "no request possible" alert went out
     periodic_anchor_ms: int | None = None
     last_traceparent: str | None = None
     requests_total: int = 0
@@ -114,6 +115,7 @@ class WorkerState:
             self.in_flight_since_ms = at_ms
         self.breach_streak = 0
         self.breach_since_ms = None
+        self.blocked_alerted = False
         self.periodic_anchor_ms = at_ms
         self.requests_total += 1
 
