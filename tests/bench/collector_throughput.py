@@ -13,9 +13,11 @@ group and schema:
 (b) the collector (``dspy_flywheel.collector.app.run``, in this process): decode, validate,
     anonymize, join, filter, encrypt, write, commit.
 
-The processing floor is also printed: CPU per event of decode + anonymize + encrypt alone, on
-the same events with no Kafka or database, and the ratio one process could reach if it did
-nothing else.
+Two bounds are printed too: the processing floor (CPU per event of decode + anonymize + encrypt
+alone, on the same events with no Kafka or database, and the ratio one process could reach if it
+did nothing else), and, when the faust engine runs, faust alone: the collector's faust app with
+an agent that only acknowledges (``take`` + ``ack``, no decoding, no DB), the most a
+faust-based collector can consume on this machine.
 Rounds run raw and collector(s) interleaved (``--repeat``, default 2) and the best of each is
 kept, which damps the noise of a shared machine. Both are timed from their first consumed
 record to the last one being durable (raw: last COPY committed; collector: every event id in
@@ -34,12 +36,14 @@ import logging
 import os
 import time
 import uuid
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from dspy_flywheel.bus import ensure_topics
 from dspy_flywheel.collector.app import run
 from dspy_flywheel.collector.events import Execution, Feedback, RawMessage, parse
+from dspy_flywheel.collector.faust_app import base_app, running
 from dspy_flywheel.collector.prepare import Preparer
 from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.collector.synthetic import make_events
@@ -145,6 +149,29 @@ async def raw_baseline(
     return n / elapsed
 
 
+async def faust_alone(settings: CollectorSettings, n: int) -> float:
+    """The collector's faust app with an agent that only acknowledges (no decoding, no DB): the
+    most any faust-based collector can consume here."""
+    app, source = base_app(settings)
+    done, first, seen = asyncio.Event(), [0.0], [0]
+
+    @app.agent(source, concurrency=1, name="ack_only")
+    async def ack_only(stream: Any) -> None:
+        async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
+            first[0] = first[0] or time.perf_counter()
+            for event in events:
+                event.ack()
+            seen[0] += len(events)
+            if seen[0] >= n:
+                done.set()
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with running(app):
+        await done.wait()
+        elapsed = time.perf_counter() - first[0]
+    return n / elapsed
+
+
 async def collector_run(settings: CollectorSettings, n: int) -> float:
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run(settings, stop=stop, ready=ready))
@@ -205,6 +232,7 @@ async def main() -> None:
     )
     engines = ["faust", "kafka"] if args.engine == "both" else [args.engine]
     raw_runs: list[float] = []
+    faust_runs: list[float] = []
     results: dict[str, list[float]] = {e: [] for e in engines}
     for rnd in range(args.repeat):  # interleaved rounds; best of each (shared, noisy machine)
         raw_runs.append(await raw_baseline(kafka, pg, topics, n, args.batch_max))
@@ -224,6 +252,19 @@ async def main() -> None:
             print(
                 f"round {rnd + 1}: collector ({engine} engine): {results[engine][-1]:,.0f} events/s"
             )
+        if "faust" in engines:
+            settings = CollectorSettings().model_copy(
+                update={
+                    "topic_prefix": topics.prefix,
+                    "group_id": f"bench-faust-alone-{rnd}-{run_id}",
+                    "batch_max": args.batch_max,
+                }
+            )
+            faust_runs.append(await faust_alone(settings, n))
+            print(
+                f"round {rnd + 1}: faust alone (take + ack, no processing): "
+                f"{faust_runs[-1]:,.0f} events/s"
+            )
     raw_eps = max(raw_runs)
     processing_floor_us(400, args.pii_every, keys)  # warm-up: regexes, phone metadata
     floor_us = processing_floor_us(n, args.pii_every, keys)
@@ -232,6 +273,11 @@ async def main() -> None:
         f"CPU: one process can do at most {1e6 / floor_us:,.0f} events/s of it, "
         f"ratio <= {1e6 / floor_us / raw_eps:.2f} against this raw baseline"
     )
+    if faust_runs:
+        print(
+            f"best of {args.repeat}: faust alone {max(faust_runs):,.0f} events/s, ratio "
+            f"{max(faust_runs) / raw_eps:.2f}: the ceiling of a faust-based collector here"
+        )
     for engine, runs in results.items():
         print(
             f"best of {args.repeat}: collector ({engine} engine) {max(runs):,.0f} events/s, "

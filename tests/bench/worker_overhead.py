@@ -1,6 +1,6 @@
 """Per-call cost of the worker wrapper: the same module called plain and through ``@dspy_worker``.
 
-    python tests/bench/worker_overhead.py [--calls 8000] [--block 400] [--latency-ms 1.0]
+    python tests/bench/worker_overhead.py [--calls 8000] [--block 50] [--latency-ms 1.0]
                                           [--warmup 10500]
 
 The module is a ``dspy.Predict`` on a fake LM engine that sleeps ``--latency-ms`` per call.
@@ -8,13 +8,16 @@ Both are measured in their steady state: first ``--warmup`` calls each (without 
 DSPy keeps the last 10,000 LM calls in every module's and LM's history; until those lists are
 full, each call leaves ~9 objects behind, and the garbage collector's full passes (100-300 ms
 here) land on whichever variant happens to run. The warm-up also fills the worker's feedback
-cache (10,000 executions). A long-running worker lives in that steady state.
-Plain and wrapped calls alternate in blocks within one run, so both see the same machine load
-(blocks of 400 calls, ~1 s: longer than the worker's 500 ms event batching, so the background
-work of the wrapped calls mostly lands on them, not on the plain ones), in the order
-plain-wrapped, wrapped-plain, ... so neither is always the one that runs after the other.
-The CPU the worker's IO thread spent per event is printed too: it runs beside the calls and
-costs wall time only on busy cores.
+cache (10,000 executions). A long-running worker lives in that steady state. Measuring starts
+once the warm-up's events have left the worker (its fast calls overflow the in-memory buffer
+into the spool; replaying them would run during the measured blocks).
+Plain and wrapped calls alternate in short blocks within one run (50 calls, ~120 ms), in the
+order plain-wrapped, wrapped-plain, ... so neither is always the one that runs after the other.
+Short blocks matter on a shared VM: its speed drifts by up to 25% over a few seconds (seen block
+by block here), and with 1 s blocks that drift alone moved the ratio by +-3% from run to run.
+The worker's IO thread encodes and sends each 500 ms batch beside the calls, mostly while they
+wait for the LM; its work lands on either variant's blocks, so its CPU per event is printed
+separately, with the ratio it would give if all of it were spent on the call path.
 With ``KAFKA_BOOTSTRAP_SERVERS`` set, the wrapped worker delivers its events to private topics
 on that broker while it is measured; without it, Kafka is unreachable and events go to a
 temporary spool (the worker's offline path). Last line::
@@ -42,6 +45,8 @@ from dspy_flywheel.bus.admin import ensure_topics
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
 from dspy_flywheel.settings import KafkaSettings
+
+OFFLINE_BROKER = "127.0.0.1:9"  # nothing listens: the worker's offline (spool) path
 
 
 class Classify(dspy.Module):
@@ -77,7 +82,7 @@ def settings_for_run(spool_dir: Path) -> tuple[WorkerSettings, str]:
         settings = WorkerSettings(topic_prefix=prefix, spool_dir=spool_dir, reload=False)
         asyncio.run(ensure_topics(settings.kafka, settings.topics))
         return settings, f"kafka {settings.kafka.bootstrap_servers} topics {prefix}*"
-    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9")  # nothing listens: offline path
+    kafka = KafkaSettings(bootstrap_servers=OFFLINE_BROKER)
     return WorkerSettings(kafka=kafka, spool_dir=spool_dir, reload=False), "no broker (spool)"
 
 
@@ -102,15 +107,31 @@ def steady_pair(spool_dir: Path, warmup: int, latency_ms: float) -> Pair:
         plain(text=f"warm {i}")
         worker(text=f"warm {i}")
     warmup_s = time.perf_counter() - started
+    settle(worker, online=settings.kafka.bootstrap_servers != OFFLINE_BROKER)
     engine.latency_s = latency_ms / 1000
-    time.sleep(1.0)
     return Pair(plain, worker, settings, mode, warmup_s)
+
+
+def settle(worker: Worker, *, online: bool, timeout_s: float = 120.0) -> None:
+    """Wait until the warm-up's events are out of the worker's queue (and, with a broker, out
+    of its spool: 10,500 fast calls overflow the in-memory buffer). Otherwise the IO thread
+    replays that backlog during the measured blocks, holding the GIL for whichever variant
+    runs then."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stats = worker.stats()
+        if stats["queued"] == 0 and (not online or stats["spool_pending"] == 0):
+            break
+        time.sleep(0.2)
+    else:
+        raise RuntimeError(f"warm-up events still pending after {timeout_s:.0f} s: {stats}")
+    time.sleep(1.0)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=8000, help="calls per variant")
-    parser.add_argument("--block", type=int, default=400, help="calls per alternating block")
+    parser.add_argument("--block", type=int, default=50, help="calls per alternating block")
     parser.add_argument("--latency-ms", type=float, default=1.0, help="fake LM latency")
     parser.add_argument(
         "--warmup", type=int, default=10_500, help="calls per variant before measuring"
@@ -166,6 +187,10 @@ def main() -> int:
         )
     )
     print(f"worker IO thread: {io_cpu_us:.0f} us CPU per event (encode, send; off the call path)")
+    print(
+        "ratio if the IO thread's CPU were all on the call path (pessimistic: it mostly runs "
+        f"while calls wait for the LM): {(wrapped_us + io_cpu_us) / plain_us:.3f}"
+    )
     p50_ratio = percentile(wrapped_times, 0.5) / percentile(plain_times, 0.5)
     print(f"median-based ratio {p50_ratio:.3f} (less sensitive to load spikes on a shared machine)")
     p99_wrapped_us = percentile(wrapped_times, 0.99) * 1e6

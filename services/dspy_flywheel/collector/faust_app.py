@@ -16,10 +16,11 @@ Timers sweep expired join state and apply retention.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
 import faust
@@ -90,9 +91,9 @@ def ack(raws: list[RawMessage]) -> None:
         raw.token.ack()
 
 
-def build_app(
-    settings: CollectorSettings, collector: Collector, pool: Any, policies: PolicyBook
-) -> faust.App:
+def base_app(settings: CollectorSettings) -> tuple[faust.App, faust.TopicT]:
+    """The collector's faust app, without agents or timers, and its source: both topics, raw
+    bytes (``collector_throughput.py`` times faust alone on it)."""
     _refuse_commits_past_a_head_gap()
     topics = settings.topics
     app = faust.App(
@@ -119,6 +120,36 @@ def build_app(
         key_serializer="raw",
         value_serializer="raw",
     )
+    return app, source
+
+
+@contextlib.asynccontextmanager
+async def running(app: faust.App) -> AsyncIterator[faust.Worker]:
+    """Run ``app`` in this event loop (no signal handlers, no banner) until the block exits."""
+    worker = faust.Worker(
+        app,
+        loop=asyncio.get_running_loop(),
+        daemon=False,
+        quiet=True,
+        override_logging=False,
+        redirect_stdouts=False,
+        stdout=io.StringIO(),  # faust's banner/spinner; our logging goes through `logging`
+    )
+    worker.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours decide
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        try:
+            await asyncio.wait_for(worker.stop(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("faust worker did not stop within %.0fs", STOP_TIMEOUT_S)
+
+
+def build_app(
+    settings: CollectorSettings, collector: Collector, pool: Any, policies: PolicyBook
+) -> faust.App:
+    app, source = base_app(settings)
 
     @app.agent(source, concurrency=1, name="collect")
     async def collect(stream: StreamT[bytes]) -> None:
@@ -164,30 +195,14 @@ async def run_faust(
 ) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings, collector, pool, policies)
-    worker = faust.Worker(
-        app,
-        loop=asyncio.get_running_loop(),
-        daemon=False,
-        quiet=True,
-        override_logging=False,
-        redirect_stdouts=False,
-        stdout=io.StringIO(),  # faust's banner/spinner; our logging goes through `logging`
-    )
-    worker.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours decide
-    await worker.start()
-    log.info(
-        "collector (faust) consuming %s, %s as group %r",
-        settings.topics.executions,
-        settings.topics.feedback,
-        settings.group_id,
-    )
-    if ready is not None:
-        ready.set()
-    try:
+    async with running(app):
+        log.info(
+            "collector (faust) consuming %s, %s as group %r",
+            settings.topics.executions,
+            settings.topics.feedback,
+            settings.group_id,
+        )
+        if ready is not None:
+            ready.set()
         await stop.wait()
         ack(await collector.flush())
-    finally:
-        try:
-            await asyncio.wait_for(worker.stop(), STOP_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("faust worker did not stop within %.0fs", STOP_TIMEOUT_S)
