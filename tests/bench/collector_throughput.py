@@ -278,6 +278,11 @@ async def main() -> None:
             f"best of {args.repeat}: faust alone {max(faust_runs):,.0f} events/s, ratio "
             f"{max(faust_runs) / raw_eps:.2f}: the ceiling of a faust-based collector here"
         )
+        if "faust" in results:
+            print(
+                f"collector (faust engine) / faust alone: "
+                f"{max(results['faust']) / max(faust_runs):.2f}"
+            )
     for engine, runs in results.items():
         print(
             f"best of {args.repeat}: collector ({engine} engine) {max(runs):,.0f} events/s, "

@@ -16,18 +16,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from dspy_flywheel.bus import publish, start_producer
 from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.manager import ManagerSettings, OptimizationManager
+from dspy_flywheel.manager.api import create_app
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import trace_id_of
 from dspy_flywheel.trigger import TriggerPolicyConfig, TriggerSettings, read_configs, write_config
 from dspy_flywheel.trigger.app import run
 from dspy_flywheel.trigger.requests import request_optimization
-from dspy_flywheel.trigger.store import fetch_views
+from dspy_flywheel.trigger.store import fetch_alerts, fetch_views
 
 DEADLINE_S = 30.0
 
@@ -279,6 +282,8 @@ def json_tail(output: str) -> Any:
 async def test_drop_fires_once_none_before_none_during_cooldown(
     kafka_settings: KafkaSettings,
     topics: Topics,
+    db_schema: str,
+    db_pool: asyncpg.Pool,
     harness: Harness,
     watch: RequestWatch,
     alerts: RequestWatch,
@@ -354,6 +359,41 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     await until(alerts.caught_up, "alerts caught up")
     assert len(alerts.for_worker(harness.worker)) == 2, "one blocked alert per breach"
     assert len(watch.for_worker(harness.worker)) == 1
+    await _operators_read_the_alerts(topics, db_schema, db_pool, harness.worker, request)
+
+
+async def _operators_read_the_alerts(
+    topics: Topics, db_schema: str, db_pool: asyncpg.Pool, worker: str, request: dict[str, Any]
+) -> None:
+    """The same two alerts, newest first, from the store, ``flywheel trigger alerts`` and
+    ``GET /api/v1/alerts``."""
+
+    async def both_published() -> list[dict[str, Any]] | None:
+        found = await fetch_alerts(db_pool, worker_id=worker)
+        return found if [a["published"] for a in found] == [True, True] else None
+
+    stored = await until(both_published, "both alerts marked published")
+    assert stored[0]["details"]["blocked"].startswith("cooldown until ")
+    assert stored[0]["job_id"] == stored[1]["job_id"] == request["job_id"]
+    assert "blocked" not in stored[1]["details"]
+    _, out = await flywheel_cli(topics, db_schema, "trigger", "alerts", worker, "--limit", "5")
+    assert json.loads(out) == stored
+    _, latest = await flywheel_cli(topics, db_schema, "trigger", "alerts", worker, "--limit", "1")
+    assert json.loads(latest) == stored[:1]
+    settings = ManagerSettings.model_validate(
+        {"FLYWHEEL_TOPIC_PREFIX": topics.prefix, "FLYWHEEL_DB_SCHEMA": db_schema}
+    )
+    async with (
+        OptimizationManager(settings) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(manager)), base_url="http://manager"
+        ) as client,
+    ):
+        listed = await client.get("/api/v1/alerts", params={"worker_id": worker})
+        assert listed.status_code == 200
+        assert listed.json() == {"alerts": stored}
+        bad = await client.get("/api/v1/alerts", params={"limit": "many"})
+        assert bad.status_code == 400
 
 
 async def _view_has(harness: Harness, key: str, value: Any) -> bool:

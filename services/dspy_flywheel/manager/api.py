@@ -9,6 +9,7 @@
     POST /api/v1/workers/{worker_id}/schedule          {trigger_type?}
     GET  /api/v1/workers/{worker_id}/metrics
     GET  /api/v1/workers/{worker_id}/programs
+    GET  /api/v1/alerts?worker_id=&limit=   the trigger's alerts, newest first
     GET  /api/v1/dashboard   and   GET /dashboard (HTML)
 
 ``create_secured_app`` puts the routes behind API tokens with roles and writes the audit log
@@ -33,6 +34,7 @@ from dspy_flywheel.access.rbac import ASGIApp
 from dspy_flywheel.dashboard import dashboard_routes
 from dspy_flywheel.manager.core import ManagerError, OptimizationManager
 from dspy_flywheel.optimizer.errors import OptimizerConfigError
+from dspy_flywheel.trigger.store import fetch_alerts
 
 log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -126,6 +128,17 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         found = await manager.get_performance_metrics(request.path_params["worker_id"])
         return JSONResponse(found.as_dict())
 
+    async def alerts(request: Request) -> Response:
+        q = request.query_params
+        try:
+            limit = int(q.get("limit", "50"))
+        except ValueError:
+            return _error(400, "limit must be an integer")
+        found = await fetch_alerts(
+            manager.pool, worker_id=q.get("worker_id"), limit=min(max(limit, 1), 500)
+        )
+        return JSONResponse({"alerts": found})
+
     async def worker_programs(request: Request) -> Response:
         return JSONResponse(
             {"programs": await manager.list_programs(request.path_params["worker_id"])}
@@ -151,6 +164,7 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         Route("/api/v1/workers/{worker_id}/schedule", _guarded(schedule), methods=["POST"]),
         Route("/api/v1/workers/{worker_id}/metrics", _guarded(metrics)),
         Route("/api/v1/workers/{worker_id}/programs", _guarded(worker_programs)),
+        Route("/api/v1/alerts", _guarded(alerts)),
         *dashboard_routes(lambda: manager.pool),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -1,4 +1,4 @@
-"""``flywheel trigger set|show|clear`` and ``flywheel optimize WORKER``.
+"""``flywheel trigger set|show|clear|alerts`` and ``flywheel optimize WORKER``.
 
 ``trigger set`` reads the worker's current config from the compacted topic and merges the flags
 given, so fields not mentioned keep their value; the running service picks it up within a tick.
@@ -11,6 +11,8 @@ import contextlib
 import getpass
 import json
 from typing import Any
+
+import asyncpg
 
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.trigger.config import ConfigError, TriggerPolicyConfig, parse_param
@@ -114,6 +116,32 @@ async def _show(args: argparse.Namespace) -> int:
     return 0 if not args.worker or args.worker in configs or args.worker in views else 1
 
 
+async def _alerts(args: argparse.Namespace) -> int:
+    """Recent alerts of this trigger deployment (its scope), newest first, as JSON."""
+    from dspy_flywheel.store.pool import connect
+    from dspy_flywheel.trigger.store import fetch_alerts
+
+    if args.limit < 1:
+        print("error: --limit must be at least 1")
+        return 2
+    settings = TriggerSettings()
+    try:
+        conn = await connect(settings.postgres, settings.db_schema)
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot reach PostgreSQL: {exc}")
+        return 1
+    try:
+        alerts = await fetch_alerts(
+            conn, scope=settings.state_scope, worker_id=args.worker, limit=args.limit
+        )
+    except asyncpg.UndefinedTableError:
+        alerts = []  # the trigger service has not run against this database yet
+    finally:
+        await conn.close()
+    print(json.dumps(alerts, indent=2, sort_keys=True))
+    return 0
+
+
 async def _clear(args: argparse.Namespace) -> int:
     settings = TriggerSettings()
     await delete_config(settings.kafka, settings.topics.trigger_config, args.worker)
@@ -176,6 +204,10 @@ def register(sub: Any) -> None:
     p_show.add_argument("worker", nargs="?")
     p_show.add_argument("--no-live", action="store_true", help="config topic only")
     p_show.set_defaults(func=_show)
+    p_alerts = trigger.add_parser("alerts", help="recent alerts, newest first (JSON)")
+    p_alerts.add_argument("worker", nargs="?")
+    p_alerts.add_argument("--limit", type=int, default=20)
+    p_alerts.set_defaults(func=_alerts)
     p_clear = trigger.add_parser("clear", help="remove a worker's config (tombstone)")
     p_clear.add_argument("worker")
     p_clear.set_defaults(func=_clear)

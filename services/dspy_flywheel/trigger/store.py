@@ -8,6 +8,7 @@ carries the ``scope`` (the topic prefix by default) so deployments can share a s
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -143,3 +144,37 @@ async def fetch_views(
             worker_id,
         )
     return {r["worker_id"]: {**r["view"], "updated_at": r["updated_at"].isoformat()} for r in rows}
+
+
+async def fetch_alerts(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    scope: str | None = None,
+    worker_id: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The trigger's alerts, newest first (its outbox keeps every one; ``published`` is False
+    while the relay has not sent it yet). ``scope`` None: every trigger deployment's."""
+    rows = await conn.fetch(
+        """SELECT record, job_id, traceparent, created_at, sent_at FROM trigger_outbox
+           WHERE event_type = 'Alert' AND ($1::text IS NULL OR scope = $1)
+             AND ($2::text IS NULL OR worker_id = $2)
+           ORDER BY created_at DESC, event_id DESC LIMIT $3""",
+        scope,
+        worker_id,
+        limit,
+    )
+    return [_alert_view(r) for r in rows]
+
+
+def _alert_view(row: asyncpg.Record) -> dict[str, Any]:
+    record = dict(row["record"])
+    details = record.pop("details_json", None)
+    return {
+        **record,
+        "details": json.loads(details) if details else {},
+        "job_id": row["job_id"] or None,
+        "traceparent": row["traceparent"],
+        "created_at": row["created_at"].isoformat(),
+        "published": row["sent_at"] is not None,
+    }
