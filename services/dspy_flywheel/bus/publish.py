@@ -1,7 +1,9 @@
-"""Publishing encoded events with their envelope headers."""
+"""Publishing encoded events with their envelope headers; starting and stopping producers."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +13,9 @@ from dspy_flywheel.contracts.codec import Encoded, encode
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import current_traceparent
 
+log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 5.0
+
 
 async def start_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     kw: dict[str, Any] = {"enable_idempotence": True, "linger_ms": 5, "acks": "all"}
@@ -18,6 +23,24 @@ async def start_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProd
     producer = AIOKafkaProducer(**kafka.client_kwargs(), **kw)
     await producer.start()
     return producer
+
+
+async def stop_producer(producer: AIOKafkaProducer, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """Stop ``producer``; give up after ``timeout_s``.
+
+    With the broker gone, ``stop()`` waits for every pending batch to expire (the request
+    timeout, 40 s by default); seen as an optimizer that took minutes to exit. Giving up loses
+    nothing: every send in the services is awaited by a caller that only records success
+    (outbox row sent, offset committed) after the broker's ack, so an unacked one is retried.
+    """
+    try:
+        await asyncio.wait_for(producer.stop(), timeout_s)
+    except TimeoutError:
+        log.warning(
+            "Kafka producer did not stop within %.0f s (broker unreachable?): its unacknowledged "
+            "sends are retried by their senders on the next start",
+            timeout_s,
+        )
 
 
 async def publish(

@@ -10,14 +10,14 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
-from dspy_flywheel.bus import ensure_topics, start_producer
+from dspy_flywheel.bus import ensure_topics, start_producer, stop_producer
 from dspy_flywheel.collector.core import Collector
 from dspy_flywheel.collector.dlq import DeadLetters
 from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.store import apply_migrations, create_pool
-from dspy_flywheel.store.pool import connect
+from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,9 @@ async def run(
             finally:
                 await conn.close()
         pool = await create_pool(settings.postgres, settings.db_schema)
-        stack.push_async_callback(pool.close)
+        stack.push_async_callback(close_pool, pool)
         producer = await start_producer(settings.kafka, linger_ms=20)
-        stack.push_async_callback(producer.stop)
+        stack.push_async_callback(stop_producer, producer)
         policies = PolicyBook(settings.default_policy(), settings.policy_refresh_s)
         await policies.refresh(pool, force=True)
         collector = Collector(

@@ -20,14 +20,14 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from dspy_flywheel.bus import publish, start_producer
+from dspy_flywheel.bus import publish, start_producer, stop_producer
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.manager.metrics import PerformanceMetrics, performance_metrics
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.optimizer import outbox
 from dspy_flywheel.optimizer.catalog import canonical_name
 from dspy_flywheel.store import apply_migrations, create_pool, jobs, programs
-from dspy_flywheel.store.pool import connect
+from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import current_traceparent, tracer
 
 TRIGGER_TYPES = ("manual", "periodic", "performance", "batch")
@@ -118,7 +118,7 @@ class OptimizationManager:
             finally:
                 await conn.close()
             self._pool = await create_pool(self.settings.postgres, self.settings.db_schema)
-            self._stack.push_async_callback(self._pool.close)
+            self._stack.push_async_callback(close_pool, self._pool)
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -132,7 +132,7 @@ class OptimizationManager:
     async def _producer_ready(self) -> AIOKafkaProducer:
         if self._producer is None:
             self._producer = await start_producer(self.settings.kafka)
-            self._stack.push_async_callback(self._producer.stop)
+            self._stack.push_async_callback(stop_producer, self._producer)
         return self._producer
 
     # -- requests ------------------------------------------------------------------------

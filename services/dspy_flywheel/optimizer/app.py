@@ -13,7 +13,7 @@ from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
-from dspy_flywheel.bus import ensure_topics, start_producer
+from dspy_flywheel.bus import ensure_topics, start_producer, stop_producer
 from dspy_flywheel.contracts.topics import TopicSpec
 from dspy_flywheel.optimizer.consumer import AckIntake, RequestIntake, consume, dlq_topics
 from dspy_flywheel.optimizer.dataset import CollectorDataset, DatasetSource
@@ -23,7 +23,7 @@ from dspy_flywheel.optimizer.pipeline import JobServices
 from dspy_flywheel.optimizer.reaper import reap_orphans, run_reaper
 from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.store import apply_migrations, create_pool
-from dspy_flywheel.store.pool import connect
+from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,9 @@ async def run(
         finally:
             await conn.close()
         pool = await create_pool(settings.postgres, settings.db_schema)
-        stack.push_async_callback(pool.close)
+        stack.push_async_callback(close_pool, pool)
         producer = await start_producer(settings.kafka)
-        stack.push_async_callback(producer.stop)
+        stack.push_async_callback(stop_producer, producer)
 
         relay = OutboxRelay(pool, producer)
         services = JobServices(

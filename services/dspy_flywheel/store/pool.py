@@ -1,13 +1,18 @@
-"""asyncpg pool creation with optional schema (search_path) isolation."""
+"""asyncpg pool creation with optional schema (search_path) isolation, and a bounded close."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 import asyncpg
 
 from dspy_flywheel.settings import PostgresSettings
+
+log = logging.getLogger(__name__)
+CLOSE_TIMEOUT_S = 5.0
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -37,3 +42,13 @@ async def connect(settings: PostgresSettings, schema: str | None = None) -> asyn
     conn = await asyncpg.connect(**connect_kwargs(settings, schema))
     await _init_connection(conn)
     return conn
+
+
+async def close_pool(pool: asyncpg.Pool, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+    """Close ``pool`` gracefully; after ``timeout_s`` (server gone, a connection still busy)
+    terminate it: an open transaction is rolled back by the server, as after a crash."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_s)
+    except TimeoutError:
+        log.warning("PostgreSQL pool did not close within %.0f s: terminating it", timeout_s)
+        pool.terminate()

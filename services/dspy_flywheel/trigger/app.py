@@ -15,9 +15,9 @@ from contextlib import AsyncExitStack
 
 import asyncpg
 
-from dspy_flywheel.bus import ensure_topics, start_producer
+from dspy_flywheel.bus import ensure_topics, start_producer, stop_producer
 from dspy_flywheel.store import apply_migrations, create_pool
-from dspy_flywheel.store.pool import connect
+from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import setup_tracing
 from dspy_flywheel.trigger.config_topic import ConfigFollower
 from dspy_flywheel.trigger.consume import open_event_consumer, warm_execution_cache
@@ -90,7 +90,7 @@ async def run(
             if not await _acquire_leadership(lock_conn, scope, stop):
                 return
         pool = await create_pool(settings.postgres, settings.db_schema)
-        stack.push_async_callback(pool.close)
+        stack.push_async_callback(close_pool, pool)
         store = TriggerStore(pool, scope)
         engine = build_engine(settings)
 
@@ -107,7 +107,7 @@ async def run(
         )
 
         producer = await start_producer(settings.kafka)
-        stack.push_async_callback(producer.stop)
+        stack.push_async_callback(stop_producer, producer)
         service = TriggerService(engine, store, producer, topics)
         consumer = await open_event_consumer(
             settings.kafka,
