@@ -9,9 +9,10 @@ A SIGTERM that arrives while the service is still importing ends it with exit co
 was started, so nothing is lost); once ``serve`` runs, SIGINT/SIGTERM set the service's stop
 event and ``run`` shuts down in order.
 
-That shutdown is bounded: with Kafka or PostgreSQL gone, closing a producer or a pool can wait
-for minutes. After ``FLYWHEEL_SHUTDOWN_GRACE_S`` seconds (default 25) the process logs what it
-gave up on and exits with code 1. Nothing is lost that way: offsets are committed only after
+That shutdown is bounded: with Kafka or PostgreSQL gone, a close can stall (producer and pool
+closes are cut after 5 s each: ``bus.stop_producer``, ``store.pool.close_pool``; anything else
+is not). After ``FLYWHEEL_SHUTDOWN_GRACE_S`` seconds (default 25) the process logs where its
+tasks wait and exits with code 1. Nothing is lost that way: offsets are committed only after
 their work is durable, outboxes are re-sent and orphaned jobs reaped on the next start.
 """
 

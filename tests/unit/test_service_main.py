@@ -44,9 +44,8 @@ def stop_service(behaviour: str) -> tuple[int, float, str]:
 
 
 def test_a_clean_shutdown_exits_with_0() -> None:
-    code, seconds, stderr = stop_service("returns")
-    assert code == 0, stderr
-    assert seconds < 1.0
+    code, _, stderr = stop_service("returns")
+    assert code == 0, stderr  # a cut shutdown (after the 1 s grace) exits 1
 
 
 def test_a_hanging_shutdown_is_cut_after_the_grace_period() -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import asyncpg
 
+from dspy_flywheel.trigger.store import fetch_alerts
+
 _WORKERS = """
 SELECT worker_id FROM programs UNION SELECT worker_id FROM optimization_jobs
 UNION SELECT worker_id FROM trigger_outbox WHERE event_type = 'Alert' ORDER BY 1"""
@@ -21,9 +23,6 @@ SELECT status, count(*) AS n FROM optimization_jobs WHERE worker_id = $1 GROUP B
 _RECENT_PROBLEMS = """
 SELECT job_id, status, coalesce(message, '') AS message FROM optimization_jobs
 WHERE worker_id = $1 AND status IN ('failed', 'rejected') ORDER BY created_at DESC LIMIT 5"""
-_RECENT_ALERTS = """
-SELECT record->>'severity' AS severity, record->>'message' AS message FROM trigger_outbox
-WHERE worker_id = $1 AND event_type = 'Alert' ORDER BY created_at DESC LIMIT 5"""
 
 
 @dataclass
@@ -57,7 +56,7 @@ async def _card(pool: asyncpg.Pool, worker_id: str) -> WorkerCard:
         card.gain_points = 100 * (card.latest_score - card.first_score)
         if card.optimization_tokens:
             card.roi_points_per_1k_tokens = card.gain_points / (card.optimization_tokens / 1000)
-    for alert in await pool.fetch(_RECENT_ALERTS, worker_id):
+    for alert in await fetch_alerts(pool, worker_id=worker_id, limit=5):
         card.alerts.append(f"{alert['severity']}: {alert['message']}")
     for problem in await pool.fetch(_RECENT_PROBLEMS, worker_id):
         card.alerts.append(f"job {problem['job_id']} {problem['status']}: {problem['message']}")

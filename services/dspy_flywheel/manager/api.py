@@ -55,6 +55,15 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _limit(request: Request) -> int:
+    """The ``limit`` query parameter (default 50), clamped to 1..500."""
+    try:
+        limit = int(request.query_params.get("limit", "50"))
+    except ValueError:
+        raise ManagerError("limit must be an integer") from None
+    return min(max(limit, 1), 500)
+
+
 def _guarded(handler: Endpoint) -> Endpoint:
     async def wrapped(request: Request) -> Response:
         try:
@@ -74,12 +83,8 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
 
     async def list_jobs(request: Request) -> Response:
         q = request.query_params
-        try:
-            limit = int(q.get("limit", "50"))
-        except ValueError:
-            return _error(400, "limit must be an integer")
         found = await manager.list_jobs(
-            worker_id=q.get("worker_id"), status=q.get("status"), limit=min(max(limit, 1), 500)
+            worker_id=q.get("worker_id"), status=q.get("status"), limit=_limit(request)
         )
         return JSONResponse({"jobs": [j.as_dict() for j in found]})
 
@@ -129,14 +134,8 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         return JSONResponse(found.as_dict())
 
     async def alerts(request: Request) -> Response:
-        q = request.query_params
-        try:
-            limit = int(q.get("limit", "50"))
-        except ValueError:
-            return _error(400, "limit must be an integer")
-        found = await fetch_alerts(
-            manager.pool, worker_id=q.get("worker_id"), limit=min(max(limit, 1), 500)
-        )
+        worker_id = request.query_params.get("worker_id")
+        found = await fetch_alerts(manager.pool, worker_id=worker_id, limit=_limit(request))
         return JSONResponse({"alerts": found})
 
     async def worker_programs(request: Request) -> Response:
