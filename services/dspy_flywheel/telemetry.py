@@ -1,7 +1,8 @@
 """OpenTelemetry helpers: W3C trace context in and out of Kafka headers, SDK setup.
 
 Library code uses only ``opentelemetry-api``; ``setup_tracing`` (called by service entry points)
-installs the SDK with an OTLP exporter when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+installs the SDK with an OTLP exporter when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (what ``ops/stack env`` exports: Jaeger) is set.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def setup_tracing(service_name: str) -> None:
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    ):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

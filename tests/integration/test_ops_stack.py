@@ -1,4 +1,6 @@
-"""The running `ops/stack`: status/env describe it, both servers answer, `up` is idempotent.
+"""The running `ops/stack`: status/env describe it, every server answers, `up` is idempotent.
+
+Jaeger (unless FLYWHEEL_JAEGER=0) takes OTLP traces and answers its query API, on loopback only.
 
 `ops/stack down` is not exercised here (it would stop the stack other tests share);
 ops/selftest.sh covers up -> down -> no process left -> up.
@@ -14,12 +16,14 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "ops" / "stack"
 SECOND_UP_LIMIT_S = 30.0
+WITH_JAEGER = os.environ.get("FLYWHEEL_JAEGER", "1") != "0"
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -32,7 +36,10 @@ def _stack_env() -> dict[str, str]:
     result = _run("env")
     assert result.returncode == 0, f"ops/stack env failed (is the stack up?): {result.stderr}"
     exports = dict(re.findall(r"^export ([A-Z_]+)=(\S+)$", result.stdout, flags=re.MULTILINE))
-    assert set(exports) == {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"}, result.stdout
+    expected = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"}
+    if WITH_JAEGER:
+        expected |= {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "FLYWHEEL_JAEGER_URL"}
+    assert set(exports) == expected, result.stdout
     return exports
 
 
@@ -120,3 +127,43 @@ def test_second_up_is_fast_and_idempotent(stack_env: dict[str, str]) -> None:
     assert _pids(before.stdout) == _pids(after.stdout), "up restarted a running server"
     assert len(_pids(after.stdout)) >= 1
     assert _stack_env() == stack_env
+
+
+def _listeners(pid: str) -> list[str]:
+    """host:port of every TCP socket ``pid`` listens on (from ss)."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[3] for line in out.splitlines() if f"pid={pid}," in line]
+
+
+@pytest.mark.skipif(not WITH_JAEGER, reason="FLYWHEEL_JAEGER=0")
+def test_jaeger_takes_otlp_on_loopback_and_answers_queries(stack_env: dict[str, str]) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    status = _run("status").stdout
+    found = re.search(r"^jaeger: running pid=(\d+) .*answers=yes$", status, re.MULTILINE)
+    assert found, status
+    listening = _listeners(found.group(1))
+    assert len(listening) == 4, listening  # OTLP gRPC + HTTP, query HTTP + gRPC
+    assert all(addr.startswith("127.0.0.1:") for addr in listening), listening
+
+    service = f"ops-stack-{uuid.uuid4().hex[:8]}"
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    endpoint = stack_env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    with provider.get_tracer("ops").start_as_current_span("probe") as span:
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    url = f"{stack_env['FLYWHEEL_JAEGER_URL']}/api/traces/{trace_id}"
+    deadline = time.monotonic() + 20
+    while True:
+        reply = httpx.get(url, timeout=5)
+        if reply.status_code == 200:
+            break
+        assert time.monotonic() < deadline, f"trace {trace_id} not in Jaeger: {reply.text}"
+        time.sleep(0.2)
+    (found_trace,) = reply.json()["data"]
+    assert [s["operationName"] for s in found_trace["spans"]] == ["probe"]
+    assert found_trace["processes"][found_trace["spans"][0]["processID"]]["serviceName"] == service
