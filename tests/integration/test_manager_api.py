@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from dspy_flywheel.bus import publish, start_producer
+from dspy_flywheel.compile.errors import OptimizerConfigError
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.manager import ManagerSettings, OptimizationManager, OptimizationStatus
 from dspy_flywheel.manager.api import create_app
 from dspy_flywheel.manager.core import ManagerError
-from dspy_flywheel.optimizer.errors import OptimizerConfigError
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from tests.integration.test_optimizer_support import (

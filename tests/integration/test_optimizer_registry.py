@@ -10,8 +10,8 @@ import asyncpg
 import dspy
 import pytest
 
+from dspy_flywheel.compile.errors import IncompatibleProgram, ProgramNotFound
 from dspy_flywheel.optimizer import fake_task
-from dspy_flywheel.optimizer.errors import IncompatibleProgram
 from dspy_flywheel.sdk.agent import DSPyAgent
 from dspy_flywheel.store import jobs, programs
 
@@ -111,13 +111,15 @@ async def test_agent_registry_round_trip(
     agent = DSPyAgent(fake_task.make_lm(), home=tmp_path)
     data = fake_task.tickets(40, seed=2)
     compiled = agent.compile_with_optimizer(fake_task.TicketRouter(), data, "BootstrapFewShot")
-    worker = f"w-{unique}"
-    assert await agent.asave_to_registry(db_pool, worker, fake_task.TicketRouter()) == 1
-    assert await agent.asave_to_registry(db_pool, worker, compiled) == 2
-    version, loaded = await agent.aload_from_registry(db_pool, worker, fake_task.TicketRouter())
+    worker, registry = f"w-{unique}", programs.Registry(db_pool)
+    assert await agent.asave_to_registry(registry, worker, fake_task.TicketRouter()) == 1
+    assert await agent.asave_to_registry(registry, worker, compiled) == 2
+    version, loaded = await agent.aload_from_registry(registry, worker, fake_task.TicketRouter())
     assert version == 2
     assert loaded.dump_state() == compiled.dump_state()
-    _, first = await agent.aload_from_registry(db_pool, worker, fake_task.TicketRouter(), 1)
+    _, first = await agent.aload_from_registry(registry, worker, fake_task.TicketRouter(), 1)
     assert not first.route.demos
     with pytest.raises(IncompatibleProgram):
-        await agent.aload_from_registry(db_pool, worker, dspy.Predict("question -> answer"))
+        await agent.aload_from_registry(registry, worker, dspy.Predict("question -> answer"))
+    with pytest.raises(ProgramNotFound):
+        await agent.aload_from_registry(registry, f"none-{unique}", fake_task.TicketRouter())

@@ -8,13 +8,13 @@ from pathlib import Path
 import dspy
 import pytest
 
-from dspy_flywheel.lm import engine_stats
-from dspy_flywheel.optimizer import fake_task
-from dspy_flywheel.optimizer.errors import (
+from dspy_flywheel.compile.errors import (
     IncompatibleProgram,
     OptimizerConfigError,
     ProgramNotFound,
 )
+from dspy_flywheel.lm import engine_stats
+from dspy_flywheel.optimizer import fake_task
 from dspy_flywheel.sdk.agent import DSPyAgent, LocalExample
 
 DATA = fake_task.tickets(120, seed=3)

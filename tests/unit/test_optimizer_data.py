@@ -7,11 +7,11 @@ import random
 import dspy
 import pytest
 
+from dspy_flywheel.compile.examples import expected_outputs
+from dspy_flywheel.compile.gate import decide
+from dspy_flywheel.compile.metrics import exact_match, normalize
 from dspy_flywheel.optimizer.dataset import split
 from dspy_flywheel.optimizer.errors import DatasetTooSmall
-from dspy_flywheel.optimizer.examples import expected_outputs
-from dspy_flywheel.optimizer.gate import decide
-from dspy_flywheel.optimizer.metrics import exact_match, normalize
 from dspy_flywheel.optimizer.spec import DataRow
 
 

@@ -97,7 +97,13 @@ def test_plain_worker_registers_no_optimization() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"optimizer": "Adam"}, re.escape("accepted: ['MIPROv2', 'BootstrapFewShot'")),
+        (
+            {"optimizer": "Adam"},
+            re.escape(
+                "accepted: ['BootstrapFewShot', 'BootstrapFewShotWithRandomSearch', 'MIPROv2', "
+                "'BootstrapFinetune']"
+            ),
+        ),
         (
             {"optimization_trigger": "hourly"},
             re.escape("accepted: ['manual', 'periodic', 'performance']"),

@@ -31,9 +31,9 @@ from starlette.routing import Route
 
 from dspy_flywheel.access import AccessMiddleware, AuditLog, TokenStore
 from dspy_flywheel.access.rbac import ASGIApp
+from dspy_flywheel.compile.errors import OptimizerConfigError
 from dspy_flywheel.dashboard import dashboard_routes
 from dspy_flywheel.manager.core import ManagerError, OptimizationManager
-from dspy_flywheel.optimizer.errors import OptimizerConfigError
 from dspy_flywheel.trigger.store import fetch_alerts
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from dspy_flywheel.compile.errors import OptimizerConfigError
 from dspy_flywheel.manager.core import ManagerError, OptimizationManager, OptimizationStatus
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.manager.watch import describe, watch_jobs
-from dspy_flywheel.optimizer.errors import OptimizerConfigError
 
 
 def _user() -> str:

@@ -21,11 +21,11 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.bus import publish, start_producer, stop_producer
+from dspy_flywheel.compile.catalog import canonical_name
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.manager.metrics import PerformanceMetrics, performance_metrics
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.optimizer import outbox
-from dspy_flywheel.optimizer.catalog import canonical_name
 from dspy_flywheel.store import apply_migrations, create_pool, jobs, programs
 from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import current_traceparent, tracer

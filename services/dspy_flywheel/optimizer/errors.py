@@ -1,29 +1,16 @@
-"""Errors of the optimizer and of ``DSPyAgent``.
+"""Errors of the optimizer service (the compile layer's are in ``compile.errors``).
 
-OptimizerError (RuntimeError)               retriable=False unless noted
-├── OptimizerConfigError                    unknown optimizer, bad parameter, LM can't fine-tune
-├── ProgramImportError                      program_ref / metric_ref cannot be imported
-├── DatasetTooSmall                         fewer examples than the configured minimum
-├── ProgramNotFound                         no saved program under that id
-├── IncompatibleProgram                     saved signature differs from the program's
-└── JobFailure                              the compile child failed; ``kind`` says how
-    (kind: error | timeout | memory | budget | cancelled | crashed | orphaned)
+CompileError (RuntimeError)                 see ``dspy_flywheel.compile.errors``
+└── OptimizerError                          retriable=False
+    └── DatasetTooSmall                     fewer examples than the configured minimum
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dspy_flywheel.compile.errors import CompileError
 
 
-class OptimizerError(RuntimeError):
-    retriable: ClassVar[bool] = False
-
-
-class OptimizerConfigError(OptimizerError, ValueError):
-    pass
-
-
-class ProgramImportError(OptimizerError):
+class OptimizerError(CompileError):
     pass
 
 
@@ -35,17 +22,3 @@ class DatasetTooSmall(OptimizerError):
         super().__init__(
             f"dataset too small: {found} usable examples, at least {minimum} needed{extra}"
         )
-
-
-class ProgramNotFound(OptimizerError, LookupError):
-    pass
-
-
-class IncompatibleProgram(OptimizerError):
-    pass
-
-
-class JobFailure(OptimizerError):
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind
-        super().__init__(message)

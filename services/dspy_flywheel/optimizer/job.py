@@ -59,7 +59,7 @@ def _watch_parent() -> None:
 def _examples(rows: list[DataRow], out_fields: list[str]) -> tuple[list[Any], int]:
     import dspy
 
-    from dspy_flywheel.optimizer.examples import expected_outputs
+    from dspy_flywheel.compile.examples import expected_outputs
 
     examples, dropped = [], 0
     for row in rows:
@@ -72,7 +72,7 @@ def _examples(rows: list[DataRow], out_fields: list[str]) -> tuple[list[Any], in
 
 
 def _build_lm(lm_ref: str | None) -> Any:
-    from dspy_flywheel.optimizer.refs import load_ref
+    from dspy_flywheel.compile.refs import load_ref
 
     if lm_ref:
         return load_ref(lm_ref)()
@@ -84,16 +84,18 @@ def _build_lm(lm_ref: str | None) -> Any:
 def run(spec: JobSpec, reporter: Any) -> CompileResult:
     import dspy
 
-    from dspy_flywheel.optimizer.errors import IncompatibleProgram
-    from dspy_flywheel.optimizer.evaluation import evaluate
+    from dspy_flywheel.compile.catalog import create_optimizer
+    from dspy_flywheel.compile.compiler import compile_program, load_state_into
+    from dspy_flywheel.compile.errors import IncompatibleProgram
+    from dspy_flywheel.compile.evaluation import evaluate
+    from dspy_flywheel.compile.metrics import exact_match
+    from dspy_flywheel.compile.refs import build_program, load_metric
+    from dspy_flywheel.compile.signature import output_fields, signature_of
     from dspy_flywheel.optimizer.meter import Meter, Ticker, TrialLogHandler
-    from dspy_flywheel.optimizer.refs import build_program, load_metric
-    from dspy_flywheel.optimizer.signature import output_fields, signature_of
-    from dspy_flywheel.sdk.agent import DSPyAgent, load_state_into
 
     lm = _build_lm(spec.lm_ref)
     program = build_program(spec.program_ref)
-    metric = load_metric(spec.metric_ref)
+    metric = load_metric(spec.metric_ref) or exact_match
     out_fields = output_fields(signature_of(program))
     train, dropped_train = _examples(spec.train, out_fields)
     val, dropped_val = _examples(spec.val, out_fields)
@@ -117,16 +119,15 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     ticker = Ticker(meter, spec.report_interval_s)
     ticker.start()
 
-    agent = DSPyAgent(lm, metric=metric)
     params = dict(spec.params)
-    optimizer = agent.create_optimizer(spec.optimizer, **params)
+    optimizer = create_optimizer(spec.optimizer, metric=metric, lm=lm, **params)
     if "num_threads" not in params and hasattr(optimizer.teleprompter, "num_threads"):
         optimizer.teleprompter.num_threads = spec.num_threads
     if hasattr(optimizer.teleprompter, "num_candidate_sets"):
         meter.trial_total = int(optimizer.teleprompter.num_candidate_sets) + 3
 
     reporter.send({"type": "phase", "phase": "compile", "event": "start"})
-    candidate = agent.compile_with_optimizer(program, train, optimizer, valset=val or None)
+    candidate = compile_program(program, train, optimizer, valset=val or None, lm=lm)
     reporter.send({"type": "phase", "phase": "compile", "event": "end"})
 
     meter.phase, meter.phase_fraction = "evaluate", 0.0
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
-    from dspy_flywheel.optimizer.errors import OptimizerError
+    from dspy_flywheel.compile.errors import CompileError
     from dspy_flywheel.optimizer.meter import Reporter
 
     reporter = Reporter(stream)
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         return EXIT_MEMORY
-    except OptimizerError as exc:
+    except CompileError as exc:
         reporter.send({"type": "error", "kind": "config", "message": str(exc)})
         return EXIT_ERROR
     except Exception as exc:

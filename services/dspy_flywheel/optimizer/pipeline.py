@@ -21,9 +21,11 @@ from typing import Any
 import asyncpg
 from opentelemetry import trace
 
+from dspy_flywheel.compile import gate
+from dspy_flywheel.compile.catalog import canonical_name
+from dspy_flywheel.compile.errors import CompileError
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.optimizer import gate, outbox
-from dspy_flywheel.optimizer.catalog import canonical_name
+from dspy_flywheel.optimizer import outbox
 from dspy_flywheel.optimizer.dataset import DatasetSource, split
 from dspy_flywheel.optimizer.errors import OptimizerError
 from dspy_flywheel.optimizer.runner import run_child
@@ -186,7 +188,7 @@ class JobRun:
                         )
                     )
                 raise
-            except OptimizerError as exc:
+            except CompileError as exc:
                 return await self._finish("failed", str(exc))
             except Exception as exc:
                 log.exception("job %s failed", self.job.job_id)

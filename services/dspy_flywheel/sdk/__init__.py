@@ -12,12 +12,18 @@ Pieces:
   (records and their encoding), ``tracing`` (span per call, traceparent), ``usage`` (LM calls
   and tokens per call), ``ids``.
 * programs in: ``programs`` (checks, atomic swaps, history), ``reloader`` + ``consume``
-  (program-updated), ``signature`` (``signature_of``, shared with the optimizer).
+  (program-updated); signatures (``signature_of``) come from the ``compile`` layer.
 * optimization config: ``triggers`` (validation, TriggerConfig), ``config_sync`` (precedence on
-  the compacted topic), ``refs`` (``program_ref`` / ``metric_ref``), ``feedback`` (metrics).
+  the compacted topic), ``feedback`` (labels and scores); ``program_ref`` / ``metric_ref`` are
+  made and loaded by ``compile.refs``. ``agent``: ``DSPyAgent`` (local compile, save, load).
 * ``testing``: read events back, publish programs (for tests and manual publishes).
 """
 
+from dspy_flywheel.compile.catalog import MIPRO_AUTO
+from dspy_flywheel.compile.catalog import OPTIMIZER_CLASSES as OPTIMIZERS
+from dspy_flywheel.compile.refs import build_program, load_metric, load_ref, ref_of
+from dspy_flywheel.compile.signature import SignatureMap, signature_mismatch, signature_of
+from dspy_flywheel.contracts.policies import POLICIES
 from dspy_flywheel.sdk.decorators import (
     FunctionModule,
     WorkerSpec,
@@ -34,11 +40,9 @@ from dspy_flywheel.sdk.errors import (
 )
 from dspy_flywheel.sdk.feedback import exact_match
 from dspy_flywheel.sdk.programs import CODE, Outcome
-from dspy_flywheel.sdk.refs import build_program, import_ref, load_metric, ref_of
 from dspy_flywheel.sdk.settings import WorkerSettings
-from dspy_flywheel.sdk.signature import SignatureMap, signature_mismatch, signature_of
 from dspy_flywheel.sdk.tracing import SPAN_NAME
-from dspy_flywheel.sdk.triggers import MIPRO_AUTO, OPTIMIZERS, POLICIES, OptimizationConfig
+from dspy_flywheel.sdk.triggers import OptimizationConfig
 from dspy_flywheel.sdk.worker import Worker
 
 __all__ = [
@@ -64,8 +68,8 @@ __all__ = [
     "dspy_worker",
     "dspy_worker_optimized",
     "exact_match",
-    "import_ref",
     "load_metric",
+    "load_ref",
     "ref_of",
     "signature_mismatch",
     "signature_of",

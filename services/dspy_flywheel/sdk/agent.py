@@ -8,14 +8,13 @@
 
 Programs are saved as JSON (state + signature + class path) under ``$FLYWHEEL_HOME/programs``
 (``FLYWHEEL_HOME`` defaults to ``~/.cache/dspy-flywheel``, as in ``ops/``). The optimizer service
-uses the same agent in its child process. ``asave_to_registry`` / ``aload_from_registry`` use the
-PostgreSQL program registry instead of local files.
+compiles through the same ``compile`` layer in its child process. ``asave_to_registry`` /
+``aload_from_registry`` use a program registry instead of local files:
+``store.programs.Registry(pool)`` for PostgreSQL.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import os
 import re
@@ -23,30 +22,44 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from dspy_flywheel.optimizer.catalog import DSPyOptimizer, accepted_names, create_optimizer
-from dspy_flywheel.optimizer.errors import (
-    IncompatibleProgram,
-    OptimizerConfigError,
-    ProgramNotFound,
-)
-from dspy_flywheel.optimizer.evaluation import EvalResult, evaluate
-from dspy_flywheel.optimizer.examples import LocalExample, to_examples
-from dspy_flywheel.optimizer.metrics import exact_match
-from dspy_flywheel.optimizer.refs import load_ref
-from dspy_flywheel.optimizer.signature import input_fields, signature_of
+from dspy_flywheel.compile.catalog import DSPyOptimizer, accepted_names, create_optimizer
+from dspy_flywheel.compile.compiler import compile_program, load_state_into, using_lm
+from dspy_flywheel.compile.errors import ProgramNotFound
+from dspy_flywheel.compile.evaluation import EvalResult, evaluate
+from dspy_flywheel.compile.examples import LocalExample, to_examples
+from dspy_flywheel.compile.metrics import exact_match
+from dspy_flywheel.compile.refs import load_ref
+from dspy_flywheel.compile.signature import input_fields, signature_of
 
-if TYPE_CHECKING:
-    import asyncpg
-
-__all__ = ["DSPyAgent", "DSPyOptimizer", "LocalExample"]
+__all__ = ["DSPyAgent", "DSPyOptimizer", "LocalExample", "ProgramRegistry"]
 
 _PROGRAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 def default_home() -> Path:
     return Path(os.environ.get("FLYWHEEL_HOME") or Path.home() / ".cache" / "dspy-flywheel")
+
+
+class ProgramRegistry(Protocol):
+    """Registered program versions (``store.programs.Registry`` keeps them in PostgreSQL)."""
+
+    async def find(
+        self, worker_id: str, version: int | None
+    ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
+        """(version, state, signature) of the latest (or given) version; None if there is none."""
+
+    async def register(
+        self,
+        worker_id: str,
+        state: dict[str, Any],
+        signature: dict[str, Any],
+        *,
+        optimizer: str,
+        requested_by: str,
+    ) -> int:
+        """Store the worker's next version (not published to workers); returns its number."""
 
 
 def _class_path(program: Any) -> str:
@@ -101,22 +114,9 @@ class DSPyAgent:
         ``valset`` is used by optimizers that score candidates (random search, MIPROv2) and
         ignored by the others; without it they hold out part of ``training_data`` themselves.
         """
-        import dspy
-
         if isinstance(optimizer, str):
             optimizer = self.create_optimizer(optimizer)
-        keys = input_fields(signature_of(program))
-        trainset = to_examples(training_data, keys)
-        if not trainset:
-            raise OptimizerConfigError("training_data is empty")
-        kwargs = dict(optimizer.compile_kwargs)
-        if optimizer.uses_valset and valset is not None:
-            kwargs["valset"] = to_examples(valset, keys)
-        if optimizer.teleprompter.__class__.__name__ == "MIPROv2":
-            _fit_minibatch(kwargs, trainset)
-        lm = self._lm()
-        with dspy.context(lm=lm) if lm is not None else contextlib.nullcontext():
-            return optimizer.teleprompter.compile(program, trainset=trainset, **kwargs)
+        return compile_program(program, training_data, optimizer, valset=valset, lm=self._lm())
 
     def evaluate(
         self,
@@ -127,11 +127,8 @@ class DSPyAgent:
         num_threads: int = 1,
     ) -> EvalResult:
         """Mean metric in [0, 1] over ``examples`` (failed calls score 0 and are counted)."""
-        import dspy
-
         data = to_examples(examples, input_fields(signature_of(program)))
-        lm = self._lm()
-        with dspy.context(lm=lm) if lm is not None else contextlib.nullcontext():
+        with using_lm(self._lm()):
             return evaluate(program, data, metric or self.metric, num_threads=num_threads)
 
     # -- training data --------------------------------------------------------------------
@@ -193,26 +190,21 @@ class DSPyAgent:
             program if program is not None else load_ref(document["class"])(),
         )
 
-    # -- registry (PostgreSQL) ------------------------------------------------------------
+    # -- program registry -----------------------------------------------------------------
 
     async def aload_from_registry(
-        self, pool: asyncpg.Pool, worker_id: str, program: Any, version: int | None = None
+        self, registry: ProgramRegistry, worker_id: str, program: Any, version: int | None = None
     ) -> tuple[int, Any]:
         """(version, new program) for the worker's latest (or given) registered version."""
-        from dspy_flywheel.store import programs as registry
-
-        found = (
-            await registry.latest(pool, worker_id)
-            if version is None
-            else await registry.get_version(pool, worker_id, version)
-        )
+        found = await registry.find(worker_id, version)
         if found is None:
             raise ProgramNotFound(f"no registered program for {worker_id!r} (version {version})")
-        return found.version, load_state_into(found.state, found.signature, program)
+        number, state, signature = found
+        return number, load_state_into(state, signature, program)
 
     async def asave_to_registry(
         self,
-        pool: asyncpg.Pool,
+        registry: ProgramRegistry,
         worker_id: str,
         program: Any,
         *,
@@ -220,23 +212,13 @@ class DSPyAgent:
         requested_by: str = "sdk",
     ) -> int:
         """Register ``program`` as the worker's next version (not published to workers)."""
-        from dspy_flywheel.store import programs as registry
-
-        state = program.dump_state()
-        async with pool.acquire() as conn, conn.transaction():
-            row = await registry.add_version(
-                conn,
-                registry.NewProgram(
-                    worker_id=worker_id,
-                    state=state,
-                    signature=signature_of(program),
-                    optimizer=optimizer,
-                    size_bytes=len(json.dumps(state).encode()),
-                    requested_by=requested_by,
-                    reason="manual",
-                ),
-            )
-        return row.version
+        return await registry.register(
+            worker_id,
+            program.dump_state(),
+            signature_of(program),
+            optimizer=optimizer,
+            requested_by=requested_by,
+        )
 
     def _lm(self) -> Any:
         if self.lm is not None:
@@ -244,23 +226,3 @@ class DSPyAgent:
         import dspy
 
         return dspy.settings.lm
-
-
-def load_state_into(state: dict[str, Any], signature: dict[str, Any], template: Any) -> Any:
-    """A deep copy of ``template`` with ``state`` loaded, after checking field names match."""
-    own = signature_of(template)
-    if own != signature:
-        raise IncompatibleProgram(
-            f"saved program signature {signature} does not match the program's {own}"
-        )
-    program = copy.deepcopy(template)
-    program.load_state(state)
-    return program
-
-
-def _fit_minibatch(kwargs: dict[str, Any], trainset: list[Any]) -> None:
-    """MIPROv2 refuses a minibatch larger than the valset; shrink the default to fit."""
-    valset = kwargs.get("valset")
-    size = len(valset) if valset is not None else max(1, int(len(trainset) * 0.8))
-    if kwargs.get("minibatch", True) and "minibatch_size" not in kwargs and size < 35:
-        kwargs["minibatch_size"] = max(1, size)

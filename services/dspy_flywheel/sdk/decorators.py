@@ -34,9 +34,10 @@ from typing import Any
 
 import dspy
 
+from dspy_flywheel.compile.errors import RefError
+from dspy_flywheel.compile.refs import load_ref, ref_of
 from dspy_flywheel.sdk.errors import WorkerConfigError
 from dspy_flywheel.sdk.feedback import Metric
-from dspy_flywheel.sdk.refs import import_ref, ref_of
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.triggers import TRIGGER_PARAMS, OptimizationConfig
 from dspy_flywheel.sdk.worker import Worker
@@ -146,8 +147,8 @@ class WorkerSpec:
         if self._target_ref is None:
             return None
         try:
-            named = import_ref(self._target_ref)
-        except (ImportError, AttributeError, ValueError):
+            named = load_ref(self._target_ref)
+        except RefError:
             return None
         if named is self:
             return f"{self._target_ref}.build_program"

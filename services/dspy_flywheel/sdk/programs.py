@@ -20,8 +20,8 @@ from typing import Any, Literal, NamedTuple
 
 import dspy
 
+from dspy_flywheel.compile.signature import signature_mismatch, signature_of, state_mismatch
 from dspy_flywheel.sdk.errors import CorruptProgram, SignatureMismatch, UnknownVersion
-from dspy_flywheel.sdk.signature import signature_mismatch, signature_of, state_mismatch
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import dspy
 from aiokafka import AIOKafkaConsumer
 
 from dspy_flywheel.bus.publish import publish, start_producer
+from dspy_flywheel.compile.signature import signature_of
 from dspy_flywheel.contracts.codec import Decoded, decode
 from dspy_flywheel.sdk.events import now_ms
-from dspy_flywheel.sdk.signature import signature_of
 from dspy_flywheel.settings import KafkaSettings
 
 

@@ -16,16 +16,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from dspy_flywheel.compile.catalog import MIPRO_AUTO
+from dspy_flywheel.compile.catalog import OPTIMIZER_CLASSES as OPTIMIZERS
+from dspy_flywheel.contracts.policies import POLICIES, split_policies
 from dspy_flywheel.sdk.errors import WorkerConfigError
-
-OPTIMIZERS = (
-    "MIPROv2",
-    "BootstrapFewShot",
-    "BootstrapFewShotWithRandomSearch",
-    "BootstrapFinetune",
-)
-POLICIES = ("manual", "periodic", "performance")
-MIPRO_AUTO = ("light", "medium", "heavy")
 
 _COMMON = ("enabled", "min_examples", "min_new_examples", "cooldown_seconds")
 _BY_POLICY = {
@@ -52,7 +46,7 @@ class OptimizationConfig:
 
     @property
     def policies(self) -> list[str]:
-        return _split(self.trigger)
+        return split_policies(self.trigger)
 
     def trigger_record(
         self,
@@ -86,16 +80,12 @@ class OptimizationConfig:
         }
 
 
-def _split(trigger: str) -> list[str]:
-    return [p.strip().lower() for p in trigger.split(",") if p.strip()]
-
-
 def check_trigger(trigger: str, params: dict[str, Any]) -> None:
-    if not isinstance(trigger, str) or not _split(trigger):
+    if not isinstance(trigger, str) or not split_policies(trigger):
         raise WorkerConfigError(
             f"optimization_trigger must be one of {list(POLICIES)}, got {trigger!r}"
         )
-    policies = _split(trigger)
+    policies = split_policies(trigger)
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
         raise WorkerConfigError(

@@ -22,6 +22,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
+from dspy_flywheel.compile.signature import label_fields
 from dspy_flywheel.sdk import fastcodec, tracing, usage
 from dspy_flywheel.sdk.emitter import Emitter, ExecutionRoute, Pending
 from dspy_flywheel.sdk.events import (
@@ -36,7 +37,6 @@ from dspy_flywheel.sdk.ids import fast_id as new_id
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot, Serving
 from dspy_flywheel.sdk.runtime import Runtime
 from dspy_flywheel.sdk.settings import WorkerSettings
-from dspy_flywheel.sdk.signature import label_fields
 from dspy_flywheel.sdk.triggers import OptimizationConfig
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ caller's transaction, so two publishers never take the same number; a job publis
 
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -107,6 +108,44 @@ async def get_version(db: Executor, worker_id: str, version: int) -> ProgramVers
         version,
     )
     return None if row is None else ProgramVersion(**dict(row))
+
+
+class Registry:
+    """The registry as ``DSPyAgent.asave_to_registry`` / ``aload_from_registry`` use it."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def find(
+        self, worker_id: str, version: int | None
+    ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
+        found = await (
+            latest(self.pool, worker_id)
+            if version is None
+            else get_version(self.pool, worker_id, version)
+        )
+        return None if found is None else (found.version, found.state, found.signature)
+
+    async def register(
+        self,
+        worker_id: str,
+        state: dict[str, Any],
+        signature: dict[str, Any],
+        *,
+        optimizer: str,
+        requested_by: str,
+    ) -> int:
+        program = NewProgram(
+            worker_id=worker_id,
+            state=state,
+            signature=signature,
+            optimizer=optimizer,
+            size_bytes=len(json.dumps(state).encode()),
+            requested_by=requested_by,
+            reason="manual",
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            return (await add_version(conn, program)).version
 
 
 async def by_job(db: Executor, job_id: str) -> ProgramVersion | None:

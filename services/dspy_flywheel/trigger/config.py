@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from dspy_flywheel.contracts.policies import POLICIES, split_policies
 from dspy_flywheel.trigger.cron import CronSchedule
-
-POLICIES = frozenset({"manual", "periodic", "performance"})
 
 
 class ConfigError(ValueError):
@@ -22,8 +21,8 @@ class ConfigError(ValueError):
 
 
 def parse_policies(policy: str) -> frozenset[str]:
-    names = frozenset(p.strip().lower() for p in policy.split(",") if p.strip())
-    unknown = names - POLICIES
+    names = frozenset(split_policies(policy))
+    unknown = names - set(POLICIES)
     if not names or unknown:
         raise ConfigError(f"policy must be one or more of {sorted(POLICIES)}, got {policy!r}")
     return names

@@ -8,9 +8,10 @@ DSPy's saved state matches fields by position only, so this check is ours to mak
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dspy
+if TYPE_CHECKING:
+    import dspy
 
 FieldNames = dict[str, list[str]]
 SignatureMap = dict[str, FieldNames]
@@ -81,3 +82,17 @@ def label_fields(signature: SignatureMap) -> list[str]:
         return []
     last = list(signature.values())[-1]
     return [f for f in last["outputs"] if f != "reasoning"]
+
+
+def output_fields(signature: SignatureMap) -> list[str]:
+    """Output field names of the program's last predictor (what a worker returns)."""
+    if not signature:
+        return []
+    return list(signature[list(signature)[-1]]["outputs"])
+
+
+def input_fields(signature: SignatureMap) -> list[str]:
+    """Input field names of the program's first predictor."""
+    if not signature:
+        return []
+    return list(signature[next(iter(signature))]["inputs"])

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from dspy_flywheel.optimizer.errors import OptimizerConfigError
+from dspy_flywheel.compile.errors import OptimizerConfigError
 
 
 @dataclass(frozen=True)
@@ -24,17 +24,21 @@ class CatalogEntry:
     needs_finetunable_lm: bool = False
 
 
+MIPRO_AUTO: Final = ("light", "medium", "heavy")
 CATALOG: Final[dict[str, CatalogEntry]] = {
     "BootstrapFewShot": CatalogEntry("BootstrapFewShot"),
     "BootstrapFewShotWithRandomSearch": CatalogEntry(
         "BootstrapFewShotWithRandomSearch", uses_valset=True
     ),
-    "MIPROv2": CatalogEntry("MIPROv2", {"auto": "light"}, uses_valset=True),
-    "MIPROv2-light": CatalogEntry("MIPROv2", {"auto": "light"}, uses_valset=True),
-    "MIPROv2-medium": CatalogEntry("MIPROv2", {"auto": "medium"}, uses_valset=True),
-    "MIPROv2-heavy": CatalogEntry("MIPROv2", {"auto": "heavy"}, uses_valset=True),
+    "MIPROv2": CatalogEntry("MIPROv2", {"auto": MIPRO_AUTO[0]}, uses_valset=True),
+    **{
+        f"MIPROv2-{mode}": CatalogEntry("MIPROv2", {"auto": mode}, uses_valset=True)
+        for mode in MIPRO_AUTO
+    },
     "BootstrapFinetune": CatalogEntry("BootstrapFinetune", needs_finetunable_lm=True),
 }
+# The DSPy optimizer classes behind the catalog, each once: what a worker may name.
+OPTIMIZER_CLASSES: Final = tuple(dict.fromkeys(entry.class_name for entry in CATALOG.values()))
 ALIASES: Final[dict[str, str]] = {
     "bootstrap": "BootstrapFewShot",
     "bootstraprs": "BootstrapFewShotWithRandomSearch",
@@ -44,7 +48,7 @@ ALIASES: Final[dict[str, str]] = {
 }
 # compile() parameters that are the data, not settings.
 _COMPILE_DATA: Final = frozenset({"self", "student", "trainset", "teacher", "valset"})
-_FIXED_PRESETS: Final = frozenset({"MIPROv2-light", "MIPROv2-medium", "MIPROv2-heavy"})
+_FIXED_PRESETS: Final = frozenset(f"MIPROv2-{mode}" for mode in MIPRO_AUTO)
 
 
 @dataclass

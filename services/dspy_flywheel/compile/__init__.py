@@ -1,0 +1,14 @@
+"""The compile layer: DSPy programs optimized, scored, saved and loaded, with no Kafka or
+PostgreSQL. ``sdk`` (``DSPyAgent``, workers) and ``optimizer`` (the compile child, the gate)
+both build on it and never import each other.
+
+* ``catalog``: the optimizers offered (names, presets) and ``create_optimizer``.
+* ``compiler``: ``compile_program`` and ``load_state_into`` (field names checked first).
+* ``examples``: training data in user and store shapes -> ``dspy.Example``.
+* ``metrics`` (the default metric), ``evaluation`` (mean metric, errors counted), ``gate``
+  (ship-if-better on the holdout).
+* ``signature``: ``signature_of`` and the checks a published program must pass.
+* ``refs``: ``module:attr`` references, made (``ref_of``) and loaded (``load_ref``); ``errors``.
+
+Importing this package (or ``catalog``, ``gate``, ``errors``) does not import DSPy.
+"""

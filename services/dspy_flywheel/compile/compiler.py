@@ -1,0 +1,72 @@
+"""Compiling a program with a configured optimizer, and loading saved state into a new program.
+
+``DSPyAgent`` and the optimizer's compile child both compile through ``compile_program``; both
+load a saved or published state through ``load_state_into``, which checks field names first
+(DSPy matches saved fields by position only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from dspy_flywheel.compile.catalog import DSPyOptimizer
+from dspy_flywheel.compile.errors import IncompatibleProgram, OptimizerConfigError
+from dspy_flywheel.compile.examples import to_examples
+from dspy_flywheel.compile.signature import input_fields, signature_of
+
+
+def using_lm(lm: Any) -> AbstractContextManager[Any]:
+    """``dspy.context(lm=lm)``, or nothing when ``lm`` is None (keep the configured LM)."""
+    import dspy
+
+    return dspy.context(lm=lm) if lm is not None else contextlib.nullcontext()
+
+
+def compile_program(
+    program: Any,
+    training_data: Sequence[Any],
+    optimizer: DSPyOptimizer,
+    *,
+    valset: Sequence[Any] | None = None,
+    lm: Any = None,
+) -> Any:
+    """Compile ``program`` on ``training_data`` with ``optimizer``; returns the optimized program.
+
+    Items may be any shape ``examples.to_example`` accepts. ``valset`` goes to optimizers that
+    score candidates and is ignored by the others.
+    """
+    keys = input_fields(signature_of(program))
+    trainset = to_examples(training_data, keys)
+    if not trainset:
+        raise OptimizerConfigError("training_data is empty")
+    kwargs = dict(optimizer.compile_kwargs)
+    if optimizer.uses_valset and valset is not None:
+        kwargs["valset"] = to_examples(valset, keys)
+    if optimizer.teleprompter.__class__.__name__ == "MIPROv2":
+        _fit_minibatch(kwargs, trainset)
+    with using_lm(lm):
+        return optimizer.teleprompter.compile(program, trainset=trainset, **kwargs)
+
+
+def load_state_into(state: dict[str, Any], signature: dict[str, Any], template: Any) -> Any:
+    """A deep copy of ``template`` with ``state`` loaded, after checking field names match."""
+    own = signature_of(template)
+    if own != signature:
+        raise IncompatibleProgram(
+            f"saved program signature {signature} does not match the program's {own}"
+        )
+    program = copy.deepcopy(template)
+    program.load_state(state)
+    return program
+
+
+def _fit_minibatch(kwargs: dict[str, Any], trainset: list[Any]) -> None:
+    """MIPROv2 refuses a minibatch larger than the valset; shrink the default to fit."""
+    valset = kwargs.get("valset")
+    size = len(valset) if valset is not None else max(1, int(len(trainset) * 0.8))
+    if kwargs.get("minibatch", True) and "minibatch_size" not in kwargs and size < 35:
+        kwargs["minibatch_size"] = max(1, size)
