@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 # Modules exposing ``register(subparsers)``; each subcommand sets ``func`` (sync or async).
 COMMAND_MODULES = (
+    "dspy_flywheel.bus.cli",
     "dspy_flywheel.contracts.cli",
     "dspy_flywheel.collector.cli",
     "dspy_flywheel.trigger.cli",

@@ -1,6 +1,50 @@
-"""Kafka plumbing shared by services: topic provisioning, publishing encoded events."""
+"""Kafka plumbing every service shares (services keep only their handlers).
+
+``admin``: topic provisioning. ``publish``: producers and sending one encoded event.
+``consumer``: opening consumers (group or every partition), the fetch loop, reading to the end.
+``guard``: one guard per consumed record (decode, handle; bad records to the DLQ, retries).
+``dlq``: dead letters with one header set. ``outbox``: the transactional-outbox relay.
+``supervise``: a service's loops side by side, one ending stops them all.
+"""
 
 from dspy_flywheel.bus.admin import ensure_topics
+from dspy_flywheel.bus.consumer import (
+    Batch,
+    batches,
+    consume_group,
+    open_consumer,
+    read_range,
+    read_to_end,
+    stop_consumer,
+)
+from dspy_flywheel.bus.dlq import DeadLetter, DeadLetters
+from dspy_flywheel.bus.guard import Record, RecordGuard, Retry, decode_record, is_bad_record
+from dspy_flywheel.bus.outbox import OutboxEvent, OutboxRelay, OutboxSource
 from dspy_flywheel.bus.publish import publish, start_producer, stop_producer
+from dspy_flywheel.bus.supervise import every, supervise
 
-__all__ = ["ensure_topics", "publish", "start_producer", "stop_producer"]
+__all__ = [
+    "Batch",
+    "DeadLetter",
+    "DeadLetters",
+    "OutboxEvent",
+    "OutboxRelay",
+    "OutboxSource",
+    "Record",
+    "RecordGuard",
+    "Retry",
+    "batches",
+    "consume_group",
+    "decode_record",
+    "ensure_topics",
+    "every",
+    "is_bad_record",
+    "open_consumer",
+    "publish",
+    "read_range",
+    "read_to_end",
+    "start_producer",
+    "stop_consumer",
+    "stop_producer",
+    "supervise",
+]

@@ -11,13 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from dspy_flywheel.contracts.codec import (
-    CorruptPayload,
-    DecodeError,
-    UnknownEventType,
-    UnknownFingerprint,
-    decode,
-)
+from dspy_flywheel.contracts.codec import DecodeError, decode
 
 Headers = list[tuple[str, bytes]]
 
@@ -180,19 +174,12 @@ def _feedback(event_id: str, r: dict[str, Any]) -> Feedback:
     )
 
 
-_DECODE_REASONS: dict[type[DecodeError], str] = {
-    UnknownFingerprint: "unknown_schema",
-    CorruptPayload: "corrupt_payload",
-    UnknownEventType: "unknown_event_type",
-}
-
-
 def parse(raw: RawMessage, expected_type: str) -> Parsed:
     """Decode and validate one message read from a topic carrying ``expected_type``."""
     try:
         decoded = decode(raw.value, raw.headers)
     except DecodeError as exc:
-        return Rejected(raw, _DECODE_REASONS.get(type(exc), "undecodable"), str(exc))
+        return Rejected(raw, exc.reason, str(exc))
     if decoded.event_type != expected_type:
         return Rejected(
             raw, "unexpected_event_type", f"{decoded.event_type} on a topic for {expected_type}"

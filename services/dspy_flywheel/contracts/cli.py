@@ -1,21 +1,12 @@
-"""``flywheel topics create`` and ``flywheel schemas freeze|check``."""
+"""``flywheel schemas freeze|check`` (``flywheel topics create`` is in ``bus.cli``)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from dspy_flywheel.bus.admin import ensure_topics
 from dspy_flywheel.contracts.compat import freeze, full_incompatibilities
 from dspy_flywheel.contracts.registry import SchemaRegistry
-from dspy_flywheel.settings import FlywheelSettings
-
-
-async def _topics_create(args: argparse.Namespace) -> int:
-    settings = FlywheelSettings()
-    created = await ensure_topics(settings.kafka, settings.topics)
-    print(f"created: {', '.join(created) or 'nothing (all exist)'}")
-    return 0
 
 
 def _schemas_freeze(args: argparse.Namespace) -> int:
@@ -37,10 +28,6 @@ def _schemas_check(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    topics = sub.add_parser("topics", help="Kafka topic provisioning").add_subparsers(
-        dest="action", required=True
-    )
-    topics.add_parser("create", help="create missing topics").set_defaults(func=_topics_create)
     schemas = sub.add_parser("schemas", help="event schema history").add_subparsers(
         dest="action", required=True
     )

@@ -32,18 +32,19 @@ Headers = list[tuple[str, bytes]]
 
 class DecodeError(ValueError):
     retriable: ClassVar[bool] = False
+    reason: ClassVar[str] = "undecodable"  # the DLQ's dlq_reason
 
 
 class UnknownFingerprint(DecodeError):
-    pass
+    reason = "unknown_schema"
 
 
 class CorruptPayload(DecodeError):
-    pass
+    reason = "corrupt_payload"
 
 
 class UnknownEventType(DecodeError):
-    pass
+    reason = "unknown_event_type"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from dspy_flywheel.compile.catalog import canonical_name
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.manager.metrics import PerformanceMetrics, performance_metrics
 from dspy_flywheel.manager.settings import ManagerSettings
-from dspy_flywheel.optimizer import outbox
 from dspy_flywheel.store import apply_migrations, create_pool, jobs, programs
 from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import current_traceparent, tracer
@@ -281,23 +280,9 @@ class OptimizationManager:
         self, job_id: str, *, requested_by: str = "manager"
     ) -> OptimizationStatus | None:
         """Cancel a queued job now, or flag a running one (its optimizer kills the child)."""
-        message = f"cancelled by {requested_by} before it started"
-        async with self.pool.acquire() as conn, conn.transaction():
-            done = await jobs.finish(conn, job_id, "cancelled", message, only_from=("queued",))
-            if done is not None:
-                await outbox.add(
-                    conn,
-                    self.topics.optimization_status,
-                    done.worker_id,
-                    "OptimizationStatusChanged",
-                    outbox.status_record(
-                        job_id, done.worker_id, "cancelled", progress=done.progress, message=message
-                    ),
-                )
-                return OptimizationStatus.of(done)
-            flagged = await jobs.request_cancel(conn, job_id)
-        if flagged is not None:
-            return OptimizationStatus.of(flagged)
+        job = await jobs.cancel(self.pool, self.topics.optimization_status, job_id, requested_by)
+        if job is not None:
+            return OptimizationStatus.of(job)
         return await self.get_optimization_status(job_id)
 
     # -- programs and metrics ------------------------------------------------------------

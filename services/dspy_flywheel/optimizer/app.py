@@ -1,28 +1,38 @@
 """Composition root of the optimizer service: ``run(settings)`` opens everything and loops.
 
 Startup: topics (plus this service's DLQs), migrations, pool, producer, then reap jobs orphaned
-by a previous process, and run five loops: request intake (consumer group), ack intake, job
-executor, outbox relay, reaper. Any loop failing stops the others and re-raises.
+by a previous process, and run five loops under ``bus.supervise``: request intake (consumer
+group), ack intake, job executor, outbox relay, reaper. Any loop failing stops the others and
+re-raises.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from contextlib import AsyncExitStack
-from typing import Any
 
-from dspy_flywheel.bus import ensure_topics, start_producer, stop_producer
+from dspy_flywheel.bus import (
+    DeadLetters,
+    OutboxRelay,
+    RecordGuard,
+    Retry,
+    consume_group,
+    decode_record,
+    ensure_topics,
+    start_producer,
+    stop_producer,
+    supervise,
+)
 from dspy_flywheel.contracts.topics import TopicSpec
-from dspy_flywheel.optimizer.consumer import AckIntake, RequestIntake, consume, dlq_topics
+from dspy_flywheel.optimizer.consumer import AckIntake, RequestIntake, dlq_topics
 from dspy_flywheel.optimizer.dataset import CollectorDataset, DatasetSource
 from dspy_flywheel.optimizer.executor import JobExecutor
-from dspy_flywheel.optimizer.outbox import OutboxRelay
 from dspy_flywheel.optimizer.pipeline import JobServices
 from dspy_flywheel.optimizer.reaper import reap_orphans, run_reaper
 from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.store import apply_migrations, create_pool
+from dspy_flywheel.store.outbox import OptimizerOutbox
 from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import setup_tracing
 
@@ -54,7 +64,7 @@ async def run(
         producer = await start_producer(settings.kafka)
         stack.push_async_callback(stop_producer, producer)
 
-        relay = OutboxRelay(pool, producer)
+        relay = OutboxRelay(OptimizerOutbox(pool), producer)
         services = JobServices(
             settings, pool, dataset or CollectorDataset(pool), topics, wake_relay=relay.wake
         )
@@ -64,30 +74,29 @@ async def run(
         )
         if reaped:
             log.warning("marked %d orphaned job(s) failed: %s", len(reaped), ", ".join(reaped))
+        guard = RecordGuard(DeadLetters(producer, "optimizer"), decode_record, retry=Retry())
         intake_ready = asyncio.Event()
-        loops: list[Coroutine[Any, Any, None]] = [
-            consume(
+        loops = {
+            "optimizer.requests": consume_group(
                 settings.kafka,
                 topics.optimization_requests,
                 settings.group_id,
+                guard,
                 RequestIntake(pool, topics, executor.wake),
-                producer,
                 stop,
-                name="optimizer",
                 ready=intake_ready,
             ),
-            consume(
+            "optimizer.acks": consume_group(
                 settings.kafka,
                 topics.program_acks,
                 settings.acks_group_id,
+                guard,
                 AckIntake(pool),
-                producer,
                 stop,
-                name="optimizer-acks",
             ),
-            executor.run(stop),
-            relay.run(stop),
-            run_reaper(
+            "optimizer.executor": executor.run(stop),
+            "optimizer.relay": relay.run(stop),
+            "optimizer.reaper": run_reaper(
                 pool,
                 topics,
                 stop,
@@ -95,27 +104,6 @@ async def run(
                 stale_after_s=settings.stale_after_s,
                 wake_relay=relay.wake,
             ),
-        ]
-        tasks = [asyncio.create_task(c) for c in loops]
-        waiter = asyncio.create_task(intake_ready.wait())
-        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        if intake_ready.is_set() and ready is not None:
-            ready.set()
-        log.info("optimizer %s running", settings.instance_id)
-        stopper = asyncio.create_task(stop.wait())
-        try:
-            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            failed = [t for t in done if t is not stopper and t.exception() is not None]
-        finally:
-            stop.set()
-            for task in tasks:
-                if task is not None and not task.done():
-                    task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            waiter.cancel()
-            stopper.cancel()
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                log.error("optimizer loop failed: %r", result)
-        if failed:
-            raise failed[0].exception()  # type: ignore[misc]  # checked non-None above
+        }
+        log.info("optimizer %s starting", settings.instance_id)
+        await supervise(loops, stop, ready=ready, ready_when=intake_ready)

@@ -25,14 +25,13 @@ from dspy_flywheel.compile import gate
 from dspy_flywheel.compile.catalog import canonical_name
 from dspy_flywheel.compile.errors import CompileError
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.optimizer import outbox
 from dspy_flywheel.optimizer.dataset import DatasetSource, split
 from dspy_flywheel.optimizer.errors import OptimizerError
 from dspy_flywheel.optimizer.runner import run_child
 from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.optimizer.spans import child_spans
 from dspy_flywheel.optimizer.spec import CompileResult, JobSpec
-from dspy_flywheel.store import jobs, programs
+from dspy_flywheel.store import jobs, outbox, programs
 from dspy_flywheel.telemetry import context_from_traceparent, current_traceparent, tracer
 
 log = logging.getLogger(__name__)
@@ -72,19 +71,15 @@ class JobRun:
         message: str | None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        await outbox.add(
+        await outbox.add_status(
             db,
             self.s.topics.optimization_status,
+            self.job.job_id,
             self.job.worker_id,
-            "OptimizationStatusChanged",
-            outbox.status_record(
-                self.job.job_id,
-                self.job.worker_id,
-                status,
-                progress=progress,
-                message=message,
-                details=details,
-            ),
+            status,
+            progress=progress,
+            message=message,
+            details=details,
             traceparent=current_traceparent(),
         )
 

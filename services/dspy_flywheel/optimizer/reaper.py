@@ -15,8 +15,7 @@ import socket
 import asyncpg
 
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.optimizer import outbox
-from dspy_flywheel.store import jobs
+from dspy_flywheel.store import jobs, outbox
 
 log = logging.getLogger(__name__)
 RESTARTED = "optimizer restarted mid-job"
@@ -73,19 +72,15 @@ async def reap_orphans(
             )
             if done is None:
                 continue
-            await outbox.add(
+            await outbox.add_status(
                 conn,
                 topics.optimization_status,
+                row["job_id"],
                 row["worker_id"],
-                "OptimizationStatusChanged",
-                outbox.status_record(
-                    row["job_id"],
-                    row["worker_id"],
-                    "failed",
-                    progress=done.progress,
-                    message=why,
-                    details={"failure": "orphaned"},
-                ),
+                "failed",
+                progress=done.progress,
+                message=why,
+                details={"failure": "orphaned"},
             )
         log.warning("job %s: %s", row["job_id"], why)
         reaped.append(str(row["job_id"]))

@@ -11,8 +11,9 @@ Pieces:
   (idempotent producer), ``spool`` (on disk while Kafka is away), ``events`` / ``fastcodec``
   (records and their encoding), ``tracing`` (span per call, traceparent), ``usage`` (LM calls
   and tokens per call), ``ids``.
-* programs in: ``programs`` (checks, atomic swaps, history), ``reloader`` + ``consume``
-  (program-updated); signatures (``signature_of``) come from the ``compile`` layer.
+* programs in: ``programs`` (checks, atomic swaps, history), ``reloader`` (follows
+  program-updated through ``bus.consumer``); signatures (``signature_of``) come from the
+  ``compile`` layer.
 * optimization config: ``triggers`` (validation, TriggerConfig), ``config_sync`` (precedence on
   the compacted topic), ``feedback`` (labels and scores); ``program_ref`` / ``metric_ref`` are
   made and loaded by ``compile.refs``. ``agent``: ``DSPyAgent`` (local compile, save, load).

@@ -19,10 +19,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka.structs import ConsumerRecord
-
+from dspy_flywheel.bus.consumer import open_consumer, read_to_end, stop_consumer
+from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import DecodeError, decode
-from dspy_flywheel.sdk.consume import read_to_end, start_reader, stop_quietly
 from dspy_flywheel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ async def read_current(kafka: KafkaSettings, topic: str, worker_id: str) -> dict
     key = worker_id.encode()
     current: list[dict[str, Any] | None] = [None]
 
-    def keep(record: ConsumerRecord[Any, Any]) -> None:
+    async def keep(record: Record) -> None:
         if record.key != key:
             return
         if record.value is None:
@@ -63,11 +62,11 @@ async def read_current(kafka: KafkaSettings, topic: str, worker_id: str) -> dict
         except DecodeError as exc:
             log.warning("unreadable trigger config for %s: %s", worker_id, exc)
 
-    consumer, tps = await start_reader(kafka, topic, fetch_max_wait_ms=50)
+    consumer = await open_consumer(kafka, [topic], fetch_max_wait_ms=50)
     try:
-        await read_to_end(consumer, tps, keep)
+        await read_to_end(consumer, keep)
     finally:
-        await stop_quietly(consumer)
+        await stop_consumer(consumer)
     return current[0]
 
 

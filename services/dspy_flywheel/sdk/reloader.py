@@ -13,13 +13,12 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
 
+from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop_consumer
+from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import DecodeError, decode
-from dspy_flywheel.sdk.consume import read_to_end, start_reader, stop_quietly
 from dspy_flywheel.sdk.errors import ProgramRefused
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
 from dspy_flywheel.settings import KafkaSettings
@@ -50,7 +49,7 @@ class Reloader:
         self._on_outcome = on_outcome
         self._keep = keep
         self._backoff_max_s = backoff_max_s
-        self._positions: dict[int, int] | None = None
+        self._positions: dict[TopicPartition, int] | None = None
         self.caught_up = threading.Event()
         self.applied = 0
         self.refused = 0
@@ -61,12 +60,11 @@ class Reloader:
         while True:
             consumer = None
             try:
-                consumer, tps = await start_reader(self._kafka, self._topic)
+                consumer = await open_consumer(
+                    self._kafka, [self._topic], positions=self._positions, fetch_max_wait_ms=100
+                )
                 if self._positions is None:
-                    await self._catch_up(consumer, tps)
-                else:
-                    for tp in tps:
-                        consumer.seek(tp, self._positions.get(tp.partition, 0))
+                    await self._catch_up(consumer)
                 backoff, failures = 0.2, 0
                 await self._follow(consumer)
             except asyncio.CancelledError:
@@ -80,18 +78,17 @@ class Reloader:
                 backoff = min(backoff * 2, self._backoff_max_s)
             finally:
                 if consumer is not None:
-                    await stop_quietly(consumer)
+                    await stop_consumer(consumer)
 
-    async def _catch_up(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
-        await consumer.seek_to_beginning(*tps)
+    async def _catch_up(self, consumer: AIOKafkaConsumer) -> None:
         mine: deque[_Update] = deque(maxlen=self._keep + 1)
 
-        def collect(record: ConsumerRecord[Any, Any]) -> None:
+        async def collect(record: Record) -> None:
             update = self._parse(record)
             if update is not None:
                 mine.append(update)
 
-        self._positions = await read_to_end(consumer, tps, collect)
+        self._positions = await read_to_end(consumer, collect)
         candidates = list(mine)
         for version, state_json, signature_json in candidates[:-1]:
             self._slot.remember_unloaded(version, state_json, signature_json)
@@ -110,16 +107,15 @@ class Reloader:
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         assert self._positions is not None
         self.caught_up.set()
-        while True:
-            batch = await consumer.getmany(timeout_ms=1000)
+        async for batch in batches(consumer, timeout_ms=1000):
             for tp, records in batch.items():
                 for record in records:
-                    self._positions[tp.partition] = record.offset + 1
+                    self._positions[tp] = record.offset + 1
                     update = self._parse(record)
                     if update is not None:
                         self._apply(update)
 
-    def _parse(self, record: ConsumerRecord[Any, Any]) -> _Update | None:
+    def _parse(self, record: Record) -> _Update | None:
         if record.key != self._key:
             return None
         try:

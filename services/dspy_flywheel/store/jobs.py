@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 import asyncpg
 
-Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
+from dspy_flywheel.store import outbox
+from dspy_flywheel.store.pool import Executor as Executor
 
 TERMINAL: Final = frozenset({"succeeded", "rejected", "failed", "cancelled"})
 STATUSES: Final = ("queued", "running", *sorted(TERMINAL))
@@ -256,6 +257,26 @@ async def request_cancel(db: Executor, job_id: str) -> Job | None:
             job_id,
         )
     )
+
+
+async def cancel(pool: asyncpg.Pool, status_topic: str, job_id: str, by: str) -> Job | None:
+    """Cancel a queued job now (with its ``cancelled`` status event), or flag a running one
+    (its optimizer kills the child); None when the job is unknown or already finished."""
+    message = f"cancelled by {by} before it started"
+    async with pool.acquire() as conn, conn.transaction():
+        done = await finish(conn, job_id, "cancelled", message, only_from=("queued",))
+        if done is None:
+            return await request_cancel(conn, job_id)
+        await outbox.add_status(
+            conn,
+            status_topic,
+            job_id,
+            done.worker_id,
+            "cancelled",
+            progress=done.progress,
+            message=message,
+        )
+        return done
 
 
 async def latest_for_worker(db: Executor, worker_id: str) -> Job | None:

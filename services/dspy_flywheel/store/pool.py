@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from dspy_flywheel.settings import PostgresSettings
+
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection  # what a repository function runs on
 
 log = logging.getLogger(__name__)
 CLOSE_TIMEOUT_S = 5.0

@@ -1,0 +1,110 @@
+"""The optimizer's transactional outbox (``optimizer_outbox``): events written with the state
+they describe, relayed to Kafka by ``bus.OutboxRelay``.
+
+``add`` runs inside the caller's transaction, so a program version and its ProgramUpdated (or a
+job's status and its status event) are committed together or not at all. ``OptimizerOutbox``
+is the relay's source: rows are locked ``SKIP LOCKED``, so several optimizer instances relay
+side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from dspy_flywheel.bus.outbox import OutboxEvent, Send
+from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.ids import new_id
+from dspy_flywheel.store.pool import Executor
+
+
+async def add(
+    db: Executor,
+    topic: str,
+    key: str | None,
+    event_type: str,
+    record: Mapping[str, Any],
+    *,
+    traceparent: str | None = None,
+) -> str:
+    """Queue an event; returns its event id. Encodes once now to fail fast on a bad record."""
+    event_id = new_id()
+    encode(event_type, record, event_id=event_id)
+    await db.execute(
+        """INSERT INTO optimizer_outbox (event_id, topic, key, event_type, record, traceparent)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        event_id,
+        topic,
+        key,
+        event_type,
+        dict(record),
+        traceparent,
+    )
+    return event_id
+
+
+async def add_status(
+    db: Executor,
+    topic: str,
+    job_id: str,
+    worker_id: str,
+    status: str,
+    *,
+    progress: float | None = None,
+    message: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    traceparent: str | None = None,
+) -> str:
+    """Queue the job's ``OptimizationStatusChanged``."""
+    record = {
+        "job_id": job_id,
+        "worker_id": worker_id,
+        "status": status,
+        "progress": progress,
+        "message": message,
+        "details_json": json.dumps(dict(details or {}), default=str),
+        "timestamp_ms": int(time.time() * 1000),
+    }
+    return await add(
+        db, topic, worker_id, "OptimizationStatusChanged", record, traceparent=traceparent
+    )
+
+
+class OptimizerOutbox:
+    """``bus.OutboxSource`` over ``optimizer_outbox``."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def relay(self, limit: int, send: Send) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT id, event_id, topic, key, event_type, record, traceparent
+                   FROM optimizer_outbox WHERE published_at IS NULL
+                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                limit,
+            )
+            if not rows:
+                return 0
+            await send(
+                [
+                    OutboxEvent(
+                        r["event_id"],
+                        r["topic"],
+                        r["key"],
+                        r["event_type"],
+                        r["record"],
+                        r["traceparent"],
+                    )
+                    for r in rows
+                ]
+            )
+            await conn.execute(
+                "UPDATE optimizer_outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+        return len(rows)
