@@ -166,11 +166,6 @@ def test_layers(edges: list[Edge], source: str, targets: tuple[str, ...]) -> Non
     assert violations(edges, PACKAGE, [(source, targets)]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contracts/cli.py imports bus.admin; moving the CLI is the bus/ work of issue 13 "
-    "(remove this mark when it lands: strict xfail fails once the import is gone)",
-)
 def test_contracts_do_not_import_bus(edges: list[Edge]) -> None:
     assert violations(edges, PACKAGE, [CONTRACTS_RULE]) == []
 
