@@ -1,8 +1,9 @@
 """Composition root of the trigger service: ``run(settings)`` opens everything and loops.
 
 Startup: topics, migrations, leadership (advisory lock per scope), configs (whole compacted
-topic), worker states + offsets (PostgreSQL), execution cache warm-up, then four loops:
-consume events, follow configs, clock ticks, outbox relay.
+topic), worker states + offsets (PostgreSQL), execution cache warm-up, then four loops under
+``bus.supervise``: consume events, follow configs, clock ticks, outbox relay. Any loop failing
+stops the others and re-raises.
 """
 
 from __future__ import annotations
@@ -10,21 +11,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import asyncpg
 
-from dspy_flywheel.bus import ensure_topics, start_producer, stop_producer
+from dspy_flywheel.bus import (
+    DeadLetters,
+    OutboxRelay,
+    RecordGuard,
+    batches,
+    decode_record,
+    ensure_topics,
+    every,
+    open_consumer,
+    start_producer,
+    stop_consumer,
+    stop_producer,
+    supervise,
+)
 from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import setup_tracing
 from dspy_flywheel.trigger.config_topic import ConfigFollower
-from dspy_flywheel.trigger.consume import open_event_consumer, warm_execution_cache
+from dspy_flywheel.trigger.consume import warm_execution_cache
 from dspy_flywheel.trigger.correctness import ExecutionCache, PendingFeedback
 from dspy_flywheel.trigger.engine import EngineOptions, TriggerEngine
 from dspy_flywheel.trigger.policy import Debounce
-from dspy_flywheel.trigger.service import OutboxRelay, TriggerService
+from dspy_flywheel.trigger.service import TriggerService, log_published
 from dspy_flywheel.trigger.settings import TriggerSettings
 from dspy_flywheel.trigger.store import TriggerStore, leader_lock_key
 
@@ -58,12 +71,6 @@ async def _acquire_leadership(conn: asyncpg.Connection, scope: str, stop: asynci
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
     return False
-
-
-async def _every(seconds: float, action: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        await action()
 
 
 async def run(
@@ -108,47 +115,43 @@ async def run(
 
         producer = await start_producer(settings.kafka)
         stack.push_async_callback(stop_producer, producer)
-        service = TriggerService(engine, store, producer, topics)
-        consumer = await open_event_consumer(
+        relay = OutboxRelay(store, producer, poll_s=1.0, on_sent=log_published)
+        # it dead-letters what it alone reads in full; requests and statuses are the optimizer's
+        guard = RecordGuard(
+            DeadLetters(producer, "trigger"),
+            decode_record,
+            dlq_topics={topics.executions, topics.feedback},
+        )
+        service = TriggerService(engine, store, guard, topics, relay.wake)
+        consumer = await open_consumer(
             settings.kafka,
             service.topic_names,
-            offsets,
+            positions=offsets,
             start_from=settings.start_from,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
-        stack.push_async_callback(consumer.stop)
-        relay = OutboxRelay(store, producer, service.requested)
+        stack.push_async_callback(stop_consumer, consumer)
 
         async def consume() -> None:
-            while True:
-                batch = await consumer.getmany(
-                    timeout_ms=1000, max_records=settings.max_batch_records
-                )
+            async for batch in batches(
+                consumer, timeout_ms=1000, max_records=settings.max_batch_records
+            ):
                 if batch:
                     await service.handle_batch(batch)
 
-        loops = [
-            asyncio.create_task(consume(), name="trigger.consume"),
-            asyncio.create_task(follower.follow(engine.set_config), name="trigger.config"),
-            asyncio.create_task(_every(settings.tick_seconds, service.tick), name="trigger.tick"),
-            asyncio.create_task(relay.run(), name="trigger.relay"),
-        ]
-        stopper = asyncio.create_task(stop.wait(), name="trigger.stop")
         log.info(
             "trigger service ready: scope %r, %d workers restored, %d configs",
             scope,
             len(engine.states),
             len(engine.configs),
         )
-        if ready is not None:
-            ready.set()
-        try:
-            done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in [*loops, stopper]:
-                task.cancel()
-            await asyncio.gather(*loops, stopper, return_exceptions=True)
-        for task in done:
-            if task is not stopper and not task.cancelled() and task.exception():
-                raise task.exception()  # type: ignore[misc]  # checked just above
+        loops = {
+            "trigger.consume": consume(),
+            "trigger.config": follower.follow(engine.set_config),
+            "trigger.tick": every(
+                settings.tick_seconds, service.tick, "trigger.tick", survive_errors=False
+            ),
+            "trigger.relay": relay.run(),
+        }
+        await supervise(loops, stop, ready=ready)
         log.info("trigger service stopped")

@@ -6,26 +6,22 @@ the service's startup use); ``ConfigFollower`` then keeps applying new values as
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka import AIOKafkaConsumer
 
+from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop_consumer
+from dspy_flywheel.bus.guard import Record, RecordGuard
 from dspy_flywheel.bus.publish import start_producer
-from dspy_flywheel.contracts.codec import DecodeError, decode, encode
+from dspy_flywheel.contracts.codec import decode, encode
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.trigger.config import ConfigError, TriggerPolicyConfig
 
-log = logging.getLogger(__name__)
-
 ConfigCallback = Callable[[str, TriggerPolicyConfig | None], None]
+Parsed = tuple[str, TriggerPolicyConfig | None]
 
 
-def parse_config_record(
-    record: ConsumerRecord[bytes, bytes],
-) -> tuple[str, TriggerPolicyConfig | None]:
+def parse_config_record(record: Record) -> Parsed:
     """(worker id, config or None for a tombstone); raises DecodeError/ConfigError on bad input."""
     key = record.key.decode() if record.key is not None else None
     if record.value is None:
@@ -40,74 +36,48 @@ def parse_config_record(
 
 
 class ConfigFollower:
-    """Reads the whole config topic on ``start`` and then follows it."""
+    """Reads the whole config topic on ``start`` and then follows it. A record that is not a
+    valid config is logged and skipped (``bus.RecordGuard`` without dead letters)."""
 
     def __init__(self, kafka: KafkaSettings, topic: str, *, fetch_max_wait_ms: int = 100) -> None:
         self.topic = topic
-        # topics given + no group: aiokafka assigns every partition (and follows new ones)
-        self._consumer = AIOKafkaConsumer(
-            topic,
-            **kafka.client_kwargs(),
-            enable_auto_commit=False,
-            group_id=None,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=fetch_max_wait_ms,
-        )
+        self._kafka = kafka
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._consumer: AIOKafkaConsumer | None = None
+        self._guard = RecordGuard(None, parse_config_record)
 
     async def start(self) -> dict[str, TriggerPolicyConfig]:
-        """Assign every partition, replay from the beginning to the end; return the snapshot."""
-        await self._consumer.start()
-        tps = sorted(self._consumer.assignment())
-        await self._consumer.seek_to_beginning(*tps)
-        ends = await self._consumer.end_offsets(tps)
+        """Read every partition from the beginning to the end; return the snapshot."""
+        self._consumer = await open_consumer(
+            self._kafka, [self.topic], fetch_max_wait_ms=self._fetch_max_wait_ms
+        )
         snapshot: dict[str, TriggerPolicyConfig] = {}
 
-        def collect(worker_id: str, config: TriggerPolicyConfig | None) -> None:
+        async def collect(parsed: Parsed) -> None:
+            worker_id, config = parsed
             if config is None:
                 snapshot.pop(worker_id, None)
             else:
                 snapshot[worker_id] = config
 
-        while await self._behind(ends):
-            batch = await self._consumer.getmany(timeout_ms=500)
-            self._apply(batch, collect)
+        await read_to_end(self._consumer, lambda record: self._guard(record, collect))
         return snapshot
-
-    async def _behind(self, ends: dict[TopicPartition, int]) -> bool:
-        for tp, end in ends.items():
-            if await self._consumer.position(tp) < end:
-                return True
-        return False
 
     async def follow(self, callback: ConfigCallback) -> None:
         """Apply each new value as it arrives (runs until cancelled)."""
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=1000)
-            self._apply(batch, callback)
+        assert self._consumer is not None, "start() first"
+
+        async def apply(parsed: Parsed) -> None:
+            callback(*parsed)
+
+        async for batch in batches(self._consumer, timeout_ms=1000):
+            for records in batch.values():
+                for record in records:
+                    await self._guard(record, apply)
 
     async def stop(self) -> None:
-        # let aiokafka's internal no-group task start, else stop() re-raises its cancellation
-        await asyncio.sleep(0)
-        await self._consumer.stop()
-
-    @staticmethod
-    def _apply(
-        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], callback: ConfigCallback
-    ) -> None:
-        for records in batch.values():
-            for record in records:
-                try:
-                    worker_id, config = parse_config_record(record)
-                except (DecodeError, ConfigError, TypeError, ValueError) as exc:
-                    log.warning(
-                        "skipping bad trigger config at %s[%d]@%d: %s",
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        exc,
-                    )
-                    continue
-                callback(worker_id, config)
+        if self._consumer is not None:
+            await stop_consumer(self._consumer)
 
 
 async def read_configs(kafka: KafkaSettings, topic: str) -> dict[str, TriggerPolicyConfig]:

@@ -1,4 +1,5 @@
-"""The trigger's processing core: decode batches, feed the engine, persist, hand off requests
+"""The trigger's processing core: feed each record of a batch to the engine (under the bus's
+record guard: a bad execution or feedback goes to its DLQ), persist, hand off requests
 (and ``Alert``s on the alerts topic: one with each performance request, one when a breach can't
 become a request because of the cooldown or too few new examples).
 
@@ -10,29 +11,18 @@ consistent point: state and offsets agree, and a request is never decided twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
-
-from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard
+from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.trigger.engine import PlannedRequest, TriggerEngine
-from dspy_flywheel.trigger.requests import (
-    blocked_alert,
-    degradation_alert,
-    envelope_for,
-    send_envelope,
-)
+from dspy_flywheel.trigger.requests import blocked_alert, degradation_alert, envelope_for
 from dspy_flywheel.trigger.store import Offsets, OutboxRow, TriggerStore
 
 log = logging.getLogger(__name__)
-
-Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-_BAD_RECORD = (DecodeError, KeyError, TypeError, ValueError)
 
 
 class TriggerService:
@@ -40,14 +30,15 @@ class TriggerService:
         self,
         engine: TriggerEngine,
         store: TriggerStore,
-        producer: AIOKafkaProducer,
+        guard: RecordGuard[Decoded],
         topics: Topics,
+        wake_relay: Callable[[], None],
     ) -> None:
         self.engine = engine
         self.store = store
-        self.producer = producer
+        self.guard = guard
         self.topics = topics
-        self.requested = asyncio.Event()  # wakes the outbox relay
+        self.wake_relay = wake_relay
         self._lock = asyncio.Lock()
         self._saved_views: dict[str, dict[str, Any]] = {}
         # executions first (labels need outputs), requests before the statuses that end them
@@ -69,7 +60,7 @@ class TriggerService:
             rank = {t: i for i, t in enumerate(self._order)}
             for tp in sorted(batch, key=lambda tp: (rank.get(tp.topic, 99), tp.partition)):
                 for record in batch[tp]:
-                    planned += await self._handle(record)
+                    planned += await self.guard(record, self._handle) or []
                     offsets[(tp.topic, tp.partition)] = record.offset + 1
             await self._commit(planned, offsets, all_views=False)
 
@@ -77,47 +68,19 @@ class TriggerService:
         async with self._lock:
             await self._commit(self.engine.tick(), {}, all_views=True)
 
-    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[PlannedRequest]:
-        try:
-            event = decode(record.value, record.headers)
-            body = event.record
-            if event.event_type == "ExecutionRecorded":
-                return self.engine.on_execution(body, event.traceparent)
-            if event.event_type == "FeedbackRecorded":
-                return self.engine.on_feedback(body, event.traceparent)
-            if event.event_type == "OptimizationRequested":
-                self.engine.on_request(body)
-            elif event.event_type == "OptimizationStatusChanged":
-                self.engine.on_status(body)
-            else:
-                log.debug("ignoring %s on %s", event.event_type, record.topic)
-        except _BAD_RECORD as exc:
-            await self._dead_letter(record, exc)
+    async def _handle(self, event: Decoded) -> list[PlannedRequest]:
+        body = event.record
+        if event.event_type == "ExecutionRecorded":
+            return self.engine.on_execution(body, event.traceparent)
+        if event.event_type == "FeedbackRecorded":
+            return self.engine.on_feedback(body, event.traceparent)
+        if event.event_type == "OptimizationRequested":
+            self.engine.on_request(body)
+        elif event.event_type == "OptimizationStatusChanged":
+            self.engine.on_status(body)
+        else:
+            log.debug("ignoring %s", event.event_type)
         return []
-
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Exception) -> None:
-        if record.topic not in (self.topics.executions, self.topics.feedback):
-            log.warning(
-                "skipping bad record %s[%d]@%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                exc,
-            )
-            return
-        log.warning(
-            "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
-        )
-        headers = [
-            *record.headers,
-            ("dlq_error", f"{type(exc).__name__}: {exc}".encode()[:1000]),
-            ("dlq_retriable", str(bool(getattr(exc, "retriable", False))).lower().encode()),
-            ("dlq_source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
-            ("dlq_consumer", b"trigger"),
-        ]
-        await self.producer.send_and_wait(
-            self.topics.dlq(record.topic), record.value, key=record.key, headers=headers
-        )
 
     async def _commit(
         self, planned: list[PlannedRequest], offsets: Offsets, *, all_views: bool
@@ -143,50 +106,18 @@ class TriggerService:
             self._saved_views[worker_id] = view
         self.engine.dirty.clear()
         if outbox:
-            self.requested.set()
+            self.wake_relay()
 
 
-class OutboxRelay:
-    """Publishes outbox rows in order and marks them sent (at-least-once, same event/job id)."""
-
-    def __init__(
-        self,
-        store: TriggerStore,
-        producer: AIOKafkaProducer,
-        wakeup: asyncio.Event,
-        poll_s: float = 1.0,
-    ) -> None:
-        self.store = store
-        self.producer = producer
-        self.wakeup = wakeup
-        self.poll_s = poll_s
-        self.sent = 0
-
-    async def run(self) -> None:
-        while True:
-            self.wakeup.clear()
-            try:
-                await self.flush()
-            except (KafkaError, OSError) as exc:
-                log.warning("outbox relay: publish failed, retrying: %r", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), self.poll_s)
-
-    async def flush(self) -> int:
-        """Publish every unsent row now; return how many went out."""
-        count = 0
-        for row in await self.store.unsent():
-            await send_envelope(self.producer, row.topic, row.envelope)
-            await self.store.mark_sent(row.envelope.event_id)
-            count += 1
-            if row.envelope.event_type == "Alert":
-                log.warning("published alert: %s", row.envelope.record.get("message"))
-            else:
-                log.info(
-                    "published optimization request %s for %s (%s)",
-                    row.envelope.job_id,
-                    row.envelope.worker_id,
-                    row.envelope.record.get("reason"),
-                )
-        self.sent += count
-        return count
+def log_published(event: OutboxEvent) -> None:
+    """What the relay reports for each event it published."""
+    if event.event_type == "Alert":
+        log.warning("published alert: %s", event.record.get("message"))
+    else:
+        r = event.record
+        log.info(
+            "published optimization request %s for %s (%s)",
+            r.get("job_id"),
+            r.get("worker_id"),
+            r.get("reason"),
+        )

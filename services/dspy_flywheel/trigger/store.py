@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from dspy_flywheel.bus.outbox import OutboxEvent, Send
 from dspy_flywheel.trigger.requests import RequestEnvelope
 from dspy_flywheel.trigger.state import WorkerState
 
@@ -120,10 +121,24 @@ class TriggerStore:
             for r in rows
         ]
 
-    async def mark_sent(self, event_id: str) -> None:
-        await self.pool.execute(
-            "UPDATE trigger_outbox SET sent_at = now() WHERE event_id = $1", event_id
+    async def relay(self, limit: int, send: Send) -> int:
+        """``bus.OutboxSource``: pass the unsent rows (oldest first) to ``send``, then mark them
+        sent. One active instance per scope (the leader lock) relays its own rows."""
+        rows = await self.unsent(limit)
+        if not rows:
+            return 0
+        await send(
+            [
+                OutboxEvent(e.event_id, r.topic, e.worker_id, e.event_type, e.record, e.traceparent)
+                for r in rows
+                for e in [r.envelope]
+            ]
         )
+        await self.pool.execute(
+            "UPDATE trigger_outbox SET sent_at = now() WHERE event_id = ANY($1::text[])",
+            [r.envelope.event_id for r in rows],
+        )
+        return len(rows)
 
 
 async def fetch_views(
