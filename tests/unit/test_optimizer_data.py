@@ -9,7 +9,7 @@ import pytest
 
 from dspy_flywheel.compile.examples import expected_outputs
 from dspy_flywheel.compile.gate import decide
-from dspy_flywheel.compile.metrics import exact_match, normalize
+from dspy_flywheel.compile.judge import exact_match, normalize
 from dspy_flywheel.optimizer.dataset import split
 from dspy_flywheel.optimizer.errors import DatasetTooSmall
 from dspy_flywheel.optimizer.spec import DataRow

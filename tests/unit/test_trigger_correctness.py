@@ -2,13 +2,13 @@ import json
 
 import pytest
 
+from dspy_flywheel.compile.judge import score_correct
 from dspy_flywheel.trigger.correctness import (
     ExecutionCache,
     ExecutionOutcome,
     LabeledFeedback,
     PendingFeedback,
     label_matches,
-    score_correct,
 )
 
 
@@ -21,10 +21,18 @@ from dspy_flywheel.trigger.correctness import (
         ('"billing"', {"category": "billing"}, True),  # JSON string literal
         ("hello   world", {"answer": "Hello world"}, True),
         ('{"a": "x", "b": "y"}', {"a": "x", "b": "y", "c": "z"}, True),
-        ('{"a": "x", "b": "y"}', {"a": "x"}, False),  # missing field
+        ('{"a": "x", "b": "y"}', {"a": "x"}, None),  # names a field the worker lacks
+        ('{"a": "x", "b": "y"}', {"a": "x", "b": None}, False),  # output missing
+        ("billing.", {"category": '"Billing"'}, True),  # punctuation and quotes stripped
+        ('{"answer": "billing"}', {"category": "billing"}, True),  # one key, one field
+        ("billing", {"reasoning": "r", "label": "billing"}, True),  # reasoning is no label
         ('{"n": 3}', {"n": 3}, True),
         ("billing", {"a": "billing", "b": "x"}, None),  # bare string, several outputs
         ("{}", {"a": "x"}, None),
+        ("billing", {}, None),
+        ('{"n": 3}', {"n": "3"}, True),
+        ('{"tags": ["b", "a"]}', {"tags": ["b", "a"]}, True),
+        ('{"tags": ["b", "a"]}', {"tags": ["a", "b"]}, False),
     ],
 )
 def test_label_matches(label: str, outputs: dict[str, object], expected: bool | None) -> None:

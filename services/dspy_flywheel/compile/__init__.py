@@ -5,10 +5,11 @@ both build on it and never import each other.
 * ``catalog``: the optimizers offered (names, presets) and ``create_optimizer``.
 * ``compiler``: ``compile_program`` and ``load_state_into`` (field names checked first).
 * ``examples``: training data in user and store shapes -> ``dspy.Example``.
-* ``metrics`` (the default metric), ``evaluation`` (mean metric, errors counted), ``gate``
-  (ship-if-better on the holdout).
+* ``judge``: was a call correct (normalization, labels, scores, the default metric), the one
+  answer for the SDK, the trigger, the optimizer and the benchmark tasks.
+* ``evaluation`` (mean metric, errors counted), ``gate`` (ship-if-better on the holdout).
 * ``signature``: ``signature_of`` and the checks a published program must pass.
 * ``refs``: ``module:attr`` references, made (``ref_of``) and loaded (``load_ref``); ``errors``.
 
-Importing this package (or ``catalog``, ``gate``, ``errors``) does not import DSPy.
+Importing this package (or ``catalog``, ``gate``, ``judge``, ``errors``) does not import DSPy.
 """

@@ -88,6 +88,16 @@ def _param_names(func: Callable[..., Any]) -> list[str]:
     ]
 
 
+def setting_names(class_name: str) -> frozenset[str]:
+    """What a worker may set for a DSPy optimizer class: its ``__init__`` and ``compile``
+    parameters, less the data and the metric (the optimizer service supplies those)."""
+    import dspy
+
+    cls = getattr(dspy, class_name)
+    names = _param_names(cls.__init__) + _param_names(cls.compile)
+    return frozenset(names) - {"metric", "program", "devset"}
+
+
 def split_kwargs(
     cls: Any, name: str, kwargs: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from dspy_flywheel.compile.judge import is_blank, label_object
 
 
 @dataclass(frozen=True)
@@ -27,25 +28,11 @@ class LocalExample:
 def expected_outputs(
     outputs: Mapping[str, Any] | None, label: Any, output_fields: Sequence[str]
 ) -> dict[str, Any] | None:
-    """The outputs an example should produce: the label when there is one, else the outputs.
-
-    A label is a dict of output fields, a JSON object string, or a bare value for a
-    single-output signature. Returns None when nothing usable matches the signature.
-    """
-    if isinstance(label, str):
-        try:
-            decoded = json.loads(label)
-        except ValueError:
-            decoded = label
-        label = decoded
-    if label is not None and not isinstance(label, dict):
-        label = {output_fields[0]: label} if len(output_fields) == 1 else None
-    if isinstance(label, dict) and label:
-        if set(label) <= set(output_fields):
-            return dict(label)
-        if len(label) == 1 and len(output_fields) == 1:
-            return {output_fields[0]: next(iter(label.values()))}
-        return None
+    """The outputs an example should produce: the label when there is one (read as
+    ``judge.label_object`` reads it), else the recorded outputs. None when the label cannot be
+    read for ``output_fields``, or there is no label and the outputs do not cover them."""
+    if not is_blank(label):
+        return label_object(label, output_fields)
     if outputs and set(output_fields) <= set(outputs):
         return {name: outputs[name] for name in output_fields}
     return None

@@ -88,7 +88,7 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     from dspy_flywheel.compile.compiler import compile_program, load_state_into
     from dspy_flywheel.compile.errors import IncompatibleProgram
     from dspy_flywheel.compile.evaluation import evaluate
-    from dspy_flywheel.compile.metrics import exact_match
+    from dspy_flywheel.compile.judge import exact_match
     from dspy_flywheel.compile.refs import build_program, load_metric
     from dspy_flywheel.compile.signature import output_fields, signature_of
     from dspy_flywheel.optimizer.meter import Meter, Ticker, TrialLogHandler

@@ -22,6 +22,7 @@ Pieces:
 
 from dspy_flywheel.compile.catalog import MIPRO_AUTO
 from dspy_flywheel.compile.catalog import OPTIMIZER_CLASSES as OPTIMIZERS
+from dspy_flywheel.compile.judge import exact_match
 from dspy_flywheel.compile.refs import build_program, load_metric, load_ref, ref_of
 from dspy_flywheel.compile.signature import SignatureMap, signature_mismatch, signature_of
 from dspy_flywheel.contracts.policies import POLICIES
@@ -39,7 +40,6 @@ from dspy_flywheel.sdk.errors import (
     WorkerConfigError,
     WorkerError,
 )
-from dspy_flywheel.sdk.feedback import exact_match
 from dspy_flywheel.sdk.programs import CODE, Outcome
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.tracing import SPAN_NAME

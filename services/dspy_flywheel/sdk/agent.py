@@ -29,7 +29,7 @@ from dspy_flywheel.compile.compiler import compile_program, load_state_into, usi
 from dspy_flywheel.compile.errors import ProgramNotFound
 from dspy_flywheel.compile.evaluation import EvalResult, evaluate
 from dspy_flywheel.compile.examples import LocalExample, to_examples
-from dspy_flywheel.compile.metrics import exact_match
+from dspy_flywheel.compile.judge import exact_match
 from dspy_flywheel.compile.refs import load_ref
 from dspy_flywheel.compile.signature import input_fields, signature_of
 

@@ -35,9 +35,8 @@ from typing import Any
 import dspy
 
 from dspy_flywheel.compile.errors import RefError
-from dspy_flywheel.compile.refs import load_ref, ref_of
+from dspy_flywheel.compile.refs import Metric, load_ref, ref_of
 from dspy_flywheel.sdk.errors import WorkerConfigError
-from dspy_flywheel.sdk.feedback import Metric
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.triggers import TRIGGER_PARAMS, OptimizationConfig
 from dspy_flywheel.sdk.worker import Worker

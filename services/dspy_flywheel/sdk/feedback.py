@@ -3,24 +3,22 @@
 The worker remembers the inputs and outputs of its recent executions (a bounded LRU). When
 feedback brings a label for one of them and no score, the metric scores the recorded outputs
 against the label: ``metric(example, prediction, trace=None)`` as in DSPy, where ``example``
-holds the inputs plus the label fields. The default metric is ``exact_match``.
+holds the inputs plus the label fields. Labels are read and the default metric
+(``exact_match``) judges as everywhere else: ``compile.judge``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import dspy
 
-log = logging.getLogger(__name__)
+from dspy_flywheel.compile.judge import label_object
+from dspy_flywheel.compile.refs import Metric
 
-Metric = Callable[..., Any]
-_SPACES = re.compile(r"\s+")
-_EDGE = " \t\n\"'`.,;:!"
+log = logging.getLogger(__name__)
 
 
 class Recorded(NamedTuple):
@@ -57,37 +55,15 @@ class RecentExecutions:
         return len(self._items)
 
 
-def normalize(value: Any) -> str:
-    """Case-folded, whitespace-collapsed text without surrounding quotes or punctuation
-    (the same normalization as the optimizer's default metric)."""
-    return _SPACES.sub(" ", str(value)).strip(_EDGE).casefold()
-
-
-def exact_match(example: Any, prediction: Any, trace: Any = None) -> float:
-    """1.0 when every label field of ``example`` equals the prediction's (normalized), else 0.0."""
-    labels = example.labels() if hasattr(example, "labels") else example
-    keys = list(labels.keys())
-    if not keys:
-        return 0.0
-    for key in keys:
-        got = prediction.get(key) if hasattr(prediction, "get") else getattr(prediction, key, None)
-        if got is None or normalize(got) != normalize(labels[key]):
-            return 0.0
-    return 1.0
-
-
-def label_object(label: Any, fields: list[str]) -> dict[str, Any]:
-    """The label as ``{output_field: value}``; a bare value needs exactly one output field."""
-    if isinstance(label, dspy.Example):
-        return dict(label.items())
-    if isinstance(label, Mapping):
-        return dict(label)
-    if len(fields) == 1:
-        return {fields[0]: label}
-    raise ValueError(
-        f"label {label!r} is a bare value but this worker has output fields {fields}; "
-        "pass a dict of output fields"
-    )
+def label_for(label: Any, fields: list[str]) -> dict[str, Any]:
+    """The label as ``{output_field: value}`` (see ``compile.judge.label_object``)."""
+    found = label_object(dict(label.items()) if isinstance(label, dspy.Example) else label, fields)
+    if found is None:
+        raise ValueError(
+            f"label {label!r} does not fit this worker's output fields {fields}: pass a dict of "
+            "output fields, or a bare value when there is one"
+        )
+    return found
 
 
 def score_with(metric: Metric, recorded: Recorded, label: dict[str, Any]) -> float | None:
@@ -118,10 +94,8 @@ def judge(
         raise ValueError(f"score must be in [0, 1], got {score!r}")
     if label is None:
         return None, float(score) if score is not None else None
-    fields = output_fields
-    if recorded is not None:
-        fields = [f for f in recorded.outputs if f != "reasoning"] or fields
-    label_obj = label_object(label, fields)
+    fields = list(recorded.outputs) if recorded is not None and recorded.outputs else output_fields
+    label_obj = label_for(label, fields)
     if score is None and recorded is not None:
         score = score_with(metric, recorded, label_obj)
     return label_obj, None if score is None else float(score)

@@ -11,12 +11,11 @@ Every policy also takes: enabled, min_examples, min_new_examples, cooldown_secon
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dspy_flywheel.compile.catalog import MIPRO_AUTO
+from dspy_flywheel.compile.catalog import MIPRO_AUTO, setting_names
 from dspy_flywheel.compile.catalog import OPTIMIZER_CLASSES as OPTIMIZERS
 from dspy_flywheel.contracts.policies import POLICIES, split_policies
 from dspy_flywheel.sdk.errors import WorkerConfigError
@@ -140,7 +139,7 @@ def _check_range(
 def check_optimizer(optimizer: str, params: dict[str, Any]) -> None:
     if optimizer not in OPTIMIZERS:
         raise WorkerConfigError(f"unknown optimizer {optimizer!r}; accepted: {list(OPTIMIZERS)}")
-    accepted = optimizer_param_names(optimizer)
+    accepted = setting_names(optimizer)
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise WorkerConfigError(
@@ -155,19 +154,3 @@ def check_optimizer(optimizer: str, params: dict[str, Any]) -> None:
         json.dumps(params)
     except (TypeError, ValueError) as exc:
         raise WorkerConfigError(f"optimizer parameters must be JSON values: {exc}") from exc
-
-
-def optimizer_param_names(optimizer: str) -> frozenset[str]:
-    """Keyword arguments the DSPy optimizer's constructor and ``compile`` take."""
-    import dspy
-
-    cls = getattr(dspy, optimizer)
-    names: set[str] = set()
-    for fn in (cls.__init__, cls.compile):
-        for p in inspect.signature(fn).parameters.values():
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                names.add(p.name)
-    # Built by the optimizer service from the worker's data and metric, not user settings.
-    return frozenset(
-        names - {"self", "student", "trainset", "valset", "metric", "teacher", "program", "devset"}
-    )

@@ -22,6 +22,8 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
+from dspy_flywheel.compile.judge import exact_match
+from dspy_flywheel.compile.refs import Metric
 from dspy_flywheel.compile.signature import label_fields
 from dspy_flywheel.sdk import fastcodec, tracing, usage
 from dspy_flywheel.sdk.emitter import Emitter, ExecutionRoute, Pending
@@ -32,7 +34,7 @@ from dspy_flywheel.sdk.events import (
     feedback_record,
     outputs_of,
 )
-from dspy_flywheel.sdk.feedback import Metric, RecentExecutions, exact_match, judge
+from dspy_flywheel.sdk.feedback import RecentExecutions, judge
 from dspy_flywheel.sdk.ids import fast_id as new_id
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot, Serving
 from dspy_flywheel.sdk.runtime import Runtime
@@ -312,10 +314,6 @@ class Worker:
         worker has one output field). Without ``score``, the worker's metric scores the
         execution's recorded outputs against the label, if this instance still remembers them.
         """
-        if label is None and score is None:
-            raise ValueError("feedback needs a label, a score, or both")
-        if score is not None and not 0.0 <= float(score) <= 1.0:
-            raise ValueError(f"score must be in [0, 1], got {score!r}")
         label_obj, score = judge(
             self._recent.get(execution_id), self._output_fields, self._metric, label, score
         )

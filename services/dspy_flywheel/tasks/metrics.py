@@ -1,8 +1,11 @@
 """Answer metrics: normalized exact match and token F1, in DSPy's metric shape.
 
-``metric(example, prediction, trace=None)`` returns a score in [0, 1] for evaluation; while an
-optimizer bootstraps demos (``trace`` is set) it returns whether the answer is good enough
-(exact: equal; f1: at least ``F1_ACCEPT``), as DSPy expects.
+Answers are normalized by ``compile.judge.normalize`` (the platform's one rule) and then by the
+benchmark's answer rules: any surrounding punctuation, Unicode compatibility forms and number
+formats (``$1,200.00`` is ``1200``). ``metric(example, prediction, trace=None)`` returns a score
+in [0, 1] for evaluation; while an optimizer bootstraps demos (``trace`` is set) it returns
+whether the answer is good enough (exact: equal; f1: a correct score by the judge,
+``SCORE_CORRECT``), as DSPy expects.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from dspy_flywheel.compile import judge
+
 Metric = Callable[..., float | bool]
 
-F1_ACCEPT = 0.5
 _CURLY_QUOTES = "\u201c\u201d\u2018\u2019\u00ab\u00bb"
 _EDGE_PUNCTUATION = string.punctuation + string.whitespace + _CURLY_QUOTES
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
@@ -24,9 +28,8 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
 def normalize(text: object) -> str:
-    """Lowercase, trim surrounding punctuation/quotes, collapse spaces; '$1,200.00' -> '1200'."""
-    value = unicodedata.normalize("NFKC", str(text)).lower().strip()
-    value = " ".join(value.split()).strip(_EDGE_PUNCTUATION)
+    """The judge's normalization, then any edge punctuation and numbers; '$1,200.00' -> '1200'."""
+    value = judge.normalize(unicodedata.normalize("NFKC", str(text))).strip(_EDGE_PUNCTUATION)
     number = value.lstrip("$€£")
     if _NUMBER.match(number):
         amount = float(number.replace(",", ""))
@@ -69,7 +72,7 @@ def make_metric(kind: str, output_fields: Sequence[str]) -> Metric:
         scores = [scorer(example[f], getattr(prediction, f, None) or "") for f in fields]
         score = sum(scores) / len(scores)
         if trace is not None:
-            return score >= (F1_ACCEPT if kind == "f1" else 1.0)
+            return judge.score_correct(score) if kind == "f1" else score >= 1.0
         return score
 
     metric.__name__ = f"{kind}_match" if kind == "exact" else "token_f1"

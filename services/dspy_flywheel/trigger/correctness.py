@@ -1,9 +1,12 @@
 """Was an execution right? From a score, or from a label compared with the execution's outputs.
 
+The rules are ``compile.judge``'s, the same the optimizer's holdout gate and the SDK use:
+
 - A score (feedback ``score``, else the execution's ``metric_score``) is correct when >= 0.5.
-- A label is compared with the execution's outputs by normalized exact match (case-folded,
-  whitespace collapsed). ``{"label": "billing"}`` compares the named fields; a bare string is
-  compared with the only output field. A failed execution (no outputs) is incorrect.
+- A label is read against the execution's outputs and compared field by field, normalized
+  (case-folded, whitespace collapsed, surrounding quotes and punctuation stripped:
+  ``"billing."`` matches ``billing``). A failed execution (no outputs) is incorrect; a label
+  that cannot be read for the outputs (or outputs that are not a JSON object) is not judged.
 
 Execution outputs are kept in a bounded TTL cache because feedback arrives on its own topic,
 often later; label-only feedback that arrives before its execution waits in ``PendingFeedback``.
@@ -15,25 +18,8 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
-SCORE_CORRECT = 0.5
-
-
-def _normalize(value: Any) -> str:
-    if isinstance(value, str):
-        return " ".join(value.split()).casefold()
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).casefold()
-
-
-def _parse_label(label: str) -> dict[str, Any] | str:
-    try:
-        parsed = json.loads(label)
-    except json.JSONDecodeError:
-        return label
-    if isinstance(parsed, dict):
-        return parsed
-    return parsed if isinstance(parsed, str) else label
+from dspy_flywheel.compile.judge import label_verdict
 
 
 def label_matches(label: str, outputs_json: str | None) -> bool | None:
@@ -44,23 +30,7 @@ def label_matches(label: str, outputs_json: str | None) -> bool | None:
         outputs = json.loads(outputs_json)
     except json.JSONDecodeError:
         return None
-    if not isinstance(outputs, dict):
-        return None
-    expected = _parse_label(label)
-    if isinstance(expected, dict):
-        if not expected:
-            return None
-        return all(
-            k in outputs and _normalize(outputs[k]) == _normalize(v) for k, v in expected.items()
-        )
-    if len(outputs) != 1:
-        return None
-    (only,) = outputs.values()
-    return _normalize(only) == _normalize(expected)
-
-
-def score_correct(score: float) -> bool:
-    return score >= SCORE_CORRECT
+    return label_verdict(label, outputs) if isinstance(outputs, dict) else None
 
 
 @dataclass(frozen=True)

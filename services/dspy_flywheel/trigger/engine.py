@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dspy_flywheel.compile.judge import score_correct
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.trigger.config import TriggerPolicyConfig
 from dspy_flywheel.trigger.correctness import (
@@ -21,7 +22,6 @@ from dspy_flywheel.trigger.correctness import (
     LabeledFeedback,
     PendingFeedback,
     label_matches,
-    score_correct,
 )
 from dspy_flywheel.trigger.policy import Blocked, Debounce, Decision, evaluate, window_stats
 from dspy_flywheel.trigger.state import Observation, WorkerState
