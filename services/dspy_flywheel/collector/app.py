@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
-from dspy_flywheel.bus import ensure_topics, start_producer, stop_producer
+from dspy_flywheel.bus import DeadLetter, DeadLetters, ensure_topics, start_producer, stop_producer
 from dspy_flywheel.collector.core import Collector
-from dspy_flywheel.collector.dlq import DeadLetters
+from dspy_flywheel.collector.events import Rejected
 from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.security.crypto import Cipher
@@ -45,13 +46,18 @@ async def run(
         stack.push_async_callback(close_pool, pool)
         producer = await start_producer(settings.kafka, linger_ms=20)
         stack.push_async_callback(stop_producer, producer)
+        dead_letters = DeadLetters(producer, "collector")
+
+        async def publish_rejects(rejects: Sequence[Rejected]) -> None:
+            await dead_letters.publish([DeadLetter(r.message, r.reason, r.detail) for r in rejects])
+
         policies = PolicyBook(settings.default_policy(), settings.policy_refresh_s)
         await policies.refresh(pool, force=True)
         collector = Collector(
             pool,
             cipher,
             policies,
-            DeadLetters(producer).publish,
+            publish_rejects,
             settings.topics,
             hold_s=settings.hold_s,
             max_held=settings.max_held,

@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from dspy_flywheel.bus import batches, every, open_consumer, stop_consumer
 from dspy_flywheel.collector.core import Collector, Prepared
 from dspy_flywheel.collector.events import RawMessage
 from dspy_flywheel.collector.jobs import apply_retention, expire_pending
@@ -25,15 +25,6 @@ from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.settings import CollectorSettings
 
 log = logging.getLogger(__name__)
-
-
-async def _every(seconds: float, name: str, job: Callable[[], Awaitable[Any]]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await job()
-        except Exception:
-            log.exception("%s failed", name)
 
 
 class _Progress(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -85,27 +76,25 @@ async def run_kafka(
 ) -> None:
     topics = settings.topics
     progress = _Progress(collector)
-    consumer = AIOKafkaConsumer(
+    consumer = await open_consumer(
+        settings.kafka,
+        [topics.executions, topics.feedback],
         group_id=settings.group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        listener=progress,
         max_poll_records=settings.batch_max,
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.session_timeout_s * 250),
-        **settings.kafka.client_kwargs(),
     )
-    consumer.subscribe([topics.executions, topics.feedback], listener=progress)
     progress.consumer = consumer
-    await consumer.start()
     jobs = [
         asyncio.create_task(
-            _every(settings.expiry_interval_s, "expiry", lambda: expire_pending(pool))
+            every(settings.expiry_interval_s, lambda: expire_pending(pool), "join-state expiry")
         ),
         asyncio.create_task(
-            _every(
+            every(
                 settings.retention_interval_s,
-                "retention",
                 lambda: apply_retention(pool, policies, settings.processed_ttl_h),
+                "retention job",
             )
         ),
     ]
@@ -117,7 +106,6 @@ async def run_kafka(
     )
     if ready is not None:
         ready.set()
-    stopping = asyncio.ensure_future(stop.wait())
     writing: asyncio.Task[None] | None = None
 
     async def write(prepared: Prepared | None, records: dict[TopicPartition, list[Any]]) -> None:
@@ -133,17 +121,10 @@ async def run_kafka(
     try:
         # Two stages: while batch k is written (PostgreSQL works), batch k+1 is fetched and
         # anonymized here. Writes and commits stay in order.
-        while not stop.is_set():
-            fetch = asyncio.ensure_future(
-                consumer.getmany(
-                    timeout_ms=int(settings.batch_within_s * 1000), max_records=settings.batch_max
-                )
-            )
-            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not fetch.done():
-                fetch.cancel()
-                break
-            records = fetch.result()
+        timeout_ms = int(settings.batch_within_s * 1000)
+        async for records in batches(
+            consumer, stop, timeout_ms=timeout_ms, max_records=settings.batch_max
+        ):
             raws = [
                 RawMessage(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers))
                 for batch in records.values()
@@ -162,10 +143,9 @@ async def run_kafka(
         await collector.until_done(collector.flush, "flushing held events")
         await progress.commit()
     finally:
-        stopping.cancel()
         for task in jobs:
             task.cancel()
         for task in jobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await consumer.stop()
+        await stop_consumer(consumer)
