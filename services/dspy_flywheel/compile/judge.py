@@ -59,10 +59,10 @@ def label_object(label: Any, output_fields: Sequence[str]) -> dict[str, Any] | N
     ``output_fields`` (no label, an empty object, fields the worker does not have, or a bare
     value for a worker with several label fields)."""
     label = parse_label(label)
-    if isinstance(label, Mapping):
+    if type(label) is dict or isinstance(label, Mapping):  # dict first: ABC checks are slow
         if not label:
             return None
-        if set(label) <= set(output_fields):
+        if all(name in output_fields for name in label):
             return dict(label)
         if len(label) != 1:
             return None
@@ -71,14 +71,11 @@ def label_object(label: Any, output_fields: Sequence[str]) -> dict[str, Any] | N
     return {names[0]: label} if label is not None and len(names) == 1 else None
 
 
-def _field(outputs: Any, name: str) -> Any:
-    return outputs.get(name) if hasattr(outputs, "get") else getattr(outputs, name, None)
-
-
 def outputs_match(expected: Mapping[str, Any], outputs: Any) -> bool:
     """Every expected field is in ``outputs`` (a mapping or prediction) and equal, normalized."""
+    get = outputs.get if hasattr(outputs, "get") else lambda name: getattr(outputs, name, None)
     for name, value in expected.items():
-        got = _field(outputs, name)
+        got = get(name)
         if got is None or normalize(got) != normalize(value):
             return False
     return True
