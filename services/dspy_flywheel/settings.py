@@ -14,7 +14,9 @@ PostgreSQL (prefix ``DATABASE_``)::
     DATABASE_SSLMODE=disable                    # disable | require | verify-ca | verify-full
     DATABASE_SSLROOTCERT=/path/ca.pem
 
-Topics: ``FLYWHEEL_TOPIC_PREFIX`` (default empty) prefixes every topic name.
+Topics: ``FLYWHEEL_TOPIC_PREFIX`` (default empty) prefixes every topic name and consumer group.
+References a job may name beyond the worker's own: ``FLYWHEEL_OPTIMIZER_ALLOWED_REFS`` (read by
+the optimizer, the manager and the CLI alike; see :mod:`dspy_flywheel.contracts.refs`).
 Each service adds its own settings class with its own prefix (``FLYWHEEL_COLLECTOR_`` ...).
 """
 
@@ -23,9 +25,10 @@ from __future__ import annotations
 import ssl
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dspy_flywheel.contracts.refs import ALLOWED_REFS_ENV, RefAllowList
 from dspy_flywheel.contracts.topics import Topics
 
 
@@ -91,9 +94,24 @@ class FlywheelSettings(BaseSettings):
 
     topic_prefix: str = Field(default="", validation_alias="FLYWHEEL_TOPIC_PREFIX")
     db_schema: str | None = Field(default=None, validation_alias="FLYWHEEL_DB_SCHEMA")
+    allowed_refs: str = Field(default="", validation_alias=ALLOWED_REFS_ENV)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
 
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @field_validator("allowed_refs")
+    @classmethod
+    def _valid_allow_list(cls, value: str) -> str:
+        RefAllowList.parse(value)  # a malformed entry stops the service at start, not later
+        return value
+
+    @property
+    def ref_allow_list(self) -> RefAllowList:
+        return RefAllowList.parse(self.allowed_refs)
+
+    def consumer_group(self, group_id: str) -> str:
+        """``group_id`` in this namespace: two prefixes never share (or rebalance) a group."""
+        return f"{self.topic_prefix}{group_id}"

@@ -18,10 +18,11 @@ from dspy_flywheel.compile.errors import OptimizerConfigError
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.manager import ManagerSettings, OptimizationManager, OptimizationStatus
 from dspy_flywheel.manager.api import create_app
-from dspy_flywheel.manager.core import ManagerError
+from dspy_flywheel.manager.inputs import ManagerError
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from tests.integration.test_optimizer_support import (
+    ALLOWED_REFS,
     PROGRAM_REF,
     dataset,
     optimizer_settings,
@@ -36,7 +37,11 @@ SLOW = {"FLYWHEEL_FAKE_LATENCY_S": "0.05"}
 
 def manager_settings(topics: Topics, schema: str) -> ManagerSettings:
     return ManagerSettings.model_validate(
-        {"FLYWHEEL_TOPIC_PREFIX": topics.prefix, "FLYWHEEL_DB_SCHEMA": schema}
+        {
+            "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
+            "FLYWHEEL_DB_SCHEMA": schema,
+            "FLYWHEEL_OPTIMIZER_ALLOWED_REFS": ALLOWED_REFS,
+        }
     )
 
 
@@ -257,6 +262,7 @@ async def test_cli_run_watch_list(
         **os.environ,
         "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
         "FLYWHEEL_DB_SCHEMA": db_schema,
+        "FLYWHEEL_OPTIMIZER_ALLOWED_REFS": ALLOWED_REFS,
         "COLUMNS": "160",
     }
 

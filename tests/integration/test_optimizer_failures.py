@@ -23,6 +23,7 @@ from dspy_flywheel.optimizer.fake_task import TicketRouter
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from tests.integration.test_optimizer_support import (
+    ALLOWED_REFS,
     ENCRYPTION_KEYS,
     EventWatch,
     dataset,
@@ -87,6 +88,7 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
         "FLYWHEEL_OPTIMIZER_CHILD_ENV": json.dumps(SLOW),
         "FLYWHEEL_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
         "FLYWHEEL_OPTIMIZER_HEARTBEAT_S": "0.5",
+        "FLYWHEEL_OPTIMIZER_ALLOWED_REFS": ALLOWED_REFS,
         "FLYWHEEL_OPTIMIZER_STALE_AFTER_S": "60",
     }
     worker = f"router-{unique}"

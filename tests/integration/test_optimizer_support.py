@@ -33,6 +33,8 @@ from dspy_flywheel.store.datasets import ExportRecord, insert_records
 
 DEADLINE_S = 60.0
 PROGRAM_REF = "dspy_flywheel.optimizer.fake_task:TicketRouter"
+# Requests here name their program directly (no worker registered one): allow-list them.
+ALLOWED_REFS = "dspy_flywheel.optimizer.fake_task:*,tests.integration.test_optimizer_failures:*"
 DEMO_LM = "dspy_flywheel.optimizer.fake_task:make_lm"
 OBLIVIOUS_LM = "dspy_flywheel.optimizer.fake_task:make_oblivious_lm"
 TERMINAL = {"succeeded", "rejected", "failed", "cancelled"}
@@ -160,6 +162,7 @@ def optimizer_settings(
         "FLYWHEEL_DB_SCHEMA": schema,
         "group_id": group_id,
         "acks_group_id": f"{group_id}-acks",
+        "FLYWHEEL_OPTIMIZER_ALLOWED_REFS": ALLOWED_REFS,
         "lm_ref": DEMO_LM,
         "min_examples": 20,
         "heartbeat_s": 0.5,

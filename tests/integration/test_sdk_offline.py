@@ -93,3 +93,28 @@ def test_a_full_spool_overflows_visibly(engine: FakeEngine, tmp_path: Path) -> N
     stats = worker.stats()
     assert stats["overflow_dropped"] > 0  # counted, never silent
     assert stats["spooled"] + stats["overflow_dropped"] == 60
+
+
+def test_a_full_queue_overflows_to_the_spool_in_call_order(
+    engine: FakeEngine, tmp_path: Path
+) -> None:
+    """Regression: with a small queue, 1,300 of 1,500 events were dropped as "queue full"
+    while the spool had room."""
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{unused_port()}")
+    worker = Classify.create(
+        settings=WorkerSettings(
+            kafka=kafka,
+            spool_dir=tmp_path / "spool",
+            queue_max=10,
+            linger_ms=2_000,  # the loop drains rarely: callers outpace it
+            reload=False,
+        )
+    )
+    ids = [worker(text=f"ticket {i}").execution_id for i in range(1500)]
+    worker.close(10)
+    stats = worker.stats()
+    assert stats["overflow_dropped"] == 0
+    assert stats["spooled"] == 1500
+    spool = Spool(tmp_path / "spool", max_bytes=10**9, segment_bytes=10**6)
+    assert [m.event_id for m, _ in spool.read(2000)] == ids
+    spool.close()

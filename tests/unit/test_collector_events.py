@@ -41,7 +41,7 @@ def test_execution_fields_and_event_id_from_header() -> None:
     raw = _raw("ExecutionRecorded", _execution())
     parsed = parse(raw, "ExecutionRecorded")
     assert isinstance(parsed, Execution)
-    assert parsed.event_id == raw.header("event_id")
+    assert parsed.event_id == dict(raw.headers)["event_id"].decode()
     assert parsed.inputs == {"ticket": "hi"}
     assert parsed.outputs == {"category": "billing"}
     assert (parsed.worker_id, parsed.program_version, parsed.metric_score) == ("w1", "v3", 0.75)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dspy_flywheel.contracts.codec import decode, encode
+from dspy_flywheel.contracts.validate import MAX_TIMESTAMP_MS
 from dspy_flywheel.sdk import fastcodec
 from dspy_flywheel.sdk.events import ExecutionPayload, execution_record
 
@@ -35,7 +36,13 @@ def payload(**changes: object) -> ExecutionPayload:
         payload(),
         payload(program_version=17, lm_calls=0, prompt_tokens=0, completion_tokens=0),
         payload(outputs=None, error="ValueError: bad input", latency_ms=0.0),
-        payload(prompt_tokens=2**40, timestamp_ms=2**62, inputs={"x": "a" * 300}),
+        # the largest varints: 2**62 in a long field; the last valid timestamp (year 9999)
+        payload(
+            prompt_tokens=2**62,
+            completion_tokens=2**40,
+            timestamp_ms=MAX_TIMESTAMP_MS,
+            inputs={"x": "a" * 300},
+        ),
         payload(inputs={"odd": {1, 2}}, outputs={"obj": object.__name__}),
     ],
 )

@@ -29,11 +29,30 @@ def test_record_round_trip_and_defaults() -> None:
         {"cron": "not a cron"},
         {"optimizer_params_json": "[1]"},
         {"min_examples": 0},
+        {"cron": "0 0 30 2 *"},  # no February 30th: refused when written, not on a tick
+        {"cooldown_seconds": 99999999999999999999},  # more than an Avro long
+        {"cooldown_seconds": -1},
+        {"window_size": 2**31},
+        {"interval_seconds": 0},
+        {"threshold": float("nan")},
+        {"optimizer": "NoSuchOpt"},
+        {"optimizer_params_json": "[" * 50_000 + "]" * 50_000},
+        {"optimizer_params_json": '{"a": "\\u0000"}'},
+        {"worker_type": "t\x00"},
+        {"timestamp_ms": 2**62},
+        {"program_ref": "not a ref"},
+        {"enabled": "yes"},
     ],
 )
 def test_invalid_configs_rejected(bad: dict[str, object]) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011  (ConfigError, CronError, JSONDecodeError)
+    with pytest.raises(ConfigError):
         TriggerPolicyConfig("w1", **bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("worker", ["", "w\x00", " w"])
+def test_malformed_worker_ids_rejected(worker: str) -> None:
+    with pytest.raises(ConfigError):
+        TriggerPolicyConfig(worker)
 
 
 def test_set_merges_with_current_value() -> None:

@@ -51,3 +51,16 @@ def test_matches_and_ms_helper() -> None:
 def test_rejects_invalid(expr: str) -> None:
     with pytest.raises(CronError):
         CronSchedule.parse(expr).next_after(at("2025-01-01T00:00:00"))
+
+
+@pytest.mark.parametrize("expr", ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 30,31 feb *"])
+def test_impossible_days_are_refused_when_parsed(expr: str) -> None:
+    """Regression: "0 0 30 2 *" was accepted, then stopped the trigger on its next tick."""
+    with pytest.raises(CronError, match="never matches"):
+        CronSchedule.parse(expr)
+
+
+@pytest.mark.parametrize("expr", ["0 0 29 2 *", "0 0 30 2 mon", "0 0 31 * *"])
+def test_rare_but_possible_days_are_accepted(expr: str) -> None:
+    schedule = CronSchedule.parse(expr)
+    assert schedule.next_after(at("2025-01-01T00:00:00")) > at("2025-01-01T00:00:00")

@@ -1,9 +1,9 @@
 """Access control for operator surfaces: API tokens with roles (RBAC) and the audit log."""
 
-from dspy_flywheel.access.audit import AuditLog, record_audit
+from dspy_flywheel.access.audit import AuditLog, AuditUnavailable, record_audit
+from dspy_flywheel.access.middleware import AccessMiddleware
 from dspy_flywheel.access.rbac import (
     ROLES,
-    AccessMiddleware,
     Principal,
     Role,
     TokenStore,
@@ -14,6 +14,7 @@ __all__ = [
     "ROLES",
     "AccessMiddleware",
     "AuditLog",
+    "AuditUnavailable",
     "Principal",
     "Role",
     "TokenStore",

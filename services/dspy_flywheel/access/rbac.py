@@ -9,21 +9,20 @@ SHA-256 digests are kept in memory. Roles are ordered: ``viewer`` < ``operator``
 
 With no tokens configured, access is refused (HTTP 401) unless ``FLYWHEEL_API_AUTH=disabled``,
 which is meant for a loopback-only development setup and logs a warning at start.
+Authentication needs no database: an unknown caller gets 401 whatever state PostgreSQL is in.
+The ASGI middleware that applies this (and writes the audit log) is ``access.middleware``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
-
-from dspy_flywheel.access.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -113,64 +112,3 @@ class TokenStore:
             if hmac.compare_digest(known, digest):
                 return principal
         return None
-
-
-class AccessMiddleware:
-    """ASGI middleware: authenticate, authorize by route, audit every mutation and refusal."""
-
-    def __init__(self, app: ASGIApp, tokens: TokenStore, audit: AuditLog | None = None) -> None:
-        self.app = app
-        self.tokens = tokens
-        self.audit = audit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        method, path = scope["method"], scope["path"]
-        needed = required_role(method, path)
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-        principal = self.tokens.authenticate(headers.get("authorization"))
-        if needed is not None and principal is None:
-            await self._audit("anonymous", "denied", method, path, 401)
-            await _reply(send, 401, "missing or unknown API token (Authorization: Bearer ...)")
-            return
-        if needed is not None and principal is not None and principal.role < needed:
-            await self._audit(principal.name, "denied", method, path, 403)
-            await _reply(
-                send,
-                403,
-                f"role {principal.role.name} may not {method} {path}; needs {needed.name}",
-            )
-            return
-        scope.setdefault("state", {})["principal"] = principal
-        status: list[int] = []
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(int(message["status"]))
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
-        if method not in ("GET", "HEAD", "OPTIONS"):
-            actor = principal.name if principal else "anonymous"
-            await self._audit(actor, "request", method, path, status[0] if status else 500)
-
-    async def _audit(self, actor: str, action: str, method: str, path: str, status: int) -> None:
-        if self.audit is not None:
-            await self.audit.record(actor, f"{action} {method}", path, {"status": status})
-
-
-async def _reply(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.contracts.validate import InvalidInput, check_event_id, check_id
 
 Headers = list[tuple[str, bytes]]
 
@@ -30,16 +31,16 @@ class RawMessage:
     def coordinates(self) -> str:
         return f"{self.topic}:{self.partition}:{self.offset}"
 
-    def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name and value is not None:
-                return value.decode(errors="replace")
-        return None
-
     @property
     def idempotency_key(self) -> str:
-        """The event id header; the Kafka coordinates when a producer left it out."""
-        return self.header("event_id") or f"kafka:{self.coordinates}"
+        """The event id header; the Kafka coordinates when it is missing or malformed."""
+        for key, value in self.headers:
+            if key == "event_id" and value is not None:
+                try:
+                    return check_event_id(value)
+                except InvalidInput:
+                    break
+        return f"kafka:{self.coordinates}"
 
 
 @dataclass(slots=True)
@@ -84,8 +85,11 @@ class Rejected:
 
     @property
     def worker_id(self) -> str:
-        key = self.message.key
-        return key.decode(errors="replace") if key else ""
+        """The record key when it is a well-formed worker id, else "" (for the drop counters)."""
+        try:
+            return check_id(self.message.key.decode(), "key") if self.message.key else ""
+        except (UnicodeDecodeError, InvalidInput):
+            return ""
 
 
 Parsed = Execution | Feedback | Rejected
@@ -190,3 +194,5 @@ def parse(raw: RawMessage, expected_type: str) -> Parsed:
         return _feedback(raw.idempotency_key, decoded.record)
     except _Invalid as exc:
         return Rejected(raw, exc.reason, str(exc))
+    except (ValueError, TypeError, KeyError, RecursionError, OverflowError) as exc:
+        return Rejected(raw, "invalid_record", f"{type(exc).__name__}: {exc}")

@@ -97,7 +97,7 @@ def base_app(settings: CollectorSettings) -> tuple[faust.App, faust.TopicT]:
     _refuse_commits_past_a_head_gap()
     topics = settings.topics
     app = faust.App(
-        settings.group_id,
+        settings.consumer_group(settings.group_id),
         broker=settings.kafka.faust_broker(),
         broker_credentials=faust_credentials(settings.kafka),
         broker_commit_interval=settings.commit_interval_s,
@@ -108,7 +108,7 @@ def base_app(settings: CollectorSettings) -> tuple[faust.App, faust.TopicT]:
         web_enabled=False,
         topic_disable_leader=True,
         autodiscover=False,
-        datadir=str(settings.data_dir / settings.group_id),
+        datadir=str(settings.data_dir / settings.consumer_group(settings.group_id)),
         stream_buffer_maxsize=max(4096, 2 * settings.batch_max),
         stream_wait_empty=False,  # held events stay unacked; on revoke they are flushed instead
     )
@@ -200,7 +200,7 @@ async def run_faust(
             "collector (faust) consuming %s, %s as group %r",
             settings.topics.executions,
             settings.topics.feedback,
-            settings.group_id,
+            settings.consumer_group(settings.group_id),
         )
         if ready is not None:
             ready.set()

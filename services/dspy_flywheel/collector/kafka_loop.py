@@ -79,7 +79,7 @@ async def run_kafka(
     consumer = await open_consumer(
         settings.kafka,
         [topics.executions, topics.feedback],
-        group_id=settings.group_id,
+        group_id=settings.consumer_group(settings.group_id),
         listener=progress,
         max_poll_records=settings.batch_max,
         session_timeout_ms=int(settings.session_timeout_s * 1000),
@@ -102,7 +102,7 @@ async def run_kafka(
         "collector (kafka) consuming %s, %s as group %r",
         topics.executions,
         topics.feedback,
-        settings.group_id,
+        settings.consumer_group(settings.group_id),
     )
     if ready is not None:
         ready.set()

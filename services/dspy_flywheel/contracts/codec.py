@@ -8,7 +8,11 @@ Errors::
     DecodeError (ValueError)
     ├── UnknownFingerprint   writer schema not in the registry (current or history)
     ├── CorruptPayload       bad marker, short or undecodable body
+    ├── InvalidRecord        decoded, but a field or the event_id header breaks the limits
+    │                        of :mod:`~dspy_flywheel.contracts.validate` (``reason`` says which)
     └── UnknownEventType     (also raised by encode for an unknown type)
+
+A malformed ``traceparent`` header is dropped (tracing is optional), not an error.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from fastavro import schemaless_reader, schemaless_writer
 from dspy_flywheel.contracts.flatreader import FlatReader, TrailingBytes, compile_reader
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.registry import SchemaEntry, SchemaRegistry, default_registry
+from dspy_flywheel.contracts.validate import (
+    InvalidInput,
+    check_event_id,
+    check_record,
+    valid_traceparent,
+)
 
 MARKER: Final = b"\xc3\x01"
 HEADER_LEN: Final = 10
@@ -32,7 +42,7 @@ Headers = list[tuple[str, bytes]]
 
 class DecodeError(ValueError):
     retriable: ClassVar[bool] = False
-    reason: ClassVar[str] = "undecodable"  # the DLQ's dlq_reason
+    reason: str = "undecodable"  # the DLQ's dlq_reason
 
 
 class UnknownFingerprint(DecodeError):
@@ -45,6 +55,12 @@ class CorruptPayload(DecodeError):
 
 class UnknownEventType(DecodeError):
     reason = "unknown_event_type"
+
+
+class InvalidRecord(DecodeError):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -122,15 +138,19 @@ def decode(
         raise CorruptPayload(f"{writer.event_type}: {exc}") from exc
     except Exception as exc:  # fastavro and the flat reader raise assorted errors on bad bodies
         raise CorruptPayload(f"{writer.event_type}: corrupt body: {exc!r}") from exc
-    hdrs = {k: v for k, v in (headers or [])}
-    event_id = hdrs.get("event_id")
-    trace = hdrs.get("traceparent")
     assert isinstance(record, dict)
+    hdrs = {k: v for k, v in (headers or []) if v is not None}
+    raw_id = hdrs.get("event_id")
+    try:
+        event_id = check_event_id(raw_id) if raw_id is not None else None
+        check_record(record)
+    except InvalidInput as exc:
+        raise InvalidRecord(exc.reason, f"{writer.event_type}: {exc}") from None
     return Decoded(
         event_type=writer.event_type,
         record=record,
-        event_id=event_id.decode() if event_id else None,
-        traceparent=trace.decode() if trace else None,
+        event_id=event_id,
+        traceparent=valid_traceparent(hdrs.get("traceparent")),
         headers=hdrs,
     )
 

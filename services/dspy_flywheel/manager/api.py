@@ -13,17 +13,23 @@
     GET  /api/v1/dashboard   and   GET /dashboard (HTML)
 
 ``create_secured_app`` puts the routes behind API tokens with roles and writes the audit log
-(see ``dspy_flywheel.access``).
+(see ``dspy_flywheel.access``): every mutation has its audit row before it runs (no audit, no
+action: 503), bodies over 1 MiB get 413, and the requester of a job is the authenticated caller.
+
+Every input is checked before it is used (``manager.inputs``, ``contracts.validate``): ids in
+the path, query and body, types, JSON depth, NUL characters, unknown fields. A bad one is a 400
+naming the field; a database or broker that cannot be reached is a 503.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
+from aiokafka.errors import KafkaError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,26 +38,28 @@ from starlette.routing import Route
 from dspy_flywheel.access import AccessMiddleware, AuditLog, TokenStore
 from dspy_flywheel.access.rbac import ASGIApp
 from dspy_flywheel.compile.errors import OptimizerConfigError
+from dspy_flywheel.contracts.validate import InvalidInput, check_id
 from dspy_flywheel.dashboard import dashboard_routes
-from dspy_flywheel.manager.core import ManagerError, OptimizationManager
+from dspy_flywheel.manager.core import OptimizationManager
+from dspy_flywheel.manager.inputs import CONFIG_KEYS, ManagerError, body_keys, parse_body
 from dspy_flywheel.trigger.store import fetch_alerts
 
 log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
-_CONFIG_KEYS = ("optimizer", "params", "program_ref", "metric_ref")
+# What a request may fail on that is the caller's to fix (400), and what means a dependency is
+# away (503: nothing was done, try again later).
+_BAD_REQUEST = (ManagerError, OptimizerConfigError, InvalidInput)
+_UNAVAILABLE = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, KafkaError)
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise ManagerError(f"request body must be JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise ManagerError("request body must be a JSON object")
+async def _body(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
+    raw = await request.body()
+    body = parse_body(raw) if raw else {}
+    body_keys(body, allowed)
     return body
 
 
@@ -64,12 +72,31 @@ def _limit(request: Request) -> int:
     return min(max(limit, 1), 500)
 
 
+def _path_id(request: Request, name: str) -> str:
+    return check_id(request.path_params[name], name)
+
+
+def _query_id(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    return None if value is None else check_id(value, name)
+
+
+def _caller(request: Request) -> str:
+    """The authenticated caller (the access middleware puts it in the scope); "api" when the
+    app runs without it (tests, a loopback-only setup)."""
+    principal = request.scope.get("state", {}).get("principal")
+    return f"api:{principal.name}" if principal is not None else "api"
+
+
 def _guarded(handler: Endpoint) -> Endpoint:
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
-        except (ManagerError, OptimizerConfigError) as exc:
+        except _BAD_REQUEST as exc:
             return _error(400, str(exc))
+        except _UNAVAILABLE as exc:
+            log.warning("%s %s: dependency unavailable: %r", request.method, request.url.path, exc)
+            return _error(503, f"a dependency is unavailable ({type(exc).__name__}); retry later")
 
     return wrapped
 
@@ -82,65 +109,68 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         return JSONResponse({"status": "ok"})
 
     async def list_jobs(request: Request) -> Response:
-        q = request.query_params
+        status = request.query_params.get("status")
         found = await manager.list_jobs(
-            worker_id=q.get("worker_id"), status=q.get("status"), limit=_limit(request)
+            worker_id=_query_id(request, "worker_id"), status=status, limit=_limit(request)
         )
         return JSONResponse({"jobs": [j.as_dict() for j in found]})
 
     async def create_job(request: Request) -> Response:
-        body = await _body(request)
-        worker_id = body.get("worker_id")
-        if not isinstance(worker_id, str) or not worker_id:
+        body = await _body(request, ("worker_id", *CONFIG_KEYS))
+        if "worker_id" not in body:
             return _error(400, "worker_id (string) is required")
-        config = {k: body[k] for k in _CONFIG_KEYS if k in body}
-        by = str(body.get("requested_by", "api"))
-        job_id = await manager.execute_optimization(worker_id, config, requested_by=by)
+        config = {k: body[k] for k in CONFIG_KEYS if k in body}
+        job_id = await manager.execute_optimization(
+            body["worker_id"], config, requested_by=_caller(request)
+        )
         return JSONResponse({"job_id": job_id, "status": "requested"}, status_code=202)
 
     async def batch(request: Request) -> Response:
-        body = await _body(request)
+        body = await _body(request, ("worker_ids", *CONFIG_KEYS))
         workers = body.get("worker_ids")
         if not isinstance(workers, list) or not all(isinstance(w, str) for w in workers):
             return _error(400, "worker_ids (list of strings) is required")
-        config = {k: body[k] for k in _CONFIG_KEYS if k in body}
-        by = str(body.get("requested_by", "api"))
-        job_ids = await manager.batch_optimize(workers, config, requested_by=by)
+        config = {k: body[k] for k in CONFIG_KEYS if k in body}
+        job_ids = await manager.batch_optimize(workers, config, requested_by=_caller(request))
         return JSONResponse({"jobs": job_ids}, status_code=202)
 
     async def get_job(request: Request) -> Response:
-        status = await manager.get_optimization_status(request.path_params["job_id"])
+        job_id = _path_id(request, "job_id")
+        status = await manager.get_optimization_status(job_id)
         if status is None:
-            return _error(404, f"unknown job {request.path_params['job_id']}")
+            return _error(404, f"unknown job {job_id}")
         return JSONResponse(status.as_dict())
 
     async def cancel(request: Request) -> Response:
-        status = await manager.cancel(request.path_params["job_id"], requested_by="api")
+        job_id = _path_id(request, "job_id")
+        await _body(request, ())
+        status = await manager.cancel(job_id, requested_by=_caller(request))
         if status is None:
-            return _error(404, f"unknown job {request.path_params['job_id']}")
+            return _error(404, f"unknown job {job_id}")
         return JSONResponse(status.as_dict(), status_code=202)
 
     async def schedule(request: Request) -> Response:
-        body = await _body(request) if await request.body() else {}
+        body = await _body(request, ("trigger_type",))
+        trigger_type = body.get("trigger_type", "manual")
+        if not isinstance(trigger_type, str):
+            return _error(400, "trigger_type must be a string")
         job_id = await manager.schedule_optimization(
-            request.path_params["worker_id"],
-            str(body.get("trigger_type", "manual")),
-            requested_by="api",
+            _path_id(request, "worker_id"), trigger_type, requested_by=_caller(request)
         )
         return JSONResponse({"job_id": job_id, "status": "requested"}, status_code=202)
 
     async def metrics(request: Request) -> Response:
-        found = await manager.get_performance_metrics(request.path_params["worker_id"])
+        found = await manager.get_performance_metrics(_path_id(request, "worker_id"))
         return JSONResponse(found.as_dict())
 
     async def alerts(request: Request) -> Response:
-        worker_id = request.query_params.get("worker_id")
+        worker_id = _query_id(request, "worker_id")
         found = await fetch_alerts(manager.pool, worker_id=worker_id, limit=_limit(request))
         return JSONResponse({"alerts": found})
 
     async def worker_programs(request: Request) -> Response:
         return JSONResponse(
-            {"programs": await manager.list_programs(request.path_params["worker_id"])}
+            {"programs": await manager.list_programs(_path_id(request, "worker_id"))}
         )
 
     @asynccontextmanager
@@ -154,7 +184,7 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
                 await manager.close()
 
     routes = [
-        Route("/api/v1/health", health),
+        Route("/api/v1/health", _guarded(health)),
         Route("/api/v1/jobs", _guarded(list_jobs), methods=["GET"]),
         Route("/api/v1/jobs", _guarded(create_job), methods=["POST"]),
         Route("/api/v1/jobs/batch", _guarded(batch), methods=["POST"]),

@@ -15,7 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from dspy_flywheel.compile.errors import OptimizerConfigError
-from dspy_flywheel.manager.core import ManagerError, OptimizationManager, OptimizationStatus
+from dspy_flywheel.contracts.validate import InvalidInput
+from dspy_flywheel.manager.core import OptimizationManager, OptimizationStatus
+from dspy_flywheel.manager.inputs import ManagerError
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.manager.watch import describe, watch_jobs
 
@@ -74,7 +76,7 @@ async def _with_manager(args: argparse.Namespace) -> int:
         async with OptimizationManager(ManagerSettings()) as manager:
             result: int = await args.action(manager, args, console)
             return result
-    except (ManagerError, OptimizerConfigError) as exc:
+    except (ManagerError, OptimizerConfigError, InvalidInput) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
 

@@ -23,14 +23,17 @@ from aiokafka import AIOKafkaProducer
 from dspy_flywheel.bus import publish, start_producer, stop_producer
 from dspy_flywheel.compile.catalog import canonical_name
 from dspy_flywheel.contracts.ids import new_id
+from dspy_flywheel.contracts.refs import WorkerRefs, check_job_refs
+from dspy_flywheel.contracts.validate import MAX_NAME_CHARS, check_id, check_text
+from dspy_flywheel.manager.inputs import ManagerError, checked_config
 from dspy_flywheel.manager.metrics import PerformanceMetrics, performance_metrics
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.store import apply_migrations, create_pool, jobs, programs
 from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import current_traceparent, tracer
+from dspy_flywheel.trigger.config_topic import read_config
 
 TRIGGER_TYPES = ("manual", "periodic", "performance", "batch")
-_CONFIG_KEYS = frozenset({"optimizer", "params", "program_ref", "metric_ref"})
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,6 @@ class OptimizationStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-class ManagerError(ValueError):
-    retriable = False
 
 
 class OptimizationManager:
@@ -136,31 +135,30 @@ class OptimizationManager:
 
     # -- requests ------------------------------------------------------------------------
 
-    async def _worker_defaults(self, worker_id: str) -> dict[str, Any]:
-        """optimizer/params/program_ref/metric_ref from the trigger config, else the last job."""
-        from dspy_flywheel.trigger.config_topic import read_configs
-
-        config = (await read_configs(self.settings.kafka, self.topics.trigger_config)).get(
-            worker_id
-        )
+    async def _worker_defaults(self, worker_id: str) -> tuple[dict[str, Any], WorkerRefs]:
+        """optimizer/params/program_ref/metric_ref from the trigger config, else the last job;
+        and the references the worker registered (its config's)."""
+        config = await read_config(self.settings.kafka, self.topics.trigger_config, worker_id)
         if config is not None:
-            return {
+            defaults = {
                 "optimizer": config.optimizer,
-                "params": json.loads(config.optimizer_params_json or "{}"),
+                "params": config.optimizer_params,
                 "program_ref": config.program_ref,
                 "metric_ref": config.metric_ref,
             }
+            return defaults, WorkerRefs(config.program_ref, config.metric_ref)
         last = await jobs.latest_for_worker(self.pool, worker_id)
         if last is not None:
-            return {
+            defaults = {
                 "optimizer": last.optimizer,
                 "params": last.params,
                 "program_ref": last.program_ref,
                 "metric_ref": last.metric_ref,
             }
-        return {}
+            return defaults, WorkerRefs()
+        return {}, WorkerRefs()
 
-    async def _request(
+    async def _prepare(
         self,
         worker_id: str,
         reason: str,
@@ -168,23 +166,24 @@ class OptimizationManager:
         *,
         requested_by: str,
         evidence: Mapping[str, Any] | None = None,
-    ) -> str:
-        unknown = set(config) - _CONFIG_KEYS
-        if unknown:
-            raise ManagerError(
-                f"unknown optimizer_config keys {sorted(unknown)}; accepted: {sorted(_CONFIG_KEYS)}"
-            )
-        merged = {
-            **await self._worker_defaults(worker_id),
-            **{k: v for k, v in config.items() if v is not None},
-        }
+    ) -> dict[str, Any]:
+        """The request record, every value checked (InvalidInput/ManagerError when not)."""
+        check_id(worker_id, "worker_id")
+        check_text(requested_by, "requested_by", MAX_NAME_CHARS)
+        given = checked_config(config)
+        defaults, registered = await self._worker_defaults(worker_id)
+        merged = {**defaults, **given}
         optimizer = canonical_name(merged.get("optimizer") or self.settings.default_optimizer)
         params = merged.get("params") or {}
-        if not isinstance(params, dict):
-            raise ManagerError("optimizer_config['params'] must be an object")
-        job_id = new_id()
-        record = {
-            "job_id": job_id,
+        check_job_refs(
+            worker_id,
+            merged.get("program_ref"),
+            merged.get("metric_ref"),
+            registered,
+            self.settings.ref_allow_list,
+        )
+        return {
+            "job_id": new_id(),
             "worker_id": worker_id,
             "reason": reason,
             "optimizer": optimizer,
@@ -195,10 +194,13 @@ class OptimizationManager:
             "metric_ref": merged.get("metric_ref"),
             "timestamp_ms": int(time.time() * 1000),
         }
+
+    async def _publish(self, record: dict[str, Any]) -> str:
+        job_id, worker_id = str(record["job_id"]), str(record["worker_id"])
         attributes = {
             "flywheel.job_id": job_id,
             "flywheel.worker_id": worker_id,
-            "flywheel.reason": reason,
+            "flywheel.reason": str(record["reason"]),
         }
         with tracer.start_as_current_span("manager.request", attributes=attributes):
             await publish(
@@ -211,6 +213,20 @@ class OptimizationManager:
             )
         self._requested[job_id] = worker_id
         return job_id
+
+    async def _request(
+        self,
+        worker_id: str,
+        reason: str,
+        config: Mapping[str, Any],
+        *,
+        requested_by: str,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> str:
+        record = await self._prepare(
+            worker_id, reason, config, requested_by=requested_by, evidence=evidence
+        )
+        return await self._publish(record)
 
     async def schedule_optimization(
         self, worker_id: str, trigger_type: str = "manual", *, requested_by: str = "manager"
@@ -243,19 +259,23 @@ class OptimizationManager:
         requested_by: str = "manager",
     ) -> dict[str, str]:
         """One request per worker, tagged with a shared batch id; returns worker → job id."""
-        if not worker_ids:
-            raise ManagerError("batch needs at least one worker id")
+        if not isinstance(worker_ids, list | tuple) or not worker_ids:
+            raise ManagerError("batch needs a list of at least one worker id")
+        for worker_id in worker_ids:  # every id is checked before anything is published
+            check_id(worker_id, "worker_ids[]")
         batch_id = new_id()
-        out = {}
-        for worker_id in dict.fromkeys(worker_ids):
-            out[worker_id] = await self._request(
+        unique = list(dict.fromkeys(worker_ids))
+        records = [
+            await self._prepare(
                 worker_id,
                 "batch",
                 optimizer_config or {},
                 requested_by=requested_by,
-                evidence={"batch_id": batch_id, "batch_size": len(worker_ids)},
+                evidence={"batch_id": batch_id, "batch_size": len(unique)},
             )
-        return out
+            for worker_id in unique
+        ]
+        return {str(r["worker_id"]): await self._publish(r) for r in records}
 
     # -- jobs ----------------------------------------------------------------------------
 

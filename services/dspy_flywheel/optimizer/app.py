@@ -80,7 +80,7 @@ async def run(
             "optimizer.requests": consume_group(
                 settings.kafka,
                 topics.optimization_requests,
-                settings.group_id,
+                settings.consumer_group(settings.group_id),
                 guard,
                 RequestIntake(pool, topics, executor.wake),
                 stop,
@@ -89,7 +89,7 @@ async def run(
             "optimizer.acks": consume_group(
                 settings.kafka,
                 topics.program_acks,
-                settings.acks_group_id,
+                settings.consumer_group(settings.acks_group_id),
                 guard,
                 AckIntake(pool),
                 stop,

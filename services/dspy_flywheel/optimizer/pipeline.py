@@ -24,6 +24,7 @@ from opentelemetry import trace
 from dspy_flywheel.compile import gate
 from dspy_flywheel.compile.catalog import canonical_name
 from dspy_flywheel.compile.errors import CompileError
+from dspy_flywheel.contracts.refs import RefNotAllowed, check_job_refs
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.optimizer.dataset import DatasetSource, split
 from dspy_flywheel.optimizer.errors import OptimizerError
@@ -33,6 +34,7 @@ from dspy_flywheel.optimizer.spans import child_spans
 from dspy_flywheel.optimizer.spec import CompileResult, JobSpec
 from dspy_flywheel.store import jobs, outbox, programs
 from dspy_flywheel.telemetry import context_from_traceparent, current_traceparent, tracer
+from dspy_flywheel.trigger.config_topic import registered_refs
 
 log = logging.getLogger(__name__)
 _SNAPSHOT_DONE = 0.05
@@ -225,6 +227,15 @@ class JobRun:
         if job.cancel_requested:
             return await self._finish("cancelled", "cancelled before it started")
         optimizer = self.optimizer = canonical_name(job.optimizer)
+        try:  # the request may come from anyone who can write the topic: check before importing
+            registered = await registered_refs(
+                settings.kafka, self.s.topics.trigger_config, job.worker_id
+            )
+            check_job_refs(
+                job.worker_id, job.program_ref, job.metric_ref, registered, settings.ref_allow_list
+            )
+        except RefNotAllowed as exc:
+            return await self._finish("failed", f"refused: {exc}")
         program_ref = job.program_ref or settings.default_program_ref
         if not program_ref:
             return await self._finish(

@@ -8,6 +8,11 @@ FLYWHEEL_OPTIMIZER_MEMORY_MB=6144        RLIMIT_AS of the compile child
 FLYWHEEL_OPTIMIZER_MAX_LM_CALLS=5000     LM call budget per job (empty = none)
 FLYWHEEL_OPTIMIZER_MAX_TOKENS=           token budget per job (empty = none)
 FLYWHEEL_OPTIMIZER_LM_REF=               'module:factory' for the child's LM (default build_lm)
+FLYWHEEL_OPTIMIZER_ALLOWED_REFS=         program/metric refs a job may name besides the ones its
+                                         worker registered: 'pkg.mod:attr,pkg.other:*'
+                                         (see dspy_flywheel.contracts.refs; the manager and
+                                         the CLI read the same variable)
+FLYWHEEL_OPTIMIZER_DEFAULT_PROGRAM_REF=  for requests that name no program_ref (trusted)
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ Records are built and Avro-encoded on the loop. The ``event_id`` travels with th
 item from the call, so a replayed event is the same event and consumers dedupe it.
 Order is kept: while anything sits in the spool, new events go behind it; events that were in
 flight when the broker failed are written in front of it (``Spool.prepend``).
-Nothing is dropped silently: a full spool or a stalled loop counts ``overflow_dropped`` and logs.
+When callers outpace the loop (the in-memory queue is at ``queue_max``), the caller encodes the
+event itself and queues the bytes, and the loop is asked to move the queue to the spool at once
+(not after ``linger_ms``); one queue keeps the call order. Only what the spool has no room for
+is dropped. Nothing is dropped silently: ``overflow_dropped`` counts it and it is logged.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ class Emitter:
         self._loop = loop
         self._spool = spool
         self._name = name
-        self._queue: deque[Pending | ExecutionRow] = deque()
+        self._queue: deque[Pending | ExecutionRow | Message] = deque()
         self._execution_route: ExecutionRoute | None = None
         self._queue_max = settings.queue_max
         self._asleep = True  # the pump polls while busy; asleep, the next submit wakes it
@@ -111,6 +114,9 @@ class Emitter:
         self._counters = _Counters()
         self._last_overflow_log = 0.0
         self._overflow_lock = threading.Lock()
+        self._spill_lock = threading.Lock()
+        self._spill_bytes = 0  # encoded by callers, queued for the spool
+        self._spill_asked = False
         self._delivery = Delivery(
             settings, spool, name, spill=self._to_spool, kafka_state=kafka_state
         )
@@ -130,8 +136,8 @@ class Emitter:
             self._counters.dropped_after_close += 1
             return
         queue = self._queue
-        if len(queue) >= self._queue_max:  # the loop is stalled: never block the caller
-            self._overflow(1, "in-memory queue full")
+        if len(queue) >= self._queue_max:  # the loop is behind: never block the caller
+            self._spill_soon(item)
             return
         queue.append(item)
         self._counters.enqueued += 1
@@ -141,6 +147,24 @@ class Emitter:
 
     submit_execution = submit
     """Enqueue an ExecutionRecorded row (its execution id is its event id)."""
+
+    def _spill_soon(self, item: Pending | ExecutionRow) -> None:
+        """Queue ``item`` encoded, for the spool; drop it only if the spool has no room."""
+        message = self._encode(item)
+        if message is None:
+            return
+        size = len(message.value) + 64 * (1 + len(message.headers))
+        with self._spill_lock:
+            room = self._spool.max_bytes - self._spool.pending_bytes() - self._spill_bytes
+            if size <= room:
+                self._spill_bytes += size
+                self._queue.append(message)
+                self._counters.enqueued += 1
+            ask, self._spill_asked = not self._spill_asked, True
+        if size > room:
+            self._overflow(1, "in-memory queue full and no room in the spool")
+        if ask:
+            self._loop.call_soon(self._drain_to_spool)
 
     def stats(self) -> dict[str, Any]:
         c = self._counters
@@ -208,8 +232,13 @@ class Emitter:
             self._asleep = False
             idle_polls = 0
 
+    def _drain_to_spool(self) -> None:
+        with self._spill_lock:
+            self._spill_bytes, self._spill_asked = 0, False
+        self._drain()
+
     def _drain(self) -> bool:
-        items: list[Pending | ExecutionRow] = []
+        items: list[Pending | ExecutionRow | Message] = []
         queue = self._queue
         while queue:
             items.append(queue.popleft())
@@ -217,7 +246,9 @@ class Emitter:
             self._route([m for m in map(self._encode, items) if m is not None])
         return bool(items)
 
-    def _encode(self, item: Pending | ExecutionRow) -> Message | None:
+    def _encode(self, item: Pending | ExecutionRow | Message) -> Message | None:
+        if isinstance(item, Message):  # encoded by a caller (_spill_soon)
+            return item
         if not isinstance(item, Pending):
             item = self._as_pending(item)
         traceparent = resolve_traceparent(item.trace) or new_traceparent()

@@ -6,7 +6,10 @@
     FLYWHEEL_WORKER_QUEUE_MAX=10000    in-memory events before spilling to the spool
     FLYWHEEL_WORKER_LINGER_MS=500      events gather this long, then leave as one batch (fewer
                                        wakeups of the IO thread: less work beside the calls)
-    FLYWHEEL_WORKER_SPOOL_MAX_BYTES    on-disk limit; beyond it events are dropped and counted
+    FLYWHEEL_WORKER_SPOOL_MAX_BYTES    on-disk limit (> 0); beyond it events are dropped and counted
+
+Every size, count and duration must be positive (zero where it means "none"); anything else is
+refused when the settings are read, with the variable's name in the message.
 
 ``FLYWHEEL_HOME`` defaults to ``~/.cache/dspy-flywheel`` (the same as ``ops/``).
 """
@@ -17,6 +20,7 @@ import os
 import re
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from dspy_flywheel.settings import FlywheelSettings
@@ -36,23 +40,23 @@ class WorkerSettings(FlywheelSettings):
     emit: bool = True
     reload: bool = True
     spool_dir: Path | None = None
-    queue_max: int = 10_000
-    spool_max_bytes: int = 512 * 1024 * 1024
-    spool_segment_bytes: int = 8 * 1024 * 1024
-    fsync_interval_ms: int = 200
-    linger_ms: int = 500  # how long events gather before one batch goes out
-    batch_max: int = 2_000
+    queue_max: int = Field(default=10_000, ge=1)
+    spool_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    spool_segment_bytes: int = Field(default=8 * 1024 * 1024, ge=4096)
+    fsync_interval_ms: int = Field(default=200, ge=0)
+    linger_ms: int = Field(default=500, ge=0)  # how long events gather before a batch goes out
+    batch_max: int = Field(default=2_000, ge=1)
     # How long the producer keeps retrying an unacknowledged batch (idempotent: the broker drops
     # a retry it already has). Longer means fewer ambiguous re-sends after a long outage;
     # new events do not wait for it (they go to the spool after suspect_after_ms).
-    request_timeout_ms: int = 120_000
-    connect_timeout_s: float = 10.0
-    suspect_after_ms: int = 1_000
-    reconnect_backoff_max_s: float = 5.0
-    close_timeout_s: float = 10.0
-    feedback_cache_size: int = 10_000
-    history_size: int = 5
-    catch_up_wait_s: float = 0.0
+    request_timeout_ms: int = Field(default=120_000, ge=1)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    suspect_after_ms: int = Field(default=1_000, ge=1)
+    reconnect_backoff_max_s: float = Field(default=5.0, gt=0)
+    close_timeout_s: float = Field(default=10.0, ge=0)
+    feedback_cache_size: int = Field(default=10_000, ge=0)
+    history_size: int = Field(default=5, ge=1)
+    catch_up_wait_s: float = Field(default=0.0, ge=0)
     ensure_topics: bool = True
 
     def spool_path(self, worker_id: str) -> Path:

@@ -102,7 +102,10 @@ async def run(
         engine = build_engine(settings)
 
         follower = ConfigFollower(
-            settings.kafka, topics.trigger_config, fetch_max_wait_ms=settings.fetch_max_wait_ms
+            settings.kafka,
+            topics.trigger_config,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            on_invalid=engine.refuse_config,
         )
         stack.push_async_callback(follower.stop)
         for worker_id, config in (await follower.start()).items():

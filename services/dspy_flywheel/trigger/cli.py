@@ -14,8 +14,11 @@ from typing import Any
 
 import asyncpg
 
+from dspy_flywheel.compile.catalog import canonical_name
+from dspy_flywheel.contracts.refs import WorkerRefs, check_job_refs
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.trigger.config import ConfigError, TriggerPolicyConfig, parse_param
+from dspy_flywheel.contracts.validate import check_id, check_json_value
+from dspy_flywheel.trigger.config import TriggerPolicyConfig, parse_param
 from dspy_flywheel.trigger.config_topic import delete_config, read_configs, write_config
 from dspy_flywheel.trigger.requests import request_optimization
 from dspy_flywheel.trigger.settings import TriggerSettings
@@ -69,11 +72,18 @@ def changes_from_args(args: argparse.Namespace, current: TriggerPolicyConfig) ->
 async def _set(args: argparse.Namespace) -> int:
     settings = TriggerSettings()
     topic = settings.topics.trigger_config
-    current = (await read_configs(settings.kafka, topic)).get(args.worker)
-    base = current or TriggerPolicyConfig(args.worker)
     try:
+        current = (await read_configs(settings.kafka, topic)).get(check_id(args.worker, "worker"))
+        base = current or TriggerPolicyConfig(args.worker)
         config = base.merged(changes_from_args(args, base))
-    except (ConfigError, ValueError) as exc:
+        check_job_refs(  # only references the worker registered, or allow-listed ones
+            config.worker_id,
+            config.program_ref if config.program_ref != base.program_ref else None,
+            config.metric_ref if config.metric_ref != base.metric_ref else None,
+            WorkerRefs(base.program_ref, base.metric_ref),
+            settings.ref_allow_list,
+        )
+    except ValueError as exc:  # ConfigError, InvalidInput, RefNotAllowed: all say what is wrong
         print(f"error: {exc}")
         return 2
     await write_config(settings.kafka, topic, config)
@@ -152,15 +162,17 @@ async def _clear(args: argparse.Namespace) -> int:
 async def _optimize(args: argparse.Namespace) -> int:
     settings = TriggerSettings()
     try:
-        params = dict(parse_param(p) for p in args.param or [])
-    except ConfigError as exc:
+        check_id(args.worker, "worker")
+        optimizer = canonical_name(args.optimizer) if args.optimizer is not None else None
+        params = check_json_value(dict(parse_param(p) for p in args.param or []), "--param")
+    except ValueError as exc:  # ConfigError, InvalidInput, OptimizerConfigError
         print(f"error: {exc}")
         return 2
     job_id = await request_optimization(
         settings.kafka,
         Topics(settings.topic_prefix),
         args.worker,
-        optimizer=args.optimizer,
+        optimizer=optimizer,
         params=params,
         requested_by=_user(),
     )

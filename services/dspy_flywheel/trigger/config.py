@@ -12,12 +12,38 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from dspy_flywheel.compile.catalog import canonical_name
+from dspy_flywheel.compile.errors import OptimizerConfigError
 from dspy_flywheel.contracts.policies import POLICIES, split_policies
+from dspy_flywheel.contracts.refs import check_ref_syntax
+from dspy_flywheel.contracts.validate import (
+    MAX_NAME_CHARS,
+    InvalidInput,
+    check_id,
+    check_int,
+    check_number,
+    check_text,
+    check_timestamp_ms,
+    parse_json,
+)
 from dspy_flywheel.trigger.cron import CronSchedule
+
+MAX_SECONDS = 10 * 366 * 24 * 3600  # ten years: longer waits are typos
+MAX_COUNT = 1_000_000_000  # an Avro int holds 2**31 - 1
+MAX_WINDOW = 100_000  # observations kept in memory and in the state row per worker
 
 
 class ConfigError(ValueError):
     """A trigger config value is invalid."""
+
+
+@dataclass(frozen=True)
+class InvalidConfig:
+    """A config record that was skipped when read: where it is, whose (if its key says), why."""
+
+    source: str  # topic:partition:offset
+    worker_id: str | None
+    error: str
 
 
 def parse_policies(policy: str) -> frozenset[str]:
@@ -50,20 +76,38 @@ class TriggerPolicyConfig:
     timestamp_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
     def __post_init__(self) -> None:
+        """Every field in range, the cron satisfiable, the optimizer known: a config that is
+        refused here is refused when written (CLI, API) and skipped when read."""
+        try:
+            self._check()
+        except (InvalidInput, OptimizerConfigError) as exc:
+            raise ConfigError(str(exc)) from None
+        except ValueError as exc:  # CronError, int() of an absurd cron number
+            raise ConfigError(f"cron: {exc}") from None
+
+    def _check(self) -> None:
+        check_id(self.worker_id, "worker_id")
+        for name in ("policy", "updated_by", "worker_type"):
+            check_text(getattr(self, name), name, MAX_NAME_CHARS)
         parse_policies(self.policy)
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
-        if self.window_size < 1:
-            raise ConfigError("window_size must be >= 1")
-        if self.min_examples < 1 or self.min_new_examples < 0 or self.cooldown_seconds < 0:
-            raise ConfigError("min_examples >= 1, min_new_examples >= 0, cooldown_seconds >= 0")
-        if self.window_seconds is not None and self.window_seconds < 1:
-            raise ConfigError("window_seconds must be >= 1 when set")
-        if self.interval_seconds is not None and self.interval_seconds < 1:
-            raise ConfigError("interval_seconds must be >= 1 when set")
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"enabled must be true or false, got {self.enabled!r}")
+        check_number(self.threshold, "threshold", 0.0, 1.0)
+        check_int(self.window_size, "window_size", 1, MAX_WINDOW)
+        check_int(self.min_examples, "min_examples", 1, MAX_COUNT)
+        check_int(self.min_new_examples, "min_new_examples", 0, MAX_COUNT)
+        check_int(self.cooldown_seconds, "cooldown_seconds", 0, MAX_SECONDS)
+        for name in ("window_seconds", "interval_seconds"):
+            if getattr(self, name) is not None:
+                check_int(getattr(self, name), name, 1, MAX_SECONDS)
+        check_timestamp_ms(self.timestamp_ms)
+        canonical_name(check_text(self.optimizer, "optimizer", MAX_NAME_CHARS))
+        for name in ("program_ref", "metric_ref"):
+            if getattr(self, name) is not None:
+                check_ref_syntax(getattr(self, name), name)
         if self.cron is not None:
-            CronSchedule.parse(self.cron)
-        params = json.loads(self.optimizer_params_json)
+            CronSchedule.parse(check_text(self.cron, "cron", MAX_NAME_CHARS))
+        params = parse_json(self.optimizer_params_json, "optimizer_params_json")
         if not isinstance(params, dict):
             raise ConfigError("optimizer_params_json must be a JSON object")
 

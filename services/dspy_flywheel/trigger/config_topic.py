@@ -2,6 +2,8 @@
 
 ``read_configs`` reads it from the beginning to its current end (what ``trigger set/show`` and
 the service's startup use); ``ConfigFollower`` then keeps applying new values as they arrive.
+A record that does not decode or validate is skipped (the worker keeps its previous config)
+and reported to ``on_invalid``: the trigger service turns it into an Alert.
 """
 
 from __future__ import annotations
@@ -14,16 +16,27 @@ from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop
 from dspy_flywheel.bus.guard import Record, RecordGuard
 from dspy_flywheel.bus.publish import start_producer
 from dspy_flywheel.contracts.codec import decode, encode
+from dspy_flywheel.contracts.refs import WorkerRefs
+from dspy_flywheel.contracts.validate import InvalidInput, check_id
 from dspy_flywheel.settings import KafkaSettings
-from dspy_flywheel.trigger.config import ConfigError, TriggerPolicyConfig
+from dspy_flywheel.trigger.config import ConfigError, InvalidConfig, TriggerPolicyConfig
 
 ConfigCallback = Callable[[str, TriggerPolicyConfig | None], None]
 Parsed = tuple[str, TriggerPolicyConfig | None]
+InvalidCallback = Callable[[InvalidConfig], None]
+
+
+def _key_worker(key: bytes | None) -> str | None:
+    try:
+        return check_id(key.decode(), "key") if key is not None else None
+    except (UnicodeDecodeError, InvalidInput):
+        return None
 
 
 def parse_config_record(record: Record) -> Parsed:
-    """(worker id, config or None for a tombstone); raises DecodeError/ConfigError on bad input."""
-    key = record.key.decode() if record.key is not None else None
+    """(worker id, config or None for a tombstone); raises ValueError (DecodeError,
+    ConfigError, InvalidInput) on bad input."""
+    key = check_id(record.key.decode(), "key") if record.key is not None else None
     if record.value is None:
         if key is None:
             raise ConfigError("tombstone without a key")
@@ -32,19 +45,29 @@ def parse_config_record(record: Record) -> Parsed:
     if decoded.event_type != "TriggerConfig":
         raise ConfigError(f"unexpected {decoded.event_type} on the trigger-config topic")
     config = TriggerPolicyConfig.from_record(decoded.record)
-    return key or config.worker_id, config
+    if key is not None and key != config.worker_id:
+        raise ConfigError(f"record key {key!r} differs from its worker_id {config.worker_id!r}")
+    return config.worker_id, config
 
 
 class ConfigFollower:
     """Reads the whole config topic on ``start`` and then follows it. A record that is not a
     valid config is logged and skipped (``bus.RecordGuard`` without dead letters)."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, *, fetch_max_wait_ms: int = 100) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        *,
+        fetch_max_wait_ms: int = 100,
+        on_invalid: InvalidCallback | None = None,
+    ) -> None:
         self.topic = topic
         self._kafka = kafka
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
-        self._guard = RecordGuard(None, parse_config_record)
+        self._guard = RecordGuard(None, self._parse)
+        self._on_invalid = on_invalid
 
     async def start(self) -> dict[str, TriggerPolicyConfig]:
         """Read every partition from the beginning to the end; return the snapshot."""
@@ -79,6 +102,18 @@ class ConfigFollower:
         if self._consumer is not None:
             await stop_consumer(self._consumer)
 
+    def _parse(self, record: Record) -> Parsed:
+        """``parse_config_record``; a refusal is reported to ``on_invalid`` (then the guard
+        logs and skips the record)."""
+        try:
+            return parse_config_record(record)
+        except ValueError as exc:  # DecodeError, ConfigError, InvalidInput
+            if self._on_invalid is not None:
+                source = f"{record.topic}:{record.partition}:{record.offset}"
+                worker = _key_worker(record.key)
+                self._on_invalid(InvalidConfig(source, worker, str(exc)[:1000]))
+            raise
+
 
 async def read_configs(kafka: KafkaSettings, topic: str) -> dict[str, TriggerPolicyConfig]:
     """Every worker's current config (a one-off read of the compacted topic)."""
@@ -87,6 +122,19 @@ async def read_configs(kafka: KafkaSettings, topic: str) -> dict[str, TriggerPol
         return await follower.start()
     finally:
         await follower.stop()
+
+
+async def read_config(
+    kafka: KafkaSettings, topic: str, worker_id: str
+) -> TriggerPolicyConfig | None:
+    """One worker's current config (None when it has none)."""
+    return (await read_configs(kafka, topic)).get(worker_id)
+
+
+async def registered_refs(kafka: KafkaSettings, topic: str, worker_id: str) -> WorkerRefs:
+    """The references the worker registered for itself: those of its current config."""
+    config = await read_config(kafka, topic, worker_id)
+    return WorkerRefs(config.program_ref, config.metric_ref) if config else WorkerRefs()
 
 
 async def write_config(kafka: KafkaSettings, topic: str, config: TriggerPolicyConfig) -> None:

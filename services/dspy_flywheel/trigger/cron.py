@@ -8,6 +8,7 @@ restricted, a day matches if either does.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,7 @@ _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "
 _MONTHS = {m: i + 1 for i, m in enumerate(_MONTH_NAMES)}
 _WEEKDAYS = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
 _SEARCH_DAYS = 366 * 5  # covers every satisfiable expression (Feb 29 included)
+_LEAP_CYCLE_START = datetime(2024, 1, 1, tzinfo=UTC)  # 4 years from here hold every calendar day
 
 
 class CronError(ValueError):
@@ -76,6 +78,12 @@ class CronSchedule:
 
     @classmethod
     def parse(cls, expression: str) -> CronSchedule:
+        """The schedule of ``expression``; CronError when it is malformed or names no day
+        that exists (``0 0 30 2 *``: February 30th), so it is refused when written."""
+        return _parse(expression)
+
+    @classmethod
+    def _build(cls, expression: str) -> CronSchedule:
         text = _ALIASES.get(expression.strip().lower(), expression)
         fields = text.split()
         if len(fields) != 5:
@@ -91,6 +99,14 @@ class CronSchedule:
             days_any=day.startswith("*"),
             weekdays_any=weekday.startswith("*"),
         )
+
+    def _some_day_matches(self) -> bool:
+        day = _LEAP_CYCLE_START
+        for _ in range(4 * 366):
+            if self._day_matches(day):
+                return True
+            day += timedelta(days=1)
+        return False
 
     def _day_matches(self, when: datetime) -> bool:
         if when.month not in self.months:
@@ -118,6 +134,14 @@ class CronSchedule:
                             return candidate
             day += timedelta(days=1)
         raise CronError("cron expression never matches")
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(expression: str) -> CronSchedule:
+    schedule = CronSchedule._build(expression)
+    if not schedule._some_day_matches():
+        raise CronError(f"cron expression never matches (no such day): {expression!r}")
+    return schedule
 
 
 def next_fire_ms(expression: str, after_ms: int) -> int:

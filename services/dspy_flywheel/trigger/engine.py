@@ -15,7 +15,7 @@ from typing import Any
 
 from dspy_flywheel.compile.judge import score_correct
 from dspy_flywheel.contracts.ids import new_id
-from dspy_flywheel.trigger.config import TriggerPolicyConfig
+from dspy_flywheel.trigger.config import InvalidConfig, TriggerPolicyConfig
 from dspy_flywheel.trigger.correctness import (
     ExecutionCache,
     ExecutionOutcome,
@@ -84,6 +84,7 @@ class TriggerEngine:
         self.dirty: set[str] = set()
         self.unjudged = 0  # labels that could not be compared with outputs
         self._blocked: list[BlockedBreach] = []
+        self._refused: list[InvalidConfig] = []
 
     # -- configuration -------------------------------------------------------------------
     def set_config(self, worker_id: str, config: TriggerPolicyConfig | None) -> None:
@@ -94,6 +95,14 @@ class TriggerEngine:
             if worker_id in self.states:
                 self.states[worker_id].window.trim(config.window_size)
         log.info("trigger config for %s: %s", worker_id, config)
+
+    def refuse_config(self, invalid: InvalidConfig) -> None:
+        """A config record was skipped (the worker keeps its previous config); alerted."""
+        self._refused.append(invalid)
+
+    def take_refused_configs(self) -> list[InvalidConfig]:
+        taken, self._refused = self._refused, []
+        return taken
 
     def config_for(self, worker_id: str) -> TriggerPolicyConfig | None:
         config = self.configs.get(worker_id)
@@ -276,7 +285,11 @@ class TriggerEngine:
         state = self.state(worker_id)
         config = self.config_for(worker_id)
         before = (state.note, state.breach_streak, state.periodic_anchor_ms)
-        decision = evaluate(state, config, at, self.options.debounce, on_event=on_event)
+        try:
+            decision = evaluate(state, config, at, self.options.debounce, on_event=on_event)
+        except ValueError as exc:  # a config it cannot apply: refused when read, kept as a guard
+            log.error("%s: trigger config cannot be evaluated, skipped: %s", worker_id, exc)
+            return []
         if before != (state.note, state.breach_streak, state.periodic_anchor_ms):
             self.dirty.add(worker_id)
         if isinstance(decision, Blocked):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import context_from_traceparent, current_traceparent, tracer
-from dspy_flywheel.trigger.config import TriggerPolicyConfig
+from dspy_flywheel.trigger.config import InvalidConfig, TriggerPolicyConfig
 from dspy_flywheel.trigger.config_topic import read_configs
 from dspy_flywheel.trigger.engine import BlockedBreach, PlannedRequest
 
@@ -106,13 +107,17 @@ def _alert(
     job_id: str,
     traceparent: str | None,
     timestamp_ms: int,
+    *,
+    kind: str = "accuracy_below_threshold",
+    severity: str = "warning",
+    alert_id: str | None = None,
 ) -> RequestEnvelope:
-    alert_id = new_id()
+    alert_id = alert_id or new_id()
     record = {
         "alert_id": alert_id,
-        "worker_id": worker_id,
-        "severity": "warning",
-        "kind": "accuracy_below_threshold",
+        "worker_id": worker_id or None,
+        "severity": severity,
+        "kind": kind,
         "message": message,
         "details_json": json.dumps(details, sort_keys=True),
         "timestamp_ms": timestamp_ms,
@@ -169,6 +174,27 @@ def blocked_alert(breach: BlockedBreach) -> RequestEnvelope:
         breach.last_job_id or "",
         breach.parent_traceparent,
         breach.timestamp_ms,
+    )
+
+
+def invalid_config_alert(invalid: InvalidConfig, scope: str) -> RequestEnvelope:
+    """The ``Alert`` for a trigger config record that was skipped when read. Its id derives
+    from the record's place, so a restart that reads the record again does not alert twice."""
+    who = invalid.worker_id or "unknown worker"
+    message = (
+        f"{who}: trigger config at {invalid.source} refused ({invalid.error}); "
+        "the previous config stays in effect"
+    )
+    return _alert(
+        invalid.worker_id or "",
+        message,
+        {"source": invalid.source, "error": invalid.error},
+        "",
+        None,
+        int(time.time() * 1000),
+        kind="invalid_trigger_config",
+        severity="error",
+        alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"flywheel-config:{scope}:{invalid.source}")),
     )
 
 

@@ -19,7 +19,12 @@ from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.trigger.engine import PlannedRequest, TriggerEngine
-from dspy_flywheel.trigger.requests import blocked_alert, degradation_alert, envelope_for
+from dspy_flywheel.trigger.requests import (
+    blocked_alert,
+    degradation_alert,
+    envelope_for,
+    invalid_config_alert,
+)
 from dspy_flywheel.trigger.store import Offsets, OutboxRow, TriggerStore
 
 log = logging.getLogger(__name__)
@@ -94,6 +99,8 @@ class TriggerService:
                 outbox.append(OutboxRow(topics.alerts, degradation_alert(request, envelope)))
         for breach in self.engine.take_blocked():
             outbox.append(OutboxRow(topics.alerts, blocked_alert(breach)))
+        for invalid in self.engine.take_refused_configs():
+            outbox.append(OutboxRow(topics.alerts, invalid_config_alert(invalid, self.store.scope)))
         workers = set(self.engine.states) if all_views else set(self.engine.dirty)
         changed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         for worker_id in workers:
