@@ -25,7 +25,7 @@ from dspy_flywheel.compile.catalog import canonical_name
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.refs import WorkerRefs, check_job_refs
 from dspy_flywheel.contracts.validate import MAX_NAME_CHARS, check_id, check_text
-from dspy_flywheel.manager.inputs import ManagerError, checked_config
+from dspy_flywheel.manager.inputs import CONFIG_KEYS, ManagerError, checked_config
 from dspy_flywheel.manager.metrics import PerformanceMetrics, performance_metrics
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.store import apply_migrations, create_pool, jobs, programs
@@ -140,23 +140,16 @@ class OptimizationManager:
         and the references the worker registered (its config's)."""
         config = await read_config(self.settings.kafka, self.topics.trigger_config, worker_id)
         if config is not None:
-            defaults = {
-                "optimizer": config.optimizer,
-                "params": config.optimizer_params,
-                "program_ref": config.program_ref,
-                "metric_ref": config.metric_ref,
-            }
-            return defaults, WorkerRefs(config.program_ref, config.metric_ref)
-        last = await jobs.latest_for_worker(self.pool, worker_id)
-        if last is not None:
-            defaults = {
-                "optimizer": last.optimizer,
-                "params": last.params,
-                "program_ref": last.program_ref,
-                "metric_ref": last.metric_ref,
-            }
-            return defaults, WorkerRefs()
-        return {}, WorkerRefs()
+            c = config
+            found = (c.optimizer, c.optimizer_params, c.program_ref, c.metric_ref)
+            registered = WorkerRefs(config.program_ref, config.metric_ref)
+        else:
+            last = await jobs.latest_for_worker(self.pool, worker_id)
+            if last is None:
+                return {}, WorkerRefs()
+            found = (last.optimizer, last.params, last.program_ref, last.metric_ref)
+            registered = WorkerRefs()
+        return dict(zip(CONFIG_KEYS, found, strict=True)), registered
 
     async def _prepare(
         self,
@@ -214,20 +207,6 @@ class OptimizationManager:
         self._requested[job_id] = worker_id
         return job_id
 
-    async def _request(
-        self,
-        worker_id: str,
-        reason: str,
-        config: Mapping[str, Any],
-        *,
-        requested_by: str,
-        evidence: Mapping[str, Any] | None = None,
-    ) -> str:
-        record = await self._prepare(
-            worker_id, reason, config, requested_by=requested_by, evidence=evidence
-        )
-        return await self._publish(record)
-
     async def schedule_optimization(
         self, worker_id: str, trigger_type: str = "manual", *, requested_by: str = "manager"
     ) -> str:
@@ -236,20 +215,24 @@ class OptimizationManager:
             raise ManagerError(
                 f"trigger_type {trigger_type!r}; accepted: {', '.join(TRIGGER_TYPES)}"
             )
-        return await self._request(
+        record = await self._prepare(
             worker_id,
             trigger_type,
             {},
             requested_by=requested_by,
             evidence={"scheduled_via": "manager"},
         )
+        return await self._publish(record)
 
     async def execute_optimization(
         self, worker_id: str, optimizer_config: Mapping[str, Any], *, requested_by: str = "manager"
     ) -> str:
         """Request an optimization with explicit settings (``optimizer``, ``params``,
         ``program_ref``, ``metric_ref``; missing ones from the worker's config)."""
-        return await self._request(worker_id, "manual", optimizer_config, requested_by=requested_by)
+        record = await self._prepare(
+            worker_id, "manual", optimizer_config, requested_by=requested_by
+        )
+        return await self._publish(record)
 
     async def batch_optimize(
         self,
