@@ -76,14 +76,6 @@ def state_mismatch(expected: SignatureMap, state: Any) -> str | None:
     return None
 
 
-def label_fields(signature: SignatureMap) -> list[str]:
-    """Output fields a label is about: the last predictor's outputs, without ``reasoning``."""
-    if not signature:
-        return []
-    last = list(signature.values())[-1]
-    return [f for f in last["outputs"] if f != "reasoning"]
-
-
 def output_fields(signature: SignatureMap) -> list[str]:
     """Output field names of the program's last predictor (what a worker returns)."""
     if not signature:

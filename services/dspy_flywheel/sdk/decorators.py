@@ -35,6 +35,7 @@ from typing import Any
 import dspy
 
 from dspy_flywheel.compile.errors import RefError
+from dspy_flywheel.compile.judge import label_fields
 from dspy_flywheel.compile.refs import Metric, load_ref, ref_of
 from dspy_flywheel.sdk.errors import WorkerConfigError
 from dspy_flywheel.sdk.settings import WorkerSettings
@@ -165,9 +166,7 @@ class WorkerSpec:
         """Start a worker; ``args``/``kwargs`` go to the module's constructor."""
         output_fields = None
         if self.signature is not None:
-            output_fields = [
-                f for f in dspy.ensure_signature(self.signature).output_fields if f != "reasoning"
-            ]
+            output_fields = label_fields(list(dspy.ensure_signature(self.signature).output_fields))
         return Worker(
             worker_type=self.worker_type,
             worker_id=worker_id or self.worker_id,

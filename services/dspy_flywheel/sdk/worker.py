@@ -22,9 +22,9 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
-from dspy_flywheel.compile.judge import exact_match
+from dspy_flywheel.compile.judge import exact_match, label_fields
 from dspy_flywheel.compile.refs import Metric
-from dspy_flywheel.compile.signature import label_fields
+from dspy_flywheel.compile.signature import output_fields as signature_outputs
 from dspy_flywheel.sdk import fastcodec, tracing, usage
 from dspy_flywheel.sdk.emitter import Emitter, ExecutionRoute, Pending
 from dspy_flywheel.sdk.events import (
@@ -84,7 +84,7 @@ class Worker:
         self.metric_ref = metric_ref
         self._metric = metric or exact_match
         self._slot = ProgramSlot(factory, self.settings.history_size)
-        self._output_fields = output_fields or label_fields(self._slot.signature)
+        self._output_fields = output_fields or label_fields(signature_outputs(self._slot.signature))
         self._recent = RecentExecutions(self.settings.feedback_cache_size)
         self._last: contextvars.ContextVar[str | None] = contextvars.ContextVar(
             f"flywheel_last_execution_{worker_id}", default=None
