@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,6 +21,10 @@ from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings, PostgresSettings
 from dspy_flywheel.store.migrate import apply_migrations
 from dspy_flywheel.store.pool import connect, create_pool
+
+# Processes the tests start (services, compile children) import ``tests.fixtures`` too.
+_ROOT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
 
 _HINT = 'start the stack first: ops/stack up && eval "$(ops/stack env)"'
 

@@ -8,7 +8,6 @@ installs the SDK with an OTLP exporter when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
 from opentelemetry import context, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -27,13 +26,6 @@ def context_from_traceparent(traceparent: str | None) -> context.Context:
     if not traceparent:
         return context.get_current()
     return _propagator.extract({"traceparent": traceparent})
-
-
-def context_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> context.Context:
-    for key, value in headers or []:
-        if key == "traceparent":
-            return context_from_traceparent(value.decode())
-    return context.get_current()
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

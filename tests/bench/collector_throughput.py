@@ -38,7 +38,9 @@ import time
 import uuid
 from typing import Any
 
+import repo_root  # noqa: F401  # first: the repository root, for tests.fixtures
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from tests.fixtures.synthetic import make_events
 
 from dspy_flywheel.bus import ensure_topics
 from dspy_flywheel.collector.app import run
@@ -46,7 +48,6 @@ from dspy_flywheel.collector.events import Execution, Feedback, RawMessage, pars
 from dspy_flywheel.collector.faust_app import base_app, running
 from dspy_flywheel.collector.prepare import Preparer
 from dspy_flywheel.collector.settings import CollectorSettings
-from dspy_flywheel.collector.synthetic import make_events
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.privacy import Anonymizer
 from dspy_flywheel.security.crypto import Cipher, EncryptionSettings

@@ -24,8 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import repo_root  # noqa: F401  # first: the repository root, for tests.fixtures
+from tests.fixtures import fake_task
+
 from dspy_flywheel.lm import FakeEngine, engine_stats, make_lm
-from dspy_flywheel.optimizer import fake_task
 from dspy_flywheel.optimizer.dataset import split
 from dspy_flywheel.optimizer.runner import run_child
 from dspy_flywheel.optimizer.spec import DataRow, JobSpec
@@ -43,8 +45,8 @@ async def _child_job(optimizer: str, rows: list[DataRow], latency_s: float) -> d
         job_id="bench",
         worker_id="bench",
         optimizer=optimizer,
-        program_ref="dspy_flywheel.optimizer.fake_task:TicketRouter",
-        lm_ref="dspy_flywheel.optimizer.fake_task:make_lm",
+        program_ref="tests.fixtures.fake_task:TicketRouter",
+        lm_ref="tests.fixtures.fake_task:make_lm",
         result_path=str(workdir / "result.json"),
         train=parts.train,
         val=parts.val,

@@ -1,6 +1,6 @@
 """Workers for the end-to-end loop tests; importable by the optimizer's compile child.
 
-The LM is ``dspy_flywheel.optimizer.fake_task:make_lm``: it answers a ticket right only when a
+The LM is ``tests.fixtures.fake_task:make_lm``: it answers a ticket right only when a
 demo with the same label is in the prompt, so the code program (no demos) scores 0.
 """
 
@@ -10,8 +10,8 @@ from typing import Any
 
 from dspy_flywheel.demo.worker import TicketRouter as DemoTicketRouter
 from dspy_flywheel.demo.worker import label_match
-from dspy_flywheel.optimizer.fake_task import TicketRouter
 from dspy_flywheel.sdk import dspy_worker_optimized
+from tests.fixtures.fake_task import TicketRouter
 
 TRIGGER: dict[str, Any] = {
     "threshold": 0.5,

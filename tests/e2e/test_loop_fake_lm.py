@@ -16,11 +16,11 @@ import dspy
 import pytest
 
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.optimizer.fake_task import make_lm, tickets
 from dspy_flywheel.sdk import WorkerSettings
 from dspy_flywheel.settings import KafkaSettings
 from tests.e2e.harness import FINAL, running_loop, serve_labeled, service_env
 from tests.e2e.loop_worker import WORKERS
+from tests.fixtures.fake_task import make_lm, tickets
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ async def test_loop_improves_accuracy(
         topics,
         db_schema,
         kafka_settings,
-        FLYWHEEL_OPTIMIZER_LM_REF="dspy_flywheel.optimizer.fake_task:make_lm",
+        FLYWHEEL_OPTIMIZER_LM_REF="tests.fixtures.fake_task:make_lm",
     )
     spec = WORKERS[optimizer]
     settings = WorkerSettings(topic_prefix=topics.prefix, spool_dir=tmp_path / "spool")

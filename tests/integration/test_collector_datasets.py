@@ -19,7 +19,6 @@ from dspy_flywheel.collector.events import RawMessage, Rejected
 from dspy_flywheel.collector.jobs import apply_retention
 from dspy_flywheel.collector.maintenance import rekey
 from dspy_flywheel.collector.policy import PolicyBook, WorkerPolicy, set_policy
-from dspy_flywheel.collector.synthetic import make_events
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.security.crypto import Cipher, DecryptionFailed, KeyNotFound
 from dspy_flywheel.settings import PostgresSettings
@@ -27,6 +26,7 @@ from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.datasets import create_snapshot, export_records
 from dspy_flywheel.store.examples import load_training_examples
 from dspy_flywheel.store.pool import connect
+from tests.fixtures.synthetic import make_events
 
 TOPICS = Topics("ds-")
 

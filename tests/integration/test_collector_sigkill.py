@@ -28,7 +28,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from dspy_flywheel.collector.synthetic import make_events, make_malformed
 from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.security.crypto import Cipher
@@ -36,6 +35,7 @@ from dspy_flywheel.settings import KafkaSettings, PostgresSettings
 from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.examples import load_training_examples
 from dspy_flywheel.store.pool import connect
+from tests.fixtures.synthetic import make_events, make_malformed
 
 EXAMPLES = 10_000
 MALFORMED = 200

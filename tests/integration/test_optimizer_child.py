@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from dspy_flywheel.optimizer import fake_task
 from dspy_flywheel.optimizer.runner import ChildOutcome, run_child
 from dspy_flywheel.optimizer.spec import EXIT_ORPHANED, DataRow, JobSpec
+from tests.fixtures import fake_task
 
 pytestmark = pytest.mark.timeout(120)
-PROGRAM = "dspy_flywheel.optimizer.fake_task:TicketRouter"
-LM = "dspy_flywheel.optimizer.fake_task:make_lm"
+PROGRAM = "tests.fixtures.fake_task:TicketRouter"
+LM = "tests.fixtures.fake_task:make_lm"
 
 
 def spec(tmp_path: Path, **overrides: Any) -> JobSpec:

@@ -19,9 +19,9 @@ import pytest
 
 from dspy_flywheel.bus import start_producer
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.optimizer.fake_task import TicketRouter
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
+from tests.fixtures.fake_task import TicketRouter
 from tests.integration.test_optimizer_support import (
     ALLOWED_REFS,
     ENCRYPTION_KEYS,
@@ -84,7 +84,7 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
         "FLYWHEEL_DB_SCHEMA": db_schema,
         "FLYWHEEL_OPTIMIZER_GROUP_ID": group_id,
         "FLYWHEEL_OPTIMIZER_ACKS_GROUP_ID": f"{group_id}-acks",
-        "FLYWHEEL_OPTIMIZER_LM_REF": "dspy_flywheel.optimizer.fake_task:make_lm",
+        "FLYWHEEL_OPTIMIZER_LM_REF": "tests.fixtures.fake_task:make_lm",
         "FLYWHEEL_OPTIMIZER_CHILD_ENV": json.dumps(SLOW),
         "FLYWHEEL_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
         "FLYWHEEL_OPTIMIZER_HEARTBEAT_S": "0.5",

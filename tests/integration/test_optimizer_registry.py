@@ -11,9 +11,9 @@ import dspy
 import pytest
 
 from dspy_flywheel.compile.errors import IncompatibleProgram, ProgramNotFound
-from dspy_flywheel.optimizer import fake_task
 from dspy_flywheel.sdk.agent import DSPyAgent
 from dspy_flywheel.store import jobs, programs
+from tests.fixtures import fake_task
 
 
 def new_program(worker: str, job_id: str | None = None) -> programs.NewProgram:

@@ -23,20 +23,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from dspy_flywheel.bus import publish
 from dspy_flywheel.contracts.codec import Decoded, decode
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.optimizer import fake_task
 from dspy_flywheel.optimizer.app import run
 from dspy_flywheel.optimizer.dataset import CollectorDataset, DatasetSource
 from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.security.crypto import Cipher, generate_key, parse_keys
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store.datasets import ExportRecord, insert_records
+from tests.fixtures import fake_task
 
 DEADLINE_S = 60.0
-PROGRAM_REF = "dspy_flywheel.optimizer.fake_task:TicketRouter"
+PROGRAM_REF = "tests.fixtures.fake_task:TicketRouter"
 # Requests here name their program directly (no worker registered one): allow-list them.
-ALLOWED_REFS = "dspy_flywheel.optimizer.fake_task:*,tests.integration.test_optimizer_failures:*"
-DEMO_LM = "dspy_flywheel.optimizer.fake_task:make_lm"
-OBLIVIOUS_LM = "dspy_flywheel.optimizer.fake_task:make_oblivious_lm"
+ALLOWED_REFS = "tests.fixtures.fake_task:*,tests.integration.test_optimizer_failures:*"
+DEMO_LM = "tests.fixtures.fake_task:make_lm"
+OBLIVIOUS_LM = "tests.fixtures.fake_task:make_oblivious_lm"
 TERMINAL = {"succeeded", "rejected", "failed", "cancelled"}
 
 

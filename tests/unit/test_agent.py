@@ -14,8 +14,8 @@ from dspy_flywheel.compile.errors import (
     ProgramNotFound,
 )
 from dspy_flywheel.lm import engine_stats
-from dspy_flywheel.optimizer import fake_task
 from dspy_flywheel.sdk.agent import DSPyAgent, LocalExample
+from tests.fixtures import fake_task
 
 DATA = fake_task.tickets(120, seed=3)
 TRAIN, VAL, HOLDOUT = DATA[:40], DATA[40:60], DATA[60:]
@@ -155,7 +155,7 @@ def test_save_and_load_round_trip(agent: DSPyAgent, tmp_path: Path) -> None:
     compiled = agent.compile_with_optimizer(fake_task.TicketRouter(), TRAIN, "BootstrapFewShot")
     assert agent.save_optimized_program(compiled, "router.v1") is True
     saved = json.loads((tmp_path / "programs" / "router.v1.json").read_text())
-    assert saved["class"] == "dspy_flywheel.optimizer.fake_task:TicketRouter"
+    assert saved["class"] == "tests.fixtures.fake_task:TicketRouter"
     assert saved["signature"] == {"route": {"inputs": ["text"], "outputs": ["label"]}}
 
     template = fake_task.TicketRouter()

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from dspy_flywheel.collector.events import Execution, Feedback, RawMessage, Rejected, parse
-from dspy_flywheel.collector.synthetic import make_malformed
 from dspy_flywheel.contracts.codec import encode
+from tests.fixtures.synthetic import make_malformed
 
 
 def _execution(**overrides: Any) -> dict[str, Any]:

@@ -60,29 +60,15 @@ class EngineCounters:
                 errors=s.errors,
             )
 
-    def record_tokens(self, prompt_tokens: int, completion_tokens: int) -> None:
-        """Add tokens without counting a call (for backends that report them separately)."""
+    def record_error(self) -> None:
         with self._lock:
             s = self._stats
             self._stats = EngineStats(
                 calls=s.calls,
-                prompt_tokens=s.prompt_tokens + prompt_tokens,
-                completion_tokens=s.completion_tokens + completion_tokens,
-                errors=s.errors,
-            )
-
-    def record_calls(self, calls: int = 1, errors: int = 0) -> None:
-        with self._lock:
-            s = self._stats
-            self._stats = EngineStats(
-                calls=s.calls + calls,
                 prompt_tokens=s.prompt_tokens,
                 completion_tokens=s.completion_tokens,
-                errors=s.errors + errors,
+                errors=s.errors + 1,
             )
-
-    def record_error(self) -> None:
-        self.record_calls(calls=0, errors=1)
 
     def snapshot(self) -> EngineStats:
         with self._lock:

@@ -145,15 +145,3 @@ async def count_examples(pool: asyncpg.Pool, worker_id: str, since: datetime | N
             since,
         )
     return int(value)
-
-
-async def load_examples_by_id(
-    pool: asyncpg.Pool, cipher: Cipher, example_ids: list[int]
-) -> list[TrainingExample]:
-    """Examples that still exist among ``example_ids`` (retention may have removed some)."""
-    rows = await pool.fetch(
-        "SELECT id, execution_id, worker_id, success, score, key_id, inputs_enc, outputs_enc,"
-        " label_enc, created_at FROM training_examples WHERE id = ANY($1::bigint[]) ORDER BY id",
-        example_ids,
-    )
-    return [_example(cipher, r) for r in rows]
