@@ -18,7 +18,7 @@ import pytest
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.sdk import WorkerSettings
 from dspy_flywheel.settings import KafkaSettings
-from tests.e2e.harness import FINAL, running_loop, serve_labeled, service_env
+from tests.e2e.harness import FINAL, Loop, running_loop, serve_labeled, service_env
 from tests.e2e.loop_worker import WORKERS
 from tests.fixtures.fake_task import make_lm, tickets
 
@@ -43,7 +43,7 @@ async def test_loop_improves_accuracy(
     )
     spec = WORKERS[optimizer]
     settings = WorkerSettings(topic_prefix=topics.prefix, spool_dir=tmp_path / "spool")
-    traffic = iter([(t["inputs"], t["outputs"]["label"]) for t in tickets(400, seed=3)])
+    traffic = iter([(t["inputs"], t["outputs"]["label"]) for t in tickets(600, seed=3)])
     with dspy.context(lm=make_lm()):
         worker = spec.create(settings=settings)
         try:
@@ -58,6 +58,14 @@ async def test_loop_improves_accuracy(
                     )
                     await asyncio.sleep(0.05)
                 await loop.until(lambda: loop.lifecycle.request is not None, 30, "the request")
+                # the job waits until enough labeled examples are stored for the gate's holdout
+                # (30 of ~150); labeled traffic goes on meanwhile, as it would in production
+                while not _snapshot_taken(loop) and len(before) < 400:
+                    loop.check_alive()
+                    before.append(
+                        await asyncio.to_thread(serve_labeled, worker, [next(traffic)], "label")
+                    )
+                    await asyncio.sleep(0.01)
                 request = loop.lifecycle.request
                 assert request is not None
                 assert request["reason"] == "performance"
@@ -86,3 +94,7 @@ async def test_loop_improves_accuracy(
     )
     assert after - accuracy_before >= 0.20, (accuracy_before, after)
     assert time.monotonic() - started < 300
+
+
+def _snapshot_taken(loop: Loop) -> bool:
+    return "split" in loop.lifecycle.details or loop.lifecycle.status in FINAL

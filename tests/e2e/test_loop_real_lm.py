@@ -55,6 +55,9 @@ async def test_loop_runs_on_the_embedded_lm(
         FLYWHEEL_LM_THREADS="2",
         FLYWHEEL_LM_MAX_TOKENS=MAX_TOKENS,
         FLYWHEEL_OPTIMIZER_MIN_EXAMPLES="8",
+        # CI-sized: this test proves the real LM drives a compile and an evaluation; the
+        # gate's minimum holdout (30) and its statistics are tested in test_optimizer_gate.py
+        FLYWHEEL_OPTIMIZER_MIN_HOLDOUT="1",
         FLYWHEEL_OPTIMIZER_WALL_TIME_S="600",
     )
     settings = WorkerSettings(topic_prefix=topics.prefix, spool_dir=tmp_path / "spool")

@@ -90,6 +90,7 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
         "FLYWHEEL_OPTIMIZER_HEARTBEAT_S": "0.5",
         "FLYWHEEL_OPTIMIZER_ALLOWED_REFS": ALLOWED_REFS,
         "FLYWHEEL_OPTIMIZER_STALE_AFTER_S": "60",
+        "FLYWHEEL_OPTIMIZER_MIN_HOLDOUT": "10",  # 60 examples: a holdout of 12 (as the helper)
     }
     worker = f"router-{unique}"
     req = request(worker, optimizer=SLOW_OPTIMIZER)

@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from dspy_flywheel.bus import publish
+from dspy_flywheel.bus import publish, start_producer
 from dspy_flywheel.contracts.codec import Decoded, decode
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.optimizer.app import run
@@ -165,6 +165,9 @@ def optimizer_settings(
         "FLYWHEEL_OPTIMIZER_ALLOWED_REFS": ALLOWED_REFS,
         "lm_ref": DEMO_LM,
         "min_examples": 20,
+        # these tests check a job's mechanics on 60 examples (holdout 12); the gate's own
+        # sizes and statistics are tested in test_optimizer_gate.py
+        "min_holdout": 10,
         "heartbeat_s": 0.5,
         "stale_after_s": 5.0,
         "progress_interval_s": 0.2,
@@ -233,3 +236,24 @@ async def running_optimizer(
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def run_job(
+    kafka: KafkaSettings,
+    topics: Topics,
+    pool: asyncpg.Pool,
+    settings: OptimizerSettings,
+    record: dict[str, Any],
+) -> tuple[Decoded, EventWatch]:
+    """Run an optimizer, send one request, return its final status and what was seen."""
+    async with (
+        EventWatch(kafka, topics.optimization_status, topics.program_updated) as watch,
+        running_optimizer(settings, dataset(pool)),
+    ):
+        producer = await start_producer(kafka)
+        try:
+            await send_request(producer, topics, record)
+            final = await watch.terminal(record["job_id"])
+        finally:
+            await producer.stop()
+    return final, watch

@@ -8,7 +8,7 @@ import dspy
 import pytest
 
 from dspy_flywheel.compile.examples import expected_outputs
-from dspy_flywheel.compile.gate import decide
+from dspy_flywheel.compile.gate import GateConfig, decide_holdout
 from dspy_flywheel.compile.judge import exact_match, normalize
 from dspy_flywheel.optimizer.dataset import split
 from dspy_flywheel.optimizer.errors import DatasetTooSmall
@@ -83,10 +83,17 @@ def test_exact_match_normalizes() -> None:
     assert exact_match(two, dspy.Prediction(a="x", b="z")) == 0.0
 
 
-def test_gate_needs_strictly_more_than_the_margin() -> None:
-    assert decide(0.5, 0.6, 0.0).publish
-    assert not decide(0.5, 0.5, 0.0).publish
-    assert not decide(0.5, 0.55, 0.05).publish
-    assert decide(0.5, 0.56, 0.05).publish
-    assert not decide(0.7, 0.4, 0.0).publish
-    assert "not better" in decide(0.5, 0.5, 0.0).reason
+def test_gate_pairs_the_examples_and_tests_the_margin() -> None:
+    config = GateConfig(min_holdout=10)
+    current = [1.0] * 30 + [0.0] * 20
+    better = [1.0] * 30 + [1.0] * 15 + [0.0] * 5  # 15 won, 0 lost: +30 pts
+    assert decide_holdout(current, better, config).publish
+    assert not decide_holdout(current, better, GateConfig(margin=0.3, min_holdout=10)).publish
+    swapped = [0.0] * 15 + [1.0] * 15 + [1.0] * 15 + [0.0] * 5  # 15 won, 15 lost: no gain
+    assert not decide_holdout(current, swapped, config).publish
+    assert not decide_holdout(current, current, config).publish
+    assert "not better" in decide_holdout(current, current, config).reason
+    assert "below the minimum of 10" in decide_holdout([1.0] * 9, [1.0] * 9, config).reason
+    # a metric score counts as correct from 0.5, as everywhere (compile.judge)
+    small = decide_holdout([0.4, 0.5, 0.9] * 4, [0.6, 0.49, 1.0] * 4, config)
+    assert (small.b, small.c) == (4, 4)

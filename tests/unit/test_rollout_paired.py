@@ -13,6 +13,7 @@ from dspy_flywheel.rollout.paired import (
     decide,
     score_interval,
     sign_test_p,
+    too_small,
 )
 
 ANY_SIZE = GateConfig(min_holdout=1)
@@ -31,7 +32,10 @@ def _publish_probability(n: int, p_b: float, p_c: float, config: GateConfig) -> 
 
 
 def test_one_better_of_eight_is_not_published_and_says_why() -> None:
-    counts = PairedCounts.from_scores([1, 1, 0, 0, 0, 1, 1, 1], [1, 1, 1, 0, 0, 1, 1, 1])
+    counts = PairedCounts.from_outcomes(
+        [True, True, False, False, False, True, True, True],
+        [True, True, True, False, False, True, True, True],
+    )
     assert (counts.n, counts.b, counts.c) == (8, 1, 0)
     decision = decide(counts)
     assert not decision.publish
@@ -43,13 +47,14 @@ def test_one_better_of_eight_is_not_published_and_says_why() -> None:
     assert small.p_value == 0.5
     assert small.interval is not None
     assert small.interval[0] < 0 < small.interval[1]
-    assert "reaches down to the margin" in small.reason
+    assert "not better than the current program" in small.reason
+    assert "reaches down to it" in small.reason
 
 
 def test_twenty_points_better_on_a_hundred_is_published_with_interval() -> None:
-    current = [1.0] * 60 + [0.0] * 40
-    candidate = [1.0] * 55 + [0.0] * 5 + [1.0] * 25 + [0.0] * 15  # 5 lost, 25 won: +20 pts
-    counts = PairedCounts.from_scores(current, candidate)
+    current = [True] * 60 + [False] * 40
+    candidate = [True] * 55 + [False] * 5 + [True] * 25 + [False] * 15  # 5 lost, 25 won
+    counts = PairedCounts.from_outcomes(current, candidate)
     assert (counts.b, counts.c) == (25, 5)
     decision = decide(counts)
     assert decision.publish
@@ -113,17 +118,20 @@ def test_min_holdout_default_is_justified_by_power() -> None:
         assert _publish_probability(n, 0.15, 0.15, config) <= 0.025
 
 
+def test_too_small_is_known_before_any_evaluation() -> None:
+    refused = too_small(12)
+    assert refused is not None
+    assert not refused.publish
+    assert refused.reason.endswith("below the minimum of 30; needs more labeled data")
+    assert too_small(30) is None
+
+
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="differ in length"):
-        PairedCounts.from_scores([1.0], [1.0, 0.0])
+        PairedCounts.from_outcomes([True], [True, False])
     with pytest.raises(ValueError, match="inconsistent"):
         PairedCounts(3, 2, 2, 0)
     with pytest.raises(ValueError, match="confidence"):
         GateConfig(confidence=1.0)
     with pytest.raises(ValueError, match="min_holdout"):
         GateConfig(min_holdout=0)
-
-
-def test_scores_count_as_correct_from_one_half() -> None:
-    counts = PairedCounts.from_scores([0.4, 0.5, 0.9], [0.6, 0.49, 1.0])
-    assert (counts.both, counts.b, counts.c) == (1, 1, 1)

@@ -7,7 +7,8 @@ both build on it and never import each other.
 * ``examples``: training data in user and store shapes -> ``dspy.Example``.
 * ``judge``: was a call correct (normalization, labels, scores, the default metric), the one
   answer for the SDK, the trigger, the optimizer and the benchmark tasks.
-* ``evaluation`` (mean metric, errors counted), ``gate`` (ship-if-better on the holdout).
+* ``evaluation`` (mean metric, errors counted), ``gate`` (ship when the paired holdout
+  evidence proves the candidate better; statistics in ``rollout.paired``).
 * ``signature``: ``signature_of`` and the checks a published program must pass.
 * ``refs``: ``module:attr`` references, made (``ref_of``) and loaded (``load_ref``); ``errors``.
 

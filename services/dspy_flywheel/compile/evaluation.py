@@ -16,6 +16,7 @@ class EvalResult:
     score: float
     n: int
     errors: int
+    scores: tuple[float, ...] = ()  # per example, in the order given (a failed call scores 0)
 
     def as_dict(self) -> dict[str, float | int]:
         return {"score": self.score, "n": self.n, "errors": self.errors}
@@ -62,4 +63,5 @@ def evaluate(
     errors = sum(1 for _, failed in results if failed)
     if errors > max_error_rate * len(examples):
         raise EvaluationFailed(f"{errors} of {len(examples)} evaluation calls raised")
-    return EvalResult(sum(s for s, _ in results) / len(examples), len(examples), errors)
+    scores = tuple(s for s, _ in results)
+    return EvalResult(sum(scores) / len(examples), len(examples), errors, scores)

@@ -1,28 +1,25 @@
-"""Ship-if-better: publish a candidate only when it beats the current program on the holdout."""
+"""Ship if proven: a job's holdout gate on the per-example results of both programs.
+
+The statistics (exact test on the discordant pairs, score interval, minimum holdout) live in
+``dspy_flywheel.rollout.paired``; this module only feeds them a job's results and settings.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-_EPSILON = 1e-9  # scores are means of 0/1 metrics; ignore float noise
+from dspy_flywheel.compile.judge import score_correct
+from dspy_flywheel.rollout.paired import GateConfig, GateDecision, PairedCounts, decide, too_small
 
-
-@dataclass(frozen=True)
-class Decision:
-    publish: bool
-    current: float
-    candidate: float
-    margin: float
-
-    @property
-    def reason(self) -> str:
-        verdict = "better" if self.publish else "not better"
-        return (
-            f"candidate {self.candidate:.3f} vs current {self.current:.3f} on the holdout: "
-            f"{verdict} by more than the margin {self.margin:.3f}"
-        )
+__all__ = ["GateConfig", "GateDecision", "decide_holdout", "too_small"]
 
 
-def decide(current: float, candidate: float, margin: float) -> Decision:
-    """Publish iff ``candidate > current + margin`` (strictly; a tie is not an improvement)."""
-    return Decision(candidate - current > margin + _EPSILON, current, candidate, margin)
+def decide_holdout(
+    current_scores: Sequence[float], candidate_scores: Sequence[float], config: GateConfig
+) -> GateDecision:
+    """Publish iff the candidate is better by more than the margin on the same examples (a
+    per-example metric score counts as correct as the judge says: from 0.5)."""
+    counts = PairedCounts.from_outcomes(
+        [score_correct(s) for s in current_scores], [score_correct(s) for s in candidate_scores]
+    )
+    return decide(counts, config)

@@ -16,7 +16,8 @@ _WORKERS = """
 SELECT worker_id FROM programs UNION SELECT worker_id FROM optimization_jobs
 UNION SELECT worker_id FROM trigger_outbox WHERE event_type = 'Alert' ORDER BY 1"""
 _VERSIONS = """
-SELECT version, optimizer, holdout_before, holdout_after, lm_calls, tokens, wall_s, created_at
+SELECT version, optimizer, holdout_before, holdout_after, lm_calls, tokens, wall_s, created_at,
+       gate
 FROM programs WHERE worker_id = $1 ORDER BY version"""
 _JOBS = """
 SELECT status, count(*) AS n FROM optimization_jobs WHERE worker_id = $1 GROUP BY status"""

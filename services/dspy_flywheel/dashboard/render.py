@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 from dspy_flywheel.dashboard.data import WorkerCard
 
@@ -17,6 +18,18 @@ th:first-child,td:first-child{text-align:left}.alert{color:#a00}.up{color:#070}.
 
 def _pct(value: float | None) -> str:
     return _MISSING if value is None else f"{100 * value:.1f}%"
+
+
+def _gate(gate: dict[str, Any] | None) -> str:
+    """The holdout gate's evidence for one version: gain, interval, paired counts."""
+    if not gate or gate.get("interval") is None:
+        return _MISSING
+    low, high = gate["interval"]
+    return escape(
+        f"{100 * gate['gain']:+.1f} pts [{100 * low:+.1f}, {100 * high:+.1f}] "
+        f"{gate['confidence']:.0%}, n={gate['n']}, won {gate['b']} / lost {gate['c']}, "
+        f"p={gate['p_value']:.2g}"
+    )
 
 
 def _sparkline(points: list[float], width: int = 240, height: int = 48) -> str:
@@ -50,12 +63,12 @@ def _card(card: WorkerCard) -> str:
         f"<tr><td>v{v['version']}</td><td>{escape(v['optimizer'])}</td>"
         f"<td>{_pct(v['holdout_before'])}</td><td>{_pct(v['holdout_after'])}</td>"
         f"<td>{v['lm_calls'] or 0}</td><td>{v['tokens'] or 0}</td>"
-        f"<td>{(v['wall_s'] or 0):.1f}</td></tr>"
+        f"<td>{(v['wall_s'] or 0):.1f}</td><td>{_gate(v.get('gate'))}</td></tr>"
         for v in card.versions
     )
     table = (
         "<table><tr><th>version</th><th>optimizer</th><th>before</th><th>after</th>"
-        f"<th>LM calls</th><th>tokens</th><th>wall s</th></tr>{rows}</table>"
+        f"<th>LM calls</th><th>tokens</th><th>wall s</th><th>holdout gate</th></tr>{rows}</table>"
     )
     alerts = "".join(f"<li class='alert'>{escape(a)}</li>" for a in card.alerts)
     return (

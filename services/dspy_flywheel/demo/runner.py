@@ -52,9 +52,12 @@ def _demo_env(opts: DemoOptions, run_id: str, endpoints: dict[str, str]) -> dict
         "FLYWHEEL_LM_MODEL": os.environ.get("FLYWHEEL_LM_MODEL", opts.model),
         # a team name is a few tokens; the cap bounds a confused answer's cost on 2 CPU cores
         "FLYWHEEL_LM_MAX_TOKENS": os.environ.get("FLYWHEEL_LM_MAX_TOKENS", "64"),
+        # the gate's default minimum holdout is 30: with 70 % held out the job waits for ~43
+        # labeled calls (traffic goes on meanwhile) and few-shot compiles from the other 13
         "FLYWHEEL_OPTIMIZER_MIN_EXAMPLES": "16",
-        "FLYWHEEL_OPTIMIZER_TRAIN_FRACTION": "0.5",
-        "FLYWHEEL_OPTIMIZER_VAL_FRACTION": "0.1",
+        "FLYWHEEL_OPTIMIZER_TRAIN_FRACTION": "0.3",
+        "FLYWHEEL_OPTIMIZER_VAL_FRACTION": "0.0",
+        "FLYWHEEL_OPTIMIZER_DATASET_WAIT_S": "300",
     }
 
 

@@ -17,6 +17,7 @@ from dspy_flywheel.demo.watch import Lifecycle
 from dspy_flywheel.lm import engine_stats
 
 FINAL = ("succeeded", "rejected", "failed", "cancelled")
+GATHER_CALLS = 60  # most labeled calls served after the trigger while the job waits for data
 
 
 class DemoFailed(RuntimeError):
@@ -71,7 +72,6 @@ class DemoSession:
         while self.lifecycle.request is None and self.tally.calls() < max_calls:
             await self.serve_one()
         await self.wait_for(lambda: self.lifecycle.request is not None, 15)
-        self._record("traffic until trigger", started, "worker before", usage)
         if self.lifecycle.request is None:
             accuracy = self.tally.accuracy("code")
             raise DemoFailed(
@@ -84,6 +84,19 @@ class DemoSession:
         if await self.wait_for(lambda: self.lifecycle.alert is not None, 5):
             alert = self.lifecycle.alert or {}
             self.display.note(f"alert ({alert.get('severity')}): {alert.get('message')}")
+        # the job waits for enough labeled examples for the gate's holdout; traffic goes on
+        self.display.phase = "serving traffic with labels; the job gathers its holdout"
+        while not self._snapshot_taken() and self.tally.calls() < max_calls + GATHER_CALLS:
+            await self.serve_one()
+        await self.wait_for(self._snapshot_taken, 30)
+        self._record("traffic until the job's snapshot", started, "worker before", usage)
+        split = self.lifecycle.details.get("split")
+        self.display.note(
+            f"job took its dataset snapshot after {self.tally.calls()} calls: {split}"
+        )
+
+    def _snapshot_taken(self) -> bool:
+        return "split" in self.lifecycle.details or self.lifecycle.status in FINAL
 
     async def phase_optimize(self, within_s: float) -> None:
         """Traffic pauses: the optimizer needs both CPU cores of this machine."""

@@ -172,6 +172,8 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
         trials=meter.trials,
         current_source=current_source,
         peak_rss_mb=_peak_rss_mb(),
+        current_scores=list(before.scores),
+        candidate_scores=list(after.scores),
     )
 
 

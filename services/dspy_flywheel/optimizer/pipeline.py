@@ -196,20 +196,22 @@ class JobRun:
                     await beat
 
     async def _load_rows(self) -> list[Any]:
-        """The worker's examples; waits up to ``dataset_wait_s`` while the collector catches up
-        (the trigger counts labels on Kafka, the collector stores them a moment later)."""
+        """The worker's examples; waits up to ``dataset_wait_s`` for enough of them for the
+        gate's holdout (the trigger counts labels on Kafka, the collector stores them a moment
+        later, and labeled traffic goes on while the job waits)."""
         job, settings = self.job, self.s.settings
+        wanted = settings.examples_wanted()
         deadline = time.monotonic() + settings.dataset_wait_s
         while True:
             rows = await self.s.dataset.load(
                 job.worker_id, limit=settings.max_examples, labeled_only=settings.labeled_only
             )
-            if len(rows) >= settings.min_examples or time.monotonic() >= deadline:
+            if len(rows) >= wanted or time.monotonic() >= deadline:
                 return rows
             await self._progress(
                 0.0,
-                {"examples": len(rows)},
-                f"waiting for training data: {len(rows)}/{settings.min_examples}",
+                {"examples": len(rows), "wanted": wanted},
+                f"waiting for training data: {len(rows)}/{wanted}",
             )
             await asyncio.sleep(settings.poll_interval_s)
 
@@ -268,6 +270,15 @@ class JobRun:
                 }
             )
         split_details = {"split": parts.sizes(), "seed": settings.split_seed}
+        refused = gate.too_small(len(parts.holdout), settings.gate())
+        if refused is not None:
+            needed = settings.examples_for_holdout(settings.min_holdout)
+            return await self._finish(
+                "rejected",
+                f"{refused.reason} (about {needed} labeled examples at the current split; "
+                f"{len(rows)} now)",
+                details={**split_details, "examples": len(rows), "gate": refused.record()},
+            )
         await jobs.record(self.s.pool, job.job_id, snapshot_id=snapshot_id)
         await self._progress(_SNAPSHOT_DONE, split_details, "dataset snapshot taken")
         current = await programs.latest(self.s.pool, job.worker_id)
@@ -324,8 +335,8 @@ class JobRun:
         current: programs.ProgramVersion | None,
         costs: dict[str, Any],
     ) -> jobs.Job | None:
-        decision = gate.decide(
-            result.current_score, result.candidate_score, self.s.settings.min_improvement
+        decision = gate.decide_holdout(
+            result.current_scores, result.candidate_scores, self.s.settings.gate()
         )
         scores = {
             "holdout_before": result.current_score,
@@ -344,6 +355,7 @@ class JobRun:
             "dropped_examples": result.dropped_examples,
             "peak_rss_mb": result.peak_rss_mb,
             "margin": self.s.settings.min_improvement,
+            "gate": decision.record(),
         }
         if not decision.publish:
             return await self._finish("rejected", decision.reason, details=details, **scores)
@@ -380,6 +392,7 @@ class JobRun:
                         wall_s=costs["wall_s"],
                         requested_by=job.requested_by,
                         reason=job.reason,
+                        gate=decision.record(),
                     ),
                 )
                 span.set_attribute("flywheel.program.version", version.version)

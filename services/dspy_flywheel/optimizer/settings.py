@@ -1,8 +1,10 @@
 """Optimizer service settings (env prefix ``FLYWHEEL_OPTIMIZER_``).
 
-FLYWHEEL_OPTIMIZER_MIN_IMPROVEMENT=0.0   publish only if candidate > current + this (holdout)
+FLYWHEEL_OPTIMIZER_MIN_IMPROVEMENT=0.0   margin: publish only if the gain is proven above it
+FLYWHEEL_OPTIMIZER_GATE_CONFIDENCE=0.95  confidence of the holdout gate (rollout/paired.py)
+FLYWHEEL_OPTIMIZER_MIN_HOLDOUT=30        refuse (before compiling) when the holdout is smaller
 FLYWHEEL_OPTIMIZER_MIN_EXAMPLES=20       refuse smaller datasets
-FLYWHEEL_OPTIMIZER_DATASET_WAIT_S=60     wait this long for the collector to catch up first
+FLYWHEEL_OPTIMIZER_DATASET_WAIT_S=60     wait this long for enough examples for the gate first
 FLYWHEEL_OPTIMIZER_WALL_TIME_S=1800      per job; the compile child is killed after it
 FLYWHEEL_OPTIMIZER_MEMORY_MB=6144        RLIMIT_AS of the compile child
 FLYWHEEL_OPTIMIZER_MAX_LM_CALLS=5000     LM call budget per job (empty = none)
@@ -17,13 +19,15 @@ FLYWHEEL_OPTIMIZER_DEFAULT_PROGRAM_REF=  for requests that name no program_ref (
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import socket
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from dspy_flywheel.rollout.paired import GateConfig
 from dspy_flywheel.settings import FlywheelSettings
 
 
@@ -40,6 +44,8 @@ class OptimizerSettings(FlywheelSettings):
 
     # gate and data
     min_improvement: float = 0.0
+    gate_confidence: float = 0.95
+    min_holdout: int = 30
     min_examples: int = 20
     dataset_wait_s: float = 60.0
     max_examples: int | None = 2000
@@ -69,3 +75,20 @@ class OptimizerSettings(FlywheelSettings):
     progress_interval_s: float = 1.0
     poll_interval_s: float = 2.0
     report_interval_s: float = 0.5
+
+    @model_validator(mode="after")
+    def _valid_gate(self) -> OptimizerSettings:
+        self.gate()  # raises ValueError (a settings error at startup) for a bad combination
+        return self
+
+    def gate(self) -> GateConfig:
+        """The holdout gate's confidence, margin and minimum holdout size."""
+        return GateConfig(self.gate_confidence, self.min_improvement, self.min_holdout)
+
+    def examples_for_holdout(self, holdout: int) -> int:
+        """About how many labeled examples give a holdout of ``holdout`` at this split."""
+        return math.ceil(holdout / max(1e-9, 1.0 - self.train_fraction - self.val_fraction))
+
+    def examples_wanted(self) -> int:
+        """What a job waits for (up to ``dataset_wait_s``): enough for the gate's holdout."""
+        return max(self.min_examples, self.examples_for_holdout(self.min_holdout))

@@ -82,6 +82,8 @@ class CompileResult:
     current_source: str = "code"
     peak_rss_mb: float | None = None
     trials: list[dict[str, Any]] = field(default_factory=list)
+    current_scores: list[float] = field(default_factory=list)  # per holdout example, paired
+    candidate_scores: list[float] = field(default_factory=list)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))

@@ -37,7 +37,6 @@ from fractions import Fraction
 from statistics import NormalDist
 from typing import Any
 
-SCORE_CORRECT = 0.5  # a per-example metric score counts as correct from here (as the trigger)
 _BISECT_STEPS = 60
 
 
@@ -74,16 +73,15 @@ class PairedCounts:
             raise ValueError(f"inconsistent paired counts: {self}")
 
     @classmethod
-    def from_scores(cls, current: Sequence[float], candidate: Sequence[float]) -> PairedCounts:
-        """Per-example metric scores of both programs, in the same example order."""
+    def from_outcomes(cls, current: Sequence[bool], candidate: Sequence[bool]) -> PairedCounts:
+        """Per-example correctness of both programs, in the same example order."""
         if len(current) != len(candidate):
             raise ValueError(
-                f"paired scores differ in length: {len(current)} current, "
+                f"paired outcomes differ in length: {len(current)} current, "
                 f"{len(candidate)} candidate"
             )
         both = b = c = 0
-        for cur, cand in zip(current, candidate, strict=True):
-            cur_ok, cand_ok = cur >= SCORE_CORRECT, cand >= SCORE_CORRECT
+        for cur_ok, cand_ok in zip(current, candidate, strict=True):
             both += cur_ok and cand_ok
             b += cand_ok and not cur_ok
             c += cur_ok and not cand_ok
@@ -162,47 +160,74 @@ def _pts(x: float) -> str:
     return f"{x * 100:+.1f} pts"
 
 
+def too_small(n: int, config: GateConfig | None = None) -> GateDecision | None:
+    """The refusal for a holdout of ``n`` examples below ``min_holdout`` (None when big enough);
+    a job checks this before it compiles anything."""
+    config = config or GateConfig()
+    if n >= config.min_holdout:
+        return None
+    return GateDecision(
+        False,
+        f"not published: the holdout has {n} example(s), below the minimum of "
+        f"{config.min_holdout}; needs more labeled data",
+        n,
+        0,
+        0,
+        0.0,
+        None,
+        None,
+        config.confidence,
+        config.margin,
+        config.min_holdout,
+    )
+
+
 def decide(counts: PairedCounts, config: GateConfig | None = None) -> GateDecision:
     """Publish or not, with the evidence and the reason in words."""
     config = config or GateConfig()
+    refused = too_small(counts.n, config)
     pairs = (
         f"{counts.b} example(s) only the candidate got right, {counts.c} only the current "
         f"program got right (n={counts.n})"
     )
-    if counts.n < config.min_holdout:
+    interval = score_interval(counts, config.confidence) if counts.n else None
+    p = sign_test_p(counts.b, counts.c)
+    if refused is not None:
         return GateDecision(
             False,
-            f"not published: the holdout has {counts.n} example(s), below the minimum of "
-            f"{config.min_holdout}; needs more labeled data ({pairs})",
+            f"{refused.reason} ({pairs})",
             counts.n,
             counts.b,
             counts.c,
             counts.gain,
-            score_interval(counts, config.confidence) if counts.n else None,
-            sign_test_p(counts.b, counts.c),
+            interval,
+            p,
             config.confidence,
             config.margin,
             config.min_holdout,
         )
-    interval = score_interval(counts, config.confidence)
-    p = sign_test_p(counts.b, counts.c)
+    assert interval is not None  # n >= min_holdout >= 1
     level = f"{config.confidence:.0%}"
     evidence = (
         f"gain {_pts(counts.gain)}, {level} interval [{_pts(interval[0])}, {_pts(interval[1])}], "
         f"exact test p={p:.3g}; {pairs}"
     )
     if interval[0] <= config.margin:
-        why = f"the {level} interval reaches down to the margin {_pts(config.margin)} or below"
         publish = False
-    elif p >= config.one_sided_alpha:
         why = (
-            "the exact test on the discordant pairs is not significant "
-            f"(p >= {config.one_sided_alpha:.3g})"
+            f"the candidate is not better than the current program by more than the margin "
+            f"{_pts(config.margin)} at {level} confidence (the interval reaches down to it)"
         )
+    elif p >= config.one_sided_alpha:
         publish = False
+        why = (
+            "the candidate is not better than the current program at "
+            f"{level} confidence (the exact test on the discordant pairs gives "
+            f"p >= {config.one_sided_alpha:.3g})"
+        )
     else:
-        why = f"better than the current program by more than the margin {_pts(config.margin)}"
         publish = True
+        why = f"better than the current program by more than the margin {_pts(config.margin)}"
     verdict = "published" if publish else "not published"
     return GateDecision(
         publish,

@@ -36,6 +36,7 @@ class NewProgram:
     wall_s: float | None = None
     requested_by: str = "system"
     reason: str | None = None
+    gate: dict[str, Any] = field(default_factory=dict)  # the holdout gate's decision record
 
 
 @dataclass(frozen=True)
