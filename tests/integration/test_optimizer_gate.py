@@ -20,7 +20,7 @@ from dspy_flywheel.optimizer.dataset import split
 from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs, programs
-from tests.integration.paired_lm import ticket_number
+from tests.fixtures.paired_lm import ticket_number
 from tests.integration.test_optimizer_support import (
     dataset,
     optimizer_settings,
@@ -30,7 +30,7 @@ from tests.integration.test_optimizer_support import (
 )
 
 pytestmark = pytest.mark.timeout(240)
-PAIRED_LM = "tests.integration.paired_lm:paired_lm"
+PAIRED_LM = "tests.fixtures.paired_lm:paired_lm"
 
 
 async def _holdout(pool: asyncpg.Pool, worker: str, settings: OptimizerSettings) -> list[int]:
