@@ -2,7 +2,8 @@
 
 Integration tests read ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL``
 (``eval "$(ops/stack env)"``).
-Each test gets unique topic names (``topics``) and consumer groups (``group_id``); the session
+Each test gets unique topic names (``topics``), consumer groups (``group_id``) and a ``producer``;
+the session
 gets a fresh PostgreSQL schema with every migration applied (``db_schema``), dropped at the end.
 """
 
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from dspy_flywheel.bus.admin import ensure_topics
+from dspy_flywheel.bus import ensure_topics, start_producer, stop_producer
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings, PostgresSettings
 from dspy_flywheel.store.migrate import apply_migrations
@@ -83,6 +85,14 @@ async def topics(kafka_settings: KafkaSettings, unique: str) -> Topics:
     t = Topics(prefix=f"t{unique}-", partitions=2)
     await ensure_topics(kafka_settings, t)
     return t
+
+
+@pytest.fixture
+async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
+    """A started producer (idempotent, acks=all), stopped after the test."""
+    p = await start_producer(kafka_settings)
+    yield p
+    await stop_producer(p)
 
 
 @pytest.fixture

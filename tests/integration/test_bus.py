@@ -4,10 +4,8 @@ dead letters, reading every partition from stored positions, the outbox relay.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from dspy_flywheel.bus import (
@@ -19,7 +17,6 @@ from dspy_flywheel.bus import (
     open_consumer,
     publish,
     read_to_end,
-    start_producer,
     stop_consumer,
 )
 from dspy_flywheel.bus.guard import Record
@@ -28,13 +25,6 @@ from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import outbox
 from tests.integration.helpers import until
-
-
-@pytest.fixture
-async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
-    p = await start_producer(kafka_settings)
-    yield p
-    await p.stop()
 
 
 def feedback(execution_id: str) -> dict[str, object]:

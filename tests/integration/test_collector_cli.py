@@ -23,6 +23,7 @@ from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings, PostgresSettings
 from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.pool import connect
+from tests.integration.helpers import tail, until_sql
 
 
 @pytest.fixture
@@ -35,19 +36,6 @@ async def pool(pg_settings: PostgresSettings, unique: str) -> AsyncIterator[asyn
     await pool.close()
     await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     await conn.close()
-
-
-async def until(pool: asyncpg.Pool, sql: str, expected: int, log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if await pool.fetchval(sql) == expected:
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{sql} never reached {expected}:\n{tail(log)}")
-
-
-def tail(log: Path) -> str:
-    return log.read_text()[-3000:]
 
 
 def start_collector(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -127,11 +115,15 @@ async def test_run_policy_and_drops_through_the_cli(
             },
         )
 
+    async def reaches(sql: str, n: int) -> None:
+        await until_sql(pool, sql, lambda value: value == n, 90, context=lambda: tail(log))
+
+    examples = "SELECT count(*) FROM training_examples"
     try:
         for _ in range(5):
             await pair(0.2)
         await pair(1.0, success=False)
-        await until(pool, "SELECT count(*) FROM training_examples", 5, log)
+        await reaches(examples, 5)
 
         cli("collector", "set-policy", "--worker", worker, "--min-score", "0.5")
         shown = json.loads(cli("collector", "policy", "--worker", worker))
@@ -141,8 +133,8 @@ async def test_run_policy_and_drops_through_the_cli(
         for _ in range(3):
             await pair(0.2)
         await pair(0.9)
-        await until(pool, "SELECT count(*) FROM training_examples", 6, log)
-        await until(pool, "SELECT count FROM collector_drops WHERE reason = 'low_score'", 3, log)
+        await reaches(examples, 6)
+        await reaches("SELECT count FROM collector_drops WHERE reason = 'low_score'", 3)
 
         drops = cli("collector", "drops", "--worker", worker).splitlines()
         counts = {line.split()[1]: int(line.split()[2]) for line in drops}

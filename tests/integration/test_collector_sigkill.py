@@ -9,7 +9,6 @@ column - nor in the decrypted content.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -20,14 +19,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
+from dspy_flywheel.bus import open_consumer, stop_consumer
 from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.security.crypto import Cipher
@@ -36,6 +36,7 @@ from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.examples import load_training_examples
 from dspy_flywheel.store.pool import connect
 from tests.fixtures.synthetic import make_events, make_malformed
+from tests.integration.helpers import tail, until, until_sql
 
 EXAMPLES = 10_000
 MALFORMED = 200
@@ -199,58 +200,46 @@ class CollectorProcess:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=60)
 
+    def alive(self) -> None:
+        assert self.proc is not None
+        assert self.proc.poll() is None, tail(self.log)
 
-async def wait_for(pool: asyncpg.Pool, sql: str, done: Any, proc: CollectorProcess) -> int:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        assert proc.proc is not None
-        assert proc.proc.poll() is None, proc.log.read_text()[-3000:]
-        value = int(await pool.fetchval(sql))
-        if done(value):
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting on {sql!r}; log tail:\n{proc.log.read_text()[-3000:]}")
+    async def until(self, pool: asyncpg.Pool, sql: str, done: Callable[[int], bool]) -> int:
+        """Poll ``sql`` until ``done(value)``; this collector must stay alive meanwhile."""
+        value = await until_sql(
+            pool, sql, lambda v: done(int(v)), DEADLINE_S, alive=self.alive, context=self.tail
+        )
+        return int(value)
+
+    def tail(self) -> str:
+        return tail(self.log)
+
+
+async def _logged(proc: CollectorProcess, marker: re.Pattern[str]) -> bool:
+    return proc.log.exists() and marker.search(proc.log.read_text()) is not None
 
 
 # A non-empty assignment, as the kafka engine and faust (aiokafka's coordinator) log it.
 ASSIGNED = re.compile(r"assigned [1-9]\d* partitions|Setting newly assigned partitions \{T")
 
 
-async def wait_for_log(
-    proc: CollectorProcess, marker: re.Pattern[str], other: CollectorProcess
-) -> None:
-    """Until ``proc``'s log matches ``marker`` (both processes must stay alive)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        for p in (proc, other):
-            assert p.proc is not None
-            assert p.proc.poll() is None, p.log.read_text()[-3000:]
-        text = proc.log.read_text() if proc.log.exists() else ""
-        if marker.search(text):
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no {marker.pattern!r} in the log:\n{proc.log.read_text()[-3000:]}")
-
-
 async def read_dlq(kafka: KafkaSettings, topics: Topics, expected: int) -> dict[str, Any]:
-    consumer = AIOKafkaConsumer(
-        Topics.dlq(topics.executions),
-        Topics.dlq(topics.feedback),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **kafka.client_kwargs(),
-    )
-    await consumer.start()
+    """Dead letters by ``dlq_source``, once ``expected`` of them are there."""
+    dlq_topics = [Topics.dlq(topics.executions), Topics.dlq(topics.feedback)]
+    consumer = await open_consumer(kafka, dlq_topics)
     found: dict[str, Any] = {}
+
+    async def all_found() -> bool:
+        for batch in (await consumer.getmany(timeout_ms=500)).values():
+            for m in batch:
+                headers = dict(m.headers)
+                found[headers["dlq_source"].decode()] = (m.value, headers)
+        return len(found) >= expected
+
     try:
-        deadline = time.monotonic() + 60
-        while len(found) < expected and time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for m in batch:
-                    headers = dict(m.headers)
-                    found[headers["dlq_source"].decode()] = (m.value, headers)
+        await until(all_found, f"{expected} dead letters", 60, context=lambda: f"{len(found)}")
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     return found
 
 
@@ -275,16 +264,14 @@ async def test_sigkill_twice_exactly_one_row_per_example(
     processed = "SELECT count(*) FROM collector_processed_events"
     try:
         proc.start()
-        first = await wait_for(pool, processed, lambda n: n >= total * 0.15, proc)
+        first = await proc.until(pool, processed, lambda n: n >= total * 0.15)
         proc.kill9()
         proc.start()
-        second = await wait_for(pool, processed, lambda n: n >= max(total * 0.5, first + 1), proc)
+        second = await proc.until(pool, processed, lambda n: n >= max(total * 0.5, first + 1))
         proc.kill9()
         proc.start()
-        await wait_for(pool, processed, lambda n: n >= total, proc)
-        await wait_for(
-            pool, "SELECT count(*) FROM training_examples", lambda n: n >= EXAMPLES, proc
-        )
+        await proc.until(pool, processed, lambda n: n >= total)
+        await proc.until(pool, "SELECT count(*) FROM training_examples", lambda n: n >= EXAMPLES)
         assert proc.stop() == 0, proc.log.read_text()[-3000:]
         assert first < second < total
         # Whether a kill landed between a DB commit and its offset commit depends on timing
@@ -380,16 +367,26 @@ async def test_two_instances_share_the_stream_and_one_dies(
     processed = "SELECT count(*) FROM collector_processed_events"
     try:
         first.start()
-        await wait_for(pool, processed, lambda n: n >= half * 0.2, first)
+        await first.until(pool, processed, lambda n: n >= half * 0.2)
         second.start()
-        await wait_for_log(second, ASSIGNED, first)
-        await send_messages(kafka_settings, messages[half:])
-        await wait_for(pool, processed, lambda n: n >= half + (total - half) * 0.2, first)
-        first.kill9()
-        await wait_for(pool, processed, lambda n: n >= total, second)
-        await wait_for(
-            pool, "SELECT count(*) FROM training_examples", lambda n: n >= examples, second
+
+        def both_alive() -> None:
+            first.alive()
+            second.alive()
+
+        await until(
+            lambda: _logged(second, ASSIGNED),
+            "the second collector's partitions",
+            DEADLINE_S,
+            every_s=0.2,
+            alive=both_alive,
+            context=second.tail,
         )
+        await send_messages(kafka_settings, messages[half:])
+        await first.until(pool, processed, lambda n: n >= half + (total - half) * 0.2)
+        first.kill9()
+        await second.until(pool, processed, lambda n: n >= total)
+        await second.until(pool, "SELECT count(*) FROM training_examples", lambda n: n >= examples)
         assert second.stop() == 0, second.log.read_text()[-3000:]
         rows = await pool.fetch(
             "SELECT execution_id, count(*) AS n FROM training_examples GROUP BY execution_id"

@@ -21,14 +21,14 @@ from dspy_flywheel.manager.api import create_app
 from dspy_flywheel.manager.inputs import ManagerError
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
-from tests.integration.test_optimizer_support import (
+from tests.integration.helpers import until
+from tests.integration.optimizer_support import (
     ALLOWED_REFS,
     PROGRAM_REF,
     dataset,
     optimizer_settings,
     running_optimizer,
     store_tickets,
-    until,
 )
 
 pytestmark = pytest.mark.timeout(240)

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from dspy_flywheel.bus import start_producer
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from tests.fixtures.fake_task import TicketRouter
-from tests.integration.test_optimizer_support import (
+from tests.integration.helpers import until
+from tests.integration.optimizer_support import (
     ALLOWED_REFS,
     ENCRYPTION_KEYS,
     EventWatch,
@@ -32,7 +33,6 @@ from tests.integration.test_optimizer_support import (
     running_optimizer,
     send_request,
     store_tickets,
-    until,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -72,6 +72,7 @@ async def compiling(watch: EventWatch, job_id: str) -> bool:
 
 async def test_killed_optimizer_fails_job_and_ignores_redelivery(
     kafka_settings: KafkaSettings,
+    producer: AIOKafkaProducer,
     topics: Topics,
     db_schema: str,
     db_pool: asyncpg.Pool,
@@ -104,33 +105,26 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
     )
     try:
         async with EventWatch(kafka_settings, topics.optimization_status) as watch:
-            producer = await start_producer(kafka_settings)
-            try:
-                await send_request(producer, topics, req)
-                await until(lambda: compiling(watch, req["job_id"]), "compile to start")
-                children = child_pids(req["job_id"])
-                assert len(children) == 1
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(10)
+            await send_request(producer, topics, req)
+            await until(lambda: compiling(watch, req["job_id"]), "compile to start")
+            children = child_pids(req["job_id"])
+            assert len(children) == 1
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
 
-                async def child_gone() -> bool:
-                    return not child_pids(req["job_id"])
+            async def child_gone() -> bool:
+                return not child_pids(req["job_id"])
 
-                await until(child_gone, "the orphaned compile child to exit", 15)
-                row = await jobs.get(db_pool, req["job_id"])
-                assert row is not None
-                assert row.status == "running"
+            await until(child_gone, "the orphaned compile child to exit", 15)
+            row = await jobs.get(db_pool, req["job_id"])
+            assert row is not None
+            assert row.status == "running"
 
-                settings = optimizer_settings(topics, db_schema, group_id)
-                async with running_optimizer(settings, dataset(db_pool)):
-                    final = await watch.terminal(req["job_id"])
-                    running_before = watch.statuses(req["job_id"]).count("running")
-                    await send_request(producer, topics, req)  # redelivery
-                    sentinel = request(worker)
-                    await send_request(producer, topics, sentinel)
-                    await watch.terminal(sentinel["job_id"])
-            finally:
-                await producer.stop()
+            settings = optimizer_settings(topics, db_schema, group_id)
+            async with running_optimizer(settings, dataset(db_pool)):
+                final = await watch.terminal(req["job_id"])
+                running_before = watch.statuses(req["job_id"]).count("running")
+                await watch.redeliver(producer, topics, req)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -146,6 +140,7 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
 
 async def test_cancel_kills_the_child(
     kafka_settings: KafkaSettings,
+    producer: AIOKafkaProducer,
     topics: Topics,
     db_schema: str,
     db_pool: asyncpg.Pool,
@@ -159,15 +154,11 @@ async def test_cancel_kills_the_child(
         EventWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
-        producer = await start_producer(kafka_settings)
-        try:
-            await send_request(producer, topics, req)
-            await until(lambda: compiling(watch, req["job_id"]), "compile to start")
-            assert child_pids(req["job_id"])
-            await jobs.request_cancel(db_pool, req["job_id"])
-            final = await watch.terminal(req["job_id"], within_s=15)
-        finally:
-            await producer.stop()
+        await send_request(producer, topics, req)
+        await until(lambda: compiling(watch, req["job_id"]), "compile to start")
+        assert child_pids(req["job_id"])
+        await jobs.request_cancel(db_pool, req["job_id"])
+        final = await watch.terminal(req["job_id"], within_s=15)
     assert final.record["status"] == "cancelled"
     assert child_pids(req["job_id"]) == []
 
@@ -198,6 +189,7 @@ async def test_cancel_kills_the_child(
 )
 async def test_limits_end_the_job_with_reason(
     kafka_settings: KafkaSettings,
+    producer: AIOKafkaProducer,
     topics: Topics,
     db_schema: str,
     db_pool: asyncpg.Pool,
@@ -219,12 +211,7 @@ async def test_limits_end_the_job_with_reason(
         EventWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
-        producer = await start_producer(kafka_settings)
-        try:
-            await send_request(producer, topics, req)
-            final = await watch.terminal(req["job_id"])
-        finally:
-            await producer.stop()
+        final = await watch.run(producer, topics, req)
     assert final.record["status"] == "failed"
     assert final.record["message"] == message
     row = await jobs.get(db_pool, req["job_id"])
@@ -235,6 +222,7 @@ async def test_limits_end_the_job_with_reason(
 
 async def test_injected_lm_errors_end_in_defined_states(
     kafka_settings: KafkaSettings,
+    producer: AIOKafkaProducer,
     topics: Topics,
     db_schema: str,
     db_pool: asyncpg.Pool,
@@ -252,17 +240,12 @@ async def test_injected_lm_errors_end_in_defined_states(
         EventWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
-        producer = await start_producer(kafka_settings)
-        try:
-            for i, req in enumerate(reqs):
-                # a different fault pattern per job: the seed travels in the child's env
-                settings.child_env.update(
-                    {"FLYWHEEL_FAKE_ERROR_RATE": "0.2", "FLYWHEEL_FAKE_SEED": str(i)}
-                )
-                await send_request(producer, topics, req)
-                finals.append(await watch.terminal(req["job_id"], within_s=90))
-        finally:
-            await producer.stop()
+        for i, req in enumerate(reqs):
+            # a different fault pattern per job: the seed travels in the child's env
+            settings.child_env.update(
+                {"FLYWHEEL_FAKE_ERROR_RATE": "0.2", "FLYWHEEL_FAKE_SEED": str(i)}
+            )
+            finals.append(await watch.run(producer, topics, req, within_s=90))
     outcomes = Counter(f.record["status"] for f in finals)
     assert sum(outcomes.values()) == jobs_n
     assert set(outcomes) <= {"succeeded", "rejected", "failed"}

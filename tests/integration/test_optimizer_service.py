@@ -10,20 +10,19 @@ import json
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from dspy_flywheel.bus import start_producer
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs, programs
 from dspy_flywheel.store.datasets import get_snapshot
-from tests.integration.test_optimizer_support import (
+from tests.integration.optimizer_support import (
     OBLIVIOUS_LM,
     EventWatch,
     dataset,
     optimizer_settings,
     request,
     running_optimizer,
-    send_request,
     store_tickets,
 )
 
@@ -32,6 +31,7 @@ pytestmark = pytest.mark.timeout(180)
 
 async def test_better_candidate_is_published_once(
     kafka_settings: KafkaSettings,
+    producer: AIOKafkaProducer,
     topics: Topics,
     db_schema: str,
     db_pool: asyncpg.Pool,
@@ -46,19 +46,9 @@ async def test_better_candidate_is_published_once(
         EventWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
-        producer = await start_producer(kafka_settings)
-        try:
-            await send_request(producer, topics, first)
-            final = await watch.terminal(first["job_id"])
-            assert final.record["status"] == "succeeded", final.record["message"]
-            # redelivery of the same request, then a sentinel request behind it (same key,
-            # same partition): once the sentinel is done the duplicate has been consumed.
-            await send_request(producer, topics, first)
-            sentinel = request(worker)
-            await send_request(producer, topics, sentinel)
-            await watch.terminal(sentinel["job_id"])
-        finally:
-            await producer.stop()
+        final = await watch.run(producer, topics, first)
+        assert final.record["status"] == "succeeded", final.record["message"]
+        sentinel = await watch.redeliver(producer, topics, first)
 
     statuses = watch.statuses(first["job_id"])
     assert statuses[0] == "queued"
@@ -107,6 +97,7 @@ async def test_better_candidate_is_published_once(
 
 async def test_candidate_not_better_is_rejected(
     kafka_settings: KafkaSettings,
+    producer: AIOKafkaProducer,
     topics: Topics,
     db_schema: str,
     db_pool: asyncpg.Pool,
@@ -121,12 +112,7 @@ async def test_candidate_not_better_is_rejected(
         EventWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
-        producer = await start_producer(kafka_settings)
-        try:
-            await send_request(producer, topics, req)
-            final = await watch.terminal(req["job_id"])
-        finally:
-            await producer.stop()
+        final = await watch.run(producer, topics, req)
     assert final.record["status"] == "rejected"
     details = json.loads(final.record["details_json"])
     assert details["holdout_before"] == details["holdout_after"]
@@ -141,6 +127,7 @@ async def test_candidate_not_better_is_rejected(
 
 async def test_small_dataset_is_refused_with_reason(
     kafka_settings: KafkaSettings,
+    producer: AIOKafkaProducer,
     topics: Topics,
     db_schema: str,
     db_pool: asyncpg.Pool,
@@ -154,12 +141,7 @@ async def test_small_dataset_is_refused_with_reason(
         EventWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
-        producer = await start_producer(kafka_settings)
-        try:
-            await send_request(producer, topics, req)
-            final = await watch.terminal(req["job_id"])
-        finally:
-            await producer.stop()
+        final = await watch.run(producer, topics, req)
     assert final.record["status"] == "failed"
     assert final.record["message"] == (
         "refused: dataset too small: 12 usable examples, at least 30 needed"

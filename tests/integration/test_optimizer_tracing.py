@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dspy_flywheel.bus import start_producer
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import trace_id_of
-from tests.integration.test_optimizer_support import (
+from tests.integration.helpers import new_traceparent
+from tests.integration.optimizer_support import (
     EventWatch,
     dataset,
-    new_traceparent,
     optimizer_settings,
     request,
     running_optimizer,
-    send_request,
     store_tickets,
 )
 
@@ -44,6 +43,7 @@ def _hex(value: int, width: int) -> str:
 
 async def test_lifecycle_is_one_trace(
     kafka_settings: KafkaSettings,
+    producer: AIOKafkaProducer,
     topics: Topics,
     db_schema: str,
     db_pool: asyncpg.Pool,
@@ -64,12 +64,7 @@ async def test_lifecycle_is_one_trace(
         EventWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
-        producer = await start_producer(kafka_settings)
-        try:
-            await send_request(producer, topics, req, traceparent=parent)
-            final = await watch.terminal(req["job_id"])
-        finally:
-            await producer.stop()
+        final = await watch.run(producer, topics, req, traceparent=parent)
     assert final.record["status"] == "succeeded"
 
     ours: list[ReadableSpan] = [

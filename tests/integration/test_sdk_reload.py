@@ -8,7 +8,7 @@ import re
 import statistics
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import dspy
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from dspy_flywheel.bus.publish import publish, start_producer
+from dspy_flywheel.bus.publish import publish
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
@@ -78,13 +78,6 @@ def prompts() -> Prompts:
     p = Prompts()
     dspy.configure(lm=make_lm(p.engine))
     return p
-
-
-@pytest.fixture
-async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
-    p = await start_producer(kafka_settings)
-    yield p
-    await p.stop()
 
 
 @pytest.fixture

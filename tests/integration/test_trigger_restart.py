@@ -20,7 +20,8 @@ from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.trigger import write_config
 from dspy_flywheel.trigger.requests import RequestEnvelope, request_record
 from dspy_flywheel.trigger.store import OutboxRow, TriggerStore
-from tests.integration.test_trigger_service import Harness, RequestWatch, perf_config, until
+from tests.integration.helpers import until
+from tests.integration.test_trigger_service import Harness, RequestWatch, perf_config
 
 
 class ServiceProcess:

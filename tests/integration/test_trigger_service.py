@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from dspy_flywheel.bus import publish, start_producer
+from dspy_flywheel.bus import publish
 from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.manager import ManagerSettings, OptimizationManager
@@ -31,26 +30,9 @@ from dspy_flywheel.trigger import TriggerPolicyConfig, TriggerSettings, read_con
 from dspy_flywheel.trigger.app import run
 from dspy_flywheel.trigger.requests import request_optimization
 from dspy_flywheel.trigger.store import fetch_alerts, fetch_views
+from tests.integration.helpers import new_traceparent, until
 
 DEADLINE_S = 30.0
-
-
-async def until(
-    predicate: Callable[[], Awaitable[Any]], what: str, within_s: float = DEADLINE_S
-) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``within_s``."""
-    end = time.monotonic() + within_s
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def new_traceparent() -> str:
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 class RequestWatch:
@@ -189,13 +171,6 @@ def perf_config(worker: str, **kw: Any) -> TriggerPolicyConfig:
     }
     base.update(kw)
     return TriggerPolicyConfig(worker, **base)
-
-
-@pytest.fixture
-async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
-    p = await start_producer(kafka_settings)
-    yield p
-    await p.stop()
 
 
 @contextlib.asynccontextmanager

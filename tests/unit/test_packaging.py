@@ -15,8 +15,6 @@ def test_every_package_data_pattern_matches_a_file() -> None:
         f"{package}: {pattern}"
         for package, patterns in config["tool"]["setuptools"]["package-data"].items()
         for pattern in patterns
-        if not any(
-            next((ROOT / w / package.replace(".", "/")).glob(pattern), None) for w in where
-        )
+        if not any(next((ROOT / w / package.replace(".", "/")).glob(pattern), None) for w in where)
     ]
     assert unmatched == []

@@ -1,4 +1,5 @@
-"""Shared helpers for the optimizer and manager integration tests (no tests here).
+"""Shared helpers for the optimizer and manager integration tests (no tests here); the generic
+ones (``until``, ``new_traceparent``) are in ``helpers``.
 
 Training examples go into the collector's ``training_examples`` table through its repository
 (``store.datasets.insert_records``, encrypted with a per-session key); the optimizer reads them
@@ -12,12 +13,11 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from dspy_flywheel.bus import publish, start_producer
@@ -30,32 +30,14 @@ from dspy_flywheel.security.crypto import Cipher, generate_key, parse_keys
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store.datasets import ExportRecord, insert_records
 from tests.fixtures import fake_task
+from tests.integration.helpers import DEADLINE_S, until
 
-DEADLINE_S = 60.0
 PROGRAM_REF = "tests.fixtures.fake_task:TicketRouter"
 # Requests here name their program directly (no worker registered one): allow-list them.
 ALLOWED_REFS = "tests.fixtures.fake_task:*,tests.integration.test_optimizer_failures:*"
 DEMO_LM = "tests.fixtures.fake_task:make_lm"
 OBLIVIOUS_LM = "tests.fixtures.fake_task:make_oblivious_lm"
 TERMINAL = {"succeeded", "rejected", "failed", "cancelled"}
-
-
-async def until(
-    predicate: Callable[[], Awaitable[Any]], what: str, within_s: float = DEADLINE_S
-) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``within_s``."""
-    end = time.monotonic() + within_s
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def new_traceparent() -> str:
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 ENCRYPTION_KEYS = f"opt-test:{generate_key()}"  # FLYWHEEL_ENCRYPTION_KEYS for child processes
@@ -152,6 +134,29 @@ class EventWatch:
 
         result: Decoded = await until(done, f"job {job_id} to finish", within_s)
         return result
+
+    async def run(
+        self,
+        producer: AIOKafkaProducer,
+        topics: Topics,
+        record: dict[str, Any],
+        *,
+        traceparent: str | None = None,
+        within_s: float = DEADLINE_S,
+    ) -> Decoded:
+        """Send the request ``record``; return its job's final status event."""
+        await send_request(producer, topics, record, traceparent)
+        return await self.terminal(record["job_id"], within_s)
+
+    async def redeliver(
+        self, producer: AIOKafkaProducer, topics: Topics, record: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send ``record`` again, then a sentinel request of the same worker (same key, same
+        partition); once the sentinel is done, the duplicate was consumed. Returns it."""
+        await send_request(producer, topics, record)
+        sentinel = request(record["worker_id"])
+        await self.run(producer, topics, sentinel)
+        return sentinel
 
 
 def optimizer_settings(
