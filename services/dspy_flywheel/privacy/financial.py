@@ -1,4 +1,4 @@
-"""Credit-card numbers (Luhn + card network), IBANs (ISO 13616 mod 97) and US SSNs."""
+"""Credit-card numbers (Luhn, or a card cue), IBANs (ISO 13616 mod 97, or a cue) and US SSNs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Final
 from dspy_flywheel.privacy.spans import CREDIT_CARD, IBAN, PRIORITY, SSN, Span
 from dspy_flywheel.privacy.validators import (
     IBAN_LENGTHS,
-    card_network_known,
+    clause_cue,
     digit_count,
     iban_valid,
     luhn_valid,
@@ -18,10 +18,27 @@ from dspy_flywheel.privacy.validators import (
 # Patterns start with a character class so the scan skips ahead; the lookbehind that
 # follows checks the character before the first one (2-char window).
 _CARD: Final = re.compile(r"\d(?<![\w\-.]\d)(?:[ \-]?\d){11,18}(?![\w]|[\-.]\d)")
+_CARD_CUE: Final = clause_cue(
+    r"card|cards|credit|debit|visa|mastercard|master card|amex|american express|discover|"
+    r"maestro|jcb|unionpay|union pay|diners|rupay|kreditkarte|karte|carte|carte bancaire|"
+    r"tarjeta|cart[ãa]o|carta|cc|cc#|cvv|expiry|exp"
+)
+_NOT_CARD_CUE: Final = re.compile(
+    r"(?i)(?:\b(?:order|orders|tracking|invoice|inv|sku|ean|gtin|upc|isbn|ref|reference|"
+    r"ticket|case|parcel|shipment|serial|imei|part|item|lot|batch|confirmation|booking|"
+    r"transaction|txn|timestamp|ts|id)\s*(?:#|no\.?|n°|number|id|nr\.?|code)?\s*[:#=]?|#)\s*$"
+)
+
+_CODE_HEAD: Final = re.compile(r"[A-Za-z]{2}\d{2} $")  # the tail of "DE89 3704 0044 ..."
 
 
 class CreditCardRecognizer:
-    """13-19 digits, one kind of separator (space or dash) in groups of 3-6, Luhn-valid."""
+    """13-19 digits in groups of 2-8 (one kind of separator, space or dash, or none).
+
+    A card when Luhn-valid, whatever its first digits, unless an order / tracking / EAN
+    cue stands right before it; a card-shaped number that fails Luhn counts only after a
+    card cue in the same clause ("my credit card ...").
+    """
 
     name = "credit_card"
 
@@ -30,7 +47,11 @@ class CreditCardRecognizer:
         if digit_count(text) < 13:
             return spans
         for match in _CARD.finditer(text):
-            found = self._longest_valid(match.group())
+            before = text[max(0, match.start() - 48) : match.start()]
+            if _NOT_CARD_CUE.search(before) or _CODE_HEAD.search(before):
+                continue
+            cue = _CARD_CUE.search(before) is not None
+            found = self._longest_card(match.group(), cue)
             if found is not None:
                 length, digits = found
                 start = match.start()
@@ -40,32 +61,43 @@ class CreditCardRecognizer:
         return spans
 
     @staticmethod
-    def _longest_valid(candidate: str) -> tuple[int, str] | None:
+    def _longest_card(candidate: str, cue: bool) -> tuple[int, str] | None:
         """The candidate, or its longest prefix of whole groups, that is a card number."""
         separators = {c for c in candidate if not c.isdigit()}
         if len(separators) > 1:
             return None
         if not separators:
-            ok = 13 <= len(candidate) <= 19 and luhn_valid(candidate)
-            return (len(candidate), candidate) if ok and card_network_known(candidate) else None
+            ok = 13 <= len(candidate) <= 19 and (cue or luhn_valid(candidate))
+            return (len(candidate), candidate) if ok else None
         groups = candidate.split(separators.pop())
-        for count in range(len(groups), 1, -1):
-            kept = groups[:count]
+        prefixes = [groups[:count] for count in range(len(groups), 1, -1)]
+        for kept in prefixes:  # the longest Luhn-valid prefix first
             digits = "".join(kept)
-            if len(digits) < 13:
-                return None
-            if len(digits) > 19 or any(not 3 <= len(g) <= 6 for g in kept):
-                continue
-            if luhn_valid(digits) and card_network_known(digits):
-                return len(digits) + count - 1, digits
+            if 13 <= len(digits) <= 19 and all(2 <= len(g) <= 8 for g in kept):
+                if luhn_valid(digits):
+                    return len(digits) + len(kept) - 1, digits
+        for kept in prefixes if cue else ():  # then a 4-4-4-4(-n) number after a card cue
+            digits = "".join(kept)
+            if 13 <= len(digits) <= 19 and all(len(g) == 4 for g in kept[:-1]):
+                return len(digits) + len(kept) - 1, digits
         return None
 
 
-_IBAN: Final = re.compile(r"[A-Za-z](?<![\w].)[A-Za-z]\d{2}(?: ?[A-Za-z0-9]){11,30}")
+_IBAN_START: Final = re.compile(r"[A-Za-z](?<![\w].)[A-Za-z]\d{2}(?= ?[A-Za-z0-9])")
+_IBAN_CUE: Final = clause_cue(
+    r"iban|account|acct|konto|kontonummer|rekening|conta|cuenta|compte|conto|bank|wire|"
+    r"transfer|überweisung|virement|transferencia|refund|pay|paid|send|remit"
+)
 
 
 class IbanRecognizer:
-    """Country code, check digits, BBAN of the country's length (spaces every 4 allowed)."""
+    """Country code, check digits, BBAN of the country's length (spaces every 4 allowed).
+
+    Valid by ISO 13616 mod 97; after an account / IBAN / transfer cue a value of the
+    right shape counts even with a wrong check (a typo is still someone's account).
+    Each IBAN ends where its country's length ends, so a second one in the same sentence
+    ("DE89... or GB82...") is found too.
+    """
 
     name = "iban"
 
@@ -73,30 +105,47 @@ class IbanRecognizer:
         spans: list[Span] = []
         if digit_count(text) < 8:
             return spans
-        for match in _IBAN.finditer(text):
-            candidate = match.group()
-            expected = IBAN_LENGTHS.get(candidate[:2].upper())
-            if expected is None:
+        taken = 0
+        for match in _IBAN_START.finditer(text):
+            start = match.start()
+            if start < taken:
                 continue
-            # Take exactly `expected` alphanumerics, then require a boundary after them.
-            seen = 0
-            end = match.start()
-            for offset, char in enumerate(candidate):
-                if char != " ":
-                    seen += 1
-                if seen == expected:
-                    end = match.start() + offset + 1
-                    break
-            if seen != expected or (end < len(text) and text[end].isalnum()):
+            expected = IBAN_LENGTHS.get(text[start : start + 2].upper())
+            end = _take_alnum(text, start, expected) if expected else None
+            if end is None:
                 continue
-            compact = text[match.start() : end].replace(" ", "").upper()
-            if iban_valid(compact):
-                spans.append(Span(match.start(), end, IBAN, PRIORITY[IBAN], compact))
+            compact = text[start:end].replace(" ", "").upper()
+            if not iban_valid(compact) and not (
+                _IBAN_CUE.search(text[max(0, start - 48) : start])
+                and compact.isalnum()
+                and compact[2:4].isdigit()
+            ):
+                continue
+            spans.append(Span(start, end, IBAN, PRIORITY[IBAN], compact))
+            taken = end
         return spans
 
 
+def _take_alnum(text: str, start: int, count: int) -> int | None:
+    """End of exactly `count` letters/digits from start (single spaces between them
+    allowed), followed by a boundary; None if the run is shorter or goes on."""
+    seen, index, limit = 0, start, len(text)
+    while index < limit and seen < count:
+        char = text[index]
+        if char.isascii() and char.isalnum():
+            seen += 1
+        elif not (char == " " and seen > 0 and index + 1 < limit and text[index + 1] != " "):
+            return None
+        index += 1
+    if seen != count or (index < limit and text[index].isalnum()):
+        return None
+    return index
+
+
 _SSN: Final = re.compile(r"(\d)(?<![\w\-]\d)(\d\d)([\- ]?)(\d{2})\3(\d{4})(?![\w]|-\d)")
-_SSN_CUE: Final = re.compile(r"(?i)\b(?:ssn|ss#|social security(?: number| no\.?| #)?)\W{0,4}$")
+_SSN_CUE: Final = re.compile(
+    r"(?i)\b(?:ssn|ss#|social security(?: number| no\.?| #)?)(?:\s+(?:is|was|number|no\.?))*\W{0,4}$"
+)
 
 
 class SsnRecognizer:
@@ -112,9 +161,9 @@ class SsnRecognizer:
             first, rest, separator, group, serial = match.groups()
             area = first + rest
             if not ssn_valid(area, group, serial):
-                continue
+                continue  # never issued: 000/666/9xx areas are example values
             if not separator and not _SSN_CUE.search(
-                text[max(0, match.start() - 24) : match.start()]
+                text[max(0, match.start() - 32) : match.start()]
             ):
                 continue
             spans.append(

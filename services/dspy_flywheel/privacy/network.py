@@ -23,6 +23,12 @@ _IPV6: Final = re.compile(
 )
 
 
+def _netmask(address: ipaddress.IPv4Address) -> bool:
+    """255.255.255.0, 255.255.240.0...: a mask, nobody's address (255.255.255.255 is not)."""
+    bits = int(address)
+    return bits >> 24 == 0xFF and bits != 0xFFFFFFFF and (bits | (bits - 1)) == 0xFFFFFFFF
+
+
 class IPv4Recognizer:
     name = "ipv4"
 
@@ -36,6 +42,8 @@ class IPv4Recognizer:
             try:
                 address = ipaddress.IPv4Address(match.group())
             except ValueError:  # octet > 255 or leading zero
+                continue
+            if _netmask(address):
                 continue
             spans.append(Span(match.start(), match.end(), IPV4, PRIORITY[IPV4], str(address)))
         return spans

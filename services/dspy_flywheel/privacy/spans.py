@@ -12,12 +12,15 @@ PHONE: Final = "PHONE"
 CREDIT_CARD: Final = "CREDIT_CARD"
 IBAN: Final = "IBAN"
 SSN: Final = "SSN"
+NATIONAL_ID: Final = "NATIONAL_ID"
 IPV4: Final = "IPV4"
 IPV6: Final = "IPV6"
 SECRET: Final = "SECRET"
 PERSON: Final = "PERSON"
 
-BUILTIN_KINDS: Final = (EMAIL, PHONE, CREDIT_CARD, IBAN, SSN, IPV4, IPV6, SECRET, PERSON)
+BUILTIN_KINDS: Final = (
+    EMAIL, PHONE, CREDIT_CARD, IBAN, SSN, NATIONAL_ID, IPV4, IPV6, SECRET, PERSON
+)  # fmt: skip
 
 # Higher wins when spans overlap; ties go to the longer span.
 PRIORITY: Final[dict[str, int]] = {
@@ -26,6 +29,7 @@ PRIORITY: Final[dict[str, int]] = {
     IBAN: 75,
     CREDIT_CARD: 70,
     SSN: 65,
+    NATIONAL_ID: 64,
     IPV6: 60,
     IPV4: 60,
     PHONE: 50,

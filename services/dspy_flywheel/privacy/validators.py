@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from functools import lru_cache
 from typing import Final
@@ -19,6 +20,17 @@ IBAN_LENGTHS: Final[dict[str, int]] = {
     "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
     "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }  # fmt: skip
+
+
+def clause_cue(words: str) -> re.Pattern[str]:
+    """Matches text ending in a clause that holds one of `words` (``|``-separated) with
+    no digit and no sentence end after it: search it on the text before a candidate.
+
+    "X-like" and "non-X" are not cues ("a card-like number").
+    """
+    return re.compile(
+        rf"(?i)(?<!\w)(?:{words})(?!\w)(?!-?\s?like\b)\.?[^\d.!?\n]{{0,40}}$"
+    )
 
 
 @lru_cache(maxsize=16)
@@ -46,28 +58,6 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def card_network_known(digits: str) -> bool:
-    """True when the leading digits belong to a card network (Visa, Mastercard, Amex...)."""
-    length = len(digits)
-    first = digits[0]
-    if first == "4":
-        return length in (13, 16, 19)
-    two, four = int(digits[:2]), int(digits[:4])
-    if first == "5":  # Mastercard 51-55, Maestro 50/56-59
-        return length == 16 if 51 <= two <= 55 else 12 <= length <= 19
-    if first == "2":  # Mastercard 2221-2720, Mir 2200-2204
-        return length == 16 and (2221 <= four <= 2720 or 2200 <= four <= 2204)
-    if first == "3":
-        if two in (34, 37):
-            return length == 15
-        if 3528 <= four <= 3589:  # JCB
-            return 16 <= length <= 19
-        return (300 <= int(digits[:3]) <= 305 or two in (36, 38, 39)) and 14 <= length <= 19
-    if first == "6":  # Discover, UnionPay, Maestro, RuPay
-        return 12 <= length <= 19
-    return False
-
-
 def iban_valid(compact: str) -> bool:
     """ISO 13616: known country, its length, and ``mod 97 == 1`` after moving 4 chars back."""
     iban = compact.upper()
@@ -82,6 +72,56 @@ def iban_valid(compact: str) -> bool:
         value = int(char, 36)  # '0'-'9' -> 0-9, 'A'-'Z' -> 10-35
         remainder = (remainder * (100 if value > 9 else 10) + value) % 97
     return remainder == 1
+
+
+# Verhoeff tables (dihedral group D5): multiplication, permutation, inverse.
+_VERHOEFF_MUL: Final = (
+    "0123456789", "1234067895", "2340178956", "3401289567", "4012395678",
+    "5987604321", "6598710432", "7659821043", "8765932104", "9876543210",
+)  # fmt: skip
+_VERHOEFF_PERM: Final = (
+    "0123456789", "1576283094", "5803796142", "8916043527",
+    "9453126870", "4286573901", "2793806415", "7046913258",
+)  # fmt: skip
+
+
+def verhoeff_valid(digits: str) -> bool:
+    """Verhoeff check (Aadhaar numbers)."""
+    if not digits.isdigit():
+        return False
+    check = 0
+    for index, char in enumerate(reversed(digits)):
+        check = int(_VERHOEFF_MUL[check][int(_VERHOEFF_PERM[index % 8][int(char)])])
+    return check == 0
+
+
+def cpf_valid(digits: str) -> bool:
+    """Brazilian CPF: two mod-11 check digits, not all digits equal."""
+    if len(digits) != 11 or not digits.isdigit() or len(set(digits)) == 1:
+        return False
+    for size in (9, 10):
+        total = sum(int(d) * w for d, w in zip(digits[:size], range(size + 1, 1, -1)))
+        if (total * 10) % 11 % 10 != int(digits[size]):
+            return False
+    return True
+
+
+def dni_letter_valid(compact: str) -> bool:
+    """Spanish DNI (8 digits + letter) or NIE (X/Y/Z + 7 digits + letter): mod-23 letter."""
+    body, letter = compact[:-1], compact[-1:]
+    if body[:1] in ("X", "Y", "Z"):
+        body = str("XYZ".index(body[0])) + body[1:]
+    if len(body) != 8 or not body.isdigit():
+        return False
+    return "TRWAGMYFPDXBNJZSQVHLCKE"[int(body) % 23] == letter
+
+
+def nir_valid(compact: str) -> bool:
+    """French NIR: 13 characters (Corsica 2A/2B) and a 2-digit key, 97 - (n mod 97)."""
+    if len(compact) != 15 or not compact[-2:].isdigit():
+        return False
+    body = compact[:13].replace("2A", "19", 1).replace("2B", "18", 1)
+    return body.isdigit() and 97 - int(body) % 97 == int(compact[-2:])
 
 
 def ssn_valid(area: str, group: str, serial: str) -> bool:

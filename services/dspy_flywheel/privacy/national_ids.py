@@ -1,0 +1,134 @@
+"""National identity and tax numbers of many countries (US SSNs: :mod:`.financial`).
+
+Found two ways:
+
+* by a shape with a checksum or a structure distinctive enough to stand alone: UK National
+  Insurance numbers written in pairs ("JT 48 27 61 C"), French NIR with its key, Brazilian
+  CPF ("529.982.247-25") with its check digits, Spanish DNI/NIE with their letter, Italian
+  codice fiscale, Indian PAN of a person (4th letter P), Aadhaar in 4-4-4 groups that pass
+  Verhoeff;
+* after an ID cue ("Steuer-ID", "passport number", "Aadhaar", "CPF", "NI no", "DNI", "RG",
+  "numéro de sécu", "PESEL"...): the value that follows, valid or not, when it has 5-24
+  letters and digits of which at least 3 are digits.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from dspy_flywheel.privacy.spans import NATIONAL_ID, PRIORITY, Span
+from dspy_flywheel.privacy.validators import cpf_valid, dni_letter_valid, nir_valid, verhoeff_valid
+
+_NINO_PAIRS: Final = re.compile(
+    r"(?<![\w-])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] \d{2} \d{2} \d{2} [A-D]"
+    r"(?![\w-])"
+)
+_NIR: Final = re.compile(
+    r"(?<![\w-])[12] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}"
+    r"(?![\w-])"
+)
+_CPF: Final = re.compile(r"(?<![\w.-])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w-]|\.\d)")
+_DNI: Final = re.compile(r"(?<![\w-])(?:\d{8}|[XYZ]-?\d{7})-?[A-Z](?![\w-])")
+_CODICE_FISCALE: Final = re.compile(
+    r"(?<![\w-])[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z](?![\w-])"
+)
+_PAN_PERSON: Final = re.compile(r"(?<![\w-])[A-Z]{3}P[A-Z]\d{4}[A-Z](?![\w-])")
+_AADHAAR: Final = re.compile(r"(?<![\w.-])(?<!\d )[2-9]\d{3} \d{4} \d{4}(?![\w]|[.-]\d| \d)")
+_NOT_ID_CUE: Final = re.compile(
+    r"(?i)\b(?:order|tracking|invoice|ref|reference|ticket|case|parcel|shipment|meeting|"
+    r"sku|serial|part|item|lot|batch|account|acct|transaction)\b[^\d\n]{0,16}$"
+)
+
+_LONG_CUES = (
+    r"national insurance(?: number| no\.?)?|ni number|ni no\.?|nino|national id(?:entity)?"
+    r"(?: card| number| no\.?)?|identity card(?: number| no\.?)?|id card(?: number| no\.?)?|"
+    r"id number|personalausweis(?:-?nr\.?|nummer)?|ausweis(?:-?nr\.?|nummer)?|reisepass|"
+    r"passport(?: number| no\.?| #)?|passeport|pasaporte|passaporte|steuer-?id|"
+    r"steuer-?identifikationsnummer|steuernummer|tax id|tax number|tax identification number|"
+    r"sécu|secu|sécurité sociale|securite sociale|numéro de sécurité sociale|insee|"
+    r"carte d'identité|carte d’identité|aadhaar|aadhar|uidai|pan card|pan no\.?|pan number|"
+    r"codice fiscale|pesel|personnummer|fødselsnummer|henkilötunnus|social insurance number|"
+    r"driver'?s licen[cs]e(?: number| no\.?)?|driving licen[cs]e(?: number| no\.?)?|"
+    r"licen[cs]e number|voter id|c[ée]dula|curp|mykad|nric|hkid|emirates id|iqama|"
+    r"kimlik(?: no)?|burgerservicenummer|identidade|carteira de identidade"
+)
+_SHORT_CUES = r"NI|PAN|CPF|RG|CNH|DNI|NIE|NIF|NIR|SIN|TFN|BSN|CNI|TIN"
+_CUE: Final = re.compile(
+    rf"(?:(?i:(?<!\w)(?:{_LONG_CUES}))|(?<!\w)(?:{_SHORT_CUES}))(?!\w)"
+    r"(?:[\s:#=.-]|\b(?i:is|was|no|nr|number|num|n°|nº|my|the|é|es|est|ist)(?!\w))*"
+)
+_VALUE_TOKEN: Final = re.compile(r"[A-Za-z0-9]+")
+MAX_ID_CHARS: Final = 24
+PRIORITY_ID: Final = PRIORITY[NATIONAL_ID]
+
+
+class NationalIdRecognizer:
+    name = "national_id"
+
+    def find(self, text: str) -> list[Span]:
+        spans: list[Span] = []
+        digits = sum(c.isdigit() for c in text)
+        if digits < 4:
+            return spans
+        spans += self._after_cues(text)
+        if digits >= 9:
+            spans += self._shapes(text)
+        return spans
+
+    @staticmethod
+    def _after_cues(text: str) -> list[Span]:
+        spans = []
+        for match in _CUE.finditer(text):
+            start = match.end()
+            if start >= len(text) or not text[start].isalnum():
+                continue
+            if _NOT_ID_CUE.search(text[max(0, match.start() - 32) : match.start()]):
+                continue  # "order ID number ..."
+            end = _value_end(text, start)
+            alnum = "".join(c for c in text[start:end] if c.isalnum())
+            if 5 <= len(alnum) <= MAX_ID_CHARS and sum(c.isdigit() for c in alnum) >= 3:
+                spans.append(Span(start, end, NATIONAL_ID, PRIORITY_ID, alnum.upper()))
+        return spans
+
+    @staticmethod
+    def _shapes(text: str) -> list[Span]:
+        spans = []
+        for pattern, valid in (
+            (_NINO_PAIRS, None),
+            (_NIR, nir_valid),
+            (_CPF, cpf_valid),
+            (_DNI, dni_letter_valid),
+            (_CODICE_FISCALE, None),
+            (_PAN_PERSON, None),
+            (_AADHAAR, verhoeff_valid),
+        ):
+            for match in pattern.finditer(text):
+                compact = "".join(c for c in match.group() if c.isalnum()).upper()
+                if valid is not None and not valid(compact):
+                    continue
+                if _NOT_ID_CUE.search(text[max(0, match.start() - 32) : match.start()]):
+                    continue
+                spans.append(Span(match.start(), match.end(), NATIONAL_ID, PRIORITY_ID, compact))
+        return spans
+
+
+def _value_end(text: str, start: int) -> int:
+    """Keep the tokens of an ID ("47 036 892 816", "12.345.678-9", "L01X00T47"), not the
+    words after it: tokens joined by one separator; after a space a token counts only if
+    it holds a digit or is one or two capitals ("JT 48 27 61 C")."""
+    end, count = start, 0
+    for token in _VALUE_TOKEN.finditer(text, start):
+        gap = text[end : token.start()]
+        word = token.group()
+        if token.start() > start:
+            if len(gap) != 1 or gap not in " ./-":
+                break
+            if gap == " " and not any(c.isdigit() for c in word):
+                if len(word) > 2 or not word.isupper():
+                    break
+        count += len(word)
+        if count > MAX_ID_CHARS:
+            break
+        end = token.end()
+    return end
