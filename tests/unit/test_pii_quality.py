@@ -1,13 +1,13 @@
-"""Recall and precision over the annotated PII set (tests/data/pii_cases.jsonl).
+"""Removal and look-alikes over the two annotated PII sets (tests/data/pii_cases*.jsonl).
 
-The set holds >= 200 strings with PII of every built-in kind and >= 60 look-alikes that
-must stay untouched. Its *dev* split was written together with the recognizers; the
-*holdout* and *holdout2* splits were written after freezing the code and scored once
-before being looked at (see tests/bench/pii_quality.py).
+*project* (pii_cases.jsonl): >= 200 strings with PII of every US-centric kind and >= 60
+look-alikes; its *dev* split was written together with the first recognizers, its holdouts
+after freezing them. *world* (pii_cases_world.jsonl): written for issue 15 before its
+recognizers were read - UK, DE, FR, IN, BR, US and other formats, names of many origins,
+several values per message, look-alikes annotated one by one.
 
-Bounds: 0.95 for the validated regex kinds together and 0.9 for each of them. Person
-names come from cues and a first-name list; over the whole set they measure about 0.94
-recall / 0.97 precision, and are asserted at 0.85 / 0.90.
+Bounds (issue 15): every value removed for >= 0.99 of each kind and >= 0.995 overall,
+look-alikes kept >= 0.97, on both sets. Scoring: ``dspy_flywheel.privacy.evaluation``.
 """
 
 from __future__ import annotations
@@ -18,53 +18,45 @@ from pathlib import Path
 
 import pytest
 
-from dspy_flywheel.privacy import BUILTIN_KINDS, PERSON, Anonymizer, default_recognizers
+from dspy_flywheel.privacy import BUILTIN_KINDS, NATIONAL_ID, Anonymizer
 from dspy_flywheel.privacy.evaluation import Case, load_cases, score
 
-CASES_PATH = Path(__file__).resolve().parents[1] / "data" / "pii_cases.jsonl"
-REGEX_KINDS = [kind for kind in BUILTIN_KINDS if kind != PERSON]
+DATA = Path(__file__).resolve().parents[1] / "data"
+SETS = {"project": DATA / "pii_cases.jsonl", "world": DATA / "pii_cases_world.jsonl"}
 
 
-@pytest.fixture(scope="module")
-def cases() -> list[Case]:
-    return load_cases(CASES_PATH)
+@pytest.fixture(scope="module", params=list(SETS))
+def named_cases(request: pytest.FixtureRequest) -> tuple[str, list[Case]]:
+    return request.param, load_cases(SETS[request.param])
 
 
-def test_case_set_covers_every_kind_and_look_alikes(cases: list[Case]) -> None:
-    assert len(cases) >= 200
-    look_alikes = [case for case in cases if not case.expected]
-    assert len(look_alikes) >= 60
-    per_kind = Counter(kind for case in cases for kind, _, _ in case.expected)
-    assert set(per_kind) == set(BUILTIN_KINDS)
+def test_sets_cover_every_kind_and_look_alikes() -> None:
+    project, world = load_cases(SETS["project"]), load_cases(SETS["world"])
+    assert len(project) >= 200
+    assert sum(len(c.look_alikes) for c in project) >= 60
+    per_kind = Counter(kind for case in project for kind, _, _ in case.expected)
+    assert set(per_kind) == set(BUILTIN_KINDS) - {NATIONAL_ID}
     assert min(per_kind.values()) >= 15
-    rows = [json.loads(line) for line in CASES_PATH.read_text(encoding="utf-8").splitlines()]
-    assert len({row["id"] for row in rows}) == len(rows)
+    world_values = Counter(kind for case in world for kind, _, _ in case.expected)
+    assert sum(world_values.values()) >= 150
+    assert set(world_values) == set(BUILTIN_KINDS)
+    assert sum(len(c.look_alikes) for c in world) >= 100
+    for path in SETS.values():
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert len({row["id"] for row in rows}) == len(rows), path.name
 
 
-def test_regex_kinds_recall_and_precision(cases: list[Case]) -> None:
+def test_every_kind_is_removed(named_cases: tuple[str, list[Case]]) -> None:
+    name, cases = named_cases
     report = score(Anonymizer(b"k" * 32).find, cases)
-    total = report.total(REGEX_KINDS)
-    assert total.recall >= 0.95, report.misses
-    assert total.precision >= 0.95, report.false_alarms
-    for kind in REGEX_KINDS:
-        entry = report.by_kind[kind]
-        assert entry.recall >= 0.9, (kind, entry)
-        assert entry.precision >= 0.9, (kind, entry)
+    assert report.total().recall >= 0.995, (name, report.misses)
+    for kind, entry in report.by_kind.items():
+        if entry.values:
+            assert entry.recall >= 0.99, (name, kind, report.misses)
 
 
-def test_person_name_recall_and_precision(cases: list[Case]) -> None:
+def test_look_alikes_are_kept(named_cases: tuple[str, list[Case]]) -> None:
+    name, cases = named_cases
     report = score(Anonymizer(b"k" * 32).find, cases)
-    names = report.by_kind[PERSON]
-    assert names.recall >= 0.85, [m for m in report.misses if m[1] == PERSON]
-    assert names.precision >= 0.90, [f for f in report.false_alarms if f[1] == PERSON]
-
-
-def test_look_alikes_pass_through_unchanged(cases: list[Case]) -> None:
-    """No validated kind fires on a look-alike (names' false alarms count in precision)."""
-    anonymizer = Anonymizer(b"k" * 32, default_recognizers(names=False))
-    changed = [
-        case.text
-        for case in cases
-        if not case.expected and anonymizer.anonymize(case.text, "w1").text != case.text
-    ]
-    assert changed == []
+    assert report.kept_rate >= 0.97, (name, report.touched)
+    assert report.total().precision >= 0.97, (name, report.false_alarms)

@@ -21,7 +21,7 @@ import re
 from typing import Final
 
 from dspy_flywheel.privacy.spans import PRIORITY, SECRET, Span, resolve_overlaps
-from dspy_flywheel.privacy.validators import shannon_entropy
+from dspy_flywheel.privacy.validators import literal_union, shannon_entropy
 
 GENERIC_SECRET_PRIORITY: Final = 45
 _TAIL = r"[A-Za-z0-9_\-]"
@@ -41,11 +41,17 @@ _PREFIXED: Final = re.compile(
     rf"|eyJ{_TAIL}{{8,}}\.eyJ{_TAIL}{{8,}}\.{_TAIL}{{8,}}"  # JWT
     r")(?![\w-])"
 )
-_VENDOR_HINTS: Final = (
-    "sk-", "_live_", "_test_", "whsec_", "gh", "github_pat_", "gl", "AKIA", "ASIA", "AGPA",
-    "AIDA", "AROA", "ANPA", "ANVA", "AIPA", "xox", "xapp-", "AIza", "ya29.", "hf_", "npm_",
-    "gsk_", "r8_", "dop_v1_", "lin_api_", "shp", "pypi-", "xai-", "pplx-", "nvapi-", "sq0",
-    "SG.", "eyJ",
+# Literal alternations: the regex engine skips to their first letters (C speed).
+_VENDOR_HINT: Final = re.compile(
+    literal_union(
+        (
+            "sk-", "_live_", "_test_", "whsec_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+            "github_pat_", "glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "glimt-", "gloas-",
+            "glsoat-", "glffct-", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA",
+            "xox", "xapp-", "AIza", "ya29.", "hf_", "npm_", "gsk_", "r8_", "dop_v1_", "lin_api_",
+            "shp", "pypi-", "xai-", "pplx-", "nvapi-", "sq0", "SG.", "eyJ",
+        )
+    )
 )  # fmt: skip
 _PRIVATE_KEY: Final = re.compile(
     r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]{16,}?-----END (?:[A-Z]+ )*PRIVATE KEY-----"
@@ -70,11 +76,18 @@ _PASSWORD_WORDS = (
     r"contraseña|contrasena|wachtwoord"
 )
 _KEY_WORDS = r"key|api key|secret|token|credential|credentials|access key|secret key|apikey"
+# Scanned over the lower-cased text (same offsets): a case-sensitive alternation of literals
+# lets the regex engine skip to candidate first letters, ~5x faster than (?i).
 _PHRASE: Final = re.compile(
-    rf"(?i)(?<![\w-])(?:(?P<password>{_PASSWORD_WORDS})|(?P<key>{_KEY_WORDS}))(?![\w-])"
+    rf"(?<![\w-])(?:(?P<password>{_PASSWORD_WORDS})|(?P<key>{_KEY_WORDS}))(?![\w-])"
     r"(?P<filler>(?:\s*(?:[:=#]|=>|-)\s*|\s+(?:is|was|now|here|of|to|be|will be|should be|"
     r"my|the|our|your|a|new|old|value|string|i used|i pasted|that i pasted))*\s*)"
     r"[\"'`]?(?P<value>[^\s\"'`,;<>(){}\[\]]{4,256})"
+)
+_PHRASE_ANY_CASE: Final = re.compile(_PHRASE.pattern, re.IGNORECASE)
+# Cheap test (lower-cased text) before the costly _ASSIGNED scan: a key word, then = or :.
+_ASSIGNED_HINT: Final = re.compile(
+    r"(?:key|secret|token|password|passwd|pwd|credential)[\w\-]*[\"']?\s*(?:=|:)"
 )
 _PLACEHOLDER_VALUE: Final = re.compile(
     r"^(?:\$|%|\*|x{4,}|your[_\-]|<|\{)|^(?:null|none|true|false|redacted|changeme|example)$",
@@ -85,8 +98,12 @@ _HASH_CUE: Final = re.compile(
     r"(?i)(?:sha\d*|md5|blake\d*|digest|integrity|checksum|hash|commit|etag|fingerprint|"
     r"nonce|sri)\W{0,3}$"
 )
-_KEY_WORD_HINTS: Final = ("key", "secret", "token", "pass", "pwd", "credential", "kennwort",
-                          "senha", "contrase", "wachtwoord")  # fmt: skip
+_KEY_WORD_HINT: Final = re.compile(
+    literal_union(
+        ("key", "secret", "token", "passw", "passc", "passph", "passe", "pwd", "credential",
+         "kennwort", "senha", "contrase", "wachtwoord")
+    )
+)  # fmt: skip
 
 
 def _looks_random(value: str, min_length: int = 12, min_entropy: float = 3.0) -> bool:
@@ -143,7 +160,7 @@ class SecretRecognizer:
         # Substring checks (C speed) decide which patterns are worth a regex scan.
         spans: list[Span] = []
         longest = max(map(len, text.split()), default=0)
-        if longest >= 12 and any(hint in text for hint in _VENDOR_HINTS):
+        if longest >= 12 and _VENDOR_HINT.search(text):
             spans += [Span(m.start(), m.end(), SECRET, PRIORITY[SECRET], m.group())
                       for m in _PREFIXED.finditer(text) if _plausible_tail(m.group())]  # fmt: skip
         if longest >= 16 and "PRIVATE KEY-----" in text:
@@ -154,8 +171,8 @@ class SecretRecognizer:
         lowered = text.lower()
         if longest >= 16 and ("bearer" in lowered or "authorization" in lowered):
             spans += self._auth_values(text)
-        if any(word in lowered for word in _KEY_WORD_HINTS):
-            spans += self._cued_values(text)
+        if _KEY_WORD_HINT.search(lowered):
+            spans += self._cued_values(text, lowered if len(lowered) == len(text) else None)
         if longest >= 20:
             spans += self._random_tokens(text)
         return resolve_overlaps(spans) if len(spans) > 1 else spans
@@ -170,21 +187,24 @@ class SecretRecognizer:
         return spans
 
     @staticmethod
-    def _cued_values(text: str) -> list[Span]:
+    def _cued_values(text: str, lowered: str | None) -> list[Span]:
+        """Values after key words; `lowered` is text.lower() when it keeps the offsets."""
         spans = []
-        if "=" in text or ":" in text:
+        if lowered is None or _ASSIGNED_HINT.search(lowered):
             for match in _ASSIGNED.finditer(text):
                 value = match.group("value").rstrip(".")
                 password = _PASSWORD_KEY.search(match.group("key")) is not None
                 if len(value) >= 6 and _secret_after_cue(value, password, assigned=True):
                     spans.append(_span(match, GENERIC_SECRET_PRIORITY, value))
-        for match in _PHRASE.finditer(text):
+        phrases = _PHRASE.finditer(lowered) if lowered is not None else _PHRASE_ANY_CASE.finditer(text)
+        for match in phrases:
             password = match.group("password") is not None
             # A password may end in "!" or "?" ("Lagos#2019!"); a key ends a sentence there.
-            value = match.group("value").rstrip(".," if password else ".,!?")
+            start = match.start("value")
+            value = text[start : match.end("value")].rstrip(".," if password else ".,!?")
             assigned = any(c in match.group("filler") for c in ":=")
             if value and _secret_after_cue(value, password, assigned):
-                spans.append(_span(match, GENERIC_SECRET_PRIORITY, value))
+                spans.append(Span(start, start + len(value), SECRET, GENERIC_SECRET_PRIORITY, value))
         return spans
 
     @staticmethod

@@ -15,26 +15,42 @@ Found two ways:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 
 from dspy_flywheel.privacy.spans import NATIONAL_ID, PRIORITY, Span
-from dspy_flywheel.privacy.validators import cpf_valid, dni_letter_valid, nir_valid, verhoeff_valid
+from dspy_flywheel.privacy.validators import (
+    cpf_valid,
+    digit_count,
+    dni_letter_valid,
+    literal_union,
+    nir_valid,
+    verhoeff_valid,
+)
 
-_NINO_PAIRS: Final = re.compile(
-    r"(?<![\w-])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] \d{2} \d{2} \d{2} [A-D]"
-    r"(?![\w-])"
+# All shapes in one scan: it starts with a character class, so the engine skips lowercase
+# text fast; the lookbehind after the first character checks the one before it, and each
+# branch re-checks the first character and ends in an empty group naming the shape.
+_SHAPES: Final = re.compile(
+    r"[0-9A-Z](?<![\w.\-].)(?:"
+    r"(?<=[12]) ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?P<nir>)"
+    r"|(?<=\d)\d{2}\.\d{3}\.\d{3}-\d{2}(?P<cpf>)"
+    r"|(?<=\d)\d{7}-?[A-Z](?P<dni>)|(?<=[XYZ])-?\d{7}-?[A-Z](?P<nie>)"
+    r"|(?<=[2-9])\d{3} \d{4} \d{4}(?![.\-]\d| \d)(?P<aadhaar>)"
+    r"|(?<=[A-Z])[A-Z]{5}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z](?P<codice_fiscale>)"
+    r"|(?<=[A-Z])[A-Z]{2}P[A-Z]\d{4}[A-Z](?P<pan>)"
+    r"|(?<=[A-CEGHJ-PR-TW-Z])[A-CEGHJ-NPR-TW-Z] \d{2} \d{2} \d{2} [A-D](?P<nino>)"
+    r")(?![\w-])"
 )
-_NIR: Final = re.compile(
-    r"(?<![\w-])[12] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}"
-    r"(?![\w-])"
-)
-_CPF: Final = re.compile(r"(?<![\w.-])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w-]|\.\d)")
-_DNI: Final = re.compile(r"(?<![\w-])(?:\d{8}|[XYZ]-?\d{7})-?[A-Z](?![\w-])")
-_CODICE_FISCALE: Final = re.compile(
-    r"(?<![\w-])[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z](?![\w-])"
-)
-_PAN_PERSON: Final = re.compile(r"(?<![\w-])[A-Z]{3}P[A-Z]\d{4}[A-Z](?![\w-])")
-_AADHAAR: Final = re.compile(r"(?<![\w.-])(?<!\d )[2-9]\d{3} \d{4} \d{4}(?![\w]|[.-]\d| \d)")
+_NINO_NEVER: Final = ("BG", "GB", "KN", "NK", "NT", "TN", "ZZ")
+_SHAPE_VALID: Final[dict[str, Callable[[str], bool]]] = {
+    "nir": nir_valid,
+    "cpf": cpf_valid,
+    "dni": dni_letter_valid,
+    "nie": dni_letter_valid,
+    "aadhaar": verhoeff_valid,
+    "nino": lambda compact: compact[:2] not in _NINO_NEVER,
+}
 _NOT_ID_CUE: Final = re.compile(
     r"(?i)\b(?:order|tracking|invoice|ref|reference|ticket|case|parcel|shipment|meeting|"
     r"sku|serial|part|item|lot|batch|account|acct|transaction)\b[^\d\n]{0,16}$"
@@ -58,6 +74,19 @@ _CUE: Final = re.compile(
     rf"(?:(?i:(?<!\w)(?:{_LONG_CUES}))|(?<!\w)(?:{_SHORT_CUES}))(?!\w)"
     r"(?:[\s:#=.-]|\b(?i:is|was|no|nr|number|num|n°|nº|my|the|é|es|est|ist)(?!\w))*"
 )
+# Substrings one of which every cue holds: a C-speed test before the costly cue scan.
+_CUE_HINT_LOWER: Final = re.compile(
+    literal_union(
+        (
+            "insurance", "ni n", "nino", "national", "identi", "id card", "id number", "ausweis",
+            "reisepass", "passport", "passeport", "pasaporte", "passaporte", "steuer", "tax ",
+            "sécu", "secu", "insee", "aadha", "uidai", "pan ", "codice", "pesel", "personnummer",
+            "fødsels", "henkilö", "social", "licen", "voter", "dula", "curp", "mykad", "nric",
+            "hkid", "emirates", "iqama", "kimlik", "burgerservice",
+        )
+    )
+)  # fmt: skip
+_SHORT_CUE_HINT: Final = re.compile(rf"(?:{_SHORT_CUES})(?!\w)")
 _VALUE_TOKEN: Final = re.compile(r"[A-Za-z0-9]+")
 MAX_ID_CHARS: Final = 24
 PRIORITY_ID: Final = PRIORITY[NATIONAL_ID]
@@ -68,10 +97,11 @@ class NationalIdRecognizer:
 
     def find(self, text: str) -> list[Span]:
         spans: list[Span] = []
-        digits = sum(c.isdigit() for c in text)
+        digits = digit_count(text)
         if digits < 4:
             return spans
-        spans += self._after_cues(text)
+        if _CUE_HINT_LOWER.search(text.lower()) or _SHORT_CUE_HINT.search(text):
+            spans += self._after_cues(text)
         if digits >= 9:
             spans += self._shapes(text)
         return spans
@@ -94,22 +124,18 @@ class NationalIdRecognizer:
     @staticmethod
     def _shapes(text: str) -> list[Span]:
         spans = []
-        for pattern, valid in (
-            (_NINO_PAIRS, None),
-            (_NIR, nir_valid),
-            (_CPF, cpf_valid),
-            (_DNI, dni_letter_valid),
-            (_CODICE_FISCALE, None),
-            (_PAN_PERSON, None),
-            (_AADHAAR, verhoeff_valid),
-        ):
-            for match in pattern.finditer(text):
-                compact = "".join(c for c in match.group() if c.isalnum()).upper()
-                if valid is not None and not valid(compact):
-                    continue
-                if _NOT_ID_CUE.search(text[max(0, match.start() - 32) : match.start()]):
-                    continue
-                spans.append(Span(match.start(), match.end(), NATIONAL_ID, PRIORITY_ID, compact))
+        for match in _SHAPES.finditer(text):
+            shape = match.lastgroup or ""
+            compact = "".join(c for c in match.group() if c.isalnum())
+            valid = _SHAPE_VALID.get(shape)
+            if valid is not None and not valid(compact):
+                continue
+            start = match.start()
+            if shape == "aadhaar" and text[max(0, start - 2) : start - 1].isdigit():
+                continue  # the tail of a longer digit-group number
+            if _NOT_ID_CUE.search(text[max(0, start - 32) : start]):
+                continue
+            spans.append(Span(start, match.end(), NATIONAL_ID, PRIORITY_ID, compact))
         return spans
 
 

@@ -26,9 +26,11 @@ from dspy_flywheel.privacy.spans import PHONE, PRIORITY, Span
 from dspy_flywheel.privacy.validators import clause_cue, digit_count
 
 _GROUP = r"(?:\(\d{1,5}\)|\d++)"
+# Starts with a character class so the engine skips text without digits fast; the lookbehind
+# after the first character checks the one before it; the branch re-reads the first one.
 _CANDIDATE: Final = re.compile(
-    r"(?<![\w+/.,\-])(?P<plus>\+|00(?=[1-9]))?"
-    rf"{_GROUP}(?:(?:[ .\-]|\s?/\s?)?{_GROUP}){{0,11}}+"
+    r"[+\d(](?<![\w+/.,\-].)(?:(?<=\+)(?=[1-9])|(?<=\()\d{1,5}\)|(?<=\d)\d*+)"
+    rf"(?:(?:[ .\-]|\s?/\s?)?{_GROUP}){{0,11}}+"
     r"(?P<ext>[ ,]*(?:ext\.?|extension|x|#|Durchwahl|DW|poste|ramal)[ .:]*\d{1,6})?"
     r"(?![\w]|[.,/\-]\d)",
     re.IGNORECASE,
@@ -56,6 +58,7 @@ _DATE: Final = re.compile(
     r"\d{1,4}([./\-])\d{1,2}\1\d{1,4}|\d{4}-\d{2}-\d{2}|\d{1,2}\.\d{1,2}\.\d{2,4}"
 )
 _NANP: Final = re.compile(r"(?:1[ .\-]?)?(?:\(\d{3}\)[ ]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}")
+_COUNTRY_DIGITS: Final = frozenset("123456789")
 MIN_DIGITS: Final = 7
 MAX_DIGITS: Final = 15
 
@@ -106,9 +109,10 @@ class PhoneRecognizer:
         if _NOT_PHONE_CUE.search(before):
             return None
         cue = _CUE.search(before) is not None or _POSSESSIVE_NUMBER.search(before) is not None
-        if match.group("plus") == "+" or (match.group("plus") and cue):
+        double_zero = number.startswith("00") and number[2:3] in _COUNTRY_DIGITS
+        if number[0] == "+" or (double_zero and cue):
             return self._international(text, match, number, fail_closed=True)
-        if match.group("plus"):  # 00 and a country code, no cue: only a valid number
+        if double_zero:  # 00 and a country code, no cue: only a valid number
             return self._international(text, match, number, fail_closed=False)
         if _DATE.fullmatch(number):
             return None
