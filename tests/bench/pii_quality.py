@@ -80,9 +80,12 @@ def verdict(name: str, report: Report) -> bool:
     worst_kind = next(k for k, e in report.by_kind.items() if e is worst)
     total = report.total()
     ok = worst.recall >= 0.99 and total.recall >= 0.995 and report.kept_rate >= 0.97
-    print(f"acceptance {name}: recall={total.recall:.4f} (>=0.995) "
-          f"worst_kind={worst_kind}:{worst.recall:.3f} (>=0.99) "
-          f"look_alikes_kept={report.kept_rate:.3f} (>=0.97) -> {'PASS' if ok else 'FAIL'}")  # fmt: skip
+    verdict_word = "PASS" if ok else "FAIL"
+    print(
+        f"acceptance {name}: recall={total.recall:.4f} (>=0.995) "
+        f"worst_kind={worst_kind}:{worst.recall:.3f} (>=0.99) "
+        f"look_alikes_kept={report.kept_rate:.3f} (>=0.97) -> {verdict_word}"
+    )
     return ok
 
 
@@ -224,8 +227,10 @@ def main() -> None:
 
     for name, report in reports.items():
         total = report.total()
-        print(f"pii_quality set={name} recall={total.recall:.4f} "
-              f"precision={total.precision:.4f} look_alikes_kept={report.kept_rate:.3f}")  # fmt: skip
+        print(
+            f"pii_quality set={name} recall={total.recall:.4f} "
+            f"precision={total.precision:.4f} look_alikes_kept={report.kept_rate:.3f}"
+        )
     print(f"pii_quality acceptance={'PASS' if all(passed) else 'FAIL'} "
           f"strings_per_s={rates['typical']:.0f}")  # fmt: skip
 

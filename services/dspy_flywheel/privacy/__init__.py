@@ -10,13 +10,13 @@ add it with ``registry.register(...)``; see :mod:`dspy_flywheel.privacy.spans`.
 
 from dspy_flywheel.privacy.anonymizer import AnonymizedText, AnonymizedValue, Anonymizer, JsonValue
 from dspy_flywheel.privacy.contact import EmailRecognizer
-from dspy_flywheel.privacy.phones import PhoneRecognizer
 from dspy_flywheel.privacy.credentials import SecretRecognizer
 from dspy_flywheel.privacy.errors import PrivacyError, RecognizerError, UnsupportedValueError
 from dspy_flywheel.privacy.financial import CreditCardRecognizer, IbanRecognizer, SsnRecognizer
 from dspy_flywheel.privacy.names import PersonNameRecognizer
 from dspy_flywheel.privacy.national_ids import NationalIdRecognizer
 from dspy_flywheel.privacy.network import IPv4Recognizer, IPv6Recognizer
+from dspy_flywheel.privacy.phones import PhoneRecognizer
 from dspy_flywheel.privacy.placeholders import (
     InMemoryPlaceholderStore,
     PlaceholderStore,

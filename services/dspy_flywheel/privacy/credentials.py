@@ -18,10 +18,16 @@ Four ways, from most to least certain:
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Final
 
 from dspy_flywheel.privacy.spans import PRIORITY, SECRET, Span, resolve_overlaps
-from dspy_flywheel.privacy.validators import literal_union, shannon_entropy
+from dspy_flywheel.privacy.validators import (
+    literal_union,
+    lower_text,
+    shannon_entropy,
+    split_words,
+)
 
 GENERIC_SECRET_PRIORITY: Final = 45
 _TAIL = r"[A-Za-z0-9_\-]"
@@ -45,7 +51,7 @@ _PREFIXED: Final = re.compile(
 _VENDOR_HINT: Final = re.compile(
     literal_union(
         (
-            "sk-", "_live_", "_test_", "whsec_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+            "sk-", "sk_", "rk_", "pk_", "whsec_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
             "github_pat_", "glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "glimt-", "gloas-",
             "glsoat-", "glffct-", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA",
             "xox", "xapp-", "AIza", "ya29.", "hf_", "npm_", "gsk_", "r8_", "dop_v1_", "lin_api_",
@@ -124,7 +130,7 @@ def _class_changes(value: str) -> float:
     classes = [0 if c.isdigit() else 1 if c.isupper() else 2 for c in value if c.isalnum()]
     if len(classes) < 2:
         return 0.0
-    return sum(a != b for a, b in zip(classes, classes[1:])) / (len(classes) - 1)
+    return sum(a != b for a, b in pairwise(classes)) / (len(classes) - 1)
 
 
 def random_token(value: str) -> bool:
@@ -159,23 +165,40 @@ class SecretRecognizer:
     def find(self, text: str) -> list[Span]:
         # Substring checks (C speed) decide which patterns are worth a regex scan.
         spans: list[Span] = []
-        longest = max(map(len, text.split()), default=0)
-        if longest >= 12 and _VENDOR_HINT.search(text):
-            spans += [Span(m.start(), m.end(), SECRET, PRIORITY[SECRET], m.group())
-                      for m in _PREFIXED.finditer(text) if _plausible_tail(m.group())]  # fmt: skip
+        words = split_words(text)
+        longest = max(map(len, words), default=0)
+        if longest >= 12:
+            spans += self._prefixed(text)
         if longest >= 16 and "PRIVATE KEY-----" in text:
             spans += [Span(m.start(), m.end(), SECRET, PRIORITY[SECRET], m.group())
                       for m in _PRIVATE_KEY.finditer(text)]  # fmt: skip
         if "://" in text and "@" in text:
             spans += [_span(m, PRIORITY[SECRET]) for m in _URL_CREDENTIAL.finditer(text)]
-        lowered = text.lower()
+        lowered = lower_text(text)
         if longest >= 16 and ("bearer" in lowered or "authorization" in lowered):
             spans += self._auth_values(text)
         if _KEY_WORD_HINT.search(lowered):
             spans += self._cued_values(text, lowered if len(lowered) == len(text) else None)
-        if longest >= 20:
+        if longest >= 20 and any(len(w) >= 20 and not (w.islower() or w.isupper()) for w in words):
             spans += self._random_tokens(text)
         return resolve_overlaps(spans) if len(spans) > 1 else spans
+
+    @staticmethod
+    def _prefixed(text: str) -> list[Span]:
+        """Vendor keys, matched where a prefix hint starts (a fast trie scan) rather than by
+        scanning the whole text with the vendor pattern."""
+        spans = []
+        end = 0
+        for hint in _VENDOR_HINT.finditer(text):
+            if hint.start() < end:
+                continue
+            match = _PREFIXED.match(text, hint.start())
+            if match is not None and _plausible_tail(match.group()):
+                spans.append(
+                    Span(match.start(), match.end(), SECRET, PRIORITY[SECRET], match.group())
+                )
+                end = match.end()
+        return spans
 
     @staticmethod
     def _auth_values(text: str) -> list[Span]:
@@ -196,7 +219,9 @@ class SecretRecognizer:
                 password = _PASSWORD_KEY.search(match.group("key")) is not None
                 if len(value) >= 6 and _secret_after_cue(value, password, assigned=True):
                     spans.append(_span(match, GENERIC_SECRET_PRIORITY, value))
-        phrases = _PHRASE.finditer(lowered) if lowered is not None else _PHRASE_ANY_CASE.finditer(text)
+        phrases = (
+            _PHRASE.finditer(lowered) if lowered is not None else _PHRASE_ANY_CASE.finditer(text)
+        )
         for match in phrases:
             password = match.group("password") is not None
             # A password may end in "!" or "?" ("Lagos#2019!"); a key ends a sentence there.
@@ -204,7 +229,9 @@ class SecretRecognizer:
             value = text[start : match.end("value")].rstrip(".," if password else ".,!?")
             assigned = any(c in match.group("filler") for c in ":=")
             if value and _secret_after_cue(value, password, assigned):
-                spans.append(Span(start, start + len(value), SECRET, GENERIC_SECRET_PRIORITY, value))
+                spans.append(
+                    Span(start, start + len(value), SECRET, GENERIC_SECRET_PRIORITY, value)
+                )
         return spans
 
     @staticmethod

@@ -8,7 +8,7 @@ from typing import Final
 from dspy_flywheel.privacy.spans import CREDIT_CARD, IBAN, PRIORITY, SSN, Span
 from dspy_flywheel.privacy.validators import (
     IBAN_LENGTHS,
-    clause_cue,
+    Cue,
     digit_count,
     iban_valid,
     luhn_valid,
@@ -18,17 +18,72 @@ from dspy_flywheel.privacy.validators import (
 # Patterns start with a character class so the scan skips ahead; the lookbehind that
 # follows checks the character before the first one (2-char window).
 _CARD: Final = re.compile(r"\d(?<![\w\-.]\d)(?:[ \-]?\d){11,18}(?![\w]|[\-.]\d)")
-_CARD_CUE: Final = clause_cue(
-    r"card|cards|credit|debit|visa|mastercard|master card|amex|american express|discover|"
-    r"maestro|jcb|unionpay|union pay|diners|rupay|kreditkarte|karte|carte|carte bancaire|"
-    r"tarjeta|cart[ãa]o|carta|cc|cc#|cvv|expiry|exp"
+_CARD_CUE: Final = Cue.in_clause(
+    [
+        "card",
+        "cards",
+        "credit",
+        "debit",
+        "visa",
+        "mastercard",
+        "amex",
+        "discover",
+        "maestro",
+        "jcb",
+        "unionpay",
+        "diners",
+        "rupay",
+        "kreditkarte",
+        "karte",
+        "carte",
+        "tarjeta",
+        "cartão",
+        "cartao",
+        "carta",
+        "cc",
+        "cc#",
+        "cvv",
+        "expiry",
+        "exp",
+        "master card",
+        "american express",
+        "union pay",
+        "carte bancaire",
+    ]
 )
-_NOT_CARD_CUE: Final = re.compile(
-    r"(?i)(?:\b(?:order|orders|tracking|invoice|inv|sku|ean|gtin|upc|isbn|ref|reference|"
-    r"ticket|case|parcel|shipment|serial|imei|part|item|lot|batch|confirmation|booking|"
-    r"transaction|txn|timestamp|ts|id)\s*(?:#|no\.?|n°|number|id|nr\.?|code)?\s*[:#=]?|#)\s*$"
+_NOT_CARD_CUE: Final = Cue.right_before(
+    [
+        "order",
+        "orders",
+        "tracking",
+        "invoice",
+        "inv",
+        "sku",
+        "ean",
+        "gtin",
+        "upc",
+        "isbn",
+        "ref",
+        "reference",
+        "ticket",
+        "case",
+        "parcel",
+        "shipment",
+        "serial",
+        "imei",
+        "part",
+        "item",
+        "lot",
+        "batch",
+        "confirmation",
+        "booking",
+        "transaction",
+        "txn",
+        "timestamp",
+        "ts",
+        "id",
+    ]
 )
-
 _CODE_HEAD: Final = re.compile(r"[A-Za-z]{2}\d{2} $")  # the tail of "DE89 3704 0044 ..."
 
 
@@ -48,9 +103,9 @@ class CreditCardRecognizer:
             return spans
         for match in _CARD.finditer(text):
             before = text[max(0, match.start() - 48) : match.start()]
-            if _NOT_CARD_CUE.search(before) or _CODE_HEAD.search(before):
+            if _NOT_CARD_CUE.found(before) or _CODE_HEAD.search(before):
                 continue
-            cue = _CARD_CUE.search(before) is not None
+            cue = _CARD_CUE.found(before)
             found = self._longest_card(match.group(), cue)
             if found is not None:
                 length, digits = found
@@ -73,9 +128,9 @@ class CreditCardRecognizer:
         prefixes = [groups[:count] for count in range(len(groups), 1, -1)]
         for kept in prefixes:  # the longest Luhn-valid prefix first
             digits = "".join(kept)
-            if 13 <= len(digits) <= 19 and all(2 <= len(g) <= 8 for g in kept):
-                if luhn_valid(digits):
-                    return len(digits) + len(kept) - 1, digits
+            groups_ok = all(2 <= len(g) <= 8 for g in kept)
+            if 13 <= len(digits) <= 19 and groups_ok and luhn_valid(digits):
+                return len(digits) + len(kept) - 1, digits
         for kept in prefixes if cue else ():  # then a 4-4-4-4(-n) number after a card cue
             digits = "".join(kept)
             if 13 <= len(digits) <= 19 and all(len(g) == 4 for g in kept[:-1]):
@@ -85,9 +140,30 @@ class CreditCardRecognizer:
 
 # The check digits after two letters (digits are rarer than letters: a faster scan).
 _IBAN_CHECK_DIGITS: Final = re.compile(r"\d(?<=[A-Za-z]{2}\d)\d(?= ?[A-Za-z0-9])")
-_IBAN_CUE: Final = clause_cue(
-    r"iban|account|acct|konto|kontonummer|rekening|conta|cuenta|compte|conto|bank|wire|"
-    r"transfer|überweisung|virement|transferencia|refund|pay|paid|send|remit"
+_IBAN_CUE: Final = Cue.in_clause(
+    [
+        "iban",
+        "account",
+        "acct",
+        "konto",
+        "kontonummer",
+        "rekening",
+        "conta",
+        "cuenta",
+        "compte",
+        "conto",
+        "bank",
+        "wire",
+        "transfer",
+        "überweisung",
+        "virement",
+        "transferencia",
+        "refund",
+        "pay",
+        "paid",
+        "send",
+        "remit",
+    ]
 )
 
 
@@ -109,7 +185,9 @@ class IbanRecognizer:
         taken = 0
         for match in _IBAN_CHECK_DIGITS.finditer(text):
             start = match.start() - 2
-            if start < taken or (start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")):
+            if start < taken or (
+                start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")
+            ):
                 continue
             expected = IBAN_LENGTHS.get(text[start : start + 2].upper())
             end = _take_alnum(text, start, expected) if expected else None
@@ -117,7 +195,7 @@ class IbanRecognizer:
                 continue
             compact = text[start:end].replace(" ", "").upper()
             if not iban_valid(compact) and not (
-                _IBAN_CUE.search(text[max(0, start - 48) : start])
+                _IBAN_CUE.found(text[max(0, start - 48) : start])
                 and compact.isalnum()
                 and compact[2:4].isdigit()
             ):
@@ -145,7 +223,8 @@ def _take_alnum(text: str, start: int, count: int) -> int | None:
 
 _SSN: Final = re.compile(r"(\d)(?<![\w\-]\d)(\d\d)([\- ]?)(\d{2})\3(\d{4})(?![\w]|-\d)")
 _SSN_CUE: Final = re.compile(
-    r"(?i)\b(?:ssn|ss#|social security(?: number| no\.?| #)?)(?:\s+(?:is|was|number|no\.?))*\W{0,4}$"
+    r"(?i)\b(?:ssn|ss#|social security(?: number| no\.?| #)?)"
+    r"(?:\s+(?:is|was|number|no\.?))*\W{0,4}$"
 )
 
 

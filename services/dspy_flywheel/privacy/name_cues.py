@@ -95,8 +95,12 @@ WEAK_PHRASES: Final = frozenset(
 CUE_LAST_WORDS: Final = frozenset(
     phrase.rsplit(" ", 1)[-1]
     for phrase in (
-        *STRONG_PHRASES, *STRONG_WITH_COLON, *INTRO_WITH_COLON, *INTRO_PHRASES, *WEAK_PHRASES
-    )  # fmt: skip
+        *STRONG_PHRASES,
+        *STRONG_WITH_COLON,
+        *INTRO_WITH_COLON,
+        *INTRO_PHRASES,
+        *WEAK_PHRASES,
+    )
 )
 # Capitalized words inside a run that act as its cue ("Dear Maria", "Hi Siobhan").
 STRONG_WORDS: Final = frozenset({"Dear", "Signed", "Sincerely", "Regards", "Attn"})
@@ -107,11 +111,97 @@ INTRO_WORDS: Final = frozenset(
 WEAK_WORDS: Final = frozenset({"Ask", "Meet"})
 # Lower-case words that never belong to a name written in lower case ("my name is on ...").
 FUNCTION_WORDS: Final = frozenset(
-    """a an the and or but if of on in at to for from by with is are was were be been am
-    not no yes also still already now here there this that these those it its i me my mine
-    we our you your he his she her they their them as so please thanks thank sorry hi hello
-    below above attached correct wrong missing listed same different spelled written required
-    wrong right just only really very too again then when where what which who how why""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "of",
+        "on",
+        "in",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "with",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "am",
+        "not",
+        "no",
+        "yes",
+        "also",
+        "still",
+        "already",
+        "now",
+        "here",
+        "there",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "i",
+        "me",
+        "my",
+        "mine",
+        "we",
+        "our",
+        "you",
+        "your",
+        "he",
+        "his",
+        "she",
+        "her",
+        "they",
+        "their",
+        "them",
+        "as",
+        "so",
+        "please",
+        "thanks",
+        "thank",
+        "sorry",
+        "hi",
+        "hello",
+        "below",
+        "above",
+        "attached",
+        "correct",
+        "wrong",
+        "missing",
+        "listed",
+        "same",
+        "different",
+        "spelled",
+        "written",
+        "required",
+        "wrong",
+        "right",
+        "just",
+        "only",
+        "really",
+        "very",
+        "too",
+        "again",
+        "then",
+        "when",
+        "where",
+        "what",
+        "which",
+        "who",
+        "how",
+        "why",
+    ]
 )
 
 

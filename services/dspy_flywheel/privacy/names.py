@@ -45,6 +45,7 @@ from dspy_flywheel.privacy.name_cues import (
     name_lists,
 )
 from dspy_flywheel.privacy.spans import PERSON, PRIORITY, Span
+from dspy_flywheel.privacy.validators import split_words
 
 _LATIN = [*range(0x41, 0x7B), *range(0xC0, 0x250), *range(0x1E00, 0x1F00)]
 _UPPER = "".join(chr(c) for c in _LATIN if chr(c).isupper())
@@ -69,7 +70,8 @@ _DISPLAY_NAME: Final = re.compile(r"[\"\u201d]?\s*<[^<>\s@]+@")
 _AND_NEXT: Final = re.compile(rf"\s+(?:and|&)\s+({_TOKEN})")
 _LOWER_WORD = rf"[{_LOWER}][{_LOWER}'\-]*"
 _LOWER_AFTER_NAME_IS: Final = re.compile(
-    rf"\b(?:[Mm]y name is|[Nn]ame is|[Nn]ame:)\s+(?P<words>{_LOWER_WORD}(?:[ \t]+{_LOWER_WORD}){{0,2}})"
+    r"\b(?:[Mm]y name is|[Nn]ame is|[Nn]ame:)\s+"
+    rf"(?P<words>{_LOWER_WORD}(?:[ \t]+{_LOWER_WORD}){{0,2}})"
 )
 _LOWER_PAIR_AFTER_CUE: Final = re.compile(
     r"(?<!\w)(?:to|with|from|by|for|cc|and|is|am|hi|hello|hey|dear|thanks|contact|ask|"
@@ -148,23 +150,22 @@ class PersonNameRecognizer:
         if cue == STRONG and not cut_by_stop:
             return words
         at_start = self._sentence_start(text, run_start)
-        if len(words) > 1 and self._given(first) and (
-            self._surname(last) or any(w[2][0].islower() for w in words)
+        if (
+            len(words) > 1
+            and self._given(first)
+            and (self._surname(last) or any(w[2][0].islower() for w in words))
+            and (first not in lists.given_ambiguous or cue > NONE or not at_start)
         ):
-            if first not in lists.given_ambiguous or cue > NONE or not at_start:
-                return words  # "Bartholomew Quigley", "Ludwig van Beethoven"
-        if cue == INTRO and not cut_by_stop:
-            if len(words) > 1 or not self._ambiguous(first):
-                return words  # "Hi Siobhan", "this is Nguyen Van An"
+            return words  # "Bartholomew Quigley", "Ludwig van Beethoven"
+        if cue == INTRO and not cut_by_stop and (len(words) > 1 or not self._ambiguous(first)):
+            return words  # "Hi Siobhan", "this is Nguyen Van An"
         if cue == STRONG:
             return words if self._first(first) else []
         possessive = text.startswith(("'s", "\u2019s"), run_end)  # "Brian's note"
         paired = self._paired(text, run_end) if len(words) == 1 else False
         for index, (_, _, token) in enumerate(words):
             has_surname = index + 1 < len(words)
-            alone_ok = (cue >= WEAK and index == 0) or (
-                (possessive or paired) and not has_surname
-            )
+            alone_ok = (cue >= WEAK and index == 0) or ((possessive or paired) and not has_surname)
             if (self._first(token) or self._given(token)) and (has_surname or alone_ok):
                 return words[index:]
             if (
@@ -197,7 +198,7 @@ class PersonNameRecognizer:
         )
 
     def _paired(self, text: str, end: int) -> bool:
-        """"Rashid and Amara": a first name followed by "and" + another first name."""
+        """ "Rashid and Amara": a first name followed by "and" + another first name."""
         match = _AND_NEXT.match(text, end)
         return match is not None and (self._first(match[1]) or self._given(match[1]))
 
@@ -233,12 +234,12 @@ class PersonNameRecognizer:
         return cue, False
 
     def _lower_case_names(self, text: str) -> list[Span]:
-        """"my name is keanu kahale"; "escalated to james wilson" (both words listed)."""
+        """ "my name is keanu kahale"; "escalated to james wilson" (both words listed)."""
         spans: list[Span] = []
         if "ame is" in text or "ame:" in text:
             spans += self._after_name_is(text)
         lists = self._lists
-        if lists.lower_first.isdisjoint(text.split()):
+        if lists.lower_first.isdisjoint(split_words(text)):
             return spans  # no lower-case first name at all: the common case
         for match in _LOWER_PAIR_AFTER_CUE.finditer(text):
             first, last = match.group("first"), match.group("last")

@@ -24,6 +24,7 @@ from dspy_flywheel.privacy.validators import (
     digit_count,
     dni_letter_valid,
     literal_union,
+    lower_text,
     nir_valid,
     verhoeff_valid,
 )
@@ -63,7 +64,7 @@ _LONG_CUES = (
     r"passport(?: number| no\.?| #)?|passeport|pasaporte|passaporte|steuer-?id|"
     r"steuer-?identifikationsnummer|steuernummer|tax id|tax number|tax identification number|"
     r"sécu|secu|sécurité sociale|securite sociale|numéro de sécurité sociale|insee|"
-    r"carte d'identité|carte d’identité|aadhaar|aadhar|uidai|pan card|pan no\.?|pan number|"
+    r"carte d'identité|carte d\u2019identité|aadhaar|aadhar|uidai|pan card|pan no\.?|pan number|"
     r"codice fiscale|pesel|personnummer|fødselsnummer|henkilötunnus|social insurance number|"
     r"driver'?s licen[cs]e(?: number| no\.?)?|driving licen[cs]e(?: number| no\.?)?|"
     r"licen[cs]e number|voter id|c[ée]dula|curp|mykad|nric|hkid|emirates id|iqama|"
@@ -100,7 +101,7 @@ class NationalIdRecognizer:
         digits = digit_count(text)
         if digits < 4:
             return spans
-        if _CUE_HINT_LOWER.search(text.lower()) or _SHORT_CUE_HINT.search(text):
+        if _CUE_HINT_LOWER.search(lower_text(text)) or _SHORT_CUE_HINT.search(text):
             spans += self._after_cues(text)
         if digits >= 9:
             spans += self._shapes(text)
@@ -150,9 +151,9 @@ def _value_end(text: str, start: int) -> int:
         if token.start() > start:
             if len(gap) != 1 or gap not in " ./-":
                 break
-            if gap == " " and not any(c.isdigit() for c in word):
-                if len(word) > 2 or not word.isupper():
-                    break
+            letters_only = not any(c.isdigit() for c in word)
+            if gap == " " and letters_only and (len(word) > 2 or not word.isupper()):
+                break
         count += len(word)
         if count > MAX_ID_CHARS:
             break

@@ -23,7 +23,7 @@ from typing import Final
 import phonenumbers
 
 from dspy_flywheel.privacy.spans import PHONE, PRIORITY, Span
-from dspy_flywheel.privacy.validators import clause_cue, digit_count
+from dspy_flywheel.privacy.validators import Cue, digit_count
 
 _GROUP = r"(?:\(\d{1,5}\)|\d++)"
 # Starts with a character class so the engine skips text without digits fast; the lookbehind
@@ -35,24 +35,146 @@ _CANDIDATE: Final = re.compile(
     r"(?![\w]|[.,/\-]\d)",
     re.IGNORECASE,
 )
-_PHONE_WORDS = (
-    r"phone|phones|tel|tél|tele|telephone|telefon|telefone|telefono|teléfono|téléphone|"
-    r"call|called|calling|ring|ringing|cell|cellphone|mobile|mobil|mob|handy|portable|celular|"
-    r"movil|móvil|cel|fax|text|texting|sms|whatsapp|signal|viber|telegram|dial|reach|reached|"
-    r"reachable|contact|contactable|joignable|appeler|appelez|anrufen|rufen|ruf|erreichbar|"
-    r"ligar|liga|llamar|landline|festnetz|hotline|helpline|line|rufnummer|durchwahl|"
-    r"numéro de téléphone|phone number|contact number|contact no|number"
+_CUE: Final = Cue.in_clause(
+    [
+        "phone",
+        "phones",
+        "tel",
+        "tél",
+        "tele",
+        "telephone",
+        "telefon",
+        "telefone",
+        "telefono",
+        "teléfono",
+        "téléphone",
+        "call",
+        "called",
+        "calling",
+        "ring",
+        "ringing",
+        "cell",
+        "cellphone",
+        "mobile",
+        "mobil",
+        "mob",
+        "handy",
+        "portable",
+        "celular",
+        "movil",
+        "móvil",
+        "cel",
+        "fax",
+        "text",
+        "texting",
+        "sms",
+        "whatsapp",
+        "signal",
+        "viber",
+        "telegram",
+        "dial",
+        "reach",
+        "reached",
+        "reachable",
+        "contact",
+        "contactable",
+        "joignable",
+        "appeler",
+        "appelez",
+        "anrufen",
+        "rufen",
+        "ruf",
+        "erreichbar",
+        "ligar",
+        "liga",
+        "llamar",
+        "landline",
+        "festnetz",
+        "hotline",
+        "helpline",
+        "line",
+        "rufnummer",
+        "durchwahl",
+        "number",
+    ]
 )
-_CUE: Final = clause_cue(_PHONE_WORDS)
 _POSSESSIVE_NUMBER: Final = re.compile(r"(?i)\b(?:my|your|his|her|our|their|the)\s+number\b")
-_NOT_PHONE_CUE: Final = re.compile(
-    r"(?i)(?:\b(?:order|orders|invoice|inv|ticket|tracking|sku|serial|ref|reference|case|po|"
-    r"account|acct|id|ids|transaction|txn|build|version|ver|isbn|ean|gtin|upc|part|item|"
-    r"batch|lot|confirmation|booking|policy|claim|routing|aba|sort code|swift|bic|iban|vat|"
-    r"tax|ein|tin|passport|license|licence|member|membership|student|meeting|room|zip|"
-    r"postcode|pin|code|parcel|shipment|population|amount|total|price|balance|commande|"
-    r"facture|bestellung|bestellnummer|rechnung|auftrag|sendung|pedido|fatura|nota|factura)"
-    r"\s*(?:#|no\.?|n°|nº|number|id|nr\.?|code)?\s*[:#=]?(?:\s*[A-Z]{2})?|#)\s*$"
+_NOT_PHONE_CUE: Final = Cue.right_before(
+    [
+        "order",
+        "orders",
+        "invoice",
+        "inv",
+        "ticket",
+        "tracking",
+        "sku",
+        "serial",
+        "ref",
+        "reference",
+        "case",
+        "po",
+        "account",
+        "acct",
+        "id",
+        "ids",
+        "transaction",
+        "txn",
+        "build",
+        "version",
+        "ver",
+        "isbn",
+        "ean",
+        "gtin",
+        "upc",
+        "part",
+        "item",
+        "batch",
+        "lot",
+        "confirmation",
+        "booking",
+        "policy",
+        "claim",
+        "routing",
+        "aba",
+        "swift",
+        "bic",
+        "iban",
+        "vat",
+        "tax",
+        "ein",
+        "tin",
+        "passport",
+        "license",
+        "licence",
+        "member",
+        "membership",
+        "student",
+        "meeting",
+        "room",
+        "zip",
+        "postcode",
+        "pin",
+        "code",
+        "parcel",
+        "shipment",
+        "population",
+        "amount",
+        "total",
+        "price",
+        "balance",
+        "commande",
+        "facture",
+        "bestellung",
+        "bestellnummer",
+        "rechnung",
+        "auftrag",
+        "sendung",
+        "pedido",
+        "fatura",
+        "nota",
+        "factura",
+    ],
+    tail=r"(?:\s*[a-z]{2})?",  # "commande n° FR 0047..."
 )
 _DATE: Final = re.compile(
     r"\d{1,4}([./\-])\d{1,2}\1\d{1,4}|\d{4}-\d{2}-\d{2}|\d{1,2}\.\d{1,2}\.\d{2,4}"
@@ -106,9 +228,9 @@ class PhoneRecognizer:
         if len(digits) < MIN_DIGITS:
             return None
         before = text[max(0, start - 48) : start]
-        if _NOT_PHONE_CUE.search(before):
+        if _NOT_PHONE_CUE.found(before):
             return None
-        cue = _CUE.search(before) is not None or _POSSESSIVE_NUMBER.search(before) is not None
+        cue = _CUE.found(before) or _POSSESSIVE_NUMBER.search(before) is not None
         double_zero = number.startswith("00") and number[2:3] in _COUNTRY_DIGITS
         if number[0] == "+" or (double_zero and cue):
             return self._international(text, match, number, fail_closed=True)

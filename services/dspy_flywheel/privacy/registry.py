@@ -6,12 +6,12 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from dspy_flywheel.privacy.contact import EmailRecognizer
-from dspy_flywheel.privacy.phones import PhoneRecognizer
 from dspy_flywheel.privacy.credentials import SecretRecognizer
 from dspy_flywheel.privacy.financial import CreditCardRecognizer, IbanRecognizer, SsnRecognizer
 from dspy_flywheel.privacy.names import PersonNameRecognizer
 from dspy_flywheel.privacy.national_ids import NationalIdRecognizer
 from dspy_flywheel.privacy.network import IPv4Recognizer, IPv6Recognizer
+from dspy_flywheel.privacy.phones import PhoneRecognizer
 from dspy_flywheel.privacy.spans import Recognizer
 
 

@@ -50,15 +50,42 @@ def literal_union(words: Iterable[str]) -> str:
     return emit(tree)
 
 
-def clause_cue(words: str) -> re.Pattern[str]:
-    """Matches text ending in a clause that holds one of `words` (``|``-separated) with
-    no digit and no sentence end after it: search it on the text before a candidate.
+_ID_SUFFIX: Final = r"\s*(?:#|no\.?|n°|nº|number|id|nr\.?|code)?\s*[:#=]?"
 
-    "X-like" and "non-X" are not cues ("a card-like number").
-    """
-    return re.compile(
-        rf"(?i)(?<!\w)(?:{words})(?!\w)(?!-?\s?like\b)\.?[^\d.!?\n]{{0,40}}$"
-    )
+
+class Cue:
+    """Words that decide what the number after them is, tested on the (lower-cased) text
+    before a candidate. ``in_clause``: the word stands earlier in the same clause, with no
+    digit or sentence end after it ("call me back on"; "X-like" is not a cue: "a card-like
+    number"). ``right_before``: the word, an optional "no." / "#" / ":", then the candidate
+    ("order #", "Rechnung Nr.")."""
+
+    def __init__(self, pattern: str) -> None:
+        self._pattern = re.compile(pattern)
+
+    @classmethod
+    def in_clause(cls, words: Iterable[str]) -> Cue:
+        union = literal_union(words)
+        return cls(rf"(?<!\w)(?:{union})(?!\w)(?!-?\s?like\b)\.?[^\d.!?\n]{{0,40}}$")
+
+    @classmethod
+    def right_before(cls, words: Iterable[str], tail: str = "") -> Cue:
+        return cls(rf"(?:(?<!\w)(?:{literal_union(words)}){_ID_SUFFIX}{tail}|#)\s*$")
+
+    def found(self, before: str) -> bool:
+        return self._pattern.search(before.lower()) is not None
+
+
+@lru_cache(maxsize=16)
+def lower_text(text: str) -> str:
+    """text.lower(), cached: several recognizers test the same text for cue words in turn."""
+    return text.lower()
+
+
+@lru_cache(maxsize=16)
+def split_words(text: str) -> tuple[str, ...]:
+    """text.split(), cached like :func:`lower_text`."""
+    return tuple(text.split())
 
 
 @lru_cache(maxsize=16)
@@ -128,7 +155,7 @@ def cpf_valid(digits: str) -> bool:
     if len(digits) != 11 or not digits.isdigit() or len(set(digits)) == 1:
         return False
     for size in (9, 10):
-        total = sum(int(d) * w for d, w in zip(digits[:size], range(size + 1, 1, -1)))
+        total = sum(int(d) * w for d, w in zip(digits[:size], range(size + 1, 1, -1), strict=True))
         if (total * 10) % 11 % 10 != int(digits[size]):
             return False
     return True
