@@ -27,6 +27,14 @@ system_packages() {
   log "python: $("$(pick_python)" --version)"
 }
 
+# The dashboard's browser test (tests/e2e/test_dashboard_browser.py) drives Debian's headless
+# Chromium through its WebDriver; only the tests need them.
+browser_packages() {
+  need chromium chromium
+  need chromedriver chromium-driver
+  log "browser: $(chromium --version 2>/dev/null | head -n 1)"
+}
+
 python_env() {
   local python
   python="$(pick_python)" || die "no Python >= 3.11"

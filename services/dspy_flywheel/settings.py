@@ -17,6 +17,8 @@ PostgreSQL (prefix ``DATABASE_``)::
 Topics: ``FLYWHEEL_TOPIC_PREFIX`` (default empty) prefixes every topic name and consumer group.
 References a job may name beyond the worker's own: ``FLYWHEEL_OPTIMIZER_ALLOWED_REFS`` (read by
 the optimizer, the manager and the CLI alike; see :mod:`dspy_flywheel.contracts.refs`).
+Metrics: ``<prefix>METRICS_PORT`` serves Prometheus ``/metrics`` (each service has its default;
+0 turns it off; workers: off unless set) on ``<prefix>METRICS_HOST`` (default 127.0.0.1).
 Each service adds its own settings class with its own prefix (``FLYWHEEL_COLLECTOR_`` ...).
 """
 
@@ -97,6 +99,8 @@ class FlywheelSettings(BaseSettings):
     allowed_refs: str = Field(default="", validation_alias=ALLOWED_REFS_ENV)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
 
     @property
     def topics(self) -> Topics:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.demo.services import ServiceGroup
+from dspy_flywheel.demo.services import SERVICES, ServiceGroup
 from dspy_flywheel.demo.watch import Lifecycle, follow
 from dspy_flywheel.settings import KafkaSettings
 
@@ -34,6 +34,7 @@ def service_env(topics: Topics, schema: str, kafka: KafkaSettings, **extra: str)
         "FLYWHEEL_ENCRYPTION_ACTIVE_KEY": "e2e",
         "FLYWHEEL_OPTIMIZER_MIN_EXAMPLES": "16",
         "FLYWHEEL_OPTIMIZER_GROUP_ID": f"opt-{topics.prefix}",
+        "FLYWHEEL_OPTIMIZER_ACKS_GROUP_ID": f"acks-{topics.prefix}",
         "FLYWHEEL_COLLECTOR_GROUP_ID": f"col-{topics.prefix}",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         **extra,
@@ -65,11 +66,17 @@ class Loop:
 
 @asynccontextmanager
 async def running_loop(
-    env: dict[str, str], log_dir: Path, kafka: KafkaSettings, topics: Topics, worker_id: str
+    env: dict[str, str],
+    log_dir: Path,
+    kafka: KafkaSettings,
+    topics: Topics,
+    worker_id: str,
+    names: tuple[str, ...] = SERVICES,
 ) -> AsyncIterator[Loop]:
-    """Collector, trigger and optimizer as child processes plus a lifecycle watcher."""
+    """The services (default: collector, trigger, optimizer) as child processes plus a
+    lifecycle watcher."""
     services = ServiceGroup(env, log_dir)
-    services.start()
+    services.start(names)
     lifecycle = Lifecycle(worker_id)
     stop = asyncio.Event()
     watcher = asyncio.create_task(follow(kafka, topics, lifecycle, stop))

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from dspy_flywheel.access import AccessMiddleware, AuditLog, Role, TokenStore, required_role
+from dspy_flywheel.access.rbac import SESSION_COOKIE
 
 VIEWER, OPERATOR, ADMIN = "viewer-secret-0123456", "operator-secret-0123", "admin-secret-01234567"
 SPEC = f"ann:viewer:{VIEWER},olga:operator:{OPERATOR},ada:admin:{ADMIN}"
@@ -92,3 +93,18 @@ async def test_roles_are_enforced_and_audited(db_pool: asyncpg.Pool) -> None:
         ("olga", "denied POST", "/api/v1/datasets/w/prune", 403),
         ("ada", "request POST", "/api/v1/datasets/w/prune", 200),
     ]
+
+
+async def test_session_cookie_reads_but_never_changes(db_pool: asyncpg.Pool) -> None:
+    transport = httpx.ASGITransport(app=_app(AuditLog(db_pool)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        client.cookies.set(SESSION_COOKIE, OPERATOR)
+        read = await client.get("/api/v1/jobs")
+        write = await client.post("/api/v1/jobs")
+        client.cookies.set(SESSION_COOKIE, "not-a-known-token-at-all")
+        unknown = await client.get("/api/v1/jobs")
+    assert read.status_code == 200
+    assert read.json()["principal"] == "olga"
+    assert write.status_code == 401  # a cookie rides along cross-site: it never authorizes a POST
+    assert unknown.status_code == 401
+    assert required_role("POST", "/dashboard/login") is None  # signing in needs no token

@@ -31,6 +31,7 @@ from dspy_flywheel.access.rbac import (
     Scope,
     Send,
     TokenStore,
+    cookie_bearer,
     required_role,
 )
 
@@ -66,7 +67,9 @@ class AccessMiddleware:
         method, path = scope["method"], scope["path"]
         needed = required_role(method, path)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        principal = self.tokens.authenticate(headers.get("authorization"))
+        principal = self.tokens.authenticate(
+            headers.get("authorization") or cookie_bearer(method, headers.get("cookie", ""))
+        )
         if needed is not None and principal is None:
             await self._refusal("anonymous", method, path, 401)
             await reply(send, 401, "missing or unknown API token (Authorization: Bearer ...)")

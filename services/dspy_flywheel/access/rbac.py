@@ -7,6 +7,9 @@ SHA-256 digests are kept in memory. Roles are ordered: ``viewer`` < ``operator``
     operator  + request/cancel/batch optimizations, change trigger config
     admin     + dataset export/import/prune, program pin/rollback, everything else
 
+A browser signs in at ``/dashboard/login`` with its token, kept in an HttpOnly cookie that
+authorizes GET/HEAD only (the dashboard is read-only; changes need the header).
+
 With no tokens configured, access is refused (HTTP 401) unless ``FLYWHEEL_API_AUTH=disabled``,
 which is meant for a loopback-only development setup and logs a warning at start.
 Authentication needs no database: an unknown caller gets 401 whatever state PostgreSQL is in.
@@ -22,6 +25,7 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from enum import IntEnum
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -49,7 +53,8 @@ _RULES: tuple[tuple[str, str, Role], ...] = (
     ("POST", "/api/v1/workers/", Role.operator),
     ("PUT", "/api/v1/triggers/", Role.operator),
 )
-_OPEN_PATHS = ("/api/v1/health",)
+_OPEN_PATHS = ("/api/v1/health", "/dashboard/login")
+SESSION_COOKIE = "flywheel_token"  # set by /dashboard/login; read-only requests only
 
 
 def required_role(method: str, path: str) -> Role | None:
@@ -112,3 +117,17 @@ class TokenStore:
             if hmac.compare_digest(known, digest):
                 return principal
         return None
+
+
+def cookie_bearer(method: str, cookie_header: str) -> str | None:
+    """A browser's session cookie as a bearer token, for GET/HEAD only: a cookie rides along on
+    cross-site requests, so it never authorizes a change."""
+    if method not in ("GET", "HEAD"):
+        return None
+    cookies: SimpleCookie = SimpleCookie()
+    try:
+        cookies.load(cookie_header)
+    except CookieError:
+        return None
+    morsel = cookies.get(SESSION_COOKIE)
+    return f"Bearer {morsel.value}" if morsel else None

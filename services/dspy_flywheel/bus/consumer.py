@@ -10,8 +10,10 @@ Two ways to read, one factory (``open_consumer``):
   broker with ``auto.create.topics.enable`` create it with the wrong settings.
 
 ``batches`` is the loop: it fetches until ``stop`` is set, racing each fetch against ``stop`` so
-a stopping service does not wait out a fetch. ``consume_group`` is the whole loop of a group
-consumer whose records are handled one by one under a ``RecordGuard``.
+a stopping service does not wait out a fetch; when the caller comes back for the next batch it
+has handled the last one, which is then counted (consumed messages, lag per partition).
+``consume_group`` is the whole loop of a group consumer whose records are handled one by one
+under a ``RecordGuard``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from dspy_flywheel.bus.guard import Record, RecordGuard
+from dspy_flywheel.metrics.kafka import note_aiokafka_batch
 from dspy_flywheel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -145,7 +148,9 @@ async def batches(
         while stop is None or not stop.is_set():
             fetch = consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
             if stopping is None:
-                yield await fetch
+                batch = await fetch
+                yield batch
+                note_aiokafka_batch(consumer, batch)  # the caller is back: it handled the batch
                 continue
             fetching = asyncio.ensure_future(fetch)
             await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -154,7 +159,9 @@ async def batches(
                 with contextlib.suppress(asyncio.CancelledError):
                     await fetching
                 return
-            yield fetching.result()
+            batch = fetching.result()
+            yield batch
+            note_aiokafka_batch(consumer, batch)
     finally:
         if stopping is not None:
             stopping.cancel()

@@ -25,6 +25,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.metrics.kafka import note_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +109,5 @@ class DeadLetters:
                 "sent %s[%d]@%d to the DLQ: %s", s.topic, s.partition, s.offset, letter.error
             )
         await asyncio.gather(*futures)
+        for letter in letters:
+            note_dead_letters(letter.source.topic, [letter.reason])

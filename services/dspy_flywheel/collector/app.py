@@ -16,10 +16,10 @@ from dspy_flywheel.collector.core import Collector
 from dspy_flywheel.collector.events import Rejected
 from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.settings import CollectorSettings
+from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.pool import close_pool, connect
-from dspy_flywheel.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ async def run(
     ready: asyncio.Event | None = None,
 ) -> None:
     """Run the collector until ``stop`` is set."""
-    setup_tracing("dspy-flywheel-collector")
+    setup_telemetry("dspy-flywheel-collector", settings)
     stop = stop or asyncio.Event()
     cipher = Cipher.from_settings(settings.encryption)
     await ensure_topics(settings.kafka, settings.topics)

@@ -19,7 +19,6 @@ from typing import TypeVar
 
 import asyncpg
 
-from dspy_flywheel.collector import metrics
 from dspy_flywheel.collector.events import Parsed, RawMessage, Rejected, parse
 from dspy_flywheel.collector.placeholders import PersistentPlaceholderStore, PlaceholderConflict
 from dspy_flywheel.collector.policy import PolicyBook
@@ -27,6 +26,7 @@ from dspy_flywheel.collector.prepare import Preparer
 from dspy_flywheel.collector.sink import BatchResult, PublishRejects, Sink
 from dspy_flywheel.collector.window import Item, JoinWindow
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.metrics import collector as metrics
 from dspy_flywheel.privacy import Anonymizer
 from dspy_flywheel.security.crypto import Cipher
 
@@ -158,12 +158,12 @@ class Collector:
         by_topic = Counter(r.topic for r in raws)
         for topic, n in by_topic.items():
             kind = self._event_types.get(topic, "unknown")
-            metrics.events_in.add(n, {"event_type": kind})
+            metrics.events_in.add(n, {"flywheel.event_type": kind})
         metrics.examples_stored.add(result.stored)
         metrics.labels_updated.add(result.updated)
         metrics.batch_seconds.record(seconds)
         for (worker, reason), n in result.drops.items():
-            metrics.drops.add(n, {"reason": reason, "worker_id": worker})
+            metrics.drops.add(n, {"flywheel.drop.reason": reason, "flywheel.worker_id": worker})
         if result.fresh < result.events:
             log.info(
                 "skipped %d redelivered events already applied (idempotency gate)",

@@ -32,6 +32,7 @@ from dspy_flywheel.collector.events import RawMessage
 from dspy_flywheel.collector.jobs import apply_retention, expire_pending
 from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.settings import CollectorSettings
+from dspy_flywheel.metrics.kafka import note_records
 from dspy_flywheel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -156,17 +157,25 @@ def build_app(
         batches = cast(faust.Stream[bytes], stream).noack_take  # StreamT does not declare it
         async for events in batches(settings.batch_max, within=settings.batch_within_s):
             raws = [to_raw(cast(EventT[bytes], e)) for e in events]
-            ack(await collector.until_done(functools.partial(collector.process, raws), "batch"))
+            done(await collector.until_done(functools.partial(collector.process, raws), "batch"))
+
+    def done(raws: list[RawMessage]) -> None:
+        ack(raws)
+        note_records(
+            settings.group_id,
+            [(r.topic, r.partition, r.offset) for r in raws],
+            lambda topic, partition: app.consumer.highwater(TP(topic, partition)),
+        )
 
     # faust's decorators are untyped: type: ignore[untyped-decorator] below
     @app.timer(max(settings.hold_s / 2, 0.1), name="release_held")  # type: ignore[untyped-decorator]
     async def release_held() -> None:
         if collector.held:
-            ack(await collector.until_done(collector.release_aged, "releasing held events"))
+            done(await collector.until_done(collector.release_aged, "releasing held events"))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's union of callables
     async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        ack(await collector.until_done(collector.flush, "flushing held events"))
+        done(await collector.until_done(collector.flush, "flushing held events"))
 
     @app.timer(settings.expiry_interval_s, name="expire_pending")  # type: ignore[untyped-decorator]
     async def expire() -> None:

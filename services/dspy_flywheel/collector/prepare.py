@@ -13,7 +13,9 @@ from functools import lru_cache
 from typing import Any
 
 from dspy_flywheel.collector.events import Execution, Feedback, Parsed, RawMessage, Rejected
+from dspy_flywheel.metrics.collector import note_pii
 from dspy_flywheel.privacy import Anonymizer, PrivacyError
+from dspy_flywheel.privacy.anonymizer import AnonymizedText
 from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.store.examples import input_hash
 
@@ -28,13 +30,15 @@ class Preparer:
         self._cipher = cipher
         self._cached_text = lru_cache(maxsize=cache_size)(self._text)
 
-    def _text(self, text: str, scope: str) -> str:
-        return self._anonymizer.anonymize(text, scope).text
+    def _text(self, text: str, scope: str) -> AnonymizedText:
+        return self._anonymizer.anonymize(text, scope)
 
     def text(self, text: str, scope: str) -> str:
-        if len(text) <= CACHEABLE_CHARS:
-            return self._cached_text(text, scope)
-        return self._text(text, scope)
+        short = len(text) <= CACHEABLE_CHARS
+        done = self._cached_text(text, scope) if short else self._text(text, scope)
+        if done.counts_by_kind:  # counted on every use, cached or not
+            note_pii(done.counts_by_kind)
+        return done.text
 
     def value(self, value: Any, scope: str) -> Any:
         if isinstance(value, str):

@@ -46,6 +46,8 @@ from dspy_flywheel.settings import FlywheelSettings
 class CollectorSettings(FlywheelSettings):
     model_config = SettingsConfigDict(env_prefix="FLYWHEEL_COLLECTOR_", extra="ignore")
 
+    metrics_port: int | None = 9464  # Prometheus /metrics; 0: off
+
     engine: Literal["faust", "kafka"] = "faust"
     group_id: str = "flywheel-collector"
     batch_max: int = Field(default=2000, ge=1)

@@ -1,29 +1,38 @@
-"""Server-rendered HTML: no JavaScript, an inline SVG line for the holdout trend."""
+"""Server-rendered HTML: inline CSS and SVG only, nothing fetched from elsewhere, no JavaScript.
+
+The pages reload themselves (``<meta http-equiv=refresh>``). Numbers carry ``data-field``
+attributes (and ``data-worker`` / ``data-version`` / ``data-job``) so a browser test can read
+each one and compare it with ``/api/v1/dashboard``.
+"""
 
 from __future__ import annotations
 
 from html import escape
 from typing import Any
 
-from dspy_flywheel.dashboard.data import WorkerCard
+from dspy_flywheel.dashboard.charts import live_chart, sparkline
+from dspy_flywheel.dashboard.data import Overview, WorkerCard
 
-_MISSING = "&ndash;"  # shown where a score or ratio is not known yet
+MISSING = "&ndash;"  # shown where a score or ratio is not known yet
 
 _STYLE = """body{font:14px system-ui,sans-serif;margin:2rem;color:#222}
-.card{border:1px solid #ccc;border-radius:8px;padding:1rem;margin:1rem 0;max-width:900px}
+.card{border:1px solid #ccc;border-radius:8px;padding:1rem;margin:1rem 0;max-width:1000px}
 table{border-collapse:collapse}
-td,th{padding:.25rem .75rem;border-bottom:1px solid #eee;text-align:right}
-th:first-child,td:first-child{text-align:left}.alert{color:#a00}.up{color:#070}.down{color:#a00}"""
+td,th{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}
+th:first-child,td:first-child{text-align:left}.alert{color:#a00}.up{color:#070}.down{color:#a00}
+.bar{display:inline-block;width:120px;height:.7rem;background:#eee;border-radius:3px}
+.bar>span{display:block;height:100%;background:#36c;border-radius:3px}
+.muted{color:#777;font-size:12px}"""
 
 
-def _pct(value: float | None) -> str:
-    return _MISSING if value is None else f"{100 * value:.1f}%"
+def pct(value: float | None) -> str:
+    return MISSING if value is None else f"{100 * value:.1f}%"
 
 
 def _gate(gate: dict[str, Any] | None) -> str:
     """The holdout gate's evidence for one version: gain, interval, paired counts."""
     if not gate or gate.get("interval") is None:
-        return _MISSING
+        return MISSING
     low, high = gate["interval"]
     return escape(
         f"{100 * gate['gain']:+.1f} pts [{100 * low:+.1f}, {100 * high:+.1f}] "
@@ -32,54 +41,112 @@ def _gate(gate: dict[str, Any] | None) -> str:
     )
 
 
-def _sparkline(points: list[float], width: int = 240, height: int = 48) -> str:
-    if len(points) < 2:
-        return ""
-    step = width / (len(points) - 1)
-    coords = " ".join(f"{i * step:.1f},{height - p * height:.1f}" for i, p in enumerate(points))
+def num(value: float | None, digits: int = 2) -> str:
+    return MISSING if value is None else f"{value:.{digits}f}"
+
+
+def _field(name: str, text: str, **attrs: Any) -> str:
+    extra = "".join(f" data-{k}='{escape(str(v))}'" for k, v in attrs.items())
+    return f"<span data-field='{name}'{extra}>{text}</span>"
+
+
+def page(title: str, body: str, refresh_s: int) -> str:
+    refresh = f"<meta http-equiv='refresh' content='{refresh_s}'>" if refresh_s > 0 else ""
     return (
-        f'<svg width="{width}" height="{height}" role="img" aria-label="holdout trend">'
-        f'<polyline fill="none" stroke="#36c" stroke-width="2" points="{coords}"/></svg>'
+        f"<!doctype html><html><head><meta charset='utf-8'>{refresh}"
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{escape(title)}</h1>{body}"
+        f"<p class='muted'>refreshes every {refresh_s} s</p></body></html>"
+    )
+
+
+def _in_flight(jobs: list[dict[str, Any]]) -> str:
+    if not jobs:
+        return "<h2>Jobs in flight</h2><p data-field='in-flight-none'>none</p>"
+    rows = "".join(
+        f"<tr data-job='{escape(j['job_id'])}'><td><a href='/dashboard/jobs/{escape(j['job_id'])}'>"
+        f"{escape(j['job_id'])}</a></td><td>{escape(j['worker_id'])}</td>"
+        f"<td>{escape(j['optimizer'])}</td><td>{escape(j['status'])}</td>"
+        f"<td><span class='bar'><span style='width:{100 * j['progress']:.0f}%'></span></span> "
+        f"{_field('progress', pct(j['progress']), job=j['job_id'])}</td>"
+        f"<td>{escape(j['message'])}</td></tr>"
+        for j in jobs
+    )
+    return (
+        "<h2>Jobs in flight</h2><table><tr><th>job</th><th>worker</th><th>optimizer</th>"
+        f"<th>status</th><th>progress</th><th>step</th></tr>{rows}</table>"
+    )
+
+
+def _alerts(alerts: list[dict[str, Any]]) -> str:
+    if not alerts:
+        return "<h2>Recent alerts</h2><p>none</p>"
+    items = "".join(
+        f"<li class='alert' data-field='alert'>{escape(a['created_at'][:19])} "
+        f"{escape(a.get('worker_id', ''))}: {escape(a.get('message', ''))}</li>"
+        for a in alerts
+    )
+    return f"<h2>Recent alerts</h2><ul>{items}</ul>"
+
+
+def _version_rows(card: WorkerCard) -> str:
+    rows = []
+    for v in card.versions:
+        at = {"worker": card.worker_id, "version": v["version"]}
+        job = v["job_id"] or ""
+        rows.append(
+            f"<tr><td>v{v['version']}</td><td>{escape(v['optimizer'])}</td>"
+            f"<td>{_field('live-accuracy', pct(v['live_accuracy']), **at)} "
+            f"<span class='muted'>({v['live_calls']})</span></td>"
+            f"<td>{_field('holdout-before', pct(v['holdout_before']), **at)}</td>"
+            f"<td>{_field('holdout-after', pct(v['holdout_after']), **at)}</td>"
+            f"<td>{_field('roi-tokens', num(v['roi_points_per_1k_tokens']), **at)}</td>"
+            f"<td>{_field('roi-cpu', num(v['roi_points_per_cpu_minute']), **at)}</td>"
+            f"<td>{v['tokens'] or 0}</td><td>{num(v['cpu_s'], 1)}</td>"
+            f"<td><a href='/dashboard/jobs/{escape(job)}'>{escape(job[:8])}</a></td>"
+            f"<td class='muted'>{_gate(v.get('gate'))}</td></tr>"
+        )
+    code = card.live.get("by_version", {}).get("0")
+    if code is not None:  # calls served by the program in the worker's code
+        at = {"worker": card.worker_id, "version": 0}
+        rows.insert(
+            0,
+            f"<tr><td>code</td><td></td><td>{_field('live-accuracy', pct(code['accuracy']), **at)}"
+            f" <span class='muted'>({code['calls']})</span></td>" + "<td></td>" * 8 + "</tr>",
+        )
+    return (
+        "<table><tr><th>version</th><th>optimizer</th><th>live</th><th>holdout before</th>"
+        "<th>holdout after</th><th>ROI pts/1k tokens</th><th>ROI pts/CPU-min</th>"
+        f"<th>tokens</th><th>CPU s</th><th>job</th><th>holdout gate</th></tr>{''.join(rows)}"
+        "</table>"
     )
 
 
 def _card(card: WorkerCard) -> str:
     gain = card.gain_points
     gain_cls = "up" if gain and gain > 0 else "down"
-    gain_text = _MISSING if gain is None else f"{gain:+.1f} points"
-    roi = card.roi_points_per_1k_tokens
-    roi_text = _MISSING if roi is None else f"{roi:.2f}"
+    gain_text = MISSING if gain is None else f"{gain:+.1f} points"
+    jobs = ", ".join(f"{escape(k)} {v}" for k, v in sorted(card.jobs.items())) or "none"
     head = (
         f"<h2>{escape(card.worker_id)}</h2><p>holdout before → after: "
-        f"<b>{_pct(card.first_score)} → {_pct(card.latest_score)}</b> "
-        f"<span class='{gain_cls}'>({gain_text})</span>"
-        f" · ROI: {roi_text}"
-        f" points per 1k optimization tokens · jobs: "
-        + ", ".join(f"{escape(k)} {v}" for k, v in sorted(card.jobs.items()))
-        + "</p>"
+        f"<b>{pct(card.first_score)} → {pct(card.latest_score)}</b> "
+        f"<span class='{gain_cls}'>({gain_text})</span> · ROI: "
+        f"{_field('roi', num(card.roi_points_per_1k_tokens), worker=card.worker_id)}"
+        f" points per 1k optimization tokens · jobs: {jobs}</p>"
     )
     trend = [v["holdout_after"] for v in card.versions if v["holdout_after"] is not None]
-    rows = "".join(
-        f"<tr><td>v{v['version']}</td><td>{escape(v['optimizer'])}</td>"
-        f"<td>{_pct(v['holdout_before'])}</td><td>{_pct(v['holdout_after'])}</td>"
-        f"<td>{v['lm_calls'] or 0}</td><td>{v['tokens'] or 0}</td>"
-        f"<td>{(v['wall_s'] or 0):.1f}</td><td>{_gate(v.get('gate'))}</td></tr>"
-        for v in card.versions
-    )
-    table = (
-        "<table><tr><th>version</th><th>optimizer</th><th>before</th><th>after</th>"
-        f"<th>LM calls</th><th>tokens</th><th>wall s</th><th>holdout gate</th></tr>{rows}</table>"
-    )
     alerts = "".join(f"<li class='alert'>{escape(a)}</li>" for a in card.alerts)
     return (
-        f"<div class='card'>{head}{_sparkline(trend)}{table}"
+        f"<div class='card' data-worker='{escape(card.worker_id)}'>{head}"
+        f"<h3>Live accuracy</h3>{live_chart(card.live)}"
+        f"<h3>Versions</h3>{_version_rows(card)}"
+        f"<p class='muted'>holdout trend {sparkline(trend)}</p>"
         f"{'<ul>' + alerts + '</ul>' if alerts else ''}</div>"
     )
 
 
-def render_page(cards: list[WorkerCard]) -> str:
-    body = "".join(_card(c) for c in cards) or "<p>No optimized workers yet.</p>"
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>dspy-flywheel</title>"
-        f"<style>{_STYLE}</style></head><body><h1>dspy-flywheel</h1>{body}</body></html>"
-    )
+def render_overview(overview: Overview, refresh_s: int = 10) -> str:
+    data = overview.as_dict()
+    cards = "".join(_card(c) for c in overview.cards) or "<p>No optimized workers yet.</p>"
+    body = _in_flight(data["in_flight"]) + _alerts(data["alerts"]) + cards
+    return page("dspy-flywheel", body, refresh_s)

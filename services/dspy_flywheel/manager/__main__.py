@@ -9,15 +9,15 @@ import uvicorn
 from dspy_flywheel.manager.api import create_secured_app
 from dspy_flywheel.manager.core import OptimizationManager
 from dspy_flywheel.manager.settings import ManagerSettings
-from dspy_flywheel.telemetry import setup_tracing
+from dspy_flywheel.metrics.setup import setup_telemetry
 
 
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    setup_tracing("dspy-flywheel-manager")
     settings = ManagerSettings()
+    setup_telemetry("dspy-flywheel-manager", settings)
     app = create_secured_app(OptimizationManager(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 

@@ -10,7 +10,8 @@
     GET  /api/v1/workers/{worker_id}/metrics
     GET  /api/v1/workers/{worker_id}/programs
     GET  /api/v1/alerts?worker_id=&limit=   the trigger's alerts, newest first
-    GET  /api/v1/dashboard   and   GET /dashboard (HTML)
+    GET  /api/v1/dashboard, /api/v1/dashboard/jobs/{job_id}   and the HTML pages
+         /dashboard, /dashboard/jobs/{job_id}, /dashboard/login (see dspy_flywheel.dashboard)
 
 ``create_secured_app`` puts the routes behind API tokens with roles and writes the audit log
 (see ``dspy_flywheel.access``): every mutation has its audit row before it runs (no audit, no
@@ -42,6 +43,7 @@ from dspy_flywheel.contracts.validate import InvalidInput, check_id
 from dspy_flywheel.dashboard import dashboard_routes
 from dspy_flywheel.manager.core import OptimizationManager
 from dspy_flywheel.manager.inputs import CONFIG_KEYS, ManagerError, body_keys, parse_body
+from dspy_flywheel.metrics.http import HttpMetrics
 from dspy_flywheel.trigger.store import fetch_alerts
 
 log = logging.getLogger(__name__)
@@ -194,7 +196,11 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         Route("/api/v1/workers/{worker_id}/metrics", _guarded(metrics)),
         Route("/api/v1/workers/{worker_id}/programs", _guarded(worker_programs)),
         Route("/api/v1/alerts", _guarded(alerts)),
-        *dashboard_routes(lambda: manager.pool),
+        *dashboard_routes(
+            lambda: manager.pool,
+            refresh_s=manager.settings.dashboard_refresh_s,
+            jaeger_url=manager.settings.jaeger_url,
+        ),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 
@@ -202,4 +208,6 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
 def create_secured_app(manager: OptimizationManager, tokens: TokenStore | None = None) -> ASGIApp:
     """The API behind RBAC (``FLYWHEEL_API_TOKENS``) with every mutation in the audit log."""
     app = create_app(manager, own_manager=True)
-    return AccessMiddleware(app, tokens or TokenStore.from_env(), AuditLog(lambda: manager.pool))
+    return HttpMetrics(
+        AccessMiddleware(app, tokens or TokenStore.from_env(), AuditLog(lambda: manager.pool))
+    )

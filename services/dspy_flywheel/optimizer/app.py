@@ -25,6 +25,7 @@ from dspy_flywheel.bus import (
     supervise,
 )
 from dspy_flywheel.contracts.topics import TopicSpec
+from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.optimizer.consumer import AckIntake, RequestIntake, dlq_topics
 from dspy_flywheel.optimizer.dataset import CollectorDataset, DatasetSource
 from dspy_flywheel.optimizer.executor import JobExecutor
@@ -34,7 +35,6 @@ from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.outbox import OptimizerOutbox
 from dspy_flywheel.store.pool import close_pool, connect
-from dspy_flywheel.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ async def run(
     dataset: DatasetSource | None = None,
 ) -> None:
     """Run the optimizer until ``stop`` is set; ``ready`` is set once requests are consumed."""
-    setup_tracing("dspy-flywheel-optimizer")
+    setup_telemetry("dspy-flywheel-optimizer", settings)
     stop = stop or asyncio.Event()
     topics = settings.topics
     async with AsyncExitStack() as stack:

@@ -12,9 +12,6 @@ async def _run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from dspy_flywheel.telemetry import setup_tracing
-
-    setup_tracing("dspy-flywheel-optimizer")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -16,6 +16,7 @@ import asyncpg
 
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.metrics import optimizer as optimizer_metrics
 from dspy_flywheel.store import jobs, outbox, programs
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class RequestIntake:
                     traceparent=req.traceparent,
                 )
         if inserted:
+            optimizer_metrics.jobs.add(1, {"flywheel.job.state": "queued"})
             log.info("queued job %s for worker %s (%s)", req.job_id, req.worker_id, req.optimizer)
             self.on_queued()
         else:

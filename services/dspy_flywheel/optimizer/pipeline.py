@@ -26,6 +26,7 @@ from dspy_flywheel.compile.catalog import canonical_name
 from dspy_flywheel.compile.errors import CompileError
 from dspy_flywheel.contracts.refs import RefNotAllowed, check_job_refs
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.metrics import optimizer as optimizer_metrics
 from dspy_flywheel.optimizer.dataset import DatasetSource, split
 from dspy_flywheel.optimizer.errors import OptimizerError
 from dspy_flywheel.optimizer.runner import run_child
@@ -61,6 +62,8 @@ class JobRun:
         self._last_emit = 0.0
         self._last_phase = ""
         self._usage: dict[str, int] = {}
+        self._status = job.status
+        self._started = time.monotonic()
 
     # -- status plumbing -------------------------------------------------------------------
 
@@ -84,6 +87,9 @@ class JobRun:
             details=details,
             traceparent=current_traceparent(),
         )
+        if status != self._status:
+            self._status = status
+            optimizer_metrics.job_state(status, self.optimizer, self._started, details)
 
     def _wake(self) -> None:
         if self.s.wake_relay is not None:
@@ -335,9 +341,14 @@ class JobRun:
         current: programs.ProgramVersion | None,
         costs: dict[str, Any],
     ) -> jobs.Job | None:
-        decision = gate.decide_holdout(
-            result.current_scores, result.candidate_scores, self.s.settings.gate()
-        )
+        with tracer.start_as_current_span("optimization.gate") as span:
+            decision = gate.decide_holdout(
+                result.current_scores, result.candidate_scores, self.s.settings.gate()
+            )
+            outcome = "publish" if decision.publish else "reject"
+            span.set_attribute("flywheel.gate.decision", outcome)
+            span.set_attribute("flywheel.gate.reason", decision.reason)
+        optimizer_metrics.gate_decided(decision.publish)
         scores = {
             "holdout_before": result.current_score,
             "holdout_after": result.candidate_score,

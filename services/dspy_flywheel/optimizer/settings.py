@@ -38,6 +38,8 @@ def _instance_id() -> str:
 class OptimizerSettings(FlywheelSettings):
     model_config = SettingsConfigDict(env_prefix="FLYWHEEL_OPTIMIZER_", extra="ignore")
 
+    metrics_port: int | None = 9466  # Prometheus /metrics; 0: off
+
     group_id: str = "flywheel-optimizer"
     acks_group_id: str = "flywheel-optimizer-acks"
     instance_id: str = Field(default_factory=_instance_id)

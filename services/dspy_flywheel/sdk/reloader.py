@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -19,14 +20,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop_consumer
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.metrics.sdk import record_reload
 from dspy_flywheel.sdk.errors import ProgramRefused
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
+from dspy_flywheel.sdk.tracing import reload_span
 from dspy_flywheel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 OnOutcome = Callable[[Outcome], None]
-_Update = tuple[int, str, str]  # version, program_state_json, signature_json
+_Update = tuple[int, str, str, str | None]  # version, state json, signature json, traceparent
 
 
 class Reloader:
@@ -90,7 +93,7 @@ class Reloader:
 
         self._positions = await read_to_end(consumer, collect)
         candidates = list(mine)
-        for version, state_json, signature_json in candidates[:-1]:
+        for version, state_json, signature_json, _ in candidates[:-1]:
             self._slot.remember_unloaded(version, state_json, signature_json)
         for update in reversed(candidates):  # newest first; stop at the first that fits
             if self._apply(update).status != "refused":
@@ -126,17 +129,21 @@ class Reloader:
         if decoded.event_type != "ProgramUpdated":
             return None
         r = decoded.record
-        return int(r["version"]), r["program_state_json"], r["signature_json"]
+        return int(r["version"]), r["program_state_json"], r["signature_json"], decoded.traceparent
 
     def _apply(self, update: _Update) -> Outcome:
-        version, state_json, signature_json = update
-        try:
-            outcome = self._slot.offer(version, state_json, signature_json)
-            self.applied += 1
-        except ProgramRefused as exc:
-            self.refused += 1
-            outcome = Outcome("refused", version, str(exc))
-        self._report(outcome)
+        version, state_json, signature_json, traceparent = update
+        started = time.perf_counter()
+        with reload_span(self._worker_id, version, traceparent) as span:
+            try:
+                outcome = self._slot.offer(version, state_json, signature_json)
+                self.applied += 1
+            except ProgramRefused as exc:
+                self.refused += 1
+                outcome = Outcome("refused", version, str(exc))
+            span.set_attribute("flywheel.reload.outcome", outcome.status)
+            record_reload(self._worker_id, outcome.status, time.perf_counter() - started)
+            self._report(outcome)  # the acknowledgement joins the lifecycle's trace
         return outcome
 
     def _report(self, outcome: Outcome) -> None:

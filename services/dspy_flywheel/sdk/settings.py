@@ -7,6 +7,7 @@
     FLYWHEEL_WORKER_LINGER_MS=500      events gather this long, then leave as one batch (fewer
                                        wakeups of the IO thread: less work beside the calls)
     FLYWHEEL_WORKER_SPOOL_MAX_BYTES    on-disk limit (> 0); beyond it events are dropped and counted
+    FLYWHEEL_WORKER_METRICS_PORT       serve the SDK's metrics on /metrics there (default: off)
 
 Every size, count and duration must be positive (zero where it means "none"); anything else is
 refused when the settings are read, with the variable's name in the message.

@@ -8,7 +8,8 @@ a new one from the emitter.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 
 from opentelemetry import context as otel_context
@@ -116,3 +117,24 @@ def annotate(
     span.set_attribute("flywheel.execution_id", execution_id)
     if version is not None:
         span.set_attribute("flywheel.program_version", version)
+
+
+RELOAD_SPAN = "dspy_flywheel.worker.reload"
+
+
+@contextmanager
+def reload_span(worker_id: str, version: int, traceparent: str | None) -> Iterator[Span]:
+    """The span of one hot reload, a child of the ``ProgramUpdated`` event's trace (the
+    optimization lifecycle). The parent context stays current inside, so the acknowledgement
+    emitted there joins that trace even in a process without a tracing SDK."""
+    from dspy_flywheel.telemetry import context_from_traceparent
+
+    token = otel_context.attach(context_from_traceparent(traceparent))
+    try:
+        with tracer.start_as_current_span(
+            RELOAD_SPAN,
+            attributes={"flywheel.worker_id": worker_id, "flywheel.program_version": version},
+        ) as span:
+            yield span
+    finally:
+        otel_context.detach(token)

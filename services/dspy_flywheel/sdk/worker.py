@@ -25,6 +25,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 from dspy_flywheel.compile.judge import exact_match, label_fields
 from dspy_flywheel.compile.refs import Metric
 from dspy_flywheel.compile.signature import output_fields as signature_outputs
+from dspy_flywheel.metrics import sdk as worker_metrics
 from dspy_flywheel.sdk import fastcodec, tracing, usage
 from dspy_flywheel.sdk.emitter import Emitter, ExecutionRoute, Pending
 from dspy_flywheel.sdk.events import (
@@ -99,6 +100,7 @@ class Worker:
             if self._runtime.emitter is not None:
                 self._attach(self._runtime.emitter)
         _live_workers.add(self)
+        worker_metrics.watch(self)
 
     def _attach(self, emitter: Emitter) -> None:
         """Send this worker's events through ``emitter``."""

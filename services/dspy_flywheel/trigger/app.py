@@ -29,9 +29,9 @@ from dspy_flywheel.bus import (
     stop_producer,
     supervise,
 )
+from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.pool import close_pool, connect
-from dspy_flywheel.telemetry import setup_tracing
 from dspy_flywheel.trigger.config_topic import ConfigFollower
 from dspy_flywheel.trigger.consume import warm_execution_cache
 from dspy_flywheel.trigger.correctness import ExecutionCache, PendingFeedback
@@ -80,7 +80,7 @@ async def run(
     ready: asyncio.Event | None = None,
 ) -> None:
     """Run the trigger service until ``stop`` is set (or a loop fails, which re-raises)."""
-    setup_tracing("dspy-flywheel-trigger")
+    setup_telemetry("dspy-flywheel-trigger", settings)
     stop = stop or asyncio.Event()
     topics, scope = settings.topics, settings.state_scope
     async with AsyncExitStack() as stack:

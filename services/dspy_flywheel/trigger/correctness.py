@@ -40,6 +40,8 @@ class ExecutionOutcome:
     success: bool
     metric_score: float | None
     timestamp_ms: int
+    version: int | None = None  # program version that served the call
+    traceparent: str | None = None  # the call's trace (the decision span links to it)
 
 
 class ExecutionCache:

@@ -15,6 +15,7 @@ from typing import Any
 
 from dspy_flywheel.compile.judge import score_correct
 from dspy_flywheel.contracts.ids import new_id
+from dspy_flywheel.metrics import trigger as trigger_metrics
 from dspy_flywheel.trigger.config import InvalidConfig, TriggerPolicyConfig
 from dspy_flywheel.trigger.correctness import (
     ExecutionCache,
@@ -41,6 +42,7 @@ class PlannedRequest:
     config: TriggerPolicyConfig
     parent_traceparent: str | None
     timestamp_ms: int
+    window_traceparents: tuple[str, ...] = ()  # the calls whose accuracy decided (span links)
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class TriggerEngine:
         self, record: Mapping[str, Any], traceparent: str | None, at_ms: int | None = None
     ) -> list[PlannedRequest]:
         execution_id = str(record["execution_id"])
-        outcome = self.remember_execution(record)
+        outcome = self.remember_execution(record, traceparent)
         planned: list[PlannedRequest] = []
         if outcome.metric_score is not None:
             planned += self._observe(
@@ -140,7 +142,9 @@ class TriggerEngine:
             planned += self._judge_label(waiting, outcome, at_ms)
         return planned
 
-    def remember_execution(self, record: Mapping[str, Any]) -> ExecutionOutcome:
+    def remember_execution(
+        self, record: Mapping[str, Any], traceparent: str | None = None
+    ) -> ExecutionOutcome:
         """Cache an execution's outcome (for labels that arrive later) without observing it."""
         outcome = ExecutionOutcome(
             worker_id=str(record["worker_id"]),
@@ -148,6 +152,8 @@ class TriggerEngine:
             success=bool(record.get("success", True)),
             metric_score=record.get("metric_score"),
             timestamp_ms=int(record["timestamp_ms"]),
+            version=record.get("program_version"),
+            traceparent=traceparent,
         )
         self.cache.put(str(record["execution_id"]), outcome)
         return outcome
@@ -277,6 +283,8 @@ class TriggerEngine:
         size = config.window_size if config else DEFAULT_WINDOW
         if state.window.add(Observation(execution_id, timestamp_ms, correct), size):
             state.labeled_total += 1
+        served = self.cache.get(execution_id)
+        trigger_metrics.observe(worker_id, served.version if served else None, correct)
         state.last_traceparent = traceparent
         self.dirty.add(worker_id)
         return self._evaluate(worker_id, now_ms() if at_ms is None else at_ms, on_event=True)
@@ -337,8 +345,20 @@ class TriggerEngine:
             decision.evidence,
         )
         return PlannedRequest(
-            job_id, state.worker_id, decision.reason, decision.evidence, config, parent, at
+            job_id,
+            state.worker_id,
+            decision.reason,
+            decision.evidence,
+            config,
+            parent,
+            at,
+            self._window_traces(state, config) if decision.reason == "performance" else (),
         )
+
+    def _window_traces(self, state: WorkerState, config: TriggerPolicyConfig) -> tuple[str, ...]:
+        """The traceparents of the calls in the window that decided (still in the cache)."""
+        found = (self.cache.get(o.execution_id) for o in state.window.recent(config.window_size))
+        return tuple(o.traceparent for o in found if o is not None and o.traceparent)
 
     def _expire_in_flight(self, worker_id: str, at: int) -> None:
         state = self.states.get(worker_id)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.trace import Link
 
 from dspy_flywheel.bus.publish import start_producer
 from dspy_flywheel.contracts.codec import encode
@@ -80,7 +82,13 @@ def envelope_for(planned: PlannedRequest) -> RequestEnvelope:
     accuracy = planned.evidence.get("accuracy")
     if isinstance(accuracy, float):
         attributes["flywheel.accuracy"] = accuracy
-    with tracer.start_as_current_span("trigger.decision", context=parent, attributes=attributes):
+    links = [
+        Link(trace.get_current_span(context_from_traceparent(tp)).get_span_context())
+        for tp in planned.window_traceparents
+    ]
+    with tracer.start_as_current_span(
+        "trigger.decision", context=parent, attributes=attributes, links=links
+    ):
         traceparent = current_traceparent()
     record = request_record(
         job_id=planned.job_id,

@@ -18,6 +18,7 @@ from typing import Any
 from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.metrics import trigger as trigger_metrics
 from dspy_flywheel.trigger.engine import PlannedRequest, TriggerEngine
 from dspy_flywheel.trigger.requests import (
     blocked_alert,
@@ -117,7 +118,8 @@ class TriggerService:
 
 
 def log_published(event: OutboxEvent) -> None:
-    """What the relay reports for each event it published."""
+    """What the relay reports (log and metrics) for each event it published."""
+    trigger_metrics.note_published(event.event_type, event.record)
     if event.event_type == "Alert":
         log.warning("published alert: %s", event.record.get("message"))
     else:

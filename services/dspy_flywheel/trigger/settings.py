@@ -23,6 +23,8 @@ from dspy_flywheel.settings import FlywheelSettings
 class TriggerSettings(FlywheelSettings):
     model_config = SettingsConfigDict(env_prefix="FLYWHEEL_TRIGGER_", extra="ignore")
 
+    metrics_port: int | None = 9465  # Prometheus /metrics; 0: off
+
     tick_seconds: float = Field(default=1.0, gt=0)
     debounce_evaluations: int = Field(default=2, ge=1)
     debounce_seconds: float | None = Field(default=None, gt=0)

@@ -58,6 +58,9 @@ class RollingWindow:
     def clear(self) -> None:
         self._items.clear()
 
+    def recent(self, size: int) -> list[Observation]:
+        return list(self._items)[-size:]
+
     def stats(self, size: int, now_ms: int, window_seconds: int | None) -> WindowStats:
         """Outcomes among the last ``size`` and, when set, within ``window_seconds`` of now."""
         items = list(self._items)[-size:]

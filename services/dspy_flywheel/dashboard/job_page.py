@@ -1,0 +1,88 @@
+"""The page of one job: what it is, its status history, its trace (id, and spans when Jaeger
+answers)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from dspy_flywheel.dashboard.jobs import JobPage
+from dspy_flywheel.dashboard.render import num, page, pct
+from dspy_flywheel.dashboard.trace import SpanRow
+
+_FACTS = (
+    ("worker", "worker_id"),
+    ("status", "status"),
+    ("optimizer", "optimizer"),
+    ("reason", "reason"),
+    ("requested by", "requested_by"),
+    ("message", "message"),
+    ("program version", "program_version"),
+    ("created", "created_at"),
+    ("finished", "finished_at"),
+)
+
+
+def _facts(job: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><th>{label}</th>"
+        f"<td data-field='job-{key}'>{escape(str(job.get(key) or ''))}</td></tr>"
+        for label, key in _FACTS
+    )
+    scores = (
+        f"<tr><th>progress</th><td data-field='job-progress'>{pct(job.get('progress'))}</td></tr>"
+        f"<tr><th>holdout before → after</th><td>{pct(job.get('holdout_before'))} → "
+        f"{pct(job.get('holdout_after'))}</td></tr>"
+        f"<tr><th>LM calls / tokens / CPU s</th><td>{job.get('lm_calls') or 0} / "
+        f"{job.get('tokens') or 0} / {num(job.get('cpu_s'), 1)}</td></tr>"
+    )
+    return f"<table>{rows}{scores}</table>"
+
+
+def _history(found: JobPage) -> str:
+    rows = "".join(
+        f"<tr data-field='status-step'><td>{escape(s.at[:23])}</td><td>{escape(s.status)}</td>"
+        f"<td>{pct(s.progress)}</td><td>{escape(s.message)}</td></tr>"
+        for s in found.history
+    )
+    return (
+        "<h2>Status history</h2><table><tr><th>at</th><th>status</th><th>progress</th>"
+        f"<th>message</th></tr>{rows}</table>"
+    )
+
+
+def _trace(trace_id: str | None, spans: list[SpanRow] | None, jaeger_url: str | None) -> str:
+    if trace_id is None:
+        return "<h2>Trace</h2><p>no trace context</p>"
+    link = (
+        f" (<a href='{escape(jaeger_url.rstrip('/'))}/trace/{escape(trace_id)}'>Jaeger</a>)"
+        if jaeger_url
+        else ""
+    )
+    code = f"<code data-field='trace-id'>{escape(trace_id)}</code>"
+    head = f"<h2>Trace</h2><p>trace id {code}{link}</p>"
+    if not spans:
+        return head
+    rows = "".join(
+        f"<tr data-field='span'><td style='padding-left:{0.6 + 1.2 * s.depth:.1f}rem'>"
+        f"{escape(s.name)}</td><td>{escape(s.service)}</td><td>{s.start_ms:.0f}</td>"
+        f"<td>{s.duration_ms:.1f}</td></tr>"
+        for s in spans
+    )
+    return (
+        f"{head}<table><tr><th>span</th><th>service</th><th>start ms</th><th>duration ms</th>"
+        f"</tr>{rows}</table>"
+    )
+
+
+def render_job(
+    found: JobPage, spans: list[SpanRow] | None, jaeger_url: str | None, refresh_s: int
+) -> str:
+    job_id = str(found.job.get("job_id"))
+    body = (
+        "<p><a href='/dashboard'>← dashboard</a></p>"
+        + _facts(found.job)
+        + _history(found)
+        + _trace(found.trace_id, spans, jaeger_url)
+    )
+    return page(f"job {job_id}", body, refresh_s)

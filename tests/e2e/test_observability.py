@@ -1,0 +1,231 @@
+"""Operators see the flywheel: one lifecycle (fake LM) observed from outside.
+
+- A Prometheus scrape of every service and of the worker process shows its metrics, non-zero.
+- The same metrics arrive over OTLP at a small receiver (one per service.name).
+- The lifecycle's trace, read back from Jaeger's query API: trigger decision (linked to the
+  calls that decided it) → job → snapshot → compile → evaluate → gate → publish → each worker
+  instance's reload.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dspy_flywheel.metrics import all_instruments
+from tests.e2e.observed_loop import Observed
+from tests.e2e.observed_worker import INSTANCES
+from tests.prometheus_text import prometheus_name, samples
+
+pytestmark = pytest.mark.timeout(600)
+
+JAEGER = os.environ.get("FLYWHEEL_JAEGER_URL")
+RELOAD = "dspy_flywheel.worker.reload"
+# Scraped from each process after the loop; value > 0 required (names as OpenTelemetry's).
+NON_ZERO: dict[str, tuple[str, ...]] = {
+    "worker": (
+        "flywheel.worker.events.emitted",
+        "flywheel.worker.events.sent",
+        "flywheel.worker.events.spooled",
+        "flywheel.worker.events.dropped",
+        "flywheel.worker.spool.size",
+        "flywheel.worker.program.version",
+        "flywheel.worker.reload.duration",
+    ),
+    "collector": (
+        "messaging.client.consumed.messages",
+        "flywheel.collector.events.processed",
+        "flywheel.collector.rows.stored",
+        "flywheel.collector.pii.removed",
+        "flywheel.dlq.records",
+        "flywheel.collector.batch.duration",
+    ),
+    "trigger": (
+        "messaging.client.consumed.messages",
+        "flywheel.trigger.accuracy",
+        "flywheel.trigger.requests",
+        "flywheel.trigger.alerts",
+        "flywheel.dlq.records",
+    ),
+    "optimizer": (
+        "messaging.client.consumed.messages",
+        "flywheel.optimizer.jobs",
+        "flywheel.optimizer.job.duration",
+        "flywheel.optimizer.job.lm_calls",
+        "flywheel.optimizer.job.tokens",
+        "flywheel.optimizer.gate.decisions",
+    ),
+    "manager": ("http.server.request.duration",),
+}
+# Present (a zero is the healthy value): lag once caught up.
+PRESENT: dict[str, tuple[str, ...]] = {
+    "collector": ("messaging.kafka.consumer.lag",),
+    "trigger": ("messaging.kafka.consumer.lag",),
+    "optimizer": ("messaging.kafka.consumer.lag",),
+}
+SERVICE_NAMES = {
+    "worker": "dspy-flywheel-worker",
+    "collector": "dspy-flywheel-collector",
+    "trigger": "dspy-flywheel-trigger",
+    "optimizer": "dspy-flywheel-optimizer",
+    "manager": "dspy-flywheel-manager",
+}
+
+
+def _exposed(name: str) -> str:
+    (described,) = [d for d in all_instruments() if d.name == name]
+    return prometheus_name(described.name, described.unit, described.kind)
+
+
+def test_the_loop_improved_and_every_instance_reloaded(observed: Observed) -> None:
+    report = observed.report
+    assert len(set(report["versions"])) == 1, report
+    assert report["versions"][0] >= 1, report
+    assert report["accuracy_after"] - report["accuracy_before"] >= 0.2, report
+
+
+def test_every_service_scrape_shows_its_metrics(observed: Observed) -> None:
+    observed.get("/api/v1/dashboard")  # the manager serves a request or two first
+    for service, names in NON_ZERO.items():
+        scraped = samples(observed.scrape(service))
+        for name in names:
+            values = [v for _, v in scraped.get(_exposed(name), [])]
+            assert values, f"{service}: {name} ({_exposed(name)}) missing"
+            assert max(values) > 0, f"{service}: {name} ({_exposed(name)}) {values}"
+        for name in PRESENT.get(service, ()):
+            assert _exposed(name) in scraped, f"{service}: {name} missing"
+
+
+def test_scrapes_agree_with_what_happened(observed: Observed) -> None:
+    worker = samples(observed.scrape("worker"))
+    stats = observed.report["stats"]
+    served = {
+        labels["flywheel_instance_id"]: value
+        for labels, value in worker[_exposed("flywheel.worker.program.version")]
+    }
+    for instance in observed.report["instances"]:
+        assert served[instance] == observed.report["versions"][0]
+    dropped = worker[_exposed("flywheel.worker.events.dropped")]
+    assert sum(v for _, v in dropped) == sum(s["dropped_after_close"] for s in stats) == 1
+    spooled = worker[_exposed("flywheel.worker.events.spooled")]
+    assert sum(v for _, v in spooled) == sum(s["spooled"] for s in stats) > 0
+    spool = worker[_exposed("flywheel.worker.spool.size")]
+    assert sum(v for _, v in spool) == sum(s["spool_bytes"] for s in stats) > 0
+    assert sum(v for _, v in worker[_exposed("flywheel.worker.reload.duration")]) >= INSTANCES
+
+    collector = samples(observed.scrape("collector"))
+    dlq = collector[_exposed("flywheel.dlq.records")]
+    assert [labels["error_type"] for labels, _ in dlq] == ["corrupt_payload"]
+    pii = collector[_exposed("flywheel.collector.pii.removed")]
+    assert "EMAIL" in {labels["flywheel_pii_kind"] for labels, _ in pii}
+
+    trigger = samples(observed.scrape("trigger"))
+    versions = {
+        labels["flywheel_program_version"]: value
+        for labels, value in trigger[_exposed("flywheel.trigger.accuracy")]
+    }
+    published = str(observed.report["versions"][0])
+    assert versions["0"] + 0.2 <= versions[published], versions  # as the loop's accuracy rose
+
+    optimizer = samples(observed.scrape("optimizer"))
+    states = {
+        labels["flywheel_job_state"]: value
+        for labels, value in optimizer[_exposed("flywheel.optimizer.jobs")]
+    }
+    assert states["queued"] == states["succeeded"] == 1, states
+    gate = optimizer[_exposed("flywheel.optimizer.gate.decisions")]
+    assert gate == [({"flywheel_gate_decision": "publish"}, 1.0)]
+
+
+def test_otlp_export_reaches_a_receiver(observed: Observed) -> None:
+    deadline = time.monotonic() + 30
+    missing: list[str] = []
+    while time.monotonic() < deadline:
+        got = observed.receiver.snapshot()
+        missing = [
+            f"{service}: {name}"
+            for service, names in NON_ZERO.items()
+            for name in names
+            if not any(v > 0 for v in got.get(SERVICE_NAMES[service], {}).get(name, []))
+        ]
+        if not missing:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"not received over OTLP (non-zero): {missing}")
+
+
+def _jaeger_trace(trace_id: str, within_s: float = 30) -> dict[str, Any] | None:
+    deadline = time.monotonic() + within_s
+    while True:
+        reply = httpx.get(f"{JAEGER}/api/traces/{trace_id}", timeout=10)
+        if reply.status_code == 200:
+            (found,) = reply.json()["data"]
+            return found  # type: ignore[no-any-return]  # JSON
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.5)
+
+
+def _tags(span: dict[str, Any]) -> dict[str, Any]:
+    return {t["key"]: t["value"] for t in span["tags"]}
+
+
+@pytest.mark.skipif(
+    os.environ.get("FLYWHEEL_JAEGER") == "0", reason="stack started with FLYWHEEL_JAEGER=0"
+)
+def test_lifecycle_trace_reads_back_from_jaeger(observed: Observed) -> None:
+    assert JAEGER, 'FLYWHEEL_JAEGER_URL unset: run with eval "$(ops/stack env)"'
+    expected = 8 + INSTANCES  # decision, job, snapshot, compile, evaluate, gate, publish, reloads
+    deadline = time.monotonic() + 60
+    while True:  # spans of several processes arrive in batches
+        found = _jaeger_trace(observed.trace_id)
+        names = [s["operationName"] for s in (found or {}).get("spans", [])]
+        reloads = names.count(RELOAD)
+        if found and reloads >= INSTANCES and len(names) >= expected - 1:
+            break
+        assert time.monotonic() < deadline, f"trace {observed.trace_id} incomplete: {names}"
+        time.sleep(1)
+    spans = {s["spanID"]: s for s in found["spans"]}
+    one = {s["operationName"]: s for s in found["spans"]}
+    processes = found["processes"]
+    service = {s["spanID"]: processes[s["processID"]]["serviceName"] for s in spans.values()}
+
+    def parent(span: dict[str, Any]) -> dict[str, Any]:
+        (ref,) = [r for r in span["references"] if r["refType"] == "CHILD_OF"]
+        return spans[ref["spanID"]]
+
+    decision, job = one["trigger.decision"], one["optimization.job"]
+    assert service[decision["spanID"]] == "dspy-flywheel-trigger"
+    assert parent(job) is decision
+    assert service[job["spanID"]] == "dspy-flywheel-optimizer"
+    assert _tags(job)["flywheel.job_id"] == observed.job_id
+    for stage in ("snapshot", "compile", "evaluate", "gate", "publish"):
+        assert parent(one[f"optimization.{stage}"]) is job, stage
+    assert _tags(one["optimization.gate"])["flywheel.gate.decision"] == "publish"
+    reload_spans = [s for s in spans.values() if s["operationName"] == RELOAD]
+    assert len(reload_spans) >= INSTANCES
+    for span in reload_spans:
+        assert parent(span) is one["optimization.publish"]
+        assert service[span["spanID"]] == "dspy-flywheel-worker"
+        assert _tags(span)["flywheel.reload.outcome"] == "serving"
+
+    links = [r for r in decision["references"] if r["refType"] == "FOLLOWS_FROM"]
+    assert len(links) >= 10, decision["references"]  # the calls in the deciding window
+    for link in links:
+        call = _jaeger_trace(link["traceID"], within_s=10)
+        assert call is not None, f"linked call trace {link['traceID']} not in Jaeger"
+        (span,) = [s for s in call["spans"] if s["spanID"] == link["spanID"]]
+        assert span["operationName"] == "dspy_flywheel.worker.call"
+        assert _tags(span)["flywheel.worker_id"] == "loop-bfs"
+
+
+def test_logs_of_a_clean_run_have_no_metrics_errors(observed: Observed) -> None:
+    for log in Path(observed.log_dir).glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert "/metrics not started" not in text, log.name  # its port was taken
+        assert "Failed to export" not in text, log.name  # OTLP export errors
