@@ -23,12 +23,18 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+from collections.abc import Callable
 import time
 from queue import Empty
 
+from pathlib import Path
+
 from quality_lib.options import SHORT_NAMES, Options, OptionsError, check_split, parse_options
-from quality_lib.report import format_row, format_table, result_line
+from quality_lib.report import format_row, format_suite_table, format_table, result_line
 from quality_lib.row import RowResult, load_task, row_main, say
+from quality_lib.suite import suite_options
+
+RESULTS = Path(__file__).parent / "results"
 
 
 def run_in_child(options: Options, optimizer: str) -> RowResult:
@@ -58,37 +64,74 @@ def run_in_child(options: Options, optimizer: str) -> RowResult:
     return row
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        options = parse_options(argv)
-        task = load_task(options)
-        test_size = check_split(len(task.examples), options.train, options.dev)
-    except (OptionsError, KeyError, ValueError, OSError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"quality.py: error: {message}", file=sys.stderr)
-        return 2
+def run_task(
+    options: Options, on_row: Callable[[list[RowResult]], None] | None = None
+) -> list[RowResult]:
+    """Every optimizer's row for one task, each in its own child process; ``on_row`` sees the
+    rows so far after each one."""
+    task = load_task(options)
+    test_size = check_split(len(task.examples), options.train, options.dev, options.test)
     print(
         f"quality: task={options.task_label} ({task.signature}, metric={task.metric_kind}) "
         f"examples={len(task.examples)} split seed={options.seed} train={options.train} "
-        f"dev={options.dev} test={test_size}; model={options.model} adapter={options.adapter} "
+        f"dev={options.dev} test={test_size}"
+        + (f" (scored: first {options.test_limit})" if options.test_limit else "")
+        + f"; model={options.model} adapter={options.adapter} "
         f"threads={options.threads} lm_threads={options.lm_threads or 'default'}; "
         f"demos={options.demos} labeled={options.labeled} "
         f"rs_candidates={options.rs_candidates}; optimizers={', '.join(options.optimizers)}",
         flush=True,
     )
-    started = time.perf_counter()
     rows: list[RowResult] = []
     for number, optimizer in enumerate(options.optimizers, start=1):
-        label = SHORT_NAMES.get(optimizer, optimizer)
+        label = f"{options.task_label}/{SHORT_NAMES.get(optimizer, optimizer)}"
         say(label, f"row {number}/{len(options.optimizers)} starting in a child process")
         row = run_in_child(options, optimizer)
         rows.append(row)
         say(label, f"row {number}/{len(options.optimizers)} done: {format_row(row).strip()}")
+        if on_row is not None:
+            on_row(rows)
+    return rows
+
+
+def run_suite(options: Options) -> int:
+    """Every task of the suite; the table is rewritten after each task (a partial run keeps
+    what it measured)."""
+    tasks = suite_options(options)
+    out = Path(options.results) if options.results else RESULTS / "quality_suite.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results: list[tuple[str, list[RowResult]]] = []
+
+    def write(rows: list[RowResult]) -> None:
+        out.write_text(format_suite_table([*results, (label, rows)]) + "\n", encoding="utf-8")
+
+    for task_options in tasks:
+        label = task_options.task_label
+        results.append((label, run_task(task_options, write)))
+    print()
+    print(format_suite_table(results))
+    print(f"\nquality suite: table written to {out}", flush=True)
+    return 0 if all(row.ok for _, rows in results for row in rows) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    try:
+        options = parse_options(argv)
+        if options.suite:
+            return run_suite(options)
+        rows = run_task(options)
+    except (OptionsError, KeyError, ValueError, OSError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"quality.py: error: {message}", file=sys.stderr)
+        return 2
     wall_s = time.perf_counter() - started
     print()
     print(format_table(rows))
     print()
     print(result_line(options.task_label, rows, wall_s), flush=True)
+    if options.results:
+        Path(options.results).write_text(format_table(rows) + "\n", encoding="utf-8")
     return 0 if all(row.ok for row in rows) else 1
 
 

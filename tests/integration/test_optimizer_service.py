@@ -76,6 +76,14 @@ async def test_better_candidate_is_published_once(
     assert job.wall_s
     assert job.cpu_s is not None
     assert job.details["split"] == {"train": 36, "val": 12, "holdout": 12}
+    # per-class confusion before and after: which labels the new version learned
+    before, after = job.details["confusion"]["before"], job.details["confusion"]["after"]
+    assert sum(sum(row.values()) for row in before.values()) == 12
+    assert sum(sum(row.values()) for row in after.values()) == 12
+    per_class = job.details["per_class"]
+    assert set(per_class) == set(after)
+    assert all(c["recall_after"] >= c["recall_before"] for c in per_class.values())
+    assert any(c["recall_after"] > c["recall_before"] for c in per_class.values())
     version = await programs.get_version(db_pool, worker, 1)
     assert version is not None
     assert version.job_id == first["job_id"]

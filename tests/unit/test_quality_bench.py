@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -259,3 +260,87 @@ def test_every_row_runs_through_the_agent_on_a_fake_engine(
     # The searches evaluate candidates on dev, so they cost more calls than one bootstrap.
     assert fake_rows[RANDOM_SEARCH].compile_calls > fake_rows[BOOTSTRAP].compile_calls
     assert fake_rows[MIPRO].compile_calls > fake_rows[BOOTSTRAP].compile_calls
+
+
+# --- the suite: typed signatures, task definitions, the strategies' rows -----------------
+
+SUITE_DIR = "tests/bench/suite"
+
+
+def test_suite_reads_every_definition_with_its_fixed_split() -> None:
+    from tests.bench.quality_lib.suite import suite_options
+
+    tasks = {t.task_label: t for t in suite_options(parse_options(["--suite", SUITE_DIR]))}
+    assert set(tasks) == {
+        "listing_moderation",
+        "payment_notes",
+        "policy_qa",
+        "reservations",
+        "telecom_routing",
+    }
+    for options in tasks.values():
+        assert (options.train, options.dev, options.test) == (98, 12, 50)
+    assert tasks["policy_qa"].metric == "f1"
+    only = suite_options(parse_options(["--suite", SUITE_DIR, "--only", "policy_qa"]))
+    assert [t.task_label for t in only] == ["policy_qa"]
+    with pytest.raises(OptionsError, match="unknown task"):
+        suite_options(parse_options(["--suite", SUITE_DIR, "--only", "nope"]))
+
+
+def test_every_suite_task_names_its_label_set_and_has_150_rows() -> None:
+    import typing
+
+    from tests.bench.quality_lib.row import load_task
+    from tests.bench.quality_lib.suite import suite_options
+
+    for options in suite_options(parse_options(["--suite", SUITE_DIR])):
+        task = load_task(options)
+        assert len(task.examples) >= 150, options.task_label
+        assert len({tuple(ex.inputs().values()) for ex in task.examples}) == len(task.examples)
+        for name, field in task.dspy_signature().output_fields.items():
+            if typing.get_origin(field.annotation) is typing.Literal:
+                labels = set(typing.get_args(field.annotation))
+                assert len(labels) >= 6
+                assert {ex[name] for ex in task.examples} == labels, options.task_label
+
+
+def test_typed_signature_instructions_and_metric_reference(tmp_path: Any) -> None:
+    from tests.bench.quality_lib.row import load_task
+
+    data = tmp_path / "t.jsonl"
+    data.write_text('{"text": "a", "label": "x"}\n' * 3)
+    options = parse_options(
+        [
+            "--dataset",
+            str(data),
+            "--signature",
+            "text: str -> label: Literal['x', 'y']",
+            "--instructions",
+            "Pick x or y.",
+            "--metric",
+            "dspy_flywheel.compile.judge:exact_match",
+        ]
+    )
+    task = load_task(options)
+    assert task.input_fields == ("text",)
+    assert task.output_fields == ("label",)
+    assert task.dspy_signature().instructions == "Pick x or y."
+    from dspy_flywheel.compile.judge import exact_match
+
+    assert task.metric is exact_match
+    with pytest.raises(OptionsError, match="--metric"):
+        parse_options(["--dataset", str(data), "--signature", "a -> b", "--metric", "bleu"])
+    with pytest.raises(OptionsError, match="goes with --dataset"):
+        parse_options(["--task", "classification", "--instructions", "x"])
+
+
+def test_suite_table_has_a_task_column_and_a_line_per_task() -> None:
+    from tests.bench.quality_lib.report import format_suite_table
+
+    table = format_suite_table(
+        [("telecom_routing", [_row(BASELINE, 0.3), _row("RetrievalFewShot", 0.62)])]
+    )
+    assert table.splitlines()[2].startswith("telecom_routing baseline")
+    assert "Retrieval" in table.splitlines()[3]
+    assert "quality task=telecom_routing baseline=30.0 best=62.0" in table
+    assert "gain_points=32.0" in table

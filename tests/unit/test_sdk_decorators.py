@@ -101,7 +101,7 @@ def test_plain_worker_registers_no_optimization() -> None:
             {"optimizer": "Adam"},
             re.escape(
                 "accepted: ['BootstrapFewShot', 'BootstrapFewShotWithRandomSearch', 'MIPROv2', "
-                "'BootstrapFinetune']"
+                "'BootstrapFinetune', 'StratifiedFewShot', 'RetrievalFewShot']"
             ),
         ),
         (

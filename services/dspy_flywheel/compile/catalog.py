@@ -4,6 +4,10 @@ Names are matched case-insensitively; ``MIPROv2`` means ``auto="light"`` unless 
 and ``MIPROv2-light|medium|heavy`` fix the mode. Keyword arguments go to the optimizer's
 ``__init__`` or, when only its ``compile`` takes them (``num_trials``, ``minibatch_size``...), to
 ``compile``. Anything else is refused with the list of accepted names.
+
+Besides DSPy's own, the catalog offers the platform's strategies (``compile.strategies``):
+``StratifiedFewShot`` and ``RetrievalFewShot``, which learn from labeled examples without LM
+calls at compile time. ``DEFAULT_OPTIMIZER`` is what a worker gets when it names none.
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ CATALOG: Final[dict[str, CatalogEntry]] = {
         for mode in MIPRO_AUTO
     },
     "BootstrapFinetune": CatalogEntry("BootstrapFinetune", needs_finetunable_lm=True),
+    "StratifiedFewShot": CatalogEntry("StratifiedFewShot"),
+    "RetrievalFewShot": CatalogEntry("RetrievalFewShot"),
 }
+DEFAULT_OPTIMIZER: Final = "BootstrapFewShot"
 # The DSPy optimizer classes behind the catalog, each once: what a worker may name.
 OPTIMIZER_CLASSES: Final = tuple(dict.fromkeys(entry.class_name for entry in CATALOG.values()))
 ALIASES: Final[dict[str, str]] = {
@@ -45,6 +52,9 @@ ALIASES: Final[dict[str, str]] = {
     "randomsearch": "BootstrapFewShotWithRandomSearch",
     "mipro": "MIPROv2",
     "finetune": "BootstrapFinetune",
+    "stratified": "StratifiedFewShot",
+    "retrieval": "RetrievalFewShot",
+    "knn": "RetrievalFewShot",
 }
 # compile() parameters that are the data, not settings.
 _COMPILE_DATA: Final = frozenset({"self", "student", "trainset", "teacher", "valset"})
@@ -88,12 +98,21 @@ def _param_names(func: Callable[..., Any]) -> list[str]:
     ]
 
 
-def setting_names(class_name: str) -> frozenset[str]:
-    """What a worker may set for a DSPy optimizer class: its ``__init__`` and ``compile``
-    parameters, less the data and the metric (the optimizer service supplies those)."""
+def optimizer_class(class_name: str) -> Any:
+    """The class behind a catalog entry: the platform's own strategies first, then DSPy's."""
+    from dspy_flywheel.compile.strategies import STRATEGIES
+
+    if class_name in STRATEGIES:
+        return STRATEGIES[class_name]
     import dspy
 
-    cls = getattr(dspy, class_name)
+    return getattr(dspy, class_name)
+
+
+def setting_names(class_name: str) -> frozenset[str]:
+    """What a worker may set for an optimizer class: its ``__init__`` and ``compile``
+    parameters, less the data and the metric (the optimizer service supplies those)."""
+    cls = optimizer_class(class_name)
     names = _param_names(cls.__init__) + _param_names(cls.compile)
     return frozenset(names) - {"metric", "program", "devset"}
 
@@ -149,7 +168,7 @@ def create_optimizer(
 
     name = canonical_name(optimizer_type)
     entry = CATALOG[name]
-    cls = getattr(dspy, entry.class_name)
+    cls = optimizer_class(entry.class_name)
     if name in _FIXED_PRESETS and "auto" in kwargs and kwargs["auto"] != entry.preset["auto"]:
         raise OptimizerConfigError(
             f"{name} fixes auto={entry.preset['auto']!r}; use 'MIPROv2' with auto=... instead"

@@ -2,7 +2,8 @@
 
 ``DSPyAgent`` and the optimizer's compile child both compile through ``compile_program``; both
 load a saved or published state through ``load_state_into``, which checks field names first
-(DSPy matches saved fields by position only).
+(DSPy matches saved fields by position only) and restores retrieval indexes
+(``compile.retrieval.load_program_state``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from dspy_flywheel.compile.catalog import DSPyOptimizer
 from dspy_flywheel.compile.errors import IncompatibleProgram, OptimizerConfigError
 from dspy_flywheel.compile.examples import to_examples
+from dspy_flywheel.compile.retrieval import load_program_state
 from dspy_flywheel.compile.signature import input_fields, signature_of
 
 
@@ -59,9 +61,7 @@ def load_state_into(state: dict[str, Any], signature: dict[str, Any], template: 
         raise IncompatibleProgram(
             f"saved program signature {signature} does not match the program's {own}"
         )
-    program = copy.deepcopy(template)
-    program.load_state(state)
-    return program
+    return load_program_state(copy.deepcopy(template), state)
 
 
 def _fit_minibatch(kwargs: dict[str, Any], trainset: list[Any]) -> None:

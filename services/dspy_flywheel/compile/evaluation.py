@@ -1,4 +1,5 @@
-"""Scoring a program on examples: mean metric in [0, 1], errors counted, never silently hidden."""
+"""Scoring a program on examples: mean metric in [0, 1], errors counted, never silently hidden,
+and for a categorical label the per-class confusion (``compile.confusion``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from dspy_flywheel.compile.confusion import Confusion, confusion
 
 log = logging.getLogger(__name__)
 
@@ -17,23 +20,30 @@ class EvalResult:
     n: int
     errors: int
     scores: tuple[float, ...] = ()  # per example, in the order given (a failed call scores 0)
+    confusion: Confusion | None = None
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {"score": self.score, "n": self.n, "errors": self.errors}
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"score": self.score, "n": self.n, "errors": self.errors}
+        if self.confusion is not None:
+            result["confusion"] = self.confusion
+        return result
 
 
 class EvaluationFailed(RuntimeError):
     pass
 
 
-def _score_one(program: Any, example: Any, metric: Callable[..., Any]) -> tuple[float, bool]:
+Scored = tuple[float, bool, Any]  # (metric, failed, prediction or None)
+
+
+def _score_one(program: Any, example: Any, metric: Callable[..., Any]) -> Scored:
     try:
         prediction = program(**example.inputs())
     except Exception as exc:  # one failed call scores 0; the caller sees the error count
         log.debug("evaluation call failed: %s", exc)
-        return 0.0, True
+        return 0.0, True, None
     value = metric(example, prediction)
-    return float(value), False
+    return float(value), False, prediction
 
 
 def evaluate(
@@ -52,7 +62,7 @@ def evaluate(
 
         lm = dspy.settings.lm
 
-        def run(example: Any) -> tuple[float, bool]:
+        def run(example: Any) -> Scored:
             with dspy.context(lm=lm):
                 return _score_one(program, example, metric)
 
@@ -60,8 +70,9 @@ def evaluate(
             results = list(pool.map(run, examples))
     else:
         results = [_score_one(program, example, metric) for example in examples]
-    errors = sum(1 for _, failed in results if failed)
+    errors = sum(1 for _, failed, _ in results if failed)
     if errors > max_error_rate * len(examples):
         raise EvaluationFailed(f"{errors} of {len(examples)} evaluation calls raised")
-    scores = tuple(s for s, _ in results)
-    return EvalResult(sum(scores) / len(examples), len(examples), errors, scores)
+    scores = tuple(s for s, _, _ in results)
+    table = confusion(examples, [prediction for _, _, prediction in results])
+    return EvalResult(sum(scores) / len(examples), len(examples), errors, scores, table)

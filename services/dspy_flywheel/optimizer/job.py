@@ -174,6 +174,8 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
         peak_rss_mb=_peak_rss_mb(),
         current_scores=list(before.scores),
         candidate_scores=list(after.scores),
+        current_confusion=before.confusion,
+        candidate_confusion=after.confusion,
     )
 
 

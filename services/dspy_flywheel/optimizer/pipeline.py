@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from opentelemetry import trace
 
-from dspy_flywheel.compile import gate
+from dspy_flywheel.compile import confusion, gate
 from dspy_flywheel.compile.catalog import canonical_name
 from dspy_flywheel.compile.errors import CompileError
 from dspy_flywheel.contracts.refs import RefNotAllowed, check_job_refs
@@ -367,6 +367,7 @@ class JobRun:
             "peak_rss_mb": result.peak_rss_mb,
             "margin": self.s.settings.min_improvement,
             "gate": decision.record(),
+            **confusion.job_report(result.current_confusion, result.candidate_confusion),
         }
         if not decision.publish:
             return await self._finish("rejected", decision.reason, details=details, **scores)

@@ -84,6 +84,9 @@ class CompileResult:
     trials: list[dict[str, Any]] = field(default_factory=list)
     current_scores: list[float] = field(default_factory=list)  # per holdout example, paired
     candidate_scores: list[float] = field(default_factory=list)
+    # {expected: {predicted: n}} on the holdout, when the label is a class (compile.confusion)
+    current_confusion: dict[str, dict[str, int]] | None = None
+    candidate_confusion: dict[str, dict[str, int]] | None = None
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))

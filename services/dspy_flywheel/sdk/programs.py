@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple
 
 import dspy
 
+from dspy_flywheel.compile.retrieval import load_program_state
 from dspy_flywheel.compile.signature import signature_mismatch, signature_of, state_mismatch
 from dspy_flywheel.sdk.errors import CorruptProgram, SignatureMismatch, UnknownVersion
 
@@ -97,7 +98,7 @@ class ProgramSlot:
         for name in own_lms:
             state[name]["lm"] = None
         try:
-            program.load_state(state)
+            load_program_state(program, state)
         except Exception as exc:
             raise CorruptProgram(f"state does not load: {type(exc).__name__}: {exc}") from exc
         for name, predictor in program.named_predictors():

@@ -13,10 +13,18 @@ from dspy_flywheel.tasks.metrics import Metric, make_metric
 
 
 def parse_signature(signature: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """'in1, in2 -> out' -> (('in1', 'in2'), ('out',)); raises ValueError on a bad string."""
+    """'in1, in2 -> out' -> (('in1', 'in2'), ('out',)); typed fields as DSPy reads them
+    ('ticket: str -> queue: Literal["billing", "technical"]'). Raises ValueError on a bad string."""
     left, arrow, right = signature.partition("->")
-    inputs = tuple(name.strip() for name in left.split(",") if name.strip())
-    outputs = tuple(name.strip() for name in right.split(",") if name.strip())
+    if ":" in signature:  # typed: DSPy's own parser knows annotations with commas inside
+        try:
+            parsed = dspy.Signature(signature)
+        except Exception as exc:  # DSPy raises ValueError, SyntaxError or TypeError here
+            raise ValueError(f"cannot read typed signature {signature!r}: {exc}") from exc
+        inputs, outputs = tuple(parsed.input_fields), tuple(parsed.output_fields)
+    else:
+        inputs = tuple(name.strip() for name in left.split(",") if name.strip())
+        outputs = tuple(name.strip() for name in right.split(",") if name.strip())
     names = inputs + outputs
     if not arrow or not inputs or not outputs or not all(n.isidentifier() for n in names):
         raise ValueError(f"signature must look like 'in1, in2 -> out', got {signature!r}")
@@ -73,6 +81,16 @@ class Task:
         )
 
 
+def _metric(kind: str, outputs: tuple[str, ...]) -> Metric:
+    if ":" in kind:  # a user's metric, by reference
+        from dspy_flywheel.compile.refs import load_metric
+
+        found = load_metric(kind)
+        assert found is not None  # a non-empty ref loads or raises RefError
+        return found
+    return make_metric(kind, outputs)
+
+
 def load_jsonl_task(
     path: str | Path,
     signature: str,
@@ -81,7 +99,9 @@ def load_jsonl_task(
     name: str | None = None,
     instructions: str | None = None,
 ) -> Task:
-    """A task from a JSONL file whose rows hold every field of ``signature`` (extra keys kept)."""
+    """A task from a JSONL file whose rows hold every field of ``signature`` (extra keys kept).
+
+    ``metric`` is ``exact``, ``f1`` or a ``module:attr`` reference to the user's own metric."""
     inputs, outputs = parse_signature(signature)
     path = Path(path)
     examples: list[dspy.Example] = []
@@ -109,7 +129,7 @@ def load_jsonl_task(
         name=name or path.stem,
         signature=signature,
         examples=tuple(examples),
-        metric=make_metric(metric, outputs),
+        metric=_metric(metric, outputs),
         metric_kind=metric,
         instructions=instructions,
     )

@@ -18,12 +18,16 @@ BASELINE = "baseline"
 BOOTSTRAP = "BootstrapFewShot"
 RANDOM_SEARCH = "BootstrapFewShotWithRandomSearch"
 MIPRO = "MIPROv2"
-ALL_OPTIMIZERS: tuple[str, ...] = (BASELINE, BOOTSTRAP, RANDOM_SEARCH, MIPRO)
+STRATIFIED = "StratifiedFewShot"
+RETRIEVAL = "RetrievalFewShot"
+ALL_OPTIMIZERS: tuple[str, ...] = (BASELINE, BOOTSTRAP, RANDOM_SEARCH, MIPRO, STRATIFIED, RETRIEVAL)
 SHORT_NAMES: dict[str, str] = {
     BASELINE: "baseline",
     BOOTSTRAP: "BootstrapFewShot",
     RANDOM_SEARCH: "BootstrapRS",
     MIPRO: "MIPROv2-light",
+    STRATIFIED: "Stratified",
+    RETRIEVAL: "Retrieval",
 }
 _ALIASES: dict[str, str] = {
     "baseline": BASELINE,
@@ -38,6 +42,10 @@ _ALIASES: dict[str, str] = {
     "mipro": MIPRO,
     "miprov2": MIPRO,
     "miprov2-light": MIPRO,
+    "stratifiedfewshot": STRATIFIED,
+    "stratified": STRATIFIED,
+    "retrievalfewshot": RETRIEVAL,
+    "retrieval": RETRIEVAL,
 }
 MIN_TEST = 50
 
@@ -55,6 +63,7 @@ class Options:
     seed: int
     train: int
     dev: int
+    test: int | None
     optimizers: tuple[str, ...]
     model: str
     adapter: str
@@ -67,9 +76,17 @@ class Options:
     mipro_data_aware: bool
     heartbeat_s: float
     verbose: bool
+    instructions: str | None = None
+    suite: tuple[str, ...] = ()
+    results: str | None = None
+    name: str | None = None
+    only: tuple[str, ...] = ()
+    test_limit: int | None = None
 
     @property
     def task_label(self) -> str:
+        if self.name is not None:
+            return self.name
         if self.task is not None:
             return self.task
         from pathlib import Path
@@ -99,11 +116,16 @@ def parse_optimizers(text: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def check_split(total: int, train: int, dev: int, *, min_test: int = MIN_TEST) -> int:
-    """The test size (every example left after train and dev); refuses a test under ``min_test``."""
+def check_split(
+    total: int, train: int, dev: int, test: int | None = None, *, min_test: int = MIN_TEST
+) -> int:
+    """The test size (``test``, or every example left after train and dev); refuses a test
+    under ``min_test`` or a split larger than the data."""
     if train < 1 or dev < 1:
         raise OptionsError(f"--train and --dev must be at least 1 (got {train} and {dev})")
-    test = total - train - dev
+    if test is not None and train + dev + test > total:
+        raise OptionsError(f"cannot split {total} examples into {train}/{dev}/{test}")
+    test = total - train - dev if test is None else test
     if test < min_test:
         raise OptionsError(
             f"the test split would hold {test} examples ({total} total - {train} train - "
@@ -121,12 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--task", help="built-in task: classification, extraction, reasoning")
     source.add_argument("--dataset", help="JSONL file, one example per line")
-    parser.add_argument("--signature", help="with --dataset: 'in1, in2 -> out'")
+    source.add_argument(
+        "--suite",
+        nargs="+",
+        help="task definitions (<name>.json) or folders of them, e.g. tests/bench/suite",
+    )
+    parser.add_argument(
+        "--signature",
+        help="with --dataset: 'in1, in2 -> out', typed fields allowed "
+        "(\"ticket: str -> queue: Literal['billing', 'technical']\")",
+    )
+    parser.add_argument("--instructions", help="with --dataset: the signature's instructions")
     parser.add_argument(
         "--metric",
-        choices=("exact", "f1"),
         default="exact",
-        help="with --dataset (built-in tasks bring their own)",
+        help="with --dataset: exact | f1 | module:attr (your own DSPy metric)",
+    )
+    parser.add_argument(
+        "--only", default=None, help="with --suite: comma list of task names to run"
+    )
+    parser.add_argument(
+        "--results", default=None, help="write the table here (--suite default: tests/bench/results)"
     )
     parser.add_argument("--seed", type=int, default=0, help="shuffle seed of the split")
     parser.add_argument("--train", type=int, default=98, help="train examples")
@@ -134,10 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev", type=int, default=20, help="dev examples (valset of BootstrapRS and MIPROv2)"
     )
     parser.add_argument(
+        "--test", type=int, default=None, help="test examples (default: all the rest)"
+    )
+    parser.add_argument(
+        "--test-limit",
+        type=int,
+        default=None,
+        help="score only the first N examples of the (fixed) test split: a named subset for "
+        "when the LM is too slow for all of it",
+    )
+    parser.add_argument(
         "--optimizers",
         default="all",
-        help="comma list of baseline, BootstrapFewShot, "
-        "BootstrapFewShotWithRandomSearch, MIPROv2 (default: all)",
+        help="comma list of baseline, BootstrapFewShot, BootstrapFewShotWithRandomSearch, "
+        "MIPROv2, StratifiedFewShot, RetrievalFewShot (default: all)",
     )
     parser.add_argument("--model", default="qwen1.5b", help="qwen1.5b | smollm2 | /path/x.gguf")
     parser.add_argument("--adapter", choices=("chat", "json"), default="chat")
@@ -188,10 +235,17 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     args = build_parser().parse_args(argv)
     if args.dataset is not None and not args.signature:
         raise OptionsError("--dataset needs --signature 'in1, in2 -> out'")
-    if args.task is not None and args.signature:
-        raise OptionsError("--signature goes with --dataset; built-in tasks have their own")
+    if args.dataset is None and (args.signature or args.instructions):
+        raise OptionsError(
+            "--signature goes with --dataset (so does --instructions); built-in and suite "
+            "tasks have their own"
+        )
+    if args.metric not in ("exact", "f1") and ":" not in args.metric:
+        raise OptionsError(f"--metric must be exact, f1 or module:attr, got {args.metric!r}")
     if args.threads < 1 or (args.lm_threads is not None and args.lm_threads < 1):
         raise OptionsError("--threads and --lm-threads must be at least 1")
+    if args.test_limit is not None and args.test_limit < 1:
+        raise OptionsError("--test-limit must be at least 1")
     if min(args.demos, args.labeled, args.rs_candidates) < 0:
         raise OptionsError("--demos, --labeled and --rs-candidates cannot be negative")
     return Options(
@@ -202,6 +256,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         seed=args.seed,
         train=args.train,
         dev=args.dev,
+        test=args.test,
         optimizers=parse_optimizers(args.optimizers),
         model=args.model,
         adapter=args.adapter,
@@ -214,6 +269,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         mipro_data_aware=args.mipro_data_aware,
         heartbeat_s=args.heartbeat_s,
         verbose=args.verbose,
+        instructions=args.instructions,
+        suite=tuple(args.suite or ()),
+        results=args.results,
+        name=None,
+        only=tuple(n.strip() for n in (args.only or "").split(",") if n.strip()),
+        test_limit=args.test_limit,
     )
 
 
@@ -239,4 +300,6 @@ def optimizer_kwargs(name: str, options: Options) -> dict[str, Any]:
             "program_aware_proposer": options.mipro_program_aware,
             "data_aware_proposer": options.mipro_data_aware,
         }
+    if name in (STRATIFIED, RETRIEVAL):
+        return {"seed": options.seed}  # the strategies' own demo budgets
     raise OptionsError(f"{name} is not an optimizer")

@@ -64,3 +64,14 @@ def result_line(task: str, rows: Sequence[RowResult], wall_s: float) -> str:
         f"quality task={task} baseline={base_text} best={best_text} "
         f"best_optimizer={best_name} gain_points={gain} wall_s={wall_s:.1f}"
     )
+
+
+def format_suite_table(results: Sequence[tuple[str, Sequence[RowResult]]]) -> str:
+    """One table for the whole suite: a task column before each row, a gain line per task."""
+    width = max([len("task"), *(len(task) for task, _ in results)])
+    lines = [f"{'task':<{width}} {HEADER}", "-" * (width + 1 + len(HEADER))]
+    for task, rows in results:
+        lines.extend(f"{task:<{width}} {format_row(row)}" for row in rows)
+    lines.append("")
+    lines.extend(result_line(task, rows, sum(r.wall_s for r in rows)) for task, rows in results)
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ LM calls and tokens are counted at the engine (``dspy_flywheel.lm.engine_stats``
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import resource
@@ -58,7 +59,13 @@ def load_task(options: Options) -> Any:
         return get_task(options.task)
     assert options.dataset is not None
     assert options.signature is not None
-    return load_jsonl_task(options.dataset, options.signature, metric=options.metric)
+    return load_jsonl_task(
+        options.dataset,
+        options.signature,
+        metric=options.metric,
+        name=options.name,
+        instructions=options.instructions,
+    )
 
 
 class Heartbeat:
@@ -133,8 +140,10 @@ def measure_row(
     label = SHORT_NAMES.get(optimizer, optimizer)
     started = time.perf_counter()
     task = load_task(options)
-    check_split(len(task.examples), options.train, options.dev)
-    split = task.split(options.seed, train=options.train, dev=options.dev)
+    check_split(len(task.examples), options.train, options.dev, options.test)
+    split = task.split(options.seed, train=options.train, dev=options.dev, test=options.test)
+    if options.test_limit is not None:  # a named subset: the first N of the fixed test split
+        split = dataclasses.replace(split, test=split.test[: options.test_limit])
     lm = (make_lm or build_lm)()
     adapter = dspy.JSONAdapter() if options.adapter == "json" else dspy.ChatAdapter()
     before = engine_stats(lm)

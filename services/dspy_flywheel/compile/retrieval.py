@@ -1,0 +1,179 @@
+"""Demos retrieved per input: a BM25 index over labeled training examples, kept in the
+program's saved state so it is published, loaded and hot-reloaded with the rest of it.
+
+A predictor with an index is a ``dspy.Predict`` whose class gains ``RetrievingMixin``: on each
+call it shows its fixed demos (``predictor.demos``) followed by the ``k`` training examples most
+similar to the call's inputs (the closest last, next to the question). ``dump_state`` adds a
+``"retrieval"`` entry; ``load_program_state`` (what every loader uses) rebuilds the index from
+it. Pure Python, no extra dependency: tokens are lower-cased words and numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+STATE_KEY: Final = "retrieval"
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.casefold())
+
+
+class BM25Index:
+    """Okapi BM25 over ``pool`` rows (dicts of every field), matched on ``input_fields``."""
+
+    def __init__(
+        self,
+        pool: Sequence[Mapping[str, Any]],
+        input_fields: Sequence[str],
+        *,
+        k: int = 6,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> None:
+        if k < 1:
+            raise ValueError(f"retrieval k must be at least 1, got {k}")
+        self.pool = [dict(row) for row in pool]
+        self.input_fields = list(input_fields)
+        self.k, self.k1, self.b = k, k1, b
+        self._docs = [Counter(self._query_tokens(row)) for row in self.pool]
+        lengths = [sum(doc.values()) for doc in self._docs]
+        self._lengths = lengths
+        self._avg = (sum(lengths) / len(lengths)) if lengths else 0.0
+        frequency: Counter[str] = Counter()
+        for doc in self._docs:
+            frequency.update(doc.keys())
+        n = len(self._docs)
+        self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+
+    def _query_tokens(self, values: Mapping[str, Any]) -> list[str]:
+        return [t for name in self.input_fields for t in tokens(str(values.get(name, "")))]
+
+    def scores(self, inputs: Mapping[str, Any]) -> list[float]:
+        query = set(self._query_tokens(inputs))
+        result = []
+        for doc, length in zip(self._docs, self._lengths, strict=True):
+            norm = self.k1 * (1 - self.b + self.b * length / self._avg) if self._avg else 0.0
+            result.append(
+                sum(
+                    self._idf[t] * doc[t] * (self.k1 + 1) / (doc[t] + norm)
+                    for t in query
+                    if t in doc
+                )
+            )
+        return result
+
+    def nearest(self, inputs: Mapping[str, Any], k: int | None = None) -> list[dict[str, Any]]:
+        """The ``k`` most similar pool rows, most similar first (ties: pool order)."""
+        scores = self.scores(inputs)
+        order = sorted(range(len(self.pool)), key=lambda i: (-scores[i], i))
+        return [self.pool[i] for i in order[: k or self.k]]
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": "bm25",
+            "k": self.k,
+            "k1": self.k1,
+            "b": self.b,
+            "input_fields": self.input_fields,
+            "pool": self.pool,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> BM25Index:
+        if state.get("kind") != "bm25" or not isinstance(state.get("pool"), list):
+            raise ValueError(f"not a bm25 retrieval state: kind={state.get('kind')!r}")
+        return cls(
+            state["pool"],
+            state["input_fields"],
+            k=int(state["k"]),
+            k1=float(state["k1"]),
+            b=float(state["b"]),
+        )
+
+
+def _demo_key(demo: Any) -> str:
+    items = demo.items() if hasattr(demo, "items") else dict(demo).items()
+    return repr(sorted((str(k), str(v)) for k, v in items if not str(k).startswith("dspy_")))
+
+
+class RetrievingMixin:
+    """Adds per-call retrieved demos to a ``dspy.Predict`` (see the module docstring)."""
+
+    retrieval: BM25Index | None = None
+
+    def forward(self, **kwargs: Any) -> Any:
+        if self.retrieval is not None and "demos" not in kwargs:
+            fixed = list(self.demos)  # type: ignore[attr-defined]  # dspy.Predict's
+            seen = {_demo_key(d) for d in fixed}
+            inputs = {name: kwargs.get(name) for name in self.retrieval.input_fields}
+            wanted = self.retrieval.k + len(fixed)
+            near = [d for d in self.retrieval.nearest(inputs, wanted) if _demo_key(d) not in seen]
+            near = near[: self.retrieval.k]
+            kwargs["demos"] = fixed + list(reversed(near))  # the closest next to the input
+        return super().forward(**kwargs)  # type: ignore[misc]  # the Predict after the mixin
+
+    def dump_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state: dict[str, Any] = super().dump_state(*args, **kwargs)  # type: ignore[misc]
+        if self.retrieval is not None:
+            state[STATE_KEY] = self.retrieval.to_state()
+        return state
+
+    def load_state(self, state: dict[str, Any], **kwargs: Any) -> Any:
+        state = dict(state)
+        saved = state.pop(STATE_KEY, None)
+        super().load_state(state, **kwargs)  # type: ignore[misc]
+        self.retrieval = BM25Index.from_state(saved) if saved else None
+        return self
+
+
+_CLASSES: dict[type, type] = {}
+
+
+def _retrieving_class(cls: type) -> type:
+    if issubclass(cls, RetrievingMixin):
+        return cls
+    if cls not in _CLASSES:
+        _CLASSES[cls] = type(f"Retrieving{cls.__name__}", (RetrievingMixin, cls), {})
+    return _CLASSES[cls]
+
+
+def attach(predictor: Any, index: BM25Index | None) -> None:
+    """Give ``predictor`` (a ``dspy.Predict``) per-call retrieval from ``index`` (None: off)."""
+    if index is None and not isinstance(predictor, RetrievingMixin):
+        return
+    predictor.__class__ = _retrieving_class(type(predictor))
+    predictor.retrieval = index
+
+
+def _without_index(entry: Any) -> Any:
+    return {k: v for k, v in entry.items() if k != STATE_KEY} if isinstance(entry, dict) else entry
+
+
+def _entry(program: Any, name: str, predictor: Any, state: Mapping[str, Any]) -> Any:
+    """A predictor's part of ``state`` (a bare ``dspy.Predict`` program's state is flat)."""
+    return state if predictor is program else state.get(name)
+
+
+def load_program_state(program: Any, state: Mapping[str, Any]) -> Any:
+    """``program.load_state(state)``, then each predictor's saved index attached (or cleared).
+
+    Every loader of a saved or published state goes through here, so an index travels with
+    the program version and a hot reload swaps it with the demos."""
+    flat = any(p is program for _, p in program.named_predictors())
+    plain = _without_index(state) if flat else {n: _without_index(e) for n, e in state.items()}
+    program.load_state(plain)
+    for name, predictor in program.named_predictors():
+        entry = _entry(program, name, predictor, state)
+        saved = entry.get(STATE_KEY) if isinstance(entry, dict) else None
+        attach(predictor, BM25Index.from_state(saved) if saved else None)
+    return program
+
+
+def has_retrieval(program: Any) -> bool:
+    return any(isinstance(p, RetrievingMixin) and p.retrieval for _, p in program.named_predictors())

@@ -1,0 +1,121 @@
+"""Optimizers that learn a task's rules from its labeled examples, with no LM calls to compile.
+
+* ``StratifiedFewShot``: labeled demos that cover the label space. When the label takes few
+  values (a class), the demos go round-robin over the classes, the rarest class not last, so
+  every class present in the training set is shown before any is shown twice; otherwise a
+  seeded sample. As many as ``max_labeled_demos`` (the prompt, not the optimizer, is the limit).
+* ``RetrievalFewShot``: one stratified demo per class (up to ``max_labeled_demos``) fixed in the
+  prompt, plus the ``k`` training examples nearest to each input by BM25
+  (``compile.retrieval``), whose index is saved with the program. Similar past cases carry the
+  precedence rules that four bootstrapped demos cannot show.
+
+Both follow DSPy's teleprompter shape: ``compile(student, *, trainset, valset=None)``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from dspy_flywheel.compile.judge import label_fields, normalize
+from dspy_flywheel.compile.retrieval import BM25Index, attach
+
+# A label is a class when it takes at most this share of the training set's size in values.
+_CLASS_SHARE = 1 / 3
+
+
+def _label_key(example: Any, fields: Sequence[str]) -> tuple[str, ...]:
+    return tuple(normalize(example.get(name, "")) for name in fields)
+
+
+def classes_of(trainset: Sequence[Any], fields: Sequence[str]) -> dict[tuple[str, ...], list[Any]]:
+    """Examples grouped by their label (all ``fields`` normalized), in first-seen order."""
+    groups: dict[tuple[str, ...], list[Any]] = {}
+    for example in trainset:
+        groups.setdefault(_label_key(example, fields), []).append(example)
+    return groups
+
+
+def is_categorical(groups: dict[tuple[str, ...], list[Any]], size: int) -> bool:
+    return 1 < len(groups) <= max(2, int(size * _CLASS_SHARE))
+
+
+def stratified(trainset: Sequence[Any], fields: Sequence[str], k: int, seed: int) -> list[Any]:
+    """Up to ``k`` examples covering every class round-robin (a seeded sample if no classes)."""
+    rng = random.Random(seed)
+    shuffled = list(trainset)
+    rng.shuffle(shuffled)
+    groups = classes_of(shuffled, fields)
+    if not is_categorical(groups, len(shuffled)):
+        return shuffled[:k]
+    queues = sorted(groups.values(), key=len)  # rare classes first in each round
+    picked: list[Any] = []
+    while len(picked) < k and any(queues):
+        for queue in queues:
+            if queue and len(picked) < k:
+                picked.append(queue.pop(0))
+    return picked
+
+
+def _fields(predictor: Any) -> tuple[list[str], list[str]]:
+    signature = predictor.signature
+    return list(signature.input_fields), label_fields(list(signature.output_fields))
+
+
+def _usable(trainset: Sequence[Any], inputs: Sequence[str], labels: Sequence[str]) -> list[Any]:
+    return [ex for ex in trainset if all(name in ex for name in [*inputs, *labels])]
+
+
+def _row(example: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {name: example[name] for name in names}
+
+
+class StratifiedFewShot:
+    """Labeled demos covering the label space (see the module docstring)."""
+
+    def __init__(self, max_labeled_demos: int = 16, seed: int = 0) -> None:
+        if max_labeled_demos < 1:
+            raise ValueError("max_labeled_demos must be at least 1")
+        self.max_labeled_demos, self.seed = max_labeled_demos, seed
+
+    def fixed_demos(self, predictor: Any, trainset: Sequence[Any]) -> list[dict[str, Any]]:
+        inputs, labels = _fields(predictor)
+        usable = _usable(trainset, inputs, labels)
+        chosen = stratified(usable, labels, self.max_labeled_demos, self.seed)
+        return [_row(ex, [*inputs, *labels]) for ex in chosen]
+
+    def compile(self, student: Any, *, trainset: Sequence[Any], valset: Any = None) -> Any:
+        program = student.reset_copy()
+        for predictor in program.predictors():
+            predictor.demos = self.fixed_demos(predictor, trainset)
+        return program
+
+
+class RetrievalFewShot(StratifiedFewShot):
+    """Fixed class-covering demos plus ``k`` BM25-retrieved demos per input."""
+
+    def __init__(self, max_labeled_demos: int = 8, k: int = 6, seed: int = 0) -> None:
+        super().__init__(max_labeled_demos, seed)
+        if k < 1:
+            raise ValueError("k (retrieved demos per input) must be at least 1")
+        self.k = k
+
+    def compile(self, student: Any, *, trainset: Sequence[Any], valset: Any = None) -> Any:
+        program = student.reset_copy()
+        for predictor in program.predictors():
+            inputs, labels = _fields(predictor)
+            usable = _usable(trainset, inputs, labels)
+            groups = classes_of(usable, labels)
+            per_class = len(groups) if is_categorical(groups, len(usable)) else 2
+            fixed = stratified(usable, labels, min(per_class, self.max_labeled_demos), self.seed)
+            predictor.demos = [_row(ex, [*inputs, *labels]) for ex in fixed]
+            pool = [_row(ex, [*inputs, *labels]) for ex in usable]
+            attach(predictor, BM25Index(pool, inputs, k=self.k) if pool else None)
+        return program
+
+
+STRATEGIES: dict[str, type] = {
+    "StratifiedFewShot": StratifiedFewShot,
+    "RetrievalFewShot": RetrievalFewShot,
+}
