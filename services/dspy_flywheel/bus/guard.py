@@ -71,27 +71,28 @@ class RecordGuard(Generic[P]):
 
     async def __call__(self, record: Record, handle: Callable[[P], Awaitable[T]]) -> T | None:
         delays = self.retry.delays() if self.retry else []
-        for attempt in range(len(delays) + 1):
+        retries = iter(enumerate(delays, 1))
+        while True:
             try:
                 return await handle(self.parse(record))
             except Exception as exc:
                 if is_bad_record(exc):
                     await self.set_aside(record, exc)
                     return None
-                if not delays:
+                n, delay = next(retries, (0, 0.0))
+                if not n and self.retry is None:
                     raise
-                if attempt == len(delays):
+                if not n:
                     raise RuntimeError(f"giving up on {_where(record)}") from exc
                 log.warning(
                     "handling %s failed (%r); retry %d of %d in %.0f s",
                     _where(record),
                     exc,
-                    attempt + 1,
+                    n,
                     len(delays),
-                    delays[attempt],
+                    delay,
                 )
-                await asyncio.sleep(delays[attempt])
-        raise AssertionError("unreachable")
+                await asyncio.sleep(delay)
 
     async def set_aside(self, record: Record, exc: Exception) -> None:
         owned = self.dlq_topics is None or record.topic in self.dlq_topics
