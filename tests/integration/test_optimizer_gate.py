@@ -21,7 +21,7 @@ from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs, programs
 from tests.fixtures.paired_lm import ticket_number
-from tests.integration.test_optimizer_support import (
+from tests.integration.optimizer_support import (
     dataset,
     optimizer_settings,
     request,
