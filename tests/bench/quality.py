@@ -3,15 +3,23 @@
     python tests/bench/quality.py --task classification            # extraction, reasoning
     python tests/bench/quality.py --dataset qa.jsonl --signature "context, question -> answer" \
         --metric f1
-    options: --seed 0 --train 98 --dev 20 (test = the rest, at least 50)
-             --optimizers all | baseline,BootstrapFewShot,BootstrapFewShotWithRandomSearch,MIPROv2
+    python tests/bench/quality.py --dataset tickets.jsonl \
+        --signature "ticket: str -> queue: Literal['billing', 'technical', 'outage']" \
+        --instructions "Route the ticket." --metric my_pkg.metrics:queue_match
+    python tests/bench/quality.py --suite tests/bench/suite [--only telecom_routing,...]
+        # every task definition (tests/bench/suite/README.md), its own fixed split; the table
+        # goes to tests/bench/results/quality_suite.txt (--results PATH), rewritten after each row
+    options: --seed 0 --train 98 --dev 20 (test = the rest, at least 50; --test N)
+             --test-limit N (score only the first N of the test split: a named subset)
+             --optimizers all | baseline,BootstrapFewShot,BootstrapFewShotWithRandomSearch,MIPROv2,
+                              StratifiedFewShot,RetrievalFewShot
              --model qwen1.5b | smollm2 | /path/model.gguf   --adapter chat|json
              --threads 1 (DSPy) --lm-threads N (llama.cpp)
              --demos 4 --labeled 4 --rs-candidates 2 [--mipro-program-aware] [--mipro-data-aware]
 
 Rows: the zero-shot ``dspy.Predict`` of the task's signature (baseline), and the same program
-compiled through ``DSPyAgent`` with BootstrapFewShot, BootstrapFewShotWithRandomSearch and
-MIPROv2 (auto="light") on the train split (dev = valset), all scored on the same test split.
+compiled through ``DSPyAgent`` with BootstrapFewShot, BootstrapFewShotWithRandomSearch,
+MIPROv2 (auto="light"), StratifiedFewShot and RetrievalFewShot on the train split (dev = valset), all scored on the same test split.
 Each row runs in a fresh child process on the LM from ``dspy_flywheel.lm.build_lm``
 (``FLYWHEEL_LM_MODEL=--model``, DSPy cache off), so its wall time, LM calls, tokens (counted
 at the engine) and peak RSS are its own. Last line:
@@ -23,11 +31,10 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
-from collections.abc import Callable
 import time
-from queue import Empty
-
+from collections.abc import Callable
 from pathlib import Path
+from queue import Empty
 
 from quality_lib.options import SHORT_NAMES, Options, OptionsError, check_split, parse_options
 from quality_lib.report import format_row, format_suite_table, format_table, result_line

@@ -71,9 +71,8 @@ def test_stratified_demos_cover_every_class_before_repeating_one(routing: Any) -
         counts = Counter(ex.queue for ex in picked)
         assert set(counts) == present
         assert max(counts.values()) - min(counts.values()) <= 1
-    rare = [ex for ex in split.train if ex.queue != "security"][:40] + [
-        next(ex for ex in split.train if ex.queue == "security")
-    ]
+    one_security = next(ex for ex in split.train if ex.queue == "security")
+    rare = [*[ex for ex in split.train if ex.queue != "security"][:40], one_security]
     assert "security" in {ex.queue for ex in stratified(rare, ["queue"], 7, seed=0)}
 
 
@@ -101,7 +100,7 @@ def test_catalog_offers_the_strategies_and_checks_their_settings() -> None:
     assert {"k", "max_labeled_demos", "seed"} <= setting_names("RetrievalFewShot")
     with pytest.raises(OptimizerConfigError, match="does not accept max_bootstrapped_demos"):
         create_optimizer("RetrievalFewShot", metric=exact_match, max_bootstrapped_demos=4)
-    with pytest.raises(OptimizerConfigError, match="k .* at least 1"):
+    with pytest.raises(OptimizerConfigError, match=r"k .* at least 1"):
         create_optimizer("RetrievalFewShot", metric=exact_match, k=0)
 
 
@@ -166,11 +165,12 @@ def test_index_is_saved_loaded_and_hot_reloaded_with_the_program(
     signature = json.dumps(signature_of(Route()))
     assert slot.offer(1, json.dumps(state), signature).status == "serving"
     served = slot.current.program
-    assert has_retrieval(served) and served is not compiled
+    assert has_retrieval(served)
+    assert served is not compiled
     with dspy.context(lm=lm):
         assert served(**probe[0].inputs()).queue == compiled(**probe[0].inputs()).queue
 
-    plain = compile_program(Route(), split.train, StratifiedTeleprompter())
+    plain = compile_program(Route(), split.train, stratified_optimizer())
     assert slot.offer(2, json.dumps(plain.dump_state()), signature).status == "serving"
     assert not has_retrieval(slot.current.program)  # the next version has no index
     assert slot.rollback().version == 1
@@ -188,13 +188,15 @@ def test_a_corrupt_index_is_refused_by_the_reloader(routing: Any) -> None:
         slot.offer(1, json.dumps(state), json.dumps(signature_of(Route())))
 
 
-def StratifiedTeleprompter() -> Any:  # noqa: N802  # reads like the class it configures
+def stratified_optimizer() -> Any:
     return create_optimizer("StratifiedFewShot", metric=exact_match, max_labeled_demos=7)
 
 
 def test_stratified_compile_ignores_rows_missing_a_field() -> None:
-    rows = [dspy.Example(ticket="a", queue="billing").with_inputs("ticket"),
-            dspy.Example(ticket="b").with_inputs("ticket")]
+    rows = [
+        dspy.Example(ticket="a", queue="billing").with_inputs("ticket"),
+        dspy.Example(ticket="b").with_inputs("ticket"),
+    ]
     program = StratifiedFewShot(max_labeled_demos=4).compile(Route(), trainset=rows)
     assert program.predict.demos == [{"ticket": "a", "queue": "billing"}]
 
@@ -217,5 +219,7 @@ def test_confusion_per_class_and_the_job_report() -> None:
     assert report["per_class"]["outage"] == {"n": 2, "recall_before": 0.0, "recall_after": 1.0}
     assert report["confusion"]["after"]["sales"] == {"sales": 2}
     assert job_report(None, None) == {}
-    free_text = [dspy.Example(note=str(i), due=f"2025-01-{i:02d}").with_inputs("note") for i in range(1, 9)]
+    free_text = [
+        dspy.Example(note=str(i), due=f"2025-01-{i:02d}").with_inputs("note") for i in range(1, 9)
+    ]
     assert confusion(free_text, [None] * 8) is None  # every label distinct: not a class

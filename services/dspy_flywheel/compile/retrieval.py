@@ -176,4 +176,6 @@ def load_program_state(program: Any, state: Mapping[str, Any]) -> Any:
 
 
 def has_retrieval(program: Any) -> bool:
-    return any(isinstance(p, RetrievingMixin) and p.retrieval for _, p in program.named_predictors())
+    return any(
+        isinstance(p, RetrievingMixin) and p.retrieval for _, p in program.named_predictors()
+    )

@@ -163,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", default=None, help="with --suite: comma list of task names to run"
     )
     parser.add_argument(
-        "--results", default=None, help="write the table here (--suite default: tests/bench/results)"
+        "--results",
+        default=None,
+        help="write the table here (--suite default: tests/bench/results)",
     )
     parser.add_argument("--seed", type=int, default=0, help="shuffle seed of the split")
     parser.add_argument("--train", type=int, default=98, help="train examples")

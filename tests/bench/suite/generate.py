@@ -14,10 +14,35 @@ from datetime import date, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).parent
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December"]
-NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-                "ten", "eleven", "twelve"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+NUMBER_WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
 
 
 def eu_amount(cents: int) -> str:  # 1.234,50
@@ -64,9 +89,22 @@ def random_day(rng: random.Random) -> date:
     return date(2025, 1, 1) + timedelta(days=rng.randrange(700))
 
 
-SUPPLIERS = ["Bakker Bouw", "Nordlicht GmbH", "Café Rosa", "Studio Verde", "Atlas Cleaning",
-             "Meier & Sohn", "Hotel Lumen", "Printwerk", "Kappa Logistics", "Dr. Olsen Dental",
-             "Blue Fern Florists", "Vega IT Services", "Oak & Iron Joinery", "Sunrise Catering"]
+SUPPLIERS = [
+    "Bakker Bouw",
+    "Nordlicht GmbH",
+    "Café Rosa",
+    "Studio Verde",
+    "Atlas Cleaning",
+    "Meier & Sohn",
+    "Hotel Lumen",
+    "Printwerk",
+    "Kappa Logistics",
+    "Dr. Olsen Dental",
+    "Blue Fern Florists",
+    "Vega IT Services",
+    "Oak & Iron Joinery",
+    "Sunrise Catering",
+]
 
 
 def payment_note(rng: random.Random) -> dict[str, str]:
@@ -79,36 +117,51 @@ def payment_note(rng: random.Random) -> dict[str, str]:
         text = f"Invoice from {supplier}: please pay {a} by {d}."
     elif shape == 1:
         net = round(total / 1.21)
-        text = (f"{supplier} invoice, net {amount_text(rng, net)}, VAT 21%, total {a}. "
-                f"Payment due on {d}.")
+        text = (
+            f"{supplier} invoice, net {amount_text(rng, net)}, VAT 21%, total {a}. "
+            f"Payment due on {d}."
+        )
     elif shape == 2:
         issued = due - timedelta(days=(days := rng.choice([14, 30, 45, 60])))
-        text = (f"Invoice dated {date_text(rng, issued)} from {supplier} for {a}, "
-                f"terms: net {days} days.")
+        text = (
+            f"Invoice dated {date_text(rng, issued)} from {supplier} for {a}, "
+            f"terms: net {days} days."
+        )
     elif shape == 3:
         paid = rng.randrange(500, total - 500)
         full = amount_text(rng, total + paid)
-        text = (f"Reminder from {supplier}: of the {full} invoiced you already paid "
-                f"{amount_text(rng, paid)}; the remaining {a} is due {d}.")
+        text = (
+            f"Reminder from {supplier}: of the {full} invoiced you already paid "
+            f"{amount_text(rng, paid)}; the remaining {a} is due {d}."
+        )
     elif shape == 4:
         text = f"{d} is the deadline for the {a} owed to {supplier} for last month's work."
     elif shape == 5:
         early = due - timedelta(days=rng.choice([5, 7, 10]))
-        text = (f"{supplier}: total {a}, due {d}. Pay before {date_text(rng, early)} and get "
-                f"2% off (optional).")
+        text = (
+            f"{supplier}: total {a}, due {d}. Pay before {date_text(rng, early)} and get "
+            f"2% off (optional)."
+        )
     elif shape == 6:
-        text = (f"hi, it's {supplier} again - still waiting on {a}, could you transfer it no "
-                f"later than {d}? thanks")
+        text = (
+            f"hi, it's {supplier} again - still waiting on {a}, could you transfer it no "
+            f"later than {d}? thanks"
+        )
     elif shape == 7:
         fee = rng.choice([500, 1000, 1500, 2500])
-        text = (f"Late notice ({supplier}): original amount {amount_text(rng, total - fee)} plus "
-                f"a late fee of {amount_text(rng, fee)}; total now due {d}.")
+        text = (
+            f"Late notice ({supplier}): original amount {amount_text(rng, total - fee)} plus "
+            f"a late fee of {amount_text(rng, fee)}; total now due {d}."
+        )
     elif shape == 8:
         issued = due - timedelta(days=(days := rng.choice([7, 10, 21, 30])))
-        text = (f"{supplier} billed {a} on {date_text(rng, issued)}. Payment within {days} "
-                "days of the invoice date, please.")
+        text = (
+            f"{supplier} billed {a} on {date_text(rng, issued)}. Payment within {days} "
+            "days of the invoice date, please."
+        )
     else:
-        text = f"Amount due: {a}. Due date: {d}. Payee: {supplier}. Reference INV-{rng.randrange(10000, 99999)}."
+        reference = rng.randrange(10000, 99999)
+        text = f"Amount due: {a}. Due date: {d}. Payee: {supplier}. Reference INV-{reference}."
     return {"note": text, "due_date": due.isoformat(), "amount_eur": f"{total / 100:.2f}"}
 
 
@@ -125,7 +178,9 @@ def time_text(rng: random.Random, hour: int, minute: int) -> str:
     if style == 2:
         return f"{h12}.{minute:02d} in the evening" if hour >= 17 else f"{h12}.{minute:02d} pm"
     if style == 3 and minute == 30:
-        return f"half past {NUMBER_WORDS[h12]} in the evening" if hour >= 17 else f"half past {h12} pm"
+        return (
+            f"half past {NUMBER_WORDS[h12]} in the evening" if hour >= 17 else f"half past {h12} pm"
+        )
     if style == 3 and minute == 0:
         return f"{NUMBER_WORDS[h12]} o'clock in the evening" if hour >= 17 else f"{h12} o'clock pm"
     return f"{hour}h{minute:02d}"
@@ -159,8 +214,10 @@ def reservation(rng: random.Random) -> dict[str, str]:
         text = f"{name} here. We'd like {p}, {d}, around {t}. Thanks!"
     elif shape == 2:
         moved = day + timedelta(days=1)
-        text = (f"Reservation for {name}: originally {date_text(rng, day)}, but please move it to "
-                f"{date_text(rng, moved)} at {t}, {p}.")
+        text = (
+            f"Reservation for {name}: originally {date_text(rng, day)}, but please move it to "
+            f"{date_text(rng, moved)} at {t}, {p}."
+        )
         day = moved
     elif shape == 3:
         text = f"Do you have room for {p} at {t} on {d}? One of us is vegetarian."
@@ -168,13 +225,19 @@ def reservation(rng: random.Random) -> dict[str, str]:
         text = f"Booking request - date {d} - time {t} - {p} - under {name}"
     elif shape == 5:
         extra = rng.randrange(1, 3)
-        text = (f"Please reserve {p} for {d} at {t}; actually add {NUMBER_WORDS[extra]} more, "
-                "my parents are joining.")
+        text = (
+            f"Please reserve {p} for {d} at {t}; actually add {NUMBER_WORDS[extra]} more, "
+            "my parents are joining."
+        )
         size += extra
     else:
         text = f"{d}, {t}: {p}, birthday dinner, {name}, can we sit outside?"
-    return {"message": text, "date": day.isoformat(), "time": f"{hour:02d}:{minute:02d}",
-            "party_size": str(size)}
+    return {
+        "message": text,
+        "date": day.isoformat(),
+        "time": f"{hour:02d}:{minute:02d}",
+        "party_size": str(size),
+    }
 
 
 PLANS = ["Basic", "Plus", "Family", "Student", "Business", "Senior", "Travel", "Pro"]
@@ -197,19 +260,21 @@ def policy_qa(rng: random.Random) -> dict[str, str]:
         f"Installing the router at home costs a one-off {fee} euros.",
     ]
     rng.shuffle(facts)
-    qa = rng.choice([
-        (f"How much does the {plan} plan cost each month?", f"{price} euros"),
-        ("What does a month of this plan cost?", f"{price} euros"),
-        ("How much mobile data is included?", f"{data} GB"),
-        ("What's the data allowance?", f"{data} GB"),
-        ("How many days' notice do I need to give to cancel?", f"{notice} days"),
-        ("If I want to quit, how far ahead must I tell them?", f"{notice} days"),
-        ("How many extra SIM cards can I add?", str(lines)),
-        ("Where is roaming free?", country),
-        ("In which country can I roam at no cost?", country),
-        ("What is the one-time charge for installing the router?", f"{fee} euros"),
-        ("How much will the home router installation set me back?", f"{fee} euros"),
-    ])
+    qa = rng.choice(
+        [
+            (f"How much does the {plan} plan cost each month?", f"{price} euros"),
+            ("What does a month of this plan cost?", f"{price} euros"),
+            ("How much mobile data is included?", f"{data} GB"),
+            ("What's the data allowance?", f"{data} GB"),
+            ("How many days' notice do I need to give to cancel?", f"{notice} days"),
+            ("If I want to quit, how far ahead must I tell them?", f"{notice} days"),
+            ("How many extra SIM cards can I add?", str(lines)),
+            ("Where is roaming free?", country),
+            ("In which country can I roam at no cost?", country),
+            ("What is the one-time charge for installing the router?", f"{fee} euros"),
+            ("How much will the home router installation set me back?", f"{fee} euros"),
+        ]
+    )
     return {"context": " ".join(facts), "question": qa[0], "answer": qa[1]}
 
 
