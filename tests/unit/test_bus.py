@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
+import asyncpg
 import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord
 
-from dspy_flywheel.bus import DeadLetter, RecordGuard, Retry, decode_record, every, supervise
+from dspy_flywheel.bus import (
+    UNTIL_IT_WORKS,
+    DeadLetter,
+    RecordGuard,
+    Retry,
+    decode_record,
+    every,
+    is_retriable,
+    retrying,
+    supervise,
+)
+from dspy_flywheel.bus.dlq import KEPT_BODY_BYTES, MAX_LETTER_BYTES
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import CorruptPayload, Decoded, encode
+from dspy_flywheel.contracts.topics import Topics
 
 FAST = Retry(attempts=3, first_delay_s=0.0, max_delay_s=0.0)
 
@@ -218,3 +233,118 @@ async def test_every_survives_a_failing_run_or_ends_when_told_not_to() -> None:
     runs = 0
     with pytest.raises(ValueError, match="first run fails"):
         await every(0.001, job, "job", survive_errors=False)
+
+
+# -- retry only what retrying can fix; everything else is the record's -----------------------
+
+
+def _pg_error(sqlstate: str) -> Exception:
+    exc = asyncpg.PostgresError(f"sqlstate {sqlstate}")
+    exc.sqlstate = sqlstate  # type: ignore[attr-defined]  # set as the server would
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (ConnectionRefusedError(), True),
+        (TimeoutError(), True),
+        (asyncpg.InterfaceError("pool is closing"), True),
+        (_pg_error("08006"), True),  # connection failure
+        (_pg_error("57P01"), True),  # admin shutdown (a restart)
+        (_pg_error("40P01"), True),  # deadlock
+        (KafkaConnectionError(), True),
+        (_pg_error("22021"), False),  # invalid byte sequence (a NUL)
+        (_pg_error("22008"), False),  # datetime field overflow
+        (_pg_error("23505"), False),  # unique violation
+        (MessageSizeTooLargeError(), False),
+        (RuntimeError("a bug"), False),
+        (CorruptPayload("junk"), False),
+        (RecursionError(), False),
+    ],
+)
+def test_only_a_broker_or_database_away_is_retriable(exc: Exception, expected: bool) -> None:
+    assert is_retriable(exc) is expected
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("a bug"), _pg_error("22021"), RecursionError()])
+async def test_a_failure_retrying_cannot_fix_is_dead_lettered_not_retried(
+    failure: Exception,
+) -> None:
+    letters = Letters()
+    calls = 0
+
+    async def handle(d: Decoded) -> None:
+        nonlocal calls
+        calls += 1
+        raise failure
+
+    bad = feedback()
+    assert await guard(letters, retry=UNTIL_IT_WORKS)(bad, handle) is None
+    assert [src for src, _ in letters.sent] == [bad]
+    assert calls == 1
+    assert DeadLetter.of(bad, failure).reason == "handler_error"
+
+
+async def test_until_it_works_keeps_retrying_a_database_away() -> None:
+    letters = Letters()
+    failures = [_pg_error("57P01")] * 7 + [ConnectionRefusedError()] * 3
+    quick = Retry(attempts=None, first_delay_s=0.0, max_delay_s=0.0)
+
+    async def handle(d: Decoded) -> str:
+        if failures:
+            raise failures.pop(0)
+        return "stored"
+
+    assert await guard(letters, retry=quick)(feedback(), handle) == "stored"
+    assert letters.sent == []
+    assert UNTIL_IT_WORKS.delay(1000) == UNTIL_IT_WORKS.max_delay_s
+
+
+async def test_retrying_raises_at_once_what_retrying_cannot_fix() -> None:
+    calls = 0
+
+    async def step() -> None:
+        nonlocal calls
+        calls += 1
+        raise _pg_error("22008")
+
+    with pytest.raises(asyncpg.PostgresError):
+        await retrying(step, "saving")
+    assert calls == 1
+
+
+def test_a_letter_too_big_for_the_producer_keeps_a_digest_and_a_truncated_body() -> None:
+    """Regression: the DLQ copy of a ~1 MB record exceeded the producer's max_request_size,
+    so the collector retried the batch for ever."""
+    value = b"\xc3\x01" + bytes(range(256)) * 4096  # ~1 MB
+    big = ConsumerRecord(
+        "t", 0, 9, 0, 0, b"w1", value, None, 0, 0, [("event_id", b"e1"), ("blob", b"x" * 5000)]
+    )
+    body, original = DeadLetter.of(big, ValueError("not JSON")).body()
+    assert body == value[:KEPT_BODY_BYTES]
+    notes = dict(original)
+    assert notes["dlq_truncated"] == str(len(value)).encode()
+    assert notes["dlq_sha256"] == hashlib.sha256(value).hexdigest().encode()
+    assert notes["dlq_dropped_headers"] == b"blob"
+    assert notes["event_id"] == b"e1"
+    assert len(body) + sum(len(k) + len(v) for k, v in original) < MAX_LETTER_BYTES
+    small = feedback()
+    assert DeadLetter.of(small, ValueError("x")).body() == (small.value, list(small.headers))
+
+
+def test_every_consumed_topic_has_exactly_one_dead_letter_owner() -> None:
+    topics = Topics("p-")
+    owned = [topics.dlq_owned_by(c) for c in ("collector", "trigger", "optimizer")]
+    consumed = {
+        topics.executions,
+        topics.feedback,
+        topics.optimization_requests,
+        topics.optimization_status,
+        topics.program_updated,
+        topics.program_acks,
+        topics.trigger_config,
+    }
+    assert set().union(*owned) == consumed
+    assert sum(len(o) for o in owned) == len(consumed)  # no topic owned twice
+    assert {Topics.dlq(t) for t in consumed} <= {s.name for s in topics.specs()}

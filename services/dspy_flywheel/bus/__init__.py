@@ -18,12 +18,22 @@ from dspy_flywheel.bus.consumer import (
     stop_consumer,
 )
 from dspy_flywheel.bus.dlq import DeadLetter, DeadLetters
-from dspy_flywheel.bus.guard import Record, RecordGuard, Retry, decode_record, is_bad_record
+from dspy_flywheel.bus.errors import is_retriable
+from dspy_flywheel.bus.guard import (
+    UNTIL_IT_WORKS,
+    Record,
+    RecordGuard,
+    Retry,
+    decode_record,
+    is_bad_record,
+    retrying,
+)
 from dspy_flywheel.bus.outbox import OutboxEvent, OutboxRelay, OutboxSource
 from dspy_flywheel.bus.publish import publish, start_producer, stop_producer
 from dspy_flywheel.bus.supervise import every, supervise
 
 __all__ = [
+    "UNTIL_IT_WORKS",
     "Batch",
     "DeadLetter",
     "DeadLetters",
@@ -39,10 +49,12 @@ __all__ = [
     "ensure_topics",
     "every",
     "is_bad_record",
+    "is_retriable",
     "open_consumer",
     "publish",
     "read_range",
     "read_to_end",
+    "retrying",
     "start_producer",
     "stop_consumer",
     "stop_producer",

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from dspy_flywheel.bus.guard import Record, RecordGuard
 from dspy_flywheel.metrics.kafka import note_aiokafka_batch
@@ -188,6 +189,9 @@ async def consume_group(
                 for record in records:
                     await guard(record, handle)
             if batch:
-                await consumer.commit()
+                try:
+                    await consumer.commit()
+                except KafkaError as exc:  # a rebalance: the next owner gets them again
+                    log.warning("offset commit failed (%r); those records will be redelivered", exc)
     finally:
         await stop_consumer(consumer)

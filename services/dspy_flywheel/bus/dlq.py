@@ -10,12 +10,16 @@ One header set for every consumer, added after the original headers:
 ``dlq_at_ms``      when it was refused (epoch ms)
 
 The dead letter goes to ``<topic>.dlq`` with the original key, so one worker's letters stay in
-order.
+order. A letter that would weigh more than ``MAX_LETTER_BYTES`` (the producer refuses about
+1 MiB) keeps the first ``KEPT_BODY_BYTES`` of the value and the original headers of at most
+1 KiB each, and says so: ``dlq_truncated`` (the original value's length), ``dlq_sha256`` (its
+digest) and ``dlq_dropped_headers`` (names of the headers left out).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -31,6 +35,11 @@ log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 1000
 INVALID_RECORD = "invalid_record"
+HANDLER_ERROR = "handler_error"
+MAX_LETTER_BYTES = 512 * 1024
+KEPT_BODY_BYTES = 64 * 1024
+KEPT_HEADER_BYTES = 1024
+_RECORD_FAULTS = (ValueError, KeyError, TypeError)
 
 
 class Source(Protocol):
@@ -59,18 +68,38 @@ class DeadLetter:
 
     @classmethod
     def of(cls, source: Source, exc: BaseException) -> DeadLetter:
-        """``reason``: the exception's ``reason`` code if it has one (the codec's errors do)."""
+        """``reason``: the exception's ``reason`` code if it has one (the codec's errors do);
+        else ``invalid_record`` for what a handler found wrong with the record's content and
+        ``handler_error`` for anything else it could not do with it."""
+        default = INVALID_RECORD if isinstance(exc, _RECORD_FAULTS) else HANDLER_ERROR
         return cls(
             source,
-            getattr(exc, "reason", INVALID_RECORD),
+            getattr(exc, "reason", default),
             f"{type(exc).__name__}: {exc}",
             bool(getattr(exc, "retriable", False)),
         )
 
-    def headers(self, consumer: str, now_ms: int) -> list[tuple[str, bytes]]:
+    def body(self) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+        """The value and original headers to send: as they were, or cut down to fit."""
+        value, headers = self.source.value, list(self.source.headers)
+        size = len(value or b"") + sum(len(k) + len(v or b"") for k, v in headers)
+        if size <= MAX_LETTER_BYTES:
+            return value, headers
+        kept = [(k, v) for k, v in headers if len(v or b"") <= KEPT_HEADER_BYTES]
+        dropped = [k for k, v in headers if len(v or b"") > KEPT_HEADER_BYTES]
+        notes = [
+            ("dlq_truncated", str(len(value or b"")).encode()),
+            ("dlq_sha256", hashlib.sha256(value or b"").hexdigest().encode()),
+            ("dlq_dropped_headers", ",".join(dropped).encode()[:KEPT_HEADER_BYTES]),
+        ]
+        return (value or b"")[:KEPT_BODY_BYTES], [*kept, *notes]
+
+    def headers(
+        self, consumer: str, now_ms: int, original: Sequence[tuple[str, bytes]] | None = None
+    ) -> list[tuple[str, bytes]]:
         s = self.source
         return [
-            *s.headers,
+            *(s.headers if original is None else original),
             ("dlq_reason", self.reason.encode()),
             ("dlq_error", self.error[:MAX_ERROR_CHARS].encode(errors="replace")),
             ("dlq_source", f"{s.topic}:{s.partition}:{s.offset}".encode()),
@@ -83,9 +112,15 @@ class DeadLetter:
 class DeadLetters:
     """Publishes dead letters for one consumer (named in ``dlq_consumer``)."""
 
-    def __init__(self, producer: AIOKafkaProducer, consumer: str) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, consumer: str, *, already_sent: set[str] | None = None
+    ) -> None:
+        """``already_sent``: ``topic:partition:offset`` of records already in their DLQ (for a
+        consumer that reads a topic from its start on every run: ``bus.letters.sent_sources``);
+        they are not sent again."""
         self._producer = producer
         self.consumer = consumer
+        self._sent = already_sent
 
     async def send(self, source: Source, exc: BaseException) -> None:
         """Dead-letter one record refused with ``exc``; waits for the broker's ack."""
@@ -97,12 +132,18 @@ class DeadLetters:
         futures = []
         for letter in letters:
             s = letter.source
+            where = f"{s.topic}:{s.partition}:{s.offset}"
+            if self._sent is not None:
+                if where in self._sent:
+                    continue
+                self._sent.add(where)
+            value, original = letter.body()
             futures.append(
                 await self._producer.send(
                     Topics.dlq(s.topic),
-                    value=s.value,
-                    key=s.key,
-                    headers=letter.headers(self.consumer, now_ms),
+                    value=value,
+                    key=s.key if s.key is None or len(s.key) <= KEPT_HEADER_BYTES else None,
+                    headers=letter.headers(self.consumer, now_ms, original),
                 )
             )
             log.warning(

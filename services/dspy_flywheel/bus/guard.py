@@ -1,11 +1,14 @@
 """One guard per consumed record: parse and handle it; set aside a record that is bad.
 
 ``RecordGuard(record, handle)`` parses the record (``decode`` by default) and awaits
-``handle(parsed)``. A failure of the record's own (``is_bad_record``: it cannot be decoded or
-its content is invalid) sends it to its topic's DLQ through ``DeadLetters`` (or, on a topic
-this consumer does not own, is logged and skipped) and the guard returns None: the consumer
-moves on. Any other failure is retried as ``retry`` says, then re-raised (no ``retry``: at
-once), which stops the service; its offsets are not committed, so it resumes at that record.
+``handle(parsed)``. A failure that retrying cannot fix (``bus.errors.is_retriable`` is False:
+the record cannot be decoded, its content is invalid, the database refuses a value, the
+handler cannot process it) sends it to its topic's DLQ through ``DeadLetters`` (or, on a
+topic this consumer does not own, is logged and skipped) and the guard returns None: the
+consumer moves on. A retriable failure (broker or database away) is retried as ``retry``
+says: with backoff, for ever by default (``Retry(attempts=None)``), or up to ``attempts``
+times and then re-raised; no ``retry``: re-raised at once. Offsets are committed by the
+caller after the guard returns, so a re-raised failure resumes at that record.
 """
 
 from __future__ import annotations
@@ -19,19 +22,19 @@ from typing import Generic, TypeAlias, TypeVar
 from aiokafka.structs import ConsumerRecord
 
 from dspy_flywheel.bus.dlq import DeadLetters
-from dspy_flywheel.contracts.codec import Decoded, DecodeError, decode
+from dspy_flywheel.bus.errors import is_retriable
+from dspy_flywheel.contracts.codec import Decoded, decode
 
 log = logging.getLogger(__name__)
 
 P = TypeVar("P")
 T = TypeVar("T")
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-BAD_RECORD: tuple[type[Exception], ...] = (DecodeError, KeyError, TypeError, ValueError)
 
 
 def is_bad_record(exc: BaseException) -> bool:
     """A failure of the record itself: retrying the same bytes cannot fix it."""
-    return isinstance(exc, BAD_RECORD) and not getattr(exc, "retriable", False)
+    return isinstance(exc, Exception) and not is_retriable(exc)
 
 
 def decode_record(record: Record) -> Decoded:
@@ -40,17 +43,41 @@ def decode_record(record: Record) -> Decoded:
 
 @dataclass(frozen=True)
 class Retry:
-    """``attempts`` more tries after the first failure, waiting ``first_delay_s`` and then
-    doubling delays (capped at ``max_delay_s``) between them."""
+    """Retries of a retriable failure: wait ``first_delay_s``, then doubling delays capped at
+    ``max_delay_s``; ``attempts`` more tries after the first failure (None: until it works)."""
 
-    attempts: int = 5
+    attempts: int | None = 5
     first_delay_s: float = 1.0
     max_delay_s: float = 30.0
 
+    def delay(self, retry: int) -> float | None:
+        """The wait before retry number ``retry`` (0-based); None once attempts are used up."""
+        if self.attempts is not None and retry >= self.attempts:
+            return None
+        return self.first_delay_s if retry == 0 else min(self.max_delay_s, 2.0 ** (retry - 1))
+
     def delays(self) -> list[float]:
-        return [self.first_delay_s] + [
-            min(self.max_delay_s, 2.0**n) for n in range(self.attempts - 1)
-        ]
+        assert self.attempts is not None, "unbounded"
+        return [d for n in range(self.attempts) if (d := self.delay(n)) is not None]
+
+
+UNTIL_IT_WORKS = Retry(attempts=None)
+
+
+async def retrying(step: Callable[[], Awaitable[T]], what: str, retry: Retry = UNTIL_IT_WORKS) -> T:
+    """``step()``, retried as ``retry`` says while it fails for a retriable reason (a broker or
+    database away); any other failure is raised at once."""
+    attempt = 0
+    while True:
+        try:
+            return await step()
+        except Exception as exc:
+            delay = retry.delay(attempt) if is_retriable(exc) else None
+            if delay is None:
+                raise
+            attempt += 1
+            log.warning("%s failed (%r); retry %d in %.1f s", what, exc, attempt, delay)
+            await asyncio.sleep(delay)
 
 
 class RecordGuard(Generic[P]):
@@ -70,8 +97,7 @@ class RecordGuard(Generic[P]):
         self.dlq_topics = dlq_topics
 
     async def __call__(self, record: Record, handle: Callable[[P], Awaitable[T]]) -> T | None:
-        delays = self.retry.delays() if self.retry else []
-        retries = iter(enumerate(delays, 1))
+        retry = 0
         while True:
             try:
                 return await handle(self.parse(record))
@@ -79,27 +105,36 @@ class RecordGuard(Generic[P]):
                 if is_bad_record(exc):
                     await self.set_aside(record, exc)
                     return None
-                n, delay = next(retries, (0, 0.0))
-                if not n and self.retry is None:
-                    raise
-                if not n:
+                delay = self.retry.delay(retry) if self.retry else None
+                if delay is None:
+                    if retry == 0:
+                        raise
                     raise RuntimeError(f"giving up on {_where(record)}") from exc
+                retry += 1
                 log.warning(
-                    "handling %s failed (%r); retry %d of %d in %.0f s",
-                    _where(record),
-                    exc,
-                    n,
-                    len(delays),
-                    delay,
+                    "handling %s failed (%r); retry %d in %.1f s", _where(record), exc, retry, delay
                 )
                 await asyncio.sleep(delay)
 
     async def set_aside(self, record: Record, exc: Exception) -> None:
+        """Dead-letter ``record`` (if this consumer owns its topic's DLQ); a broker that is
+        away is waited for (the offset must not move past a record that is nowhere)."""
         owned = self.dlq_topics is None or record.topic in self.dlq_topics
         if self.dead_letters is None or not owned:
             log.warning("skipping bad record %s: %s", _where(record), exc)
             return
-        await self.dead_letters.send(record, exc)
+        retry = 0
+        while True:
+            try:
+                await self.dead_letters.send(record, exc)
+                return
+            except Exception as failure:
+                if not is_retriable(failure):
+                    raise
+                delay = UNTIL_IT_WORKS.delay(retry) or 1.0
+                retry += 1
+                log.warning("dead-lettering %s failed (%r); retrying", _where(record), failure)
+                await asyncio.sleep(delay)
 
 
 def _where(record: Record) -> str:

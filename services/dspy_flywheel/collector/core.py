@@ -3,8 +3,10 @@
 ``Collector.process(raws)`` parses and anonymizes a batch, lets the join window hold unmatched
 halves for a moment, and writes the rest in one transaction; it returns the messages that are
 durable, and the engine (faust agent or aiokafka loop) acknowledges exactly those.
-``until_done`` retries a failing step with backoff forever: a batch that cannot be written
-stalls its partitions instead of being skipped.
+A write that fails because the database or the broker is away is retried with backoff until it
+works (its partitions wait; nothing is skipped). A write that fails because of a record is
+split in halves down to that record, which goes to the DLQ as ``unwritable``; the rest is
+stored. ``until_done`` retries the other steps (reading placeholders, policies).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TypeVar
 
 import asyncpg
 
+from dspy_flywheel.bus.errors import is_retriable
 from dspy_flywheel.collector.events import Parsed, RawMessage, Rejected, parse
 from dspy_flywheel.collector.placeholders import PersistentPlaceholderStore, PlaceholderConflict
 from dspy_flywheel.collector.policy import PolicyBook
@@ -125,6 +128,39 @@ class Collector:
             return await self._write(self._window.take_all())
 
     async def _write(self, items: list[Item]) -> list[RawMessage]:
+        """Write ``items`` (released by the window: nothing else holds them any more).
+
+        A failure retrying can fix (database or broker away) is retried here with backoff
+        until it works. Any other failure is one record's: the batch is split in halves, each
+        written on its own, down to the record, which is dead-lettered (``unwritable``) while
+        the others are stored.
+        """
+        delay = 0.5
+        while True:
+            try:
+                return await self._write_once(items)
+            except Exception as exc:
+                if not is_retriable(exc):
+                    return await self._split(items, exc)
+                log.warning(
+                    "writing %d events failed (%r); retrying in %.1fs", len(items), exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def _split(self, items: list[Item], exc: Exception) -> list[RawMessage]:
+        if len(items) > 1:
+            half = len(items) // 2
+            return await self._write(items[:half]) + await self._write(items[half:])
+        raw, parsed = items[0]
+        if isinstance(parsed, Rejected):
+            raise exc  # not even its dead letter can be written: nothing else to try
+        log.error("%s cannot be written, dead-lettering it: %r", raw.coordinates, exc)
+        return await self._write(
+            [(raw, Rejected(raw, "unwritable", f"{type(exc).__name__}: {exc}"))]
+        )
+
+    async def _write_once(self, items: list[Item]) -> list[RawMessage]:
         if not items:
             return []
         started = time.perf_counter()
@@ -144,7 +180,8 @@ class Collector:
         raise PlaceholderConflict(f"placeholder numbering kept changing ({PLACEHOLDER_ATTEMPTS}x)")
 
     async def until_done(self, step: Callable[[], Awaitable[T]], what: str) -> T:
-        """Retry ``step`` (e.g. ``lambda: collector.process(raws)``) with backoff until it works."""
+        """Retry ``step`` (e.g. ``lambda: collector.process(raws)``) with backoff until it works
+        (writes retry and split by themselves; this covers reading placeholders and policies)."""
         delay = 0.5
         while True:
             try:

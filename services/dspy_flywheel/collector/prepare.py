@@ -69,7 +69,7 @@ class Preparer:
                 elif isinstance(item, Feedback):
                     item.label = self.value(item.label, item.worker_id)
                 out.append(item)
-            except PrivacyError as exc:
-                log.error("anonymization failed for %s: %s", raw.coordinates, exc)
-                out.append(Rejected(raw, "anonymization_failed", str(exc)))
+            except (PrivacyError, ValueError, TypeError, RecursionError) as exc:
+                log.error("anonymization failed for %s: %r", raw.coordinates, exc)
+                out.append(Rejected(raw, "anonymization_failed", f"{type(exc).__name__}: {exc}"))
         return out

@@ -115,7 +115,11 @@ def decode(
     headers: Iterable[tuple[str, bytes]] | None = None,
     *,
     registry: SchemaRegistry | None = None,
+    check: bool = True,
 ) -> Decoded:
+    """The event in ``value``; with ``check`` (always, for consumers) its fields and event id
+    must pass :mod:`~dspy_flywheel.contracts.validate` (InvalidRecord otherwise). Only tools
+    that show a refused record to an operator pass ``check=False``."""
     reg = registry or default_registry()
     if value is None or len(value) < HEADER_LEN or value[:2] != MARKER:
         raise CorruptPayload("not an Avro single-object message (missing C3 01 marker)")
@@ -143,9 +147,12 @@ def decode(
     raw_id = hdrs.get("event_id")
     try:
         event_id = check_event_id(raw_id) if raw_id is not None else None
-        check_record(record)
+        if check:
+            check_record(record)
     except InvalidInput as exc:
-        raise InvalidRecord(exc.reason, f"{writer.event_type}: {exc}") from None
+        if check:
+            raise InvalidRecord(exc.reason, f"{writer.event_type}: {exc}") from None
+        event_id = raw_id.decode(errors="replace") if raw_id is not None else None
     return Decoded(
         event_type=writer.event_type,
         record=record,

@@ -1,11 +1,25 @@
-"""Kafka topic names, in one place.
+"""Kafka topic names, in one place, and which consumer owns each topic's dead-letter topic.
 
 ``Topics(prefix="t123-")`` gives every name a prefix, so tests get private topics.
+
+Every consumed topic has exactly one DLQ owner (``DLQ_OWNERS``): other consumers of the topic
+skip a bad record (and log it) instead of dead-lettering their own copy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
+
+DLQ_OWNERS: Final[dict[str, str]] = {
+    "executions": "collector",  # the trigger reads them too
+    "feedback": "collector",
+    "optimization-requests": "optimizer",  # the trigger reads them too
+    "program-acks": "optimizer",
+    "program-updated": "optimizer",  # every worker reads it; the optimizer checks it
+    "optimization-status": "trigger",
+    "trigger-config": "trigger",  # workers, the manager and the CLI read it too
+}
 
 
 @dataclass(frozen=True)
@@ -56,12 +70,18 @@ class Topics:
     def dlq(topic: str) -> str:
         return f"{topic}.dlq"
 
+    def dlq_owned_by(self, consumer: str) -> frozenset[str]:
+        """The topics whose bad records ``consumer`` dead-letters."""
+        return frozenset(
+            f"{self.prefix}{t}" for t, owner in DLQ_OWNERS.items() if owner == consumer
+        )
+
     def specs(self) -> list[TopicSpec]:
         """Every topic the platform uses, with partitions and cleanup policy."""
         n = self.partitions
         data = [self.executions, self.feedback]
         specs = [TopicSpec(t, n) for t in data]
-        specs += [TopicSpec(self.dlq(t), 1) for t in data]
+        specs += [TopicSpec(self.dlq(f"{self.prefix}{t}"), 1) for t in DLQ_OWNERS]
         specs += [
             TopicSpec(self.optimization_requests, n),
             TopicSpec(self.optimization_status, n),

@@ -13,10 +13,10 @@ import logging
 from contextlib import AsyncExitStack
 
 from dspy_flywheel.bus import (
+    UNTIL_IT_WORKS,
     DeadLetters,
     OutboxRelay,
     RecordGuard,
-    Retry,
     consume_group,
     decode_record,
     ensure_topics,
@@ -24,9 +24,8 @@ from dspy_flywheel.bus import (
     stop_producer,
     supervise,
 )
-from dspy_flywheel.contracts.topics import TopicSpec
 from dspy_flywheel.metrics.setup import setup_telemetry
-from dspy_flywheel.optimizer.consumer import AckIntake, RequestIntake, dlq_topics
+from dspy_flywheel.optimizer.consumer import AckIntake, RequestIntake, check_update
 from dspy_flywheel.optimizer.dataset import CollectorDataset, DatasetSource
 from dspy_flywheel.optimizer.executor import JobExecutor
 from dspy_flywheel.optimizer.pipeline import JobServices
@@ -51,9 +50,7 @@ async def run(
     stop = stop or asyncio.Event()
     topics = settings.topics
     async with AsyncExitStack() as stack:
-        await ensure_topics(
-            settings.kafka, [*topics.specs(), *(TopicSpec(name, 1) for name in dlq_topics(topics))]
-        )
+        await ensure_topics(settings.kafka, topics)
         conn = await connect(settings.postgres)
         try:
             await apply_migrations(conn, settings.db_schema)
@@ -74,7 +71,12 @@ async def run(
         )
         if reaped:
             log.warning("marked %d orphaned job(s) failed: %s", len(reaped), ", ".join(reaped))
-        guard = RecordGuard(DeadLetters(producer, "optimizer"), decode_record, retry=Retry())
+        guard = RecordGuard(
+            DeadLetters(producer, "optimizer"),
+            decode_record,
+            retry=UNTIL_IT_WORKS,
+            dlq_topics=topics.dlq_owned_by("optimizer"),
+        )
         intake_ready = asyncio.Event()
         loops = {
             "optimizer.requests": consume_group(
@@ -92,6 +94,14 @@ async def run(
                 settings.consumer_group(settings.acks_group_id),
                 guard,
                 AckIntake(pool),
+                stop,
+            ),
+            "optimizer.updates": consume_group(
+                settings.kafka,
+                topics.program_updated,
+                settings.consumer_group(settings.updates_group_id),
+                guard,
+                check_update,
                 stop,
             ),
             "optimizer.executor": executor.run(stop),

@@ -1,4 +1,6 @@
-"""The optimizer's handlers: optimization requests become queued jobs; acks enter the registry.
+"""The optimizer's handlers: optimization requests become queued jobs; acks enter the registry;
+published programs are checked (the optimizer owns the ``program-updated`` DLQ: every worker
+reads that topic, only this group dead-letters a bad record of it).
 
 They run under ``bus.consume_group``: offsets are committed only after the database commit
 (at-least-once in, exactly-once in the database: a redelivered request finds its job id and
@@ -16,6 +18,7 @@ import asyncpg
 
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.contracts.validate import program_update
 from dspy_flywheel.metrics import optimizer as optimizer_metrics
 from dspy_flywheel.store import jobs, outbox, programs
 
@@ -110,5 +113,8 @@ class AckIntake:
         )
 
 
-def dlq_topics(topics: Topics) -> list[str]:
-    return [Topics.dlq(topics.optimization_requests), Topics.dlq(topics.program_acks)]
+async def check_update(decoded: Decoded) -> None:
+    """A ProgramUpdated as every worker will read it (InvalidInput/InvalidRecord if not)."""
+    if decoded.event_type != "ProgramUpdated":
+        raise InvalidRecord(f"unexpected event type {decoded.event_type}")
+    program_update(decoded.record)

@@ -42,6 +42,7 @@ class OptimizerSettings(FlywheelSettings):
 
     group_id: str = "flywheel-optimizer"
     acks_group_id: str = "flywheel-optimizer-acks"
+    updates_group_id: str = "flywheel-optimizer-updates"  # checks program-updated (owns its DLQ)
     instance_id: str = Field(default_factory=_instance_id)
 
     # gate and data

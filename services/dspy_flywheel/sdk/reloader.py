@@ -4,6 +4,10 @@ Every worker instance reads the whole topic (no consumer group: each instance mu
 update). On first start it catches up from the beginning to the current end and serves the
 newest version that fits; after that it applies updates as they arrive. Reconnects resume from
 the last offset seen, so nothing is applied twice or skipped.
+
+Each record is read under a ``bus.RecordGuard`` without dead letters: a bad one (undecodable,
+not a version >= 1 with JSON objects, one the slot cannot build) is reported as ``refused``
+and skipped; the optimizer owns the topic's DLQ.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop_consumer
-from dspy_flywheel.bus.guard import Record
-from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.bus.guard import Record, RecordGuard
+from dspy_flywheel.contracts.codec import decode
+from dspy_flywheel.contracts.validate import program_update
 from dspy_flywheel.metrics.sdk import record_reload
 from dspy_flywheel.sdk.errors import ProgramRefused
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
@@ -56,6 +61,7 @@ class Reloader:
         self.caught_up = threading.Event()
         self.applied = 0
         self.refused = 0
+        self._guard = RecordGuard(None, self._parse)
 
     async def run(self) -> None:
         backoff = 0.2
@@ -86,10 +92,12 @@ class Reloader:
     async def _catch_up(self, consumer: AIOKafkaConsumer) -> None:
         mine: deque[_Update] = deque(maxlen=self._keep + 1)
 
-        async def collect(record: Record) -> None:
-            update = self._parse(record)
+        async def keep(update: _Update | None) -> None:
             if update is not None:
                 mine.append(update)
+
+        async def collect(record: Record) -> None:
+            await self._guard(record, keep)
 
         self._positions = await read_to_end(consumer, collect)
         candidates = list(mine)
@@ -114,22 +122,25 @@ class Reloader:
             for tp, records in batch.items():
                 for record in records:
                     self._positions[tp] = record.offset + 1
-                    update = self._parse(record)
-                    if update is not None:
-                        self._apply(update)
+                    await self._guard(record, self._apply_any)
 
     def _parse(self, record: Record) -> _Update | None:
         if record.key != self._key:
             return None
         try:
             decoded = decode(record.value, record.headers)
-        except DecodeError as exc:
-            self._report(Outcome("refused", None, f"undecodable program-updated event: {exc}"))
-            return None
-        if decoded.event_type != "ProgramUpdated":
-            return None
+            if decoded.event_type != "ProgramUpdated":
+                return None
+            version, _, _ = program_update(decoded.record)
+        except ValueError as exc:  # DecodeError, InvalidInput
+            self._report(Outcome("refused", None, f"bad program-updated event: {exc}"))
+            raise
         r = decoded.record
-        return int(r["version"]), r["program_state_json"], r["signature_json"], decoded.traceparent
+        return version, r["program_state_json"], r["signature_json"], decoded.traceparent
+
+    async def _apply_any(self, update: _Update | None) -> None:
+        if update is not None:
+            self._apply(update)
 
     def _apply(self, update: _Update) -> Outcome:
         version, state_json, signature_json, traceparent = update

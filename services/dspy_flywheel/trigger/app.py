@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 import asyncpg
 
 from dspy_flywheel.bus import (
+    UNTIL_IT_WORKS,
     DeadLetters,
     OutboxRelay,
     RecordGuard,
@@ -29,6 +30,7 @@ from dspy_flywheel.bus import (
     stop_producer,
     supervise,
 )
+from dspy_flywheel.bus.letters import sent_sources
 from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.pool import close_pool, connect
@@ -101,11 +103,18 @@ async def run(
         store = TriggerStore(pool, scope)
         engine = build_engine(settings)
 
+        producer = await start_producer(settings.kafka)
+        stack.push_async_callback(stop_producer, producer)
         follower = ConfigFollower(
             settings.kafka,
             topics.trigger_config,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             on_invalid=engine.refuse_config,
+            dead_letters=DeadLetters(
+                producer,
+                "trigger",
+                already_sent=await sent_sources(settings.kafka, topics.trigger_config),
+            ),
         )
         stack.push_async_callback(follower.stop)
         for worker_id, config in (await follower.start()).items():
@@ -116,14 +125,13 @@ async def run(
             settings.kafka, topics.executions, offsets, engine, settings.exec_cache_ttl_seconds
         )
 
-        producer = await start_producer(settings.kafka)
-        stack.push_async_callback(stop_producer, producer)
         relay = OutboxRelay(store, producer, poll_s=1.0, on_sent=log_published)
         # it dead-letters what it alone reads in full; requests and statuses are the optimizer's
         guard = RecordGuard(
             DeadLetters(producer, "trigger"),
             decode_record,
-            dlq_topics={topics.executions, topics.feedback},
+            dlq_topics=topics.dlq_owned_by("trigger"),
+            retry=UNTIL_IT_WORKS,
         )
         service = TriggerService(engine, store, guard, topics, relay.wake)
         consumer = await open_consumer(

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer
 
 from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop_consumer
-from dspy_flywheel.bus.guard import Record, RecordGuard
+from dspy_flywheel.bus.dlq import DeadLetters
+from dspy_flywheel.bus.guard import UNTIL_IT_WORKS, Record, RecordGuard
 from dspy_flywheel.bus.publish import start_producer
 from dspy_flywheel.contracts.codec import decode, encode
 from dspy_flywheel.contracts.refs import WorkerRefs
@@ -61,12 +62,15 @@ class ConfigFollower:
         *,
         fetch_max_wait_ms: int = 100,
         on_invalid: InvalidCallback | None = None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
+        """``dead_letters``: the trigger service's (it owns this topic's DLQ; build them with
+        ``already_sent``: the topic is read from its start on every run)."""
         self.topic = topic
         self._kafka = kafka
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
-        self._guard = RecordGuard(None, self._parse)
+        self._guard = RecordGuard(dead_letters, self._parse, retry=UNTIL_IT_WORKS)
         self._on_invalid = on_invalid
 
     async def start(self) -> dict[str, TriggerPolicyConfig]:

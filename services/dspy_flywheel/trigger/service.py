@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard
+from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard, retrying
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.metrics import trigger as trigger_metrics
@@ -109,7 +109,9 @@ class TriggerService:
             if worker_id in self.engine.dirty or view != self._saved_views.get(worker_id):
                 changed[worker_id] = (self.engine.states[worker_id].to_json(), view)
         if changed or offsets or outbox:
-            await self.store.save(changed, offsets, outbox)
+            await retrying(
+                lambda: self.store.save(changed, offsets, outbox), "saving trigger state"
+            )
         for worker_id, (_, view) in changed.items():
             self._saved_views[worker_id] = view
         self.engine.dirty.clear()
