@@ -205,9 +205,12 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def create_secured_app(manager: OptimizationManager, tokens: TokenStore | None = None) -> ASGIApp:
-    """The API behind RBAC (``FLYWHEEL_API_TOKENS``) with every mutation in the audit log."""
-    app = create_app(manager, own_manager=True)
+def create_secured_app(
+    manager: OptimizationManager, tokens: TokenStore | None = None, *, own_manager: bool = True
+) -> ASGIApp:
+    """The API behind RBAC (``FLYWHEEL_API_TOKENS``) with every mutation in the audit log
+    (``own_manager=False``: the caller has started the manager and closes it)."""
+    app = create_app(manager, own_manager=own_manager)
     return HttpMetrics(
         AccessMiddleware(app, tokens or TokenStore.from_env(), AuditLog(lambda: manager.pool))
     )
