@@ -50,7 +50,7 @@ def test_a_malformed_allow_list_entry_stops_a_service_at_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FLYWHEEL_OPTIMIZER_ALLOWED_REFS", "pkg.mod:build,not a ref")
-    with pytest.raises(pydantic.ValidationError, match="package.module:attr"):
+    with pytest.raises(pydantic.ValidationError, match=r"package\.module:attr"):
         OptimizerSettings()
     monkeypatch.setenv("FLYWHEEL_OPTIMIZER_ALLOWED_REFS", "pkg.mod:build,pkg.other:*")
     allowed = OptimizerSettings().ref_allow_list
