@@ -25,7 +25,7 @@ from dspy_flywheel.manager import ManagerSettings, OptimizationManager
 from dspy_flywheel.manager.api import create_secured_app
 from dspy_flywheel.settings import KafkaSettings, PostgresSettings
 from dspy_flywheel.store import jobs
-from tests.integration.test_optimizer_support import ALLOWED_REFS, PROGRAM_REF
+from tests.integration.optimizer_support import ALLOWED_REFS, PROGRAM_REF
 
 pytestmark = pytest.mark.timeout(180)
 OPERATOR = "operator-secret-0123"

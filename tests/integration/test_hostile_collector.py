@@ -36,7 +36,7 @@ from tests.integration.hostile import (
     run_cli,
     send_raw,
 )
-from tests.integration.test_optimizer_support import ENCRYPTION_KEYS
+from tests.integration.optimizer_support import ENCRYPTION_KEYS
 
 pytestmark = pytest.mark.timeout(300)
 DEEP = "[" * 50_000 + "]" * 50_000

@@ -14,7 +14,7 @@ from dspy_flywheel.store import jobs
 from tests.integration.helpers import until
 from tests.integration.hostile import dead_letters, now_ms, send_event
 from tests.integration.hostile import request as bare_request
-from tests.integration.test_optimizer_support import (
+from tests.integration.optimizer_support import (
     dataset,
     optimizer_settings,
     request,

@@ -13,7 +13,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from dspy_flywheel.bus import start_producer
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.trigger import TriggerPolicyConfig, read_configs, write_config
@@ -31,13 +30,6 @@ from tests.integration.test_trigger_service import Harness, perf_config, setting
 
 pytestmark = pytest.mark.timeout(240)
 DEEP = "[" * 50_000 + "]" * 50_000
-
-
-@pytest.fixture
-async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
-    p = await start_producer(kafka_settings)
-    yield p
-    await p.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from dspy_flywheel.trigger import TriggerPolicyConfig, write_config
 from tests.integration.helpers import until
-from tests.integration.test_optimizer_support import (
+from tests.integration.optimizer_support import (
     PROGRAM_REF,
     dataset,
     optimizer_settings,
