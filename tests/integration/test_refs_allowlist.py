@@ -12,8 +12,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from dspy_flywheel.bus import start_producer
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
@@ -50,6 +50,7 @@ async def test_an_unregistered_reference_is_never_imported(
     group_id: str,
     unique: str,
     tmp_path: Path,
+    producer: AIOKafkaProducer,
 ) -> None:
     marker = tmp_path / "imported"
     settings = optimizer_settings(
@@ -69,21 +70,17 @@ async def test_an_unregistered_reference_is_never_imported(
         request(stranger, program_ref="tempfile:mkdtemp"),  # the reported attack
         request(stranger, program_ref=PROGRAM_REF, metric_ref="tempfile:mkdtemp"),
     ]
-    producer = await start_producer(kafka_settings)
-    try:
-        async with running_optimizer(settings, dataset(db_pool)):
-            for req in refused:
-                await send_request(producer, topics, req)
-            for req in refused:
-                job = await final(db_pool, req["job_id"])
-                assert job.status == "failed"
-                assert job.message is not None
-                assert "is not registered for worker" in job.message, job.message
-            assert not marker.exists()  # the optimizer never imported the canary
+    async with running_optimizer(settings, dataset(db_pool)):
+        for req in refused:
+            await send_request(producer, topics, req)
+        for req in refused:
+            job = await final(db_pool, req["job_id"])
+            assert job.status == "failed"
+            assert job.message is not None
+            assert "is not registered for worker" in job.message, job.message
+        assert not marker.exists()  # the optimizer never imported the canary
 
-            allowed = request(registered, program_ref=CANARY)
-            await send_request(producer, topics, allowed)
-            await final(db_pool, allowed["job_id"])
-            assert marker.exists()  # the same reference, registered: imported (control)
-    finally:
-        await producer.stop()
+        allowed = request(registered, program_ref=CANARY)
+        await send_request(producer, topics, allowed)
+        await final(db_pool, allowed["job_id"])
+        assert marker.exists()  # the same reference, registered: imported (control)
