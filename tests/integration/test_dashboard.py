@@ -54,3 +54,24 @@ async def test_dashboard_shows_gain_roi_and_alerts(db_pool: asyncpg.Pool, unique
     ):
         assert expected in page.text
     assert any(w["worker_id"] == worker for w in data.json()["workers"])
+
+
+async def test_jobs_in_flight_show_with_progress(db_pool: asyncpg.Pool, unique: str) -> None:
+    worker, job_id = f"flight-{unique}", f"jr-{unique}"
+    await db_pool.execute(_JOB, job_id, worker, "running", "compile: 42%")
+    await db_pool.execute("UPDATE optimization_jobs SET progress = 0.42 WHERE job_id = $1", job_id)
+    app = Starlette(routes=dashboard_routes(lambda: db_pool))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        page = await c.get("/dashboard")
+        data = (await c.get("/api/v1/dashboard")).json()
+        job_page = await c.get(f"/dashboard/jobs/{job_id}")
+        missing = await c.get("/dashboard/jobs/no-such-job")
+    (flying,) = [j for j in data["in_flight"] if j["job_id"] == job_id]
+    assert flying["progress"] == 0.42
+    assert flying["status"] == "running"
+    assert f"href='/dashboard/jobs/{job_id}'" in page.text
+    assert f"data-job='{job_id}'>42.0%</span>" in page.text
+    assert "http-equiv='refresh' content='10'" in page.text
+    assert job_page.status_code == 200
+    assert "compile: 42%" in job_page.text
+    assert missing.status_code == 404
