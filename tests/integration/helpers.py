@@ -1,4 +1,5 @@
-"""Helpers every integration test shares: polling with a deadline, trace ids, log tails.
+"""Helpers every integration test shares: polling with a deadline, watching topics, trace ids,
+log tails.
 
 Async results are asserted by polling (``until``), never by sleeping. ``alive`` is checked on
 every poll (a service that died fails at once, with its log); ``context`` adds what a failure
@@ -12,10 +13,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import asyncpg
 import pytest
+
+from dspy_flywheel.bus import open_consumer, stop_consumer
+from dspy_flywheel.contracts.codec import Decoded, decode
+from dspy_flywheel.settings import KafkaSettings
 
 T = TypeVar("T")
 DEADLINE_S = 60.0
@@ -68,3 +73,57 @@ def new_traceparent() -> str:
 
 def tail(log: Path, chars: int = 3000) -> str:
     return log.read_text()[-chars:] if log.exists() else "(no log)"
+
+
+class EventWatch:
+    """Collects every event on ``topics`` from the beginning, with its arrival time
+    (``async with EventWatch(kafka, topic) as watch``)."""
+
+    def __init__(self, kafka: KafkaSettings, *topics: str) -> None:
+        self.events: list[Decoded] = []
+        self.arrived: list[float] = []  # time.perf_counter() of each event
+        self._kafka, self._topics = kafka, topics
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._consumer = await open_consumer(self._kafka, self._topics, fetch_max_wait_ms=20)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_consumer(self._consumer)
+
+    async def _run(self) -> None:
+        async for msg in self._consumer:
+            self.events.append(decode(msg.value, msg.headers))
+            self.arrived.append(time.perf_counter())
+
+    def of(self, event_type: str | None = None, **match: Any) -> list[Decoded]:
+        """The events of ``event_type`` (any when None) whose record has the ``match`` values."""
+        return [
+            d
+            for d in self.events
+            if event_type in (None, d.event_type)
+            and all(d.record.get(k) == v for k, v in match.items())
+        ]
+
+    def for_worker(self, worker: str) -> list[dict[str, Any]]:
+        return [d.record for d in self.of(worker_id=worker)]
+
+    def arrivals(self, worker: str) -> list[float]:
+        return [
+            t
+            for d, t in zip(self.events, self.arrived, strict=True)
+            if d.record.get("worker_id") == worker
+        ]
+
+    async def caught_up(self) -> bool:
+        """True once every event now on the topics has been collected."""
+        ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+        for tp, end in ends.items():
+            if await self._consumer.position(tp) < end:
+                return False
+        return True

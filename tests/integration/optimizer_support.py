@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from dspy_flywheel.bus import publish, start_producer
-from dspy_flywheel.contracts.codec import Decoded, decode
+from dspy_flywheel.bus import publish, start_producer, stop_producer
+from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.optimizer.app import run
 from dspy_flywheel.optimizer.dataset import CollectorDataset, DatasetSource
@@ -30,7 +30,7 @@ from dspy_flywheel.security.crypto import Cipher, generate_key, parse_keys
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store.datasets import ExportRecord, insert_records
 from tests.fixtures import fake_task
-from tests.integration.helpers import DEADLINE_S, until
+from tests.integration.helpers import DEADLINE_S, EventWatch, until
 
 PROGRAM_REF = "tests.fixtures.fake_task:TicketRouter"
 # Requests here name their program directly (no worker registered one): allow-list them.
@@ -84,41 +84,8 @@ def dataset(pool: asyncpg.Pool) -> CollectorDataset:
     return CollectorDataset(pool, cipher_for_tests())
 
 
-class EventWatch:
-    """Collects every event on the given topics, from the beginning."""
-
-    def __init__(self, kafka: KafkaSettings, *topics: str) -> None:
-        self.events: list[tuple[str, Decoded]] = []
-        self._consumer = AIOKafkaConsumer(
-            *topics,
-            **kafka.client_kwargs(),
-            group_id=None,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=20,
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> EventWatch:
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
-
-    async def _run(self) -> None:
-        async for msg in self._consumer:
-            self.events.append((msg.topic, decode(msg.value, msg.headers)))
-
-    def of(self, event_type: str, **match: Any) -> list[Decoded]:
-        return [
-            d
-            for _, d in self.events
-            if d.event_type == event_type and all(d.record.get(k) == v for k, v in match.items())
-        ]
+class JobWatch(EventWatch):
+    """An ``EventWatch`` that follows optimization jobs to their end."""
 
     def statuses(self, job_id: str) -> list[str]:
         return [d.record["status"] for d in self.of("OptimizationStatusChanged", job_id=job_id)]
@@ -249,16 +216,15 @@ async def run_job(
     pool: asyncpg.Pool,
     settings: OptimizerSettings,
     record: dict[str, Any],
-) -> tuple[Decoded, EventWatch]:
+) -> tuple[Decoded, JobWatch]:
     """Run an optimizer, send one request, return its final status and what was seen."""
     async with (
-        EventWatch(kafka, topics.optimization_status, topics.program_updated) as watch,
+        JobWatch(kafka, topics.optimization_status, topics.program_updated) as watch,
         running_optimizer(settings, dataset(pool)),
     ):
         producer = await start_producer(kafka)
         try:
-            await send_request(producer, topics, record)
-            final = await watch.terminal(record["job_id"])
+            final = await watch.run(producer, topics, record)
         finally:
-            await producer.stop()
+            await stop_producer(producer)
     return final, watch

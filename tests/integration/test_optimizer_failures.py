@@ -26,7 +26,7 @@ from tests.integration.helpers import until
 from tests.integration.optimizer_support import (
     ALLOWED_REFS,
     ENCRYPTION_KEYS,
-    EventWatch,
+    JobWatch,
     dataset,
     optimizer_settings,
     request,
@@ -63,7 +63,7 @@ def child_pids(job_id: str) -> list[int]:
     return found
 
 
-async def compiling(watch: EventWatch, job_id: str) -> bool:
+async def compiling(watch: JobWatch, job_id: str) -> bool:
     return any(
         json.loads(d.record["details_json"]).get("phase") == "compile"
         for d in watch.of("OptimizationStatusChanged", job_id=job_id, status="running")
@@ -104,7 +104,7 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
         stderr=subprocess.DEVNULL,
     )
     try:
-        async with EventWatch(kafka_settings, topics.optimization_status) as watch:
+        async with JobWatch(kafka_settings, topics.optimization_status) as watch:
             await send_request(producer, topics, req)
             await until(lambda: compiling(watch, req["job_id"]), "compile to start")
             children = child_pids(req["job_id"])
@@ -151,7 +151,7 @@ async def test_cancel_kills_the_child(
     req = request(f"router-{unique}", optimizer=SLOW_OPTIMIZER)
     await store_tickets(db_pool, req["worker_id"])
     async with (
-        EventWatch(kafka_settings, topics.optimization_status) as watch,
+        JobWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         await send_request(producer, topics, req)
@@ -208,7 +208,7 @@ async def test_limits_end_the_job_with_reason(
     )
     await store_tickets(db_pool, req["worker_id"])
     async with (
-        EventWatch(kafka_settings, topics.optimization_status) as watch,
+        JobWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         final = await watch.run(producer, topics, req)
@@ -237,7 +237,7 @@ async def test_injected_lm_errors_end_in_defined_states(
         await store_tickets(db_pool, req["worker_id"], seed=1)
     finals = []
     async with (
-        EventWatch(kafka_settings, topics.optimization_status) as watch,
+        JobWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         for i, req in enumerate(reqs):

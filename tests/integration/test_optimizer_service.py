@@ -18,7 +18,7 @@ from dspy_flywheel.store import jobs, programs
 from dspy_flywheel.store.datasets import get_snapshot
 from tests.integration.optimizer_support import (
     OBLIVIOUS_LM,
-    EventWatch,
+    JobWatch,
     dataset,
     optimizer_settings,
     request,
@@ -43,7 +43,7 @@ async def test_better_candidate_is_published_once(
     first = request(worker)
     assert await store_tickets(db_pool, worker, 60) == 60
     async with (
-        EventWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
+        JobWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         final = await watch.run(producer, topics, first)
@@ -117,7 +117,7 @@ async def test_candidate_not_better_is_rejected(
     req = request(worker)
     await store_tickets(db_pool, worker, 60)
     async with (
-        EventWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
+        JobWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         final = await watch.run(producer, topics, req)
@@ -146,7 +146,7 @@ async def test_small_dataset_is_refused_with_reason(
     req = request(f"router-{unique}")
     await store_tickets(db_pool, req["worker_id"], 12)
     async with (
-        EventWatch(kafka_settings, topics.optimization_status) as watch,
+        JobWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         final = await watch.run(producer, topics, req)

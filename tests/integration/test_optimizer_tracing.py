@@ -15,7 +15,7 @@ from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import trace_id_of
 from tests.integration.helpers import new_traceparent
 from tests.integration.optimizer_support import (
-    EventWatch,
+    JobWatch,
     dataset,
     optimizer_settings,
     request,
@@ -61,7 +61,7 @@ async def test_lifecycle_is_one_trace(
     trace_id = trace_id_of(parent)
     await store_tickets(db_pool, req["worker_id"])
     async with (
-        EventWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
+        JobWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         final = await watch.run(producer, topics, req, traceparent=parent)

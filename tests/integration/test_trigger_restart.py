@@ -20,8 +20,8 @@ from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.trigger import write_config
 from dspy_flywheel.trigger.requests import RequestEnvelope, request_record
 from dspy_flywheel.trigger.store import OutboxRow, TriggerStore
-from tests.integration.helpers import until
-from tests.integration.test_trigger_service import Harness, RequestWatch, perf_config
+from tests.integration.helpers import EventWatch, until
+from tests.integration.test_trigger_service import Harness, perf_config
 
 
 class ServiceProcess:
@@ -65,11 +65,9 @@ class ServiceProcess:
 
 
 @pytest.fixture
-async def watch(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[RequestWatch]:
-    w = RequestWatch(kafka_settings, topics.optimization_requests)
-    await w.start()
-    yield w
-    await w.stop()
+async def watch(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[EventWatch]:
+    async with EventWatch(kafka_settings, topics.optimization_requests) as w:
+        yield w
 
 
 @pytest.fixture
@@ -98,7 +96,7 @@ async def test_kill_and_restart_mid_cooldown_no_duplicate(
     kafka_settings: KafkaSettings,
     topics: Topics,
     harness: Harness,
-    watch: RequestWatch,
+    watch: EventWatch,
     service: Any,
 ) -> None:
     await write_config(
@@ -155,7 +153,7 @@ async def test_restart_resumes_offsets_without_recounting(
     assert view["accuracy"] == 1.0
 
 
-async def _requests(watch: RequestWatch, worker: str) -> list[dict[str, Any]]:
+async def _requests(watch: EventWatch, worker: str) -> list[dict[str, Any]]:
     return watch.for_worker(worker)
 
 
@@ -163,7 +161,7 @@ async def test_unsent_outbox_row_is_published_on_start(
     kafka_settings: KafkaSettings,
     topics: Topics,
     harness: Harness,
-    watch: RequestWatch,
+    watch: EventWatch,
     service: Any,
     db_pool: asyncpg.Pool,
 ) -> None:

@@ -1,12 +1,11 @@
 """Trigger service on the real broker and database: drops, live thresholds, periodic, manual.
 
-Shared helpers (``Harness``, ``RequestWatch``) are imported by ``test_trigger_restart.py``.
+Shared helpers (``Harness``) are imported by ``test_trigger_restart.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -20,7 +19,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from dspy_flywheel.bus import publish
-from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.manager import ManagerSettings, OptimizationManager
 from dspy_flywheel.manager.api import create_app
@@ -30,51 +28,9 @@ from dspy_flywheel.trigger import TriggerPolicyConfig, TriggerSettings, read_con
 from dspy_flywheel.trigger.app import run
 from dspy_flywheel.trigger.requests import request_optimization
 from dspy_flywheel.trigger.store import fetch_alerts, fetch_views
-from tests.integration.helpers import new_traceparent, until
+from tests.integration.helpers import EventWatch, new_traceparent, until
 
 DEADLINE_S = 30.0
-
-
-class RequestWatch:
-    """Collects every OptimizationRequested on the topic (from the beginning)."""
-
-    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
-        self.items: list[tuple[dict[str, Any], str | None, float]] = []
-        self._consumer = AIOKafkaConsumer(
-            topic,
-            **kafka.client_kwargs(),
-            group_id=None,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=20,
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        async for msg in self._consumer:
-            event = decode(msg.value, msg.headers)
-            self.items.append((event.record, event.traceparent, time.perf_counter()))
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
-
-    def for_worker(self, worker: str) -> list[dict[str, Any]]:
-        return [r for r, _, _ in self.items if r["worker_id"] == worker]
-
-    async def caught_up(self) -> bool:
-        """True once every message now on the topic has been collected."""
-        parts = self._consumer.assignment()
-        ends = await self._consumer.end_offsets(list(parts))
-        for tp, end in ends.items():
-            if await self._consumer.position(tp) < end:
-                return False
-        return True
 
 
 class Harness:
@@ -173,25 +129,15 @@ def perf_config(worker: str, **kw: Any) -> TriggerPolicyConfig:
     return TriggerPolicyConfig(worker, **base)
 
 
-@contextlib.asynccontextmanager
-async def watching(kafka: KafkaSettings, topic: str) -> AsyncIterator[RequestWatch]:
-    w = RequestWatch(kafka, topic)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.stop()
-
-
 @pytest.fixture
-async def watch(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[RequestWatch]:
-    async with watching(kafka_settings, topics.optimization_requests) as w:
+async def watch(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[EventWatch]:
+    async with EventWatch(kafka_settings, topics.optimization_requests) as w:
         yield w
 
 
 @pytest.fixture
-async def alerts(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[RequestWatch]:
-    async with watching(kafka_settings, topics.alerts) as w:
+async def alerts(kafka_settings: KafkaSettings, topics: Topics) -> AsyncIterator[EventWatch]:
+    async with EventWatch(kafka_settings, topics.alerts) as w:
         yield w
 
 
@@ -260,8 +206,8 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     db_schema: str,
     db_pool: asyncpg.Pool,
     harness: Harness,
-    watch: RequestWatch,
-    alerts: RequestWatch,
+    watch: EventWatch,
+    alerts: EventWatch,
     start_service: Any,
 ) -> None:
     await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
@@ -290,15 +236,15 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     assert evidence["min_examples"] == 10
     assert evidence["labeled_total"] > 40
     # the request's trace continues the trace of the feedback that crossed the threshold
-    ((_, traceparent, _),) = [i for i in watch.items if i[0]["worker_id"] == harness.worker]
+    (decision,) = watch.of(worker_id=harness.worker)
+    traceparent = decision.traceparent
     crossing = harness.traceparents[evidence["labeled_total"] - 1]
     assert trace_id_of(traceparent) == trace_id_of(crossing)
     assert traceparent != crossing  # a new span: trigger.decision
     # ... and an operator alert goes out with it, in the same trace
     await until(lambda: _count_at_least(alerts, harness.worker, 1), "degradation alert")
-    ((alert, alert_traceparent, _),) = [
-        i for i in alerts.items if i[0]["worker_id"] == harness.worker
-    ]
+    (alert_event,) = alerts.of(worker_id=harness.worker)
+    alert, alert_traceparent = alert_event.record, alert_event.traceparent
     assert (alert["kind"], alert["severity"]) == ("accuracy_below_threshold", "warning")
     assert json.loads(alert["details_json"])["job_id"] == request["job_id"]
     assert f"below the threshold {evidence['threshold']:.1%}" in alert["message"]
@@ -381,7 +327,7 @@ async def test_threshold_change_while_running(
     topics: Topics,
     db_schema: str,
     harness: Harness,
-    watch: RequestWatch,
+    watch: EventWatch,
     start_service: Any,
 ) -> None:
     await write_config(
@@ -422,7 +368,7 @@ async def _live_threshold(harness: Harness, threshold: float) -> bool:
     return config.get("threshold") == threshold
 
 
-async def _requests(watch: RequestWatch, worker: str) -> list[dict[str, Any]]:
+async def _requests(watch: EventWatch, worker: str) -> list[dict[str, Any]]:
     return watch.for_worker(worker)
 
 
@@ -430,7 +376,7 @@ async def test_periodic_policy_fires_on_schedule(
     kafka_settings: KafkaSettings,
     topics: Topics,
     harness: Harness,
-    watch: RequestWatch,
+    watch: EventWatch,
     start_service: Any,
 ) -> None:
     config = TriggerPolicyConfig(
@@ -448,16 +394,16 @@ async def test_periodic_policy_fires_on_schedule(
     assert first["optimizer"] == "MIPROv2"
     assert json.loads(first["optimizer_params_json"]) == {"auto": "light"}
     assert json.loads(first["evidence_json"])["interval_seconds"] == 1
-    first_at = watch.items[-1][2]
+    first_at = watch.arrived[-1]
     assert first_at - started >= 0.9
     # the next slot waits for the job in flight; once it ends, the schedule resumes
     await harness.status(first["job_id"], "succeeded")
     await until(lambda: _count_at_least(watch, harness.worker, 2), "second periodic")
-    second_at = [t for r, _, t in watch.items if r["worker_id"] == harness.worker][1]
+    second_at = watch.arrivals(harness.worker)[1]
     assert second_at - first_at >= 0.9
 
 
-async def _count_at_least(watch: RequestWatch, worker: str, n: int) -> bool:
+async def _count_at_least(watch: EventWatch, worker: str, n: int) -> bool:
     return len(watch.for_worker(worker)) >= n
 
 
@@ -466,7 +412,7 @@ async def test_manual_request_goes_out_at_once(
     topics: Topics,
     db_schema: str,
     harness: Harness,
-    watch: RequestWatch,
+    watch: EventWatch,
     start_service: Any,
 ) -> None:
     await write_config(
@@ -547,7 +493,7 @@ async def test_second_instance_stands_by_until_the_first_stops(
     topics: Topics,
     db_schema: str,
     harness: Harness,
-    watch: RequestWatch,
+    watch: EventWatch,
     start_service: Any,
 ) -> None:
     await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
