@@ -98,6 +98,11 @@ async def send_corrupt_execution(kafka: KafkaSettings, topics: Topics) -> None:
         await producer.stop()
 
 
+def _dead_lettered(port: int) -> bool:
+    scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return "\nflywheel_dlq_records_total{" in scrape
+
+
 def start_worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
     with log.open("ab") as err:
         return subprocess.Popen(
@@ -153,8 +158,15 @@ async def observed_loop(kafka: KafkaSettings, tmp: Path) -> AsyncIterator[Observ
         async with running_loop(env, tmp / "logs", kafka, topics, "loop-bfs", SERVICES) as loop:
             child = start_worker_process(env, tmp / "logs" / "worker.log")
             try:
-                await send_corrupt_execution(kafka, topics)
                 report = await _read_report(child, loop.check_alive)
+                # Every consumer is past its start now: one bad record for the DLQ path (the
+                # collector owns the executions topic's DLQ; the trigger skips the record).
+                await send_corrupt_execution(kafka, topics)
+                await loop.until(
+                    lambda: _dead_lettered(ports["collector"]),
+                    60,
+                    "the corrupt record in the collector's DLQ count",
+                )
                 await loop.until(lambda: loop.lifecycle.trace_id is not None, 10, "the trace id")
                 assert loop.lifecycle.trace_id is not None
                 assert loop.lifecycle.job_id is not None

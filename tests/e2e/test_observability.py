@@ -50,7 +50,6 @@ NON_ZERO: dict[str, tuple[str, ...]] = {
         "flywheel.trigger.accuracy",
         "flywheel.trigger.requests",
         "flywheel.trigger.alerts",
-        "flywheel.dlq.records",
     ),
     "optimizer": (
         "messaging.client.consumed.messages",
