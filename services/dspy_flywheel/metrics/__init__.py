@@ -1,14 +1,21 @@
 """Metrics of every service and of the SDK (OpenTelemetry metrics API, one catalog).
 
 ``catalog`` declares each instrument once; ``kafka`` (consumer lag, consumed, DLQ), ``sdk``,
-``collector``, ``trigger``, ``optimizer`` and ``http`` hold them by source; ``setup`` installs
-the SDK with a Prometheus ``/metrics`` endpoint and OTLP export.
+``collector``, ``trigger``, ``optimizer`` and ``http`` hold them by source and import only the
+OpenTelemetry API. ``setup`` installs the SDK with a Prometheus ``/metrics`` endpoint and OTLP
+export; it loads lazily, so library code importing a source never pulls in the SDK.
 """
 
-import importlib
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
+from dspy_flywheel._lazy import lazy_exports
 from dspy_flywheel.metrics.catalog import CATALOG, Described
-from dspy_flywheel.metrics.setup import force_flush, setup_metrics
+
+if TYPE_CHECKING:
+    from dspy_flywheel.metrics.setup import force_flush, setup_metrics, setup_telemetry
 
 SOURCES = ("sdk", "kafka", "collector", "trigger", "optimizer", "http")
 
@@ -20,4 +27,18 @@ def all_instruments() -> list[Described]:
     return list(CATALOG)
 
 
-__all__ = ["CATALOG", "Described", "all_instruments", "force_flush", "setup_metrics"]
+_SETUP = "dspy_flywheel.metrics.setup"
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"force_flush": _SETUP, "setup_metrics": _SETUP, "setup_telemetry": _SETUP},
+    globals(),
+)
+
+__all__ = [
+    "CATALOG",
+    "Described",
+    "all_instruments",
+    "force_flush",
+    "setup_metrics",
+    "setup_telemetry",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -21,7 +21,7 @@ Callback = Callable[[CallbackOptions], Iterable[Observation]]
 @dataclass(frozen=True)
 class Described:
     name: str
-    kind: str  # counter | histogram | gauge | updowncounter (observable ones too)
+    kind: str  # counter | histogram | gauge (observable ones included)
     unit: str
     description: str
     attributes: tuple[str, ...]
@@ -55,24 +55,20 @@ class Meter:
         self._describe(name, "histogram", unit, description, attributes)
         return self._meter.create_histogram(name, unit=unit, description=description)
 
-    def observable_counter(
+    def observable(
         self,
+        kind: Literal["counter", "gauge"],
         name: str,
         unit: str,
         description: str,
         callback: Callback,
         attributes: Sequence[str] = (),
     ) -> Any:
-        self._describe(name, "counter", unit, description, attributes)
-        return self._meter.create_observable_counter(name, [callback], unit, description)
-
-    def observable_gauge(
-        self,
-        name: str,
-        unit: str,
-        description: str,
-        callback: Callback,
-        attributes: Sequence[str] = (),
-    ) -> Any:
-        self._describe(name, "gauge", unit, description, attributes)
-        return self._meter.create_observable_gauge(name, [callback], unit, description)
+        """An instrument read by ``callback`` when a reader collects (nothing on the hot path)."""
+        self._describe(name, kind, unit, description, attributes)
+        create = (
+            self._meter.create_observable_counter
+            if kind == "counter"
+            else self._meter.create_observable_gauge
+        )
+        return create(name, [callback], unit, description)

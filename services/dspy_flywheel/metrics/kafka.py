@@ -43,7 +43,8 @@ consumed = _meter.counter(
     "Kafka records a consumer processed (after its work was durable)",
     ("messaging.system", GROUP, TOPIC),
 )
-lag_gauge = _meter.observable_gauge(
+lag_gauge = _meter.observable(
+    "gauge",
     "messaging.kafka.consumer.lag",
     "{message}",
     "records in a partition not processed yet: high watermark minus next offset",

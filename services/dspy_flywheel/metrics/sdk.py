@@ -85,42 +85,48 @@ def _version(options: CallbackOptions) -> Iterable[Observation]:
 
 _meter = Meter("sdk")
 _ids = (WORKER, INSTANCE)
-emitted = _meter.observable_counter(
+emitted = _meter.observable(
+    "counter",
     "flywheel.worker.events.emitted",
     "{event}",
     "events a worker enqueued (executions, feedback, program acks)",
     _field("enqueued"),
     _ids,
 )
-sent = _meter.observable_counter(
+sent = _meter.observable(
+    "counter",
     "flywheel.worker.events.sent",
     "{event}",
     "events the broker acknowledged (direct and replayed from the spool)",
     _field("sent"),
     _ids,
 )
-spooled = _meter.observable_counter(
+spooled = _meter.observable(
+    "counter",
     "flywheel.worker.events.spooled",
     "{event}",
     "events written to the on-disk spool (broker down or slow)",
     _field("spooled"),
     _ids,
 )
-dropped = _meter.observable_counter(
+dropped = _meter.observable(
+    "counter",
     "flywheel.worker.events.dropped",
     "{event}",
     "events lost: spool full, emitted after close, or not encodable",
     _dropped,
     (*_ids, "error.type"),
 )
-spool_bytes = _meter.observable_gauge(
+spool_bytes = _meter.observable(
+    "gauge",
     "flywheel.worker.spool.size",
     "By",
     "bytes waiting in the spool for the broker",
     _field("spool_bytes"),
     _ids,
 )
-serving_version = _meter.observable_gauge(
+serving_version = _meter.observable(
+    "gauge",
     "flywheel.worker.program.version",
     "{version}",
     "program version the instance serves (0: the program in its code)",

@@ -43,7 +43,8 @@ def _accuracy(_: CallbackOptions) -> Iterable[Observation]:
 
 
 _meter = Meter("trigger")
-accuracy = _meter.observable_gauge(
+accuracy = _meter.observable(
+    "gauge",
     "flywheel.trigger.accuracy",
     "1",
     f"rolling accuracy over the last {WINDOW} labeled calls, per worker and program version",
