@@ -37,7 +37,8 @@ async def warm_execution_cache(
         if record.offset >= resume[TopicPartition(record.topic, record.partition)]:
             return  # handled after the restart, from the stored offsets
         try:
-            engine.remember_execution(decode(record.value, record.headers).record)
+            event = decode(record.value, record.headers)
+            engine.remember_execution(event.record, event.traceparent)
             loaded += 1
         except (DecodeError, KeyError, TypeError, ValueError):
             return
