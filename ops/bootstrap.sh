@@ -20,6 +20,7 @@ system_packages() {
   need java openjdk-17-jre-headless
   need mvn maven
   need psql postgresql-client
+  need openssl openssl
   [[ -n "$(find /usr/lib/postgresql -maxdepth 3 -path '*/bin/initdb' 2>/dev/null)" ]] ||
     apt_install postgresql
   pick_python >/dev/null || apt_install python3 python3-venv

@@ -8,7 +8,8 @@
 #   ops/kafka.sh env      print `export KAFKA_BOOTSTRAP_SERVERS=...`
 #
 # Env: FLYWHEEL_KAFKA_VERSION (default below), FLYWHEEL_KAFKA_PORT (default: free port, kept
-# across restarts), FLYWHEEL_KAFKA_HEAP (default -Xmx512m -Xms512m), FLYWHEEL_HOME, FLYWHEEL_STATE.
+# across restarts), FLYWHEEL_KAFKA_HEAP (default -Xmx512m -Xms512m), FLYWHEEL_HOME, FLYWHEEL_STATE,
+# FLYWHEEL_SECURE (1: one SASL_SSL listener, ops/kafka/secure.properties.template).
 set -euo pipefail
 
 LOG_TAG=kafka
@@ -63,6 +64,10 @@ cmd_fetch() {
   log "cached $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars in $KAFKA_LIBS ($(elapsed_since "$started")s)"
 }
 
+listener() { # the client listener's security protocol, as configured
+  if is_secure; then echo "SASL_SSL (SCRAM-SHA-512)"; else echo PLAINTEXT; fi
+}
+
 running_pid() { # print the broker pid when our broker is running
   local pid=""
   [[ -f "$PID_FILE" ]] && pid="$(<"$PID_FILE")"
@@ -73,11 +78,40 @@ running_pid() { # print the broker pid when our broker is running
   return 1
 }
 
-probe() { python3 "$OPS_DIR/kafka/probe.py" 127.0.0.1 "$1" "${2:-5}"; }
+probe() { # probe PORT [TIMEOUT_S]: the broker answers metadata (secure: over TLS, as the client user)
+  local args=(127.0.0.1 "$1" "${2:-5}")
+  if is_secure; then
+    args+=(--cafile "$TLS_DIR/ca.pem" --user "$CLIENT_USER" --password-file "$SECRETS_DIR/kafka-client")
+  fi
+  python3 "$OPS_DIR/kafka/probe.py" "${args[@]}"
+}
 
 write_config() { # write_config PORT CONTROLLER_PORT
-  sed -e "s|@PORT@|$1|g" -e "s|@CONTROLLER_PORT@|$2|g" -e "s|@DATA_DIR@|$KAFKA_DATA|g" \
-    "$OPS_DIR/kafka/server.properties.template" >"$KAFKA_CONFIG"
+  local base
+  base="$(sed -e "s|@PORT@|$1|g" -e "s|@CONTROLLER_PORT@|$2|g" -e "s|@DATA_DIR@|$KAFKA_DATA|g" \
+    "$OPS_DIR/kafka/server.properties.template")"
+  if ! is_secure; then
+    printf '%s\n' "$base" >"$KAFKA_CONFIG"
+    return
+  fi
+  # The secure settings replace the base's keys of the same name. The admin password is filled
+  # in with bash string operations only, so it never is an argument of a process.
+  local overlay line key
+  overlay="$(<"$OPS_DIR/kafka/secure.properties.template")"
+  overlay="${overlay//@PORT@/$1}"
+  overlay="${overlay//@CONTROLLER_PORT@/$2}"
+  overlay="${overlay//@TLS_DIR@/$TLS_DIR}"
+  overlay="${overlay//@ADMIN_PASSWORD@/$(read_secret kafka-admin)}"
+  rm -f "$KAFKA_CONFIG"
+  (
+    umask 077
+    while IFS= read -r line; do
+      key="${line%%=*}"
+      [[ "$line" == *=* && "$overlay" == *$'\n'"$key="* ]] && continue
+      printf '%s\n' "$line"
+    done <<<"$base" >"$KAFKA_CONFIG"
+    printf '%s\n' "$overlay" >>"$KAFKA_CONFIG"
+  )
 }
 
 # Class-data sharing (faster restarts): the first start records the loaded classes into
@@ -126,9 +160,33 @@ while (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).s
     pass
 print(i)')"
   log "formatting storage in $KAFKA_DATA (cluster id $cluster_id)"
-  java_tool kafka.tools.StorageTool format --config "$KAFKA_CONFIG" --cluster-id "$cluster_id" \
-    --ignore-formatted >>"$KAFKA_LOGS/format.log" 2>&1 ||
-    die "storage format failed; see $KAFKA_LOGS/format.log"
+  local args=(kafka.tools.StorageTool format --config "$KAFKA_CONFIG" --cluster-id "$cluster_id"
+    --ignore-formatted)
+  if ! is_secure; then
+    java_tool "${args[@]}" >>"$KAFKA_LOGS/format.log" 2>&1 ||
+      die "storage format failed; see $KAFKA_LOGS/format.log"
+    return
+  fi
+  # The SCRAM-SHA-512 users go into the first metadata records. Their passwords reach the JVM
+  # through a java @argument-file (0600, deleted at once), never through a command line.
+  local argfile="$KAFKA_STATE/format.args" arg
+  (
+    umask 077
+    {
+      for arg in -Xmx256m "-Dlog4j2.configurationFile=$OPS_DIR/kafka/log4j2.properties" \
+        "-Dkafka.logs.dir=$KAFKA_LOGS" -cp "$KAFKA_LIBS/*" "${args[@]}"; do
+        printf '"%s"\n' "$arg"
+      done
+      printf '"%s"\n' --add-scram "SCRAM-SHA-512=[name=admin,password=$(read_secret kafka-admin)]"
+      printf '"%s"\n' --add-scram \
+        "SCRAM-SHA-512=[name=$CLIENT_USER,password=$(read_secret kafka-client)]"
+    } >"$argfile"
+  )
+  local rc=0
+  java "@$argfile" >>"$KAFKA_LOGS/format.log" 2>&1 || rc=$?
+  rm -f "$argfile"
+  ((rc == 0)) || die "storage format failed; see $KAFKA_LOGS/format.log"
+  log "SCRAM-SHA-512 users admin (broker) and $CLIENT_USER (clients) created"
 }
 
 wait_ready() { # wait_ready PID PORT
@@ -161,8 +219,13 @@ cmd_up() {
     return
   fi
   [[ -f "$KAFKA_LIBS/.complete" ]] || "$OPS_DIR/kafka.sh" fetch
+  claim_mode
+  ensure_secure_material
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
   cp "$OPS_DIR/kafka/log4j2.properties" "$KAFKA_STATE/log4j2.properties"
+  if is_secure; then
+    cat "$OPS_DIR/kafka/log4j2.secure.properties" >>"$KAFKA_STATE/log4j2.properties"
+  fi
   port="$(choose_port "${FLYWHEEL_KAFKA_PORT:-}" "$PORT_FILE")"
   port_in_use "$port" && die "port $port is already in use (FLYWHEEL_KAFKA_PORT?)"
   cport="$(choose_port "" "$CONTROLLER_PORT_FILE")"
@@ -173,7 +236,7 @@ cmd_up() {
   echo "$KAFKA_VERSION" >"$VERSION_FILE"
   format_storage
   rm -f "$PID_FILE"
-  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$port (logs: $KAFKA_LOGS/server.log)"
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$port, $(listener) (logs: $KAFKA_LOGS/server.log)"
   local jvm_flags cds
   read -r -a jvm_flags <<<"$HEAP_OPTS"
   cds="$(cds_flag)"
@@ -192,7 +255,7 @@ cmd_up() {
     sleep 0.1
   done
   wait_ready "$pid" "$port"
-  log "Kafka $KAFKA_VERSION up: pid $pid, 127.0.0.1:$port ($(elapsed_since "$started")s)"
+  log "Kafka $KAFKA_VERSION up: pid $pid, 127.0.0.1:$port, $(listener) ($(elapsed_since "$started")s)"
 }
 
 cmd_down() {
@@ -216,9 +279,9 @@ cmd_status() {
   port="$(cat "$PORT_FILE" 2>/dev/null || echo '?')"
   if pid="$(running_pid)"; then
     if probe "$port" 2 >/dev/null; then
-      echo "kafka: running pid=$pid bootstrap=127.0.0.1:$port version=$(<"$VERSION_FILE") answers=yes"
+      echo "kafka: running pid=$pid bootstrap=127.0.0.1:$port version=$(<"$VERSION_FILE") listener=$(listener | cut -d' ' -f1) answers=yes"
     else
-      echo "kafka: running pid=$pid bootstrap=127.0.0.1:$port version=$(<"$VERSION_FILE") answers=NO"
+      echo "kafka: running pid=$pid bootstrap=127.0.0.1:$port version=$(<"$VERSION_FILE") listener=$(listener | cut -d' ' -f1) answers=NO"
     fi
   else
     echo "kafka: stopped"

@@ -3,13 +3,32 @@
 #
 # Layout (all outside the repository):
 #   $FLYWHEEL_HOME   (default ~/.cache/dspy-flywheel)   download caches (Kafka jars)
-#   $FLYWHEEL_STATE  (default $FLYWHEEL_HOME/run)       runtime state: data, logs, pids, ports
+#   $FLYWHEEL_STATE  (default $FLYWHEEL_HOME/run,       runtime state: data, logs, pids, ports
+#                     $FLYWHEEL_HOME/secure in secure mode)
+#
+# Secure mode (FLYWHEEL_SECURE=1, or `ops/stack ... --secure`): Kafka with a SASL_SSL listener
+# only (SCRAM-SHA-512) and PostgreSQL with hostssl + scram-sha-256 only, certificates from a
+# throwaway CA in $FLYWHEEL_STATE/tls, passwords in $FLYWHEEL_STATE/secrets (ops/secure.sh).
+# A state dir holds one kind of stack; $FLYWHEEL_STATE/mode records which.
 
 FLYWHEEL_HOME="${FLYWHEEL_HOME:-$HOME/.cache/dspy-flywheel}"
-FLYWHEEL_STATE="${FLYWHEEL_STATE:-$FLYWHEEL_HOME/run}"
+FLYWHEEL_SECURE="${FLYWHEEL_SECURE:-0}"
+if [[ -z "${FLYWHEEL_STATE:-}" ]]; then
+  if [[ "$FLYWHEEL_SECURE" == 1 ]]; then
+    FLYWHEEL_STATE="$FLYWHEEL_HOME/secure"
+  else
+    FLYWHEEL_STATE="$FLYWHEEL_HOME/run"
+  fi
+fi
 # shellcheck disable=SC2034  # used by the scripts that source this file
 OPS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-export FLYWHEEL_HOME FLYWHEEL_STATE
+export FLYWHEEL_HOME FLYWHEEL_STATE FLYWHEEL_SECURE
+# shellcheck disable=SC2034  # used by the scripts that source this file
+TLS_DIR="$FLYWHEEL_STATE/tls"
+# shellcheck disable=SC2034
+SECRETS_DIR="$FLYWHEEL_STATE/secrets"
+# shellcheck disable=SC2034
+CLIENT_USER=flywheel  # the user clients log in as, to Kafka and to PostgreSQL, in secure mode
 
 log() { printf '[%s] %s\n' "${LOG_TAG:-ops}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -119,4 +138,49 @@ take_lock() {
     log "waiting for another ops/ command holding $FLYWHEEL_STATE/$1.lock"
     flock -w 600 9 || die "timed out waiting for $FLYWHEEL_STATE/$1.lock"
   fi
+}
+
+# stack_mode: print "secure" or "plain" for this state dir: what $FLYWHEEL_STATE/mode recorded,
+# "plain" for a state dir made before modes were recorded, else what FLYWHEEL_SECURE asks for.
+stack_mode() {
+  if [[ -f "$FLYWHEEL_STATE/mode" ]]; then
+    cat "$FLYWHEEL_STATE/mode"
+  elif [[ -d "$FLYWHEEL_STATE/kafka/data" || -e "$FLYWHEEL_STATE/postgres/cluster" ]]; then
+    echo plain
+  elif [[ "$FLYWHEEL_SECURE" == 1 ]]; then
+    echo secure
+  else
+    echo plain
+  fi
+}
+
+is_secure() { [[ "$(stack_mode)" == secure ]]; }
+
+# claim_mode: before starting anything, record the mode asked for (FLYWHEEL_SECURE) in a fresh
+# state dir, or fail when the state dir already holds the other kind of stack.
+claim_mode() {
+  local want=plain have
+  [[ "$FLYWHEEL_SECURE" == 1 ]] && want=secure
+  have="$(stack_mode)"
+  if [[ "$have" != "$want" ]]; then
+    die "$FLYWHEEL_STATE holds a $have stack, not a $want one: use another FLYWHEEL_STATE, or" \
+      "$([[ $want == secure ]] && echo 'drop --secure / FLYWHEEL_SECURE=1' || echo 'add --secure')"
+  fi
+  mkdir -p "$FLYWHEEL_STATE"
+  echo "$want" >"$FLYWHEEL_STATE/mode"
+}
+
+# ensure_secure_material: in secure mode, the certificates and passwords (ops/secure.sh ensure),
+# once per command: ops/stack makes them before starting Kafka and PostgreSQL side by side.
+ensure_secure_material() {
+  is_secure || return 0
+  [[ "${FLYWHEEL_SECURE_MATERIAL:-}" == "$FLYWHEEL_STATE" ]] && return 0
+  "$OPS_DIR/secure.sh" ensure
+  export FLYWHEEL_SECURE_MATERIAL="$FLYWHEEL_STATE"
+}
+
+# read_secret NAME: print the password stored in $SECRETS_DIR/NAME (made by ops/secure.sh).
+read_secret() {
+  [[ -s "$SECRETS_DIR/$1" ]] || die "missing secret $SECRETS_DIR/$1 (run: ops/stack up --secure)"
+  printf '%s' "$(<"$SECRETS_DIR/$1")"
 }

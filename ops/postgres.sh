@@ -8,6 +8,10 @@
 #
 # With DATABASE_URL set (and not pointing at our own cluster) nothing is started: `up` and
 # `status` only check that the server answers, `down` does nothing.
+# Secure mode (FLYWHEEL_SECURE=1, see ops/lib.sh): ssl=on with the certificate from
+# ops/secure.sh, pg_hba has hostssl lines only, scram-sha-256 passwords (superuser "postgres",
+# clients log in as "flywheel", owner of database flywheel), connections logged; DATABASE_URL
+# from the environment is ignored.
 # Env: FLYWHEEL_PG_PORT (default: free port, kept across restarts), FLYWHEEL_STATE.
 set -euo pipefail
 
@@ -23,11 +27,27 @@ PG_CLUSTER_LINK="$PG_STATE/cluster"
 PG_DB=flywheel
 READY_TIMEOUT_S="${FLYWHEEL_PG_READY_TIMEOUT:-60}"
 
-managed_url() { echo "postgresql://postgres@127.0.0.1:$1/$PG_DB"; }
+managed_url() { # managed_url PORT: what clients get in DATABASE_URL
+  if is_secure; then
+    echo "postgresql://$CLIENT_USER@127.0.0.1:$1/$PG_DB"
+  else
+    echo "postgresql://postgres@127.0.0.1:$1/$PG_DB"
+  fi
+}
+
+# psql_url PORT [DB] [USER]: what ops' own psql calls use (secure: TLS verified against our CA,
+# the password from $PGPASSFILE, written by write_pgpass).
+psql_url() {
+  local url="postgresql://${3:-postgres}@127.0.0.1:$1/${2:-postgres}"
+  if is_secure; then url+="?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem"; fi
+  echo "$url"
+}
+if is_secure; then export PGPASSFILE="$SECRETS_DIR/pgpass"; fi
 
 external_url() { # print DATABASE_URL when it names a server we do not manage
   local url="${DATABASE_URL:-}"
   [[ -n "$url" ]] || return 1
+  is_secure && return 1
   if [[ -f "$PORT_FILE" && "$url" == "$(managed_url "$(<"$PORT_FILE")")" ]]; then
     return 1
   fi
@@ -105,11 +125,72 @@ wait_ready() { # wait_ready BIN_DIR PORT
 init_cluster() { # init_cluster BIN_DIR DIR
   local bin="$1" dir="$2"
   log "initdb in $dir/data"
-  as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale \
-    --no-sync >"$dir/initdb.log" 2>&1 || die "initdb failed; see $dir/initdb.log"
-  # Trust, but only over TCP from 127.0.0.1; no unix sockets, no other hosts.
-  echo "host all all 127.0.0.1/32 trust" >"$dir/data/pg_hba.conf"
+  if is_secure; then
+    # The superuser's password reaches initdb in a file only the postgres user can read.
+    local pwfile="$dir/initdb.pw"
+    (umask 077 && read_secret pg-postgres >"$pwfile")
+    chown postgres: "$pwfile"
+    local rc=0
+    as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=scram-sha-256 \
+      --pwfile="$pwfile" -E UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1 || rc=$?
+    rm -f "$pwfile"
+    ((rc == 0)) || die "initdb failed; see $dir/initdb.log"
+    secrets_id >"$dir/secrets.id"
+    # TLS and a password for everyone, only over TCP from 127.0.0.1; no unix sockets.
+    echo "hostssl all all 127.0.0.1/32 scram-sha-256" >"$dir/data/pg_hba.conf"
+  else
+    as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale \
+      --no-sync >"$dir/initdb.log" 2>&1 || die "initdb failed; see $dir/initdb.log"
+    # Trust, but only over TCP from 127.0.0.1; no unix sockets, no other hosts.
+    echo "host all all 127.0.0.1/32 trust" >"$dir/data/pg_hba.conf"
+  fi
   echo "include_if_exists = 'flywheel.conf'" >>"$dir/data/postgresql.conf"
+}
+
+# secrets_id: a fingerprint (sha256) of the superuser password the cluster was made with; a new
+# password means the state dir was reset and the throwaway cluster outside it must go too.
+secrets_id() { sha256sum <"$SECRETS_DIR/pg-postgres" | cut -d' ' -f1; }
+
+drop_stale_cluster() { # drop_stale_cluster BIN DIR: remove a secure cluster made with other passwords
+  [[ -f "$2/data/PG_VERSION" ]] || return 0
+  [[ "$(cat "$2/secrets.id" 2>/dev/null)" != "$(secrets_id)" ]] || return 0
+  log "the cluster in $2 was made with other passwords ($SECRETS_DIR was reset): recreating it"
+  if postmaster_pid >/dev/null; then
+    as_postgres "$1/pg_ctl" -D "$2/data" -s -m fast -w -t 30 stop || die "cannot stop the old cluster"
+  fi
+  rm -rf "$2/data" "$2/secrets.id"
+}
+
+write_pgpass() { # write_pgpass PORT: ops' psql logins (secure mode), 0600
+  rm -f "$PGPASSFILE"
+  (
+    umask 077
+    {
+      printf '127.0.0.1:%s:*:postgres:%s\n' "$1" "$(read_secret pg-postgres)"
+      printf '127.0.0.1:%s:*:%s:%s\n' "$1" "$CLIENT_USER" "$(read_secret pg-client)"
+    } >"$PGPASSFILE"
+  )
+}
+
+install_tls() { # install_tls DIR: the server certificate and key, readable by postgres only
+  local name
+  for name in crt key; do
+    install -m 600 -o postgres -g postgres "$TLS_DIR/postgres.$name" "$1/data/server.$name"
+  done
+}
+
+ensure_client_role() { # ensure_client_role PORT: login role $CLIENT_USER with the current password
+  local verifier
+  verifier="$(python3 "$OPS_DIR/postgres/scram_verifier.py" "$SECRETS_DIR/pg-client")"
+  # SQL on stdin, password as its scram verifier: neither argv nor the server log see it.
+  psql "$(psql_url "$1")" -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+DO \$\$BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$CLIENT_USER') THEN
+    CREATE ROLE $CLIENT_USER LOGIN;
+  END IF;
+END\$\$;
+ALTER ROLE $CLIENT_USER WITH LOGIN PASSWORD '$verifier';
+SQL
 }
 
 write_config() { # write_config DIR PORT
@@ -125,6 +206,18 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 EOF
+  if is_secure; then
+    install_tls "$1"
+    cat >>"$1/data/flywheel.conf" <<EOF
+# Secure mode: TLS only (pg_hba.conf has hostssl lines only), scram-sha-256 passwords.
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+ssl_min_protocol_version = 'TLSv1.2'
+password_encryption = 'scram-sha-256'
+log_connections = on
+EOF
+  fi
   chown postgres: "$1/data/flywheel.conf"
 }
 
@@ -138,6 +231,8 @@ cmd_up() {
     return
   fi
   ensure_server_packages
+  claim_mode
+  ensure_secure_material
   local dir bin port pid
   dir="$(cluster_dir)"
   if [[ -f "$dir/data/PG_VERSION" ]]; then
@@ -148,6 +243,7 @@ cmd_up() {
       rm -rf "$dir/data"
     fi
   fi
+  if is_secure; then drop_stale_cluster "$(pg_bin_dir)" "$dir"; fi
   [[ -f "$dir/data/PG_VERSION" ]] || init_cluster "$(pg_bin_dir)" "$dir"
   bin="$(pg_bin_dir "$(<"$dir/data/PG_VERSION")")"
   if pid="$(postmaster_pid)"; then
@@ -164,13 +260,20 @@ cmd_up() {
     as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -s -w -t "$READY_TIMEOUT_S" \
       start 9>&- || { tail -n 20 "$dir/postgres.log" >&2; die "pg_ctl start failed; log: $dir/postgres.log"; }
   fi
+  if is_secure; then write_pgpass "$port"; fi
   wait_ready "$bin" "$port"
-  local admin="postgresql://postgres@127.0.0.1:$port/postgres"
-  if [[ "$(psql "$admin" -X -Atq -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]]; then
-    psql "$admin" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >/dev/null
-    log "created database $PG_DB"
+  local admin owner=postgres
+  admin="$(psql_url "$port")"
+  if is_secure; then
+    ensure_client_role "$port"
+    owner="$CLIENT_USER"
   fi
-  version="$(check_answers "$(managed_url "$port")")" || die "database $PG_DB does not answer: $version"
+  if [[ "$(psql "$admin" -X -Atq -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]]; then
+    psql "$admin" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB OWNER $owner" >/dev/null
+    log "created database $PG_DB (owner $owner)"
+  fi
+  version="$(check_answers "$(psql_url "$port" "$PG_DB" "$owner")")" ||
+    die "database $PG_DB does not answer: $version"
   log "PostgreSQL $version up: pid $(postmaster_pid), 127.0.0.1:$port ($(elapsed_since "$started")s)"
 }
 
@@ -204,8 +307,8 @@ cmd_status() {
   dir="$(readlink -f "$PG_CLUSTER_LINK" 2>/dev/null || echo "$PG_CLUSTER_LINK")"
   port="$(cat "$PORT_FILE" 2>/dev/null || echo '?')"
   if pid="$(postmaster_pid)"; then
-    if version="$(check_answers "$(managed_url "$port")")"; then
-      echo "postgres: running pid=$pid port=$port version=$version answers=yes"
+    if version="$(check_answers "$(psql_url "$port" "$PG_DB")")"; then
+      echo "postgres: running pid=$pid port=$port version=$version $(transport) answers=yes"
     else
       echo "postgres: running pid=$pid port=$port answers=NO ($version)"
     fi
@@ -214,6 +317,16 @@ cmd_status() {
   fi
   echo "postgres: log=$dir/postgres.log data=$dir/data"
   [[ -n "${pid:-}" ]]
+}
+
+transport() { # how clients must connect, as configured
+  if is_secure; then echo "ssl=on hba=hostssl-only auth=scram-sha-256"; else echo "ssl=off auth=trust"; fi
+}
+
+cmd_version() { # the server version, or ? when it does not answer
+  local url
+  url="$(external_url)" || url="$(psql_url "$(cat "$PORT_FILE" 2>/dev/null)" "$PG_DB")"
+  psql "$url" -X -Atq -c 'SHOW server_version' 2>/dev/null || echo '?'
 }
 
 cmd_env() {
@@ -231,5 +344,6 @@ case "${1:-}" in
   down) take_lock postgres && cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  *) die "usage: $0 up|down|status|env" ;;
+  version) cmd_version ;;
+  *) die "usage: $0 up|down|status|env|version" ;;
 esac

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -50,9 +51,9 @@ def pg_settings() -> PostgresSettings:
     return PostgresSettings()
 
 
-@pytest.fixture(scope="session")
-async def db_schema(pg_settings: PostgresSettings) -> AsyncIterator[str]:
-    """A fresh schema for this test session with all migrations applied."""
+@asynccontextmanager
+async def fresh_schema(pg_settings: PostgresSettings) -> AsyncIterator[str]:
+    """A new schema with all migrations applied, dropped on exit."""
     schema = f"test_{uuid.uuid4().hex[:10]}"
     conn = await connect(pg_settings)
     try:
@@ -65,6 +66,13 @@ async def db_schema(pg_settings: PostgresSettings) -> AsyncIterator[str]:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def db_schema(pg_settings: PostgresSettings) -> AsyncIterator[str]:
+    """A fresh schema for this test session with all migrations applied."""
+    async with fresh_schema(pg_settings) as schema:
+        yield schema
 
 
 @pytest.fixture

@@ -1,20 +1,32 @@
 """Ask a Kafka broker for cluster metadata using only the standard library.
 
 Usage: python3 ops/kafka/probe.py HOST PORT [TIMEOUT_S]
+           [--cafile CA.pem --user NAME --password-file FILE]
 
 Sends ApiVersions (v0) and then a Metadata request (v12, all topics) and prints the brokers the
-cluster reports. Exit 0 when the broker answered with at least one broker, 1 otherwise. Used by
-ops/kafka.sh to decide that the broker is up; it runs before any virtualenv exists.
+cluster reports. With ``--cafile`` it talks TLS (certificate and host name verified against that
+CA) and logs in with SASL SCRAM-SHA-512 first (the secure stack's listener). Exit 0 when the
+broker answered with at least one broker, 1 otherwise. Used by ops/kafka.sh to decide that the
+broker is up; it runs before any virtualenv exists.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import hashlib
+import hmac
+import secrets
 import socket
+import ssl
 import struct
 import sys
 
 API_METADATA = 3
+API_SASL_HANDSHAKE = 17
+API_SASL_AUTHENTICATE = 36
 API_VERSIONS = 18
+SCRAM = "SCRAM-SHA-512"
 METADATA_VERSION = 12  # flexible encoding; supported by every Kafka 4.x broker
 CLIENT_ID = b"flywheel-ops-probe"
 
@@ -123,18 +135,95 @@ def _metadata(sock: socket.socket) -> list[tuple[int, str, int]]:
     return brokers
 
 
-def probe(host: str, port: int, timeout_s: float) -> list[tuple[int, str, int]]:
-    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+def _string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack(">h", len(raw)) + raw
+
+
+def _sasl_request(sock: socket.socket, correlation: int, api: int, body: bytes) -> _Reader:
+    version = 1 if api == API_SASL_HANDSHAKE else 0
+    header = struct.pack(">hhih", api, version, correlation, len(CLIENT_ID)) + CLIENT_ID
+    reader = _Reader(_roundtrip(sock, header + body))
+    if reader.take(">i") != correlation:
+        raise ProbeError("SASL: wrong correlation id")
+    return reader
+
+
+def _authenticate(sock: socket.socket, correlation: int, message: bytes) -> bytes:
+    reader = _sasl_request(
+        sock, correlation, API_SASL_AUTHENTICATE, struct.pack(">i", len(message)) + message
+    )
+    error = reader.take(">h")
+    length = reader.take(">h")
+    message = reader.data[reader.pos : reader.pos + max(length, 0)].decode()
+    reader.pos += max(length, 0)
+    if error:
+        raise ProbeError(f"SASL authentication failed (error {error}): {message}")
+    size = reader.take(">i")
+    return reader.data[reader.pos : reader.pos + size]
+
+
+def _scram_login(sock: socket.socket, user: str, password: str) -> None:
+    """SASL SCRAM-SHA-512 (RFC 5802): handshake, client-first, client-final; checks the
+    server's signature too."""
+    reader = _sasl_request(sock, 3, API_SASL_HANDSHAKE, _string(SCRAM))
+    if error := reader.take(">h"):
+        raise ProbeError(f"SaslHandshake: error code {error} ({SCRAM} not enabled?)")
+    nonce = base64.b64encode(secrets.token_bytes(24)).decode()
+    first_bare = f"n={user},r={nonce}"
+    server_first = _authenticate(sock, 4, f"n,,{first_bare}".encode()).decode()
+    fields = dict(item.split("=", 1) for item in server_first.split(","))
+    if not fields["r"].startswith(nonce):
+        raise ProbeError("SCRAM: server nonce does not extend ours")
+    salted = hashlib.pbkdf2_hmac(
+        "sha512", password.encode(), base64.b64decode(fields["s"]), int(fields["i"])
+    )
+    client_key = hmac.digest(salted, b"Client Key", "sha512")
+    final_bare = f"c=biws,r={fields['r']}"
+    auth_message = f"{first_bare},{server_first},{final_bare}".encode()
+    signature = hmac.digest(hashlib.sha512(client_key).digest(), auth_message, "sha512")
+    proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+    final = f"{final_bare},p={base64.b64encode(proof).decode()}".encode()
+    server_final = _authenticate(sock, 5, final).decode()
+    server_key = hmac.digest(salted, b"Server Key", "sha512")
+    expected = base64.b64encode(hmac.digest(server_key, auth_message, "sha512")).decode()
+    if server_final != f"v={expected}":
+        raise ProbeError("SCRAM: the server's signature does not match")
+
+
+def probe(
+    host: str,
+    port: int,
+    timeout_s: float,
+    tls: ssl.SSLContext | None = None,
+    login: tuple[str, str] | None = None,
+) -> list[tuple[int, str, int]]:
+    with socket.create_connection((host, port), timeout=timeout_s) as raw:
+        sock = tls.wrap_socket(raw, server_hostname=host) if tls is not None else raw
         _check_api_versions(sock)
+        if login is not None:
+            _scram_login(sock, *login)
         return _metadata(sock)
 
 
 def main(argv: list[str]) -> int:
-    host, port = argv[1], int(argv[2])
-    timeout_s = float(argv[3]) if len(argv) > 3 else 5.0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("timeout_s", type=float, nargs="?", default=5.0)
+    parser.add_argument("--cafile", help="talk TLS, trusting this CA")
+    parser.add_argument("--user", help="SASL SCRAM-SHA-512 user")
+    parser.add_argument("--password-file", help="file holding the user's password")
+    args = parser.parse_args(argv[1:])
+    host, port = args.host, args.port
     try:
-        brokers = probe(host, port, timeout_s)
-    except (OSError, ProbeError, struct.error, IndexError) as exc:
+        tls = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
+        login = None
+        if args.user:
+            with open(args.password_file, encoding="utf-8") as f:
+                login = (args.user, f.read().strip())
+        brokers = probe(host, port, args.timeout_s, tls, login)
+    except (OSError, ProbeError, struct.error, IndexError, KeyError, ValueError) as exc:
         print(f"kafka at {host}:{port} not ready: {exc}", file=sys.stderr)
         return 1
     if not brokers:

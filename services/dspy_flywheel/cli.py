@@ -10,6 +10,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from dspy_flywheel.security.errors import ConnectionSetupError
+
+SETTINGS_EXIT = 2
+
 # Modules exposing ``register(subparsers)``; each subcommand sets ``func`` (sync or async).
 COMMAND_MODULES = (
     "dspy_flywheel.bus.cli",
@@ -50,7 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    result = asyncio.run(func(args)) if inspect.iscoroutinefunction(func) else func(args)
+    try:
+        result = asyncio.run(func(args)) if inspect.iscoroutinefunction(func) else func(args)
+    except ConnectionSetupError as exc:  # names the setting to fix; a traceback adds nothing
+        print(f"flywheel: cannot connect: {exc}", file=sys.stderr)
+        return SETTINGS_EXIT
     return int(result or 0)
 
 

@@ -9,6 +9,11 @@ A SIGTERM that arrives while the service is still importing ends it with exit co
 was started, so nothing is lost); once ``serve`` runs, SIGINT/SIGTERM set the service's stop
 event and ``run`` shuts down in order.
 
+Before ``run`` starts, ``preflight.check_connections`` tries the Kafka and PostgreSQL settings:
+settings that cannot work (wrong password, unknown CA, plaintext client at a TLS listener,
+expired certificate, ...) end the process with exit code 2 and one ERROR line naming the
+setting to fix.
+
 That shutdown is bounded: with Kafka or PostgreSQL gone, a close can stall (producer and pool
 closes are cut after 5 s each: ``bus.stop_producer``, ``store.pool.close_pool``; anything else
 is not). After ``FLYWHEEL_SHUTDOWN_GRACE_S`` seconds (default 25) the process logs where its
@@ -44,9 +49,16 @@ def exit_cleanly_on_early_stop() -> None:
 
 
 def serve(run: Callable[..., Awaitable[Any]], settings: Callable[[], S]) -> None:
-    """Configure logging and run ``run(settings(), stop=event)`` until SIGINT/SIGTERM."""
+    """Configure logging, check the connection settings, and run ``run(settings(),
+    stop=event)`` until SIGINT/SIGTERM."""
+    # Imported here: this module must load fast, before exit_cleanly_on_early_stop() runs.
+    from dspy_flywheel.preflight import check_connections, exit_on_setup_error
+
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    asyncio.run(run_until_signal(run, settings()))
+    with exit_on_setup_error():
+        loaded = settings()
+        asyncio.run(check_connections(loaded))
+    asyncio.run(run_until_signal(run, loaded))
 
 
 def _waiting_at() -> list[str]:

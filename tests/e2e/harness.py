@@ -7,7 +7,7 @@ import base64
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +24,22 @@ ROOT = Path(__file__).resolve().parents[2]
 FINAL = ("succeeded", "rejected", "failed", "cancelled")
 
 
-def service_env(topics: Topics, schema: str, kafka: KafkaSettings, **extra: str) -> dict[str, str]:
+def service_env(
+    topics: Topics,
+    schema: str,
+    kafka: KafkaSettings,
+    connection: Mapping[str, str] | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """The services' environment; ``connection`` (default: this process's bootstrap servers
+    and DATABASE_URL) holds the KAFKA_* / DATABASE_* settings, e.g. ``ops/stack env --secure``."""
+    if connection is None:
+        connection = {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "DATABASE_URL": os.environ["DATABASE_URL"],
+        }
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "DATABASE_URL": os.environ["DATABASE_URL"],
+        **connection,
         "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
         "FLYWHEEL_DB_SCHEMA": schema,
         "FLYWHEEL_ENCRYPTION_KEYS": "e2e:" + base64.b64encode(os.urandom(32)).decode(),

@@ -60,7 +60,10 @@ def _module_path(module: str) -> Path | None:
 
 
 def _exported_names(script: Path) -> set[str]:
-    return set(re.findall(r"export ([A-Z_]+)=", script.read_text()))
+    """The variables ``script env`` prints (``echo/printf "export NAME=..."``), not those the
+    script exports for its own commands. The secure stack's extra settings (ops/secure.sh)
+    have no compose counterpart: compose mirrors the plaintext stack."""
+    return set(re.findall(r"""(?:echo|printf) ['"]export ([A-Z_]+)=""", script.read_text()))
 
 
 def test_expected_services_exist(services: dict[str, dict[str, Any]]) -> None:

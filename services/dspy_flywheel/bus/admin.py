@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from dspy_flywheel.bus.preflight import start_client
 from dspy_flywheel.contracts.topics import Topics, TopicSpec
 from dspy_flywheel.settings import KafkaSettings
 
@@ -29,7 +30,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: Topics | Iterable[TopicSpe
     """
     specs = topics.specs() if isinstance(topics, Topics) else list(topics)
     admin = AIOKafkaAdminClient(**kafka.client_kwargs())
-    await admin.start()
+    await start_client(admin, kafka)
     try:
         existing = set(await admin.list_topics())
         new = [

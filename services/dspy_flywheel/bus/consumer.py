@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from dspy_flywheel.bus.guard import Record, RecordGuard
+from dspy_flywheel.bus.preflight import start_client
 from dspy_flywheel.metrics.kafka import note_aiokafka_batch
 from dspy_flywheel.settings import KafkaSettings
 
@@ -58,7 +59,7 @@ async def open_consumer(
         **options,
     )
     consumer.subscribe(list(topics), listener=listener)
-    await consumer.start()
+    await start_client(consumer, kafka)
     if group_id is not None:
         return consumer
     try:

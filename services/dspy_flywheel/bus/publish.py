@@ -9,6 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from dspy_flywheel.bus.preflight import start_client
 from dspy_flywheel.contracts.codec import Encoded, encode
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import current_traceparent
@@ -18,10 +19,11 @@ STOP_TIMEOUT_S = 5.0
 
 
 async def start_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+    """A started producer (a setting that cannot work: ``ConnectionSetupError`` naming it)."""
     kw: dict[str, Any] = {"enable_idempotence": True, "linger_ms": 5, "acks": "all"}
     kw.update(overrides)
     producer = AIOKafkaProducer(**kafka.client_kwargs(), **kw)
-    await producer.start()
+    await start_client(producer, kafka)
     return producer
 
 

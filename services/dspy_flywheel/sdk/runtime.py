@@ -1,7 +1,9 @@
 """A worker's background side: IO thread, spool, emitter, hot reload, config registration.
 
 Nothing here blocks on Kafka at start: with no broker at all the worker serves its code's
-program, events go to the spool, and every client keeps retrying in the background.
+program, events go to the spool, and every client keeps retrying in the background. Kafka
+settings that cannot work (wrong password, unknown CA, ...) are logged once as an ERROR naming
+the setting, and nothing retries them (``Runtime._provision``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka.errors import KafkaConnectionError
 
 from dspy_flywheel.bus.admin import ensure_topics
+from dspy_flywheel.bus.preflight import check_kafka
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import TopicSpec
 from dspy_flywheel.sdk import config_sync
@@ -29,6 +32,7 @@ from dspy_flywheel.sdk.ioloop import IOLoop
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
 from dspy_flywheel.sdk.reloader import Reloader
 from dspy_flywheel.sdk.spool import Spool
+from dspy_flywheel.security.errors import ConnectionSetupError
 
 if TYPE_CHECKING:
     from dspy_flywheel.sdk.worker import Worker
@@ -115,14 +119,32 @@ class Runtime:
             self.reloader.caught_up.wait(settings.catch_up_wait_s)
 
     async def _provision(self, specs: list[TopicSpec]) -> None:
-        """Create the worker's topics if missing (retrying while Kafka is away), then open
-        the gate for producer and consumers."""
+        """Check the Kafka settings and create the worker's topics if missing (retrying while
+        Kafka is away), then open the gate for producer and consumers.
+
+        Settings that cannot work (``ConnectionSetupError``: wrong password, unknown CA, ...)
+        keep the gate shut: one ERROR names the setting, events stay in the spool, nothing
+        retries; a worker restarted with fixed settings sends them."""
         backoff = 0.2
-        while self._settings.ensure_topics:
+        while True:
             try:
+                await check_kafka(self._settings.kafka)
+                if not self._settings.ensure_topics:
+                    break
                 await asyncio.wait_for(ensure_topics(self._settings.kafka, specs), 30)
                 self.kafka_state.reachable = True
                 break
+            except ConnectionSetupError as exc:
+                self.kafka_state.reachable = False
+                self.kafka_state.last_error = f"settings: {exc}"
+                log.error(
+                    "%s: Kafka cannot be used with these settings: %s. Events stay in the "
+                    "spool; nothing is sent or reloaded until the worker restarts with fixed "
+                    "settings",
+                    self._worker.worker_id,
+                    exc,
+                )
+                return
             except (KafkaConnectionError, TimeoutError, OSError) as exc:
                 self.kafka_state.reachable = False
                 self.kafka_state.last_error = f"topics: {type(exc).__name__}: {exc}"

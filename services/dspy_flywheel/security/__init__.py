@@ -1,4 +1,5 @@
-"""Encryption at rest and keyed hashing for stored training data."""
+"""Encryption at rest and keyed hashing for stored training data (``crypto``); TLS contexts and
+start-up errors for the connections that carry it (``tls``, ``errors``)."""
 
 from dspy_flywheel.security.crypto import (
     Cipher,
@@ -7,5 +8,13 @@ from dspy_flywheel.security.crypto import (
     KeyNotFound,
     generate_key,
 )
+from dspy_flywheel.security.errors import ConnectionSetupError
 
-__all__ = ["Cipher", "CryptoError", "EncryptionSettings", "KeyNotFound", "generate_key"]
+__all__ = [
+    "Cipher",
+    "ConnectionSetupError",
+    "CryptoError",
+    "EncryptionSettings",
+    "KeyNotFound",
+    "generate_key",
+]
