@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER
 from dspy_flywheel.settings import FlywheelSettings
 
 
@@ -15,7 +16,7 @@ class ManagerSettings(FlywheelSettings):
 
     host: str = "127.0.0.1"
     port: int = 8470
-    default_optimizer: str = "BootstrapFewShot"
+    default_optimizer: str = DEFAULT_OPTIMIZER
     accuracy_window: int = 100
     trigger_scope: str | None = None  # trigger state scope; default: the topic prefix
     dashboard_refresh_s: int = 10  # the dashboard pages reload themselves this often

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from dspy_flywheel.compile.catalog import canonical_name
+from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER, canonical_name
 from dspy_flywheel.compile.errors import OptimizerConfigError
 from dspy_flywheel.contracts.policies import POLICIES, split_policies
 from dspy_flywheel.contracts.refs import check_ref_syntax
@@ -67,7 +67,7 @@ class TriggerPolicyConfig:
     cooldown_seconds: int = 600
     interval_seconds: int | None = None
     cron: str | None = None
-    optimizer: str = "BootstrapFewShot"
+    optimizer: str = DEFAULT_OPTIMIZER
     optimizer_params_json: str = "{}"
     updated_by: str = "system"
     worker_type: str = ""

@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link
 
 from dspy_flywheel.bus.publish import start_producer
+from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER
 from dspy_flywheel.contracts.codec import encode
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import Topics
@@ -61,7 +62,7 @@ def request_record(
         "job_id": job_id,
         "worker_id": worker_id,
         "reason": reason,
-        "optimizer": optimizer or (config.optimizer if config else "BootstrapFewShot"),
+        "optimizer": optimizer or (config.optimizer if config else DEFAULT_OPTIMIZER),
         "optimizer_params_json": json.dumps(merged_params, sort_keys=True),
         "evidence_json": json.dumps(dict(evidence), sort_keys=True),
         "requested_by": requested_by,
