@@ -116,6 +116,15 @@ def start_worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[str
         )
 
 
+def stop_worker_process(child: subprocess.Popen[str], grace_s: float = 120) -> None:
+    """Close its stdin (it closes its workers and exits); kill it if that takes too long."""
+    try:
+        child.communicate("", timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+
+
 async def _read_report(child: subprocess.Popen[str], check_alive: Any) -> dict[str, Any]:
     assert child.stdout is not None
     reading = asyncio.ensure_future(asyncio.to_thread(child.stdout.readline))
@@ -183,5 +192,5 @@ async def observed_loop(kafka: KafkaSettings, tmp: Path) -> AsyncIterator[Observ
                     log_dir=tmp / "logs",
                 )
             finally:
-                child.communicate("", timeout=60)
+                stop_worker_process(child)
     await _drop_schema(schema)
