@@ -42,7 +42,7 @@ def _signed_in(browser: Browser, observed: Observed) -> None:
     browser.go(f"{observed.api}/dashboard/login")
     browser.type(browser.find("#token"), observed.viewer_token)
     browser.click(browser.find("#sign-in"))
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not browser.url.endswith("/dashboard"):
         assert time.monotonic() < deadline, browser.url
         time.sleep(0.1)
@@ -93,7 +93,7 @@ def test_numbers_on_the_page_match_the_api(browser: Browser, observed: Observed)
 def test_the_page_reloads_itself(browser: Browser, observed: Observed) -> None:
     _signed_in(browser, observed)
     browser.script("window.flywheelMark = 1;")
-    deadline = time.monotonic() + DASHBOARD_REFRESH_S * 3
+    deadline = time.monotonic() + DASHBOARD_REFRESH_S + 30  # slack for a loaded machine
     while browser.script("return window.flywheelMark === 1;"):
         assert time.monotonic() < deadline, "the dashboard did not reload itself"
         time.sleep(0.3)
