@@ -17,6 +17,9 @@ EventType = Literal[
     "ProgramAcknowledged",
     "TriggerConfig",
     "Alert",
+    "RolloutChanged",
+    "RolloutConfig",
+    "RolloutCommand",
 ]
 
 EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)

@@ -66,6 +66,19 @@ class Topics:
     def alerts(self) -> str:
         return f"{self.prefix}alerts"
 
+    @property
+    def program_rollouts(self) -> str:
+        """Rollout decisions: each worker's assignment (compacted, key = worker id)."""
+        return f"{self.prefix}program-rollouts"
+
+    @property
+    def rollout_config(self) -> str:
+        return f"{self.prefix}rollout-config"
+
+    @property
+    def rollout_commands(self) -> str:
+        return f"{self.prefix}rollout-commands"
+
     @staticmethod
     def dlq(topic: str) -> str:
         return f"{topic}.dlq"
@@ -89,5 +102,8 @@ class Topics:
             TopicSpec(self.program_acks, 1),
             TopicSpec(self.trigger_config, 1, compacted=True),
             TopicSpec(self.alerts, 1),
+            TopicSpec(self.program_rollouts, 1, compacted=True),
+            TopicSpec(self.rollout_config, 1, compacted=True),
+            TopicSpec(self.rollout_commands, 1),
         ]
         return specs

@@ -1,0 +1,121 @@
+"""Labeled live outcomes per program version: each execution meets its feedback.
+
+Executions carry the version that served them (``program_version``, a string; null = the
+code's program); feedback carries a label or a score. An outcome is judged by the same rules as
+everywhere (``compile.judge`` through the trigger's ``label_matches``): a score is correct from
+0.5, a label is compared with the execution's outputs. Each execution counts once: the first
+judgement wins (a later label for the same call changes nothing), so arms never double count.
+Executions wait ``ttl_s`` for their feedback in a bounded cache; feedback that arrives first
+waits ``pending_ttl_s`` for its execution.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from dspy_flywheel.compile.judge import score_correct
+from dspy_flywheel.trigger.correctness import label_matches
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    worker_id: str
+    version: int | None
+    correct: bool
+    execution_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class _Execution:
+    worker_id: str
+    version: int | None
+    outputs_json: str | None
+    at_ms: int
+
+
+class _Expiring(Generic[V]):
+    """At most ``max_entries`` values, each kept ``ttl_s`` seconds (oldest dropped first)."""
+
+    def __init__(self, max_entries: int, ttl_s: float) -> None:
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._max, self._ttl = max_entries, ttl_s
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, key: str, value: V) -> None:
+        now = time.monotonic()
+        self._items[key] = (now + self._ttl, value)
+        self._items.move_to_end(key)
+        while self._items and (
+            len(self._items) > self._max or next(iter(self._items.values()))[0] <= now
+        ):
+            self._items.popitem(last=False)
+
+    def take(self, key: str) -> V | None:
+        item = self._items.pop(key, None)
+        return None if item is None or item[0] <= time.monotonic() else item[1]
+
+
+def parse_version(value: Any) -> int | None:
+    """``program_version`` as an int (None: the code's program); ValueError when malformed."""
+    return None if value is None else int(value)
+
+
+class OutcomeJoin:
+    def __init__(
+        self, max_entries: int = 200_000, ttl_s: float = 3600.0, pending_ttl_s: float = 600.0
+    ) -> None:
+        self._executions: _Expiring[_Execution] = _Expiring(max_entries, ttl_s)
+        self._pending: _Expiring[Mapping[str, Any]] = _Expiring(max_entries, pending_ttl_s)
+
+    def on_execution(self, record: Mapping[str, Any]) -> Outcome | None:
+        execution_id = str(record["execution_id"])
+        execution = _Execution(
+            str(record["worker_id"]),
+            parse_version(record.get("program_version")),
+            record.get("outputs_json") if record.get("success", True) else None,
+            int(record["timestamp_ms"]),
+        )
+        score = record.get("metric_score")
+        if score is not None:
+            self._pending.take(execution_id)
+            return self._outcome(execution, execution_id, score_correct(float(score)))
+        feedback = self._pending.take(execution_id)
+        if feedback is not None:
+            return self._judge(execution, execution_id, feedback)
+        self._executions.put(execution_id, execution)
+        return None
+
+    def on_feedback(self, record: Mapping[str, Any]) -> Outcome | None:
+        execution_id = str(record["execution_id"])
+        execution = self._executions.take(execution_id)
+        if execution is None:
+            self._pending.put(execution_id, record)
+            return None
+        return self._judge(execution, execution_id, record)
+
+    def _judge(
+        self, execution: _Execution, execution_id: str, feedback: Mapping[str, Any]
+    ) -> Outcome | None:
+        score, label = feedback.get("score"), feedback.get("label")
+        if score is not None:
+            return self._outcome(execution, execution_id, score_correct(float(score)))
+        verdict = None if label is None else label_matches(str(label), execution.outputs_json)
+        return None if verdict is None else self._outcome(execution, execution_id, verdict)
+
+    @staticmethod
+    def _outcome(execution: _Execution, execution_id: str, correct: bool) -> Outcome:
+        return Outcome(
+            execution.worker_id, execution.version, correct, execution_id, execution.at_ms
+        )
+
+    def sizes(self) -> dict[str, int]:
+        return {"executions": len(self._executions), "pending_feedback": len(self._pending)}
