@@ -1,19 +1,23 @@
 """One turn of the loop on the fake, demo-aware LM, shared by the plaintext and the secure e2e
-tests: labeled traffic → collector → trigger request → job → program-updated → reload ack →
-accuracy on new traffic."""
+tests: labeled traffic → collector → trigger request → job → program-updated (a candidate) →
+the rollout service's canary on labeled traffic → promoted → reload ack → accuracy on new
+traffic."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dspy
 
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.rollout.config import RolloutPolicy
+from dspy_flywheel.rollout.config_topic import write_policy
 from dspy_flywheel.sdk import WorkerSettings
 from dspy_flywheel.settings import KafkaSettings
 from tests.e2e.harness import FINAL, Loop, running_loop, serve_labeled, service_env
@@ -55,6 +59,9 @@ async def improve_once(
     )
     spec = WORKERS[optimizer]
     settings = WorkerSettings(topic_prefix=topics.prefix, spool_dir=tmp_path / "spool", kafka=kafka)
+    # the new version's canary: half the keys, 20 labels on each version at least
+    policy = RolloutPolicy(spec.worker_id, share=0.5, min_samples=20)
+    await write_policy(kafka, topics.rollout_config, policy, spec.worker_id)
     traffic = iter([(t["inputs"], t["outputs"]["label"]) for t in tickets(600, seed=3)])
     with dspy.context(lm=make_lm()):
         worker = spec.create(settings=settings)
@@ -90,6 +97,8 @@ async def improve_once(
                 published = loop.lifecycle.published
                 assert published is not None
                 assert published["holdout_after"] > published["holdout_before"]
+                canary = await _canary(loop, worker, traffic)
+                print(f"\npromoted after {canary} canary calls")
                 await loop.until(lambda: loop.lifecycle.serving_version is not None, 30, "ack")
                 assert worker.version == published["version"]
                 assert loop.lifecycle.trace_id is not None
@@ -104,6 +113,22 @@ async def improve_once(
     return Turn(
         optimizer, sum(before) / len(before), after, time.monotonic() - started, tmp_path / "logs"
     )
+
+
+async def _canary(loop: Loop, worker: Any, traffic: Iterator[tuple[dict[str, Any], str]]) -> int:
+    """Labeled traffic on both versions until the rollout service promotes the candidate."""
+    await loop.until(lambda: loop.lifecycle.decision("canary_started") is not None, 30, "canary")
+    calls = 0
+    while loop.lifecycle.decision("promoted", "rolled_back", "kept_current") is None:
+        loop.check_alive()
+        assert calls < 400, "no rollout decision after 400 labeled calls"
+        await asyncio.to_thread(serve_labeled, worker, [next(traffic)], "label")
+        calls += 1
+        await asyncio.sleep(0.01)
+    decided = loop.lifecycle.decision()
+    assert decided is not None
+    assert decided["decision"] == "promoted", decided["reason"]
+    return calls
 
 
 def _snapshot_taken(loop: Loop) -> bool:

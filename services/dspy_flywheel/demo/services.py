@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SERVICES = ("collector", "trigger", "optimizer")
+SERVICES = ("collector", "trigger", "optimizer", "rollout")
 
 
 @dataclass

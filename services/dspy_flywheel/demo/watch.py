@@ -36,6 +36,7 @@ class Lifecycle:
     serving_version: int | None = None
     serving_at: float | None = None
     alert: dict[str, Any] | None = None  # the first Alert for this worker
+    rollouts: list[dict[str, Any]] = field(default_factory=list)  # RolloutChanged, in order
 
     def apply(self, event_type: str, record: dict[str, Any], traceparent: str | None) -> None:
         if record.get("worker_id") != self.worker_id:
@@ -53,6 +54,8 @@ class Lifecycle:
             self.details = {**self.details, **json.loads(record.get("details_json") or "{}")}
         elif event_type == "Alert" and self.alert is None:
             self.alert = record
+        elif event_type == "RolloutChanged":
+            self.rollouts.append({**record, "seen_at": now})
         elif event_type == "ProgramUpdated" and record.get("job_id") == self.job_id:
             self.published, self.published_at = record, now
         elif (
@@ -62,6 +65,11 @@ class Lifecycle:
             and record.get("version") == self.published["version"]
         ):
             self.serving_version, self.serving_at = record["version"], now
+
+    def decision(self, *names: str) -> dict[str, Any] | None:
+        """The latest rollout decision among ``names`` (any decision when none are named)."""
+        found = [r for r in self.rollouts if not names or r["decision"] in names]
+        return found[-1] if found else None
 
 
 async def follow(
@@ -73,6 +81,7 @@ async def follow(
         topics.optimization_status,
         topics.program_updated,
         topics.program_acks,
+        topics.program_rollouts,
         topics.alerts,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

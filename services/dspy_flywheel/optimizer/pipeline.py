@@ -423,6 +423,7 @@ class JobRun:
                         "holdout_before": result.current_score,
                         "holdout_after": result.candidate_score,
                         "timestamp_ms": int(time.time() * 1000),
+                        "rollout": "candidate" if self.s.settings.rollout == "canary" else "serve",
                     },
                     traceparent=current_traceparent(),
                 )

@@ -3,6 +3,9 @@
 FLYWHEEL_OPTIMIZER_MIN_IMPROVEMENT=0.0   margin: publish only if the gain is proven above it
 FLYWHEEL_OPTIMIZER_GATE_CONFIDENCE=0.95  confidence of the holdout gate (rollout/paired.py)
 FLYWHEEL_OPTIMIZER_MIN_HOLDOUT=30        refuse (before compiling) when the holdout is smaller
+FLYWHEEL_OPTIMIZER_ROLLOUT=canary        canary: a published version starts as a candidate on a
+                                         share of the traffic (the rollout service decides);
+                                         immediate: every instance serves it at once
 FLYWHEEL_OPTIMIZER_MIN_EXAMPLES=20       refuse smaller datasets
 FLYWHEEL_OPTIMIZER_DATASET_WAIT_S=60     wait this long for enough examples for the gate first
 FLYWHEEL_OPTIMIZER_WALL_TIME_S=1800      per job; the compile child is killed after it
@@ -23,6 +26,7 @@ import math
 import os
 import secrets
 import socket
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -49,6 +53,7 @@ class OptimizerSettings(FlywheelSettings):
     min_improvement: float = 0.0
     gate_confidence: float = 0.95
     min_holdout: int = 30
+    rollout: Literal["canary", "immediate"] = "canary"
     min_examples: int = 20
     dataset_wait_s: float = 60.0
     max_examples: int | None = 2000

@@ -222,7 +222,10 @@ def decide_canary(
             config,
         )
     if code == PROMOTE:
-        why = f"the candidate is not worse than the current version by {_pts(config.margin)}"
+        why = (
+            "the candidate is not worse than the current version by more than the margin "
+            f"({100 * config.margin:.1f} pts)"
+        )
         return _decision("promote", why, current, candidate, config)
     if total >= config.max_samples:
         why = f"no decision after {total} labeled calls (max {config.max_samples})"
@@ -246,7 +249,7 @@ def decide_guard(baseline: Arm, serving: Arm, config: SequentialConfig) -> LiveD
     if code == ROLLBACK:
         why = (
             "the promoted version dropped below its predecessor's live accuracy by more than "
-            f"{_pts(config.margin)}"
+            f"the margin ({100 * config.margin:.1f} pts)"
         )
         return _decision("rollback", why, baseline, serving, config)
     if serving.labels < config.min_samples:

@@ -6,6 +6,13 @@ that reference once, so calls in flight finish on the program they started with:
 sees half of one version and half of another (in-place ``load_state`` on a live module would).
 
 The LM stays the worker's: a published state brings instructions and demos, not an LM.
+
+Canaries: a version published as a *candidate* is checked and kept, not served. The rollout
+controller's assignments (``assign``: stable version, candidate version, share) decide what
+serves; with a candidate, ``route`` holds both programs and a ``Split`` that sends each call's
+routing key to one of them, the same way in every replica. An assignment naming a version this
+instance has not received yet waits for it. A pinned assignment, like a local ``pin``, holds
+every later published version back.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import dspy
 
 from dspy_flywheel.compile.retrieval import load_program_state
 from dspy_flywheel.compile.signature import signature_mismatch, signature_of, state_mismatch
+from dspy_flywheel.rollout.routing import Split
+from dspy_flywheel.rollout.state import Assignment
 from dspy_flywheel.sdk.errors import CorruptProgram, SignatureMismatch, UnknownVersion
 
 log = logging.getLogger(__name__)
@@ -34,10 +43,26 @@ class Serving(NamedTuple):
     version: int | None
 
 
-class Outcome(NamedTuple):
-    """What an offer / pin / rollback did; becomes a ProgramAcknowledged event."""
+class Route(NamedTuple):
+    """What serves calls: the stable program, and a candidate with its share of the keys."""
 
-    status: str  # serving | refused | pinned | unpinned | rolled_back
+    stable: Serving
+    candidate: Serving | None = None
+    split: Split | None = None
+
+    def choose(self, key: str) -> Serving:
+        """The program for a call with routing ``key``."""
+        split, candidate = self.split, self.candidate
+        if split is None or candidate is None:
+            return self.stable
+        return candidate if split.to_candidate(key) else self.stable
+
+
+class Outcome(NamedTuple):
+    """What an offer / assignment / pin / rollback did; becomes a ProgramAcknowledged event."""
+
+    # serving | canary | loaded | waiting | refused | pinned | unpinned | rolled_back
+    status: str
     version: int | None
     reason: str | None = None
 
@@ -47,11 +72,17 @@ class _Published(NamedTuple):
 
 
 class ProgramSlot:
-    def __init__(self, factory: Callable[[], dspy.Module], history_size: int) -> None:
+    def __init__(
+        self, factory: Callable[[], dspy.Module], history_size: int, worker_id: str = ""
+    ) -> None:
         self._factory = factory
+        self.worker_id = worker_id
         base = factory()
         self.signature = signature_of(base)
-        self.current = Serving(base, None)
+        self.route = Route(Serving(base, None))  # replaced, never modified: calls read it once
+        self._assignment: Assignment | None = None  # the rollout controller's latest
+        self._sequence = 0
+        self._assignment_waits = False  # it names a version not received yet
         self._base = base
         self._history_size = max(1, history_size)
         self._known: OrderedDict[int, _Published] = OrderedDict()
@@ -60,6 +91,15 @@ class ProgramSlot:
         self._lock = threading.Lock()
 
     # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def current(self) -> Serving:
+        """The stable program (the one every call gets when there is no candidate)."""
+        return self.route.stable
+
+    @property
+    def assignment(self) -> Assignment | None:
+        return self._assignment
 
     @property
     def pinned(self) -> int | Literal["code"] | None:
@@ -105,18 +145,38 @@ class ProgramSlot:
             predictor.lm = own_lms.get(name)
         return program
 
-    def offer(self, version: int, state_json: str, signature_json: str) -> Outcome:
-        """A program-updated event for this worker: check, build, swap (unless pinned)."""
+    def offer(
+        self, version: int, state_json: str, signature_json: str, rollout: str = "serve"
+    ) -> Outcome:
+        """A program-updated event for this worker: check it; a ``serve`` version is built and
+        swapped in (unless pinned); a ``candidate`` is kept for the controller's assignment."""
         state = self.check(state_json, signature_json)
+        if rollout == "candidate":
+            with self._lock:
+                self._remember(version, state)
+                if self._assignment_waits and self._pinned is None:
+                    return self._apply_assignment()
+            return Outcome("loaded", version, "candidate: waiting for the rollout controller")
         program = self.build(state)
         with self._lock:
             self._remember(version, state)
             self._latest = version
-            if self._pinned is not None:
-                held = None if self._pinned == CODE else self._pinned
+            if self._holding():
+                held = self._held_version()
                 return Outcome("pinned", held, f"pinned; version {version} held back")
             self._serve(program, version)
         return Outcome("serving", version)
+
+    def assign(self, assignment: Assignment, sequence: int) -> Outcome | None:
+        """The rollout controller's assignment number ``sequence`` (None: an old one)."""
+        with self._lock:
+            if sequence <= self._sequence:
+                return None
+            self._assignment, self._sequence = assignment, sequence
+            if self._pinned is not None:
+                held = None if self._pinned == CODE else self._pinned
+                return Outcome("pinned", held, "instance pinned; rollout assignment held back")
+            return self._apply_assignment()
 
     # -- operator actions ---------------------------------------------------------------------
 
@@ -133,10 +193,12 @@ class ProgramSlot:
             return Outcome("pinned", self.current.version)
 
     def unpin(self) -> Outcome:
-        """Follow published programs again (switching to the latest one seen, if different)."""
+        """Follow the rollout controller again (or, without one, the latest version seen)."""
         with self._lock:
             self._pinned = None
-            if self._latest is not None and self._latest != self.current.version:
+            if self._assignment is not None:
+                self._apply_assignment()
+            elif self._latest is not None and self._latest != self.current.version:
                 self._switch_to(self._latest)
             return Outcome("unpinned", self.current.version)
 
@@ -156,6 +218,40 @@ class ProgramSlot:
 
     # -- internals (lock held) ----------------------------------------------------------------
 
+    def _holding(self) -> bool:
+        """A local pin or a pinned assignment holds new versions back."""
+        return self._pinned is not None or bool(self._assignment and self._assignment.pinned)
+
+    def _held_version(self) -> int | None:
+        if self._pinned is not None:
+            return None if self._pinned == CODE else self._pinned
+        return self.route.stable.version
+
+    def _program_of(self, version: int | None) -> dspy.Module:
+        route = self.route
+        if version == route.stable.version:
+            return route.stable.program
+        if route.candidate is not None and version == route.candidate.version:
+            return route.candidate.program
+        if version is None:
+            return self._base
+        return self.build(self._known[version].state)
+
+    def _apply_assignment(self) -> Outcome:
+        a = self._assignment
+        assert a is not None
+        missing = [v for v in (a.stable, a.candidate) if v is not None and v not in self._known]
+        self._assignment_waits = bool(missing)
+        if missing:
+            return Outcome("waiting", a.stable, f"{a.describe()}: v{missing[0]} not received yet")
+        stable = Serving(self._program_of(a.stable), a.stable)
+        if a.candidate is None:
+            self.route = Route(stable)
+            return Outcome("serving", a.stable, a.describe())
+        candidate = Serving(self._program_of(a.candidate), a.candidate)
+        self.route = Route(stable, candidate, Split(self.worker_id, a.candidate, a.share))
+        return Outcome("canary", a.candidate, a.describe())
+
     def _switch_to(self, version: int | None) -> None:
         if version == self.current.version:
             return
@@ -171,7 +267,7 @@ class ProgramSlot:
         self._serve(self.build(published.state), version)
 
     def _serve(self, program: dspy.Module, version: int | None) -> None:
-        self.current = Serving(program, version)  # the atomic swap
+        self.route = Route(Serving(program, version))  # the atomic swap (ends any canary)
 
     def _remember(self, version: int, state: dict[str, Any]) -> None:
         self._known.pop(version, None)

@@ -1,8 +1,11 @@
-"""Hot reload: follow ``program-updated`` for one worker id and hand each version to the slot.
+"""Hot reload: follow ``program-updated`` and ``program-rollouts`` for one worker id.
 
-Every worker instance reads the whole topic (no consumer group: each instance must see every
-update). On first start it catches up from the beginning to the current end and serves the
-newest version that fits; after that it applies updates as they arrive. Reconnects resume from
+Every worker instance reads both topics whole (no consumer group: each instance must see every
+update). Versions from ``program-updated`` go to the slot (served at once, or kept as a canary
+candidate); assignments from ``program-rollouts`` (the rollout controller's decisions: stable
+version, candidate, share, pin) tell the slot what serves. On first start it catches up from the
+beginning to the current end, then applies the latest assignment (or, without any, serves the
+newest version that fits); after that it applies events as they arrive. Reconnects resume from
 the last offset seen, so nothing is applied twice or skipped.
 
 Each record is read under a ``bus.RecordGuard`` without dead letters: a bad one (undecodable,
@@ -26,6 +29,7 @@ from dspy_flywheel.bus.guard import Record, RecordGuard
 from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.validate import program_update
 from dspy_flywheel.metrics.sdk import record_reload
+from dspy_flywheel.rollout.records import Changed
 from dspy_flywheel.sdk.errors import ProgramRefused
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
 from dspy_flywheel.sdk.tracing import reload_span
@@ -34,7 +38,8 @@ from dspy_flywheel.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 OnOutcome = Callable[[Outcome], None]
-_Update = tuple[int, str, str, str | None]  # version, state json, signature json, traceparent
+# version, state json, signature json, rollout (serve | candidate), traceparent
+_Update = tuple[int, str, str, str, str | None]
 
 
 class Reloader:
@@ -42,6 +47,7 @@ class Reloader:
         self,
         kafka: KafkaSettings,
         topic: str,
+        rollouts_topic: str,
         worker_id: str,
         slot: ProgramSlot,
         on_outcome: OnOutcome,
@@ -51,6 +57,7 @@ class Reloader:
     ) -> None:
         self._kafka = kafka
         self._topic = topic
+        self._rollouts_topic = rollouts_topic
         self._key = worker_id.encode()
         self._worker_id = worker_id
         self._slot = slot
@@ -70,7 +77,10 @@ class Reloader:
             consumer = None
             try:
                 consumer = await open_consumer(
-                    self._kafka, [self._topic], positions=self._positions, fetch_max_wait_ms=100
+                    self._kafka,
+                    [self._topic, self._rollouts_topic],
+                    positions=self._positions,
+                    fetch_max_wait_ms=100,
                 )
                 if self._positions is None:
                     await self._catch_up(consumer)
@@ -91,21 +101,29 @@ class Reloader:
 
     async def _catch_up(self, consumer: AIOKafkaConsumer) -> None:
         mine: deque[_Update] = deque(maxlen=self._keep + 1)
+        latest: list[Changed] = []
 
-        async def keep(update: _Update | None) -> None:
-            if update is not None:
-                mine.append(update)
+        async def keep(parsed: _Update | Changed | None) -> None:
+            if isinstance(parsed, Changed):
+                latest[:] = [parsed]
+            elif parsed is not None:
+                mine.append(parsed)
 
         async def collect(record: Record) -> None:
             await self._guard(record, keep)
 
         self._positions = await read_to_end(consumer, collect)
         candidates = list(mine)
-        for version, state_json, signature_json, _ in candidates[:-1]:
-            self._slot.remember_unloaded(version, state_json, signature_json)
-        for update in reversed(candidates):  # newest first; stop at the first that fits
-            if self._apply(update).status != "refused":
-                break
+        if latest:  # the controller's assignment says what serves
+            for version, state_json, signature_json, *_ in candidates:
+                self._slot.remember_unloaded(version, state_json, signature_json)
+            self._assign(latest[0])
+        else:
+            for version, state_json, signature_json, *_ in candidates[:-1]:
+                self._slot.remember_unloaded(version, state_json, signature_json)
+            for update in reversed(candidates):  # newest first; stop at the first that fits
+                if self._apply(update).status != "refused":
+                    break
         self.caught_up.set()
         log.info(
             "%s: caught up on %s (%d update(s) for this worker), serving version %s",
@@ -124,30 +142,41 @@ class Reloader:
                     self._positions[tp] = record.offset + 1
                     await self._guard(record, self._apply_any)
 
-    def _parse(self, record: Record) -> _Update | None:
-        if record.key != self._key:
+    def _parse(self, record: Record) -> _Update | Changed | None:
+        if record.key != self._key or record.value is None:
             return None
         try:
             decoded = decode(record.value, record.headers)
+            if decoded.event_type == "RolloutChanged":
+                return Changed.from_record(decoded.record)
             if decoded.event_type != "ProgramUpdated":
                 return None
             version, _, _ = program_update(decoded.record)
-        except ValueError as exc:  # DecodeError, InvalidInput
-            self._report(Outcome("refused", None, f"bad program-updated event: {exc}"))
+        except (KeyError, TypeError, ValueError) as exc:  # DecodeError, InvalidInput
+            self._report(Outcome("refused", None, f"bad {record.topic} event: {exc}"))
             raise
         r = decoded.record
-        return version, r["program_state_json"], r["signature_json"], decoded.traceparent
+        rollout = str(r.get("rollout") or "serve")
+        state, signature = r["program_state_json"], r["signature_json"]
+        return version, state, signature, rollout, decoded.traceparent
 
-    async def _apply_any(self, update: _Update | None) -> None:
-        if update is not None:
-            self._apply(update)
+    async def _apply_any(self, parsed: _Update | Changed | None) -> None:
+        if isinstance(parsed, Changed):
+            self._assign(parsed)
+        elif parsed is not None:
+            self._apply(parsed)
+
+    def _assign(self, changed: Changed) -> None:
+        outcome = self._slot.assign(changed.assignment, changed.sequence)
+        if outcome is not None:
+            self._report(outcome)
 
     def _apply(self, update: _Update) -> Outcome:
-        version, state_json, signature_json, traceparent = update
+        version, state_json, signature_json, rollout, traceparent = update
         started = time.perf_counter()
         with reload_span(self._worker_id, version, traceparent) as span:
             try:
-                outcome = self._slot.offer(version, state_json, signature_json)
+                outcome = self._slot.offer(version, state_json, signature_json, rollout)
                 self.applied += 1
             except ProgramRefused as exc:
                 self.refused += 1

@@ -80,6 +80,7 @@ class Runtime:
             topics.executions,
             topics.feedback,
             topics.program_updated,
+            topics.program_rollouts,
             topics.program_acks,
             topics.trigger_config,
         }
@@ -104,6 +105,7 @@ class Runtime:
             self.reloader = Reloader(
                 settings.kafka,
                 topics.program_updated,
+                topics.program_rollouts,
                 worker.worker_id,
                 slot,
                 on_outcome,

@@ -30,8 +30,10 @@ def program_updated_record(
     optimizer: str = "manual",
     job_id: str | None = None,
     signature: dict[str, Any] | None = None,
+    rollout: str = "serve",
 ) -> dict[str, Any]:
-    """A ProgramUpdated record for ``program`` (its dumped state and its signature)."""
+    """A ProgramUpdated record for ``program`` (its dumped state and its signature);
+    ``rollout="candidate"`` publishes it for a canary (the rollout service decides)."""
     return {
         "worker_id": worker_id,
         "version": version,
@@ -42,6 +44,7 @@ def program_updated_record(
         "holdout_before": None,
         "holdout_after": None,
         "timestamp_ms": now_ms(),
+        "rollout": rollout,
     }
 
 

@@ -3,7 +3,9 @@
 Built by a ``@dspy_worker`` / ``@dspy_worker_optimized`` class or function (``Spec(...)``).
 The call path reads the serving program once, runs it inside an OpenTelemetry span with a
 per-call LM usage tracker, and enqueues one ``ExecutionRecorded`` event; everything touching
-Kafka or the disk happens on the worker's own IO thread.
+Kafka or the disk happens on the worker's own IO thread. During a canary each call goes to the
+candidate or the stable version by its routing key (``worker(..., routing_key=session_id)``;
+else the execution id): see ``sdk.programs``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from dspy_flywheel.sdk.triggers import OptimizationConfig
 log = logging.getLogger(__name__)
 
 _perf = time.perf_counter
+ROUTING_KEY = "routing_key"  # call keyword: which key routes the call during a canary
 _FAST_ENCODER = fastcodec.encode_execution if fastcodec.ENABLED else None
 
 
@@ -84,7 +87,11 @@ class Worker:
         self.program_ref = program_ref
         self.metric_ref = metric_ref
         self._metric = metric or exact_match
-        self._slot = ProgramSlot(factory, self.settings.history_size)
+        self._slot = ProgramSlot(factory, self.settings.history_size, worker_id)
+        # ``routing_key=`` picks the version on canary (sticky per key), unless it is an input
+        self._routing_kw = not any(
+            ROUTING_KEY in fields.get("inputs", []) for fields in self._slot.signature.values()
+        )
         self._output_fields = output_fields or label_fields(signature_outputs(self._slot.signature))
         self._recent = RecentExecutions(self.settings.feedback_cache_size)
         self._last: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -123,8 +130,10 @@ class Worker:
     def __call__(self, **inputs: Any) -> Any:
         # The hot path, inlined (acall runs the same steps through _begin / _succeeded): every
         # step costs several times its micro-benchmark here, after the program ran.
-        serving = self._slot.current  # read once: a reload swaps it, never changes it
+        key = inputs.pop(ROUTING_KEY, None) if self._routing_kw else None
+        route = self._slot.route  # read once: a reload swaps it, never changes it
         execution_id = new_id()
+        serving = route.stable if route.split is None else route.choose(str(key or execution_id))
         started = _perf()
         span = tracing.call_span(started)
         otel_token = None if span is INVALID_SPAN else self._enter(span, execution_id, serving)
@@ -155,8 +164,11 @@ class Worker:
         return result
 
     async def acall(self, **inputs: Any) -> Any:
-        serving = self._slot.current
-        call = self._begin(serving)
+        key = inputs.pop(ROUTING_KEY, None) if self._routing_kw else None
+        route = self._slot.route
+        execution_id = new_id()
+        serving = route.stable if route.split is None else route.choose(str(key or execution_id))
+        call = self._begin(serving, execution_id)
         try:
             program = serving.program
             if hasattr(type(program), "aforward"):
@@ -168,8 +180,7 @@ class Worker:
             raise
         return self._succeeded(call, result, inputs)
 
-    def _begin(self, serving: Serving) -> _Call:
-        execution_id = new_id()
+    def _begin(self, serving: Serving, execution_id: str) -> _Call:
         started = _perf()
         span = tracing.call_span(started)
         otel_token = None if span is INVALID_SPAN else self._enter(span, execution_id, serving)
@@ -269,6 +280,14 @@ class Worker:
         return self._slot.current.version
 
     @property
+    def candidate(self) -> dict[str, Any] | None:
+        """The version on canary beside ``version`` and its share of the routing keys."""
+        route = self._slot.route
+        if route.candidate is None or route.split is None:
+            return None
+        return {"version": route.candidate.version, "share": route.split.share}
+
+    @property
     def pinned(self) -> int | Literal["code"] | None:
         return self._slot.pinned
 
@@ -292,6 +311,7 @@ class Worker:
             "pinned": self.pinned,
             "failures": self.failures,
             "known_versions": self._slot.known_versions(),
+            "candidate": self.candidate,
         }
         if self._runtime is not None:
             out.update(self._runtime.stats())

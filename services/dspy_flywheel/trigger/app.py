@@ -9,11 +9,8 @@ stops the others and re-raises.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from contextlib import AsyncExitStack
-
-import asyncpg
 
 from dspy_flywheel.bus import (
     UNTIL_IT_WORKS,
@@ -33,6 +30,7 @@ from dspy_flywheel.bus import (
 from dspy_flywheel.bus.letters import sent_sources
 from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.store import apply_migrations, create_pool
+from dspy_flywheel.store.leader import acquire_leadership
 from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.trigger.config_topic import ConfigFollower
 from dspy_flywheel.trigger.consume import warm_execution_cache
@@ -60,21 +58,6 @@ def build_engine(settings: TriggerSettings) -> TriggerEngine:
     )
 
 
-async def _acquire_leadership(conn: asyncpg.Connection, scope: str, stop: asyncio.Event) -> bool:
-    key = leader_lock_key(scope)
-    waiting_logged = False
-    while not stop.is_set():
-        if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-            log.info("trigger leadership acquired for scope %r", scope)
-            return True
-        if not waiting_logged:
-            log.info("another trigger instance is active for scope %r; standing by", scope)
-            waiting_logged = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 1.0)
-    return False
-
-
 async def run(
     settings: TriggerSettings,
     *,
@@ -96,7 +79,8 @@ async def run(
         if settings.leader_lock:
             lock_conn = await connect(settings.postgres, settings.db_schema)
             stack.push_async_callback(lock_conn.close)
-            if not await _acquire_leadership(lock_conn, scope, stop):
+            what = f"trigger scope {scope!r}"
+            if not await acquire_leadership(lock_conn, leader_lock_key(scope), stop, what):
                 return
         pool = await create_pool(settings.postgres, settings.db_schema)
         stack.push_async_callback(close_pool, pool)

@@ -7,7 +7,6 @@ carries the ``scope`` (the topic prefix by default) so deployments can share a s
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from dspy_flywheel.bus.outbox import OutboxEvent, Send
+from dspy_flywheel.store.leader import lock_key
 from dspy_flywheel.trigger.requests import RequestEnvelope
 from dspy_flywheel.trigger.state import WorkerState
 
@@ -30,8 +30,7 @@ class OutboxRow:
 
 def leader_lock_key(scope: str) -> int:
     """A signed 64-bit advisory lock key for one trigger scope."""
-    digest = hashlib.sha256(f"dspy_flywheel.trigger:{scope}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return lock_key("dspy_flywheel.trigger", scope)
 
 
 class TriggerStore:

@@ -1,0 +1,143 @@
+"""Composition root of the rollout service: ``run(settings)`` opens everything and loops.
+
+Startup: topics, migrations, leadership (advisory lock per scope), canary settings (whole
+compacted ``rollout-config`` topic), worker states + offsets (PostgreSQL); then four loops
+under ``bus.supervise``: consume (program-updated, rollout-commands, executions, feedback),
+follow the settings, clock ticks, outbox relay. Any loop failing stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+
+from dspy_flywheel.bus import (
+    OutboxEvent,
+    OutboxRelay,
+    RecordGuard,
+    batches,
+    decode_record,
+    ensure_topics,
+    every,
+    open_consumer,
+    start_producer,
+    stop_consumer,
+    stop_producer,
+    supervise,
+)
+from dspy_flywheel.rollout.config import RolloutPolicy
+from dspy_flywheel.rollout.config_topic import policy_follower
+from dspy_flywheel.rollout.controller import RolloutController
+from dspy_flywheel.rollout.outcomes import OutcomeJoin
+from dspy_flywheel.rollout.service import RolloutService
+from dspy_flywheel.rollout.settings import RolloutSettings
+from dspy_flywheel.rollout.store import RolloutStore
+from dspy_flywheel.store import apply_migrations, create_pool
+from dspy_flywheel.store.leader import acquire_leadership, lock_key
+from dspy_flywheel.store.pool import close_pool, connect
+from dspy_flywheel.telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+async def run(
+    settings: RolloutSettings,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run the rollout service until ``stop`` is set (or a loop fails, which re-raises)."""
+    setup_tracing("dspy-flywheel-rollout")
+    stop = stop or asyncio.Event()
+    topics, scope = settings.topics, settings.state_scope
+    async with AsyncExitStack() as stack:
+        await ensure_topics(settings.kafka, topics)
+        if settings.migrate:
+            conn = await connect(settings.postgres)
+            try:
+                await apply_migrations(conn, settings.db_schema)
+            finally:
+                await conn.close()
+        if settings.leader_lock:
+            lock_conn = await connect(settings.postgres, settings.db_schema)
+            stack.push_async_callback(lock_conn.close)
+            key = lock_key("dspy_flywheel.rollout", scope)
+            if not await acquire_leadership(lock_conn, key, stop, f"rollout scope {scope!r}"):
+                return
+        pool = await create_pool(settings.postgres, settings.db_schema)
+        stack.push_async_callback(close_pool, pool)
+        store = RolloutStore(pool, scope)
+
+        follower = policy_follower(
+            settings.kafka, topics.rollout_config, settings.fetch_max_wait_ms
+        )
+        stack.push_async_callback(follower.stop)
+        policies = await follower.start()
+        controller = RolloutController(lambda w: policies.get(w) or RolloutPolicy(w))
+        controller.states.update(await store.load_states())
+        offsets = await store.load_offsets()
+
+        producer = await start_producer(settings.kafka)
+        stack.push_async_callback(stop_producer, producer)
+        relay = OutboxRelay(store, producer, poll_s=1.0, on_sent=_log_sent)
+        # it reads executions and feedback beside their owners: bad ones are skipped, not
+        # dead-lettered (the collector and the trigger own those DLQs)
+        guard = RecordGuard(None, decode_record)
+        join = OutcomeJoin(
+            settings.cache_max_entries,
+            settings.cache_ttl_seconds,
+            settings.pending_feedback_ttl_seconds,
+        )
+        service = RolloutService(controller, join, store, guard, topics, relay.wake)
+        consumer = await open_consumer(
+            settings.kafka,
+            service.topic_names,
+            positions=offsets,
+            start_from=settings.start_from,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+        stack.push_async_callback(stop_consumer, consumer)
+
+        async def consume() -> None:
+            async for batch in batches(
+                consumer, timeout_ms=1000, max_records=settings.max_batch_records
+            ):
+                if batch:
+                    await service.handle_batch(batch)
+
+        async def on_policy(worker_id: str, policy: RolloutPolicy | None) -> None:
+            if policy is None:
+                policies.pop(worker_id, None)
+            else:
+                policies[worker_id] = policy
+            log.info("rollout settings for %s: %s", worker_id, policy)
+            await service.policy_changed(worker_id)
+
+        log.info(
+            "rollout service ready: scope %r, %d workers restored, %d settings",
+            scope,
+            len(controller.states),
+            len(policies),
+        )
+        loops = {
+            "rollout.consume": consume(),
+            "rollout.config": follower.follow(on_policy),
+            "rollout.tick": every(
+                settings.tick_seconds, service.tick, "rollout.tick", survive_errors=False
+            ),
+            "rollout.relay": relay.run(),
+        }
+        await supervise(loops, stop, ready=ready)
+        log.info("rollout service stopped")
+
+
+def _log_sent(event: OutboxEvent) -> None:
+    record = event.record
+    if event.event_type == "RolloutChanged":
+        log.warning(
+            "rollout %s for %s: %s",
+            record.get("decision"),
+            record.get("worker_id"),
+            record.get("reason"),
+        )

@@ -1,0 +1,55 @@
+"""The compacted ``rollout-config`` topic: key = worker id, value = RolloutConfig, null = the
+defaults again. Read by the rollout service (live) and by ``flywheel programs config``."""
+
+from __future__ import annotations
+
+from dspy_flywheel.bus.compacted import CompactedFollower, read_compacted
+from dspy_flywheel.bus.guard import Record
+from dspy_flywheel.bus.publish import start_producer, stop_producer
+from dspy_flywheel.contracts.codec import decode, encode
+from dspy_flywheel.contracts.validate import check_id
+from dspy_flywheel.rollout.config import RolloutConfigError, RolloutPolicy
+from dspy_flywheel.settings import KafkaSettings
+
+
+def parse_policy_record(record: Record) -> tuple[str, RolloutPolicy | None]:
+    """(worker id, policy or None for a tombstone); ValueError for anything else."""
+    if record.key is None:
+        raise RolloutConfigError("rollout config without a key")
+    worker_id = check_id(record.key.decode(), "key")
+    if record.value is None:
+        return worker_id, None
+    decoded = decode(record.value, record.headers)
+    if decoded.event_type != "RolloutConfig":
+        raise RolloutConfigError(f"unexpected {decoded.event_type} on the rollout-config topic")
+    policy = RolloutPolicy.from_record(decoded.record)
+    if policy.worker_id != worker_id:
+        raise RolloutConfigError(f"key {worker_id!r} differs from worker_id {policy.worker_id!r}")
+    return worker_id, policy
+
+
+def policy_follower(
+    kafka: KafkaSettings, topic: str, fetch_max_wait_ms: int = 100
+) -> CompactedFollower[RolloutPolicy]:
+    return CompactedFollower(kafka, topic, parse_policy_record, fetch_max_wait_ms=fetch_max_wait_ms)
+
+
+async def read_policies(kafka: KafkaSettings, topic: str) -> dict[str, RolloutPolicy]:
+    return await read_compacted(kafka, topic, parse_policy_record)
+
+
+async def write_policy(
+    kafka: KafkaSettings, topic: str, policy: RolloutPolicy | None, worker_id: str
+) -> None:
+    """Publish ``policy`` for ``worker_id`` (None: a tombstone, back to the defaults)."""
+    producer = await start_producer(kafka)
+    try:
+        if policy is None:
+            await producer.send_and_wait(topic, None, key=worker_id.encode())
+            return
+        encoded = encode("RolloutConfig", policy.to_record())
+        await producer.send_and_wait(
+            topic, encoded.value, key=worker_id.encode(), headers=encoded.headers
+        )
+    finally:
+        await stop_producer(producer)

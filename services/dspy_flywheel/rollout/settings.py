@@ -1,0 +1,38 @@
+"""Rollout service settings (env prefix ``FLYWHEEL_ROLLOUT_``).
+
+Per-worker canary settings (share, confidence, margin, minimum / maximum samples, maximum
+duration) are NOT here: operators change them live on the compacted ``rollout-config`` topic
+(``flywheel programs config``). These are service-wide knobs::
+
+    FLYWHEEL_ROLLOUT_TICK_SECONDS=1.0          clock check (a canary's maximum duration)
+    FLYWHEEL_ROLLOUT_CACHE_TTL_SECONDS=3600    how long an execution waits for its label
+    FLYWHEEL_ROLLOUT_START_FROM=earliest       first start: read the topics from the beginning
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from dspy_flywheel.settings import FlywheelSettings
+
+
+class RolloutSettings(FlywheelSettings):
+    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_ROLLOUT_", extra="ignore")
+
+    tick_seconds: float = Field(default=1.0, gt=0)
+    cache_ttl_seconds: float = Field(default=3600.0, gt=0)
+    cache_max_entries: int = Field(default=200_000, ge=1)
+    pending_feedback_ttl_seconds: float = Field(default=600.0, gt=0)
+    start_from: Literal["earliest", "latest"] = "earliest"
+    fetch_max_wait_ms: int = Field(default=100, ge=0)
+    max_batch_records: int = Field(default=500, ge=1)
+    scope: str | None = None  # state namespace in the DB; default: the topic prefix
+    migrate: bool = True
+    leader_lock: bool = True  # one active instance per scope (PostgreSQL advisory lock)
+
+    @property
+    def state_scope(self) -> str:
+        return self.scope if self.scope is not None else self.topic_prefix

@@ -1,0 +1,215 @@
+"""PostgreSQL persistence of the rollout service (migration 0500): worker states, offsets,
+decisions, their audit rows and their events (outbox), written in one transaction per batch.
+
+``RolloutStore`` is also the ``bus.OutboxSource`` of its relay; ``fetch_*`` are the readers the
+manager API, the CLI and the dashboard use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from dspy_flywheel.access.audit import record_audit
+from dspy_flywheel.bus.outbox import OutboxEvent, Send
+from dspy_flywheel.rollout.controller import Decision
+from dspy_flywheel.rollout.state import WorkerRollout
+from dspy_flywheel.store.pool import Executor
+
+Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
+
+
+@dataclass(frozen=True)
+class Published:
+    """A decision with its traceparent (the decision's span) and the events that announce it."""
+
+    decision: Decision
+    traceparent: str | None
+    events: Sequence[OutboxEvent]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An operator command that could not apply: audited, nothing else changes."""
+
+    actor: str
+    worker_id: str
+    details: dict[str, Any]
+
+
+class RolloutStore:
+    def __init__(self, pool: asyncpg.Pool, scope: str) -> None:
+        self.pool = pool
+        self.scope = scope
+
+    async def load_states(self) -> dict[str, WorkerRollout]:
+        rows = await self.pool.fetch(
+            "SELECT worker_id, state FROM rollout_state WHERE scope = $1", self.scope
+        )
+        return {r["worker_id"]: WorkerRollout.from_json(r["state"]) for r in rows}
+
+    async def load_offsets(self) -> Offsets:
+        rows = await self.pool.fetch(
+            "SELECT topic, partition, next_offset FROM rollout_offsets WHERE scope = $1",
+            self.scope,
+        )
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def save(
+        self,
+        states: Mapping[str, dict[str, Any]],
+        offsets: Offsets,
+        published: Iterable[Published] = (),
+        refusals: Iterable[Refusal] = (),
+    ) -> None:
+        """States, offsets, decisions (row + audit row + events) and refusals, atomically."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if states:
+                await conn.executemany(
+                    """INSERT INTO rollout_state (scope, worker_id, state, updated_at)
+                       VALUES ($1, $2, $3, now())
+                       ON CONFLICT (scope, worker_id) DO UPDATE
+                       SET state = EXCLUDED.state, updated_at = now()""",
+                    [(self.scope, w, s) for w, s in states.items()],
+                )
+            if offsets:
+                await conn.executemany(
+                    """INSERT INTO rollout_offsets (scope, topic, partition, next_offset)
+                       VALUES ($1, $2, $3, $4)
+                       ON CONFLICT (scope, topic, partition) DO UPDATE
+                       SET next_offset = EXCLUDED.next_offset, updated_at = now()""",
+                    [(self.scope, t, p, o) for (t, p), o in offsets.items()],
+                )
+            for item in published:
+                await self._decision(conn, item)
+            for refusal in refusals:
+                await record_audit(
+                    conn,
+                    refusal.actor,
+                    "rollout.command_refused",
+                    refusal.worker_id,
+                    refusal.details,
+                )
+
+    async def _decision(self, conn: asyncpg.Connection, item: Published) -> None:
+        d = item.decision
+        a = d.assignment
+        await conn.execute(
+            """INSERT INTO rollout_decisions
+               (scope, worker_id, sequence, decision, stable_version, candidate_version,
+                candidate_share, pinned, reason, evidence, decided_by, command_id, job_id,
+                traceparent, decided_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+               ON CONFLICT DO NOTHING""",
+            self.scope,
+            d.worker_id,
+            d.sequence,
+            d.decision,
+            a.stable,
+            a.candidate,
+            a.share,
+            a.pinned,
+            d.reason,
+            d.evidence,
+            d.decided_by,
+            d.command_id,
+            d.job_id,
+            item.traceparent,
+            datetime.fromtimestamp(d.at_ms / 1000, UTC),
+        )
+        await record_audit(
+            conn,
+            d.decided_by,
+            f"rollout.{d.decision}",
+            d.worker_id,
+            {
+                "sequence": d.sequence,
+                "assignment": a.describe(),
+                "reason": d.reason,
+                "command_id": d.command_id,
+                "job_id": d.job_id,
+                "traceparent": item.traceparent,
+            },
+        )
+        await conn.executemany(
+            """INSERT INTO rollout_outbox
+               (event_id, scope, topic, key, event_type, record, traceparent)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING""",
+            [
+                (
+                    e.event_id,
+                    self.scope,
+                    e.topic,
+                    e.key,
+                    e.event_type,
+                    dict(e.record),
+                    e.traceparent,
+                )
+                for e in item.events
+            ],
+        )
+
+    async def relay(self, limit: int, send: Send) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT id, event_id, topic, key, event_type, record, traceparent
+                   FROM rollout_outbox WHERE scope = $1 AND published_at IS NULL
+                   ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED""",
+                self.scope,
+                limit,
+            )
+            if not rows:
+                return 0
+            await send(
+                [
+                    OutboxEvent(
+                        r["event_id"],
+                        r["topic"],
+                        r["key"],
+                        r["event_type"],
+                        r["record"],
+                        r["traceparent"],
+                    )
+                    for r in rows
+                ]
+            )
+            await conn.execute(
+                "UPDATE rollout_outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+        return len(rows)
+
+
+async def fetch_state(
+    db: Executor, worker_id: str, scope: str | None = None
+) -> dict[str, Any] | None:
+    """A worker's rollout state (newest across scopes when ``scope`` is None)."""
+    row = await db.fetchrow(
+        """SELECT state, updated_at FROM rollout_state
+           WHERE worker_id = $1 AND ($2::text IS NULL OR scope = $2)
+           ORDER BY updated_at DESC LIMIT 1""",
+        worker_id,
+        scope,
+    )
+    return None if row is None else {**row["state"], "updated_at": row["updated_at"].isoformat()}
+
+
+async def fetch_decisions(
+    db: Executor, worker_id: str, *, scope: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The worker's rollout decisions, newest first."""
+    rows = await db.fetch(
+        """SELECT worker_id, sequence, decision, stable_version, candidate_version,
+                  candidate_share, pinned, reason, evidence, decided_by, command_id, job_id,
+                  traceparent, decided_at
+           FROM rollout_decisions WHERE worker_id = $1 AND ($2::text IS NULL OR scope = $2)
+           ORDER BY decided_at DESC, sequence DESC LIMIT $3""",
+        worker_id,
+        scope,
+        limit,
+    )
+    return [{**dict(r), "decided_at": r["decided_at"].isoformat()} for r in rows]
