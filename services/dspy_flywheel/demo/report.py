@@ -49,6 +49,12 @@ def print_summary(console: Console, session: DemoSession) -> int:
             f"peak RSS {details.get('peak_rss_mb')} MB; dataset split {split}",
             highlight=False,
         )
+    for record in lifecycle.rollouts:
+        console.print(f"rollout {record['decision']}: {record['reason']}", highlight=False)
+    if session.canary_calls:
+        console.print(
+            f"canary: {session.canary_calls} live calls until the decision", highlight=False
+        )
     steps = Table(title="wall time per step")
     steps.add_column("step")
     steps.add_column("seconds", justify="right")

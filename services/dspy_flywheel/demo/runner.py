@@ -1,4 +1,4 @@
-"""The demo's main flow: stack → services → traffic → trigger → optimize → hot reload → summary."""
+"""The demo's main flow: stack → services → traffic → trigger → optimize → canary → summary."""
 
 from __future__ import annotations
 
@@ -21,9 +21,14 @@ from dspy_flywheel.demo.session import DemoFailed, DemoSession
 from dspy_flywheel.demo.stack import ensure_model, ensure_stack
 from dspy_flywheel.demo.traffic import ticket_stream
 from dspy_flywheel.demo.watch import Lifecycle, follow
+from dspy_flywheel.demo.worker import DEMO_WORKER
+from dspy_flywheel.rollout.config import RolloutPolicy
+from dspy_flywheel.rollout.config_topic import write_policy
 from dspy_flywheel.settings import FlywheelSettings
 from dspy_flywheel.store.migrate import apply_migrations
 from dspy_flywheel.store.pool import connect
+
+CANARY_MAX_CALLS = 80  # most labeled calls served while the live test decides
 
 
 def _state_dir() -> Path:
@@ -68,6 +73,10 @@ async def _prepare(settings: FlywheelSettings) -> None:
     finally:
         await conn.close()
     await ensure_topics(settings.kafka, settings.topics)
+    # demo-sized canary: half the traffic on the candidate, 10 labels on each version at least
+    # (a real deployment keeps the defaults: 10 %, 50; `flywheel programs config` changes them)
+    policy = RolloutPolicy(DEMO_WORKER, share=0.5, min_samples=10, updated_by="demo")
+    await write_policy(settings.kafka, settings.topics.rollout_config, policy, DEMO_WORKER)
 
 
 async def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
@@ -119,6 +128,7 @@ async def _run_session(
             )
             await session.phase_before(opts.max_before)
             await session.phase_optimize(opts.timeout_s)
+            await session.phase_canary(CANARY_MAX_CALLS)
             await session.phase_after(opts.after_calls)
         return session
     finally:

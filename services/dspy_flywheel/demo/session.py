@@ -44,15 +44,17 @@ class DemoSession:
     tally: Tally = field(default_factory=Tally)
     phases: dict[str, float] = field(default_factory=dict)
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    canary_calls: int = 0
+    _announced: int = 0  # rollout decisions already printed
 
     def refresh(self) -> None:
         if dead := self.services.dead():
             raise DemoFailed(f"service(s) exited: {dead}; see {self.services.log_dir}")
         self.display.update(self.tally, self.lifecycle, self.worker.version)
 
-    async def serve_one(self) -> None:
+    async def serve_one(self, tally_as: str | None = None) -> None:
         example = next(self.stream)
-        version = self.worker.version
+        version = tally_as or self.worker.version
         pred = await asyncio.to_thread(self.worker, ticket=example.ticket)
         self.worker.feedback(pred.execution_id, label=example.label)
         self.tally.add(version, is_correct(example, pred))
@@ -109,11 +111,39 @@ class DemoSession:
         if status != "succeeded":
             ended = status or "without a status"
             raise DemoFailed(f"the optimization job ended {ended}: {message}")
+        if not await self.wait_for(lambda: self.lifecycle.decision() is not None, 60):
+            raise DemoFailed("the rollout service did not take up the published version in 60 s")
+        self._announce_decisions()
+
+    async def phase_canary(self, max_calls: int) -> None:
+        """The new version serves a share of live traffic until the live test decides."""
+        self.display.phase = "canary: both versions serve live traffic; the live test decides"
+        started, usage = time.monotonic(), lm_usage(self.lm)
+        ends = ("promoted", "rolled_back", "kept_current")
+        calls = 0
+        while self.lifecycle.decision(*ends) is None and calls < max_calls:
+            await self.serve_one(tally_as="canary (both versions)")
+            self._announce_decisions()
+            calls += 1
+        await self.wait_for(lambda: self.lifecycle.decision(*ends) is not None, 15)
+        self._announce_decisions()
+        self._record("canary on live traffic", started, "worker during canary", usage)
+        decided = self.lifecycle.decision(*ends)
+        if decided is None:
+            raise DemoFailed(f"no rollout decision after {calls} canary calls")
+        if decided["decision"] != "promoted":
+            raise DemoFailed(f"the canary ended {decided['decision']}: {decided['reason']}")
+        self.canary_calls = calls
         started = time.monotonic()
         if not await self.wait_for(lambda: self.worker.version is not None, 60):
-            raise DemoFailed("the worker did not hot-reload the published program within 60 s")
-        self.phases["publish → worker serving"] = time.monotonic() - started
-        self.display.note(f"worker hot-reloaded: now serving v{self.worker.version}")
+            raise DemoFailed("the worker did not switch to the promoted program within 60 s")
+        self.phases["promotion → worker serving"] = time.monotonic() - started
+        self.display.note(f"worker switched: now serving v{self.worker.version} to every call")
+
+    def _announce_decisions(self) -> None:
+        for record in self.lifecycle.rollouts[self._announced :]:
+            self.display.note(f"rollout decision: {record['decision']}: {record['reason']}")
+        self._announced = len(self.lifecycle.rollouts)
 
     async def phase_after(self, calls: int) -> None:
         self.display.phase = "serving new traffic on the optimized program"

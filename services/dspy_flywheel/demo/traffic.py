@@ -26,8 +26,9 @@ class Tally:
     by_version: dict[str, list[int]] = field(default_factory=dict)
     recent: deque[int] = field(default_factory=deque)
 
-    def add(self, version: int | None, correct: bool) -> None:
-        key = "code" if version is None else f"v{version}"
+    def add(self, version: int | str | None, correct: bool) -> None:
+        """Count a call under its version (a string names a mix, e.g. "canary")."""
+        key = version if isinstance(version, str) else "code" if version is None else f"v{version}"
         ok_total = self.by_version.setdefault(key, [0, 0])
         ok_total[0] += int(correct)
         ok_total[1] += 1

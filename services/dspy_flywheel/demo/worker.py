@@ -9,6 +9,7 @@ import dspy
 from dspy_flywheel.sdk import dspy_worker_optimized
 
 TEAMS = ("billing", "technical", "account", "shipping")
+DEMO_WORKER = "ticket-router"
 
 
 class RouteTicket(dspy.Signature):  # type: ignore[misc]  # dspy is untyped
@@ -27,7 +28,7 @@ def label_match(example: Any, prediction: Any, trace: Any = None) -> bool:
 
 
 @dspy_worker_optimized(
-    "ticket-router",
+    DEMO_WORKER,
     optimizer="BootstrapFewShot",
     optimization_trigger="performance",
     metric=label_match,
