@@ -26,6 +26,7 @@ from dspy_flywheel.bus import (
     stop_producer,
     supervise,
 )
+from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.rollout.config import RolloutPolicy
 from dspy_flywheel.rollout.config_topic import policy_follower
 from dspy_flywheel.rollout.controller import RolloutController
@@ -36,7 +37,6 @@ from dspy_flywheel.rollout.store import RolloutStore
 from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.leader import acquire_leadership, lock_key
 from dspy_flywheel.store.pool import close_pool, connect
-from dspy_flywheel.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ async def run(
     ready: asyncio.Event | None = None,
 ) -> None:
     """Run the rollout service until ``stop`` is set (or a loop fails, which re-raises)."""
-    setup_tracing("dspy-flywheel-rollout")
+    setup_telemetry("dspy-flywheel-rollout", settings)
     stop = stop or asyncio.Event()
     topics, scope = settings.topics, settings.state_scope
     async with AsyncExitStack() as stack:

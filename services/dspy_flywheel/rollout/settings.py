@@ -32,6 +32,7 @@ class RolloutSettings(FlywheelSettings):
     scope: str | None = None  # state namespace in the DB; default: the topic prefix
     migrate: bool = True
     leader_lock: bool = True  # one active instance per scope (PostgreSQL advisory lock)
+    metrics_port: int | None = 9468  # Prometheus /metrics; 0: off
 
     @property
     def state_scope(self) -> str:
