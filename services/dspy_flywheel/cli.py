@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "dspy_flywheel.trigger.cli",
     "dspy_flywheel.optimizer.cli",
     "dspy_flywheel.manager.cli",
+    "dspy_flywheel.rollout.cli",
     "dspy_flywheel.demo.cli",
 )
 

@@ -4,8 +4,9 @@ Tokens come from ``FLYWHEEL_API_TOKENS="name:role:secret,name2:role2:secret2"``;
 SHA-256 digests are kept in memory. Roles are ordered: ``viewer`` < ``operator`` < ``admin``.
 
     viewer    read: GET anything (jobs, metrics, programs, dashboard)
-    operator  + request/cancel/batch optimizations, change trigger config
-    admin     + dataset export/import/prune, program pin/rollback, everything else
+    operator  + request/cancel/batch optimizations, change trigger config, promote / roll
+              back / pin / unpin program versions and change canary settings
+    admin     + dataset export/import/prune, everything else
 
 A browser signs in at ``/dashboard/login`` with its token, kept in an HttpOnly cookie that
 authorizes GET/HEAD only (the dashboard is read-only; changes need the header).

@@ -1,7 +1,8 @@
 """What the dashboard shows, read from PostgreSQL (programs, jobs, examples, trigger outbox).
 
 Per worker: live accuracy over time (``live``), each version's live and holdout accuracy with
-its ROI, jobs by status, alerts. Across workers: jobs in flight and the newest alerts.
+its ROI, the rollout (shares, live accuracy per serving version with its interval, decisions),
+jobs by status, alerts. Across workers: jobs in flight and the newest alerts.
 ROI of a version: holdout points gained (after - before, x100) per 1k optimization tokens and
 per CPU-minute of its job.
 """
@@ -15,6 +16,7 @@ import asyncpg
 
 from dspy_flywheel.dashboard.jobs import InFlight, in_flight
 from dspy_flywheel.dashboard.live import LiveSeries, live_series
+from dspy_flywheel.rollout.operator import rollout_view
 from dspy_flywheel.trigger.store import fetch_alerts
 
 RECENT_ALERTS = 10
@@ -57,6 +59,7 @@ class WorkerCard:
     optimization_wall_s: float = 0.0
     roi_points_per_1k_tokens: float | None = None
     live: dict[str, Any] = field(default_factory=dict)
+    rollout: dict[str, Any] | None = None  # shares, live accuracy per version, decisions
     alerts: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,6 +95,7 @@ async def _card(pool: asyncpg.Pool, worker_id: str) -> WorkerCard:
         card.optimization_wall_s = sum(r["wall_s"] or 0.0 for r in rows)
     card.gain_points = points(card.first_score, card.latest_score)
     card.roi_points_per_1k_tokens = per_unit(card.gain_points, card.optimization_tokens, 1000)
+    card.rollout = await rollout_view(pool, worker_id)
     for alert in await fetch_alerts(pool, worker_id=worker_id, limit=5):
         card.alerts.append(f"{alert['severity']}: {alert['message']}")
     for problem in await pool.fetch(_RECENT_PROBLEMS, worker_id):

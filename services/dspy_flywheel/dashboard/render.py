@@ -12,6 +12,7 @@ from typing import Any
 
 from dspy_flywheel.dashboard.charts import live_chart, sparkline
 from dspy_flywheel.dashboard.data import Overview, WorkerCard
+from dspy_flywheel.dashboard.rollout import render_rollout
 
 MISSING = "&ndash;"  # shown where a score or ratio is not known yet
 
@@ -139,6 +140,7 @@ def _card(card: WorkerCard) -> str:
     return (
         f"<div class='card' data-worker='{escape(card.worker_id)}'>{head}"
         f"<h3>Live accuracy</h3>{live_chart(card.live)}"
+        f"{render_rollout(card.rollout)}"
         f"<h3>Versions</h3>{_version_rows(card)}"
         f"<p class='muted'>holdout trend {sparkline(trend)}</p>"
         f"{'<ul>' + alerts + '</ul>' if alerts else ''}</div>"

@@ -9,6 +9,10 @@
     POST /api/v1/workers/{worker_id}/schedule          {trigger_type?}
     GET  /api/v1/workers/{worker_id}/metrics
     GET  /api/v1/workers/{worker_id}/programs
+    GET  /api/v1/workers/{worker_id}/rollout          shares, live accuracy + interval, decisions
+    POST /api/v1/workers/{worker_id}/programs/{promote|rollback|pin|unpin}  {version?, reason?}
+    GET  /api/v1/workers/{worker_id}/rollout/config   canary settings
+    POST /api/v1/workers/{worker_id}/rollout/config   {share?, confidence?, margin?, ...}
     GET  /api/v1/alerts?worker_id=&limit=   the trigger's alerts, newest first
     GET  /api/v1/dashboard, /api/v1/dashboard/jobs/{job_id}   and the HTML pages
          /dashboard, /dashboard/jobs/{job_id}, /dashboard/login (see dspy_flywheel.dashboard)
@@ -44,13 +48,24 @@ from dspy_flywheel.dashboard import dashboard_routes
 from dspy_flywheel.manager.core import OptimizationManager
 from dspy_flywheel.manager.inputs import CONFIG_KEYS, ManagerError, body_keys, parse_body
 from dspy_flywheel.metrics.http import HttpMetrics
+from dspy_flywheel.rollout.config import RolloutConfigError
+from dspy_flywheel.rollout.operator import CommandError
 from dspy_flywheel.trigger.store import fetch_alerts
 
 log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 # What a request may fail on that is the caller's to fix (400), and what means a dependency is
 # away (503: nothing was done, try again later).
-_BAD_REQUEST = (ManagerError, OptimizerConfigError, InvalidInput)
+_BAD_REQUEST = (ManagerError, OptimizerConfigError, InvalidInput, CommandError, RolloutConfigError)
+_ROLLOUT_SETTINGS = (
+    "enabled",
+    "share",
+    "confidence",
+    "margin",
+    "min_samples",
+    "max_samples",
+    "max_duration_s",
+)
 _UNAVAILABLE = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, KafkaError)
 
 
@@ -175,6 +190,31 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
             {"programs": await manager.list_programs(_path_id(request, "worker_id"))}
         )
 
+    async def rollout(request: Request) -> Response:
+        return JSONResponse(await manager.rollout(_path_id(request, "worker_id")))
+
+    async def rollout_command(request: Request) -> Response:
+        command = request.path_params["command"]
+        body = await _body(request, ("version", "reason"))
+        answer = await manager.rollout_command(
+            _path_id(request, "worker_id"),
+            command,
+            body.get("version"),
+            requested_by=_caller(request),
+            reason=body.get("reason"),
+        )
+        status = 202 if answer["answer"] is None else 200
+        if answer["answer"] is not None and answer["answer"]["status"] == "refused":
+            status = 409
+        return JSONResponse(answer, status_code=status)
+
+    async def rollout_config(request: Request) -> Response:
+        changes = await _body(request, _ROLLOUT_SETTINGS) if request.method == "POST" else None
+        found = await manager.rollout_settings(
+            _path_id(request, "worker_id"), changes, updated_by=_caller(request)
+        )
+        return JSONResponse(found)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if own_manager:
@@ -195,6 +235,17 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         Route("/api/v1/workers/{worker_id}/schedule", _guarded(schedule), methods=["POST"]),
         Route("/api/v1/workers/{worker_id}/metrics", _guarded(metrics)),
         Route("/api/v1/workers/{worker_id}/programs", _guarded(worker_programs)),
+        Route("/api/v1/workers/{worker_id}/rollout", _guarded(rollout)),
+        Route(
+            "/api/v1/workers/{worker_id}/programs/{command:str}",
+            _guarded(rollout_command),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/v1/workers/{worker_id}/rollout/config",
+            _guarded(rollout_config),
+            methods=["GET", "POST"],
+        ),
         Route("/api/v1/alerts", _guarded(alerts)),
         *dashboard_routes(
             lambda: manager.pool,

@@ -28,6 +28,7 @@ from dspy_flywheel.contracts.validate import MAX_NAME_CHARS, check_id, check_tex
 from dspy_flywheel.manager.inputs import CONFIG_KEYS, ManagerError, checked_config
 from dspy_flywheel.manager.metrics import PerformanceMetrics, performance_metrics
 from dspy_flywheel.manager.settings import ManagerSettings
+from dspy_flywheel.rollout import operator
 from dspy_flywheel.store import apply_migrations, create_pool, jobs, programs
 from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import current_traceparent, tracer
@@ -294,6 +295,47 @@ class OptimizationManager:
         return [
             v.summary() for v in await programs.list_versions(self.pool, worker_id, limit=limit)
         ]
+
+    # -- rollout (the rollout service applies commands; see dspy_flywheel.rollout) ---------
+
+    async def rollout(self, worker_id: str) -> dict[str, Any]:
+        """Shares, live accuracy per version with its interval, statuses, decisions."""
+        return await operator.rollout_view(self.pool, worker_id)
+
+    async def rollout_command(
+        self,
+        worker_id: str,
+        command: str,
+        version: int | None = None,
+        *,
+        requested_by: str,
+        reason: str | None = None,
+        wait_s: float = 10.0,
+    ) -> dict[str, Any]:
+        """promote | rollback | pin | unpin, answered by the rollout service (or None)."""
+        producer = await self._producer_ready()
+        return await operator.send_command(
+            self.pool,
+            producer,
+            self.topics,
+            worker_id,
+            command,
+            version,
+            requested_by=requested_by,
+            reason=reason,
+            wait_s=wait_s,
+        )
+
+    async def rollout_settings(
+        self, worker_id: str, changes: Mapping[str, Any] | None = None, *, updated_by: str
+    ) -> dict[str, Any]:
+        """The worker's canary settings, changed first when ``changes`` are given."""
+        kafka, topics = self.settings.kafka, self.topics
+        if changes:
+            policy = await operator.update_policy(kafka, topics, worker_id, changes, updated_by)
+        else:
+            policy = await operator.read_policy(kafka, topics, worker_id)
+        return policy.to_record()
 
     async def get_performance_metrics(self, worker_id: str) -> PerformanceMetrics:
         scope = (

@@ -90,6 +90,15 @@ class SequentialConfig:
             raise ValueError("max_duration_s and tau must be > 0")
 
 
+def _radius(variance: Floats | np.float64, alpha: float, tau: float) -> Floats:
+    """Half-width of the normal-mixture confidence sequence at an estimator variance."""
+    t2 = tau * tau
+    radius: Floats = np.sqrt(
+        variance * (variance + t2) / t2 * (2.0 * np.log(1.0 / alpha) + np.log1p(t2 / variance))
+    )
+    return radius
+
+
 def intervals(
     cur_n: npt.ArrayLike,
     cur_k: npt.ArrayLike,
@@ -105,15 +114,22 @@ def intervals(
     empty = (n0 == 0) | (n1 == 0)
     n0, n1 = np.maximum(n0, 1.0), np.maximum(n1, 1.0)
     p0, p1 = (k0 + 0.5) / (n0 + 1.0), (k1 + 0.5) / (n1 + 1.0)
-    variance = p0 * (1.0 - p0) / n0 + p1 * (1.0 - p1) / n1
-    t2 = tau * tau
-    radius = np.sqrt(
-        variance * (variance + t2) / t2 * (2.0 * np.log(1.0 / alpha) + np.log1p(t2 / variance))
-    )
+    radius = _radius(p0 * (1.0 - p0) / n0 + p1 * (1.0 - p1) / n1, alpha, tau)
     estimate = np.where(empty, 0.0, k1 / n1 - k0 / n0)
     lower = np.where(empty, -1.0, np.maximum(-1.0, estimate - radius))
     upper = np.where(empty, 1.0, np.minimum(1.0, estimate + radius))
     return estimate, lower, upper
+
+
+def accuracy_interval(arm: Arm, alpha: float, tau: float) -> tuple[float, float] | None:
+    """Always-valid interval of one version's live accuracy (same mixture, one arm); None
+    without labels. For display: the decisions use the interval of the difference."""
+    if arm.labels == 0:
+        return None
+    p = (arm.correct + 0.5) / (arm.labels + 1.0)
+    r = float(_radius(np.float64(p * (1.0 - p) / arm.labels), alpha, tau))
+    accuracy = arm.correct / arm.labels
+    return (max(0.0, accuracy - r), min(1.0, accuracy + r))
 
 
 def canary_codes(
