@@ -376,4 +376,9 @@ def _name(version: int | None) -> str:
 
 
 def _evidence(live: LiveDecision, s: WorkerRollout) -> dict[str, Any]:
-    return {**live.record(), "phase": s.phase, "stable": s.stable, "candidate": s.candidate}
+    return {
+        **live.record(),
+        "phase": s.phase,
+        "stable_version": s.stable,
+        "candidate_version": s.candidate,
+    }

@@ -1,0 +1,171 @@
+"""Shared pieces of the rollout tests: the rollout service in-process, a worker on the rollout
+fake LM, labeled traffic, published versions, and what the topics and tables say."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import dspy
+
+from dspy_flywheel.contracts.codec import decode
+from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.rollout.app import run
+from dspy_flywheel.rollout.config import RolloutPolicy
+from dspy_flywheel.rollout.config_topic import write_policy
+from dspy_flywheel.rollout.settings import RolloutSettings
+from dspy_flywheel.sdk import WorkerSettings
+from dspy_flywheel.sdk.testing import program_updated_record, publish_record
+from dspy_flywheel.sdk.worker import Worker
+from dspy_flywheel.settings import KafkaSettings
+from tests.fixtures.fake_task import TicketRouter, tickets
+from tests.fixtures.rollout_lm import program_for, rollout_lm
+from tests.integration.optimizer_support import EventWatch
+
+TIMEOUT_S = 60.0
+
+
+def rollout_settings(topics: Topics, schema: str, **overrides: Any) -> RolloutSettings:
+    values: dict[str, Any] = {
+        "FLYWHEEL_TOPIC_PREFIX": topics.prefix,
+        "FLYWHEEL_DB_SCHEMA": schema,
+        "tick_seconds": 0.2,
+        "fetch_max_wait_ms": 20,
+        "metrics_port": 0,
+        **overrides,
+    }
+    return RolloutSettings.model_validate(values)
+
+
+@contextlib.asynccontextmanager
+async def running_rollout(settings: RolloutSettings) -> AsyncIterator[asyncio.Task[None]]:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run(settings, stop=stop, ready=ready))
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait([task, waiter], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    assert ready.is_set(), "rollout service did not become ready"
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def make_worker(topics: Topics, tmp_path: Path, worker_id: str) -> Worker:
+    settings = WorkerSettings(topic_prefix=topics.prefix, spool_dir=tmp_path / "spool")
+    return Worker(
+        worker_type="router", worker_id=worker_id, factory=TicketRouter, settings=settings
+    )
+
+
+async def set_policy(kafka: KafkaSettings, topics: Topics, worker_id: str, **values: Any) -> None:
+    policy = RolloutPolicy(worker_id, **values)
+    await write_policy(kafka, topics.rollout_config, policy, worker_id)
+
+
+async def publish_version(
+    kafka: KafkaSettings,
+    topics: Topics,
+    worker_id: str,
+    version: int,
+    tag: str,
+    rollout: str = "candidate",
+) -> None:
+    record = program_updated_record(worker_id, version, program_for(tag), rollout=rollout)
+    await publish_record(kafka, topics.program_updated, worker_id, "ProgramUpdated", record)
+
+
+@dataclass
+class Traffic:
+    """Labeled live calls: ``label_every``-th call gets its label as feedback."""
+
+    worker: Worker
+    label_every: int = 1
+    calls: int = 0
+    labels: int = 0
+    _stream: Iterator[dict[str, Any]] = field(
+        default_factory=lambda: iter(tickets(50_000, seed=23))
+    )
+
+    def _serve(self, n: int) -> None:
+        with dspy.context(lm=rollout_lm()):
+            for _ in range(n):
+                ticket = next(self._stream)
+                pred = self.worker(**ticket["inputs"])
+                self.calls += 1
+                if self.calls % self.label_every == 0:
+                    self.worker.feedback(pred.execution_id, label=ticket["outputs"]["label"])
+                    self.labels += 1
+
+    async def serve(self, n: int) -> None:
+        await asyncio.to_thread(self._serve, n)
+
+
+class Rollouts(EventWatch):
+    """Decisions and alerts as they appear on the topics; ``published_ms`` keeps each
+    decision's Kafka timestamp (when the rollout service published it)."""
+
+    published_ms: dict[int, int]
+
+    async def _run(self) -> None:
+        self.published_ms = {}
+        async for msg in self._consumer:
+            decoded = decode(msg.value, msg.headers)
+            if decoded.event_type == "RolloutChanged":
+                self.published_ms[decoded.record["sequence"]] = msg.timestamp
+            self.events.append((msg.topic, decoded))
+
+    def decisions(self, worker_id: str) -> list[dict[str, Any]]:
+        return [d.record for d in self.of("RolloutChanged", worker_id=worker_id)]
+
+    def decided(self, worker_id: str, *names: str) -> list[dict[str, Any]]:
+        return [d for d in self.decisions(worker_id) if d["decision"] in names]
+
+    def alerts(self, worker_id: str) -> list[dict[str, Any]]:
+        return [d.record for d in self.of("Alert", worker_id=worker_id)]
+
+
+def watch(kafka: KafkaSettings, topics: Topics) -> Rollouts:
+    return Rollouts(
+        kafka, topics.program_rollouts, topics.alerts, topics.program_acks, topics.executions
+    )
+
+
+async def serve_until(
+    traffic: Traffic,
+    events: Rollouts,
+    worker_id: str,
+    *names: str,
+    most_calls: int,
+    batch: int = 50,
+) -> dict[str, Any] | None:
+    """Serve labeled traffic until a decision among ``names`` shows up (or ``most_calls``)."""
+    while traffic.calls < most_calls:
+        found = events.decided(worker_id, *names)
+        if found:
+            return found[-1]
+        await traffic.serve(batch)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the last labels may still be on their way
+        found = events.decided(worker_id, *names)
+        if found:
+            return found[-1]
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def audit_rows(pool: asyncpg.Pool, worker_id: str) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            "SELECT actor, action, target, details FROM audit_log WHERE target = $1 ORDER BY id",
+            worker_id,
+        )
+    )
