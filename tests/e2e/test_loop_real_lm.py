@@ -58,6 +58,7 @@ async def test_loop_runs_on_the_embedded_lm(
         # CI-sized: this test proves the real LM drives a compile and an evaluation; the
         # gate's minimum holdout (30) and its statistics are tested in test_optimizer_gate.py
         FLYWHEEL_OPTIMIZER_MIN_HOLDOUT="1",
+        FLYWHEEL_OPTIMIZER_ROLLOUT="immediate",  # no canary: a shipped version serves at once
         FLYWHEEL_OPTIMIZER_WALL_TIME_S="600",
     )
     settings = WorkerSettings(topic_prefix=topics.prefix, spool_dir=tmp_path / "spool")
