@@ -52,12 +52,15 @@ class CompactedFollower(Generic[T]):
         await read_to_end(self._consumer, lambda record: self._guard(record, collect))
         return snapshot
 
-    async def follow(self, callback: Callable[[str, T | None], Awaitable[None]]) -> None:
-        """Hand each new value to ``callback`` as it arrives (runs until cancelled)."""
+    async def follow(self, callback: Callable[[str, T | None], Awaitable[None] | None]) -> None:
+        """Hand each new value to ``callback`` (sync or async) as it arrives (runs until
+        cancelled)."""
         assert self._consumer is not None, "start() first"
 
         async def apply(parsed: tuple[str, T | None]) -> None:
-            await callback(*parsed)
+            done = callback(*parsed)
+            if done is not None:
+                await done
 
         async for batch in batches(self._consumer, timeout_ms=1000):
             for records in batch.values():

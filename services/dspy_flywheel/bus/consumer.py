@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -88,6 +88,15 @@ async def _position(
     elif fresh:
         await consumer.seek_to_end(*fresh)
     return tps
+
+
+def in_order(batch: Batch, topics: Sequence[str]) -> Iterator[tuple[TopicPartition, Record]]:
+    """A batch's records, topic by topic in the order of ``topics`` (others last), partition
+    by partition, each partition's in offset order (what must be applied first comes first)."""
+    rank = {t: i for i, t in enumerate(topics)}
+    for tp in sorted(batch, key=lambda tp: (rank.get(tp.topic, len(rank)), tp.partition)):
+        for record in batch[tp]:
+            yield tp, record
 
 
 def assigned(consumer: AIOKafkaConsumer) -> list[TopicPartition]:

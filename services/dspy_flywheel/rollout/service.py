@@ -17,14 +17,15 @@ import logging
 import time
 from collections.abc import Callable
 
-from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard
+from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard, in_order
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.rollout.controller import CommandRefused, Decision, RolloutController
 from dspy_flywheel.rollout.outcomes import Outcome, OutcomeJoin
 from dspy_flywheel.rollout.records import alert_record, changed_record, command_from_record
-from dspy_flywheel.rollout.store import Offsets, Published, Refusal, RolloutStore
+from dspy_flywheel.rollout.store import Published, Refusal, RolloutStore
+from dspy_flywheel.store.offsets import Offsets
 from dspy_flywheel.telemetry import context_from_traceparent, current_traceparent, tracer
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,9 @@ class RolloutService:
         async with self._lock:
             decisions: list[Decision] = []
             offsets: Offsets = {}
-            rank = {t: i for i, t in enumerate(self._order)}
-            for tp in sorted(batch, key=lambda tp: (rank.get(tp.topic, 99), tp.partition)):
-                for record in batch[tp]:
-                    decisions += await self.guard(record, self._handle) or []
-                    offsets[(tp.topic, tp.partition)] = record.offset + 1
+            for tp, record in in_order(batch, self._order):
+                decisions += await self.guard(record, self._handle) or []
+                offsets[(tp.topic, tp.partition)] = record.offset + 1
             await self._commit(decisions, offsets)
 
     async def tick(self) -> None:

@@ -18,9 +18,9 @@ from dspy_flywheel.access.audit import record_audit
 from dspy_flywheel.bus.outbox import OutboxEvent, Send
 from dspy_flywheel.rollout.controller import Decision
 from dspy_flywheel.rollout.state import WorkerRollout
+from dspy_flywheel.store.offsets import Offsets, load_offsets, save_offsets
+from dspy_flywheel.store.outbox import relay_table
 from dspy_flywheel.store.pool import Executor
-
-Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,7 @@ class RolloutStore:
         return {r["worker_id"]: WorkerRollout.from_json(r["state"]) for r in rows}
 
     async def load_offsets(self) -> Offsets:
-        rows = await self.pool.fetch(
-            "SELECT topic, partition, next_offset FROM rollout_offsets WHERE scope = $1",
-            self.scope,
-        )
-        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        return await load_offsets(self.pool, "rollout_offsets", self.scope)
 
     async def save(
         self,
@@ -76,14 +72,7 @@ class RolloutStore:
                        SET state = EXCLUDED.state, updated_at = now()""",
                     [(self.scope, w, s) for w, s in states.items()],
                 )
-            if offsets:
-                await conn.executemany(
-                    """INSERT INTO rollout_offsets (scope, topic, partition, next_offset)
-                       VALUES ($1, $2, $3, $4)
-                       ON CONFLICT (scope, topic, partition) DO UPDATE
-                       SET next_offset = EXCLUDED.next_offset, updated_at = now()""",
-                    [(self.scope, t, p, o) for (t, p), o in offsets.items()],
-                )
+            await save_offsets(conn, "rollout_offsets", self.scope, offsets)
             for item in published:
                 await self._decision(conn, item)
             for refusal in refusals:
@@ -154,34 +143,7 @@ class RolloutStore:
         )
 
     async def relay(self, limit: int, send: Send) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                """SELECT id, event_id, topic, key, event_type, record, traceparent
-                   FROM rollout_outbox WHERE scope = $1 AND published_at IS NULL
-                   ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED""",
-                self.scope,
-                limit,
-            )
-            if not rows:
-                return 0
-            await send(
-                [
-                    OutboxEvent(
-                        r["event_id"],
-                        r["topic"],
-                        r["key"],
-                        r["event_type"],
-                        r["record"],
-                        r["traceparent"],
-                    )
-                    for r in rows
-                ]
-            )
-            await conn.execute(
-                "UPDATE rollout_outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
-        return len(rows)
+        return await relay_table(self.pool, "rollout_outbox", limit, send, self.scope)
 
 
 async def fetch_state(

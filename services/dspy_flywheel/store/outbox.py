@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -20,6 +20,8 @@ from dspy_flywheel.bus.outbox import OutboxEvent, Send
 from dspy_flywheel.contracts.codec import encode
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.store.pool import Executor
+
+OUTBOX_TABLES: Final = frozenset({"optimizer_outbox", "rollout_outbox"})
 
 
 async def add(
@@ -74,6 +76,45 @@ async def add_status(
     )
 
 
+async def relay_table(
+    pool: asyncpg.Pool, table: str, limit: int, send: Send, scope: str | None = None
+) -> int:
+    """``bus.OutboxSource.relay`` over an outbox table (``optimizer_outbox``, ``rollout_outbox``:
+    id, event_id, topic, key, event_type, record, traceparent, published_at; ``scope`` for the
+    tables that have one). Rows are locked ``SKIP LOCKED``: instances relay side by side."""
+    if table not in OUTBOX_TABLES:  # a table name is SQL text: only ours
+        raise ValueError(f"not an outbox table: {table!r}")
+    scoped = "AND scope = $2" if scope is not None else ""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            f"""SELECT id, event_id, topic, key, event_type, record, traceparent
+                FROM {table} WHERE published_at IS NULL {scoped}
+                ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+            limit,
+            *([scope] if scope is not None else []),
+        )
+        if not rows:
+            return 0
+        await send(
+            [
+                OutboxEvent(
+                    r["event_id"],
+                    r["topic"],
+                    r["key"],
+                    r["event_type"],
+                    r["record"],
+                    r["traceparent"],
+                )
+                for r in rows
+            ]
+        )
+        await conn.execute(
+            f"UPDATE {table} SET published_at = now() WHERE id = ANY($1::bigint[])",
+            [r["id"] for r in rows],
+        )
+    return len(rows)
+
+
 class OptimizerOutbox:
     """``bus.OutboxSource`` over ``optimizer_outbox``."""
 
@@ -81,30 +122,4 @@ class OptimizerOutbox:
         self.pool = pool
 
     async def relay(self, limit: int, send: Send) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                """SELECT id, event_id, topic, key, event_type, record, traceparent
-                   FROM optimizer_outbox WHERE published_at IS NULL
-                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
-                limit,
-            )
-            if not rows:
-                return 0
-            await send(
-                [
-                    OutboxEvent(
-                        r["event_id"],
-                        r["topic"],
-                        r["key"],
-                        r["event_type"],
-                        r["record"],
-                        r["traceparent"],
-                    )
-                    for r in rows
-                ]
-            )
-            await conn.execute(
-                "UPDATE optimizer_outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
-        return len(rows)
+        return await relay_table(self.pool, "optimizer_outbox", limit, send)

@@ -17,8 +17,8 @@ from dspy_flywheel.bus.consumer import open_consumer, read_range, stop_consumer
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import DecodeError, decode
 from dspy_flywheel.settings import KafkaSettings
+from dspy_flywheel.store.offsets import Offsets
 from dspy_flywheel.trigger.engine import TriggerEngine
-from dspy_flywheel.trigger.store import Offsets
 
 log = logging.getLogger(__name__)
 

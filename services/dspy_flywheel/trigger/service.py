@@ -15,10 +15,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard, retrying
+from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard, in_order, retrying
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.metrics import trigger as trigger_metrics
+from dspy_flywheel.store.offsets import Offsets
 from dspy_flywheel.trigger.engine import PlannedRequest, TriggerEngine
 from dspy_flywheel.trigger.requests import (
     blocked_alert,
@@ -26,7 +27,7 @@ from dspy_flywheel.trigger.requests import (
     envelope_for,
     invalid_config_alert,
 )
-from dspy_flywheel.trigger.store import Offsets, OutboxRow, TriggerStore
+from dspy_flywheel.trigger.store import OutboxRow, TriggerStore
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,9 @@ class TriggerService:
         async with self._lock:
             planned: list[PlannedRequest] = []
             offsets: Offsets = {}
-            rank = {t: i for i, t in enumerate(self._order)}
-            for tp in sorted(batch, key=lambda tp: (rank.get(tp.topic, 99), tp.partition)):
-                for record in batch[tp]:
-                    planned += await self.guard(record, self._handle) or []
-                    offsets[(tp.topic, tp.partition)] = record.offset + 1
+            for tp, record in in_order(batch, self._order):
+                planned += await self.guard(record, self._handle) or []
+                offsets[(tp.topic, tp.partition)] = record.offset + 1
             await self._commit(planned, offsets, all_views=False)
 
     async def tick(self) -> None:

@@ -16,10 +16,9 @@ import asyncpg
 
 from dspy_flywheel.bus.outbox import OutboxEvent, Send
 from dspy_flywheel.store.leader import lock_key
+from dspy_flywheel.store.offsets import Offsets, load_offsets, save_offsets
 from dspy_flywheel.trigger.requests import RequestEnvelope
 from dspy_flywheel.trigger.state import WorkerState
-
-Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
 
 
 @dataclass(frozen=True)
@@ -45,10 +44,7 @@ class TriggerStore:
         return {r["worker_id"]: WorkerState.from_json(r["worker_id"], r["state"]) for r in rows}
 
     async def load_offsets(self) -> Offsets:
-        rows = await self.pool.fetch(
-            "SELECT topic, partition, next_offset FROM trigger_offsets WHERE scope = $1", self.scope
-        )
-        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        return await load_offsets(self.pool, "trigger_offsets", self.scope)
 
     async def save(
         self,
@@ -66,14 +62,7 @@ class TriggerStore:
                        SET state = EXCLUDED.state, view = EXCLUDED.view, updated_at = now()""",
                     [(self.scope, w, s, v) for w, (s, v) in states.items()],
                 )
-            if offsets:
-                await conn.executemany(
-                    """INSERT INTO trigger_offsets (scope, topic, partition, next_offset)
-                       VALUES ($1, $2, $3, $4)
-                       ON CONFLICT (scope, topic, partition) DO UPDATE
-                       SET next_offset = EXCLUDED.next_offset, updated_at = now()""",
-                    [(self.scope, t, p, o) for (t, p), o in offsets.items()],
-                )
+            await save_offsets(conn, "trigger_offsets", self.scope, offsets)
             rows = list(outbox)
             if rows:
                 await conn.executemany(
