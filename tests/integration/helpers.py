@@ -17,6 +17,10 @@ from typing import Any, Self, TypeVar
 
 import asyncpg
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dspy_flywheel.bus import open_consumer, stop_consumer
 from dspy_flywheel.contracts.codec import Decoded, decode
@@ -127,3 +131,15 @@ class EventWatch:
             if await self._consumer.position(tp) < end:
                 return False
         return True
+
+
+def span_exporter() -> InMemorySpanExporter:
+    """An in-memory exporter on this process's SDK tracer provider (installed when missing):
+    the spans of services run in-process (``app.run``) end up in it."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter

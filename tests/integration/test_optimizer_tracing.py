@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import trace_id_of
-from tests.integration.helpers import new_traceparent
+from tests.integration.helpers import new_traceparent, span_exporter
 from tests.integration.optimizer_support import (
     JobWatch,
     dataset,
@@ -28,13 +26,7 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def spans() -> InMemorySpanExporter:
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
+    return span_exporter()
 
 
 def _hex(value: int, width: int) -> str:

@@ -16,9 +16,6 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dspy_flywheel.contracts.topics import Topics
@@ -29,7 +26,7 @@ from dspy_flywheel.store import jobs
 from dspy_flywheel.telemetry import trace_id_of
 from tests.fixtures import rollout_lm
 from tests.fixtures.paired_lm import ticket_number
-from tests.integration.helpers import until
+from tests.integration.helpers import span_exporter, until
 from tests.integration.optimizer_support import (
     dataset,
     optimizer_settings,
@@ -66,13 +63,7 @@ def accuracy() -> Iterator[dict[str, object]]:
 
 @pytest.fixture(scope="module")
 def spans() -> InMemorySpanExporter:
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
+    return span_exporter()
 
 
 async def test_good_canary_is_promoted_at_its_share(
