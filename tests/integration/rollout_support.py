@@ -26,7 +26,7 @@ from dspy_flywheel.sdk.worker import Worker
 from dspy_flywheel.settings import KafkaSettings
 from tests.fixtures.fake_task import TicketRouter, tickets
 from tests.fixtures.rollout_lm import program_for, rollout_lm
-from tests.integration.optimizer_support import EventWatch
+from tests.integration.helpers import EventWatch
 
 TIMEOUT_S = 60.0
 
@@ -121,7 +121,8 @@ class Rollouts(EventWatch):
             decoded = decode(msg.value, msg.headers)
             if decoded.event_type == "RolloutChanged":
                 self.published_ms[decoded.record["sequence"]] = msg.timestamp
-            self.events.append((msg.topic, decoded))
+            self.events.append(decoded)
+            self.arrived.append(time.perf_counter())
 
     def decisions(self, worker_id: str) -> list[dict[str, Any]]:
         return [d.record for d in self.of("RolloutChanged", worker_id=worker_id)]
