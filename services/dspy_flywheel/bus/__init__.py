@@ -18,7 +18,7 @@ from dspy_flywheel.bus.consumer import (
     read_to_end,
     stop_consumer,
 )
-from dspy_flywheel.bus.dlq import DeadLetter, DeadLetters
+from dspy_flywheel.bus.dlq import DeadLetter, DeadLetters, open_sealed
 from dspy_flywheel.bus.errors import is_retriable
 from dspy_flywheel.bus.guard import (
     UNTIL_IT_WORKS,
@@ -53,6 +53,7 @@ __all__ = [
     "is_bad_record",
     "is_retriable",
     "open_consumer",
+    "open_sealed",
     "publish",
     "read_range",
     "read_to_end",

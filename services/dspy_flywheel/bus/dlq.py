@@ -14,6 +14,14 @@ order. A letter that would weigh more than ``MAX_LETTER_BYTES`` (the producer re
 1 MiB) keeps the first ``KEPT_BODY_BYTES`` of the value and the original headers of at most
 1 KiB each, and says so: ``dlq_truncated`` (the original value's length), ``dlq_sha256`` (its
 digest) and ``dlq_dropped_headers`` (names of the headers left out).
+
+``dlq_sealed``     only when sealed: ``aes-256-gcm:<key id>``
+
+A consumer whose records carry personal data (the collector) builds ``DeadLetters`` with a
+:class:`~dspy_flywheel.security.crypto.Cipher` and a ``redact`` function: the value is then
+stored AES-GCM-encrypted with the platform's key (associated data: ``dlq_source``), and the
+error text is redacted before it goes into a header or a log line. :func:`open_sealed` gives
+the value back to whoever holds the key (inspection, replay).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +38,7 @@ from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.metrics.kafka import note_dead_letters
+from dspy_flywheel.security.crypto import Cipher
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,8 @@ MAX_LETTER_BYTES = 512 * 1024
 KEPT_BODY_BYTES = 64 * 1024
 KEPT_HEADER_BYTES = 1024
 _RECORD_FAULTS = (ValueError, KeyError, TypeError)
+SEALED_HEADER = "dlq_sealed"
+SEAL_SCHEME = "aes-256-gcm"
 
 
 class Source(Protocol):
@@ -109,11 +120,39 @@ class DeadLetter:
         ]
 
 
+def _seal_aad(source: str) -> bytes:
+    return f"dlq|{source}".encode()
+
+
+def open_sealed(
+    cipher: Cipher, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> bytes | None:
+    """The value of a dead letter as it was consumed (decrypted when it was sealed)."""
+    found = dict(headers)
+    sealed = found.get(SEALED_HEADER)
+    if sealed is None or value is None:
+        return value
+    scheme, _, key_id = sealed.decode().partition(":")
+    if scheme != SEAL_SCHEME:
+        raise ValueError(f"unknown dead-letter seal {scheme!r}")
+    return cipher.decrypt(key_id, value, _seal_aad(found["dlq_source"].decode()))
+
+
 class DeadLetters:
-    """Publishes dead letters for one consumer (named in ``dlq_consumer``)."""
+    """Publishes dead letters for one consumer (named in ``dlq_consumer``).
+
+    With ``cipher``, values are sealed (encrypted) and ``redact`` (e.g. the PII anonymizer)
+    rewrites the error text before it is published or logged.
+    """
 
     def __init__(
-        self, producer: AIOKafkaProducer, consumer: str, *, already_sent: set[str] | None = None
+        self,
+        producer: AIOKafkaProducer,
+        consumer: str,
+        *,
+        already_sent: set[str] | None = None,
+        cipher: Cipher | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         """``already_sent``: ``topic:partition:offset`` of records already in their DLQ (for a
         consumer that reads a topic from its start on every run: ``bus.letters.sent_sources``);
@@ -121,6 +160,8 @@ class DeadLetters:
         self._producer = producer
         self.consumer = consumer
         self._sent = already_sent
+        self._cipher = cipher
+        self._redact = redact
 
     async def send(self, source: Source, exc: BaseException) -> None:
         """Dead-letter one record refused with ``exc``; waits for the broker's ack."""
@@ -138,12 +179,18 @@ class DeadLetters:
                     continue
                 self._sent.add(where)
             value, original = letter.body()
+            if self._redact is not None:
+                letter = DeadLetter(s, letter.reason, self._redact(letter.error), letter.retriable)
+            headers = letter.headers(self.consumer, now_ms, original)
+            if self._cipher is not None and value is not None:
+                value = self._cipher.encrypt(value, _seal_aad(where))
+                headers.append((SEALED_HEADER, f"{SEAL_SCHEME}:{self._cipher.active_key}".encode()))
             futures.append(
                 await self._producer.send(
                     Topics.dlq(s.topic),
                     value=value,
                     key=s.key if s.key is None or len(s.key) <= KEPT_HEADER_BYTES else None,
-                    headers=letter.headers(self.consumer, now_ms, original),
+                    headers=headers,
                 )
             )
             log.warning(

@@ -17,6 +17,7 @@ from dspy_flywheel.collector.events import Rejected
 from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.metrics.setup import setup_telemetry
+from dspy_flywheel.privacy import Anonymizer
 from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.pool import close_pool, connect
@@ -46,7 +47,15 @@ async def run(
         stack.push_async_callback(close_pool, pool)
         producer = await start_producer(settings.kafka, linger_ms=20)
         stack.push_async_callback(stop_producer, producer)
-        dead_letters = DeadLetters(producer, "collector")
+        # Dead letters hold events with personal data: sealed with the platform's key, and the
+        # error text anonymized before it reaches a header or a log line.
+        redactor = Anonymizer(cipher.pii_key)
+        dead_letters = DeadLetters(
+            producer,
+            "collector",
+            cipher=cipher,
+            redact=lambda text: redactor.anonymize(text, "dead-letters").text,
+        )
 
         async def publish_rejects(rejects: Sequence[Rejected]) -> None:
             await dead_letters.publish([DeadLetter(r.message, r.reason, r.detail) for r in rejects])

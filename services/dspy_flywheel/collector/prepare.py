@@ -1,5 +1,8 @@
 """Anonymize parsed events in memory, before anything is written anywhere, and hash inputs.
 
+Every string that reaches storage passes here: each string (and dict key) inside inputs,
+outputs and labels, nested JSON included, and the feedback's free-text ``source``.
+
 Short strings (output labels, categories, field names) repeat a lot: their anonymized form is
 cached per worker scope. The cache holds results for the current placeholder numbering, so it is
 cleared whenever the placeholder store forgets a scope.
@@ -68,6 +71,8 @@ class Preparer:
                     item.input_hash = input_hash(self._cipher, scope, item.inputs)
                 elif isinstance(item, Feedback):
                     item.label = self.value(item.label, item.worker_id)
+                    # free text stored as training_examples.label_source ("reviewer:<EMAIL_1>")
+                    item.source = self.text(item.source, item.worker_id)
                 out.append(item)
             except (PrivacyError, ValueError, TypeError, RecursionError) as exc:
                 log.error("anonymization failed for %s: %r", raw.coordinates, exc)
