@@ -16,6 +16,7 @@ import pytest
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import WorkerSettings, dspy_worker
 from dspy_flywheel.sdk.spool import Spool
+from dspy_flywheel.sdk.spool_crypto import SpoolSealer, spool_cipher
 from dspy_flywheel.settings import KafkaSettings
 
 
@@ -27,6 +28,14 @@ class Classify(dspy.Module):
 
     def forward(self, text: str) -> dspy.Prediction:
         return self.predict(text=text)
+
+
+def reopen_spool(worker: object, directory: Path) -> Spool:
+    """The worker's spool read back with the worker's own spool key (key file or env)."""
+    settings = worker.settings  # type: ignore[attr-defined]  # a dspy_worker instance
+    key = settings.spool_key.get_secret_value() if settings.spool_key else None
+    cipher = spool_cipher(key, settings.spool_key_path(worker.worker_id))  # type: ignore[attr-defined]
+    return Spool(directory, max_bytes=10**9, segment_bytes=10**6, sealer=SpoolSealer(cipher))
 
 
 def unused_port() -> int:
@@ -69,7 +78,7 @@ def test_calls_succeed_and_events_spool_without_kafka(engine: FakeEngine, tmp_pa
     assert stats["spooled"] == 301
     assert stats["overflow_dropped"] == 0
 
-    spool = Spool(tmp_path / "spool", max_bytes=10**9, segment_bytes=10**6)
+    spool = reopen_spool(worker, tmp_path / "spool")
     spooled = [m for m, _ in spool.read(1000)]
     assert [m.event_id for m in spooled[:300]] == ids  # in call order
     assert spooled[300].topic == "feedback"
@@ -115,6 +124,6 @@ def test_a_full_queue_overflows_to_the_spool_in_call_order(
     stats = worker.stats()
     assert stats["overflow_dropped"] == 0
     assert stats["spooled"] == 1500
-    spool = Spool(tmp_path / "spool", max_bytes=10**9, segment_bytes=10**6)
+    spool = reopen_spool(worker, tmp_path / "spool")
     assert [m.event_id for m, _ in spool.read(2000)] == ids
     spool.close()

@@ -1,4 +1,4 @@
-"""The on-disk spool: order, prepend, commit, restart, torn tails, limits."""
+"""The on-disk spool: order, prepend, commit, restart, torn tails, limits, sealing, modes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from dspy_flywheel.sdk.spool import Message, Spool, pack, unpack
+from dspy_flywheel.sdk.spool import Message, Spool, decode, encode, frame
+from dspy_flywheel.sdk.spool_crypto import SpoolSealer, load_or_create_key, spool_cipher
+from dspy_flywheel.security.crypto import Cipher
+
+SEALER = SpoolSealer(Cipher({"t": b"k" * 32}))
 
 
 def msg(n: int, size: int = 10) -> Message:
@@ -25,14 +29,21 @@ def ids(records: list[tuple[Message, object]]) -> list[str]:
 
 def new_spool(path: Path, **kw: int) -> Spool:
     return Spool(
-        path, max_bytes=kw.get("max_bytes", 10_000_000), segment_bytes=kw.get("segment_bytes", 4096)
+        path,
+        max_bytes=kw.get("max_bytes", 10_000_000),
+        segment_bytes=kw.get("segment_bytes", 4096),
+        sealer=SEALER,
     )
 
 
-def test_pack_roundtrip_keeps_every_field() -> None:
+def record(m: Message) -> bytes:
+    """The bytes one message takes in a segment."""
+    return frame(SEALER.seal(encode(m)))
+
+
+def test_encode_roundtrip_keeps_every_field() -> None:
     m = msg(4)
-    frame = pack(m)
-    assert unpack(frame[8:]) == m
+    assert decode(SEALER.open(record(m)[8:])) == m
 
 
 def test_reads_in_append_order_across_segments(tmp_path: Path) -> None:
@@ -92,7 +103,7 @@ def test_torn_tail_is_cut_on_open(tmp_path: Path) -> None:
     spool.close()
     segment = sorted(tmp_path.glob("*.seg"))[-1]
     with open(segment, "ab") as f:
-        f.write(pack(msg(5))[:-3])  # a crash in the middle of a write
+        f.write(record(msg(5))[:-3])  # a crash in the middle of a write
     reopened = new_spool(tmp_path)
     assert ids(reopened.read(100)) == [f"e{i}" for i in range(5)]
     reopened.append([msg(6)])
@@ -100,7 +111,7 @@ def test_torn_tail_is_cut_on_open(tmp_path: Path) -> None:
 
 
 def test_limit_refuses_and_reports(tmp_path: Path) -> None:
-    three = sum(len(pack(msg(i))) for i in range(3))
+    three = sum(len(record(msg(i))) for i in range(3))
     spool = new_spool(tmp_path, max_bytes=three + 1)
     written, refused = spool.append(msg(i) for i in range(5))
     assert (written, refused) == (3, 2)
@@ -125,14 +136,70 @@ def test_a_live_spool_directory_is_never_shared(tmp_path: Path) -> None:
     from dspy_flywheel.sdk.runtime import open_spool
 
     base = tmp_path / "worker"
-    first, first_lock = open_spool(base, 10_000, 4096)
-    second, second_lock = open_spool(base, 10_000, 4096)
+    first, first_lock = open_spool(base, 10_000, 4096, SEALER)
+    second, second_lock = open_spool(base, 10_000, 4096, SEALER)
     assert first.directory == base
     assert second.directory == tmp_path / "worker.1"  # another live instance, same worker id
     first.close()
     os.close(first_lock)  # the first process is gone: a restart gets its directory back
-    again, again_lock = open_spool(base, 10_000, 4096)
+    again, again_lock = open_spool(base, 10_000, 4096, SEALER)
     assert again.directory == base
     for spool, lock in ((second, second_lock), (again, again_lock)):
         spool.close()
         os.close(lock)
+
+
+def test_records_are_sealed_and_files_owner_only(tmp_path: Path) -> None:
+    """Issue 15: the spool held raw inputs in 0644 files."""
+    directory = tmp_path / "spool"
+    spool = new_spool(directory)
+    secret = b"ana.lima@example-mail.com"
+    value = b'{"inputs": {"text": "' + secret + b'"}}'
+    spool.append(
+        Message("t", None, value, (("event_id", f"e{i}".encode()),), f"e{i}") for i in range(3)
+    )
+    spool.commit(spool.read(1)[0][1], 1)  # writes the cursor too
+    spool.sync()
+    assert ids(spool.read(10)) == ["e1", "e2"]
+    assert directory.stat().st_mode & 0o777 == 0o700
+    files = [p for p in directory.iterdir() if p.is_file()]
+    assert "cursor" in {p.name for p in files}
+    assert any(p.suffix == ".seg" for p in files)
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o600, path.name
+        assert secret not in path.read_bytes(), path.name
+    spool.close()
+
+
+def test_a_record_sealed_with_another_key_is_skipped_not_sent(tmp_path: Path) -> None:
+    spool = new_spool(tmp_path)
+    spool.append([msg(1)])
+    spool.close()
+    other = Spool(
+        tmp_path, max_bytes=10**6, segment_bytes=4096, sealer=SpoolSealer(Cipher({"t": b"x" * 32}))
+    )
+    other.append([msg(2)])
+    assert ids(other.read(10)) == ["e2"]
+    assert other.unreadable == 1
+
+
+def test_key_file_is_created_owner_only_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "w1.spool.key"
+    key = load_or_create_key(path)
+    assert len(key) == 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert load_or_create_key(path) == key
+    sealed = SpoolSealer(spool_cipher(None, path)).seal(b"payload")
+    assert SpoolSealer(spool_cipher(None, path)).open(sealed) == b"payload"
+
+
+def test_world_readable_files_of_an_older_spool_become_owner_only(tmp_path: Path) -> None:
+    import os
+
+    tmp_path.chmod(0o755)
+    (tmp_path / "cursor").write_text("")
+    os.chmod(tmp_path / "cursor", 0o644)
+    new_spool(tmp_path).close()
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "cursor").stat().st_mode & 0o777 == 0o600

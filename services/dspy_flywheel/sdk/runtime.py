@@ -32,6 +32,12 @@ from dspy_flywheel.sdk.ioloop import IOLoop
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
 from dspy_flywheel.sdk.reloader import Reloader
 from dspy_flywheel.sdk.spool import Spool
+from dspy_flywheel.sdk.spool_crypto import (
+    SpoolSealer,
+    open_owner_only,
+    owner_only_dir,
+    spool_cipher,
+)
 from dspy_flywheel.security.errors import ConnectionSetupError
 
 if TYPE_CHECKING:
@@ -42,7 +48,9 @@ log = logging.getLogger(__name__)
 _MAX_SPOOL_SIBLINGS = 16
 
 
-def open_spool(base: Path, max_bytes: int, segment_bytes: int) -> tuple[Spool, int]:
+def open_spool(
+    base: Path, max_bytes: int, segment_bytes: int, sealer: SpoolSealer
+) -> tuple[Spool, int]:
     """The first spool directory of ``base``, ``base.1``, ... that no live process holds.
 
     A restarted worker gets its old directory back (the lock died with the old process) and
@@ -50,14 +58,15 @@ def open_spool(base: Path, max_bytes: int, segment_bytes: int) -> tuple[Spool, i
     """
     for n in range(_MAX_SPOOL_SIBLINGS):
         directory = base if n == 0 else base.with_name(f"{base.name}.{n}")
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        owner_only_dir(directory)
+        fd = open_owner_only(directory / "lock", os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             continue
-        return Spool(directory, max_bytes=max_bytes, segment_bytes=segment_bytes), fd
+        spool = Spool(directory, max_bytes=max_bytes, segment_bytes=segment_bytes, sealer=sealer)
+        return spool, fd
     raise RuntimeError(f"all {_MAX_SPOOL_SIBLINGS} spool directories of {base} are in use")
 
 
@@ -88,10 +97,13 @@ class Runtime:
             self.loop.submit(self._provision([s for s in topics.specs() if s.name in wanted]))
         )
         if settings.emit:
+            key = settings.spool_key.get_secret_value() if settings.spool_key else None
+            cipher = spool_cipher(key, settings.spool_key_path(worker.worker_id))
             spool, self._lock_fd = open_spool(
                 settings.spool_path(worker.worker_id),
                 settings.spool_max_bytes,
                 settings.spool_segment_bytes,
+                SpoolSealer(cipher),
             )
             if spool.has_pending():
                 log.info(

@@ -8,6 +8,9 @@
                                        wakeups of the IO thread: less work beside the calls)
     FLYWHEEL_WORKER_SPOOL_MAX_BYTES    on-disk limit (> 0); beyond it events are dropped and counted
     FLYWHEEL_WORKER_METRICS_PORT       serve the SDK's metrics on /metrics there (default: off)
+    FLYWHEEL_WORKER_SPOOL_KEY          base64 32-byte key sealing the spool (AES-256-GCM); else the
+                                       platform's FLYWHEEL_ENCRYPTION_KEYS if set, else a key file:
+    FLYWHEEL_WORKER_SPOOL_KEY_FILE     default $FLYWHEEL_HOME/keys/<worker_id>.spool.key (0600)
 
 Every size, count and duration must be positive (zero where it means "none"); anything else is
 refused when the settings are read, with the variable's name in the message.
@@ -21,7 +24,7 @@ import os
 import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from dspy_flywheel.settings import FlywheelSettings
@@ -41,6 +44,8 @@ class WorkerSettings(FlywheelSettings):
     emit: bool = True
     reload: bool = True
     spool_dir: Path | None = None
+    spool_key: SecretStr | None = None
+    spool_key_file: Path | None = None
     queue_max: int = Field(default=10_000, ge=1)
     spool_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     spool_segment_bytes: int = Field(default=8 * 1024 * 1024, ge=4096)
@@ -64,3 +69,8 @@ class WorkerSettings(FlywheelSettings):
         if self.spool_dir is not None:
             return self.spool_dir
         return flywheel_home() / "spool" / _UNSAFE.sub("_", worker_id)
+
+    def spool_key_path(self, worker_id: str) -> Path:
+        if self.spool_key_file is not None:
+            return self.spool_key_file
+        return flywheel_home() / "keys" / f"{_UNSAFE.sub('_', worker_id)}.spool.key"

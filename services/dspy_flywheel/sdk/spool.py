@@ -5,9 +5,12 @@ Layout of the spool directory::
     000001000000000000.seg   append-only segments, read in ascending sequence order
     cursor                   "<seq> <offset>" lines: how far each segment has been delivered
 
-Each record is ``<u32 length><u32 crc32>`` + payload (topic, key, value, headers). A torn tail
-(crash mid-write) fails its CRC and is cut off when the spool is opened. Delivered segments are
-deleted; ``commit`` moves the cursor only after the broker acknowledged. ``prepend`` writes a
+Each record is ``<u32 length><u32 crc32>`` + the payload (topic, key, value, headers) sealed
+with AES-256-GCM (:mod:`dspy_flywheel.sdk.spool_crypto`: key id, nonce, ciphertext, tag):
+the events' inputs and outputs are never on disk in clear. The directory is 0700 and every file in
+it 0600. A torn tail (crash mid-write) fails its CRC and is cut off when the spool is opened; a
+record that does not authenticate (another key, tampering) is skipped and logged. Delivered
+segments are deleted; ``commit`` moves the cursor only after the broker acknowledged. ``prepend`` writes a
 segment *before* the head, for events that were in flight when the broker went away, so the
 replay order stays the call order. Thread-safe: one lock around file state; ``sync`` fsyncs a
 duplicate descriptor outside the lock.
@@ -25,6 +28,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from dspy_flywheel.sdk.spool_crypto import SpoolSealer, open_owner_only, owner_only_dir
+from dspy_flywheel.security.crypto import CryptoError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,8 @@ class Position:
     offset: int
 
 
-def pack(message: Message) -> bytes:
+def encode(message: Message) -> bytes:
+    """The record's payload before sealing."""
     parts = [_U16.pack(len(t := message.topic.encode())), t]
     if message.key is None:
         parts.append(_I32.pack(-1))
@@ -63,11 +70,14 @@ def pack(message: Message) -> bytes:
     for name, value in message.headers:
         raw = name.encode()
         parts += [_U16.pack(len(raw)), raw, _U32.pack(len(value)), value]
-    payload = b"".join(parts)
-    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+    return b"".join(parts)
 
 
-def unpack(payload: bytes) -> Message:
+def frame(data: bytes) -> bytes:
+    return _FRAME.pack(len(data), zlib.crc32(data)) + data
+
+
+def decode(payload: bytes) -> Message:
     view = memoryview(payload)
     pos = 0
 
@@ -89,23 +99,34 @@ def unpack(payload: bytes) -> Message:
     return Message(topic, key, value, tuple(headers), event_id)
 
 
+def _append_file(path: Path) -> BinaryIO:
+    return os.fdopen(open_owner_only(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab")
+
+
 class Spool:
-    def __init__(self, directory: Path, *, max_bytes: int, segment_bytes: int) -> None:
+    def __init__(
+        self, directory: Path, *, max_bytes: int, segment_bytes: int, sealer: SpoolSealer
+    ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
+        self._sealer = sealer
         self._lock = threading.Lock()
-        directory.mkdir(parents=True, exist_ok=True)
+        owner_only_dir(directory)
+        for path in directory.iterdir():  # files an older version wrote world-readable
+            if path.is_file():
+                os.chmod(path, 0o600)
         self._sizes: dict[int, int] = {}
         for seq in self._list_segments():
             self._sizes[seq] = self._repair(seq)
         self._offsets = {s: o for s, o in self._read_cursor().items() if s in self._sizes}
         tail = max(self._sizes, default=_FIRST_SEQ)
         self._active_seq = tail
-        self._active: BinaryIO = open(self._path(tail), "ab")  # noqa: SIM115  # closed in close()
+        self._active: BinaryIO = _append_file(self._path(tail))  # closed in close()
         self._sizes.setdefault(tail, 0)
         self._dirty = False
         self._pending_records = self._count_pending()
+        self.unreadable = 0  # records skipped because they did not authenticate
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -115,15 +136,15 @@ class Spool:
         with self._lock:
             pending = self._pending_bytes_locked()
             for message in messages:
-                frame = pack(message)
-                if pending + len(frame) > self.max_bytes:
+                record = frame(self._sealer.seal(encode(message)))
+                if pending + len(record) > self.max_bytes:
                     refused += 1
                     continue
                 if self._sizes[self._active_seq] >= self.segment_bytes:
                     self._roll_locked()
-                self._active.write(frame)
-                self._sizes[self._active_seq] += len(frame)
-                pending += len(frame)
+                self._active.write(record)
+                self._sizes[self._active_seq] += len(record)
+                pending += len(record)
                 written += 1
             if written:
                 self._active.flush()  # to the OS: survives a process crash; fsync in sync()
@@ -135,11 +156,11 @@ class Spool:
         """Write ``messages`` so they are read before everything already spooled (no limit)."""
         if not messages:
             return
-        data = b"".join(pack(m) for m in messages)
+        data = b"".join(frame(self._sealer.seal(encode(m))) for m in messages)
         with self._lock:
             seq = min(self._sizes) - 1
             path = self._path(seq)
-            with open(path, "wb") as f:
+            with os.fdopen(open_owner_only(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -185,7 +206,13 @@ class Spool:
                         raise OSError(f"spool segment {seq} corrupt at offset {start + pos}")
                     pos += _FRAME.size + length
                     size += length
-                    out.append((unpack(payload), Position(seq, start + pos)))
+                    try:
+                        message = decode(self._sealer.open(payload))
+                    except CryptoError as exc:  # another key or tampering: cannot be sent
+                        log.error("spool %s: skipping a record at %d: %s", seq, start + pos, exc)
+                        self.unreadable += 1
+                        continue
+                    out.append((message, Position(seq, start + pos)))
             if not out and self._pending_records:
                 log.warning(
                     "spool %s: nothing readable but %d counted; resetting",
@@ -250,7 +277,7 @@ class Spool:
         os.fsync(self._active.fileno())
         self._active.close()
         self._active_seq = max(self._sizes) + 1
-        self._active = open(self._path(self._active_seq), "ab")  # noqa: SIM115
+        self._active = _append_file(self._path(self._active_seq))
         self._sizes[self._active_seq] = 0
 
     def _reset_locked(self) -> None:
@@ -260,7 +287,7 @@ class Spool:
         for seq in list(self._sizes):
             self._delete_locked(seq)
         self._active_seq = next_seq
-        self._active = open(self._path(next_seq), "ab")  # noqa: SIM115
+        self._active = _append_file(self._path(next_seq))
         self._sizes[next_seq] = 0
         self._offsets.clear()
         self._dirty = False
@@ -322,5 +349,7 @@ class Spool:
 
     def _write_cursor_locked(self) -> None:
         tmp = self.directory / "cursor.tmp"
-        tmp.write_text("".join(f"{s} {o}\n" for s, o in sorted(self._offsets.items()) if o))
+        text = "".join(f"{s} {o}\n" for s, o in sorted(self._offsets.items()) if o)
+        with os.fdopen(open_owner_only(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as f:
+            f.write(text)
         os.replace(tmp, self.directory / "cursor")
