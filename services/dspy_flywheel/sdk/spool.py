@@ -5,14 +5,15 @@ Layout of the spool directory::
     000001000000000000.seg   append-only segments, read in ascending sequence order
     cursor                   "<seq> <offset>" lines: how far each segment has been delivered
 
-Each record is ``<u32 length><u32 crc32>`` + the payload (topic, key, value, headers) sealed
-with AES-256-GCM (:mod:`dspy_flywheel.sdk.spool_crypto`: key id, nonce, ciphertext, tag):
-the events' inputs and outputs are never on disk in clear. The directory is 0700 and every file in
-it 0600. A torn tail (crash mid-write) fails its CRC and is cut off when the spool is opened; a
-record that does not authenticate (another key, tampering) is skipped and logged. Delivered
-segments are deleted; ``commit`` moves the cursor only after the broker acknowledged.
-``prepend`` writes a segment *before* the head, for events that were in flight when the broker went away, so the
-replay order stays the call order. Thread-safe: one lock around file state; ``sync`` fsyncs a
+Each record is ``<u32 length><u32 crc32>`` + the payload (topic, key, value, headers)
+sealed with AES-256-GCM (:mod:`dspy_flywheel.sdk.spool_crypto`: key id, nonce, ciphertext,
+tag): the events' inputs and outputs are never on disk in clear. The directory is 0700 and
+every file in it 0600. A torn tail (crash mid-write) fails its CRC and is cut off when the
+spool is opened; a record that does not authenticate (another key, tampering) is skipped and
+logged. Delivered segments are deleted; ``commit`` moves the cursor only after the broker
+acknowledged. ``prepend`` writes a segment *before* the head, for events that were in flight
+when the broker went away, so the replay order stays the call order. Thread-safe: one lock
+around file state; ``sync`` fsyncs a
 duplicate descriptor outside the lock.
 """
 
