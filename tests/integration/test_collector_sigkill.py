@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,59 +37,11 @@ from dspy_flywheel.store.examples import load_training_examples
 from dspy_flywheel.store.pool import connect
 from tests.fixtures.synthetic import make_events, make_malformed
 from tests.integration.helpers import tail, until, until_sql
+from tests.integration.pii_scan import assert_no_raw_pii, pii_pattern
 
 EXAMPLES = 10_000
 MALFORMED = 200
 DEADLINE_S = 300
-
-
-def pii_pattern(values: Iterable[str]) -> re.Pattern[str]:
-    """One regex matching any of ``values``, built as a trie so scanning stays linear."""
-    trie: dict[str, Any] = {}
-    for value in set(values):
-        node = trie
-        for ch in value:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def build(node: dict[str, Any]) -> str:
-        if list(node) == [""]:
-            return ""
-        options = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
-        optional = "" in node
-        body = options[0] if len(options) == 1 and not optional else f"(?:{'|'.join(options)})"
-        return f"{body}?" if optional else body
-
-    return re.compile(build(trie))
-
-
-async def assert_no_raw_pii(pool: asyncpg.Pool, schema: str, pattern: re.Pattern[str]) -> int:
-    """Scan every column of every table in ``schema``; returns the number of values read."""
-    tables = [
-        r[0]
-        for r in await pool.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
-        )
-    ]
-    assert "training_examples" in tables
-    scanned = 0
-    for table in tables:
-        async with pool.acquire() as conn, conn.transaction():
-            async for row in conn.cursor(f'SELECT * FROM "{schema}"."{table}"', prefetch=2000):
-                for column, value in row.items():
-                    if value is None:
-                        continue
-                    text = (
-                        bytes(value).decode("latin-1")
-                        if isinstance(value, bytes | memoryview)
-                        else json.dumps(value)
-                        if isinstance(value, dict | list)
-                        else str(value)
-                    )
-                    found = pattern.search(text)
-                    assert found is None, f"raw PII {found.group()!r} in {table}.{column}"
-                    scanned += 1
-    return scanned
 
 
 @pytest.fixture

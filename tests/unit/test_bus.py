@@ -348,3 +348,39 @@ def test_every_consumed_topic_has_exactly_one_dead_letter_owner() -> None:
     assert set().union(*owned) == consumed
     assert sum(len(o) for o in owned) == len(consumed)  # no topic owned twice
     assert {Topics.dlq(t) for t in consumed} <= {s.name for s in topics.specs()}
+
+
+async def test_sealed_dead_letters_hide_the_value_and_redact_the_error() -> None:
+    """Issue 15: the collector's dead letters held raw events (and errors quoting them)."""
+    import os
+
+    from dspy_flywheel.bus import DeadLetters, open_sealed
+    from dspy_flywheel.security.crypto import Cipher
+
+    sent: list[dict[str, Any]] = []
+
+    class Producer:
+        async def send(self, topic: str, **kw: Any) -> asyncio.Future[None]:
+            sent.append({"topic": topic, **kw})
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    cipher = Cipher({"k9": os.urandom(32)})
+    value = b'{"text": "mail lena@example-mail.de"}'
+    source = ConsumerRecord("t-executions", 2, 41, 0, 0, b"w1", value, None, 0, 0, [("h", b"v")])
+    letters = DeadLetters(
+        Producer(),  # type: ignore[arg-type]  # the two calls DeadLetters makes
+        "collector",
+        cipher=cipher,
+        redact=lambda text: text.replace("lena@example-mail.de", "<EMAIL_1>"),
+    )
+    await letters.send(source, ValueError("bad inputs: lena@example-mail.de"))
+    (letter,) = sent
+    headers = dict(letter["headers"])
+    assert letter["topic"] == "t-executions.dlq"
+    assert b"lena@" not in letter["value"]
+    assert headers["dlq_sealed"] == b"aes-256-gcm:k9"
+    assert headers["dlq_error"] == b"ValueError: bad inputs: <EMAIL_1>"
+    assert open_sealed(cipher, letter["value"], letter["headers"]) == value
+    assert open_sealed(cipher, b"plain", [("dlq_source", b"x:0:1")]) == b"plain"  # not sealed

@@ -114,3 +114,30 @@ def test_every_synthetic_malformed_message_is_rejected_with_its_reason() -> None
         parsed = parse(raw, expected)
         assert isinstance(parsed, Rejected), bad
         assert parsed.reason == bad.reason
+
+
+def test_preparer_anonymizes_the_feedback_source_and_nested_strings() -> None:
+    """Issue 15: training_examples.label_source stored ``reviewer:jane.doe@...`` raw."""
+    import os
+
+    from dspy_flywheel.collector.prepare import Preparer
+    from dspy_flywheel.privacy import Anonymizer
+    from dspy_flywheel.security.crypto import Cipher
+
+    cipher = Cipher({"k": os.urandom(32)})
+    preparer = Preparer(Anonymizer(cipher.pii_key), cipher)
+    label = {"reply": {"to": ["ana.souza@example.com.br"], "note": '{"tel": "+55 11 91234-5678"}'}}
+    feedback = _raw(
+        "FeedbackRecorded",
+        {
+            "execution_id": "x1",
+            "worker_id": "w1",
+            "label": json.dumps(label),
+            "source": "reviewer:ana.souza@example.com.br",
+            "timestamp_ms": 1,
+        },
+    )
+    (item,) = preparer.prepare([(feedback, parse(feedback, "FeedbackRecorded"))])
+    assert isinstance(item, Feedback)
+    assert item.source == "reviewer:<EMAIL_1>"
+    assert item.label == {"reply": {"to": ["<EMAIL_1>"], "note": '{"tel": "<PHONE_1>"}'}}

@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.bus.preflight import start_client
+from dspy_flywheel.bus.quiet import no_payloads_in_logs
 from dspy_flywheel.contracts.codec import Encoded, encode
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import current_traceparent
@@ -22,6 +23,7 @@ async def start_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProd
     """A started producer (a setting that cannot work: ``ConnectionSetupError`` naming it)."""
     kw: dict[str, Any] = {"enable_idempotence": True, "linger_ms": 5, "acks": "all"}
     kw.update(overrides)
+    no_payloads_in_logs()
     producer = AIOKafkaProducer(**kafka.client_kwargs(), **kw)
     await start_client(producer, kafka)
     return producer

@@ -87,7 +87,8 @@ _KEY_WORDS = r"key|api key|secret|token|credential|credentials|access key|secret
 _PHRASE: Final = re.compile(
     rf"(?<![\w-])(?:(?P<password>{_PASSWORD_WORDS})|(?P<key>{_KEY_WORDS}))(?![\w-])"
     r"(?P<filler>(?:\s*(?:[:=#]|=>|-)\s*|\s+(?:is|was|now|here|of|to|be|will be|should be|"
-    r"my|the|our|your|a|new|old|value|string|i used|i pasted|that i pasted))*\s*)"
+    r"ist|est|es|é|är|er|lautet|mein|meu|mon|mi|"
+    r"my|the|our|your|a|new|old|value|string|i used|i pasted|that i pasted)(?!\w))*\s*)"
     r"[\"'`]?(?P<value>[^\s\"'`,;<>(){}\[\]]{4,256})"
 )
 _PHRASE_ANY_CASE: Final = re.compile(_PHRASE.pattern, re.IGNORECASE)

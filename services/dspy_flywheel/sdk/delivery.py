@@ -33,6 +33,7 @@ from aiokafka.errors import (
     UnsupportedVersionError,
 )
 
+from dspy_flywheel.bus.quiet import no_payloads_in_logs
 from dspy_flywheel.sdk.batches import Partitioner, record_batches
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool
@@ -159,6 +160,7 @@ class Delivery:
                         self._settings.reconnect_backoff_max_s,
                     )
                 )
+            no_payloads_in_logs()
             producer = AIOKafkaProducer(
                 **self._settings.kafka.client_kwargs(),
                 enable_idempotence=True,
