@@ -67,7 +67,12 @@ class Anonymizer:
             except Exception as exc:
                 logger.error("recognizer %s failed on a %d-char text", recognizer.name, len(text))
                 raise RecognizerError(recognizer.name, exc) from exc
-            found.extend(s for s in spans if s.end <= len(text))
+            if spans:
+                found += spans
+        if not found:
+            return found
+        size = len(text)
+        found = [s for s in found if s.end <= size]
         return resolve_overlaps(found) if len(found) > 1 else found
 
     def anonymize(self, text: str, scope: str) -> AnonymizedText:

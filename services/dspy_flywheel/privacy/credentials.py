@@ -115,8 +115,8 @@ _KEY_WORD_HINT: Final = re.compile(
 
 def _looks_random(value: str, min_length: int = 12, min_entropy: float = 3.0) -> bool:
     """Long, mixes letters and digits, and spreads over many symbols."""
-    has_digit = any(c.isdigit() for c in value)
-    has_alpha = any(c.isalpha() for c in value)
+    has_digit = any(map(str.isdigit, value))
+    has_alpha = any(map(str.isalpha, value))
     return (
         len(value) >= min_length
         and has_digit
@@ -138,9 +138,9 @@ def random_token(value: str) -> bool:
     """A long token that reads as random: 2+ each of upper, lower and digits, many class
     changes, not hex (digests, UUIDs)."""
     core = value.rstrip("=")
-    upper = sum(c.isupper() for c in core)
-    lower = sum(c.islower() for c in core)
-    digits = sum(c.isdigit() for c in core)
+    upper = sum(map(str.isupper, core))
+    lower = sum(map(str.islower, core))
+    digits = sum(map(str.isdigit, core))
     return (
         upper >= 2 and lower >= 2 and digits >= 2
         and _class_changes(core) >= 0.3
@@ -168,7 +168,8 @@ class SecretRecognizer:
         spans: list[Span] = []
         words = split_words(text)
         longest = max(map(len, words), default=0)
-        if longest >= 12:
+        # A vendor key is one word of 12+ characters holding a prefix: test only such words.
+        if longest >= 12 and any(_VENDOR_HINT.search(w) for w in words if len(w) >= 12):
             spans += self._prefixed(text)
         if longest >= 16 and "PRIVATE KEY-----" in text:
             spans += [Span(m.start(), m.end(), SECRET, PRIORITY[SECRET], m.group())
@@ -179,7 +180,7 @@ class SecretRecognizer:
         if longest >= 16 and ("bearer" in lowered or "authorization" in lowered):
             spans += self._auth_values(text)
         if _KEY_WORD_HINT.search(lowered):
-            spans += self._cued_values(text, lowered if len(lowered) == len(text) else None)
+            spans += self._cued_values(text, lowered if len(lowered) == len(text) else None, spans)
         if longest >= 20 and any(len(w) >= 20 and not (w.islower() or w.isupper()) for w in words):
             spans += self._random_tokens(text)
         return resolve_overlaps(spans) if len(spans) > 1 else spans
@@ -211,8 +212,10 @@ class SecretRecognizer:
         return spans
 
     @staticmethod
-    def _cued_values(text: str, lowered: str | None) -> list[Span]:
-        """Values after key words; `lowered` is text.lower() when it keeps the offsets."""
+    def _cued_values(text: str, lowered: str | None, found: list[Span]) -> list[Span]:
+        """Values after key words; `lowered` is text.lower() when it keeps the offsets.
+        A value that starts inside a key already ``found`` (by its prefix) is not rechecked."""
+        starts = {span.start for span in found}
         spans = []
         if lowered is None or _ASSIGNED_HINT.search(lowered):
             for match in _ASSIGNED.finditer(text):
@@ -227,6 +230,8 @@ class SecretRecognizer:
             password = match.group("password") is not None
             # A password may end in "!" or "?" ("Lagos#2019!"); a key ends a sentence there.
             start = match.start("value")
+            if start in starts:
+                continue
             value = text[start : match.end("value")].rstrip(".," if password else ".,!?")
             assigned = any(c in match.group("filler") for c in ":=")
             if value and _secret_after_cue(value, password, assigned):

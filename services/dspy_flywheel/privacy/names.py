@@ -92,6 +92,7 @@ class PersonNameRecognizer:
     def find(self, text: str) -> list[Span]:
         spans: list[Span] = []
         last_end, last_cue = -1, NONE
+        display_names = "<" in text and "@" in text
         for run in _RUN.finditer(text):
             run_text = run.group()
             if run_text in self._stop:
@@ -111,7 +112,7 @@ class PersonNameRecognizer:
                     continue
             if last_end >= 0 and _JOINER.fullmatch(text, last_end, run.start()):
                 cue = max(cue, min(last_cue, INTRO), WEAK)  # "Hi Tuğba and Eero"
-            if _DISPLAY_NAME.match(text, run.end()):
+            if display_names and _DISPLAY_NAME.match(text, run.end()):
                 cue = STRONG
             name = self._name_words(text, run.start(), run.end(), words, cue)
             if name:
@@ -239,7 +240,7 @@ class PersonNameRecognizer:
         if "ame is" in text or "ame:" in text:
             spans += self._after_name_is(text)
         lists = self._lists
-        if lists.lower_first.isdisjoint(split_words(text)):
+        if lists.lower_first.keys().isdisjoint(split_words(text)):
             return spans  # no lower-case first name at all: the common case
         for match in _LOWER_PAIR_AFTER_CUE.finditer(text):
             first, last = match.group("first"), match.group("last")

@@ -23,9 +23,9 @@ from dspy_flywheel.privacy.validators import (
     cpf_valid,
     digit_count,
     dni_letter_valid,
-    literal_union,
     lower_text,
     nir_valid,
+    split_words,
     verhoeff_valid,
 )
 
@@ -75,19 +75,25 @@ _CUE: Final = re.compile(
     rf"(?:(?i:(?<!\w)(?:{_LONG_CUES}))|(?<!\w)(?:{_SHORT_CUES}))(?!\w)"
     r"(?:[\s:#=.-]|\b(?i:is|was|no|nr|number|num|n°|nº|my|the|é|es|est|ist)(?!\w))*"
 )
-# Substrings one of which every cue holds: a C-speed test before the costly cue scan.
-_CUE_HINT_LOWER: Final = re.compile(
-    literal_union(
-        (
-            "insurance", "ni n", "nino", "national", "identi", "id card", "id number", "ausweis",
-            "reisepass", "passport", "passeport", "pasaporte", "passaporte", "steuer", "tax ",
-            "sécu", "secu", "insee", "aadha", "uidai", "pan ", "codice", "pesel", "personnummer",
-            "fødsels", "henkilö", "social", "licen", "voter", "dula", "curp", "mykad", "nric",
-            "hkid", "emirates", "iqama", "kimlik", "burgerservice",
-        )
-    )
-)  # fmt: skip
-_SHORT_CUE_HINT: Final = re.compile(rf"(?:{_SHORT_CUES})(?!\w)")
+# The words every cue starts with, lower-cased, also with the punctuation that may follow them:
+# one set test on the text's (cached) words decides whether the cue scan is worth running.
+_CUE_FIRST_WORDS: Final = [
+    "national", "ni", "nino", "identity", "id", "personalausweis", "personalausweis-nr",
+    "ausweis", "ausweis-nr", "ausweisnummer", "reisepass", "passport", "passeport", "pasaporte",
+    "passaporte", "steuer-id", "steuerid", "steueridentifikationsnummer", "steuernummer", "tax",
+    "sécu", "secu", "sécurité", "securite", "numéro", "insee", "carte", "aadhaar", "aadhar",
+    "uidai", "pan", "codice", "pesel", "personnummer", "fødselsnummer", "henkilötunnus",
+    "social", "driver's", "drivers", "driving", "license", "licence", "voter", "cédula",
+    "cedula", "curp", "mykad", "nric", "hkid", "emirates", "iqama", "kimlik",
+    "burgerservicenummer", "identidade", "carteira", "cpf", "rg", "cnh", "dni", "nie", "nif",
+    "nir", "sin", "tfn", "bsn", "cni", "tin",
+]  # fmt: skip
+_CUE_WORDS: Final = dict.fromkeys(  # a dict: see name_cues.Words
+    f"{head}{w}{tail}"
+    for w in _CUE_FIRST_WORDS
+    for head in ("", "(")
+    for tail in ("", ":", ",", ".", "#", ":#", "-", ")")
+)
 _VALUE_TOKEN: Final = re.compile(r"[A-Za-z0-9]+")
 MAX_ID_CHARS: Final = 24
 PRIORITY_ID: Final = PRIORITY[NATIONAL_ID]
@@ -101,7 +107,7 @@ class NationalIdRecognizer:
         digits = digit_count(text)
         if digits < 4:
             return spans
-        if _CUE_HINT_LOWER.search(lower_text(text)) or _SHORT_CUE_HINT.search(text):
+        if not _CUE_WORDS.keys().isdisjoint(split_words(lower_text(text))):
             spans += self._after_cues(text)
         if digits >= 9:
             spans += self._shapes(text)
