@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from dspy_flywheel.settings import KafkaSettings, PostgresSettings
 from dspy_flywheel.store import create_pool
 from dspy_flywheel.store.examples import load_training_examples
 from dspy_flywheel.store.pool import connect
-from tests.integration.helpers import until
+from tests.integration.helpers import until, unused_port
 from tests.integration.pii_scan import assert_no_raw_pii, pii_pattern
 
 EMAIL = "ines.duarte@mail-example.pt"
@@ -81,12 +80,6 @@ def customer() -> dict[str, Any]:
         "contact": {"phones": [PHONE_INTL], "emails": [EMAIL]},
         "note": json.dumps({"e": EMAIL}),
     }
-
-
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Needs no stack: the bootstrap address is a local port nothing listens on.
 
 from __future__ import annotations
 
-import socket
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from dspy_flywheel.sdk import WorkerSettings, dspy_worker
 from dspy_flywheel.sdk.spool import Spool
 from dspy_flywheel.sdk.spool_crypto import SpoolSealer, spool_cipher
 from dspy_flywheel.settings import KafkaSettings
+from tests.integration.helpers import unused_port
 
 
 @dspy_worker("offline-classifier")
@@ -36,12 +36,6 @@ def reopen_spool(worker: object, directory: Path) -> Spool:
     key = settings.spool_key.get_secret_value() if settings.spool_key else None
     cipher = spool_cipher(key, settings.spool_key_path(worker.worker_id))  # type: ignore[attr-defined]
     return Spool(directory, max_bytes=10**9, segment_bytes=10**6, sealer=SpoolSealer(cipher))
-
-
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
