@@ -46,3 +46,15 @@ def test_the_first_alert_for_the_worker_is_kept() -> None:
     lifecycle.apply("Alert", first, None)
     lifecycle.apply("Alert", {**first, "message": "later"}, None)
     assert lifecycle.alert == first
+
+
+def test_rollout_decisions_are_kept_in_order() -> None:
+    lifecycle = Lifecycle(worker_id="w")
+    for sequence, decision in enumerate(("canary_started", "promoted"), start=1):
+        record = {"worker_id": "w", "sequence": sequence, "decision": decision, "reason": "r"}
+        lifecycle.apply("RolloutChanged", record, None)
+    lifecycle.apply("RolloutChanged", {"worker_id": "v", "decision": "rolled_back"}, None)
+    assert [r["decision"] for r in lifecycle.rollouts] == ["canary_started", "promoted"]
+    assert lifecycle.decision("promoted", "rolled_back")["sequence"] == 2  # type: ignore[index]
+    assert lifecycle.decision("kept_current") is None
+    assert lifecycle.decision()["decision"] == "promoted"  # type: ignore[index]
