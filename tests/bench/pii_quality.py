@@ -50,6 +50,10 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 # "project": written with the recognizers (dev) plus two holdouts; "world": written before
 # the recognizers of issue 15 were read, many countries' formats (see the README).
 SETS = {"project": DATA / "pii_cases.jsonl", "world": DATA / "pii_cases_world.jsonl"}
+# Written after the code of issue 15 was frozen and scored once (recall 0.917, 44 of 48; all
+# 34 look-alikes kept) before its 4 misses were looked at and their classes fixed; printed,
+# not held to the bounds.
+HOLDOUT = {"holdout": DATA / "pii_cases_holdout.jsonl"}
 KEY = b"bench-key-0123456789abcdef"
 
 
@@ -180,16 +184,17 @@ def main() -> None:
     kinds = list(BUILTIN_KINDS)
     anonymizer = Anonymizer(KEY)
     sets = {name: [c for c in load_cases(path) if args.split in (None, c.split)]
-            for name, path in SETS.items()}  # fmt: skip
+            for name, path in {**SETS, **HOLDOUT}.items()}  # fmt: skip
     reports = {}
     for name, cases in sets.items():
         report = reports[name] = score(anonymizer.find, cases)
-        print(f"\n== set {name} ({SETS[name].name}): split={args.split or 'all'} "
+        path = {**SETS, **HOLDOUT}[name]
+        print(f"\n== set {name} ({path.name}): split={args.split or 'all'} "
               f"cases={len(cases)} values={report.total().values} "
               f"look_alikes={report.look_alikes}")  # fmt: skip
         print_table("default recognizers", report, kinds)
     print()
-    passed = [verdict(name, report) for name, report in reports.items()]
+    passed = [verdict(name, report) for name, report in reports.items() if name in SETS]
     all_cases = [case for cases in sets.values() for case in cases]
 
     rates: dict[str, float] = {"typical": float("nan")}

@@ -34,6 +34,7 @@ def kept(text: str) -> None:
         ("tel. +1 646 555 0142 ext. 77", "+1 646 555 0142 ext. 77"),
         ("whatsapp +234 803 555 01", "+234 803 555 01"),  # '+' and digits: fail closed
         ("my number is 0121 496 0331", "0121 496 0331"),
+        ("(08) 8123 4455 is my Adelaide number", "(08) 8123 4455"),  # the cue comes after
     ],
 )
 def test_phones_next_to_a_cue_or_with_plus(text: str, value: str) -> None:
@@ -46,6 +47,7 @@ def test_phones_next_to_a_cue_or_with_plus(text: str, value: str) -> None:
         ("charged on 3452 6018 1590 8308 twice", "3452 6018 1590 8308"),  # Luhn, 16 from '34'
         ("number 9012345678901238 on the receipt", "9012345678901238"),  # Luhn, any prefix
         ("my debit card 4929 1234 5678 9010 was declined", "4929 1234 5678 9010"),  # no Luhn
+        ("Mastercard... the long number 5311 2233 4455 6677", "5311 2233 4455 6677"),
     ],
 )
 def test_cards_by_luhn_whatever_prefix_or_by_cue(text: str, value: str) -> None:
@@ -77,6 +79,8 @@ def test_secrets_by_prefix_cue_or_entropy(text: str, value: str) -> None:
         ("Dear Mx. Fenwick-Oduya,", "Fenwick-Oduya"),
         ("my name is zoltan varga", "zoltan varga"),
         ("Thanks,\nRaghunath", "Raghunath"),
+        ("Many thanks!\nOluwadamilare", "Oluwadamilare"),
+        ("Mr Ter Horst called about Herr von der Heide", "Ter Horst"),
     ],
 )
 def test_names_from_cues_not_only_from_the_list(text: str, value: str) -> None:

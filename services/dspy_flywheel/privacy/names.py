@@ -57,7 +57,10 @@ _TOKEN_TAIL: Final = (
     rf"(?:-[{_UPPER}]?[{_LOWER}]+)*"
 )
 _TOKEN: Final = rf"[{_UPPER}]{_TOKEN_TAIL}"
-_PARTICLE: Final = r"(?:van|von|de|del|della|da|di|du|le|la|bin|ibn|al|dos|das|ter|ten)"
+_PARTICLE: Final = (
+    r"(?:van|von|der|den|de|del|della|degli|dela|da|di|du|do|le|la|zu|op|het|bin|bint|ben|ibn|"
+    r"abu|al|dos|das|ter|ten)"
+)
 _RUN: Final = re.compile(
     # The first letter comes first so the scan skips quickly to capitals; the lookbehind then
     # checks the character before it (a 2-char window: previous char + this capital).
@@ -211,7 +214,7 @@ class PersonNameRecognizer:
             return NONE, False
         gap = before[len(stripped) :]
         last = stripped[max(stripped.rfind(" "), stripped.rfind("\n"), stripped.rfind("\t")) + 1 :]
-        last = last.rstrip(".")
+        last = last.rstrip(".!")
         if last in TITLES:
             return STRONG, True
         if last in ROLES:

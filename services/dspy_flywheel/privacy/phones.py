@@ -98,6 +98,12 @@ _CUE: Final = Cue.in_clause(
         "number",
     ]
 )
+# A cue after the number: "(03) 9123 4567 is my Melbourne number", "0151 234567 (mobile)".
+_TRAILING_CUE: Final = re.compile(
+    r"(?i)\s*(?:[-\u2013(:]\s*|(?:is|was)\s+)?(?:(?:my|our|his|her|their|the|a|an)\s+)?"
+    r"(?:[\w-]+\s+){0,2}?(?:phone|mobile|cell|cellphone|number|landline|whatsapp|fax|tel|"
+    r"telephone|hotline|handy|portable|celular)\b"
+)
 _POSSESSIVE_NUMBER: Final = re.compile(r"(?i)\b(?:my|your|his|her|our|their|the)\s+number\b")
 _NOT_PHONE_CUE: Final = Cue.right_before(
     [
@@ -230,7 +236,11 @@ class PhoneRecognizer:
         before = text[max(0, start - 48) : start]
         if _NOT_PHONE_CUE.found(before):
             return None
-        cue = _CUE.found(before) or _POSSESSIVE_NUMBER.search(before) is not None
+        cue = (
+            _CUE.found(before)
+            or _POSSESSIVE_NUMBER.search(before) is not None
+            or _TRAILING_CUE.match(text, match.end()) is not None
+        )
         double_zero = number.startswith("00") and number[2:3] in _COUNTRY_DIGITS
         if number[0] == "+" or (double_zero and cue):
             return self._international(text, match, number, fail_closed=True)

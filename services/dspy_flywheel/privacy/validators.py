@@ -57,8 +57,8 @@ class Cue:
     """Words that decide what the number after them is, tested on the (lower-cased) text
     before a candidate. ``in_clause``: the word stands earlier in the same clause, with no
     digit or sentence end after it ("call me back on"; "X-like" is not a cue: "a card-like
-    number"). ``right_before``: the word, an optional "no." / "#" / ":", then the candidate
-    ("order #", "Rechnung Nr.")."""
+    number"; "..." is a pause, not a sentence end). ``right_before``: the word, an optional
+    "no." / "#" / ":", then the candidate ("order #", "Rechnung Nr.")."""
 
     def __init__(self, pattern: str) -> None:
         self._pattern = re.compile(pattern)
@@ -66,7 +66,8 @@ class Cue:
     @classmethod
     def in_clause(cls, words: Iterable[str]) -> Cue:
         union = literal_union(words)
-        return cls(rf"(?<!\w)(?:{union})(?!\w)(?!-?\s?like\b)\.?[^\d.!?\n]{{0,40}}$")
+        # after the cue: no digit, no line break, no sentence end ("..." is a pause, not an end)
+        return cls(rf"(?<!\w)(?:{union})(?!\w)(?!-?\s?like\b)\.?(?:[^\d.!?\n]|\.\.+){{0,40}}$")
 
     @classmethod
     def right_before(cls, words: Iterable[str], tail: str = "") -> Cue:
