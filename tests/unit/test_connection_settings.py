@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dspy_flywheel.bus.preflight import check_kafka
 from dspy_flywheel.security import tls
 from dspy_flywheel.security.errors import ConnectionSetupError
 from dspy_flywheel.settings import KafkaSettings, PostgresSettings
@@ -201,3 +202,9 @@ def test_postgres_weaker_modes_warn(
     [record] = [r for r in caplog.records if r.levelname == "WARNING"]
     assert record.getMessage().startswith(f"INSECURE: DATABASE_SSLMODE={mode}")
     assert warning in record.getMessage()
+
+
+async def test_a_malformed_bootstrap_list_names_the_setting() -> None:
+    with pytest.raises(ConnectionSetupError) as excinfo:
+        await check_kafka(KafkaSettings(bootstrap_servers="broker-1:9093,broker-2:ninety"))
+    _setup_error(excinfo, "KAFKA_BOOTSTRAP_SERVERS")

@@ -33,6 +33,7 @@ from dspy_flywheel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT_S = 15.0
+DEFAULT_PORT = 9092
 _SERVERS = "KAFKA_BOOTSTRAP_SERVERS"
 _PROTOCOL = "KAFKA_SECURITY_PROTOCOL"
 
@@ -75,10 +76,13 @@ async def start_client(client: _Startable, kafka: KafkaSettings) -> None:
 
 
 def _servers(bootstrap: str) -> list[tuple[str, int]]:
+    """``host[:port]`` items, as aiokafka reads them (no port: 9092)."""
     servers = []
     for item in filter(None, (part.strip() for part in bootstrap.split(","))):
         host, sep, port = item.rpartition(":")
-        if not sep or not port.isdigit():
+        if not sep or "]" in port:  # no port (an IPv6 literal has colons inside brackets)
+            host, port = item, str(DEFAULT_PORT)
+        if not port.isdigit():
             raise ConnectionSetupError(
                 _SERVERS, f"{_SERVERS}: {item!r} is not host:port (e.g. broker-1.example:9093)"
             )
@@ -89,11 +93,10 @@ def _servers(bootstrap: str) -> list[tuple[str, int]]:
 
 
 async def _connect(
-    kafka: KafkaSettings, host: str, port: int, timeout_s: float, **override: str
+    kafka: KafkaSettings, host: str, port: int, timeout_s: float
 ) -> AIOKafkaConnection:
     kw = kafka.client_kwargs()
     del kw["bootstrap_servers"]
-    kw.update(override)
     return await create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **kw)
 
 
