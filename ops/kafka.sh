@@ -8,7 +8,7 @@
 #   ops/kafka.sh env      print `export KAFKA_BOOTSTRAP_SERVERS=...`
 #
 # Env: FLYWHEEL_KAFKA_VERSION (default below), FLYWHEEL_KAFKA_PORT (default: free port, kept
-# across restarts), FLYWHEEL_KAFKA_HEAP (default -Xmx512m -Xms512m), FLYWHEEL_HOME, FLYWHEEL_STATE,
+# across restarts), FLYWHEEL_KAFKA_HEAP (default -Xmx1g -Xms1g), FLYWHEEL_HOME, FLYWHEEL_STATE,
 # FLYWHEEL_SECURE (1: one SASL_SSL listener, ops/kafka/secure.properties.template).
 set -euo pipefail
 
@@ -28,7 +28,7 @@ PID_FILE="$KAFKA_STATE/kafka.pid"
 PORT_FILE="$KAFKA_STATE/port"
 CONTROLLER_PORT_FILE="$KAFKA_STATE/controller.port"
 VERSION_FILE="$KAFKA_STATE/version"
-HEAP_OPTS="${FLYWHEEL_KAFKA_HEAP:--Xmx512m -Xms512m}"
+HEAP_OPTS="${FLYWHEEL_KAFKA_HEAP:--Xmx1g -Xms1g}"
 READY_TIMEOUT_S="${FLYWHEEL_KAFKA_READY_TIMEOUT:-120}"
 USE_CDS="${FLYWHEEL_KAFKA_CDS:-1}"
 
