@@ -26,6 +26,7 @@ from dspy_flywheel.bus.guard import (
     RecordGuard,
     Retry,
     decode_record,
+    decoder_for,
     is_bad_record,
     retrying,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "batches",
     "consume_group",
     "decode_record",
+    "decoder_for",
     "ensure_topics",
     "every",
     "in_order",

@@ -23,7 +23,8 @@ from aiokafka.structs import ConsumerRecord
 
 from dspy_flywheel.bus.dlq import DeadLetters
 from dspy_flywheel.bus.errors import is_retriable
-from dspy_flywheel.contracts.codec import Decoded, decode
+from dspy_flywheel.contracts.codec import Decoded, InvalidRecord, decode
+from dspy_flywheel.contracts.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,21 @@ def is_bad_record(exc: BaseException) -> bool:
 
 def decode_record(record: Record) -> Decoded:
     return decode(record.value or b"", record.headers)
+
+
+def decoder_for(topics: Topics) -> Callable[[Record], Decoded]:
+    """``decode_record`` that also refuses an event of another type than its topic carries."""
+
+    def parse(record: Record) -> Decoded:
+        decoded = decode_record(record)
+        expected = topics.event_type_of(record.topic)
+        if expected is not None and decoded.event_type != expected:
+            raise InvalidRecord(
+                "unexpected_event_type", f"{decoded.event_type} on {record.topic} ({expected})"
+            )
+        return decoded
+
+    return parse
 
 
 @dataclass(frozen=True)

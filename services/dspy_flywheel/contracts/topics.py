@@ -11,6 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+# The one event type each topic carries (anything else on it is a bad record).
+CARRIES: Final[dict[str, str]] = {
+    "executions": "ExecutionRecorded",
+    "feedback": "FeedbackRecorded",
+    "optimization-requests": "OptimizationRequested",
+    "optimization-status": "OptimizationStatusChanged",
+    "program-updated": "ProgramUpdated",
+    "program-acks": "ProgramAcknowledged",
+    "trigger-config": "TriggerConfig",
+    "alerts": "Alert",
+}
 DLQ_OWNERS: Final[dict[str, str]] = {
     "executions": "collector",  # the trigger reads them too
     "feedback": "collector",
@@ -82,6 +93,11 @@ class Topics:
     @staticmethod
     def dlq(topic: str) -> str:
         return f"{topic}.dlq"
+
+    def event_type_of(self, topic: str) -> str | None:
+        """The event type ``topic`` carries (None: not one of ours)."""
+        base = topic[len(self.prefix) :] if topic.startswith(self.prefix) else None
+        return CARRIES.get(base) if base is not None else None
 
     def dlq_owned_by(self, consumer: str) -> frozenset[str]:
         """The topics whose bad records ``consumer`` dead-letters."""

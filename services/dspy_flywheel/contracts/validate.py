@@ -206,13 +206,13 @@ def check_record(record: Mapping[str, Any]) -> None:
 
 
 def check_event_id(raw: bytes, header: str = "event_id") -> str:
-    """An envelope id header: UTF-8, printable ASCII, 1..256 characters."""
+    """An envelope id header: 1..256 printable ASCII characters without spaces (a token)."""
     try:
         text = raw.decode()
     except UnicodeDecodeError:
         raise InvalidInput("bad_header", f"{header} header is not UTF-8") from None
-    if not text.isascii():
-        raise InvalidInput("bad_header", f"{header} header must be ASCII")
+    if not text.isascii() or " " in text:
+        raise InvalidInput("bad_header", f"{header} header must be ASCII without spaces")
     try:
         return check_id(text, f"{header} header")
     except InvalidInput as exc:

@@ -18,7 +18,7 @@ from dspy_flywheel.bus import (
     OutboxRelay,
     RecordGuard,
     consume_group,
-    decode_record,
+    decoder_for,
     ensure_topics,
     start_producer,
     stop_producer,
@@ -73,7 +73,7 @@ async def run(
             log.warning("marked %d orphaned job(s) failed: %s", len(reaped), ", ".join(reaped))
         guard = RecordGuard(
             DeadLetters(producer, "optimizer"),
-            decode_record,
+            decoder_for(topics),
             retry=UNTIL_IT_WORKS,
             dlq_topics=topics.dlq_owned_by("optimizer"),
         )

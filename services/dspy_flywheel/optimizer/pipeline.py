@@ -235,15 +235,21 @@ class JobRun:
         if job.cancel_requested:
             return await self._finish("cancelled", "cancelled before it started")
         optimizer = self.optimizer = canonical_name(job.optimizer)
-        try:  # the request may come from anyone who can write the topic: check before importing
+        if job.program_ref is not None or job.metric_ref is not None:
+            # the request may come from anyone who can write the topic: check before importing
             registered = await registered_refs(
                 settings.kafka, self.s.topics.trigger_config, job.worker_id
             )
-            check_job_refs(
-                job.worker_id, job.program_ref, job.metric_ref, registered, settings.ref_allow_list
-            )
-        except RefNotAllowed as exc:
-            return await self._finish("failed", f"refused: {exc}")
+            try:
+                check_job_refs(
+                    job.worker_id,
+                    job.program_ref,
+                    job.metric_ref,
+                    registered,
+                    settings.ref_allow_list,
+                )
+            except RefNotAllowed as exc:
+                return await self._finish("failed", f"refused: {exc}")
         program_ref = job.program_ref or settings.default_program_ref
         if not program_ref:
             return await self._finish(

@@ -18,7 +18,7 @@ from dspy_flywheel.bus import (
     OutboxRelay,
     RecordGuard,
     batches,
-    decode_record,
+    decoder_for,
     ensure_topics,
     every,
     open_consumer,
@@ -113,7 +113,7 @@ async def run(
         # it dead-letters what it alone reads in full; requests and statuses are the optimizer's
         guard = RecordGuard(
             DeadLetters(producer, "trigger"),
-            decode_record,
+            decoder_for(topics),
             dlq_topics=topics.dlq_owned_by("trigger"),
             retry=UNTIL_IT_WORKS,
         )
