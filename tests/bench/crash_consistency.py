@@ -102,6 +102,14 @@ async def until_processed(
     raise TimeoutError(f"not {at_least} events processed in {within_s:.0f} s")
 
 
+async def until_started(proc: CollectorProcess, starts: int, within_s: float = 300) -> None:
+    deadline = time.monotonic() + within_s
+    while proc.log.read_text(errors="replace").count(" consuming ") < starts:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the collector did not start:\n{proc.log.read_text()[-3000:]}")
+        await asyncio.sleep(0.5)
+
+
 async def bench(args: argparse.Namespace, state: Path) -> None:
     ops(state, "kafka.sh", "up")
     ops(state, "postgres.sh", "up")
@@ -130,6 +138,7 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
     kills = pg_restarts = broker_restarts = 0
     try:
         proc.start()
+        last = 0
         for share, action in (
             (0.10, "kill"),
             (0.25, "postgres"),
@@ -137,7 +146,10 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
             (0.55, "broker"),
             (0.70, "kill"),
         ):
-            n = await until_processed(pool, int(total * share), proc)
+            # each fault hits a collector that has been working since the last one
+            n = last = await until_processed(
+                pool, max(int(total * share), last + total // 20), proc
+            )
             print(f"{time.monotonic() - started:6.1f}s  {n}/{total} processed: {action}")
             if action == "kill":
                 proc.kill9()
@@ -153,6 +165,7 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
                 broker_restarts += 1
         await until_processed(pool, total, proc)
         seconds = time.monotonic() - started
+        await until_started(proc, kills + 1)  # stop a collector that finished starting
         assert proc.stop() == 0, proc.log.read_text()[-3000:]
         rows = await pool.fetch(
             "SELECT execution_id, count(*) AS n FROM training_examples GROUP BY execution_id"

@@ -25,7 +25,11 @@ async def start_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProd
     kw.update(overrides)
     no_payloads_in_logs()
     producer = AIOKafkaProducer(**kafka.client_kwargs(), **kw)
-    await start_client(producer, kafka)
+    try:
+        await start_client(producer, kafka)
+    except BaseException:
+        await stop_producer(producer, 1.0)  # close what start() opened
+        raise
     return producer
 
 

@@ -11,7 +11,14 @@ import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
-from dspy_flywheel.bus import DeadLetter, DeadLetters, ensure_topics, start_producer, stop_producer
+from dspy_flywheel.bus import (
+    DeadLetter,
+    DeadLetters,
+    ensure_topics,
+    retrying,
+    start_producer,
+    stop_producer,
+)
 from dspy_flywheel.collector.core import Collector
 from dspy_flywheel.collector.events import Rejected
 from dspy_flywheel.collector.policy import PolicyBook
@@ -19,8 +26,8 @@ from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.privacy import Anonymizer
 from dspy_flywheel.security.crypto import Cipher
-from dspy_flywheel.store import apply_migrations, create_pool
-from dspy_flywheel.store.pool import close_pool, connect
+from dspy_flywheel.store import create_pool, migrate
+from dspy_flywheel.store.pool import close_pool
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +42,18 @@ async def run(
     setup_telemetry("dspy-flywheel-collector", settings)
     stop = stop or asyncio.Event()
     cipher = Cipher.from_settings(settings.encryption)
-    await ensure_topics(settings.kafka, settings.topics)
+    # a broker or database still starting (or restarting) is waited for, not a failure
+    await retrying(lambda: ensure_topics(settings.kafka, settings.topics), "creating topics")
     async with AsyncExitStack() as stack:
         if settings.migrate:
-            conn = await connect(settings.postgres)
-            try:
-                await apply_migrations(conn, settings.db_schema)
-            finally:
-                await conn.close()
-        pool = await create_pool(settings.postgres, settings.db_schema)
+            await retrying(lambda: migrate(settings.postgres, settings.db_schema), "migrating")
+        pool = await retrying(
+            lambda: create_pool(settings.postgres, settings.db_schema), "opening the pool"
+        )
         stack.push_async_callback(close_pool, pool)
-        producer = await start_producer(settings.kafka, linger_ms=20)
+        producer = await retrying(
+            lambda: start_producer(settings.kafka, linger_ms=20), "starting the producer"
+        )
         stack.push_async_callback(stop_producer, producer)
         # Dead letters hold events with personal data: sealed with the platform's key, and the
         # error text anonymized before it reaches a header or a log line.

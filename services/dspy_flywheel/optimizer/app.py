@@ -20,6 +20,7 @@ from dspy_flywheel.bus import (
     consume_group,
     decoder_for,
     ensure_topics,
+    retrying,
     start_producer,
     stop_producer,
     supervise,
@@ -31,9 +32,9 @@ from dspy_flywheel.optimizer.executor import JobExecutor
 from dspy_flywheel.optimizer.pipeline import JobServices
 from dspy_flywheel.optimizer.reaper import reap_orphans, run_reaper
 from dspy_flywheel.optimizer.settings import OptimizerSettings
-from dspy_flywheel.store import apply_migrations, create_pool
+from dspy_flywheel.store import create_pool, migrate
 from dspy_flywheel.store.outbox import OptimizerOutbox
-from dspy_flywheel.store.pool import close_pool, connect
+from dspy_flywheel.store.pool import close_pool
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,14 @@ async def run(
     stop = stop or asyncio.Event()
     topics = settings.topics
     async with AsyncExitStack() as stack:
-        await ensure_topics(settings.kafka, topics)
-        conn = await connect(settings.postgres)
-        try:
-            await apply_migrations(conn, settings.db_schema)
-        finally:
-            await conn.close()
-        pool = await create_pool(settings.postgres, settings.db_schema)
+        # a broker or database still starting (or restarting) is waited for, not a failure
+        await retrying(lambda: ensure_topics(settings.kafka, topics), "creating topics")
+        await retrying(lambda: migrate(settings.postgres, settings.db_schema), "migrating")
+        pool = await retrying(
+            lambda: create_pool(settings.postgres, settings.db_schema), "opening the pool"
+        )
         stack.push_async_callback(close_pool, pool)
-        producer = await start_producer(settings.kafka)
+        producer = await retrying(lambda: start_producer(settings.kafka), "starting the producer")
         stack.push_async_callback(stop_producer, producer)
 
         relay = OutboxRelay(OptimizerOutbox(pool), producer)

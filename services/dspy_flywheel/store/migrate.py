@@ -15,6 +15,8 @@ from pathlib import Path
 
 import asyncpg
 
+from dspy_flywheel.settings import PostgresSettings
+
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _LOCK_KEY = 0x5F1E_E1  # advisory lock: one migrator at a time
@@ -89,17 +91,23 @@ async def apply_migrations(
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
 
 
-async def _main() -> None:
-    from dspy_flywheel.settings import FlywheelSettings
+async def migrate(settings: PostgresSettings, schema: str | None) -> list[int]:
+    """Apply pending migrations over a connection of its own (closed after)."""
     from dspy_flywheel.store.pool import connect
 
-    settings = FlywheelSettings()
-    conn = await connect(settings.postgres)
+    conn = await connect(settings)
     try:
-        applied = await apply_migrations(conn, settings.db_schema)
-        print(f"migrations applied: {applied or 'none (up to date)'}")
+        return await apply_migrations(conn, schema)
     finally:
         await conn.close()
+
+
+async def _main() -> None:
+    from dspy_flywheel.settings import FlywheelSettings
+
+    settings = FlywheelSettings()
+    applied = await migrate(settings.postgres, settings.db_schema)
+    print(f"migrations applied: {applied or 'none (up to date)'}")
 
 
 if __name__ == "__main__":

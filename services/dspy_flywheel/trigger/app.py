@@ -22,6 +22,7 @@ from dspy_flywheel.bus import (
     ensure_topics,
     every,
     open_consumer,
+    retrying,
     start_producer,
     stop_consumer,
     stop_producer,
@@ -29,7 +30,7 @@ from dspy_flywheel.bus import (
 )
 from dspy_flywheel.bus.letters import sent_sources
 from dspy_flywheel.metrics.setup import setup_telemetry
-from dspy_flywheel.store import apply_migrations, create_pool
+from dspy_flywheel.store import create_pool, migrate
 from dspy_flywheel.store.leader import acquire_leadership
 from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.trigger.config_topic import ConfigFollower
@@ -69,25 +70,26 @@ async def run(
     stop = stop or asyncio.Event()
     topics, scope = settings.topics, settings.state_scope
     async with AsyncExitStack() as stack:
-        await ensure_topics(settings.kafka, topics)
+        # a broker or database still starting (or restarting) is waited for, not a failure
+        await retrying(lambda: ensure_topics(settings.kafka, topics), "creating topics")
         if settings.migrate:
-            conn = await connect(settings.postgres)
-            try:
-                await apply_migrations(conn, settings.db_schema)
-            finally:
-                await conn.close()
+            await retrying(lambda: migrate(settings.postgres, settings.db_schema), "migrating")
         if settings.leader_lock:
-            lock_conn = await connect(settings.postgres, settings.db_schema)
+            lock_conn = await retrying(
+                lambda: connect(settings.postgres, settings.db_schema), "connecting"
+            )
             stack.push_async_callback(lock_conn.close)
             what = f"trigger scope {scope!r}"
             if not await acquire_leadership(lock_conn, leader_lock_key(scope), stop, what):
                 return
-        pool = await create_pool(settings.postgres, settings.db_schema)
+        pool = await retrying(
+            lambda: create_pool(settings.postgres, settings.db_schema), "opening the pool"
+        )
         stack.push_async_callback(close_pool, pool)
         store = TriggerStore(pool, scope)
         engine = build_engine(settings)
 
-        producer = await start_producer(settings.kafka)
+        producer = await retrying(lambda: start_producer(settings.kafka), "starting the producer")
         stack.push_async_callback(stop_producer, producer)
         follower = ConfigFollower(
             settings.kafka,
