@@ -213,9 +213,10 @@ async def valid_batch_is_processed(
         await publish(producer, topics.optimization_requests, owner, "OptimizationRequested", job)
         config = _config(owner, threshold=0.37)
         await publish(producer, topics.trigger_config, owner, "TriggerConfig", config)
+        other = "after-fuzz-status"  # its own worker: the real job's statuses come for `owner`
         status = {
             "job_id": "after-fuzz-job",
-            "worker_id": owner,
+            "worker_id": other,
             "status": "running",
             "progress": 0.1,
             "message": None,
@@ -246,13 +247,22 @@ async def valid_batch_is_processed(
 
         await until(queued, "the valid request's job", 120, **check)
 
-        async def applied() -> bool:
-            view = (await fetch_views(pool, topics.prefix, owner)).get(owner, {})
-            print("VIEW", view.get("config"), view.get("last_status"), view.get("labeled_total"))
-            config_ok = (view.get("config") or {}).get("threshold") == 0.37
-            return config_ok and view.get("last_status") == "after-fuzz-job:running"
+        seen: dict[str, Any] = {}
 
-        await until(applied, "the trigger applying the valid config and status", 120, **check)
+        async def applied() -> bool:
+            views = await fetch_views(pool, topics.prefix)
+            seen.update(views.get(owner, {}))
+            config_ok = (seen.get("config") or {}).get("threshold") == 0.37
+            status_ok = views.get(other, {}).get("last_status") == "after-fuzz-job:running"
+            return config_ok and status_ok
+
+        await until(
+            applied,
+            "the trigger applying the valid config and status",
+            180,
+            context=lambda: f"view: {seen}\ntrigger log: {tail(services.log_dir / 'trigger.log')}",
+            **check,
+        )
         acked = "SELECT count(*) FROM program_acks WHERE instance_id = 'after-fuzz-instance'"
         await until_sql(pool, acked, lambda n: n == 1, 120, **check)
 
