@@ -21,27 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.topics import CARRIES, DLQ_OWNERS
 from tests.integration import hostile
 
 Headers = list[tuple[str, bytes]]
-KINDS = (
-    "executions",
-    "feedback",
-    "optimization-requests",
-    "optimization-status",
-    "program-updated",
-    "program-acks",
-    "trigger-config",
-)
-EVENT_TYPES = {
-    "executions": "ExecutionRecorded",
-    "feedback": "FeedbackRecorded",
-    "optimization-requests": "OptimizationRequested",
-    "optimization-status": "OptimizationStatusChanged",
-    "program-updated": "ProgramUpdated",
-    "program-acks": "ProgramAcknowledged",
-    "trigger-config": "TriggerConfig",
-}
+KINDS = tuple(DLQ_OWNERS)  # every consumed topic
+EVENT_TYPES = {kind: CARRIES[kind] for kind in KINDS}
 IDS = ("worker_id", "execution_id", "job_id", "instance_id")
 JSON_FIELDS = ("inputs_json", "outputs_json", "optimizer_params_json", "evidence_json")
 FREE_TEXT = {  # a field of each kind whose content is anyone's business

@@ -41,6 +41,7 @@ from dspy_flywheel.trigger.store import fetch_views
 from tests.integration.fuzz_records import EVENT_TYPES, KINDS, Mutant, base_record, mutants
 from tests.integration.helpers import tail, until, until_sql
 from tests.integration.hostile import dead_letters, execution, feedback, request
+from tests.integration.test_sdk_reload import Classify
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 RECORDS = int(os.environ.get("FLYWHEEL_FUZZ_RECORDS", "2000"))
@@ -53,16 +54,7 @@ READY = {
 }
 
 
-class Router(dspy.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.predict = dspy.Predict("text -> label")
-
-    def forward(self, text: str) -> dspy.Prediction:
-        return self.predict(text=text)
-
-
-RouterWorker = dspy_worker("fuzz-router")(Router)
+RouterWorker = dspy_worker("fuzz-router")(Classify)
 
 
 @pytest.fixture
@@ -235,7 +227,7 @@ async def valid_batch_is_processed(
             "timestamp_ms": int(time.time() * 1000),
         }
         await publish(producer, topics.program_acks, owner, "ProgramAcknowledged", ack)
-        update = program_updated_record("fuzz-router", 2**30, Router())
+        update = program_updated_record("fuzz-router", 2**30, Classify())
         await publish(producer, topics.program_updated, "fuzz-router", "ProgramUpdated", update)
 
         ids = ",".join(f"'{r['execution_id']}'" for r in pairs)
@@ -281,4 +273,5 @@ def _config(worker: str, **changes: Any) -> dict[str, Any]:
 
 
 def test_the_generator_covers_every_consumed_topic() -> None:
-    assert set(KINDS) == set(DLQ_OWNERS) == set(EVENT_TYPES)
+    assert set(KINDS) == set(EVENT_TYPES) == set(DLQ_OWNERS)
+    assert len(KINDS) == 7
