@@ -8,6 +8,7 @@ valid pair sent after it. The collector runs in this process on the real broker 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.bus import start_producer
+from dspy_flywheel.bus.dlq import KEPT_BODY_BYTES
 from dspy_flywheel.bus.letters import read_letters
 from dspy_flywheel.collector.app import run
 from dspy_flywheel.collector.settings import CollectorSettings
@@ -36,7 +38,7 @@ from tests.integration.hostile import (
     run_cli,
     send_raw,
 )
-from tests.integration.optimizer_support import ENCRYPTION_KEYS
+from tests.integration.optimizer_support import ENCRYPTION_KEYS, cipher_for_tests
 
 pytestmark = pytest.mark.timeout(300)
 DEEP = "[" * 50_000 + "]" * 50_000
@@ -147,11 +149,14 @@ async def test_a_hostile_record_is_set_aside_and_the_next_pair_is_stored(
     )
     assert letter.header("dlq_reason") == reason
     assert letter.header("dlq_consumer") == "collector"
+    kept = letter.original(cipher_for_tests())  # the collector seals its letters (PII)
+    assert letter.sealed
     if len(value) > 512 * 1024:  # too big for the DLQ as it was: cut, with its digest
         assert letter.header("dlq_truncated") == str(len(value))
-        assert letter.value == value[: len(letter.value or b"")]
+        assert letter.header("dlq_sha256") == hashlib.sha256(value).hexdigest()
+        assert kept == value[:KEPT_BODY_BYTES]
     else:
-        assert letter.value == value
+        assert kept == value
     c.alive()
 
 
@@ -212,7 +217,11 @@ async def test_a_fixed_record_replayed_from_the_dlq_joins_its_waiting_feedback(
     )
     await until_sql(c.pool, pending, lambda n: n == 1, alive=c.alive)
     await until(lambda: _has(kafka_settings, c.topics.executions, source), "the dead letter", 30)
-    env = {"FLYWHEEL_TOPIC_PREFIX": c.topics.prefix, "FLYWHEEL_DB_SCHEMA": db_schema}
+    env = {
+        "FLYWHEEL_TOPIC_PREFIX": c.topics.prefix,
+        "FLYWHEEL_DB_SCHEMA": db_schema,
+        "FLYWHEEL_ENCRYPTION_KEYS": ENCRYPTION_KEYS,  # the letter is sealed: the key opens it
+    }
     code, out, err = await run_cli(env, "dlq", "list", "executions")
     assert code == 0, err
     (letter,) = [x for x in json.loads(out) if x["source"] == source]

@@ -1,7 +1,9 @@
 """``flywheel topics create`` and ``flywheel dlq list|show|replay TOPIC``.
 
 ``dlq list TOPIC``            every dead letter of TOPIC: offset, source, reason, error
-``dlq show TOPIC OFFSET``     one letter in full: headers and the record (if it still decodes)
+``dlq show TOPIC OFFSET``     one letter in full: headers and the record (if it still decodes;
+                              a sealed letter, e.g. the collector's, is opened with
+                              ``FLYWHEEL_ENCRYPTION_KEYS``)
 ``dlq replay TOPIC OFFSET``   publish the fixed record to TOPIC with a new event id and a link
                               to the original (``bus.letters``); the fix is ``--set FIELD=JSON``
                               on the original record, or ``--record FILE`` with the whole record
@@ -19,6 +21,7 @@ from typing import Any
 from dspy_flywheel.bus.admin import ensure_topics
 from dspy_flywheel.bus.letters import find, read_letters, replay
 from dspy_flywheel.bus.publish import start_producer, stop_producer
+from dspy_flywheel.security.crypto import Cipher, EncryptionSettings
 from dspy_flywheel.settings import FlywheelSettings
 
 
@@ -49,8 +52,14 @@ async def _dlq_show(args: argparse.Namespace) -> int:
     except LookupError as exc:
         print(f"error: {exc}")
         return 1
-    print(json.dumps(letter.details(), indent=2, default=str))
+    print(json.dumps(letter.details(_cipher()), indent=2, default=str))
     return 0
+
+
+def _cipher() -> Cipher | None:
+    """The platform's keys when they are configured (sealed dead letters need them)."""
+    settings = EncryptionSettings()
+    return Cipher.from_settings(settings) if settings.keys is not None else None
 
 
 def _fixed_record(args: argparse.Namespace, original: dict[str, Any] | None) -> dict[str, Any]:
@@ -75,7 +84,7 @@ async def _dlq_replay(args: argparse.Namespace) -> int:
     letters = await read_letters(settings.kafka, _topic(settings, args.topic))
     try:
         letter = find(letters, args.offset, args.partition)
-        details = letter.details()
+        details = letter.details(_cipher())
         event_type = args.event_type or details.get("event_type") or letter.header("event_type")
         if not event_type:
             raise ValueError("the letter names no event type: give --event-type")

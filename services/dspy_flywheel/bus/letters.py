@@ -18,9 +18,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.bus.consumer import open_consumer, read_to_end, stop_consumer
+from dspy_flywheel.bus.dlq import SEALED_HEADER, open_sealed
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import DecodeError, decode, encode
 from dspy_flywheel.contracts.validate import check_record, valid_traceparent
+from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.settings import KafkaSettings
 
 _DLQ_SUFFIX = ".dlq"
@@ -51,16 +53,31 @@ class Letter:
             "event_id": self.header("event_id"),
             "error": self.header("dlq_error"),
             "truncated_from": self.header("dlq_truncated"),
+            "sealed": self.sealed,
         }
 
-    def details(self) -> dict[str, Any]:
-        """The summary, every header, and the record when the value still decodes."""
+    @property
+    def sealed(self) -> bool:
+        return SEALED_HEADER in self.headers
+
+    def original(self, cipher: Cipher | None) -> bytes | None:
+        """The value as it was consumed: opened with ``cipher`` when it was sealed."""
+        if not self.sealed:
+            return self.value
+        if cipher is None:
+            raise LookupError("the dead letter is sealed: FLYWHEEL_ENCRYPTION_KEYS opens it")
+        return open_sealed(cipher, self.value, list(self.headers.items()))
+
+    def details(self, cipher: Cipher | None = None) -> dict[str, Any]:
+        """The summary, every header, and the record when the value still decodes (a sealed
+        value is opened with ``cipher``)."""
         out = {**self.summary(), "headers": {k: self.header(k) for k in self.headers}}
         out["key"] = self.key.decode(errors="replace") if self.key is not None else None
         try:
-            decoded = decode(self.value, [(k, v) for k, v in self.headers.items()], check=False)
+            value = self.original(cipher)
+            decoded = decode(value, list(self.headers.items()), check=False)
             out["event_type"], out["record"] = decoded.event_type, decoded.record
-        except DecodeError as exc:
+        except (DecodeError, LookupError, ValueError) as exc:  # ValueError: a seal that fails
             out["record"], out["undecodable"] = None, str(exc)
         return out
 
