@@ -27,7 +27,8 @@ from tests.integration import hostile
 Headers = list[tuple[str, bytes]]
 KINDS = tuple(DLQ_OWNERS)  # every consumed topic
 EVENT_TYPES = {kind: CARRIES[kind] for kind in KINDS}
-IDS = ("worker_id", "execution_id", "job_id", "instance_id")
+IDS = ("worker_id", "execution_id", "job_id", "instance_id", "command_id")
+KEYED_BY_WORKER = ("trigger-config", "rollout-config")  # compacted: the key is the worker id
 JSON_FIELDS = ("inputs_json", "outputs_json", "optimizer_params_json", "evidence_json")
 FREE_TEXT = {  # a field of each kind whose content is anyone's business
     "executions": "error",
@@ -37,6 +38,9 @@ FREE_TEXT = {  # a field of each kind whose content is anyone's business
     "program-updated": "optimizer",
     "program-acks": "reason",
     "trigger-config": "updated_by",
+    "program-rollouts": "reason",
+    "rollout-config": "updated_by",
+    "rollout-commands": "reason",
 }
 
 
@@ -87,6 +91,45 @@ def base_record(kind: str, worker: str) -> dict[str, Any]:
             "instance_id": uuid.uuid4().hex,
             "version": 1,
             "status": "serving",
+            "reason": None,
+            "timestamp_ms": now,
+        }
+    if kind == "program-rollouts":
+        return {
+            "worker_id": worker,
+            "sequence": 1,
+            "decision": "promote",
+            "stable_version": 1,
+            "candidate_version": None,
+            "candidate_share": 0.0,
+            "pinned": False,
+            "reason": "fuzz",
+            "evidence_json": "{}",
+            "decided_by": "fuzz",
+            "command_id": None,
+            "job_id": None,
+            "timestamp_ms": now,
+        }
+    if kind == "rollout-config":
+        return {
+            "worker_id": worker,
+            "enabled": True,
+            "share": 0.1,
+            "confidence": 0.95,
+            "margin": 0.02,
+            "min_samples": 50,
+            "max_samples": 20_000,
+            "max_duration_s": 86_400,
+            "updated_by": "fuzz",
+            "timestamp_ms": now,
+        }
+    if kind == "rollout-commands":
+        return {
+            "command_id": uuid.uuid4().hex,
+            "worker_id": worker,
+            "command": "unpin",
+            "version": None,
+            "requested_by": "fuzz",
             "reason": None,
             "timestamp_ms": now,
         }
@@ -228,11 +271,27 @@ def m_content(rng: random.Random, kind: str, r: dict[str, Any], key: bytes | Non
             {"optimizer": "NoSuchOpt"},
             {"policy": "sometimes"},
         ],
+        "program-rollouts": [
+            {"candidate_share": 1.5},
+            {"candidate_share": -0.1},
+            {"candidate_version": None, "candidate_share": 0.5},
+        ],
+        "rollout-config": [{"share": 0.0}, {"share": 1.5}, {"confidence": 0.3}],
+        "rollout-commands": [{"command": "explode"}, {"command": "pin", "version": 0}],
     }[kind]
     return {**r, **rng.choice(changes)}, None, key, None, True
 
 
-_NAMES = ("status", "policy", "optimizer", "source", "worker_type", "requested_by")
+_NAMES = (
+    "status",
+    "policy",
+    "optimizer",
+    "source",
+    "worker_type",
+    "requested_by",
+    "decision",
+    "updated_by",
+)
 
 
 def m_too_big(rng: random.Random, kind: str, r: dict[str, Any], key: bytes | None) -> Draft:
@@ -242,14 +301,9 @@ def m_too_big(rng: random.Random, kind: str, r: dict[str, Any], key: bytes | Non
 
 
 def m_key(rng: random.Random, kind: str, r: dict[str, Any], key: bytes | None) -> Draft:
-    """Another key: only the config topic reads it (it must be the worker id: bad there)."""
-    return (
-        r,
-        None,
-        (b"someone-else" if kind == "trigger-config" else rng.randbytes(6)),
-        None,
-        (kind == "trigger-config"),
-    )
+    """Another key: only the compacted config topics read it (it must be the worker id)."""
+    keyed = kind in KEYED_BY_WORKER
+    return r, None, (b"someone-else" if keyed else rng.randbytes(6)), None, keyed
 
 
 def v_free_text(rng: random.Random, kind: str, r: dict[str, Any], key: bytes | None) -> Draft:
@@ -265,6 +319,9 @@ def v_numbers(rng: random.Random, kind: str, r: dict[str, Any], key: bytes | Non
         "program-updated": {"version": rng.randrange(2, 2**31), "holdout_after": rng.random()},
         "program-acks": {"version": rng.randrange(1, 2**31)},
         "trigger-config": {"window_size": rng.randrange(1, 100_000), "threshold": rng.random()},
+        "program-rollouts": {"sequence": rng.randrange(2**40), "stable_version": 2},
+        "rollout-config": {"share": rng.uniform(0.01, 0.99), "margin": rng.uniform(0, 0.1)},
+        "rollout-commands": {"version": rng.randrange(1, 2**31), "command": "pin"},
     }[kind]
     return {**r, **changes}, None, key, None, False
 

@@ -40,7 +40,14 @@ from dspy_flywheel.store import jobs
 from dspy_flywheel.trigger.store import fetch_views
 from tests.integration.fuzz_records import EVENT_TYPES, KINDS, Mutant, base_record, mutants
 from tests.integration.helpers import tail, until, until_sql
-from tests.integration.hostile import dead_letters, execution, feedback, request
+from tests.integration.hostile import (
+    dead_letters,
+    encoded,
+    execution,
+    feedback,
+    request,
+    send_raw,
+)
 from tests.integration.test_sdk_reload import Classify
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -51,6 +58,7 @@ READY = {
     "collector": "consuming",
     "trigger": "trigger service ready",
     "optimizer": "starting",
+    "rollout": "rollout service ready",
 }
 
 
@@ -136,8 +144,13 @@ async def test_every_consumer_survives_thousands_of_mutated_records(
             alive=lambda: alive(services),
         )
     rng = random.Random(SEED)
-    workers = [f"fz-{i}" for i in range(6)] + ["fuzz-router"]
-    batch = [m for kind in KINDS for m in mutants(kind, RECORDS, rng, workers)]
+    fz = [f"fz-{i}" for i in range(6)]
+    # rollout decisions and commands stay off the live worker: its program is checked last
+    batch = [
+        m
+        for kind in KINDS
+        for m in mutants(kind, RECORDS, rng, fz if "rollout" in kind else [*fz, "fuzz-router"])
+    ]
     rng.shuffle(batch)
     sent = await send_all(fuzz_producer, topics, batch)
     sent_s = time.monotonic() - started
@@ -262,8 +275,31 @@ async def valid_batch_is_processed(
             return worker.version == 2**30
 
         await until(served, "the worker serving the valid program", 120, **check)
+        await sentinels_follow(producer, kafka, topics, owner, check)
     finally:
         await stop_producer(producer)
+
+
+async def sentinels_follow(
+    producer: AIOKafkaProducer,
+    kafka: KafkaSettings,
+    topics: Topics,
+    owner: str,
+    check: dict[str, Any],
+) -> None:
+    """The rollout topics (one partition each): a valid record, then a bad one; once the bad
+    one is in the DLQ, its consumer has handled the valid one before it (and kept it out)."""
+    for kind in ("program-rollouts", "rollout-config", "rollout-commands"):
+        topic = f"{topics.prefix}{kind}"
+        value, headers = encoded(EVENT_TYPES[kind], base_record(kind, owner))
+        valid = await send_raw(producer, topic, value, headers, owner.encode())
+        sentinel = await send_raw(producer, topic, b"sentinel", [], owner.encode())
+
+        async def past(topic: str = topic, sentinel: str = sentinel) -> bool:
+            return (await dead_letters(kafka, topic))[sentinel] == 1
+
+        await until(past, f"{kind}'s consumer past the valid record", 120, **check)
+        assert valid not in await dead_letters(kafka, topic)
 
 
 def _config(worker: str, **changes: Any) -> dict[str, Any]:
@@ -274,4 +310,4 @@ def _config(worker: str, **changes: Any) -> dict[str, Any]:
 
 def test_the_generator_covers_every_consumed_topic() -> None:
     assert set(KINDS) == set(EVENT_TYPES) == set(DLQ_OWNERS)
-    assert len(KINDS) == 7
+    assert len(KINDS) == 10  # seven of the first design, three of the rollout service

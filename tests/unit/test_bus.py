@@ -335,7 +335,7 @@ def test_a_letter_too_big_for_the_producer_keeps_a_digest_and_a_truncated_body()
 
 def test_every_consumed_topic_has_exactly_one_dead_letter_owner() -> None:
     topics = Topics("p-")
-    owned = [topics.dlq_owned_by(c) for c in ("collector", "trigger", "optimizer")]
+    owned = [topics.dlq_owned_by(c) for c in ("collector", "trigger", "optimizer", "rollout")]
     consumed = {
         topics.executions,
         topics.feedback,
@@ -344,6 +344,9 @@ def test_every_consumed_topic_has_exactly_one_dead_letter_owner() -> None:
         topics.program_updated,
         topics.program_acks,
         topics.trigger_config,
+        topics.program_rollouts,
+        topics.rollout_config,
+        topics.rollout_commands,
     }
     assert set().union(*owned) == consumed
     assert sum(len(o) for o in owned) == len(consumed)  # no topic owned twice

@@ -3,7 +3,9 @@
 ``CompactedFollower(kafka, topic, parse)`` reads every partition from the beginning to the
 current end on ``start`` (returning the snapshot), then ``follow`` hands each new value to a
 callback. ``parse`` turns a record into ``(key, value or None)``; a record it refuses
-(``bus.is_bad_record``) is logged and skipped, so one bad value never stops the follower.
+(``bus.is_bad_record``) is skipped, so one bad value never stops the follower: dead-lettered
+when the follower is given the topic owner's ``dead_letters`` (build them with
+``already_sent``: the topic is read from its start on every run), else logged.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Generic, TypeVar
 from aiokafka import AIOKafkaConsumer
 
 from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop_consumer
-from dspy_flywheel.bus.guard import Record, RecordGuard
+from dspy_flywheel.bus.dlq import DeadLetters
+from dspy_flywheel.bus.guard import UNTIL_IT_WORKS, Record, RecordGuard
 from dspy_flywheel.settings import KafkaSettings
 
 T = TypeVar("T")
@@ -28,11 +31,12 @@ class CompactedFollower(Generic[T]):
         parse: Callable[[Record], tuple[str, T | None]],
         *,
         fetch_max_wait_ms: int = 100,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.topic = topic
         self._kafka = kafka
         self._fetch_max_wait_ms = fetch_max_wait_ms
-        self._guard = RecordGuard(None, parse)
+        self._guard = RecordGuard(dead_letters, parse, retry=UNTIL_IT_WORKS)
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> dict[str, T]:

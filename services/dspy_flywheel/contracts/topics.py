@@ -21,6 +21,9 @@ CARRIES: Final[dict[str, str]] = {
     "program-acks": "ProgramAcknowledged",
     "trigger-config": "TriggerConfig",
     "alerts": "Alert",
+    "program-rollouts": "RolloutChanged",
+    "rollout-config": "RolloutConfig",
+    "rollout-commands": "RolloutCommand",
 }
 DLQ_OWNERS: Final[dict[str, str]] = {
     "executions": "collector",  # the trigger reads them too
@@ -30,6 +33,9 @@ DLQ_OWNERS: Final[dict[str, str]] = {
     "program-updated": "optimizer",  # every worker reads it; the optimizer checks it
     "optimization-status": "trigger",
     "trigger-config": "trigger",  # workers, the manager and the CLI read it too
+    "program-rollouts": "rollout",  # every worker reads it; the rollout service checks it
+    "rollout-config": "rollout",
+    "rollout-commands": "rollout",
 }
 
 

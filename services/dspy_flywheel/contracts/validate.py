@@ -35,7 +35,9 @@ MIN_TIMESTAMP_MS: Final = 0
 MAX_TIMESTAMP_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 # Record fields by kind (the schemas' names; a field not listed is checked as text).
-ID_FIELDS: Final = frozenset({"worker_id", "execution_id", "job_id", "alert_id", "instance_id"})
+ID_FIELDS: Final = frozenset(
+    {"worker_id", "execution_id", "job_id", "alert_id", "instance_id", "command_id"}
+)
 NAME_FIELDS: Final = frozenset(
     {
         "worker_type",
@@ -52,6 +54,9 @@ NAME_FIELDS: Final = frozenset(
         "cron",
         "severity",
         "kind",
+        "decision",
+        "decided_by",
+        "command",
     }
 )
 TIMESTAMP_FIELDS: Final = frozenset({"timestamp_ms"})

@@ -1,9 +1,13 @@
 """Composition root of the rollout service: ``run(settings)`` opens everything and loops.
 
 Startup: topics, migrations, leadership (advisory lock per scope), canary settings (whole
-compacted ``rollout-config`` topic), worker states + offsets (PostgreSQL); then four loops
+compacted ``rollout-config`` topic), worker states + offsets (PostgreSQL); then five loops
 under ``bus.supervise``: consume (program-updated, rollout-commands, executions, feedback),
-follow the settings, clock ticks, outbox relay. Any loop failing stops the others.
+follow the settings, clock ticks, outbox relay, and a check of ``program-rollouts`` as every
+worker reads it (in a consumer group of its own). It owns the DLQs of rollout-commands,
+rollout-config and program-rollouts (``contracts.topics.DLQ_OWNERS``); bad executions,
+feedback and program-updated records are skipped (their owners dead-letter them).
+Any loop failing stops the others.
 """
 
 from __future__ import annotations
@@ -13,28 +17,35 @@ import logging
 from contextlib import AsyncExitStack
 
 from dspy_flywheel.bus import (
+    UNTIL_IT_WORKS,
+    DeadLetters,
     OutboxEvent,
     OutboxRelay,
     RecordGuard,
     batches,
-    decode_record,
+    consume_group,
+    decoder_for,
     ensure_topics,
     every,
     open_consumer,
+    retrying,
     start_producer,
     stop_consumer,
     stop_producer,
     supervise,
 )
+from dspy_flywheel.bus.letters import sent_sources
+from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.rollout.config import RolloutPolicy
 from dspy_flywheel.rollout.config_topic import policy_follower
 from dspy_flywheel.rollout.controller import RolloutController
 from dspy_flywheel.rollout.outcomes import OutcomeJoin
+from dspy_flywheel.rollout.records import Changed
 from dspy_flywheel.rollout.service import RolloutService
 from dspy_flywheel.rollout.settings import RolloutSettings
 from dspy_flywheel.rollout.store import RolloutStore
-from dspy_flywheel.store import apply_migrations, create_pool
+from dspy_flywheel.store import create_pool, migrate
 from dspy_flywheel.store.leader import acquire_leadership, lock_key
 from dspy_flywheel.store.pool import close_pool, connect
 
@@ -52,25 +63,35 @@ async def run(
     stop = stop or asyncio.Event()
     topics, scope = settings.topics, settings.state_scope
     async with AsyncExitStack() as stack:
-        await ensure_topics(settings.kafka, topics)
+        # a broker or database still starting (or restarting) is waited for, not a failure
+        await retrying(lambda: ensure_topics(settings.kafka, topics), "creating topics")
         if settings.migrate:
-            conn = await connect(settings.postgres)
-            try:
-                await apply_migrations(conn, settings.db_schema)
-            finally:
-                await conn.close()
+            await retrying(lambda: migrate(settings.postgres, settings.db_schema), "migrating")
         if settings.leader_lock:
-            lock_conn = await connect(settings.postgres, settings.db_schema)
+            lock_conn = await retrying(
+                lambda: connect(settings.postgres, settings.db_schema), "connecting"
+            )
             stack.push_async_callback(lock_conn.close)
             key = lock_key("dspy_flywheel.rollout", scope)
             if not await acquire_leadership(lock_conn, key, stop, f"rollout scope {scope!r}"):
                 return
-        pool = await create_pool(settings.postgres, settings.db_schema)
+        pool = await retrying(
+            lambda: create_pool(settings.postgres, settings.db_schema), "opening the pool"
+        )
         stack.push_async_callback(close_pool, pool)
         store = RolloutStore(pool, scope)
+        producer = await retrying(lambda: start_producer(settings.kafka), "starting the producer")
+        stack.push_async_callback(stop_producer, producer)
 
         follower = policy_follower(
-            settings.kafka, topics.rollout_config, settings.fetch_max_wait_ms
+            settings.kafka,
+            topics.rollout_config,
+            settings.fetch_max_wait_ms,
+            DeadLetters(
+                producer,
+                "rollout",
+                already_sent=await sent_sources(settings.kafka, topics.rollout_config),
+            ),
         )
         stack.push_async_callback(follower.stop)
         policies = await follower.start()
@@ -78,12 +99,15 @@ async def run(
         controller.states.update(await store.load_states())
         offsets = await store.load_offsets()
 
-        producer = await start_producer(settings.kafka)
-        stack.push_async_callback(stop_producer, producer)
         relay = OutboxRelay(store, producer, poll_s=1.0, on_sent=_log_sent)
-        # it reads executions and feedback beside their owners: bad ones are skipped, not
-        # dead-lettered (the collector and the trigger own those DLQs)
-        guard = RecordGuard(None, decode_record)
+        # it reads executions, feedback and program-updated beside their owners: bad ones are
+        # skipped there; it dead-letters rollout-commands (contracts.topics.DLQ_OWNERS)
+        guard = RecordGuard(
+            DeadLetters(producer, "rollout"),
+            decoder_for(topics),
+            dlq_topics=topics.dlq_owned_by("rollout"),
+            retry=UNTIL_IT_WORKS,
+        )
         join = OutcomeJoin(
             settings.cache_max_entries,
             settings.cache_ttl_seconds,
@@ -127,9 +151,22 @@ async def run(
                 settings.tick_seconds, service.tick, "rollout.tick", survive_errors=False
             ),
             "rollout.relay": relay.run(),
+            "rollout.changes": consume_group(
+                settings.kafka,
+                topics.program_rollouts,
+                settings.consumer_group(settings.changes_group_id),
+                guard,
+                check_changed,
+                stop,
+            ),
         }
         await supervise(loops, stop, ready=ready)
         log.info("rollout service stopped")
+
+
+async def check_changed(decoded: Decoded) -> None:
+    """A ``RolloutChanged`` as every worker reads it (ValueError: it goes to the DLQ)."""
+    Changed.from_record(decoded.record)
 
 
 def _log_sent(event: OutboxEvent) -> None:

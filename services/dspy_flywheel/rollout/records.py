@@ -96,10 +96,7 @@ def command_record(
     reason: str | None,
     timestamp_ms: int,
 ) -> dict[str, Any]:
-    if command not in COMMANDS:
-        raise ValueError(f"command must be one of {COMMANDS}, got {command!r}")
-    if version is not None and version < 1:
-        raise ValueError(f"version must be >= 1, got {version}")
+    check_command(command, version)
     return {
         "command_id": new_id(),
         "worker_id": worker_id,
@@ -111,7 +108,18 @@ def command_record(
     }
 
 
+def check_command(command: str, version: int | None) -> None:
+    """What an operator may ask (the CLI before it sends, the service when it reads)."""
+    if command not in COMMANDS:
+        raise ValueError(f"command must be one of {COMMANDS}, got {command!r}")
+    if version is not None and version < 1:
+        raise ValueError(f"version must be >= 1, got {version}")
+
+
 def command_from_record(r: Mapping[str, Any]) -> Command:
+    """A ``RolloutCommand``; ValueError (the record goes to the DLQ) when it asks nothing
+    a rollout can do."""
+    check_command(str(r["command"]), r.get("version"))
     return Command(
         str(r["command_id"]),
         str(r["worker_id"]),

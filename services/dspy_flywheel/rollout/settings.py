@@ -33,6 +33,7 @@ class RolloutSettings(FlywheelSettings):
     migrate: bool = True
     leader_lock: bool = True  # one active instance per scope (PostgreSQL advisory lock)
     metrics_port: int | None = 9468  # Prometheus /metrics; 0: off
+    changes_group_id: str = "flywheel-rollout-changes"  # checks program-rollouts (its DLQ)
 
     @property
     def state_scope(self) -> str:
