@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard, in_order
+from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard, in_order, retrying
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import Topics
@@ -124,7 +124,10 @@ class RolloutService:
         states = {w: self.controller.states[w].to_json() for w in dirty}
         refusals, self._refusals = self._refusals, []
         if states or offsets or published or refusals:
-            await self.store.save(states, offsets, published, refusals)
+            await retrying(
+                lambda: self.store.save(states, offsets, published, refusals),
+                "saving rollout state",
+            )
         dirty.clear()
         if published:
             self.wake_relay()
