@@ -96,8 +96,22 @@ async def running_loop(
         yield Loop(services, lifecycle, log_dir)
     finally:
         stop.set()
+        try:
+            await _stopped(watcher)
+        finally:
+            services.stop()  # never leave the services running
+
+
+async def _stopped(watcher: asyncio.Task[None]) -> None:
+    """Wait for the watcher to end. On a loaded machine aiokafka's consumer.stop() can end in a
+    CancelledError from its own fetch task (a timed-out fetch being torn down); that is not our
+    task being cancelled, and the watcher's work is done by then."""
+    try:
         await watcher
-        services.stop()
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
 
 
 def serve_labeled(worker: Any, items: Iterable[tuple[dict[str, Any], str]], field: str) -> float:
