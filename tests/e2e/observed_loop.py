@@ -155,6 +155,7 @@ async def observed_loop(kafka: KafkaSettings, tmp: Path) -> AsyncIterator[Observ
             schema,
             kafka,
             FLYWHEEL_OPTIMIZER_LM_REF="tests.fixtures.fake_task:make_lm",
+            FLYWHEEL_OPTIMIZER_ROLLOUT="immediate",  # no canary: the trace ends in each reload
             OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=receiver.endpoint,
             OTEL_METRIC_EXPORT_INTERVAL="1000",
             OTEL_BSP_SCHEDULE_DELAY="200",
