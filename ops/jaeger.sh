@@ -10,8 +10,10 @@
 # `go install ...@v1.75.0` refuses the module (it has replace directives), so the build runs in a
 # scratch module: `go get -tool` + `go build` (~4 min and ~1 GB of module downloads on 2 cores,
 # once; the result is a ~120 MB static binary). That binary carries Jaeger's placeholder page
-# instead of the React UI (the UI assets are not part of the Go module); the query API on
-# $QUERY_PORT (/api/traces/<id>, /api/services, /api/v3/...) is complete.
+# instead of the React UI: the UI's built assets are not in the Go module (jaeger-ui is a git
+# submodule there) and no registry the project uses serves them (npm has no jaeger-ui release).
+# The query API on $QUERY_PORT (/api/traces/<id>, /api/services, /api/v3/...) is complete; the
+# manager's dashboard draws traces from it (/dashboard/traces/<id>).
 #
 # Env: FLYWHEEL_JAEGER_VERSION (default below), FLYWHEEL_JAEGER_OTLP_GRPC_PORT (4317),
 # FLYWHEEL_JAEGER_OTLP_HTTP_PORT (4318), FLYWHEEL_JAEGER_QUERY_PORT (16686): the standard port

@@ -9,22 +9,19 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-import httpx
 import pytest
 
 from dspy_flywheel.metrics import all_instruments
+from tests.e2e.jaeger import RELOAD, jaeger_trace, lifecycle_trace, needs_jaeger
 from tests.e2e.observed_loop import Observed
 from tests.e2e.observed_worker import INSTANCES
 from tests.prometheus_text import prometheus_name, samples
 
 pytestmark = pytest.mark.timeout(600)
 
-JAEGER = os.environ.get("FLYWHEEL_JAEGER_URL")
-RELOAD = "dspy_flywheel.worker.reload"
 # Scraped from each process after the loop; value > 0 required (names as OpenTelemetry's).
 NON_ZERO: dict[str, tuple[str, ...]] = {
     "worker": (
@@ -157,37 +154,13 @@ def test_otlp_export_reaches_a_receiver(observed: Observed) -> None:
     pytest.fail(f"not received over OTLP (non-zero): {missing}")
 
 
-def _jaeger_trace(trace_id: str, within_s: float = 30) -> dict[str, Any] | None:
-    deadline = time.monotonic() + within_s
-    while True:
-        reply = httpx.get(f"{JAEGER}/api/traces/{trace_id}", timeout=10)
-        if reply.status_code == 200:
-            (found,) = reply.json()["data"]
-            return found  # type: ignore[no-any-return]  # JSON
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.5)
-
-
 def _tags(span: dict[str, Any]) -> dict[str, Any]:
     return {t["key"]: t["value"] for t in span["tags"]}
 
 
-@pytest.mark.skipif(
-    os.environ.get("FLYWHEEL_JAEGER") == "0", reason="stack started with FLYWHEEL_JAEGER=0"
-)
+@needs_jaeger
 def test_lifecycle_trace_reads_back_from_jaeger(observed: Observed) -> None:
-    assert JAEGER, 'FLYWHEEL_JAEGER_URL unset: run with eval "$(ops/stack env)"'
-    expected = 8 + INSTANCES  # decision, job, snapshot, compile, evaluate, gate, publish, reloads
-    deadline = time.monotonic() + 60
-    while True:  # spans of several processes arrive in batches
-        found = _jaeger_trace(observed.trace_id)
-        names = [s["operationName"] for s in (found or {}).get("spans", [])]
-        reloads = names.count(RELOAD)
-        if found and reloads >= INSTANCES and len(names) >= expected - 1:
-            break
-        assert time.monotonic() < deadline, f"trace {observed.trace_id} incomplete: {names}"
-        time.sleep(1)
+    found = lifecycle_trace(observed.trace_id)
     spans = {s["spanID"]: s for s in found["spans"]}
     one = {s["operationName"]: s for s in found["spans"]}
     processes = found["processes"]
@@ -215,7 +188,7 @@ def test_lifecycle_trace_reads_back_from_jaeger(observed: Observed) -> None:
     links = [r for r in decision["references"] if r["refType"] == "FOLLOWS_FROM"]
     assert len(links) >= 10, decision["references"]  # the calls in the deciding window
     for link in links:
-        call = _jaeger_trace(link["traceID"], within_s=10)
+        call = jaeger_trace(link["traceID"], within_s=10)
         assert call is not None, f"linked call trace {link['traceID']} not in Jaeger"
         (span,) = [s for s in call["spans"] if s["spanID"] == link["spanID"]]
         assert span["operationName"] == "dspy_flywheel.worker.call"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import asyncpg
 import httpx
 from starlette.applications import Starlette
@@ -75,3 +77,17 @@ async def test_jobs_in_flight_show_with_progress(db_pool: asyncpg.Pool, unique: 
     assert job_page.status_code == 200
     assert "compile: 42%" in job_page.text
     assert missing.status_code == 404
+
+
+async def test_trace_page_says_when_jaeger_is_away(db_pool: asyncpg.Pool) -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        away = f"http://127.0.0.1:{s.getsockname()[1]}"
+    app = Starlette(routes=dashboard_routes(lambda: db_pool, jaeger_url=away))
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        page = await c.get(f"/dashboard/traces/{trace_id}")
+        data = await c.get(f"/api/v1/dashboard/traces/{trace_id}")
+    assert page.status_code == data.status_code == 502
+    assert "Jaeger did not answer" in page.text
+    assert data.json()["spans"] == []

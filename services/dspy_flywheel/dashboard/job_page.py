@@ -1,5 +1,5 @@
-"""The page of one job: what it is, its status history, its trace (id, and spans when Jaeger
-answers)."""
+"""The page of one job: what it is, its status history, its trace id (linked to the trace
+page)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 from dspy_flywheel.dashboard.jobs import JobPage
 from dspy_flywheel.dashboard.render import num, page, pct
-from dspy_flywheel.dashboard.trace import SpanRow
 
 _FACTS = (
     ("worker", "worker_id"),
@@ -51,38 +50,23 @@ def _history(found: JobPage) -> str:
     )
 
 
-def _trace(trace_id: str | None, spans: list[SpanRow] | None, jaeger_url: str | None) -> str:
+def _trace(trace_id: str | None) -> str:
     if trace_id is None:
         return "<h2>Trace</h2><p>no trace context</p>"
-    link = (
-        f" (<a href='{escape(jaeger_url.rstrip('/'))}/trace/{escape(trace_id)}'>Jaeger</a>)"
-        if jaeger_url
-        else ""
-    )
     code = f"<code data-field='trace-id'>{escape(trace_id)}</code>"
-    head = f"<h2>Trace</h2><p>trace id {code}{link}</p>"
-    if not spans:
-        return head
-    rows = "".join(
-        f"<tr data-field='span'><td style='padding-left:{0.6 + 1.2 * s.depth:.1f}rem'>"
-        f"{escape(s.name)}</td><td>{escape(s.service)}</td><td>{s.start_ms:.0f}</td>"
-        f"<td>{s.duration_ms:.1f}</td></tr>"
-        for s in spans
+    link = (
+        f"<a data-field='trace-link' href='/dashboard/traces/{escape(trace_id)}'>"
+        "its spans, read from Jaeger</a>"
     )
-    return (
-        f"{head}<table><tr><th>span</th><th>service</th><th>start ms</th><th>duration ms</th>"
-        f"</tr>{rows}</table>"
-    )
+    return f"<h2>Trace</h2><p>trace id {code}: {link}</p>"
 
 
-def render_job(
-    found: JobPage, spans: list[SpanRow] | None, jaeger_url: str | None, refresh_s: int
-) -> str:
+def render_job(found: JobPage, refresh_s: int) -> str:
     job_id = str(found.job.get("job_id"))
     body = (
         "<p><a href='/dashboard'>← dashboard</a></p>"
         + _facts(found.job)
         + _history(found)
-        + _trace(found.trace_id, spans, jaeger_url)
+        + _trace(found.trace_id)
     )
     return page(f"job {job_id}", body, refresh_s)

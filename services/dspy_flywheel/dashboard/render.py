@@ -23,7 +23,8 @@ td,th{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}
 th:first-child,td:first-child{text-align:left}.alert{color:#a00}.up{color:#070}.down{color:#a00}
 .bar{display:inline-block;width:120px;height:.7rem;background:#eee;border-radius:3px}
 .bar>span{display:block;height:100%;background:#36c;border-radius:3px}
-.muted{color:#777;font-size:12px}"""
+.muted{color:#777;font-size:12px}
+.spans td{vertical-align:top;white-space:nowrap}.spans td:last-child{white-space:normal}"""
 
 
 def pct(value: float | None) -> str:

@@ -1,9 +1,11 @@
 """Starlette routes of the operator's dashboard.
 
 GET  /dashboard                  overview: jobs in flight, alerts, one card per worker (HTML)
-GET  /dashboard/jobs/{job_id}    one job: status history, trace (HTML)
+GET  /dashboard/jobs/{job_id}    one job: status history, trace id (HTML)
+GET  /dashboard/traces/{trace_id}  a trace's span tree read from Jaeger's query API (HTML)
 GET  /api/v1/dashboard           the overview's numbers (JSON)
 GET  /api/v1/dashboard/jobs/{job_id}
+GET  /api/v1/dashboard/traces/{trace_id}
 GET  /dashboard/login            sign-in form; POST it a token: an HttpOnly session cookie
 """
 
@@ -22,7 +24,8 @@ from dspy_flywheel.dashboard.data import overview
 from dspy_flywheel.dashboard.job_page import render_job
 from dspy_flywheel.dashboard.jobs import job_page
 from dspy_flywheel.dashboard.render import page, render_overview
-from dspy_flywheel.dashboard.trace import fetch_trace
+from dspy_flywheel.dashboard.trace import read_trace
+from dspy_flywheel.dashboard.trace_page import render_trace
 
 _LOGIN_FORM = """<form method='post' action='/dashboard/login'>
 <label>API token <input type='password' name='token' id='token' autocomplete='off'></label>
@@ -45,14 +48,21 @@ def dashboard_routes(
         found = await job_page(pool(), request.path_params["job_id"])
         if found is None:
             return HTMLResponse(page("unknown job", "<p>no such job</p>", 0), status_code=404)
-        spans = await fetch_trace(jaeger_url, found.trace_id)
-        return HTMLResponse(render_job(found, spans, jaeger_url, refresh_s))
+        return HTMLResponse(render_job(found, refresh_s))
 
     async def job_data(request: Request) -> Response:
         found = await job_page(pool(), request.path_params["job_id"])
         if found is None:
             return JSONResponse({"error": "unknown job"}, status_code=404)
         return JSONResponse(found.as_dict())
+
+    async def trace_html(request: Request) -> Response:
+        view = await read_trace(jaeger_url, request.path_params["trace_id"])
+        return HTMLResponse(render_trace(view, refresh_s), status_code=view.status)
+
+    async def trace_data(request: Request) -> Response:
+        view = await read_trace(jaeger_url, request.path_params["trace_id"])
+        return JSONResponse(view.as_dict(), status_code=view.status)
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
@@ -65,7 +75,9 @@ def dashboard_routes(
     return [
         Route("/dashboard", overview_page),
         Route("/dashboard/jobs/{job_id}", job_html),
+        Route("/dashboard/traces/{trace_id}", trace_html),
         Route("/dashboard/login", login, methods=["GET", "POST"]),
         Route("/api/v1/dashboard", overview_data),
         Route("/api/v1/dashboard/jobs/{job_id}", job_data),
+        Route("/api/v1/dashboard/traces/{trace_id}", trace_data),
     ]
