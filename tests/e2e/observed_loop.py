@@ -1,6 +1,6 @@
 """One optimization lifecycle on the real stack, set up to be observed from outside.
 
-Collector, trigger, optimizer and manager (RBAC on) run as child processes with their
+Collector, trigger, optimizer, rollout and manager (RBAC on) run as child processes with their
 Prometheus endpoints on free ports and OTLP metrics going to a receiver in the test; the worker
 runs as a child process too (``observed_worker``: two instances, SDK metrics on). Spans go to
 the stack's Jaeger. ``observed_loop()`` yields once the worker instances serve the published
@@ -33,7 +33,7 @@ from dspy_flywheel.store.pool import connect
 from tests.e2e.harness import ROOT, running_loop, service_env
 from tests.otlp_receiver import OtlpMetricsReceiver
 
-SERVICES = ("collector", "trigger", "optimizer", "manager")
+SERVICES = ("collector", "trigger", "optimizer", "rollout", "manager")
 DASHBOARD_REFRESH_S = 3
 
 

@@ -26,7 +26,7 @@ _lag: dict[tuple[str, str, int], int] = {}
 _lock = threading.Lock()
 
 
-def _observe_lag(_: CallbackOptions) -> Iterable[Observation]:
+def lag_gauge_callback(_: CallbackOptions) -> Iterable[Observation]:
     with _lock:
         items = list(_lag.items())
     for (group, topic, partition), lag in items:
@@ -48,7 +48,7 @@ lag_gauge = _meter.observable(
     "messaging.kafka.consumer.lag",
     "{message}",
     "records in a partition not processed yet: high watermark minus next offset",
-    _observe_lag,
+    lag_gauge_callback,
     ("messaging.system", GROUP, TOPIC, PARTITION),
 )
 dead_letters = _meter.counter(
