@@ -32,7 +32,7 @@ DEADLINE_S = 60.0
 
 
 async def until(
-    predicate: Callable[[], Awaitable[T]],
+    predicate: Callable[[], Awaitable[T | None]],
     what: str,
     within_s: float = DEADLINE_S,
     *,

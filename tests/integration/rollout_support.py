@@ -16,6 +16,8 @@ import dspy
 
 from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.optimizer.dataset import split
+from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.rollout.app import run
 from dspy_flywheel.rollout.config import RolloutPolicy
 from dspy_flywheel.rollout.config_topic import write_policy
@@ -25,10 +27,13 @@ from dspy_flywheel.sdk.testing import program_updated_record, publish_record
 from dspy_flywheel.sdk.worker import Worker
 from dspy_flywheel.settings import KafkaSettings
 from tests.fixtures.fake_task import TicketRouter, tickets
+from tests.fixtures.paired_lm import ticket_number
 from tests.fixtures.rollout_lm import program_for, rollout_lm
-from tests.integration.helpers import EventWatch
+from tests.integration.helpers import EventWatch, until
+from tests.integration.optimizer_support import dataset, optimizer_settings, store_tickets
 
 TIMEOUT_S = 60.0
+ENDS = ("promoted", "rolled_back", "kept_current")  # the decisions that end a canary
 
 
 def rollout_settings(topics: Topics, schema: str, **overrides: Any) -> RolloutSettings:
@@ -169,4 +174,37 @@ async def audit_rows(pool: asyncpg.Pool, worker_id: str) -> list[asyncpg.Record]
             "SELECT actor, action, target, details FROM audit_log WHERE target = $1 ORDER BY id",
             worker_id,
         )
+    )
+
+
+async def executions(events: Rollouts, worker_id: str, count: int) -> list[dict[str, Any]]:
+    """The worker's first ``count`` execution events, once the watch has them all."""
+
+    async def arrived() -> list[dict[str, Any]] | None:
+        found = [e.record for e in events.of("ExecutionRecorded", worker_id=worker_id)]
+        return found if len(found) >= count else None
+
+    found: list[dict[str, Any]] = await until(arrived, f"{count} execution events", 30)
+    return found[:count]
+
+
+async def gate_passing_optimizer(
+    pool: asyncpg.Pool, topics: Topics, schema: str, group_id: str, worker_id: str
+) -> OptimizerSettings:
+    """An in-process optimizer whose candidate for ``worker_id`` passes the paired gate: 125
+    stored tickets, a holdout of 100 on which the compiled program (with demos) wins 25 and
+    loses none (``tests/fixtures/paired_lm.py``). On live traffic the rollout LM plays it as
+    the ``optimized`` tag."""
+    await store_tickets(pool, worker_id, 125)
+    rows = await dataset(pool).load(worker_id, limit=None, labeled_only=True)
+    parts = split(rows, seed=13, min_examples=20, train_fraction=0.2, val_fraction=0.0)
+    won = [ticket_number(r.inputs["text"]) for r in parts.holdout][:25]
+    return optimizer_settings(
+        topics,
+        schema,
+        group_id,
+        lm_ref="tests.fixtures.paired_lm:paired_lm",
+        train_fraction=0.2,
+        val_fraction=0.0,
+        child_env={"FLYWHEEL_TEST_WON": ",".join(map(str, won))},
     )

@@ -1,5 +1,6 @@
 """Live canaries on the real broker and database, with the fake LM playing good and bad
-versions (``tests/fixtures/rollout_lm.py``): promote, roll back, guard, pin.
+versions (``tests/fixtures/rollout_lm.py``): promote, roll back, guard (pinned workers:
+``test_rollout_pinned.py``).
 
 The rollout service runs in-process (``rollout.app.run``), the worker is a real SDK worker;
 versions are published on ``program-updated`` as the optimizer does (or, for the bad canary, by
@@ -9,9 +10,7 @@ the optimizer itself after its holdout gate passed them).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -19,26 +18,22 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.optimizer.dataset import split
-from dspy_flywheel.rollout.operator import send_command
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from dspy_flywheel.telemetry import trace_id_of
-from tests.fixtures import rollout_lm
-from tests.fixtures.paired_lm import ticket_number
 from tests.integration.helpers import span_exporter, until
 from tests.integration.optimizer_support import (
     dataset,
-    optimizer_settings,
     request,
     running_optimizer,
     send_request,
-    store_tickets,
 )
 from tests.integration.rollout_support import (
-    Rollouts,
+    ENDS,
     Traffic,
     audit_rows,
+    executions,
+    gate_passing_optimizer,
     make_worker,
     publish_version,
     rollout_settings,
@@ -49,16 +44,6 @@ from tests.integration.rollout_support import (
 )
 
 pytestmark = pytest.mark.timeout(300)
-ENDS = ("promoted", "rolled_back", "kept_current")
-
-
-@pytest.fixture
-def accuracy() -> Iterator[dict[str, object]]:
-    """The fake LM's accuracy per version tag, restored after the test."""
-    saved = dict(rollout_lm.ACCURACY)
-    yield rollout_lm.ACCURACY
-    rollout_lm.ACCURACY.clear()
-    rollout_lm.ACCURACY.update(saved)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +84,7 @@ async def test_good_canary_is_promoted_at_its_share(
     assert worker.version == 1
     evidence = json.loads(decided["evidence_json"])
     labels = evidence["current"]["labels"] + evidence["candidate"]["labels"]
-    calls = await _executions(events, worker_id, canary_from + 2000)
+    calls = await executions(events, worker_id, canary_from + 2000)
     window = calls[canary_from:]
     assert len(window) == 2000
     assert window[-1]["timestamp_ms"] < decided["timestamp_ms"]  # all 2,000 during the canary
@@ -130,19 +115,7 @@ async def test_bad_canary_that_passed_the_gate_is_rolled_back(
     it worse: the compiled program is right on 10 % of live tickets against 60 %."""
     accuracy.update({"code": 0.6, "optimized": 0.1})
     worker_id = f"bad-{unique}"
-    await store_tickets(db_pool, worker_id, 125)
-    rows = await dataset(db_pool).load(worker_id, limit=None, labeled_only=True)
-    parts = split(rows, seed=13, min_examples=20, train_fraction=0.2, val_fraction=0.0)
-    won = [ticket_number(r.inputs["text"]) for r in parts.holdout][:25]
-    opt = optimizer_settings(
-        topics,
-        db_schema,
-        group_id,
-        lm_ref="tests.fixtures.paired_lm:paired_lm",
-        train_fraction=0.2,
-        val_fraction=0.0,
-        child_env={"FLYWHEEL_TEST_WON": ",".join(map(str, won))},
-    )
+    opt = await gate_passing_optimizer(db_pool, topics, db_schema, group_id, worker_id)
     await set_policy(kafka_settings, topics, worker_id, share=0.2, min_samples=30)
     job = request(worker_id)
     async with (
@@ -162,7 +135,7 @@ async def test_bad_canary_that_passed_the_gate_is_rolled_back(
             await until(started, "the canary of the published candidate", 90)
             decided = await serve_until(traffic, events, worker_id, *ENDS, most_calls=10_000)
             await traffic.serve(200)  # after the rollback: the code's program again
-            calls = await _executions(events, worker_id, traffic.calls)
+            calls = await executions(events, worker_id, traffic.calls)
         finally:
             worker.close(timeout=10)
     row = await jobs.get(db_pool, job["job_id"])
@@ -238,7 +211,7 @@ async def test_drift_after_promotion_rolls_back_once(
             assert guard is not None, "no guard rollback after the drop"
             after_rollback = traffic.calls
             await traffic.serve(1500)  # and nothing else happens by itself
-            calls = await _executions(events, worker_id, traffic.calls)
+            calls = await executions(events, worker_id, traffic.calls)
         finally:
             worker.close(timeout=10)
     later = [d for d in events.decisions(worker_id) if d["sequence"] > promoted["sequence"]]
@@ -249,70 +222,3 @@ async def test_drift_after_promotion_rolls_back_once(
     print(f"\ndrift: {guard['reason']}")
     actions = [r["action"] for r in await audit_rows(db_pool, worker_id)]
     assert actions.count("rollout.guard_rolled_back") == 1
-
-
-async def test_pinned_worker_never_changes_by_itself(
-    kafka_settings: KafkaSettings,
-    producer: AIOKafkaProducer,
-    topics: Topics,
-    db_schema: str,
-    db_pool: asyncpg.Pool,
-    unique: str,
-    tmp_path: Path,
-    accuracy: dict[str, object],
-) -> None:
-    accuracy.update({"code": 0.6, "steady": 0.9, "better": 0.95, "worse": 0.0})
-    worker_id = f"pin-{unique}"
-    await set_policy(kafka_settings, topics, worker_id, share=0.5, min_samples=30)
-    async with (
-        watch(kafka_settings, topics) as events,
-        running_rollout(rollout_settings(topics, db_schema)),
-    ):
-        worker = make_worker(topics, tmp_path, worker_id)
-        try:
-            traffic = Traffic(worker)
-            await publish_version(kafka_settings, topics, worker_id, 1, "steady")
-            promoted = await serve_until(traffic, events, worker_id, *ENDS, most_calls=3000)
-            assert promoted is not None
-            assert promoted["decision"] == "promoted"
-            sent = await send_command(
-                db_pool, producer, topics, worker_id, "pin", None, requested_by="test:ops"
-            )
-            assert sent["answer"]["status"] == "applied"
-            pinned_at = sent["answer"]["decisions"][0]["sequence"]
-            pinned_from = traffic.calls
-            # nothing moves it: a drop that would trip the guard, a better and a worse candidate
-            accuracy["steady"] = 0.1
-            await traffic.serve(1200)
-            await publish_version(kafka_settings, topics, worker_id, 2, "better")
-            await publish_version(kafka_settings, topics, worker_id, 3, "worse")
-            await traffic.serve(1200)
-            calls = await _executions(events, worker_id, traffic.calls)
-            assert {e["program_version"] for e in calls[pinned_from:]} == {"1"}
-            assert worker.version == 1
-            after_pin = [
-                d["decision"] for d in events.decisions(worker_id) if d["sequence"] > pinned_at
-            ]
-            assert after_pin == []
-            # unpinned, the newest waiting candidate gets its canary
-            sent = await send_command(
-                db_pool, producer, topics, worker_id, "unpin", None, requested_by="test:ops"
-            )
-        finally:
-            worker.close(timeout=10)
-    decisions = [d["decision"] for d in sent["answer"]["decisions"]]
-    assert decisions == ["unpinned", "canary_started"]
-    actions = [r["action"] for r in await audit_rows(db_pool, worker_id)]
-    assert "rollout.pinned" in actions
-    assert "rollout.unpinned" in actions
-
-
-async def _executions(events: Rollouts, worker_id: str, count: int) -> list[dict[str, Any]]:
-    """The worker's first ``count`` execution events, once the watch has them all."""
-
-    async def arrived() -> list[dict[str, Any]] | None:
-        found = [e.record for e in events.of("ExecutionRecorded", worker_id=worker_id)]
-        return found if len(found) >= count else None
-
-    found: list[dict[str, Any]] = await until(arrived, f"{count} execution events", 30)
-    return found[:count]
