@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from dspy_flywheel.demo.traffic import Tally
@@ -37,7 +38,8 @@ class Display:
     def note(self, message: str) -> None:
         self.console.log(message)
 
-    def update(self, tally: Tally, lifecycle: Lifecycle, serving: int | None) -> None:
+    def update(self, tally: Tally, lifecycle: Lifecycle, serving: str) -> None:
+        """``serving``: what the worker serves now (``serving_label``)."""
         if self.live is not None:
             self.live.update(self._table(tally, lifecycle, serving))
         elif time.monotonic() - self._last_line > 5:
@@ -46,15 +48,15 @@ class Display:
             if lifecycle.job_id:
                 job = f"{lifecycle.status or 'requested'} {_pct(lifecycle.progress)}"
             self.console.print(
-                f"[{self.phase}] calls={tally.calls()} serving={_version(serving)} "
+                escape(f"[{self.phase}]") + f" calls={tally.calls()} serving={serving} "
                 f"rolling_acc={_pct(tally.rolling())} job={job}",
                 highlight=False,
             )
 
-    def _table(self, tally: Tally, lifecycle: Lifecycle, serving: int | None) -> Table:
+    def _table(self, tally: Tally, lifecycle: Lifecycle, serving: str) -> Table:
         table = Table(title="dspy-flywheel demo: ticket-router", show_header=False)
         table.add_row("phase", self.phase)
-        table.add_row("serving", _version(serving))
+        table.add_row("serving", serving)
         table.add_row("calls", str(tally.calls()))
         table.add_row(f"rolling accuracy (last {tally.window})", _pct(tally.rolling()))
         for key in tally.by_version:
@@ -68,8 +70,12 @@ class Display:
         return table
 
 
-def _version(version: int | None) -> str:
-    return "code (unoptimized)" if version is None else f"v{version}"
+def serving_label(version: int | None, candidate: dict[str, Any] | None) -> str:
+    """The stable version, and the canary beside it (``Worker.candidate``) with its share."""
+    stable = "code (unoptimized)" if version is None else f"v{version}"
+    if candidate is None:
+        return stable
+    return f"{stable} + canary v{candidate['version']} on {candidate['share']:.0%} of calls"
 
 
 def _bar(progress: float | None, width: int = 20) -> str:

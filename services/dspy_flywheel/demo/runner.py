@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import secrets
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,17 +97,38 @@ async def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
     setup_s = time.monotonic() - started
 
     services = ServiceGroup(env, opts.state_dir / "demo" / run_id)
+    terminated = _cancel_on_sigterm()
     services.start()
-    console.log(f"services started (collector, trigger, optimizer); logs in {services.log_dir}")
+    console.log(f"services started ({', '.join(services.procs)}); logs in {services.log_dir}")
     try:
         session = await _run_session(opts, settings, services, console)
     except DemoFailed as exc:
         console.print(f"[bold red]demo failed:[/] {exc}")
         return 1
+    except asyncio.CancelledError:
+        if not terminated.is_set():
+            raise
+        console.print("[bold red]demo stopped by SIGTERM[/]; its services are stopped")
+        return 128 + signal.SIGTERM
     finally:
         services.stop()
     session.phases = {"setup": setup_s, **session.phases, "total": time.monotonic() - started}
     return print_summary(console, session)
+
+
+def _cancel_on_sigterm() -> asyncio.Event:
+    """SIGTERM cancels the demo (as Ctrl-C does) so that its services are stopped too: they run
+    in sessions of their own and would outlive it. The event tells the two apart."""
+    terminated = asyncio.Event()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def cancel() -> None:
+        terminated.set()
+        task.cancel()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, cancel)
+    return terminated
 
 
 async def _run_session(

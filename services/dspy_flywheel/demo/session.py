@@ -10,7 +10,7 @@ from typing import Any
 
 import dspy
 
-from dspy_flywheel.demo.display import Display
+from dspy_flywheel.demo.display import Display, serving_label
 from dspy_flywheel.demo.services import ServiceGroup
 from dspy_flywheel.demo.traffic import Tally, is_correct
 from dspy_flywheel.demo.watch import Lifecycle
@@ -50,7 +50,8 @@ class DemoSession:
     def refresh(self) -> None:
         if dead := self.services.dead():
             raise DemoFailed(f"service(s) exited: {dead}; see {self.services.log_dir}")
-        self.display.update(self.tally, self.lifecycle, self.worker.version)
+        serving = serving_label(self.worker.version, self.worker.candidate)
+        self.display.update(self.tally, self.lifecycle, serving)
 
     async def serve_one(self, tally_as: str | None = None) -> None:
         example = next(self.stream)
