@@ -122,6 +122,7 @@ def test_job_page_shows_history_and_trace(
     browser.click(browser.find(f"a[href='/dashboard/jobs/{observed.job_id}']"))
     job = observed.get(f"/api/v1/dashboard/jobs/{observed.job_id}")
     assert _field(browser, "trace-id") == job["trace_id"] == observed.trace_id
+    assert observed.get(f"/api/v1/jobs/{observed.job_id}")["trace_id"] == observed.trace_id
     steps = browser.find_all("[data-field='status-step']")
     assert len(steps) == len(job["history"])
     statuses = [s["status"] for s in job["history"]]

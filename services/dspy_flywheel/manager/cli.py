@@ -99,6 +99,8 @@ async def _show(m: OptimizationManager, args: argparse.Namespace, console: Conso
         print(json.dumps(status.as_dict(), indent=2))
     else:
         console.print(f"{status.job_id} ({status.worker_id}): {describe(status)}")
+        if status.trace_id:
+            console.print(f"trace {status.trace_id}: dashboard /dashboard/traces/{status.trace_id}")
         console.print_json(json.dumps(status.as_dict()))
     return 0
 

@@ -31,7 +31,7 @@ from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.rollout import operator
 from dspy_flywheel.store import apply_migrations, create_pool, jobs, programs
 from dspy_flywheel.store.pool import close_pool, connect
-from dspy_flywheel.telemetry import current_traceparent, tracer
+from dspy_flywheel.telemetry import current_traceparent, trace_id_of, tracer
 from dspy_flywheel.trigger.config_topic import read_config
 
 TRIGGER_TYPES = ("manual", "periodic", "performance", "batch")
@@ -56,6 +56,7 @@ class OptimizationStatus:
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    trace_id: str | None = None  # the job's trace (its span tree: /dashboard/traces/<id>)
 
     @property
     def terminal(self) -> bool:
@@ -80,6 +81,7 @@ class OptimizationStatus:
             created_at=d["created_at"],
             started_at=d["started_at"],
             finished_at=d["finished_at"],
+            trace_id=trace_id_of(job.traceparent),
         )
 
     def as_dict(self) -> dict[str, Any]:
