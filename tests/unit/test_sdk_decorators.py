@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
+import typing
 from typing import Any
 
 import dspy
@@ -119,7 +121,8 @@ def test_plain_worker_registers_no_optimization() -> None:
         ),
         ({"optimization_trigger": "performance", "window_size": 0}, "window_size must be >= 1"),
         ({"optimization_trigger": "periodic", "cron": "every day"}, "5-field"),
-        ({"auto": "extreme"}, "light"),
+        ({"optimizer": "MIPROv2", "auto": "extreme"}, "light"),
+        ({"auto": "light"}, re.escape("RetrievalFewShot does not take ['auto']")),  # default
         ({"optimizer": "BootstrapFewShot", "num_trials": 5}, "does not take \\['num_trials'\\]"),
         ({"optimizer": "MIPROv2", "prompt_model": object()}, "JSON values"),
     ],
@@ -182,3 +185,16 @@ def test_config_precedence_keeps_operator_thresholds() -> None:
     assert merged["updated_by"] == "alice"
     assert merged["program_ref"] == ours["program_ref"]
     assert merge_config(dict(operator, program_ref=ours["program_ref"]), ours) is None
+
+
+def test_the_default_optimizer_is_the_catalogs_and_the_demo_uses_it() -> None:
+    from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER
+    from dspy_flywheel.demo.worker import RouteTicket
+    from dspy_flywheel.demo.worker import TicketRouter as DemoRouter
+
+    default = inspect.signature(dspy_worker_optimized).parameters["optimizer"].default
+    assert default == DEFAULT_OPTIMIZER == "RetrievalFewShot"
+    assert trigger_record(DemoRouter)["optimizer"] == DEFAULT_OPTIMIZER
+    # The demo names its label set, as a user's signature would.
+    annotation = RouteTicket.output_fields["label"].annotation
+    assert typing.get_args(annotation) == ("billing", "technical", "account", "shipping")

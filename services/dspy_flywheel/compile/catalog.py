@@ -7,9 +7,10 @@ and ``MIPROv2-light|medium|heavy`` fix the mode. Keyword arguments go to the opt
 
 Besides DSPy's own, the catalog offers the platform's strategies (``compile.strategies``):
 ``StratifiedFewShot`` and ``RetrievalFewShot``, which learn from labeled examples without LM
-calls at compile time. ``DEFAULT_OPTIMIZER`` is what the trigger and the manager request
-when nothing names one (still BootstrapFewShot: on the one suite task measured so far,
-RetrievalFewShot led by one example in 20, too little to change a default on).
+calls at compile time. ``DEFAULT_OPTIMIZER`` is what ``@dspy_worker_optimized``, the trigger
+and the manager use when nothing names one: RetrievalFewShot, the suite's best measured strategy
+(tests/bench/results/quality_suite.txt). It adapts to the task's shape by itself: one demo per
+class when the output is a class, two fixed demos otherwise, plus the nearest training rows.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ CATALOG: Final[dict[str, CatalogEntry]] = {
     "StratifiedFewShot": CatalogEntry("StratifiedFewShot"),
     "RetrievalFewShot": CatalogEntry("RetrievalFewShot"),
 }
-DEFAULT_OPTIMIZER: Final = "BootstrapFewShot"
+DEFAULT_OPTIMIZER: Final = "RetrievalFewShot"
 # The DSPy optimizer classes behind the catalog, each once: what a worker may name.
 OPTIMIZER_CLASSES: Final = tuple(dict.fromkeys(entry.class_name for entry in CATALOG.values()))
 ALIASES: Final[dict[str, str]] = {

@@ -34,6 +34,7 @@ from typing import Any
 
 import dspy
 
+from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER
 from dspy_flywheel.compile.errors import RefError
 from dspy_flywheel.compile.judge import label_fields
 from dspy_flywheel.compile.refs import Metric, load_ref, ref_of
@@ -216,7 +217,7 @@ def dspy_worker(
 def dspy_worker_optimized(
     worker_type: str,
     signature: SignatureLike | None = None,
-    optimizer: str = "MIPROv2",
+    optimizer: str = DEFAULT_OPTIMIZER,
     optimization_trigger: str = "manual",
     auto_collect_training: bool = True,
     metric: Metric | None = None,
@@ -226,8 +227,8 @@ def dspy_worker_optimized(
 ) -> Callable[[Any], WorkerSpec]:
     """A ``@dspy_worker`` that also registers how it wants to be optimized.
 
-    ``optimizer``: MIPROv2 | BootstrapFewShot | BootstrapFewShotWithRandomSearch |
-    BootstrapFinetune. ``optimization_trigger``: manual | periodic | performance. Keyword
+    ``optimizer``: any name of ``compile.catalog`` (RetrievalFewShot, the default, learns from
+    the labeled examples with no LM calls to compile; MIPROv2, BootstrapFewShot, ...). ``optimization_trigger``: manual | periodic | performance. Keyword
     arguments named like trigger parameters (threshold, window_size, window_seconds,
     min_examples, min_new_examples, cooldown_seconds, interval_seconds, cron, enabled) tune the
     trigger; every other keyword goes to the optimizer (e.g. ``auto="light"``). Both are checked
