@@ -62,6 +62,13 @@ class MIPRO(TicketRouter):
     pass
 
 
+@dspy_worker_optimized(  # no optimizer named: the catalog's default (RetrievalFewShot)
+    "loop-default", optimization_trigger="performance", metric=label_match, **TRIGGER
+)
+class Default(TicketRouter):
+    pass
+
+
 @dspy_worker_optimized(
     "real-router",
     optimizer="BootstrapFewShot",
@@ -78,4 +85,9 @@ class RealRouter(DemoTicketRouter.target):  # type: ignore[name-defined,misc]
     """The demo's ticket router on the real LM, with a CI-sized trigger."""
 
 
-WORKERS = {"BootstrapFewShot": BFS, "BootstrapFewShotWithRandomSearch": BFSRS, "MIPROv2": MIPRO}
+WORKERS = {
+    "BootstrapFewShot": BFS,
+    "BootstrapFewShotWithRandomSearch": BFSRS,
+    "MIPROv2": MIPRO,
+    "RetrievalFewShot": Default,
+}

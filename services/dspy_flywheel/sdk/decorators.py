@@ -228,12 +228,13 @@ def dspy_worker_optimized(
     """A ``@dspy_worker`` that also registers how it wants to be optimized.
 
     ``optimizer``: any name of ``compile.catalog`` (RetrievalFewShot, the default, learns from
-    the labeled examples with no LM calls to compile; MIPROv2, BootstrapFewShot, ...). ``optimization_trigger``: manual | periodic | performance. Keyword
-    arguments named like trigger parameters (threshold, window_size, window_seconds,
-    min_examples, min_new_examples, cooldown_seconds, interval_seconds, cron, enabled) tune the
-    trigger; every other keyword goes to the optimizer (e.g. ``auto="light"``). Both are checked
-    now, with errors listing what is accepted. An operator's later edits on the config topic
-    win over these defaults (see ``dspy_flywheel.sdk.config_sync``).
+    the labeled examples with no LM calls to compile; MIPROv2, BootstrapFewShot, ...).
+    ``optimization_trigger``: manual | periodic | performance. Keyword arguments named like
+    trigger parameters (threshold, window_size, window_seconds, min_examples, min_new_examples,
+    cooldown_seconds, interval_seconds, cron, enabled) tune the trigger; every other keyword
+    goes to the optimizer (e.g. ``k=8``). Both are checked now, with errors listing what is
+    accepted. An operator's later edits on the config topic win over these defaults (see
+    ``dspy_flywheel.sdk.config_sync``).
     """
     trigger_params = {k: v for k, v in optimizer_kwargs.items() if k in TRIGGER_PARAMS}
     optimizer_params = {k: v for k, v in optimizer_kwargs.items() if k not in TRIGGER_PARAMS}
