@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from dspy_flywheel.bus import publish
+from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.manager import ManagerSettings, OptimizationManager
 from dspy_flywheel.manager.api import create_app
@@ -230,7 +231,7 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     evidence = json.loads(request["evidence_json"])
     assert request["reason"] == "performance"
     assert request["program_ref"] == "demo.programs:Classifier"
-    assert request["optimizer"] == "BootstrapFewShot"
+    assert request["optimizer"] == DEFAULT_OPTIMIZER  # the config names none
     assert evidence["accuracy"] < 0.8 <= evidence["threshold"]
     assert evidence["window_count"] == 20
     assert evidence["min_examples"] == 10
