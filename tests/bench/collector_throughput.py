@@ -48,6 +48,7 @@ from dspy_flywheel.collector.events import Execution, Feedback, RawMessage, pars
 from dspy_flywheel.collector.faust_app import base_app, running
 from dspy_flywheel.collector.prepare import Preparer
 from dspy_flywheel.collector.settings import CollectorSettings
+from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.privacy import Anonymizer
 from dspy_flywheel.security.crypto import Cipher, EncryptionSettings
@@ -81,10 +82,10 @@ def processing_floor_us(n: int, pii_every: int, keys: str) -> float:
     encrypt inputs, outputs and label. Same events as the benchmark."""
     data = make_events(n // 2, pii_every=pii_every)
     raws = [
-        (RawMessage("x", 0, i, None, e.value, e.headers), "ExecutionRecorded")
+        (RawMessage("x", 0, i, None, e.value, e.headers), ExecutionRecorded)
         for i, e in enumerate(data.executions)
     ] + [
-        (RawMessage("f", 0, i, None, f.value, f.headers), "FeedbackRecorded")
+        (RawMessage("f", 0, i, None, f.value, f.headers), FeedbackRecorded)
         for i, f in enumerate(data.feedback)
     ]
     cipher = Cipher.from_settings(EncryptionSettings(keys=keys))

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from dspy_flywheel.bus import ensure_topics, publish, start_producer
 from dspy_flywheel.contracts.codec import decode
+from dspy_flywheel.contracts.events import FeedbackRecorded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings, PostgresSettings
 from dspy_flywheel.store import apply_migrations
@@ -96,7 +97,7 @@ class RequestArrivals:
 
     async def _run(self) -> None:
         async for msg in self.consumer:
-            record = decode(msg.value, msg.headers).record
+            record = decode(msg.value, msg.headers).event.to_record()
             self.seen.setdefault(record["worker_id"], time.perf_counter())
             self.records.setdefault(record["worker_id"], record)
 
@@ -118,15 +119,15 @@ class RequestArrivals:
 async def feedback(
     producer: AIOKafkaProducer, topics: Topics, worker: str, n: int, correct: bool
 ) -> None:
-    record = {
-        "execution_id": f"{worker}-{n}",
-        "worker_id": worker,
-        "label": None,
-        "score": 1.0 if correct else 0.0,
-        "source": "bench",
-        "timestamp_ms": int(time.time() * 1000),
-    }
-    await publish(producer, topics.feedback, worker, "FeedbackRecorded", record)
+    record = FeedbackRecorded(
+        execution_id=f"{worker}-{n}",
+        worker_id=worker,
+        label=None,
+        score=1.0 if correct else 0.0,
+        source="bench",
+        timestamp_ms=int(time.time() * 1000),
+    )
+    await publish(producer, topics.feedback, worker, record)
 
 
 async def wait_labeled(
@@ -180,7 +181,7 @@ async def main(trials: int) -> None:
             kafka,
             topics.trigger_config,
             TriggerPolicyConfig(
-                worker,
+                worker_id=worker,
                 policy="performance",
                 threshold=0.8,
                 window_size=10,

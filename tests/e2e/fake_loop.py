@@ -60,7 +60,7 @@ async def improve_once(
     spec = WORKERS[optimizer]
     settings = WorkerSettings(topic_prefix=topics.prefix, spool_dir=tmp_path / "spool", kafka=kafka)
     # the new version's canary: half the keys, 20 labels on each version at least
-    policy = RolloutPolicy(spec.worker_id, share=0.5, min_samples=20)
+    policy = RolloutPolicy(worker_id=spec.worker_id, share=0.5, min_samples=20)
     await write_policy(kafka, topics.rollout_config, policy, spec.worker_id)
     traffic = iter([(t["inputs"], t["outputs"]["label"]) for t in tickets(600, seed=3)])
     with dspy.context(lm=make_lm()):
@@ -127,7 +127,7 @@ async def _canary(loop: Loop, worker: Any, traffic: Iterator[tuple[dict[str, Any
         await asyncio.sleep(0.01)
     decided = loop.lifecycle.decision()
     assert decided is not None
-    assert decided["decision"] == "promoted", decided["reason"]
+    assert decided.decision == "promoted", decided.reason
     return calls
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.events import event_from_record
 from dspy_flywheel.contracts.topics import CARRIES, DLQ_OWNERS
 from tests.integration import hostile
 
@@ -170,7 +171,7 @@ def _ids_of(record: dict[str, Any]) -> list[str]:
 
 
 def _wire(record: dict[str, Any], kind: str) -> tuple[bytes, Headers]:
-    enc = encode(EVENT_TYPES[kind], record)
+    enc = encode(event_from_record(EVENT_TYPES[kind], record))
     return enc.value, list(enc.headers)
 
 

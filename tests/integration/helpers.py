@@ -107,22 +107,22 @@ class EventWatch:
             self.arrived.append(time.perf_counter())
 
     def of(self, event_type: str | None = None, **match: Any) -> list[Decoded]:
-        """The events of ``event_type`` (any when None) whose record has the ``match`` values."""
+        """The events of ``event_type`` (any when None) with the ``match`` field values."""
         return [
             d
             for d in self.events
             if event_type in (None, d.event_type)
-            and all(d.record.get(k) == v for k, v in match.items())
+            and all(getattr(d.event, k, None) == v for k, v in match.items())
         ]
 
     def for_worker(self, worker: str) -> list[dict[str, Any]]:
-        return [d.record for d in self.of(worker_id=worker)]
+        return [d.event.to_record() for d in self.of(worker_id=worker)]
 
     def arrivals(self, worker: str) -> list[float]:
         return [
             t
             for d, t in zip(self.events, self.arrived, strict=True)
-            if d.record.get("worker_id") == worker
+            if getattr(d.event, "worker_id", None) == worker
         ]
 
     async def caught_up(self) -> bool:

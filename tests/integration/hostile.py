@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.bus.letters import read_letters
 from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.events import event_from_record
 from dspy_flywheel.settings import KafkaSettings
 
 Headers = list[tuple[str, bytes]]
@@ -87,7 +88,7 @@ def encoded(
     event_type: str, record: dict[str, Any], **header_changes: bytes
 ) -> tuple[bytes, Headers]:
     """The wire value and headers of ``record``; ``header_changes`` replace header values."""
-    enc = encode(event_type, record)
+    enc = encode(event_from_record(event_type, record))
     headers = [(k, header_changes.get(k, v)) for k, v in enc.headers]
     return enc.value, headers
 

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.bus import publish, start_producer, stop_producer
 from dspy_flywheel.contracts.codec import Decoded
+from dspy_flywheel.contracts.events import OptimizationRequested
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.optimizer.app import run
 from dspy_flywheel.optimizer.dataset import CollectorDataset, DatasetSource
@@ -88,14 +89,14 @@ class JobWatch(EventWatch):
     """An ``EventWatch`` that follows optimization jobs to their end."""
 
     def statuses(self, job_id: str) -> list[str]:
-        return [d.record["status"] for d in self.of("OptimizationStatusChanged", job_id=job_id)]
+        return [d.event.status for d in self.of("OptimizationStatusChanged", job_id=job_id)]
 
     async def terminal(self, job_id: str, within_s: float = DEADLINE_S) -> Decoded:
         async def done() -> Decoded | None:
             found = [
                 d
                 for d in self.of("OptimizationStatusChanged", job_id=job_id)
-                if d.record["status"] in TERMINAL
+                if d.event.status in TERMINAL
             ]
             return found[-1] if found else None
 
@@ -106,22 +107,22 @@ class JobWatch(EventWatch):
         self,
         producer: AIOKafkaProducer,
         topics: Topics,
-        record: dict[str, Any],
+        req: OptimizationRequested,
         *,
         traceparent: str | None = None,
         within_s: float = DEADLINE_S,
     ) -> Decoded:
-        """Send the request ``record``; return its job's final status event."""
-        await send_request(producer, topics, record, traceparent)
-        return await self.terminal(record["job_id"], within_s)
+        """Send the request ``req``; return its job's final status event."""
+        await send_request(producer, topics, req, traceparent)
+        return await self.terminal(req.job_id, within_s)
 
     async def redeliver(
-        self, producer: AIOKafkaProducer, topics: Topics, record: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Send ``record`` again, then a sentinel request of the same worker (same key, same
+        self, producer: AIOKafkaProducer, topics: Topics, req: OptimizationRequested
+    ) -> OptimizationRequested:
+        """Send ``req`` again, then a sentinel request of the same worker (same key, same
         partition); once the sentinel is done, the duplicate was consumed. Returns it."""
-        await send_request(producer, topics, record)
-        sentinel = request(record["worker_id"])
+        await send_request(producer, topics, req)
+        sentinel = request(req.worker_id)
         await self.run(producer, topics, sentinel)
         return sentinel
 
@@ -161,34 +162,28 @@ def request(
     program_ref: str | None = PROGRAM_REF,
     metric_ref: str | None = None,
     reason: str = "manual",
-) -> dict[str, Any]:
-    return {
-        "job_id": job_id or f"job-{secrets.token_hex(6)}",
-        "worker_id": worker_id,
-        "reason": reason,
-        "optimizer": optimizer,
-        "optimizer_params_json": json.dumps(params or {}),
-        "evidence_json": "{}",
-        "requested_by": "test",
-        "program_ref": program_ref,
-        "metric_ref": metric_ref,
-        "timestamp_ms": int(time.time() * 1000),
-    }
+) -> OptimizationRequested:
+    return OptimizationRequested(
+        job_id=job_id or f"job-{secrets.token_hex(6)}",
+        worker_id=worker_id,
+        reason=reason,
+        optimizer=optimizer,
+        optimizer_params_json=json.dumps(params or {}),
+        requested_by="test",
+        program_ref=program_ref,
+        metric_ref=metric_ref,
+        timestamp_ms=int(time.time() * 1000),
+    )
 
 
 async def send_request(
     producer: AIOKafkaProducer,
     topics: Topics,
-    record: dict[str, Any],
+    req: OptimizationRequested,
     traceparent: str | None = None,
 ) -> None:
     await publish(
-        producer,
-        topics.optimization_requests,
-        record["worker_id"],
-        "OptimizationRequested",
-        record,
-        traceparent=traceparent,
+        producer, topics.optimization_requests, req.worker_id, req, traceparent=traceparent
     )
 
 
@@ -215,7 +210,7 @@ async def run_job(
     topics: Topics,
     pool: asyncpg.Pool,
     settings: OptimizerSettings,
-    record: dict[str, Any],
+    req: OptimizationRequested,
 ) -> tuple[Decoded, JobWatch]:
     """Run an optimizer, send one request, return its final status and what was seen."""
     async with (
@@ -224,7 +219,7 @@ async def run_job(
     ):
         producer = await start_producer(kafka)
         try:
-            final = await watch.run(producer, topics, record)
+            final = await watch.run(producer, topics, req)
         finally:
             await stop_producer(producer)
     return final, watch

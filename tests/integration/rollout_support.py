@@ -23,7 +23,7 @@ from dspy_flywheel.rollout.config import RolloutPolicy
 from dspy_flywheel.rollout.config_topic import write_policy
 from dspy_flywheel.rollout.settings import RolloutSettings
 from dspy_flywheel.sdk import WorkerSettings
-from dspy_flywheel.sdk.testing import program_updated_record, publish_record
+from dspy_flywheel.sdk.testing import program_updated_event, publish_event
 from dspy_flywheel.sdk.worker import Worker
 from dspy_flywheel.settings import KafkaSettings
 from tests.fixtures.fake_task import TicketRouter, tickets
@@ -72,7 +72,7 @@ def make_worker(topics: Topics, tmp_path: Path, worker_id: str) -> Worker:
 
 
 async def set_policy(kafka: KafkaSettings, topics: Topics, worker_id: str, **values: Any) -> None:
-    policy = RolloutPolicy(worker_id, **values)
+    policy = RolloutPolicy(worker_id=worker_id, **values)
     await write_policy(kafka, topics.rollout_config, policy, worker_id)
 
 
@@ -84,8 +84,8 @@ async def publish_version(
     tag: str,
     rollout: str = "candidate",
 ) -> None:
-    record = program_updated_record(worker_id, version, program_for(tag), rollout=rollout)
-    await publish_record(kafka, topics.program_updated, worker_id, "ProgramUpdated", record)
+    event = program_updated_event(worker_id, version, program_for(tag), rollout=rollout)
+    await publish_event(kafka, topics.program_updated, worker_id, event)
 
 
 @dataclass
@@ -125,18 +125,18 @@ class Rollouts(EventWatch):
         async for msg in self._consumer:
             decoded = decode(msg.value, msg.headers)
             if decoded.event_type == "RolloutChanged":
-                self.published_ms[decoded.record["sequence"]] = msg.timestamp
+                self.published_ms[decoded.event.sequence] = msg.timestamp
             self.events.append(decoded)
             self.arrived.append(time.perf_counter())
 
     def decisions(self, worker_id: str) -> list[dict[str, Any]]:
-        return [d.record for d in self.of("RolloutChanged", worker_id=worker_id)]
+        return [d.event.to_record() for d in self.of("RolloutChanged", worker_id=worker_id)]
 
     def decided(self, worker_id: str, *names: str) -> list[dict[str, Any]]:
         return [d for d in self.decisions(worker_id) if d["decision"] in names]
 
     def alerts(self, worker_id: str) -> list[dict[str, Any]]:
-        return [d.record for d in self.of("Alert", worker_id=worker_id)]
+        return [d.event.to_record() for d in self.of("Alert", worker_id=worker_id)]
 
 
 def watch(kafka: KafkaSettings, topics: Topics) -> Rollouts:

@@ -21,14 +21,15 @@ from dspy_flywheel.bus import (
 )
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import Decoded
+from dspy_flywheel.contracts.events import FeedbackRecorded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import outbox
 from tests.integration.helpers import until
 
 
-def feedback(execution_id: str) -> dict[str, object]:
-    return {"worker_id": "w1", "execution_id": execution_id, "label": "a", "timestamp_ms": 1}
+def feedback(execution_id: str) -> FeedbackRecorded:
+    return FeedbackRecorded(worker_id="w1", execution_id=execution_id, label="a", timestamp_ms=1)
 
 
 async def read_all(kafka: KafkaSettings, topic: str) -> list[Record]:
@@ -49,17 +50,17 @@ async def test_group_loop_handles_good_records_dead_letters_bad_ones_and_commits
     kafka_settings: KafkaSettings, topics: Topics, group_id: str, producer: AIOKafkaProducer
 ) -> None:
     topic = topics.feedback
-    await publish(producer, topic, "w1", "FeedbackRecorded", feedback("x1"))
+    await publish(producer, topic, "w1", feedback("x1"))
     await producer.send_and_wait(topic, b"\xc3\x01garbage", key=b"w1", headers=[("h", b"v")])
-    invalid = await publish(producer, topic, "w1", "FeedbackRecorded", feedback("invalid"))
-    await publish(producer, topic, "w1", "FeedbackRecorded", feedback("x2"))
+    invalid = await publish(producer, topic, "w1", feedback("invalid"))
+    await publish(producer, topic, "w1", feedback("x2"))
 
     handled: list[str] = []
 
     async def handle(d: Decoded) -> None:
-        if d.record["execution_id"] == "invalid":
+        if d.event.execution_id == "invalid":
             raise ValueError("execution id refused")
-        handled.append(d.record["execution_id"])
+        handled.append(d.event.execution_id)
 
     stop = asyncio.Event()
     guard = RecordGuard(DeadLetters(producer, "bus-test"), decode_record)
@@ -113,7 +114,7 @@ async def test_every_partition_reader_resumes_from_stored_positions(
 ) -> None:
     topic = topics.feedback
     for i in range(6):
-        await publish(producer, topic, f"w{i}", "FeedbackRecorded", feedback(f"x{i}"))
+        await publish(producer, topic, f"w{i}", feedback(f"x{i}"))
     first = await read_all(kafka_settings, topic)
     assert len(first) == 6
     positions = {(r.topic, r.partition): r.offset for r in first if r.offset > 0}
@@ -160,7 +161,7 @@ async def test_outbox_relay_publishes_committed_events_once_with_their_event_ids
     records = await read_all(kafka_settings, topics.optimization_status)
     decoded = [decode_record(r) for r in records]
     assert sorted(d.event_id or "" for d in decoded) == sorted(ids)  # each exactly once
-    assert {d.record["job_id"] for d in decoded} == {f"{unique}-{i}" for i in range(3)}
+    assert {d.event.job_id for d in decoded} == {f"{unique}-{i}" for i in range(3)}
     unsent = await db_pool.fetchval(
         "SELECT count(*) FROM optimizer_outbox WHERE event_id = ANY($1) AND published_at IS NULL",
         ids,

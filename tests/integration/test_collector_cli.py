@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from dspy_flywheel.bus import publish, start_producer
+from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings, PostgresSettings
@@ -89,30 +90,28 @@ async def test_run_policy_and_drops_through_the_cli(
             producer,
             topics.executions,
             worker,
-            "ExecutionRecorded",
-            {
-                "worker_id": worker,
-                "worker_type": "triage",
-                "execution_id": eid,
-                "inputs_json": json.dumps({"ticket": f"ticket {eid}"}),
-                "outputs_json": json.dumps({"category": "billing"}) if success else None,
-                "success": success,
-                "latency_ms": 3.0,
-                "timestamp_ms": int(time.time() * 1000),
-            },
+            ExecutionRecorded(
+                worker_id=worker,
+                worker_type="triage",
+                execution_id=eid,
+                inputs_json=json.dumps({"ticket": f"ticket {eid}"}),
+                outputs_json=json.dumps({"category": "billing"}) if success else None,
+                success=success,
+                latency_ms=3.0,
+                timestamp_ms=int(time.time() * 1000),
+            ),
         )
         await publish(
             producer,
             topics.feedback,
             worker,
-            "FeedbackRecorded",
-            {
-                "execution_id": eid,
-                "worker_id": worker,
-                "label": "billing",
-                "score": score,
-                "timestamp_ms": int(time.time() * 1000),
-            },
+            FeedbackRecorded(
+                execution_id=eid,
+                worker_id=worker,
+                label="billing",
+                score=score,
+                timestamp_ms=int(time.time() * 1000),
+            ),
         )
 
     async def reaches(sql: str, n: int) -> None:

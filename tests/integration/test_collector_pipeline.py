@@ -17,6 +17,7 @@ from dspy_flywheel.collector.events import RawMessage, Rejected
 from dspy_flywheel.collector.jobs import expire_pending
 from dspy_flywheel.collector.policy import PolicyBook, WorkerPolicy, set_policy
 from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.security.crypto import Cipher
@@ -59,11 +60,11 @@ class Harness:
     async def _dlq(self, rejects: Sequence[Rejected]) -> None:
         self.rejects.extend(rejects)
 
-    def _raw(self, topic: str, event_type: str, record: dict[str, Any]) -> RawMessage:
+    def _raw(self, topic: str, event: ExecutionRecorded | FeedbackRecorded) -> RawMessage:
         self.offset += 1
-        encoded = encode(event_type, record)
+        encoded = encode(event)
         return RawMessage(
-            topic, 0, self.offset, record["worker_id"].encode(), encoded.value, encoded.headers
+            topic, 0, self.offset, event.worker_id.encode(), encoded.value, encoded.headers
         )
 
     def execution(
@@ -78,18 +79,17 @@ class Harness:
     ) -> RawMessage:
         return self._raw(
             TOPICS.executions,
-            "ExecutionRecorded",
-            {
-                "worker_id": worker,
-                "worker_type": "triage",
-                "execution_id": eid,
-                "inputs_json": json.dumps(inputs or {"ticket": f"ticket {eid}"}),
-                "outputs_json": json.dumps(outputs or {"category": "billing"}) if success else None,
-                "success": success,
-                "latency_ms": 5.0,
-                "metric_score": metric,
-                "timestamp_ms": 1_700_000_000_000,
-            },
+            ExecutionRecorded(
+                worker_id=worker,
+                worker_type="triage",
+                execution_id=eid,
+                inputs_json=json.dumps(inputs or {"ticket": f"ticket {eid}"}),
+                outputs_json=json.dumps(outputs or {"category": "billing"}) if success else None,
+                success=success,
+                latency_ms=5.0,
+                metric_score=metric,
+                timestamp_ms=1_700_000_000_000,
+            ),
         )
 
     def feedback(
@@ -103,14 +103,13 @@ class Harness:
     ) -> RawMessage:
         return self._raw(
             TOPICS.feedback,
-            "FeedbackRecorded",
-            {
-                "execution_id": eid,
-                "worker_id": worker,
-                "label": label,
-                "score": score,
-                "timestamp_ms": 1_700_000_000_000 + ts,
-            },
+            FeedbackRecorded(
+                execution_id=eid,
+                worker_id=worker,
+                label=label,
+                score=score,
+                timestamp_ms=1_700_000_000_000 + ts,
+            ),
         )
 
     async def run(self, *batches: list[RawMessage]) -> list[RawMessage]:

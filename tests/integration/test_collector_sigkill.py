@@ -242,7 +242,7 @@ async def test_sigkill_twice_exactly_one_row_per_example(
 
         cipher = Cipher({"k1": base64.b64decode(key)})
         expected_labels = {
-            d.record["execution_id"]: json.loads(d.record["label"])
+            d.event.execution_id: json.loads(d.event.label)
             for d in (decode(f.value) for f in data.feedback)
         }
         stored: list[Any] = []

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
 from dspy_flywheel.bus import publish, start_producer
-from dspy_flywheel.contracts import EVENT_TYPES, CorruptPayload, decode
+from dspy_flywheel.contracts import EVENT_TYPES, EVENTS, CorruptPayload, Event, decode
 from dspy_flywheel.contracts.compat import sample_value
 from dspy_flywheel.contracts.registry import default_registry
 from dspy_flywheel.contracts.topics import Topics
@@ -22,12 +21,13 @@ async def test_every_event_type_round_trips_through_kafka(
 ) -> None:
     topic = topics.alerts
     producer = await start_producer(kafka_settings)
-    sent = {}
+    sent: dict[str | None, Event] = {}
     try:
         for event_type in EVENT_TYPES:
             record = sample_value(default_registry().current[event_type].schema)
-            enc = await publish(producer, topic, "w1", event_type, record, traceparent=TRACEPARENT)
-            sent[enc.event_id] = (event_type, record)
+            event = EVENTS[event_type].from_record(record)
+            enc = await publish(producer, topic, "w1", event, traceparent=TRACEPARENT)
+            sent[enc.event_id] = event
         await producer.send_and_wait(topic, b"\x00not avro", key=b"w1")
     finally:
         await producer.stop()
@@ -40,7 +40,7 @@ async def test_every_event_type_round_trips_through_kafka(
         **kafka_settings.client_kwargs(),
     )
     await consumer.start()
-    received: dict[str | None, tuple[str, Any]] = {}
+    received: dict[str | None, Event] = {}
     corrupt = 0
     try:
         async with asyncio.timeout(30):
@@ -52,7 +52,7 @@ async def test_every_event_type_round_trips_through_kafka(
                     corrupt += 1
                     continue
                 assert dec.traceparent == TRACEPARENT
-                received[dec.event_id] = (dec.event_type, dec.record)
+                received[dec.event_id] = dec.event
     finally:
         await consumer.stop()
     assert received == sent

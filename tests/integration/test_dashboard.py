@@ -8,6 +8,7 @@ import asyncpg
 import httpx
 from starlette.applications import Starlette
 
+from dspy_flywheel.contracts.events import Alert
 from dspy_flywheel.dashboard import collect_cards, dashboard_routes
 
 _PROGRAM = """
@@ -28,8 +29,15 @@ async def test_dashboard_shows_gain_roi_and_alerts(db_pool: asyncpg.Pool, unique
     await db_pool.execute(_PROGRAM, worker, 2, 0.60, 0.85, 6000)
     await db_pool.execute(_JOB, f"j1-{unique}", worker, "succeeded", None)
     await db_pool.execute(_JOB, f"j2-{unique}", worker, "rejected", "candidate 0.5 <= current 0.85")
-    alert = {"severity": "warning", "message": "rolling accuracy 40.0% is below 75.0%"}
-    await db_pool.execute(_ALERT, f"a1-{unique}", worker, f"j2-{unique}", alert)
+    alert = Alert(
+        alert_id=f"a1-{unique}",
+        worker_id=worker,
+        severity="warning",
+        kind="accuracy_below_threshold",
+        message="rolling accuracy 40.0% is below 75.0%",
+        timestamp_ms=1_700_000_000_000,
+    )
+    await db_pool.execute(_ALERT, alert.alert_id, worker, f"j2-{unique}", alert.to_record())
 
     card = next(c for c in await collect_cards(db_pool) if c.worker_id == worker)
     assert card.first_score == 0.25

@@ -30,11 +30,19 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.bus import publish, start_producer, stop_producer
+from dspy_flywheel.contracts.events import (
+    ExecutionRecorded,
+    FeedbackRecorded,
+    OptimizationRequested,
+    OptimizationStatusChanged,
+    ProgramAcknowledged,
+    TriggerConfig,
+)
 from dspy_flywheel.contracts.topics import DLQ_OWNERS, Topics
 from dspy_flywheel.demo.services import ServiceGroup
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
-from dspy_flywheel.sdk.testing import program_updated_record
+from dspy_flywheel.sdk.testing import program_updated_event
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from dspy_flywheel.trigger.store import fetch_views
@@ -211,13 +219,15 @@ async def valid_batch_is_processed(
         owner = "after-fuzz"
         pairs = [execution(owner) for _ in range(50)]
         for record in pairs:
-            await publish(producer, topics.executions, owner, "ExecutionRecorded", record)
+            await publish(producer, topics.executions, owner, ExecutionRecorded.from_record(record))
             fb = feedback(owner, record["execution_id"])
-            await publish(producer, topics.feedback, owner, "FeedbackRecorded", fb)
+            await publish(producer, topics.feedback, owner, FeedbackRecorded.from_record(fb))
         job = request(owner)
-        await publish(producer, topics.optimization_requests, owner, "OptimizationRequested", job)
+        await publish(
+            producer, topics.optimization_requests, owner, OptimizationRequested.from_record(job)
+        )
         config = _config(owner, threshold=0.37)
-        await publish(producer, topics.trigger_config, owner, "TriggerConfig", config)
+        await publish(producer, topics.trigger_config, owner, TriggerConfig.from_record(config))
         other = "after-fuzz-status"  # its own worker: the real job's statuses come for `owner`
         status = {
             "job_id": "after-fuzz-job",
@@ -229,7 +239,10 @@ async def valid_batch_is_processed(
             "timestamp_ms": int(time.time() * 1000),
         }
         await publish(
-            producer, topics.optimization_status, owner, "OptimizationStatusChanged", status
+            producer,
+            topics.optimization_status,
+            owner,
+            OptimizationStatusChanged.from_record(status),
         )
         ack = {
             "worker_id": owner,
@@ -239,9 +252,9 @@ async def valid_batch_is_processed(
             "reason": None,
             "timestamp_ms": int(time.time() * 1000),
         }
-        await publish(producer, topics.program_acks, owner, "ProgramAcknowledged", ack)
-        update = program_updated_record("fuzz-router", 2**30, Classify())
-        await publish(producer, topics.program_updated, "fuzz-router", "ProgramUpdated", update)
+        await publish(producer, topics.program_acks, owner, ProgramAcknowledged.from_record(ack))
+        update = program_updated_event("fuzz-router", 2**30, Classify())
+        await publish(producer, topics.program_updated, "fuzz-router", update)
 
         ids = ",".join(f"'{r['execution_id']}'" for r in pairs)
         sql = f"SELECT count(*) FROM training_examples WHERE execution_id IN ({ids})"

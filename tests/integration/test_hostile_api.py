@@ -107,7 +107,7 @@ async def requests_published(kafka: KafkaSettings, topic: str) -> list[dict[str,
     out: list[dict[str, Any]] = []
 
     async def keep(record: Record) -> None:
-        out.append(decode(record.value, record.headers).record)
+        out.append(decode(record.value, record.headers).event.to_record())
 
     try:
         await read_to_end(consumer, keep)

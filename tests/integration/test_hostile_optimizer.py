@@ -81,7 +81,7 @@ async def test_bad_records_are_set_aside_and_the_valid_request_behind_runs(
         await send_request(producer, topics, valid)
 
         async def ended() -> jobs.Job | None:
-            job = await jobs.get(db_pool, valid["job_id"])
+            job = await jobs.get(db_pool, valid.job_id)
             return job if job is not None and job.status in jobs.TERMINAL else None
 
         await until(ended, "the valid request to run", 120)

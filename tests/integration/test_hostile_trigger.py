@@ -64,7 +64,7 @@ async def _started(task: asyncio.Task[None], ready: asyncio.Event) -> bool:
 
 
 def _config_record(worker: str, **changes: Any) -> dict[str, Any]:
-    record = TriggerPolicyConfig(worker).to_record()
+    record = TriggerPolicyConfig(worker_id=worker).to_record()
     record.update(updated_by="someone", **changes)
     return record
 

@@ -15,6 +15,7 @@ import pytest
 
 from dspy_flywheel.bus import publish, start_producer
 from dspy_flywheel.compile.errors import OptimizerConfigError
+from dspy_flywheel.contracts.events import ProgramAcknowledged
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.manager import ManagerSettings, OptimizationManager, OptimizationStatus
 from dspy_flywheel.manager.api import create_app
@@ -113,15 +114,14 @@ async def test_python_api_run_schedule_batch_metrics(
                 producer,
                 topics.program_acks,
                 worker,
-                "ProgramAcknowledged",
-                {
-                    "worker_id": worker,
-                    "instance_id": "pod-1",
-                    "version": 1,
-                    "status": "serving",
-                    "reason": None,
-                    "timestamp_ms": int(time.time() * 1000),
-                },
+                ProgramAcknowledged(
+                    worker_id=worker,
+                    instance_id="pod-1",
+                    version=1,
+                    status="serving",
+                    reason=None,
+                    timestamp_ms=int(time.time() * 1000),
+                ),
             )
         finally:
             await producer.stop()

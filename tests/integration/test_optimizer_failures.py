@@ -65,7 +65,7 @@ def child_pids(job_id: str) -> list[int]:
 
 async def compiling(watch: JobWatch, job_id: str) -> bool:
     return any(
-        json.loads(d.record["details_json"]).get("phase") == "compile"
+        json.loads(d.event.details_json).get("phase") == "compile"
         for d in watch.of("OptimizationStatusChanged", job_id=job_id, status="running")
     )
 
@@ -106,33 +106,33 @@ async def test_killed_optimizer_fails_job_and_ignores_redelivery(
     try:
         async with JobWatch(kafka_settings, topics.optimization_status) as watch:
             await send_request(producer, topics, req)
-            await until(lambda: compiling(watch, req["job_id"]), "compile to start")
-            children = child_pids(req["job_id"])
+            await until(lambda: compiling(watch, req.job_id), "compile to start")
+            children = child_pids(req.job_id)
             assert len(children) == 1
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
 
             async def child_gone() -> bool:
-                return not child_pids(req["job_id"])
+                return not child_pids(req.job_id)
 
             await until(child_gone, "the orphaned compile child to exit", 15)
-            row = await jobs.get(db_pool, req["job_id"])
+            row = await jobs.get(db_pool, req.job_id)
             assert row is not None
             assert row.status == "running"
 
             settings = optimizer_settings(topics, db_schema, group_id)
             async with running_optimizer(settings, dataset(db_pool)):
-                final = await watch.terminal(req["job_id"])
-                running_before = watch.statuses(req["job_id"]).count("running")
+                final = await watch.terminal(req.job_id)
+                running_before = watch.statuses(req.job_id).count("running")
                 await watch.redeliver(producer, topics, req)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert final.record["status"] == "failed"
-    assert final.record["message"].startswith("optimizer restarted mid-job")
-    assert watch.statuses(req["job_id"]).count("running") == running_before
-    assert watch.statuses(req["job_id"]).count("queued") == 1
-    row = await jobs.get(db_pool, req["job_id"])
+    assert final.event.status == "failed"
+    assert final.event.message.startswith("optimizer restarted mid-job")
+    assert watch.statuses(req.job_id).count("running") == running_before
+    assert watch.statuses(req.job_id).count("queued") == 1
+    row = await jobs.get(db_pool, req.job_id)
     assert row is not None
     assert row.status == "failed"
     assert row.details["failure"] == "orphaned"
@@ -149,18 +149,18 @@ async def test_cancel_kills_the_child(
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id, child_env=SLOW)
     req = request(f"router-{unique}", optimizer=SLOW_OPTIMIZER)
-    await store_tickets(db_pool, req["worker_id"])
+    await store_tickets(db_pool, req.worker_id)
     async with (
         JobWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         await send_request(producer, topics, req)
-        await until(lambda: compiling(watch, req["job_id"]), "compile to start")
-        assert child_pids(req["job_id"])
-        await jobs.request_cancel(db_pool, req["job_id"])
-        final = await watch.terminal(req["job_id"], within_s=15)
-    assert final.record["status"] == "cancelled"
-    assert child_pids(req["job_id"]) == []
+        await until(lambda: compiling(watch, req.job_id), "compile to start")
+        assert child_pids(req.job_id)
+        await jobs.request_cancel(db_pool, req.job_id)
+        final = await watch.terminal(req.job_id, within_s=15)
+    assert final.event.status == "cancelled"
+    assert child_pids(req.job_id) == []
 
 
 @pytest.mark.parametrize(
@@ -206,18 +206,18 @@ async def test_limits_end_the_job_with_reason(
         optimizer=SLOW_OPTIMIZER,
         **({"program_ref": program_ref} if program_ref else {}),
     )
-    await store_tickets(db_pool, req["worker_id"])
+    await store_tickets(db_pool, req.worker_id)
     async with (
         JobWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         final = await watch.run(producer, topics, req)
-    assert final.record["status"] == "failed"
-    assert final.record["message"] == message
-    row = await jobs.get(db_pool, req["job_id"])
+    assert final.event.status == "failed"
+    assert final.event.message == message
+    row = await jobs.get(db_pool, req.job_id)
     assert row is not None
     assert row.details["failure"] == kind
-    assert child_pids(req["job_id"]) == []
+    assert child_pids(req.job_id) == []
 
 
 async def test_injected_lm_errors_end_in_defined_states(
@@ -234,7 +234,7 @@ async def test_injected_lm_errors_end_in_defined_states(
     settings = optimizer_settings(topics, db_schema, group_id)
     reqs = [request(f"router-{unique}-{i}") for i in range(jobs_n)]
     for req in reqs:
-        await store_tickets(db_pool, req["worker_id"], seed=1)
+        await store_tickets(db_pool, req.worker_id, seed=1)
     finals = []
     async with (
         JobWatch(kafka_settings, topics.optimization_status) as watch,
@@ -246,10 +246,10 @@ async def test_injected_lm_errors_end_in_defined_states(
                 {"FLYWHEEL_FAKE_ERROR_RATE": "0.2", "FLYWHEEL_FAKE_SEED": str(i)}
             )
             finals.append(await watch.run(producer, topics, req, within_s=90))
-    outcomes = Counter(f.record["status"] for f in finals)
+    outcomes = Counter(f.event.status for f in finals)
     assert sum(outcomes.values()) == jobs_n
     assert set(outcomes) <= {"succeeded", "rejected", "failed"}
-    rows = [await jobs.get(db_pool, r["job_id"]) for r in reqs]
+    rows = [await jobs.get(db_pool, r.job_id) for r in reqs]
     assert all(r is not None and r.terminal for r in rows)
     lm_errors = [r.details.get("lm_errors") for r in rows if r is not None]
     with capsys.disabled():

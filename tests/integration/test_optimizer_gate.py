@@ -63,11 +63,11 @@ async def test_one_better_of_eight_is_not_published(
     # the default minimum holdout: refused before compiling, with what it needs
     strict = _settings(topics, db_schema, group_id, min_holdout=30, dataset_wait_s=1.0)
     final, watch = await run_job(kafka_settings, topics, db_pool, strict, request(worker))
-    assert final.record["status"] == "rejected"
-    message = final.record["message"]
+    assert final.event.status == "rejected"
+    message = final.event.message
     assert "the holdout has 8 example(s), below the minimum of 30" in message
     assert "needs more labeled data (about 150 labeled examples" in message
-    details = json.loads(final.record["details_json"])
+    details = json.loads(final.event.details_json)
     assert details["gate"]["n"] == 8
     assert "holdout_before" not in details  # nothing was compiled or evaluated
 
@@ -77,13 +77,13 @@ async def test_one_better_of_eight_is_not_published(
     won = {"FLYWHEEL_TEST_WON": str(holdout[0])}
     small = _settings(topics, db_schema, f"{group_id}-2", min_holdout=8, child_env=won)
     final, watch = await run_job(kafka_settings, topics, db_pool, small, request(worker))
-    assert final.record["status"] == "rejected", final.record["message"]
-    message = final.record["message"]
+    assert final.event.status == "rejected", final.event.message
+    message = final.event.message
     assert "not better than the current program" in message
     assert "1 example(s) only the candidate got right, 0 only the current program got right" in (
         message
     )
-    gate = json.loads(final.record["details_json"])["gate"]
+    gate = json.loads(final.event.details_json)["gate"]
     assert (gate["n"], gate["b"], gate["c"]) == (8, 1, 0)
     assert gate["gain"] == pytest.approx(0.125)
     assert gate["p_value"] == 0.5
@@ -113,22 +113,22 @@ async def test_twenty_points_better_on_a_hundred_is_published_with_interval(
         topics, db_schema, group_id, train_fraction=0.2, val_fraction=0.0, child_env=env
     )
     final, watch = await run_job(kafka_settings, topics, db_pool, settings, request(worker))
-    assert final.record["status"] == "succeeded", final.record["message"]
-    gate = json.loads(final.record["details_json"])["gate"]
+    assert final.event.status == "succeeded", final.event.message
+    gate = json.loads(final.event.details_json)["gate"]
     assert (gate["n"], gate["b"], gate["c"]) == (100, 25, 5)
     assert gate["gain"] == pytest.approx(0.20)
     low, high = gate["interval"]
     assert 0.0 < low < 0.20 < high
     assert gate["p_value"] < 0.001
     interval_text = f"95% interval [{low * 100:+.1f} pts, {high * 100:+.1f} pts]"
-    assert interval_text in final.record["message"]
+    assert interval_text in final.event.message
     assert len(watch.of("ProgramUpdated", worker_id=worker)) == 1
 
     # registry row, job row, API listing and dashboard carry the same record
     version = await programs.latest(db_pool, worker)
     assert version is not None
     assert version.gate == gate
-    job = await jobs.get(db_pool, final.record["job_id"])
+    job = await jobs.get(db_pool, final.event.job_id)
     assert job is not None
     assert job.details["gate"] == gate
     assert version.summary()["gate"]["interval"] == [low, high]

@@ -47,19 +47,19 @@ async def test_better_candidate_is_published_once(
         running_optimizer(settings, dataset(db_pool)),
     ):
         final = await watch.run(producer, topics, first)
-        assert final.record["status"] == "succeeded", final.record["message"]
+        assert final.event.status == "succeeded", final.event.message
         sentinel = await watch.redeliver(producer, topics, first)
 
-    statuses = watch.statuses(first["job_id"])
+    statuses = watch.statuses(first.job_id)
     assert statuses[0] == "queued"
     assert statuses[-1] == "succeeded"
     assert statuses.count("queued") == 1
     assert "running" in statuses
     assert statuses.count("succeeded") == 1
     updates = watch.of("ProgramUpdated", worker_id=worker)
-    by_job = [u for u in updates if u.record["job_id"] == first["job_id"]]
+    by_job = [u for u in updates if u.event.job_id == first.job_id]
     assert len(by_job) == 1
-    update = by_job[0].record
+    update = by_job[0].event.to_record()
     assert update["version"] == 1
     assert update["holdout_after"] > update["holdout_before"]
     assert json.loads(update["signature_json"]) == {
@@ -67,7 +67,7 @@ async def test_better_candidate_is_published_once(
     }
     assert json.loads(update["program_state_json"])["route"]["demos"], "published without demos"
 
-    job = await jobs.get(db_pool, first["job_id"])
+    job = await jobs.get(db_pool, first.job_id)
     assert job is not None
     assert job.status == "succeeded"
     assert job.program_version == 1
@@ -86,17 +86,17 @@ async def test_better_candidate_is_published_once(
     assert any(c["recall_after"] > c["recall_before"] for c in per_class.values())
     version = await programs.get_version(db_pool, worker, 1)
     assert version is not None
-    assert version.job_id == first["job_id"]
+    assert version.job_id == first.job_id
     assert job.snapshot_id is not None
     assert version.snapshot_id == job.snapshot_id  # lineage: version → dataset snapshot
     snapshot = await get_snapshot(db_pool, job.snapshot_id)
     assert snapshot is not None
     assert len(snapshot.example_ids) == 60
-    assert snapshot.purpose == f"optimization {first['job_id']}"
+    assert snapshot.purpose == f"optimization {first.job_id}"
     assert version.holdout_after == update["holdout_after"]
     assert version.size_bytes == len(update["program_state_json"].encode())
     # the sentinel compared against version 1 (already perfect): rejected, nothing new
-    sentinel_job = await jobs.get(db_pool, sentinel["job_id"])
+    sentinel_job = await jobs.get(db_pool, sentinel.job_id)
     assert sentinel_job is not None
     assert sentinel_job.status == "rejected"
     assert sentinel_job.details["current_source"] == "version 1"
@@ -121,13 +121,13 @@ async def test_candidate_not_better_is_rejected(
         running_optimizer(settings, dataset(db_pool)),
     ):
         final = await watch.run(producer, topics, req)
-    assert final.record["status"] == "rejected"
-    details = json.loads(final.record["details_json"])
+    assert final.event.status == "rejected"
+    details = json.loads(final.event.details_json)
     assert details["holdout_before"] == details["holdout_after"]
-    assert "not better" in final.record["message"]
+    assert "not better" in final.event.message
     assert watch.of("ProgramUpdated", worker_id=worker) == []
     assert await programs.latest(db_pool, worker) is None
-    job = await jobs.get(db_pool, req["job_id"])
+    job = await jobs.get(db_pool, req.job_id)
     assert job is not None
     assert job.status == "rejected"
     assert job.program_version is None
@@ -144,13 +144,13 @@ async def test_small_dataset_is_refused_with_reason(
 ) -> None:
     settings = optimizer_settings(topics, db_schema, group_id, min_examples=30, dataset_wait_s=1.0)
     req = request(f"router-{unique}")
-    await store_tickets(db_pool, req["worker_id"], 12)
+    await store_tickets(db_pool, req.worker_id, 12)
     async with (
         JobWatch(kafka_settings, topics.optimization_status) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         final = await watch.run(producer, topics, req)
-    assert final.record["status"] == "failed"
-    assert final.record["message"] == (
+    assert final.event.status == "failed"
+    assert final.event.message == (
         "refused: dataset too small: 12 usable examples, at least 30 needed"
     )

@@ -51,13 +51,13 @@ async def test_lifecycle_is_one_trace(
     )
     parent = new_traceparent()
     trace_id = trace_id_of(parent)
-    await store_tickets(db_pool, req["worker_id"])
+    await store_tickets(db_pool, req.worker_id)
     async with (
         JobWatch(kafka_settings, topics.optimization_status, topics.program_updated) as watch,
         running_optimizer(settings, dataset(db_pool)),
     ):
         final = await watch.run(producer, topics, req, traceparent=parent)
-    assert final.record["status"] == "succeeded"
+    assert final.event.status == "succeeded"
 
     ours: list[ReadableSpan] = [
         s
@@ -69,7 +69,7 @@ async def test_lifecycle_is_one_trace(
     assert job.parent is not None
     assert _hex(job.parent.span_id, 16) == parent.split("-")[2]
     assert job.attributes is not None
-    assert job.attributes["flywheel.job_id"] == req["job_id"]
+    assert job.attributes["flywheel.job_id"] == req.job_id
     assert job.context is not None
     for child in (
         "optimization.snapshot",
@@ -90,11 +90,11 @@ async def test_lifecycle_is_one_trace(
     assert by_name["optimization.evaluate"].attributes is not None
     assert by_name["optimization.evaluate"].attributes["flywheel.holdout.candidate"] == 1.0
 
-    update = watch.of("ProgramUpdated", job_id=req["job_id"])[0]
+    update = watch.of("ProgramUpdated", job_id=req.job_id)[0]
     publish = by_name["optimization.publish"]
     assert publish.context is not None
     assert update.traceparent is not None
     assert trace_id_of(update.traceparent) == trace_id
     assert update.traceparent.split("-")[2] == _hex(publish.context.span_id, 16)
-    statuses = watch.of("OptimizationStatusChanged", job_id=req["job_id"])
+    statuses = watch.of("OptimizationStatusChanged", job_id=req.job_id)
     assert all(trace_id_of(s.traceparent) == trace_id for s in statuses)

@@ -29,6 +29,7 @@ from dspy_flywheel.collector.app import run
 from dspy_flywheel.collector.pending import open_entry
 from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.events import ExecutionRecorded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import WorkerSettings, dspy_worker
@@ -176,17 +177,16 @@ async def test_no_raw_pii_in_tables_dlq_spool_or_logs(
 
     # A record the collector refuses (broken JSON) that carries PII: the dead letter.
     bad = encode(
-        "ExecutionRecorded",
-        {
-            "worker_id": worker.worker_id,
-            "worker_type": "pii-reply",
-            "execution_id": "bad-1",
-            "inputs_json": '{"text": "write to ' + DLQ_EMAIL + '"',
-            "outputs_json": None,
-            "success": False,
-            "latency_ms": 1.0,
-            "timestamp_ms": 1_700_000_000_000,
-        },
+        ExecutionRecorded(
+            worker_id=worker.worker_id,
+            worker_type="pii-reply",
+            execution_id="bad-1",
+            inputs_json='{"text": "write to ' + DLQ_EMAIL + '"',
+            outputs_json=None,
+            success=False,
+            latency_ms=1.0,
+            timestamp_ms=1_700_000_000_000,
+        ),
     )
     await producer.send_and_wait(
         topics.executions, bad.value, key=worker.worker_id.encode(), headers=bad.headers

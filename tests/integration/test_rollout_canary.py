@@ -138,7 +138,7 @@ async def test_bad_canary_that_passed_the_gate_is_rolled_back(
             calls = await executions(events, worker_id, traffic.calls)
         finally:
             worker.close(timeout=10)
-    row = await jobs.get(db_pool, job["job_id"])
+    row = await jobs.get(db_pool, job.job_id)
     assert row is not None
     assert row.status == "succeeded", row.message
     assert (row.details["gate"]["b"], row.details["gate"]["c"]) == (25, 0)

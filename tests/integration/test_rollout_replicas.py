@@ -89,9 +89,9 @@ class Replica:
 
 def _acks(events: Rollouts, instance_id: str, status: str, version: int) -> list[dict[str, Any]]:
     return [
-        d.record
-        for d in events.of("ProgramAcknowledged", instance_id=instance_id)
-        if d.record["status"] == status and d.record["version"] == version
+        d.event.to_record()
+        for d in events.of("ProgramAcknowledged", instance_id=instance_id, status=status)
+        if d.event.to_record()["version"] == version
     ]
 
 

@@ -10,10 +10,11 @@ from typing import Any
 import dspy
 import pytest
 
+from dspy_flywheel.contracts.events import TriggerConfig
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import WorkerSettings, dspy_worker, dspy_worker_optimized
-from dspy_flywheel.sdk.testing import publish_record, read_events, wait_until
+from dspy_flywheel.sdk.testing import publish_event, read_events, wait_until
 from dspy_flywheel.settings import KafkaSettings
 
 
@@ -87,7 +88,7 @@ async def test_1000_calls_give_exactly_1000_events_with_their_fields(
     assert len(events) == 1000
     assert len({e.event_id for e in events}) == 1000
     for event in events:
-        r = event.record
+        r = event.event.to_record()
         assert event.event_type == "ExecutionRecorded"
         assert event.event_id == r["execution_id"]
         assert event.traceparent
@@ -131,13 +132,11 @@ async def test_feedback_events(
     worker.feedback(pred.execution_id, label="billing")
     worker.feedback(pred.execution_id, label={"label": "tech"}, source="reviewer")
     events = await read_events(kafka_settings, topics.feedback, count=2, within_s=30)
-    assert [
-        (json.loads(e.record["label"]), e.record["score"], e.record["source"]) for e in events
-    ] == [
+    assert [(json.loads(e.event.label), e.event.score, e.event.source) for e in events] == [
         ({"label": "billing"}, 1.0, "user"),
         ({"label": "tech"}, 0.0, "reviewer"),
     ]
-    assert {e.record["execution_id"] for e in events} == {pred.execution_id}
+    assert {e.event.execution_id for e in events} == {pred.execution_id}
 
 
 async def test_optimized_worker_registers_its_trigger_config(
@@ -151,7 +150,7 @@ async def test_optimized_worker_registers_its_trigger_config(
     close_later.append(worker)
     assert await wait_until(lambda: worker.stats()["trigger_config_registered"], 30)
     (config,) = await read_events(kafka_settings, topics.trigger_config, count=1, within_s=30)
-    r = config.record
+    r = config.event.to_record()
     assert r["worker_id"] == "classifier"
     assert r["policy"] == "performance"
     assert r["threshold"] == 0.7
@@ -162,12 +161,11 @@ async def test_optimized_worker_registers_its_trigger_config(
     worker.close(5)
 
     # An operator tunes it; a restarted worker keeps the operator's thresholds.
-    await publish_record(
+    await publish_event(
         kafka_settings,
         topics.trigger_config,
         "classifier",
-        "TriggerConfig",
-        dict(r, threshold=0.95, window_size=10, updated_by="operator"),
+        TriggerConfig.from_record(dict(r, threshold=0.95, window_size=10, updated_by="operator")),
     )
     again = OptimizedClassify.create(settings=settings_for(kafka_settings, topics, tmp_path / "b"))
     close_later.append(again)
@@ -175,7 +173,7 @@ async def test_optimized_worker_registers_its_trigger_config(
     again.close(5)
     configs = await read_events(kafka_settings, topics.trigger_config, count=2, within_s=10)
     assert len(configs) == 2  # nothing re-published: the code-owned fields were already current
-    assert configs[-1].record["threshold"] == 0.95
+    assert configs[-1].event.threshold == 0.95
 
 
 async def test_auto_collect_off_is_marked_on_execution_events(

@@ -20,7 +20,7 @@ from dspy_flywheel.bus.publish import publish
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
-from dspy_flywheel.sdk.testing import program_updated_record, read_events, wait_until
+from dspy_flywheel.sdk.testing import program_updated_event, read_events, wait_until
 from dspy_flywheel.settings import KafkaSettings
 
 _VERSION_MARK = re.compile(r"-V(\d+)(?!\d)")
@@ -104,13 +104,14 @@ async def send_program(
     program: dspy.Module | None = None,
     **kw: Any,
 ) -> None:
-    record = program_updated_record("router", version, program or version_of(version), **kw)
-    await publish(producer, topics.program_updated, "router", "ProgramUpdated", record)
+    event = program_updated_event("router", version, program or version_of(version), **kw)
+    await publish(producer, topics.program_updated, "router", event)
 
 
 async def acks(kafka: KafkaSettings, topics: Topics, count: int) -> list[dict[str, Any]]:
     return [
-        e.record for e in await read_events(kafka, topics.program_acks, count=count, within_s=30)
+        e.event.to_record()
+        for e in await read_events(kafka, topics.program_acks, count=count, within_s=30)
     ]
 
 

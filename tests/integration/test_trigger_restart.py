@@ -15,10 +15,11 @@ import asyncpg
 import pytest
 
 from dspy_flywheel.bus import publish, start_producer
+from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.trigger import write_config
-from dspy_flywheel.trigger.requests import RequestEnvelope, request_record
+from dspy_flywheel.trigger.requests import RequestEnvelope, configured_request
 from dspy_flywheel.trigger.store import OutboxRow, TriggerStore
 from tests.integration.helpers import EventWatch, until
 from tests.integration.test_trigger_service import Harness, perf_config
@@ -171,7 +172,7 @@ async def test_unsent_outbox_row_is_published_on_start(
         job_id="job-" + harness.worker,
         worker_id=harness.worker,
         traceparent=None,
-        record=request_record(
+        event=configured_request(
             job_id="job-" + harness.worker,
             worker_id=harness.worker,
             reason="performance",
@@ -205,19 +206,17 @@ async def test_labels_after_restart_are_judged_against_earlier_executions(
     first = service("first")
     await first.start()
     for i in range(6):
-        record = {
-            "worker_id": harness.worker,
-            "worker_type": "test",
-            "execution_id": f"x{i}",
-            "inputs_json": "{}",
-            "outputs_json": '{"label": "a"}',
-            "success": True,
-            "latency_ms": 1.0,
-            "timestamp_ms": int(time.time() * 1000),
-        }
-        await publish(
-            harness.producer, topics.executions, harness.worker, "ExecutionRecorded", record
+        record = ExecutionRecorded(
+            worker_id=harness.worker,
+            worker_type="test",
+            execution_id=f"x{i}",
+            inputs_json="{}",
+            outputs_json='{"label": "a"}',
+            success=True,
+            latency_ms=1.0,
+            timestamp_ms=int(time.time() * 1000),
         )
+        await publish(harness.producer, topics.executions, harness.worker, record)
 
     async def executions_committed() -> bool:
         done = await db_pool.fetchval(
@@ -233,15 +232,15 @@ async def test_labels_after_restart_are_judged_against_earlier_executions(
     second = service("second")
     await second.start()
     for i in range(6):
-        record = {
-            "execution_id": f"x{i}",
-            "worker_id": harness.worker,
-            "label": "A" if i % 2 == 0 else "b",
-            "score": None,
-            "source": "test",
-            "timestamp_ms": int(time.time() * 1000),
-        }
-        await publish(harness.producer, topics.feedback, harness.worker, "FeedbackRecorded", record)
+        record = FeedbackRecorded(
+            execution_id=f"x{i}",
+            worker_id=harness.worker,
+            label="A" if i % 2 == 0 else "b",
+            score=None,
+            source="test",
+            timestamp_ms=int(time.time() * 1000),
+        )
+        await publish(harness.producer, topics.feedback, harness.worker, record)
     await until(lambda: harness.processed(6), "6 labels judged")
     view = await harness.view()
     assert (view["window_count"], view["window_correct"]) == (6, 3)

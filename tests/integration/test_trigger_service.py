@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from dspy_flywheel.bus import publish
 from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER
+from dspy_flywheel.contracts.events import FeedbackRecorded, OptimizationStatusChanged
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.manager import ManagerSettings, OptimizationManager
 from dspy_flywheel.manager.api import create_app
@@ -55,19 +56,18 @@ class Harness:
         self.sent += 1
         tp = new_traceparent()
         self.traceparents.append(tp)
-        record = {
-            "execution_id": f"{self.worker}-e{self.sent}",
-            "worker_id": self.worker,
-            "label": None,
-            "score": 1.0 if correct else 0.0,
-            "source": "test",
-            "timestamp_ms": int(time.time() * 1000),
-        }
+        record = FeedbackRecorded(
+            execution_id=f"{self.worker}-e{self.sent}",
+            worker_id=self.worker,
+            label=None,
+            score=1.0 if correct else 0.0,
+            source="test",
+            timestamp_ms=int(time.time() * 1000),
+        )
         await publish(
             self.producer,
             self.topics.feedback,
             self.worker,
-            "FeedbackRecorded",
             record,
             traceparent=tp,
         )
@@ -78,17 +78,16 @@ class Harness:
             await self.feedback(i % 10 < accuracy_tenths)
 
     async def status(self, job_id: str, status: str) -> None:
-        record = {
-            "job_id": job_id,
-            "worker_id": self.worker,
-            "status": status,
-            "timestamp_ms": int(time.time() * 1000),
-        }
+        record = OptimizationStatusChanged(
+            job_id=job_id,
+            worker_id=self.worker,
+            status=status,
+            timestamp_ms=int(time.time() * 1000),
+        )
         await publish(
             self.producer,
             self.topics.optimization_status,
             self.worker,
-            "OptimizationStatusChanged",
             record,
         )
 
@@ -127,7 +126,7 @@ def perf_config(worker: str, **kw: Any) -> TriggerPolicyConfig:
         "program_ref": "demo.programs:Classifier",
     }
     base.update(kw)
-    return TriggerPolicyConfig(worker, **base)
+    return TriggerPolicyConfig(worker_id=worker, **base)
 
 
 @pytest.fixture
@@ -245,7 +244,7 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     # ... and an operator alert goes out with it, in the same trace
     await until(lambda: _count_at_least(alerts, harness.worker, 1), "degradation alert")
     (alert_event,) = alerts.of(worker_id=harness.worker)
-    alert, alert_traceparent = alert_event.record, alert_event.traceparent
+    alert, alert_traceparent = alert_event.event.to_record(), alert_event.traceparent
     assert (alert["kind"], alert["severity"]) == ("accuracy_below_threshold", "warning")
     assert json.loads(alert["details_json"])["job_id"] == request["job_id"]
     assert f"below the threshold {evidence['threshold']:.1%}" in alert["message"]
@@ -381,7 +380,7 @@ async def test_periodic_policy_fires_on_schedule(
     start_service: Any,
 ) -> None:
     config = TriggerPolicyConfig(
-        harness.worker,
+        worker_id=harness.worker,
         policy="periodic",
         interval_seconds=1,
         optimizer="MIPROv2",

@@ -25,6 +25,7 @@ from dspy_flywheel.bus import (
 from dspy_flywheel.bus.dlq import KEPT_BODY_BYTES, MAX_LETTER_BYTES
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import CorruptPayload, Decoded, encode
+from dspy_flywheel.contracts.events import FeedbackRecorded
 from dspy_flywheel.contracts.topics import Topics
 
 FAST = Retry(attempts=3, first_delay_s=0.0, max_delay_s=0.0)
@@ -38,8 +39,12 @@ def record(
 
 def feedback() -> Record:
     encoded = encode(
-        "FeedbackRecorded",
-        {"worker_id": "w1", "execution_id": "x1", "label": "a", "timestamp_ms": 1},
+        FeedbackRecorded(
+            worker_id="w1",
+            execution_id="x1",
+            label="a",
+            timestamp_ms=1,
+        ),
     )
     return record(encoded.value, encoded.headers)
 
@@ -62,7 +67,7 @@ async def test_a_good_record_reaches_the_handler_and_its_result_comes_back() -> 
     letters = Letters()
 
     async def handle(d: Decoded) -> str:
-        return str(d.record["execution_id"])
+        return str(d.event.execution_id)
 
     assert await guard(letters)(feedback(), handle) == "x1"
     assert letters.sent == []

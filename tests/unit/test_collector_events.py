@@ -9,6 +9,7 @@ import pytest
 
 from dspy_flywheel.collector.events import Execution, Feedback, RawMessage, Rejected, parse
 from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.events import EVENTS, ExecutionRecorded, FeedbackRecorded
 from tests.fixtures.synthetic import make_malformed
 
 
@@ -33,13 +34,13 @@ def _execution(**overrides: Any) -> dict[str, Any]:
 
 
 def _raw(event_type: str, record: dict[str, Any], offset: int = 0) -> RawMessage:
-    encoded = encode(event_type, record)
+    encoded = encode(EVENTS[event_type].from_record(record))
     return RawMessage("t-executions", 0, offset, b"w1", encoded.value, encoded.headers)
 
 
 def test_execution_fields_and_event_id_from_header() -> None:
     raw = _raw("ExecutionRecorded", _execution())
-    parsed = parse(raw, "ExecutionRecorded")
+    parsed = parse(raw, ExecutionRecorded)
     assert isinstance(parsed, Execution)
     assert parsed.event_id == dict(raw.headers)["event_id"].decode()
     assert parsed.inputs == {"ticket": "hi"}
@@ -49,9 +50,9 @@ def test_execution_fields_and_event_id_from_header() -> None:
 
 
 def test_missing_event_id_header_falls_back_to_kafka_coordinates() -> None:
-    encoded = encode("ExecutionRecorded", _execution())
+    encoded = encode(ExecutionRecorded.from_record(_execution()))
     raw = RawMessage("t-executions", 2, 41, None, encoded.value, [])
-    parsed = parse(raw, "ExecutionRecorded")
+    parsed = parse(raw, ExecutionRecorded)
     assert isinstance(parsed, Execution)
     assert parsed.event_id == "kafka:t-executions:2:41"
 
@@ -75,7 +76,7 @@ def test_feedback_label_forms(label: str | None, expected: Any) -> None:
         "score": 1.0,
         "timestamp_ms": 5,
     }
-    parsed = parse(_raw("FeedbackRecorded", record), "FeedbackRecorded")
+    parsed = parse(_raw("FeedbackRecorded", record), FeedbackRecorded)
     assert isinstance(parsed, Feedback)
     assert parsed.label == expected
     assert parsed.source == "user"
@@ -101,7 +102,7 @@ def test_feedback_label_forms(label: str | None, expected: Any) -> None:
     ],
 )
 def test_invalid_records_are_rejected(event_type: str, record: dict[str, Any], reason: str) -> None:
-    parsed = parse(_raw(event_type, record), event_type)
+    parsed = parse(_raw(event_type, record), EVENTS[event_type])  # type: ignore[arg-type]
     assert isinstance(parsed, Rejected)
     assert parsed.reason == reason
     assert parsed.detail
@@ -109,7 +110,7 @@ def test_invalid_records_are_rejected(event_type: str, record: dict[str, Any], r
 
 def test_every_synthetic_malformed_message_is_rejected_with_its_reason() -> None:
     for i, bad in enumerate(make_malformed(21)):
-        expected = "ExecutionRecorded" if bad.topic_kind == "executions" else "FeedbackRecorded"
+        expected = ExecutionRecorded if bad.topic_kind == "executions" else FeedbackRecorded
         raw = RawMessage(f"t-{bad.topic_kind}", 0, i, b"w", bad.value, bad.headers)
         parsed = parse(raw, expected)
         assert isinstance(parsed, Rejected), bad
@@ -137,7 +138,7 @@ def test_preparer_anonymizes_the_feedback_source_and_nested_strings() -> None:
             "timestamp_ms": 1,
         },
     )
-    (item,) = preparer.prepare([(feedback, parse(feedback, "FeedbackRecorded"))])
+    (item,) = preparer.prepare([(feedback, parse(feedback, FeedbackRecorded))])
     assert isinstance(item, Feedback)
     assert item.source == "reviewer:<EMAIL_1>"
     assert item.label == {"reply": {"to": ["<EMAIL_1>"], "note": '{"tel": "<PHONE_1>"}'}}

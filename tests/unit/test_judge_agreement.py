@@ -16,6 +16,7 @@ import pytest
 
 from dspy_flywheel.compile.evaluation import evaluate
 from dspy_flywheel.compile.judge import SCORE_CORRECT, exact_match, score_correct
+from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
 from dspy_flywheel.optimizer.job import _examples
 from dspy_flywheel.optimizer.spec import DataRow
 from dspy_flywheel.sdk.feedback import Recorded, judge
@@ -57,19 +58,19 @@ PAIRS: list[tuple[str, Outputs, bool | None]] = [
 ]
 
 
+def executed(**fields: Any) -> ExecutionRecorded:
+    base = {"worker_type": "t", "inputs_json": "{}", "success": True, "latency_ms": 1.0}
+    return ExecutionRecorded(worker_id="w", execution_id="e1", timestamp_ms=1, **base | fields)
+
+
 def trigger_says(label: str, outputs: Outputs) -> bool | None:
     engine = TriggerEngine()
-    execution = {
-        "execution_id": "e1",
-        "worker_id": "w",
-        "outputs_json": None if outputs is None else json.dumps(outputs),
-        "success": outputs is not None,
-        "metric_score": None,
-        "timestamp_ms": 1,
-    }
+    execution = executed(
+        outputs_json=None if outputs is None else json.dumps(outputs), success=outputs is not None
+    )
     engine.on_execution(execution, None, at_ms=1)
-    feedback = {"execution_id": "e1", "worker_id": "w", "label": label, "score": None}
-    engine.on_feedback({**feedback, "timestamp_ms": 2}, None, at_ms=2)
+    feedback = FeedbackRecorded(execution_id="e1", worker_id="w", label=label, timestamp_ms=2)
+    engine.on_feedback(feedback, None, at_ms=2)
     view = engine.evidence_view("w", at_ms=3)
     if view["window_count"] == 0:
         assert engine.unjudged == 1
@@ -131,10 +132,10 @@ def test_a_blank_label_is_no_label(label: str) -> None:
 def test_scores_are_judged_with_one_threshold(score: float) -> None:
     expected = score >= 0.5
     by_feedback, by_execution = TriggerEngine(), TriggerEngine()
-    execution = {"execution_id": "e1", "worker_id": "w", "outputs_json": "{}", "timestamp_ms": 1}
-    by_execution.on_execution({**execution, "metric_score": score}, None, at_ms=1)
-    feedback = {"execution_id": "e1", "worker_id": "w", "timestamp_ms": 1, "label": None}
-    by_feedback.on_feedback({**feedback, "score": score}, None, at_ms=1)
+    execution = executed(outputs_json="{}", metric_score=score)
+    by_execution.on_execution(execution, None, at_ms=1)
+    feedback = FeedbackRecorded(execution_id="e1", worker_id="w", score=score, timestamp_ms=1)
+    by_feedback.on_feedback(feedback, None, at_ms=1)
     for engine in (by_feedback, by_execution):
         view = engine.evidence_view("w", at_ms=2)
         assert (view["window_count"], view["window_correct"]) == (1, int(expected))

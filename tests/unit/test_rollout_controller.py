@@ -16,7 +16,7 @@ FAST = {"min_samples": 20, "max_samples": 4000}
 
 def controller(**policy: object) -> RolloutController:
     settings = {**FAST, **policy}
-    return RolloutController(lambda worker_id: RolloutPolicy(worker_id, **settings))  # type: ignore[arg-type]
+    return RolloutController(lambda worker_id: RolloutPolicy(worker_id=worker_id, **settings))  # type: ignore[arg-type]
 
 
 def serve(
@@ -129,7 +129,7 @@ def test_operator_commands_and_refusals() -> None:
 
 def test_share_changes_apply_to_a_running_canary() -> None:
     shares = {"value": 0.1}
-    c = RolloutController(lambda w: RolloutPolicy(w, share=shares["value"]))
+    c = RolloutController(lambda w: RolloutPolicy(worker_id=w, share=shares["value"]))
     c.on_published(W, 1, "candidate", 0)
     shares["value"] = 0.3
     [d] = c.on_policy(W, 5)
@@ -153,8 +153,8 @@ def test_state_round_trips_through_json() -> None:
 
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(RolloutConfigError, match="share"):
-        RolloutPolicy(W, share=1.5)
+        RolloutPolicy(worker_id=W, share=1.5)
     with pytest.raises(RolloutConfigError, match="min_samples"):
-        RolloutPolicy(W, min_samples=0)
+        RolloutPolicy(worker_id=W, min_samples=0)
     with pytest.raises(RolloutConfigError, match="unknown rollout settings"):
-        RolloutPolicy(W).merged({"shares": 0.2}, "ops")
+        RolloutPolicy(worker_id=W).merged({"shares": 0.2}, "ops")

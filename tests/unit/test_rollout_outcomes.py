@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
 from dspy_flywheel.rollout.outcomes import OutcomeJoin
 
 
-def execution(eid: str, version: str | None, label: str, **extra: object) -> dict[str, object]:
-    return {
-        "execution_id": eid,
-        "worker_id": "w",
-        "program_version": version,
-        "outputs_json": json.dumps({"label": label}),
-        "success": True,
-        "timestamp_ms": 5,
-        **extra,
-    }
+def execution(eid: str, version: str | None, label: str, **extra: Any) -> ExecutionRecorded:
+    fields: dict[str, Any] = {"outputs_json": json.dumps({"label": label}), "success": True}
+    return ExecutionRecorded(
+        execution_id=eid,
+        worker_id="w",
+        worker_type="t",
+        program_version=version,
+        inputs_json="{}",
+        latency_ms=1.0,
+        timestamp_ms=5,
+        **fields | extra,
+    )
 
 
-def feedback(eid: str, label: str | None = None, score: float | None = None) -> dict[str, object]:
-    return {"execution_id": eid, "worker_id": "w", "label": label, "score": score}
+def feedback(eid: str, label: str | None = None, score: float | None = None) -> FeedbackRecorded:
+    return FeedbackRecorded(
+        execution_id=eid, worker_id="w", label=label, score=score, timestamp_ms=6
+    )
 
 
 def test_label_after_execution() -> None:
@@ -49,5 +55,5 @@ def test_failed_execution_is_wrong_and_unjudgeable_label_is_skipped() -> None:
     outcome = join.on_feedback(feedback("e4", label="billing"))
     assert outcome is not None
     assert not outcome.correct
-    join.on_execution({**execution("e5", "1", "x"), "outputs_json": "not json"})
+    join.on_execution(execution("e5", "1", "x", outputs_json="not json"))
     assert join.on_feedback(feedback("e5", label="billing")) is None

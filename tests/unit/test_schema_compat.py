@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dspy_flywheel.contracts.compat import freeze, full_incompatibilities
-from dspy_flywheel.contracts.events import EVENT_TYPES, schemas_dir
-from dspy_flywheel.contracts.registry import SchemaRegistry
+from dspy_flywheel.contracts.events import EVENT_TYPES
+from dspy_flywheel.contracts.registry import SchemaRegistry, schemas_dir
 
 
 def test_every_event_type_has_a_frozen_history() -> None:

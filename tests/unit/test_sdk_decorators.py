@@ -6,6 +6,7 @@ import inspect
 import json
 import re
 import typing
+from dataclasses import replace
 from typing import Any
 
 import dspy
@@ -13,6 +14,7 @@ import pytest
 
 from dspy_flywheel import DSPyAgent, dspy_worker, dspy_worker_optimized
 from dspy_flywheel.contracts.codec import decode, encode
+from dspy_flywheel.contracts.events import TriggerConfig
 from dspy_flywheel.sdk import (
     OPTIMIZERS,
     WorkerConfigError,
@@ -51,11 +53,15 @@ def summarize(predict: dspy.Predict, text: str) -> dspy.Prediction:
     return predict(text=text)
 
 
-def trigger_record(spec: Any) -> dict[str, Any]:
-    record: dict[str, Any] = spec.optimization.trigger_record(
+def trigger_config(spec: Any) -> TriggerConfig:
+    config: TriggerConfig = spec.optimization.trigger_config(
         spec.worker_id, spec.worker_type, spec.program_ref, spec.metric_ref, 1
     )
-    return record
+    return config
+
+
+def trigger_record(spec: Any) -> dict[str, Any]:
+    return trigger_config(spec).to_record()
 
 
 def test_public_surface() -> None:
@@ -75,7 +81,7 @@ def test_optimized_worker_config_becomes_a_trigger_config() -> None:
     assert record["program_ref"] == f"{__name__}:TicketRouter.build_program"
     assert record["metric_ref"] == f"{__name__}:ticket_metric"
     assert record["updated_by"] == "sdk"
-    assert decode(encode("TriggerConfig", record).value).record == record
+    assert decode(encode(TriggerConfig.from_record(record)).value).event.to_record() == record
 
 
 def test_refs_rebuild_program_and_metric_in_another_process() -> None:
@@ -165,13 +171,13 @@ def test_all_documented_optimizers_are_accepted() -> None:
 
 
 def test_config_precedence_keeps_operator_thresholds() -> None:
-    ours = trigger_record(TicketRouter)
+    ours = trigger_config(TicketRouter)
     assert merge_config(None, ours) == ours
-    assert merge_config(dict(ours, timestamp_ms=0), ours) is None  # nothing changed
-    code_changed = merge_config(dict(ours, threshold=0.5), ours)
+    assert merge_config(replace(ours, timestamp_ms=0), ours) is None  # nothing changed
+    code_changed = merge_config(replace(ours, threshold=0.5), ours)
     assert code_changed is not None
-    assert code_changed["threshold"] == 0.75
-    operator = dict(
+    assert code_changed.threshold == 0.75
+    operator = replace(
         ours,
         threshold=0.9,
         cooldown_seconds=60,
@@ -180,11 +186,11 @@ def test_config_precedence_keeps_operator_thresholds() -> None:
     )
     merged = merge_config(operator, ours)
     assert merged is not None
-    assert merged["threshold"] == 0.9
-    assert merged["cooldown_seconds"] == 60
-    assert merged["updated_by"] == "alice"
-    assert merged["program_ref"] == ours["program_ref"]
-    assert merge_config(dict(operator, program_ref=ours["program_ref"]), ours) is None
+    assert merged.threshold == 0.9
+    assert merged.cooldown_seconds == 60
+    assert merged.updated_by == "alice"
+    assert merged.program_ref == ours.program_ref
+    assert merge_config(replace(operator, program_ref=ours.program_ref), ours) is None
 
 
 def test_the_default_optimizer_is_the_catalogs_and_the_demo_uses_it() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dspy_flywheel.contracts.codec import decode, encode
+from dspy_flywheel.contracts.events import ExecutionRecorded
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import SPAN_NAME, Worker, WorkerSettings, dspy_worker
 from dspy_flywheel.sdk.emitter import ExecutionRoute, Pending, execution_pending
@@ -41,11 +43,8 @@ class CaptureEmitter:
         self.items.append(item)
 
     def records(self, event_type: str) -> list[dict[str, Any]]:
-        return [
-            dict(i.build(i.payload)) if i.build else dict(i.payload)
-            for i in self.items
-            if i.event_type == event_type
-        ]
+        events = [i.build(i.payload) if i.build else i.payload for i in self.items]
+        return [e.to_record() for e in events if e.event_type == event_type]
 
 
 class Classify(dspy.Module):
@@ -98,10 +97,15 @@ def test_call_returns_the_prediction_with_its_execution_id(engine: FakeEngine) -
     assert record["program_version"] is None
     assert record["latency_ms"] > 0
     assert record["lm_calls"] == 1
-    assert record["prompt_tokens"] > 0
-    assert record["completion_tokens"] > 0
-    decoded = decode(encode("ExecutionRecorded", record).value)
-    assert decoded.record == record  # fits the schema
+    used = engine.counters.snapshot()  # the call's tokens, each in its own field
+    assert used.prompt_tokens != used.completion_tokens
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (
+        used.prompt_tokens,
+        used.completion_tokens,
+    )
+    assert abs(record["timestamp_ms"] - time.time() * 1000) < 60_000
+    decoded = decode(encode(ExecutionRecorded.from_record(record)).value)
+    assert decoded.event.to_record() == record  # fits the schema
 
 
 async def test_acall_records_the_same(engine: FakeEngine) -> None:

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from dspy_flywheel.contracts import InvalidEvent, TriggerConfig, decode, encode
 from dspy_flywheel.trigger.cli import _add_set_flags, changes_from_args
 from dspy_flywheel.trigger.config import ConfigError, TriggerPolicyConfig, parse_param
 
@@ -14,10 +15,19 @@ def parse_set(*argv: str) -> argparse.Namespace:
 
 
 def test_record_round_trip_and_defaults() -> None:
-    config = TriggerPolicyConfig("w1", policy="performance,periodic", interval_seconds=60)
-    again = TriggerPolicyConfig.from_record({**config.to_record(), "unknown_field": 1})
+    config = TriggerPolicyConfig(worker_id="w1", policy="performance,periodic", interval_seconds=60)
+    again = TriggerPolicyConfig.from_record(config.to_record())
     assert again == config
     assert again.policies == {"performance", "periodic"}
+    assert TriggerPolicyConfig.of(decode(encode(config).value).event) == config
+    with pytest.raises(InvalidEvent, match="unknown_field"):
+        TriggerPolicyConfig.from_record({**config.to_record(), "unknown_field": 1})
+
+
+def test_an_invalid_config_on_the_topic_is_refused() -> None:
+    event = TriggerConfig(worker_id="w1", policy="sometimes", timestamp_ms=1)
+    with pytest.raises(ConfigError, match="sometimes"):
+        TriggerPolicyConfig.of(decode(encode(event).value).event)
 
 
 @pytest.mark.parametrize(
@@ -46,18 +56,18 @@ def test_record_round_trip_and_defaults() -> None:
 )
 def test_invalid_configs_rejected(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
-        TriggerPolicyConfig("w1", **bad)  # type: ignore[arg-type]
+        TriggerPolicyConfig(worker_id="w1", **bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("worker", ["", "w\x00", " w"])
 def test_malformed_worker_ids_rejected(worker: str) -> None:
     with pytest.raises(ConfigError):
-        TriggerPolicyConfig(worker)
+        TriggerPolicyConfig(worker_id=worker)
 
 
 def test_set_merges_with_current_value() -> None:
     current = TriggerPolicyConfig(
-        "w1",
+        worker_id="w1",
         threshold=0.7,
         cooldown_seconds=30,
         optimizer_params_json='{"max_rounds": 2}',
@@ -76,7 +86,7 @@ def test_set_merges_with_current_value() -> None:
 
 
 def test_set_disable_and_unset_fields() -> None:
-    current = TriggerPolicyConfig("w1", window_seconds=300, interval_seconds=60)
+    current = TriggerPolicyConfig(worker_id="w1", window_seconds=300, interval_seconds=60)
     args = parse_set("--disable", "--no-window-seconds", "--policy", "periodic")
     merged = current.merged(changes_from_args(args, current))
     assert merged.enabled is False
@@ -87,7 +97,7 @@ def test_set_disable_and_unset_fields() -> None:
 
 def test_merge_rejects_unknown_field() -> None:
     with pytest.raises(ConfigError):
-        TriggerPolicyConfig("w1").merged({"thresold": 0.5})
+        TriggerPolicyConfig(worker_id="w1").merged({"thresold": 0.5})
 
 
 def test_parse_param() -> None:

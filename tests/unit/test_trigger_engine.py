@@ -1,7 +1,15 @@
 """The trigger's decisions on a deterministic clock (no Kafka, no DB)."""
 
 import json
+from dataclasses import replace
+from typing import Any
 
+from dspy_flywheel.contracts.events import (
+    ExecutionRecorded,
+    FeedbackRecorded,
+    OptimizationRequested,
+    OptimizationStatusChanged,
+)
 from dspy_flywheel.trigger.config import TriggerPolicyConfig
 from dspy_flywheel.trigger.engine import EngineOptions, PlannedRequest, TriggerEngine
 from dspy_flywheel.trigger.policy import Debounce
@@ -24,15 +32,13 @@ class Feeder:
     def send(self, correct: bool, *, dt_ms: int = 100) -> list[PlannedRequest]:
         self.n += 1
         self.t += dt_ms
-        record = {
-            "execution_id": f"e{self.n}",
-            "worker_id": self.worker,
-            "label": None,
-            "score": 1.0 if correct else 0.0,
-            "source": "user",
-            "timestamp_ms": self.t,
-        }
-        return self.engine.on_feedback(record, TRACE, at_ms=self.t)
+        feedback = FeedbackRecorded(
+            execution_id=f"e{self.n}",
+            worker_id=self.worker,
+            score=1.0 if correct else 0.0,
+            timestamp_ms=self.t,
+        )
+        return self.engine.on_feedback(feedback, TRACE, at_ms=self.t)
 
     def pattern(self, accuracy_tenths: int, count: int) -> list[PlannedRequest]:
         out: list[PlannedRequest] = []
@@ -44,7 +50,7 @@ class Feeder:
 def perf_config(**kw: object) -> TriggerPolicyConfig:
     base = {"threshold": 0.8, "window_size": 20, "min_examples": 10, "cooldown_seconds": 600}
     base.update(kw)
-    return TriggerPolicyConfig("w1", policy="performance", **base)  # type: ignore[arg-type]
+    return TriggerPolicyConfig(worker_id="w1", policy="performance", **base)  # type: ignore[arg-type]
 
 
 def test_drop_fires_exactly_once_then_cooldown_holds() -> None:
@@ -65,9 +71,7 @@ def test_drop_fires_exactly_once_then_cooldown_holds() -> None:
     assert state.in_flight_job_id == request.job_id
     assert "in flight" in state.note
     # job ends but the cooldown still holds although accuracy stays low
-    engine.on_status(
-        {"job_id": request.job_id, "worker_id": "w1", "status": "failed", "timestamp_ms": feed.t}
-    )
+    finish(engine, request.job_id, "failed", feed.t)
     assert feed.pattern(5, 30) == []
     assert "cooldown" in state.note
 
@@ -77,9 +81,7 @@ def test_fires_again_after_cooldown_when_still_low() -> None:
     feed = Feeder(engine)
     first = feed.pattern(5, 20)
     assert len(first) == 1
-    engine.on_status(
-        {"job_id": first[0].job_id, "worker_id": "w1", "status": "rejected", "timestamp_ms": feed.t}
-    )
+    finish(engine, first[0].job_id, "rejected", feed.t)
     assert feed.pattern(5, 10) == []  # 10 events x 100 ms = 1 s < 5 s cooldown
     feed.t += 5_000
     assert len(feed.pattern(5, 10)) == 1
@@ -91,13 +93,9 @@ def test_in_flight_blocks_until_terminal_status() -> None:
     first = feed.pattern(5, 20)
     assert len(first) == 1
     assert feed.pattern(5, 10) == []
-    engine.on_status(
-        {"job_id": first[0].job_id, "worker_id": "w1", "status": "running", "timestamp_ms": feed.t}
-    )
+    finish(engine, first[0].job_id, "running", feed.t)
     assert feed.pattern(5, 10) == []
-    engine.on_status(
-        {"job_id": first[0].job_id, "worker_id": "w1", "status": "failed", "timestamp_ms": feed.t}
-    )
+    finish(engine, first[0].job_id, "failed", feed.t)
     assert len(feed.pattern(5, 10)) == 1
 
 
@@ -105,16 +103,22 @@ def test_success_resets_window() -> None:
     engine = engine_with(perf_config(cooldown_seconds=0))
     feed = Feeder(engine)
     job = feed.pattern(5, 20)[0].job_id
-    engine.on_status(
-        {"job_id": job, "worker_id": "w1", "status": "succeeded", "timestamp_ms": feed.t}
-    )
+    finish(engine, job, "succeeded", feed.t)
     assert len(engine.states["w1"].window) == 0
     assert feed.pattern(5, 9) == []  # below min_examples again
     assert "waiting" in engine.states["w1"].note
 
 
 def finish(engine: TriggerEngine, job_id: str, status: str, at_ms: int) -> None:
-    engine.on_status({"job_id": job_id, "worker_id": "w1", "status": status, "timestamp_ms": at_ms})
+    engine.on_status(
+        OptimizationStatusChanged(job_id=job_id, worker_id="w1", status=status, timestamp_ms=at_ms)
+    )
+
+
+def requested(job_id: str, at_ms: int) -> OptimizationRequested:
+    return OptimizationRequested(
+        job_id=job_id, worker_id="w1", reason="manual", optimizer="MIPROv2", timestamp_ms=at_ms
+    )
 
 
 def test_blocked_breach_reported_once_per_breach_after_a_failed_job() -> None:
@@ -211,9 +215,7 @@ def test_min_new_examples_since_last_request() -> None:
     first: list[PlannedRequest] = []
     while not first:
         first = feed.send(False)
-    engine.on_status(
-        {"job_id": first[0].job_id, "worker_id": "w1", "status": "failed", "timestamp_ms": feed.t}
-    )
+    finish(engine, first[0].job_id, "failed", feed.t)
     state = engine.states["w1"]
     assert state.new_examples == 0
     for _ in range(14):
@@ -245,47 +247,39 @@ def test_time_window_excludes_old_labels() -> None:
     assert view["labeled_total"] == 5
 
 
+def executed(execution_id: str, **fields: Any) -> ExecutionRecorded:
+    return ExecutionRecorded(
+        worker_id="w1",
+        worker_type="t",
+        execution_id=execution_id,
+        inputs_json="{}",
+        success=True,
+        latency_ms=1.0,
+        timestamp_ms=T0,
+        **fields,
+    )
+
+
 def test_label_feedback_judged_against_outputs_in_any_order() -> None:
     engine = engine_with(perf_config(window_size=4, min_examples=4))
-    execution = {
-        "execution_id": "x1",
-        "worker_id": "w1",
-        "outputs_json": '{"label": "a"}',
-        "success": True,
-        "metric_score": None,
-        "timestamp_ms": T0,
-    }
-    feedback = {
-        "execution_id": "x1",
-        "worker_id": "w1",
-        "label": "A",
-        "score": None,
-        "timestamp_ms": T0,
-    }
+    execution = executed("x1", outputs_json='{"label": "a"}')
+    feedback = FeedbackRecorded(execution_id="x1", worker_id="w1", label="A", timestamp_ms=T0)
     assert engine.on_feedback(feedback, None, at_ms=T0) == []
     assert len(engine.pending) == 1  # waiting for its execution
     engine.on_execution(execution, None, at_ms=T0)
     assert engine.states["w1"].labeled_total == 1
-    wrong = {**execution, "execution_id": "x2", "outputs_json": '{"label": "b"}'}
+    wrong = executed("x2", outputs_json='{"label": "b"}')
     engine.on_execution(wrong, None, at_ms=T0)
-    engine.on_feedback({**feedback, "execution_id": "x2"}, None, at_ms=T0)
+    engine.on_feedback(replace(feedback, execution_id="x2"), None, at_ms=T0)
     view = engine.evidence_view("w1", T0)
     assert (view["window_count"], view["window_correct"]) == (2, 1)
 
 
 def test_metric_score_on_execution_counts_and_feedback_overrides() -> None:
     engine = engine_with(perf_config())
-    execution = {
-        "execution_id": "x1",
-        "worker_id": "w1",
-        "outputs_json": "{}",
-        "success": True,
-        "metric_score": 0.2,
-        "timestamp_ms": T0,
-    }
-    engine.on_execution(execution, None, at_ms=T0)
+    engine.on_execution(executed("x1", outputs_json="{}", metric_score=0.2), None, at_ms=T0)
     engine.on_feedback(
-        {"execution_id": "x1", "worker_id": "w1", "label": None, "score": 0.9, "timestamp_ms": T0},
+        FeedbackRecorded(execution_id="x1", worker_id="w1", score=0.9, timestamp_ms=T0),
         None,
         at_ms=T0,
     )
@@ -295,7 +289,7 @@ def test_metric_score_on_execution_counts_and_feedback_overrides() -> None:
 
 def test_periodic_interval_and_skip_when_in_flight() -> None:
     config = TriggerPolicyConfig(
-        "w1",
+        worker_id="w1",
         policy="periodic",
         interval_seconds=10,
         optimizer="MIPROv2",
@@ -309,20 +303,13 @@ def test_periodic_interval_and_skip_when_in_flight() -> None:
     assert fired[0].reason == "periodic"
     assert fired[0].config.optimizer == "MIPROv2"
     assert engine.tick(T0 + 20_000) == []  # job in flight: slot skipped
-    engine.on_status(
-        {
-            "job_id": fired[0].job_id,
-            "worker_id": "w1",
-            "status": "succeeded",
-            "timestamp_ms": T0 + 21_000,
-        }
-    )
+    finish(engine, fired[0].job_id, "succeeded", T0 + 21_000)
     assert engine.tick(T0 + 29_000) == []
     assert len(engine.tick(T0 + 30_000)) == 1
 
 
 def test_periodic_cron() -> None:
-    engine = engine_with(TriggerPolicyConfig("w1", policy="periodic", cron="*/5 * * * *"))
+    engine = engine_with(TriggerPolicyConfig(worker_id="w1", policy="periodic", cron="*/5 * * * *"))
     start = 1_700_000_100_000  # 22:15:00 UTC
     assert engine.tick(start) == []
     assert engine.tick(start + 60_000) == []
@@ -332,7 +319,7 @@ def test_periodic_cron() -> None:
 def test_disabled_manual_and_unconfigured_never_fire() -> None:
     for config in (
         perf_config(enabled=False),
-        TriggerPolicyConfig("w1", policy="manual", min_examples=1),
+        TriggerPolicyConfig(worker_id="w1", policy="manual", min_examples=1),
     ):
         engine = engine_with(config)
         assert Feeder(engine).pattern(0, 30) == []
@@ -343,18 +330,16 @@ def test_disabled_manual_and_unconfigured_never_fire() -> None:
 
 def test_requests_seen_on_topic_start_cooldown() -> None:
     engine = engine_with(perf_config())
-    engine.on_request({"job_id": "manual-1", "worker_id": "w1", "timestamp_ms": T0})
-    engine.on_status(
-        {"job_id": "manual-1", "worker_id": "w1", "status": "failed", "timestamp_ms": T0}
-    )
+    engine.on_request(requested("manual-1", T0))
+    finish(engine, "manual-1", "failed", T0)
     assert Feeder(engine).pattern(0, 30) == []
     assert "cooldown" in engine.states["w1"].note
 
 
 def test_final_status_read_before_request_leaves_nothing_in_flight() -> None:
     engine = engine_with(perf_config(cooldown_seconds=0))
-    engine.on_status({"job_id": "j1", "worker_id": "w1", "status": "failed", "timestamp_ms": T0})
-    engine.on_request({"job_id": "j1", "worker_id": "w1", "timestamp_ms": T0})
+    finish(engine, "j1", "failed", T0)
+    engine.on_request(requested("j1", T0))
     assert engine.states["w1"].in_flight_job_id is None
 
 
@@ -378,3 +363,9 @@ def test_state_round_trips_through_json() -> None:
     again = WorkerState.from_json("w1", json.loads(json.dumps(state.to_json())))
     assert again.to_json() == state.to_json()
     assert again.window.stats(20, feed.t, None) == state.window.stats(20, feed.t, None)
+
+
+def test_the_served_version_is_read_from_the_execution() -> None:
+    engine = TriggerEngine()
+    for text, version in [("3", 3), (None, None), ("v1", None)]:
+        assert engine.remember_execution(executed("x", program_version=text)).version == version

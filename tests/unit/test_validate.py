@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dspy_flywheel.contracts import InvalidRecord, decode, encode
+from dspy_flywheel.contracts import ExecutionRecorded, InvalidRecord, decode, encode
 from dspy_flywheel.contracts.compat import sample_value
 from dspy_flywheel.contracts.registry import default_registry
 from dspy_flywheel.contracts.validate import (
@@ -133,7 +133,7 @@ def _execution(**changes: Any) -> dict[str, Any]:
     ],
 )
 def test_decode_refuses_invalid_records(changes: dict[str, Any], expected: str) -> None:
-    enc = encode("ExecutionRecorded", _execution(**changes))
+    enc = encode(ExecutionRecorded.from_record(_execution(**changes)))
     with pytest.raises(InvalidRecord) as info:
         decode(enc.value, enc.headers)
     assert info.value.reason == expected
@@ -141,7 +141,7 @@ def test_decode_refuses_invalid_records(changes: dict[str, Any], expected: str) 
 
 
 def test_decode_refuses_a_non_utf8_event_id_and_drops_a_bad_traceparent() -> None:
-    enc = encode("ExecutionRecorded", _execution())
+    enc = encode(ExecutionRecorded.from_record(_execution()))
     with pytest.raises(InvalidRecord, match="not UTF-8"):
         decode(enc.value, [("event_id", b"\xff\xfe\xfd")])
     decoded = decode(enc.value, [*enc.headers, ("traceparent", b"\x00garbage")])

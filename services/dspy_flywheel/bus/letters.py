@@ -21,6 +21,7 @@ from dspy_flywheel.bus.consumer import open_consumer, read_to_end, stop_consumer
 from dspy_flywheel.bus.dlq import SEALED_HEADER, open_sealed
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import DecodeError, decode, encode
+from dspy_flywheel.contracts.events import event_from_record
 from dspy_flywheel.contracts.validate import check_record, valid_traceparent
 from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.settings import KafkaSettings
@@ -76,7 +77,7 @@ class Letter:
         try:
             value = self.original(cipher)
             decoded = decode(value, list(self.headers.items()), check=False)
-            out["event_type"], out["record"] = decoded.event_type, decoded.record
+            out["event_type"], out["record"] = decoded.event_type, decoded.event.to_record()
         except (DecodeError, LookupError, ValueError) as exc:  # ValueError: a seal that fails
             out["record"], out["undecodable"] = None, str(exc)
         return out
@@ -131,7 +132,7 @@ async def replay(
         raise LookupError("the dead letter names no source topic (dlq_source header)")
     original = letter.header("event_id") or letter.source
     trace = valid_traceparent(letter.headers.get("traceparent"))
-    encoded = encode(event_type, record, traceparent=trace)
+    encoded = encode(event_from_record(event_type, record), traceparent=trace)
     headers = [
         *encoded.headers,
         ("replay_of", original.encode()),

@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,7 @@ class OutboxEvent:
     event_id: str
     topic: str
     key: str | None
-    event_type: str
-    record: Mapping[str, Any]
+    event: Event
     traceparent: str | None
 
 
@@ -94,7 +94,7 @@ class OutboxRelay:
     async def _send(self, events: Sequence[OutboxEvent]) -> None:
         futures = []
         for e in events:
-            encoded = encode(e.event_type, e.record, event_id=e.event_id, traceparent=e.traceparent)
+            encoded = encode(e.event, event_id=e.event_id, traceparent=e.traceparent)
             futures.append(
                 await self.producer.send(
                     e.topic,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -12,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from dspy_flywheel.bus.preflight import start_client
 from dspy_flywheel.bus.quiet import no_payloads_in_logs
 from dspy_flywheel.contracts.codec import Encoded, encode
+from dspy_flywheel.contracts.events import Event
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import current_traceparent
 
@@ -55,13 +55,13 @@ async def publish(
     producer: AIOKafkaProducer,
     topic: str,
     key: str | None,
-    event_type: str,
-    record: Mapping[str, Any],
+    event: Event,
     *,
     traceparent: str | None = None,
+    event_id: str | None = None,
 ) -> Encoded:
     """Encode and send one event; waits for the broker's ack."""
-    encoded = encode(event_type, record, traceparent=traceparent or current_traceparent())
+    encoded = encode(event, traceparent=traceparent or current_traceparent(), event_id=event_id)
     await producer.send_and_wait(
         topic,
         encoded.value,

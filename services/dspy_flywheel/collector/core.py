@@ -22,12 +22,13 @@ from typing import TypeVar
 import asyncpg
 
 from dspy_flywheel.bus.errors import is_retriable
-from dspy_flywheel.collector.events import Parsed, RawMessage, Rejected, parse
+from dspy_flywheel.collector.events import Carried, Parsed, RawMessage, Rejected, parse
 from dspy_flywheel.collector.placeholders import PersistentPlaceholderStore, PlaceholderConflict
 from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.prepare import Preparer
 from dspy_flywheel.collector.sink import BatchResult, PublishRejects, Sink
 from dspy_flywheel.collector.window import Item, JoinWindow
+from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.metrics import collector as metrics
 from dspy_flywheel.privacy import Anonymizer
@@ -71,9 +72,9 @@ class Collector:
         self._sink = Sink(pool, cipher, self.placeholders, policies)
         self._window = JoinWindow(hold_s, max_held)
         self._lock = asyncio.Lock()
-        self._event_types = {
-            topics.executions: "ExecutionRecorded",
-            topics.feedback: "FeedbackRecorded",
+        self._event_types: dict[str, Carried] = {
+            topics.executions: ExecutionRecorded,
+            topics.feedback: FeedbackRecorded,
         }
 
     @property
@@ -194,7 +195,8 @@ class Collector:
     def _record(self, raws: Sequence[RawMessage], result: BatchResult, seconds: float) -> None:
         by_topic = Counter(r.topic for r in raws)
         for topic, n in by_topic.items():
-            kind = self._event_types.get(topic, "unknown")
+            carried = self._event_types.get(topic)
+            kind = carried.event_type if carried is not None else "unknown"
             metrics.events_in.add(n, {"flywheel.event_type": kind})
         metrics.examples_stored.add(result.stored)
         metrics.labels_updated.add(result.updated)

@@ -1,6 +1,6 @@
 """What the collector reads: raw Kafka messages, parsed into executions, feedback or rejects.
 
-``parse(raw, expected_type)`` never raises: a message that cannot be decoded or is invalid
+``parse(raw, expected)`` never raises: a message that cannot be decoded or is invalid
 becomes a :class:`Rejected` with a short ``reason`` (it goes to the dead-letter topic).
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
 from dspy_flywheel.contracts.validate import InvalidInput, check_event_id, check_id
 
 Headers = list[tuple[str, bytes]]
@@ -121,9 +122,8 @@ def _score(value: float | None, what: str) -> float | None:
     return value
 
 
-def _required(record: dict[str, Any], name: str) -> str:
-    value = record.get(name)
-    if not isinstance(value, str) or not value.strip():
+def _required(value: str, name: str) -> str:
+    if not value.strip():
         raise _Invalid("missing_id", f"{name} is empty")
     return value
 
@@ -144,55 +144,57 @@ def _label(text: str | None) -> Any:
     return text
 
 
-def _execution(event_id: str, r: dict[str, Any]) -> Execution:
+def _execution(event_id: str, e: ExecutionRecorded) -> Execution:
     return Execution(
         event_id=event_id,
-        worker_id=_required(r, "worker_id"),
-        worker_type=r["worker_type"],
-        program_version=r.get("program_version"),
-        execution_id=_required(r, "execution_id"),
-        inputs=_json_object(r["inputs_json"], "inputs", nullable=False) or {},
-        outputs=_json_object(r.get("outputs_json"), "outputs", nullable=True),
-        success=bool(r["success"]),
-        latency_ms=float(r["latency_ms"]),
-        lm_calls=int(r.get("lm_calls") or 0),
-        prompt_tokens=int(r.get("prompt_tokens") or 0),
-        completion_tokens=int(r.get("completion_tokens") or 0),
-        metric_score=_score(r.get("metric_score"), "metric_score"),
-        timestamp_ms=int(r["timestamp_ms"]),
+        worker_id=_required(e.worker_id, "worker_id"),
+        worker_type=e.worker_type,
+        program_version=e.program_version,
+        execution_id=_required(e.execution_id, "execution_id"),
+        inputs=_json_object(e.inputs_json, "inputs", nullable=False) or {},
+        outputs=_json_object(e.outputs_json, "outputs", nullable=True),
+        success=e.success,
+        latency_ms=e.latency_ms,
+        lm_calls=e.lm_calls,
+        prompt_tokens=e.prompt_tokens,
+        completion_tokens=e.completion_tokens,
+        metric_score=_score(e.metric_score, "metric_score"),
+        timestamp_ms=e.timestamp_ms,
     )
 
 
-def _feedback(event_id: str, r: dict[str, Any]) -> Feedback:
-    label, score = r.get("label"), r.get("score")
-    if label is None and score is None:
+def _feedback(event_id: str, e: FeedbackRecorded) -> Feedback:
+    if e.label is None and e.score is None:
         raise _Invalid("empty_feedback", "feedback has neither label nor score")
     return Feedback(
         event_id=event_id,
-        worker_id=_required(r, "worker_id"),
-        execution_id=_required(r, "execution_id"),
-        label=_label(label),
-        score=_score(score, "score"),
-        source=r.get("source") or "user",
-        timestamp_ms=int(r["timestamp_ms"]),
+        worker_id=_required(e.worker_id, "worker_id"),
+        execution_id=_required(e.execution_id, "execution_id"),
+        label=_label(e.label),
+        score=_score(e.score, "score"),
+        source=e.source or "user",
+        timestamp_ms=e.timestamp_ms,
     )
 
 
-def parse(raw: RawMessage, expected_type: str) -> Parsed:
-    """Decode and validate one message read from a topic carrying ``expected_type``."""
+Carried = type[ExecutionRecorded] | type[FeedbackRecorded]
+
+
+def parse(raw: RawMessage, expected: Carried) -> Parsed:
+    """Decode and validate one message read from a topic carrying ``expected`` events."""
     try:
-        decoded = decode(raw.value, raw.headers)
+        event = decode(raw.value, raw.headers).event
     except DecodeError as exc:
         return Rejected(raw, exc.reason, str(exc))
-    if decoded.event_type != expected_type:
-        return Rejected(
-            raw, "unexpected_event_type", f"{decoded.event_type} on a topic for {expected_type}"
-        )
     try:
-        if expected_type == "ExecutionRecorded":
-            return _execution(raw.idempotency_key, decoded.record)
-        return _feedback(raw.idempotency_key, decoded.record)
+        if isinstance(event, ExecutionRecorded) and expected is ExecutionRecorded:
+            return _execution(raw.idempotency_key, event)
+        if isinstance(event, FeedbackRecorded) and expected is FeedbackRecorded:
+            return _feedback(raw.idempotency_key, event)
     except _Invalid as exc:
         return Rejected(raw, exc.reason, str(exc))
     except (ValueError, TypeError, KeyError, RecursionError, OverflowError) as exc:
         return Rejected(raw, "invalid_record", f"{type(exc).__name__}: {exc}")
+    return Rejected(
+        raw, "unexpected_event_type", f"{event.event_type} on a topic for {expected.event_type}"
+    )

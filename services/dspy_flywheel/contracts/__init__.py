@@ -1,4 +1,4 @@
-"""Event contracts: topic names, Avro schemas and the single-object wire codec."""
+"""Event contracts: typed events, topic names, Avro schemas and the single-object wire codec."""
 
 from dspy_flywheel.contracts.codec import (
     CorruptPayload,
@@ -11,20 +11,51 @@ from dspy_flywheel.contracts.codec import (
     decode,
     encode,
 )
-from dspy_flywheel.contracts.events import EVENT_TYPES, EventType
+from dspy_flywheel.contracts.events import (
+    EVENT_TYPES,
+    EVENTS,
+    Alert,
+    Event,
+    ExecutionRecorded,
+    FeedbackRecorded,
+    InvalidEvent,
+    OptimizationRequested,
+    OptimizationStatusChanged,
+    ProgramAcknowledged,
+    ProgramUpdated,
+    RolloutChanged,
+    RolloutCommand,
+    RolloutConfig,
+    TriggerConfig,
+    now_ms,
+)
 from dspy_flywheel.contracts.topics import Topics
 
 __all__ = [
+    "EVENTS",
     "EVENT_TYPES",
+    "Alert",
     "CorruptPayload",
     "DecodeError",
     "Decoded",
     "Encoded",
-    "EventType",
+    "Event",
+    "ExecutionRecorded",
+    "FeedbackRecorded",
+    "InvalidEvent",
     "InvalidRecord",
+    "OptimizationRequested",
+    "OptimizationStatusChanged",
+    "ProgramAcknowledged",
+    "ProgramUpdated",
+    "RolloutChanged",
+    "RolloutCommand",
+    "RolloutConfig",
     "Topics",
+    "TriggerConfig",
     "UnknownEventType",
     "UnknownFingerprint",
     "decode",
     "encode",
+    "now_ms",
 ]

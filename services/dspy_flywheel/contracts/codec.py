@@ -10,7 +10,8 @@ Errors::
     ├── CorruptPayload       bad marker, short or undecodable body
     ├── InvalidRecord        decoded, but a field or the event_id header breaks the limits
     │                        of :mod:`~dspy_flywheel.contracts.validate` (``reason`` says which)
-    └── UnknownEventType     (also raised by encode for an unknown type)
+    └── UnknownEventType     type not in the registry, or its class and schema disagree
+                             (also raised by encode)
 
 A malformed ``traceparent`` header is dropped (tracing is optional), not an error.
 """
@@ -18,13 +19,19 @@ A malformed ``traceparent`` header is dropped (tracing is optional), not an erro
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NamedTuple
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from dspy_flywheel.contracts.flatreader import FlatReader, TrailingBytes, compile_reader
+from dspy_flywheel.contracts.events import EVENTS, Event, InvalidEvent, field_names
+from dspy_flywheel.contracts.flat import (
+    FlatReader,
+    TrailingBytes,
+    compile_reader,
+    compile_writer,
+)
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.registry import SchemaEntry, SchemaRegistry, default_registry
 from dspy_flywheel.contracts.validate import (
@@ -63,8 +70,7 @@ class InvalidRecord(DecodeError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Encoded:
+class Encoded(NamedTuple):
     value: bytes
     headers: Headers
     event_id: str
@@ -73,41 +79,40 @@ class Encoded:
 
 @dataclass(frozen=True)
 class Decoded:
-    event_type: str
-    record: dict[str, Any]
+    event: Event
     event_id: str | None = None
     traceparent: str | None = None
     headers: dict[str, bytes] = field(default_factory=dict)
 
+    @property
+    def event_type(self) -> str:
+        return self.event.event_type
+
 
 def encode(
-    event_type: str,
-    record: Mapping[str, Any],
+    event: Event,
     *,
     traceparent: str | None = None,
     event_id: str | None = None,
     registry: SchemaRegistry | None = None,
 ) -> Encoded:
+    """The wire value and envelope headers of ``event``; ValueError when a field's value does
+    not fit its schema type."""
     reg = registry or default_registry()
+    event_type = event.event_type
     entry = reg.current.get(event_type)
     if entry is None:
         raise UnknownEventType(f"unknown event type {event_type!r}; known: {sorted(reg.current)}")
-    buf = io.BytesIO()
-    buf.write(MARKER)
-    buf.write(entry.fingerprint)
+    writer = _writer(entry, type(event))
     try:
-        schemaless_writer(buf, entry.schema, dict(record), strict_allow_default=True)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(f"{event_type} record does not match its schema: {exc}") from exc
+        body = writer.write(event)
+    except Exception as exc:  # the writers raise assorted errors on values of the wrong type
+        raise ValueError(f"{event_type} record does not match its schema: {exc!r}") from exc
     eid = event_id or new_id()
-    headers: Headers = [
-        ("event_id", eid.encode()),
-        ("event_type", event_type.encode()),
-        ("schema_fp", entry.fingerprint.hex().encode()),
-    ]
+    headers: Headers = [("event_id", eid.encode()), writer.type_header, writer.fp_header]
     if traceparent:
         headers.append(("traceparent", traceparent.encode()))
-    return Encoded(buf.getvalue(), headers, eid, event_type)
+    return Encoded(writer.prefix + body, headers, eid, event_type)
 
 
 def decode(
@@ -153,16 +158,60 @@ def decode(
         if check:
             raise InvalidRecord(exc.reason, f"{writer.event_type}: {exc}") from None
         event_id = raw_id.decode(errors="replace") if raw_id is not None else None
+    try:
+        event = EVENTS[writer.event_type].from_record(record)
+    except InvalidEvent as exc:  # the schema and its class disagree: a bug, not bad input
+        raise UnknownEventType(str(exc)) from exc
     return Decoded(
-        event_type=writer.event_type,
-        record=record,
+        event=event,
         event_id=event_id,
         traceparent=valid_traceparent(hdrs.get("traceparent")),
         headers=hdrs,
     )
 
 
+class _Writer(NamedTuple):
+    """How one event class is written under one schema: what is the same for every event."""
+
+    write: Callable[[Event], bytes]  # the Avro body
+    prefix: bytes  # marker + fingerprint
+    type_header: tuple[str, bytes]
+    fp_header: tuple[str, bytes]
+
+
+_writers: dict[tuple[bytes, type[Event]], _Writer] = {}
 _flat_readers: dict[bytes, FlatReader | None] = {}
+
+
+def _writer(entry: SchemaEntry, cls: type[Event]) -> _Writer:
+    """The writer of ``cls`` under ``entry``'s schema (compiled once per pair)."""
+    key = (entry.fingerprint, cls)
+    writer = _writers.get(key)
+    if writer is None:
+        writer = _writers[key] = _compile_writer(entry, cls)
+    return writer
+
+
+def _compile_writer(entry: SchemaEntry, cls: type[Event]) -> _Writer:
+    schema_fields = [f["name"] for f in entry.schema["fields"]]
+    if list(field_names(cls)) != schema_fields:
+        raise UnknownEventType(
+            f"{cls.__name__} has fields {list(field_names(cls))}, "
+            f"its schema {entry.fingerprint.hex()} has {schema_fields}"
+        )
+    flat = compile_writer(entry.schema)
+
+    def write_with_fastavro(event: Event) -> bytes:
+        buf = io.BytesIO()
+        schemaless_writer(buf, entry.schema, event.to_record())
+        return buf.getvalue()
+
+    return _Writer(
+        flat.write if flat is not None else write_with_fastavro,
+        MARKER + entry.fingerprint,
+        ("event_type", entry.event_type.encode()),
+        ("schema_fp", entry.fingerprint.hex().encode()),
+    )
 
 
 def _flat_reader(entry: SchemaEntry) -> FlatReader | None:

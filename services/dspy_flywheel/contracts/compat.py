@@ -13,9 +13,8 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema
 
-from dspy_flywheel.contracts.events import EVENT_TYPES, schema_path
-from dspy_flywheel.contracts.fingerprint import schema_fingerprint
-from dspy_flywheel.contracts.registry import SchemaRegistry
+from dspy_flywheel.contracts.events import EVENT_TYPES
+from dspy_flywheel.contracts.registry import SchemaRegistry, schema_fingerprint, schema_path
 
 _SAMPLES: dict[str, Any] = {
     "null": None,

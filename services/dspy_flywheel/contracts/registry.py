@@ -1,16 +1,44 @@
-"""Schemas by event type (current) and by fingerprint (current + frozen history)."""
+"""Schemas by event type (current) and by fingerprint (current + frozen history).
+
+Each event type's schema is ``<dir>/dspy_flywheel.events.<Name>.avsc``; every schema ever
+released is kept as ``<dir>/history/<Name>/<fingerprint>.avsc``. The fingerprint is the
+CRC-64-AVRO of the schema's Parsing Canonical Form (8 bytes, little-endian), as single-object
+encoding writes it.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from fastavro.schema import load_schema, parse_schema
+from fastavro.schema import fingerprint, load_schema, parse_schema, to_parsing_canonical_form
 
-from dspy_flywheel.contracts.events import EVENT_TYPES, schema_path, schemas_dir
-from dspy_flywheel.contracts.fingerprint import schema_fingerprint
+from dspy_flywheel.contracts.events import EVENT_TYPES
+
+NAMESPACE: Final = "dspy_flywheel.events"
+
+
+def schemas_dir() -> Path:
+    """``$FLYWHEEL_SCHEMAS_DIR``, else the repository's ``schemas/``, else the packaged copy."""
+    env = os.environ.get("FLYWHEEL_SCHEMAS_DIR")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[3] / "schemas"
+    if repo.is_dir():
+        return repo
+    return Path(__file__).resolve().parent / "schemas"
+
+
+def schema_path(event_type: str, directory: Path | None = None) -> Path:
+    return (directory or schemas_dir()) / f"{NAMESPACE}.{event_type}.avsc"
+
+
+def schema_fingerprint(parsed_schema: Any) -> bytes:
+    """The 8-byte CRC-64-AVRO fingerprint that single-object encoding writes."""
+    return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed_schema), "CRC-64-AVRO"))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
+from dspy_flywheel.contracts.events import ProgramUpdated
+
 MAX_ID_CHARS: Final = 256
 MAX_NAME_CHARS: Final = 1024
 MAX_TEXT_CHARS: Final = 1024 * 1024
@@ -235,12 +237,12 @@ def valid_traceparent(raw: bytes | None) -> str | None:
     return text if _TRACEPARENT.fullmatch(text) else None
 
 
-def program_update(record: Mapping[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    """(version, program state, signature) of a ProgramUpdated record: a version >= 1 and two
-    JSON objects. What the optimizer checks on the topic and every worker before loading."""
-    version = check_int(record.get("version"), "version", 1, 2**31 - 1)
-    state = parse_json(record.get("program_state_json"), "program_state_json")
-    signature = parse_json(record.get("signature_json"), "signature_json")
+def program_update(event: ProgramUpdated) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """(version, program state, signature) of a ProgramUpdated: a version >= 1 and two JSON
+    objects. What the optimizer checks on the topic and every worker before loading."""
+    version = check_int(event.version, "version", 1, 2**31 - 1)
+    state = parse_json(event.program_state_json, "program_state_json")
+    signature = parse_json(event.signature_json, "signature_json")
     if not isinstance(state, dict) or not isinstance(signature, dict):
         raise InvalidInput("invalid_json", "program_state_json and signature_json must be objects")
     return version, state, signature

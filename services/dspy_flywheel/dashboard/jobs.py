@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from dspy_flywheel.contracts.events import OptimizationStatusChanged
 from dspy_flywheel.store import jobs
 from dspy_flywheel.telemetry import trace_id_of
 
@@ -74,8 +75,8 @@ async def in_flight(pool: asyncpg.Pool) -> list[InFlight]:
     ]
 
 
-def _record(raw: Any) -> dict[str, Any]:
-    return dict(json.loads(raw) if isinstance(raw, str) else raw)
+def _status(raw: Any) -> OptimizationStatusChanged:
+    return OptimizationStatusChanged.from_record(json.loads(raw) if isinstance(raw, str) else raw)
 
 
 async def job_page(pool: asyncpg.Pool, job_id: str) -> JobPage | None:
@@ -84,13 +85,13 @@ async def job_page(pool: asyncpg.Pool, job_id: str) -> JobPage | None:
         return None
     history = []
     for row in await pool.fetch(_HISTORY, job_id):
-        record = _record(row["record"])
+        event = _status(row["record"])
         history.append(
             StatusStep(
                 at=row["created_at"].isoformat(),
-                status=str(record.get("status")),
-                progress=record.get("progress"),
-                message=str(record.get("message") or ""),
+                status=event.status,
+                progress=event.progress,
+                message=event.message or "",
             )
         )
     return JobPage(job.as_dict(), trace_id_of(job.traceparent), history)

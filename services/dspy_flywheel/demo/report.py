@@ -31,11 +31,11 @@ def print_summary(console: Console, session: DemoSession) -> int:
         f"{_pct(before)} ({counts.get('code', '-')})",
         f"{_pct(after)} ({counts.get(new_key, '-')})",
     )
-    published = lifecycle.published or {}
+    published = lifecycle.published
     table.add_row(
         "holdout accuracy",
-        _pct(published.get("holdout_before")),
-        _pct(published.get("holdout_after")),
+        _pct(published.holdout_before if published else None),
+        _pct(published.holdout_after if published else None),
     )
     wb, wa = session.usage.get("worker before", {}), session.usage.get("worker after", {})
     table.add_row("worker LM calls", str(wb.get("calls", "-")), str(wa.get("calls", "-")))
@@ -49,8 +49,8 @@ def print_summary(console: Console, session: DemoSession) -> int:
             f"peak RSS {details.get('peak_rss_mb')} MB; dataset split {split}",
             highlight=False,
         )
-    for record in lifecycle.rollouts:
-        console.print(f"rollout {record['decision']}: {record['reason']}", highlight=False)
+    for rollout in lifecycle.rollouts:
+        console.print(f"rollout {rollout.decision}: {rollout.reason}", highlight=False)
     if session.canary_calls:
         console.print(
             f"canary: {session.canary_calls} live calls until the decision", highlight=False

@@ -76,7 +76,7 @@ async def _prepare(settings: FlywheelSettings) -> None:
     await ensure_topics(settings.kafka, settings.topics)
     # demo-sized canary: half the traffic on the candidate, 10 labels on each version at least
     # (a real deployment keeps the defaults: 10 %, 50; `flywheel programs config` changes them)
-    policy = RolloutPolicy(DEMO_WORKER, share=0.5, min_samples=10, updated_by="demo")
+    policy = RolloutPolicy(worker_id=DEMO_WORKER, share=0.5, min_samples=10, updated_by="demo")
     await write_policy(settings.kafka, settings.topics.rollout_config, policy, DEMO_WORKER)
 
 

@@ -82,11 +82,11 @@ class DemoSession:
                 f"{accuracy} stayed above the threshold?)"
             )
         request = self.lifecycle.request
-        evidence = request["evidence_json"]
-        self.display.note(f"trigger fired: {request['reason']}, evidence {evidence}")
+        self.display.note(f"trigger fired: {request.reason}, evidence {request.evidence_json}")
         if await self.wait_for(lambda: self.lifecycle.alert is not None, 5):
-            alert = self.lifecycle.alert or {}
-            self.display.note(f"alert ({alert.get('severity')}): {alert.get('message')}")
+            alert = self.lifecycle.alert
+            assert alert is not None
+            self.display.note(f"alert ({alert.severity}): {alert.message}")
         # the job waits for enough labeled examples for the gate's holdout; traffic goes on
         self.display.phase = "serving traffic with labels; the job gathers its holdout"
         while not self._snapshot_taken() and self.tally.calls() < max_calls + GATHER_CALLS:
@@ -132,8 +132,8 @@ class DemoSession:
         decided = self.lifecycle.decision(*ends)
         if decided is None:
             raise DemoFailed(f"no rollout decision after {calls} canary calls")
-        if decided["decision"] != "promoted":
-            raise DemoFailed(f"the canary ended {decided['decision']}: {decided['reason']}")
+        if decided.decision != "promoted":
+            raise DemoFailed(f"the canary ended {decided.decision}: {decided.reason}")
         self.canary_calls = calls
         started = time.monotonic()
         if not await self.wait_for(lambda: self.worker.version is not None, 60):
@@ -142,8 +142,8 @@ class DemoSession:
         self.display.note(f"worker switched: now serving v{self.worker.version} to every call")
 
     def _announce_decisions(self) -> None:
-        for record in self.lifecycle.rollouts[self._announced :]:
-            self.display.note(f"rollout decision: {record['decision']}: {record['reason']}")
+        for rollout in self.lifecycle.rollouts[self._announced :]:
+            self.display.note(f"rollout decision: {rollout.decision}: {rollout.reason}")
         self._announced = len(self.lifecycle.rollouts)
 
     async def phase_after(self, calls: int) -> None:

@@ -12,7 +12,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from dspy_flywheel.bus.admin import ensure_topics
-from dspy_flywheel.contracts import DecodeError, Topics, decode
+from dspy_flywheel.contracts import (
+    Alert,
+    DecodeError,
+    Event,
+    OptimizationRequested,
+    OptimizationStatusChanged,
+    ProgramAcknowledged,
+    ProgramUpdated,
+    RolloutChanged,
+    Topics,
+    decode,
+)
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import trace_id_of
 
@@ -23,7 +34,7 @@ log = logging.getLogger(__name__)
 class Lifecycle:
     worker_id: str
     requested_at: float | None = None
-    request: dict[str, Any] | None = None
+    request: OptimizationRequested | None = None
     trace_id: str | None = None
     job_id: str | None = None
     status: str | None = None
@@ -31,44 +42,44 @@ class Lifecycle:
     message: str | None = None
     status_times: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
-    published: dict[str, Any] | None = None
+    published: ProgramUpdated | None = None
     published_at: float | None = None
     serving_version: int | None = None
     serving_at: float | None = None
-    alert: dict[str, Any] | None = None  # the first Alert for this worker
-    rollouts: list[dict[str, Any]] = field(default_factory=list)  # RolloutChanged, in order
+    alert: Alert | None = None  # the first Alert for this worker
+    rollouts: list[RolloutChanged] = field(default_factory=list)  # in order
 
-    def apply(self, event_type: str, record: dict[str, Any], traceparent: str | None) -> None:
-        if record.get("worker_id") != self.worker_id:
+    def apply(self, event: Event, traceparent: str | None) -> None:
+        if getattr(event, "worker_id", None) != self.worker_id:
             return
         now = time.monotonic()
-        if event_type == "OptimizationRequested" and self.request is None:
-            self.request, self.requested_at = record, now
-            self.job_id = record["job_id"]
+        if isinstance(event, OptimizationRequested) and self.request is None:
+            self.request, self.requested_at = event, now
+            self.job_id = event.job_id
             self.trace_id = trace_id_of(traceparent)
-        elif event_type == "OptimizationStatusChanged" and record["job_id"] == self.job_id:
-            self.status, self.progress = record["status"], record.get("progress")
-            self.message = record.get("message")
-            self.status_times.setdefault(record["status"], now)
+        elif isinstance(event, OptimizationStatusChanged) and event.job_id == self.job_id:
+            self.status, self.progress = event.status, event.progress
+            self.message = event.message
+            self.status_times.setdefault(event.status, now)
             # statuses carry different details (the split early, costs at the end): keep all
-            self.details = {**self.details, **json.loads(record.get("details_json") or "{}")}
-        elif event_type == "Alert" and self.alert is None:
-            self.alert = record
-        elif event_type == "RolloutChanged":
-            self.rollouts.append({**record, "seen_at": now})
-        elif event_type == "ProgramUpdated" and record.get("job_id") == self.job_id:
-            self.published, self.published_at = record, now
+            self.details = {**self.details, **json.loads(event.details_json or "{}")}
+        elif isinstance(event, Alert) and self.alert is None:
+            self.alert = event
+        elif isinstance(event, RolloutChanged):
+            self.rollouts.append(event)
+        elif isinstance(event, ProgramUpdated) and event.job_id == self.job_id:
+            self.published, self.published_at = event, now
         elif (
-            event_type == "ProgramAcknowledged"
-            and record["status"] == "serving"
+            isinstance(event, ProgramAcknowledged)
+            and event.status == "serving"
             and self.published
-            and record.get("version") == self.published["version"]
+            and event.version == self.published.version
         ):
-            self.serving_version, self.serving_at = record["version"], now
+            self.serving_version, self.serving_at = event.version, now
 
-    def decision(self, *names: str) -> dict[str, Any] | None:
+    def decision(self, *names: str) -> RolloutChanged | None:
         """The latest rollout decision among ``names`` (any decision when none are named)."""
-        found = [r for r in self.rollouts if not names or r["decision"] in names]
+        found = [r for r in self.rollouts if not names or r.decision in names]
         return found[-1] if found else None
 
 
@@ -98,6 +109,6 @@ async def follow(
                     except DecodeError as exc:
                         log.warning("demo watcher skipped an undecodable event: %s", exc)
                         continue
-                    lifecycle.apply(event.event_type, event.record, event.traceparent)
+                    lifecycle.apply(event.event, event.traceparent)
     finally:
         await consumer.stop()

@@ -10,8 +10,6 @@ trigger config (compacted topic), then from its last job.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.bus import publish, start_producer, stop_producer
 from dspy_flywheel.compile.catalog import canonical_name
+from dspy_flywheel.contracts.events import OptimizationRequested
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.refs import WorkerRefs, check_job_refs
 from dspy_flywheel.contracts.validate import MAX_NAME_CHARS, check_id, check_text
@@ -33,6 +32,7 @@ from dspy_flywheel.store import apply_migrations, create_pool, jobs, programs
 from dspy_flywheel.store.pool import close_pool, connect
 from dspy_flywheel.telemetry import current_traceparent, trace_id_of, tracer
 from dspy_flywheel.trigger.config_topic import read_config
+from dspy_flywheel.trigger.requests import new_request
 
 TRIGGER_TYPES = ("manual", "periodic", "performance", "batch")
 
@@ -162,8 +162,8 @@ class OptimizationManager:
         *,
         requested_by: str,
         evidence: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """The request record, every value checked (InvalidInput/ManagerError when not)."""
+    ) -> OptimizationRequested:
+        """The request, every value checked (InvalidInput/ManagerError when not)."""
         check_id(worker_id, "worker_id")
         check_text(requested_by, "requested_by", MAX_NAME_CHARS)
         given = checked_config(config)
@@ -178,37 +178,33 @@ class OptimizationManager:
             registered,
             self.settings.ref_allow_list,
         )
-        return {
-            "job_id": new_id(),
-            "worker_id": worker_id,
-            "reason": reason,
-            "optimizer": optimizer,
-            "optimizer_params_json": json.dumps(params, sort_keys=True),
-            "evidence_json": json.dumps(dict(evidence or {}), sort_keys=True),
-            "requested_by": requested_by,
-            "program_ref": merged.get("program_ref"),
-            "metric_ref": merged.get("metric_ref"),
-            "timestamp_ms": int(time.time() * 1000),
-        }
+        return new_request(
+            worker_id=worker_id,
+            reason=reason,
+            optimizer=optimizer,
+            params=params,
+            evidence=evidence or {},
+            requested_by=requested_by,
+            program_ref=merged.get("program_ref"),
+            metric_ref=merged.get("metric_ref"),
+        )
 
-    async def _publish(self, record: dict[str, Any]) -> str:
-        job_id, worker_id = str(record["job_id"]), str(record["worker_id"])
+    async def _publish(self, request: OptimizationRequested) -> str:
         attributes = {
-            "flywheel.job_id": job_id,
-            "flywheel.worker_id": worker_id,
-            "flywheel.reason": str(record["reason"]),
+            "flywheel.job_id": request.job_id,
+            "flywheel.worker_id": request.worker_id,
+            "flywheel.reason": request.reason,
         }
         with tracer.start_as_current_span("manager.request", attributes=attributes):
             await publish(
                 await self._producer_ready(),
                 self.topics.optimization_requests,
-                worker_id,
-                "OptimizationRequested",
-                record,
+                request.worker_id,
+                request,
                 traceparent=current_traceparent(),
             )
-        self._requested[job_id] = worker_id
-        return job_id
+        self._requested[request.job_id] = request.worker_id
+        return request.job_id
 
     async def schedule_optimization(
         self, worker_id: str, trigger_type: str = "manual", *, requested_by: str = "manager"
@@ -218,24 +214,24 @@ class OptimizationManager:
             raise ManagerError(
                 f"trigger_type {trigger_type!r}; accepted: {', '.join(TRIGGER_TYPES)}"
             )
-        record = await self._prepare(
+        request = await self._prepare(
             worker_id,
             trigger_type,
             {},
             requested_by=requested_by,
             evidence={"scheduled_via": "manager"},
         )
-        return await self._publish(record)
+        return await self._publish(request)
 
     async def execute_optimization(
         self, worker_id: str, optimizer_config: Mapping[str, Any], *, requested_by: str = "manager"
     ) -> str:
         """Request an optimization with explicit settings (``optimizer``, ``params``,
         ``program_ref``, ``metric_ref``; missing ones from the worker's config)."""
-        record = await self._prepare(
+        request = await self._prepare(
             worker_id, "manual", optimizer_config, requested_by=requested_by
         )
-        return await self._publish(record)
+        return await self._publish(request)
 
     async def batch_optimize(
         self,
@@ -251,7 +247,7 @@ class OptimizationManager:
             check_id(worker_id, "worker_ids[]")
         batch_id = new_id()
         unique = list(dict.fromkeys(worker_ids))
-        records = [
+        requests = [
             await self._prepare(
                 worker_id,
                 "batch",
@@ -261,7 +257,7 @@ class OptimizationManager:
             )
             for worker_id in unique
         ]
-        return {str(r["worker_id"]): await self._publish(r) for r in records}
+        return {r.worker_id: await self._publish(r) for r in requests}
 
     # -- jobs ----------------------------------------------------------------------------
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from dspy_flywheel.contracts.events import Alert, OptimizationRequested
 from dspy_flywheel.metrics.catalog import Meter
 
 WINDOW = 100  # labeled calls per (worker, version)
@@ -65,10 +66,10 @@ alerts = _meter.counter(
 )
 
 
-def note_published(event_type: str, record: Mapping[str, object]) -> None:
+def note_published(event: Alert | OptimizationRequested) -> None:
     """A request or alert left the trigger's outbox."""
-    worker = {"flywheel.worker_id": str(record.get("worker_id", ""))}
-    if event_type == "Alert":
-        alerts.add(1, {**worker, "flywheel.alert.kind": str(record.get("kind", ""))})
+    worker = {"flywheel.worker_id": event.worker_id or ""}
+    if isinstance(event, Alert):
+        alerts.add(1, {**worker, "flywheel.alert.kind": event.kind})
     else:
-        requests.add(1, {**worker, "flywheel.reason": str(record.get("reason", ""))})
+        requests.add(1, {**worker, "flywheel.reason": event.reason})

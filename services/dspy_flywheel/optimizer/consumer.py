@@ -17,6 +17,11 @@ from datetime import UTC, datetime
 import asyncpg
 
 from dspy_flywheel.contracts.codec import Decoded
+from dspy_flywheel.contracts.events import (
+    OptimizationRequested,
+    ProgramAcknowledged,
+    ProgramUpdated,
+)
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.contracts.validate import program_update
 from dspy_flywheel.metrics import optimizer as optimizer_metrics
@@ -31,25 +36,25 @@ class InvalidRecord(ValueError):
 
 def job_request(decoded: Decoded) -> jobs.JobRequest:
     """A JobRequest from an OptimizationRequested event; InvalidRecord when it cannot be one."""
-    if decoded.event_type != "OptimizationRequested":
-        raise InvalidRecord(f"unexpected event type {decoded.event_type}")
-    r = decoded.record
+    r = decoded.event
+    if not isinstance(r, OptimizationRequested):
+        raise InvalidRecord(f"unexpected event type {r.event_type}")
     try:
-        params = json.loads(r.get("optimizer_params_json") or "{}")
-        evidence = json.loads(r.get("evidence_json") or "{}")
+        params = json.loads(r.optimizer_params_json or "{}")
+        evidence = json.loads(r.evidence_json or "{}")
     except ValueError as exc:
         raise InvalidRecord(f"bad JSON in request: {exc}") from exc
-    if not isinstance(params, dict) or not r.get("job_id") or not r.get("worker_id"):
+    if not isinstance(params, dict) or not r.job_id or not r.worker_id:
         raise InvalidRecord("request needs job_id, worker_id and object optimizer_params_json")
     return jobs.JobRequest(
-        job_id=r["job_id"],
-        worker_id=r["worker_id"],
-        optimizer=r["optimizer"],
-        reason=r.get("reason") or "manual",
+        job_id=r.job_id,
+        worker_id=r.worker_id,
+        optimizer=r.optimizer,
+        reason=r.reason or "manual",
         params=params,
-        program_ref=r.get("program_ref"),
-        metric_ref=r.get("metric_ref"),
-        requested_by=r.get("requested_by") or "system",
+        program_ref=r.program_ref,
+        metric_ref=r.metric_ref,
+        requested_by=r.requested_by or "system",
         evidence=evidence if isinstance(evidence, dict) else {"value": evidence},
         traceparent=decoded.traceparent,
         request_event_id=decoded.event_id,
@@ -94,27 +99,26 @@ class AckIntake:
         self.pool = pool
 
     async def __call__(self, decoded: Decoded) -> None:
-        if decoded.event_type != "ProgramAcknowledged":
-            raise InvalidRecord(f"unexpected event type {decoded.event_type}")
-        r = decoded.record
+        r = decoded.event
+        if not isinstance(r, ProgramAcknowledged):
+            raise InvalidRecord(f"unexpected event type {r.event_type}")
         await programs.record_ack(
             self.pool,
             programs.Ack(
-                event_id=decoded.event_id
-                or f"{r['worker_id']}:{r['instance_id']}:{r['timestamp_ms']}",
-                worker_id=r["worker_id"],
-                instance_id=r["instance_id"],
-                version=r.get("version"),
-                status=r["status"],
-                reason=r.get("reason"),
+                event_id=decoded.event_id or f"{r.worker_id}:{r.instance_id}:{r.timestamp_ms}",
+                worker_id=r.worker_id,
+                instance_id=r.instance_id,
+                version=r.version,
+                status=r.status,
+                reason=r.reason,
                 traceparent=decoded.traceparent,
-                acked_at=datetime.fromtimestamp(r["timestamp_ms"] / 1000, UTC),
+                acked_at=datetime.fromtimestamp(r.timestamp_ms / 1000, UTC),
             ),
         )
 
 
 async def check_update(decoded: Decoded) -> None:
     """A ProgramUpdated as every worker will read it (InvalidInput/InvalidRecord if not)."""
-    if decoded.event_type != "ProgramUpdated":
+    if not isinstance(decoded.event, ProgramUpdated):
         raise InvalidRecord(f"unexpected event type {decoded.event_type}")
-    program_update(decoded.record)
+    program_update(decoded.event)

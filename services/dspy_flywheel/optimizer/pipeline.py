@@ -24,6 +24,7 @@ from opentelemetry import trace
 from dspy_flywheel.compile import confusion, gate
 from dspy_flywheel.compile.catalog import canonical_name
 from dspy_flywheel.compile.errors import CompileError
+from dspy_flywheel.contracts.events import ProgramUpdated, now_ms
 from dspy_flywheel.contracts.refs import RefNotAllowed, check_job_refs
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.metrics import optimizer as optimizer_metrics
@@ -418,19 +419,18 @@ class JobRun:
                     conn,
                     self.s.topics.program_updated,
                     job.worker_id,
-                    "ProgramUpdated",
-                    {
-                        "worker_id": job.worker_id,
-                        "version": version.version,
-                        "program_state_json": state_json,
-                        "signature_json": json.dumps(result.signature),
-                        "optimizer": self.optimizer,
-                        "job_id": job.job_id,
-                        "holdout_before": result.current_score,
-                        "holdout_after": result.candidate_score,
-                        "timestamp_ms": int(time.time() * 1000),
-                        "rollout": "candidate" if self.s.settings.rollout == "canary" else "serve",
-                    },
+                    ProgramUpdated(
+                        worker_id=job.worker_id,
+                        version=version.version,
+                        program_state_json=state_json,
+                        signature_json=json.dumps(result.signature),
+                        optimizer=self.optimizer,
+                        job_id=job.job_id,
+                        holdout_before=result.current_score,
+                        holdout_after=result.candidate_score,
+                        timestamp_ms=now_ms(),
+                        rollout="candidate" if self.s.settings.rollout == "canary" else "serve",
+                    ),
                     traceparent=current_traceparent(),
                 )
                 message = f"published version {version.version}: {decision.reason}"

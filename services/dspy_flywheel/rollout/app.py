@@ -36,6 +36,7 @@ from dspy_flywheel.bus import (
 )
 from dspy_flywheel.bus.letters import sent_sources
 from dspy_flywheel.contracts.codec import Decoded
+from dspy_flywheel.contracts.events import RolloutChanged
 from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.rollout.config import RolloutPolicy
 from dspy_flywheel.rollout.config_topic import policy_follower
@@ -95,7 +96,7 @@ async def run(
         )
         stack.push_async_callback(follower.stop)
         policies = await follower.start()
-        controller = RolloutController(lambda w: policies.get(w) or RolloutPolicy(w))
+        controller = RolloutController(lambda w: policies.get(w) or RolloutPolicy(worker_id=w))
         controller.states.update(await store.load_states())
         offsets = await store.load_offsets()
 
@@ -166,15 +167,12 @@ async def run(
 
 async def check_changed(decoded: Decoded) -> None:
     """A ``RolloutChanged`` as every worker reads it (ValueError: it goes to the DLQ)."""
-    Changed.from_record(decoded.record)
+    if not isinstance(decoded.event, RolloutChanged):
+        raise ValueError(f"unexpected {decoded.event_type} on the rollouts topic")
+    Changed.of(decoded.event)
 
 
-def _log_sent(event: OutboxEvent) -> None:
-    record = event.record
-    if event.event_type == "RolloutChanged":
-        log.warning(
-            "rollout %s for %s: %s",
-            record.get("decision"),
-            record.get("worker_id"),
-            record.get("reason"),
-        )
+def _log_sent(sent: OutboxEvent) -> None:
+    event = sent.event
+    if isinstance(event, RolloutChanged):
+        log.warning("rollout %s for %s: %s", event.decision, event.worker_id, event.reason)

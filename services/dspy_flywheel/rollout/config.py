@@ -8,11 +8,11 @@ after 20,000 labeled calls or 7 days without one (see ``sequential.py`` for why)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dspy_flywheel.contracts.events import RolloutConfig, field_names, now_ms
 from dspy_flywheel.rollout.sequential import SequentialConfig
 
 
@@ -22,18 +22,11 @@ class RolloutConfigError(ValueError):
     retriable = False
 
 
-@dataclass(frozen=True)
-class RolloutPolicy:
-    worker_id: str
-    enabled: bool = True
-    share: float = 0.1
-    confidence: float = 0.95
-    margin: float = 0.02
-    min_samples: int = 50
-    max_samples: int = 20_000
-    max_duration_s: int = 7 * 86_400
-    updated_by: str = "system"
-    timestamp_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RolloutPolicy(RolloutConfig):
+    """A ``RolloutConfig`` event, validated, stamped now when written by hand."""
+
+    timestamp_ms: int = field(default_factory=now_ms)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.share < 1.0:
@@ -56,19 +49,16 @@ class RolloutPolicy:
         )
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> RolloutPolicy:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in record.items() if k in known})
-
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+    def of(cls, event: RolloutConfig) -> RolloutPolicy:
+        """``event`` validated (RolloutConfigError when it is out of range)."""
+        return event if isinstance(event, cls) else cls.from_record(event.to_record())
 
     def merged(self, changes: Mapping[str, Any], updated_by: str) -> RolloutPolicy:
         """A copy with ``changes`` applied and stamped; unknown names are refused."""
-        known = {f.name for f in fields(self)} - {"worker_id", "updated_by", "timestamp_ms"}
+        known = set(field_names(RolloutConfig)) - {"worker_id", "updated_by", "timestamp_ms"}
         unknown = set(changes) - known
         if unknown:
             raise RolloutConfigError(
                 f"unknown rollout settings: {sorted(unknown)} (known: {sorted(known)})"
             )
-        return replace(self, **changes, updated_by=updated_by, timestamp_ms=int(time.time() * 1000))
+        return replace(self, **changes, updated_by=updated_by, timestamp_ms=now_ms())

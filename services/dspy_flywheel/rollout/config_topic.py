@@ -6,8 +6,9 @@ from __future__ import annotations
 from dspy_flywheel.bus.compacted import CompactedFollower, read_compacted
 from dspy_flywheel.bus.dlq import DeadLetters
 from dspy_flywheel.bus.guard import Record
-from dspy_flywheel.bus.publish import start_producer, stop_producer
-from dspy_flywheel.contracts.codec import decode, encode
+from dspy_flywheel.bus.publish import publish, start_producer, stop_producer
+from dspy_flywheel.contracts.codec import decode
+from dspy_flywheel.contracts.events import RolloutConfig
 from dspy_flywheel.contracts.validate import check_id
 from dspy_flywheel.rollout.config import RolloutConfigError, RolloutPolicy
 from dspy_flywheel.settings import KafkaSettings
@@ -20,10 +21,10 @@ def parse_policy_record(record: Record) -> tuple[str, RolloutPolicy | None]:
     worker_id = check_id(record.key.decode(), "key")
     if record.value is None:
         return worker_id, None
-    decoded = decode(record.value, record.headers)
-    if decoded.event_type != "RolloutConfig":
-        raise RolloutConfigError(f"unexpected {decoded.event_type} on the rollout-config topic")
-    policy = RolloutPolicy.from_record(decoded.record)
+    event = decode(record.value, record.headers).event
+    if not isinstance(event, RolloutConfig):
+        raise RolloutConfigError(f"unexpected {event.event_type} on the rollout-config topic")
+    policy = RolloutPolicy.of(event)
     if policy.worker_id != worker_id:
         raise RolloutConfigError(f"key {worker_id!r} differs from worker_id {policy.worker_id!r}")
     return worker_id, policy
@@ -57,9 +58,6 @@ async def write_policy(
         if policy is None:
             await producer.send_and_wait(topic, None, key=worker_id.encode())
             return
-        encoded = encode("RolloutConfig", policy.to_record())
-        await producer.send_and_wait(
-            topic, encoded.value, key=worker_id.encode(), headers=encoded.headers
-        )
+        await publish(producer, topic, worker_id, policy)
     finally:
         await stop_producer(producer)

@@ -81,7 +81,7 @@ class Command:
 
 @dataclass
 class RolloutController:
-    policy_for: Callable[[str], RolloutPolicy] = field(default=RolloutPolicy)
+    policy_for: Callable[[str], RolloutPolicy] = field(default=lambda w: RolloutPolicy(worker_id=w))
     states: dict[str, WorkerRollout] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
 

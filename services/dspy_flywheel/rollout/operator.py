@@ -17,11 +17,12 @@ from typing import Any, ClassVar
 from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.bus.publish import publish
+from dspy_flywheel.contracts.events import now_ms
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.contracts.validate import check_id
 from dspy_flywheel.rollout.config import RolloutPolicy
 from dspy_flywheel.rollout.config_topic import read_policies, write_policy
-from dspy_flywheel.rollout.records import COMMANDS, command_record
+from dspy_flywheel.rollout.records import COMMANDS, command_event
 from dspy_flywheel.rollout.sequential import Arm, SequentialConfig, accuracy_interval
 from dspy_flywheel.rollout.state import WorkerRollout
 from dspy_flywheel.rollout.store import fetch_decisions, fetch_state
@@ -137,12 +138,10 @@ async def send_command(
         raise CommandError(f"{worker_id} has no candidate on canary: name the version")
     if command == "unpin" and not view["pinned"]:
         raise CommandError(f"{worker_id} is not pinned")
-    record = command_record(
-        worker_id, command, version, requested_by, reason, time.time_ns() // 1_000_000
-    )
-    await publish(producer, topics.rollout_commands, worker_id, "RolloutCommand", record)
-    answer = await _answer(db, record["command_id"], wait_s)
-    return {"command": record, "answer": answer}
+    event = command_event(worker_id, command, version, requested_by, reason, now_ms())
+    await publish(producer, topics.rollout_commands, worker_id, event)
+    answer = await _answer(db, event.command_id, wait_s)
+    return {"command": event.to_record(), "answer": answer}
 
 
 async def _answer(db: Executor, command_id: str, wait_s: float) -> dict[str, Any] | None:
@@ -175,7 +174,7 @@ async def read_policy(kafka: KafkaSettings, topics: Topics, worker_id: str) -> R
     """The worker's canary settings (the defaults when it has none)."""
     check_id(worker_id, "worker_id")
     found = (await read_policies(kafka, topics.rollout_config)).get(worker_id)
-    return found or RolloutPolicy(worker_id)
+    return found or RolloutPolicy(worker_id=worker_id)
 
 
 async def update_policy(

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from dspy_flywheel.compile.judge import score_correct
+from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
 from dspy_flywheel.trigger.correctness import label_matches
 
 V = TypeVar("V")
@@ -64,7 +64,7 @@ class _Expiring(Generic[V]):
         return None if item is None or item[0] <= time.monotonic() else item[1]
 
 
-def parse_version(value: Any) -> int | None:
+def parse_version(value: str | None) -> int | None:
     """``program_version`` as an int (None: the code's program); ValueError when malformed."""
     return None if value is None else int(value)
 
@@ -74,41 +74,41 @@ class OutcomeJoin:
         self, max_entries: int = 200_000, ttl_s: float = 3600.0, pending_ttl_s: float = 600.0
     ) -> None:
         self._executions: _Expiring[_Execution] = _Expiring(max_entries, ttl_s)
-        self._pending: _Expiring[Mapping[str, Any]] = _Expiring(max_entries, pending_ttl_s)
+        self._pending: _Expiring[FeedbackRecorded] = _Expiring(max_entries, pending_ttl_s)
 
-    def on_execution(self, record: Mapping[str, Any]) -> Outcome | None:
-        execution_id = str(record["execution_id"])
+    def on_execution(self, event: ExecutionRecorded) -> Outcome | None:
+        execution_id = event.execution_id
         execution = _Execution(
-            str(record["worker_id"]),
-            parse_version(record.get("program_version")),
-            record.get("outputs_json") if record.get("success", True) else None,
-            int(record["timestamp_ms"]),
+            event.worker_id,
+            parse_version(event.program_version),
+            event.outputs_json if event.success else None,
+            event.timestamp_ms,
         )
-        score = record.get("metric_score")
+        score = event.metric_score
         if score is not None:
             self._pending.take(execution_id)
-            return self._outcome(execution, execution_id, score_correct(float(score)))
+            return self._outcome(execution, execution_id, score_correct(score))
         feedback = self._pending.take(execution_id)
         if feedback is not None:
             return self._judge(execution, execution_id, feedback)
         self._executions.put(execution_id, execution)
         return None
 
-    def on_feedback(self, record: Mapping[str, Any]) -> Outcome | None:
-        execution_id = str(record["execution_id"])
+    def on_feedback(self, event: FeedbackRecorded) -> Outcome | None:
+        execution_id = event.execution_id
         execution = self._executions.take(execution_id)
         if execution is None:
-            self._pending.put(execution_id, record)
+            self._pending.put(execution_id, event)
             return None
-        return self._judge(execution, execution_id, record)
+        return self._judge(execution, execution_id, event)
 
     def _judge(
-        self, execution: _Execution, execution_id: str, feedback: Mapping[str, Any]
+        self, execution: _Execution, execution_id: str, feedback: FeedbackRecorded
     ) -> Outcome | None:
-        score, label = feedback.get("score"), feedback.get("label")
+        score, label = feedback.score, feedback.label
         if score is not None:
-            return self._outcome(execution, execution_id, score_correct(float(score)))
-        verdict = None if label is None else label_matches(str(label), execution.outputs_json)
+            return self._outcome(execution, execution_id, score_correct(score))
+        verdict = None if label is None else label_matches(label, execution.outputs_json)
         return None if verdict is None else self._outcome(execution, execution_id, verdict)
 
     @staticmethod

@@ -1,57 +1,53 @@
-"""Rollout events as records: ``RolloutChanged`` (assignment + decision), its ``Alert``,
-``RolloutCommand`` (operators), and the reading side that workers and the manager share."""
+"""Rollout events: ``RolloutChanged`` (assignment + decision), its ``Alert``, ``RolloutCommand``
+(operators), and the reading side that workers and the manager share."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from dspy_flywheel.contracts.events import Alert, RolloutChanged, RolloutCommand
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.rollout.controller import Command, Decision
 from dspy_flywheel.rollout.state import Assignment
 
 
-def changed_record(decision: Decision) -> dict[str, Any]:
+def changed_event(decision: Decision) -> RolloutChanged:
     a = decision.assignment
-    return {
-        "worker_id": decision.worker_id,
+    return RolloutChanged(
+        worker_id=decision.worker_id,
+        sequence=decision.sequence,
+        decision=decision.decision,
+        stable_version=a.stable,
+        candidate_version=a.candidate,
+        candidate_share=a.share,
+        pinned=a.pinned,
+        reason=decision.reason,
+        evidence_json=json.dumps(decision.evidence, sort_keys=True, default=str),
+        decided_by=decision.decided_by,
+        command_id=decision.command_id,
+        job_id=decision.job_id,
+        timestamp_ms=decision.at_ms,
+    )
+
+
+def alert_event(decision: Decision) -> Alert:
+    details = {
         "sequence": decision.sequence,
-        "decision": decision.decision,
-        "stable_version": a.stable,
-        "candidate_version": a.candidate,
-        "candidate_share": a.share,
-        "pinned": a.pinned,
-        "reason": decision.reason,
-        "evidence_json": json.dumps(decision.evidence, sort_keys=True, default=str),
-        "decided_by": decision.decided_by,
-        "command_id": decision.command_id,
         "job_id": decision.job_id,
-        "timestamp_ms": decision.at_ms,
+        "command_id": decision.command_id,
+        "evidence": decision.evidence,
     }
-
-
-def alert_record(decision: Decision) -> dict[str, Any]:
-    return {
-        "alert_id": new_id(),
-        "worker_id": decision.worker_id,
-        "severity": decision.severity,
-        "kind": f"rollout_{decision.decision}",
-        "message": f"{decision.worker_id}: {decision.decision.replace('_', ' ')}: "
+    return Alert(
+        alert_id=new_id(),
+        worker_id=decision.worker_id,
+        severity=decision.severity,
+        kind=f"rollout_{decision.decision}",
+        message=f"{decision.worker_id}: {decision.decision.replace('_', ' ')}: "
         f"{decision.reason} (now {decision.assignment.describe()})",
-        "details_json": json.dumps(
-            {
-                "sequence": decision.sequence,
-                "job_id": decision.job_id,
-                "command_id": decision.command_id,
-                "evidence": decision.evidence,
-            },
-            sort_keys=True,
-            default=str,
-        ),
-        "timestamp_ms": decision.at_ms,
-    }
+        details_json=json.dumps(details, sort_keys=True, default=str),
+        timestamp_ms=decision.at_ms,
+    )
 
 
 @dataclass(frozen=True)
@@ -68,44 +64,43 @@ class Changed:
     timestamp_ms: int
 
     @classmethod
-    def from_record(cls, r: Mapping[str, Any]) -> Changed:
-        share = float(r.get("candidate_share") or 0.0)
-        candidate = r.get("candidate_version")
+    def of(cls, e: RolloutChanged) -> Changed:
+        share, candidate = e.candidate_share, e.candidate_version
         if not 0.0 <= share <= 1.0 or (candidate is None and share):
             raise ValueError(f"bad rollout assignment: candidate {candidate} at share {share}")
         return cls(
-            str(r["worker_id"]),
-            int(r["sequence"]),
-            str(r["decision"]),
-            Assignment(r.get("stable_version"), candidate, share, bool(r.get("pinned"))),
-            str(r.get("reason") or ""),
-            str(r.get("decided_by") or ""),
-            r.get("command_id"),
-            int(r["timestamp_ms"]),
+            e.worker_id,
+            e.sequence,
+            e.decision,
+            Assignment(e.stable_version, candidate, share, e.pinned),
+            e.reason,
+            e.decided_by,
+            e.command_id,
+            e.timestamp_ms,
         )
 
 
 COMMANDS = ("promote", "rollback", "pin", "unpin")
 
 
-def command_record(
+def command_event(
     worker_id: str,
     command: str,
     version: int | None,
     requested_by: str,
     reason: str | None,
     timestamp_ms: int,
-) -> dict[str, Any]:
+) -> RolloutCommand:
     check_command(command, version)
-    return {
-        "command_id": new_id(),
-        "worker_id": worker_id,
-        "command": command,
-        "version": version,
-        "requested_by": requested_by,
-        "reason": reason,
-        "timestamp_ms": timestamp_ms,
-    }
+    return RolloutCommand(
+        command_id=new_id(),
+        worker_id=worker_id,
+        command=command,
+        version=version,
+        requested_by=requested_by,
+        reason=reason,
+        timestamp_ms=timestamp_ms,
+    )
 
 
 def check_command(command: str, version: int | None) -> None:
@@ -116,15 +111,10 @@ def check_command(command: str, version: int | None) -> None:
         raise ValueError(f"version must be >= 1, got {version}")
 
 
-def command_from_record(r: Mapping[str, Any]) -> Command:
-    """A ``RolloutCommand``; ValueError (the record goes to the DLQ) when it asks nothing
+def command_of(e: RolloutCommand) -> Command:
+    """The controller's command; ValueError (the record goes to the DLQ) when it asks nothing
     a rollout can do."""
-    check_command(str(r["command"]), r.get("version"))
+    check_command(e.command, e.version)
     return Command(
-        str(r["command_id"]),
-        str(r["worker_id"]),
-        str(r["command"]),
-        r.get("version"),
-        str(r.get("requested_by") or "system"),
-        r.get("reason"),
+        e.command_id, e.worker_id, e.command, e.version, e.requested_by or "system", e.reason
     )

@@ -14,25 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 
 from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard, in_order, retrying
 from dspy_flywheel.contracts.codec import Decoded
+from dspy_flywheel.contracts.events import (
+    ExecutionRecorded,
+    FeedbackRecorded,
+    ProgramUpdated,
+    RolloutCommand,
+    now_ms,
+)
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.rollout.controller import CommandRefused, Decision, RolloutController
 from dspy_flywheel.rollout.outcomes import Outcome, OutcomeJoin
-from dspy_flywheel.rollout.records import alert_record, changed_record, command_from_record
+from dspy_flywheel.rollout.records import alert_event, changed_event, command_of
 from dspy_flywheel.rollout.store import Published, Refusal, RolloutStore
 from dspy_flywheel.store.offsets import Offsets
 from dspy_flywheel.telemetry import context_from_traceparent, current_traceparent, tracer
 
 log = logging.getLogger(__name__)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class RolloutService:
@@ -82,30 +84,30 @@ class RolloutService:
         async with self._lock:
             await self._commit(self.controller.on_policy(worker_id, now_ms()), {})
 
-    async def _handle(self, event: Decoded) -> list[Decision]:
-        r = event.record
-        if event.event_type == "ExecutionRecorded":
-            if str(r["worker_id"]) not in self.controller.states:
+    async def _handle(self, decoded: Decoded) -> list[Decision]:
+        event = decoded.event
+        if isinstance(event, ExecutionRecorded):
+            if event.worker_id not in self.controller.states:
                 return []  # never published a version: nothing to compare
-            return self._observed(self.join.on_execution(r))
-        if event.event_type == "FeedbackRecorded":
-            return self._observed(self.join.on_feedback(r))
-        if event.event_type == "ProgramUpdated":
+            return self._observed(self.join.on_execution(event))
+        if isinstance(event, FeedbackRecorded):
+            return self._observed(self.join.on_feedback(event))
+        if isinstance(event, ProgramUpdated):
             return self.controller.on_published(
-                str(r["worker_id"]),
-                int(r["version"]),
-                str(r.get("rollout") or "serve"),
+                event.worker_id,
+                event.version,
+                event.rollout or "serve",
                 now_ms(),
-                job_id=r.get("job_id"),
-                traceparent=event.traceparent,
+                job_id=event.job_id,
+                traceparent=decoded.traceparent,
             )
-        if event.event_type == "RolloutCommand":
-            command = command_from_record(r)
+        if isinstance(event, RolloutCommand):
+            command = command_of(event)
             try:
                 return self.controller.on_command(command, now_ms())
             except CommandRefused as exc:
                 log.warning("refused %s of %s: %s", command.command, command.worker_id, exc)
-                details = {**r, "refused": str(exc)}
+                details = {**event.to_record(), "refused": str(exc)}
                 self._refusals.append(Refusal(command.requested_by, command.worker_id, details))
                 return []
         log.debug("ignoring %s", event.event_type)
@@ -149,15 +151,8 @@ class RolloutService:
         key = decision.worker_id
         events = [
             OutboxEvent(
-                new_id(),
-                self.topics.program_rollouts,
-                key,
-                "RolloutChanged",
-                changed_record(decision),
-                traceparent,
+                new_id(), self.topics.program_rollouts, key, changed_event(decision), traceparent
             ),
-            OutboxEvent(
-                new_id(), self.topics.alerts, key, "Alert", alert_record(decision), traceparent
-            ),
+            OutboxEvent(new_id(), self.topics.alerts, key, alert_event(decision), traceparent),
         ]
         return Published(decision, traceparent, events)

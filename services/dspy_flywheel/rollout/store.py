@@ -134,8 +134,8 @@ class RolloutStore:
                     self.scope,
                     e.topic,
                     e.key,
-                    e.event_type,
-                    dict(e.record),
+                    e.event.event_type,
+                    e.event.to_record(),
                     e.traceparent,
                 )
                 for e in item.events

@@ -8,9 +8,9 @@ Pieces:
   running ``Worker`` (call paths, feedback, pin / unpin / rollback, stats, close);
   ``runtime``: its IO thread, spool directory and background tasks.
 * events off the call path: ``emitter`` (in-memory queue, pump), ``delivery`` + ``batches``
-  (idempotent producer), ``spool`` (on disk while Kafka is away), ``events`` / ``fastcodec``
-  (records and their encoding), ``tracing`` (span per call, traceparent), ``usage`` (LM calls
-  and tokens per call), ``ids``.
+  (idempotent producer), ``spool`` (on disk while Kafka is away), ``events`` (the
+  ExecutionRecorded / FeedbackRecorded / ProgramAcknowledged events a worker emits),
+  ``tracing`` (span per call, traceparent), ``usage`` (LM calls and tokens per call), ``ids``.
 * programs in: ``programs`` (checks, atomic swaps, history), ``reloader`` (follows
   program-updated through ``bus.consumer``); signatures (``signature_of``) come from the
   ``compile`` layer.

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
 
 from dspy_flywheel.bus.consumer import open_consumer, read_to_end, stop_consumer
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.contracts.events import TriggerConfig, field_names
 from dspy_flywheel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -30,26 +31,27 @@ CODE_OWNED = ("worker_type", "program_ref", "metric_ref")
 _IGNORED_IN_DIFF = ("timestamp_ms",)
 
 
-def merge_config(existing: dict[str, Any] | None, ours: dict[str, Any]) -> dict[str, Any] | None:
-    """The record to publish given the current one (None when nothing needs publishing)."""
+def merge_config(existing: TriggerConfig | None, ours: TriggerConfig) -> TriggerConfig | None:
+    """The config to publish given the current one (None when nothing needs publishing)."""
     if existing is None:
         return ours
-    if str(existing.get("updated_by", "")).startswith("sdk"):
+    if existing.updated_by.startswith("sdk"):
         wanted = ours
     else:
-        wanted = {
-            **existing,
-            **{k: ours[k] for k in CODE_OWNED},
-            "timestamp_ms": ours["timestamp_ms"],
-        }
-    same = all(existing.get(k) == v for k, v in wanted.items() if k not in _IGNORED_IN_DIFF)
+        owned = {k: getattr(ours, k) for k in CODE_OWNED}
+        wanted = replace(existing, **owned, timestamp_ms=ours.timestamp_ms)
+    same = all(
+        getattr(existing, k) == getattr(wanted, k)
+        for k in field_names(TriggerConfig)
+        if k not in _IGNORED_IN_DIFF
+    )
     return None if same else wanted
 
 
-async def read_current(kafka: KafkaSettings, topic: str, worker_id: str) -> dict[str, Any] | None:
+async def read_current(kafka: KafkaSettings, topic: str, worker_id: str) -> TriggerConfig | None:
     """The latest TriggerConfig for ``worker_id`` (None if absent or deleted)."""
     key = worker_id.encode()
-    current: list[dict[str, Any] | None] = [None]
+    current: list[TriggerConfig | None] = [None]
 
     async def keep(record: Record) -> None:
         if record.key != key:
@@ -58,9 +60,14 @@ async def read_current(kafka: KafkaSettings, topic: str, worker_id: str) -> dict
             current[0] = None  # tombstone: the config was deleted
             return
         try:
-            current[0] = decode(record.value, record.headers).record
+            event = decode(record.value, record.headers).event
         except DecodeError as exc:
             log.warning("unreadable trigger config for %s: %s", worker_id, exc)
+            return
+        if isinstance(event, TriggerConfig):
+            current[0] = event
+        else:
+            log.warning("%s on the trigger config topic for %s", event.event_type, worker_id)
 
     consumer = await open_consumer(kafka, [topic], fetch_max_wait_ms=50)
     try:
@@ -74,11 +81,11 @@ async def register(
     kafka: KafkaSettings,
     topic: str,
     worker_id: str,
-    ours: Callable[[], dict[str, Any]],
-    publish: Callable[[dict[str, Any]], None],
+    ours: Callable[[], TriggerConfig],
+    publish: Callable[[TriggerConfig], None],
     *,
     backoff_max_s: float,
-) -> dict[str, Any]:
+) -> TriggerConfig:
     """Read, merge, publish; retries until Kafka answers. Returns the config now in effect."""
     backoff = 0.2
     while True:
@@ -91,13 +98,13 @@ async def register(
             log.debug("%s: trigger config not readable yet: %s", worker_id, exc)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, backoff_max_s)
-    record = ours()
-    merged = merge_config(existing, record)
+    config = ours()
+    merged = merge_config(existing, config)
     if merged is None:
         log.info("%s: trigger config up to date", worker_id)
         assert existing is not None
         return existing
-    if existing is not None and merged is not record:
+    if existing is not None and merged is not config:
         log.info("%s: keeping the operator's trigger config; refreshing %s", worker_id, CODE_OWNED)
     publish(merged)
     return merged

@@ -25,12 +25,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.events import Event
 from dspy_flywheel.sdk.delivery import Delivery, KafkaState
-from dspy_flywheel.sdk.events import ExecutionPayload, ExecutionRow
+from dspy_flywheel.sdk.events import ExecutionPayload, ExecutionRow, execution_event
 from dspy_flywheel.sdk.ioloop import IOLoop
 from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool
@@ -39,33 +40,29 @@ from dspy_flywheel.sdk.tracing import TraceOrigin, new_traceparent, resolve_trac
 log = logging.getLogger(__name__)
 
 
-Builder = Callable[[Any], Mapping[str, Any]]
+Builder = Callable[[Any], Event]
 Headers = tuple[tuple[str, bytes], ...]
-FastEncoder = Callable[[Any, str, str], tuple[bytes, Headers]]
 
 
 class Pending(NamedTuple):
-    """An event as the call path hands it over; ``build(payload)`` makes the record later."""
+    """An event as the call path hands it over: the event itself, or a ``payload`` that
+    ``build(payload)`` makes it from on the IO loop."""
 
     topic: str
     key: bytes | None
-    event_type: str
     payload: Any
     build: Builder | None
     trace: TraceOrigin  # a traceparent, or what the emitter makes one from (tracing.origin_of)
     event_id: str
     extra_headers: Headers = ()
-    fast: FastEncoder | None = None  # (payload, traceparent, event_id) -> (value, headers)
 
 
 class ExecutionRoute(NamedTuple):
-    """Where a worker's executions go and how they are encoded (the same for every call)."""
+    """Where a worker's executions go (the same for every call)."""
 
     topic: str
     key: bytes
-    build: Builder
     extra_headers: Headers = ()
-    fast: FastEncoder | None = None
 
 
 def execution_pending(route: ExecutionRoute, row: ExecutionRow) -> Pending:
@@ -74,13 +71,11 @@ def execution_pending(route: ExecutionRoute, row: ExecutionRow) -> Pending:
     return Pending(
         route.topic,
         route.key,
-        "ExecutionRecorded",
         payload,
-        route.build,
+        execution_event,
         payload.trace,
         payload.execution_id,
         route.extra_headers,
-        route.fast,
     )
 
 
@@ -253,19 +248,14 @@ class Emitter:
             item = self._as_pending(item)
         traceparent = resolve_traceparent(item.trace) or new_traceparent()
         try:
-            if item.fast is not None:
-                value, headers = item.fast(item.payload, traceparent, item.event_id)
-            else:
-                record = item.build(item.payload) if item.build is not None else item.payload
-                encoded = encode(
-                    item.event_type, record, traceparent=traceparent, event_id=item.event_id
-                )
-                value, headers = encoded.value, tuple(encoded.headers)
+            event = item.build(item.payload) if item.build is not None else item.payload
+            encoded = encode(event, traceparent=traceparent, event_id=item.event_id)
         except Exception as exc:
             self._counters.encode_errors += 1
-            log.error("%s: dropping an unencodable %s event: %s", self._name, item.event_type, exc)
+            log.error("%s: dropping an unencodable event for %s: %s", self._name, item.topic, exc)
             return None
-        return Message(item.topic, item.key, value, headers + item.extra_headers, item.event_id)
+        headers = (*encoded.headers, *item.extra_headers)
+        return Message(item.topic, item.key, encoded.value, headers, item.event_id)
 
     def _as_pending(self, row: ExecutionRow) -> Pending:
         route = self._execution_route

@@ -2,20 +2,25 @@
 
 The call path captures an execution as a plain tuple with ``ExecutionPayload``'s layout (the
 cheapest object to build there); the IO loop views it as an ``ExecutionPayload``, and
-``execution_record`` or the fast encoder turn it into the ``ExecutionRecorded`` record.
+``execution_event`` turns it into the ``ExecutionRecorded`` event.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from dspy import Prediction
 from pydantic import BaseModel
 
+from dspy_flywheel.contracts.events import (
+    ExecutionRecorded,
+    FeedbackRecorded,
+    ProgramAcknowledged,
+    now_ms,
+)
 from dspy_flywheel.sdk.tracing import TraceOrigin
 
 
@@ -71,61 +76,55 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=jsonable, ensure_ascii=False)
+_json = json.JSONEncoder(default=jsonable, ensure_ascii=False).encode
 
 
-def execution_record(p: ExecutionPayload) -> dict[str, Any]:
-    return {
-        "worker_id": p.worker_id,
-        "worker_type": p.worker_type,
-        "program_version": None if p.program_version is None else str(p.program_version),
-        "execution_id": p.execution_id,
-        "inputs_json": dumps(p.inputs),
-        "outputs_json": None if p.outputs is None else dumps(p.outputs),
-        "success": p.error is None,
-        "error": p.error,
-        "latency_ms": p.latency_ms,
-        "lm_calls": p.lm_calls,
-        "prompt_tokens": p.prompt_tokens,
-        "completion_tokens": p.completion_tokens,
-        "metric_score": None,
-        "timestamp_ms": p.timestamp_ms,
-    }
+def execution_event(p: ExecutionPayload) -> ExecutionRecorded:
+    return ExecutionRecorded(
+        worker_id=p.worker_id,
+        worker_type=p.worker_type,
+        program_version=None if p.program_version is None else str(p.program_version),
+        execution_id=p.execution_id,
+        inputs_json=_json(p.inputs),
+        outputs_json=None if p.outputs is None else _json(p.outputs),
+        success=p.error is None,
+        error=p.error,
+        latency_ms=p.latency_ms,
+        lm_calls=p.lm_calls,
+        prompt_tokens=p.prompt_tokens,
+        completion_tokens=p.completion_tokens,
+        timestamp_ms=p.timestamp_ms,
+    )
 
 
-def feedback_record(
+def feedback_event(
     worker_id: str,
     execution_id: str,
     label: Mapping[str, Any] | None,
     score: float | None,
     source: str,
-) -> dict[str, Any]:
-    return {
-        "execution_id": execution_id,
-        "worker_id": worker_id,
-        "label": None if label is None else dumps(dict(label)),
-        "score": score,
-        "source": source,
-        "timestamp_ms": now_ms(),
-    }
+) -> FeedbackRecorded:
+    return FeedbackRecorded(
+        execution_id=execution_id,
+        worker_id=worker_id,
+        label=None if label is None else _json(dict(label)),
+        score=score,
+        source=source,
+        timestamp_ms=now_ms(),
+    )
 
 
-def ack_record(
+def ack_event(
     worker_id: str, instance_id: str, version: int | None, status: str, reason: str | None
-) -> dict[str, Any]:
-    return {
-        "worker_id": worker_id,
-        "instance_id": instance_id,
-        "version": version,
-        "status": status,
-        "reason": reason,
-        "timestamp_ms": now_ms(),
-    }
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+) -> ProgramAcknowledged:
+    return ProgramAcknowledged(
+        worker_id=worker_id,
+        instance_id=instance_id,
+        version=version,
+        status=status,
+        reason=reason,
+        timestamp_ms=now_ms(),
+    )
 
 
 def error_text(exc: BaseException) -> str:

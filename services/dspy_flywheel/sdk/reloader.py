@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop_consumer
 from dspy_flywheel.bus.guard import Record, RecordGuard
 from dspy_flywheel.contracts.codec import decode
+from dspy_flywheel.contracts.events import ProgramUpdated, RolloutChanged
 from dspy_flywheel.contracts.validate import program_update
 from dspy_flywheel.metrics.sdk import record_reload
 from dspy_flywheel.rollout.records import Changed
@@ -38,8 +39,7 @@ from dspy_flywheel.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 OnOutcome = Callable[[Outcome], None]
-# version, state json, signature json, rollout (serve | candidate), traceparent
-_Update = tuple[int, str, str, str, str | None]
+_Update = tuple[ProgramUpdated, str | None]  # the event and its traceparent
 
 
 class Reloader:
@@ -115,12 +115,12 @@ class Reloader:
         self._positions = await read_to_end(consumer, collect)
         candidates = list(mine)
         if latest:  # the controller's assignment says what serves
-            for version, state_json, signature_json, *_ in candidates:
-                self._slot.remember_unloaded(version, state_json, signature_json)
+            for old, _ in candidates:
+                self._remember(old)
             self._assign(latest[0])
         else:
-            for version, state_json, signature_json, *_ in candidates[:-1]:
-                self._slot.remember_unloaded(version, state_json, signature_json)
+            for old, _ in candidates[:-1]:
+                self._remember(old)
             for update in reversed(candidates):  # newest first; stop at the first that fits
                 if self._apply(update).status != "refused":
                     break
@@ -147,18 +147,16 @@ class Reloader:
             return None
         try:
             decoded = decode(record.value, record.headers)
-            if decoded.event_type == "RolloutChanged":
-                return Changed.from_record(decoded.record)
-            if decoded.event_type != "ProgramUpdated":
+            event = decoded.event
+            if isinstance(event, RolloutChanged):
+                return Changed.of(event)
+            if not isinstance(event, ProgramUpdated):
                 return None
-            version, _, _ = program_update(decoded.record)
+            program_update(event)
         except (KeyError, TypeError, ValueError) as exc:  # DecodeError, InvalidInput
             self._report(Outcome("refused", None, f"bad {record.topic} event: {exc}"))
             raise
-        r = decoded.record
-        rollout = str(r.get("rollout") or "serve")
-        state, signature = r["program_state_json"], r["signature_json"]
-        return version, state, signature, rollout, decoded.traceparent
+        return event, decoded.traceparent
 
     async def _apply_any(self, parsed: _Update | Changed | None) -> None:
         if isinstance(parsed, Changed):
@@ -166,17 +164,23 @@ class Reloader:
         elif parsed is not None:
             self._apply(parsed)
 
+    def _remember(self, event: ProgramUpdated) -> None:
+        self._slot.remember_unloaded(event.version, event.program_state_json, event.signature_json)
+
     def _assign(self, changed: Changed) -> None:
         outcome = self._slot.assign(changed.assignment, changed.sequence)
         if outcome is not None:
             self._report(outcome)
 
     def _apply(self, update: _Update) -> Outcome:
-        version, state_json, signature_json, rollout, traceparent = update
+        event, traceparent = update
+        version = event.version
         started = time.perf_counter()
         with reload_span(self._worker_id, version, traceparent) as span:
             try:
-                outcome = self._slot.offer(version, state_json, signature_json, rollout)
+                outcome = self._slot.offer(
+                    version, event.program_state_json, event.signature_json, event.rollout
+                )
                 self.applied += 1
             except ProgramRefused as exc:
                 self.refused += 1

@@ -22,12 +22,12 @@ from aiokafka.errors import KafkaConnectionError
 
 from dspy_flywheel.bus.admin import ensure_topics
 from dspy_flywheel.bus.preflight import check_kafka
+from dspy_flywheel.contracts.events import TriggerConfig, now_ms
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import TopicSpec
 from dspy_flywheel.sdk import config_sync
 from dspy_flywheel.sdk.delivery import KafkaState
 from dspy_flywheel.sdk.emitter import Emitter, Pending
-from dspy_flywheel.sdk.events import now_ms
 from dspy_flywheel.sdk.ioloop import IOLoop
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
 from dspy_flywheel.sdk.reloader import Reloader
@@ -80,7 +80,7 @@ class Runtime:
         self.loop = IOLoop(f"flywheel-{worker.worker_id}")
         self.emitter: Emitter | None = None
         self.reloader: Reloader | None = None
-        self.trigger_config: dict[str, Any] | None = None
+        self.trigger_config: TriggerConfig | None = None
         self._lock_fd: int | None = None
         self._background: list[concurrent.futures.Future[Any]] = []
         self.kafka_state = KafkaState()  # every Kafka client waits for kafka_state.ready
@@ -185,8 +185,8 @@ class Runtime:
         assert self.emitter is not None
         topic = self._settings.topics.trigger_config
 
-        def ours() -> dict[str, Any]:
-            return optimization.trigger_record(
+        def ours() -> TriggerConfig:
+            return optimization.trigger_config(
                 worker.worker_id,
                 worker.worker_type,
                 worker.program_ref,
@@ -194,18 +194,10 @@ class Runtime:
                 now_ms(),
             )
 
-        def publish(record: dict[str, Any]) -> None:
+        def publish(config: TriggerConfig) -> None:
             assert self.emitter is not None
             self.emitter.submit(
-                Pending(
-                    topic,
-                    worker.worker_id.encode(),
-                    "TriggerConfig",
-                    record,
-                    None,
-                    None,
-                    new_id(),
-                )
+                Pending(topic, worker.worker_id.encode(), config, None, None, new_id())
             )
 
         self.trigger_config = await config_sync.register(

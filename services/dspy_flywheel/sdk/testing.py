@@ -1,8 +1,8 @@
 """Helpers for testing workers against a real broker: read events back, publish programs.
 
 events = await read_events(kafka, topics.executions, count=1000, within_s=30)
-record = program_updated_record("classifier", 3, compiled_program)
-await publish_record(kafka, topics.program_updated, "classifier", "ProgramUpdated", record)
+event = program_updated_event("classifier", 3, compiled_program)
+await publish_event(kafka, topics.program_updated, "classifier", event)
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from aiokafka import AIOKafkaConsumer
 from dspy_flywheel.bus.publish import publish, start_producer
 from dspy_flywheel.compile.signature import signature_of
 from dspy_flywheel.contracts.codec import Decoded, decode
-from dspy_flywheel.sdk.events import now_ms
+from dspy_flywheel.contracts.events import Event, ProgramUpdated, now_ms
 from dspy_flywheel.settings import KafkaSettings
 
 
-def program_updated_record(
+def program_updated_event(
     worker_id: str,
     version: int,
     program: dspy.Module,
@@ -31,29 +31,25 @@ def program_updated_record(
     job_id: str | None = None,
     signature: dict[str, Any] | None = None,
     rollout: str = "serve",
-) -> dict[str, Any]:
-    """A ProgramUpdated record for ``program`` (its dumped state and its signature);
+) -> ProgramUpdated:
+    """A ProgramUpdated event for ``program`` (its dumped state and its signature);
     ``rollout="candidate"`` publishes it for a canary (the rollout service decides)."""
-    return {
-        "worker_id": worker_id,
-        "version": version,
-        "program_state_json": json.dumps(program.dump_state()),
-        "signature_json": json.dumps(signature if signature is not None else signature_of(program)),
-        "optimizer": optimizer,
-        "job_id": job_id,
-        "holdout_before": None,
-        "holdout_after": None,
-        "timestamp_ms": now_ms(),
-        "rollout": rollout,
-    }
+    return ProgramUpdated(
+        worker_id=worker_id,
+        version=version,
+        program_state_json=json.dumps(program.dump_state()),
+        signature_json=json.dumps(signature if signature is not None else signature_of(program)),
+        optimizer=optimizer,
+        job_id=job_id,
+        timestamp_ms=now_ms(),
+        rollout=rollout,
+    )
 
 
-async def publish_record(
-    kafka: KafkaSettings, topic: str, key: str, event_type: str, record: dict[str, Any]
-) -> None:
+async def publish_event(kafka: KafkaSettings, topic: str, key: str, event: Event) -> None:
     producer = await start_producer(kafka)
     try:
-        await publish(producer, topic, key, event_type, record)
+        await publish(producer, topic, key, event)
     finally:
         await producer.stop()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from dspy_flywheel.compile.catalog import MIPRO_AUTO, setting_names
 from dspy_flywheel.compile.catalog import OPTIMIZER_CLASSES as OPTIMIZERS
+from dspy_flywheel.contracts.events import TriggerConfig
 from dspy_flywheel.contracts.policies import POLICIES, split_policies
 from dspy_flywheel.sdk.errors import WorkerConfigError
 
@@ -47,36 +48,36 @@ class OptimizationConfig:
     def policies(self) -> list[str]:
         return split_policies(self.trigger)
 
-    def trigger_record(
+    def trigger_config(
         self,
         worker_id: str,
         worker_type: str,
         program_ref: str | None,
         metric_ref: str | None,
         timestamp_ms: int,
-    ) -> dict[str, Any]:
-        """The ``TriggerConfig`` record (schema defaults where a parameter was not given)."""
+    ) -> TriggerConfig:
+        """The ``TriggerConfig`` event (schema defaults where a parameter was not given)."""
         p = self.trigger_params
-        return {
-            "worker_id": worker_id,
-            "enabled": bool(p.get("enabled", True)),
-            "policy": ",".join(self.policies),
-            "threshold": float(p.get("threshold", 0.8)),
-            "window_size": int(p.get("window_size", 50)),
-            "window_seconds": p.get("window_seconds"),
-            "min_examples": int(p.get("min_examples", 20)),
-            "min_new_examples": int(p.get("min_new_examples", 0)),
-            "cooldown_seconds": int(p.get("cooldown_seconds", 600)),
-            "interval_seconds": p.get("interval_seconds"),
-            "cron": p.get("cron"),
-            "optimizer": self.optimizer,
-            "optimizer_params_json": json.dumps(self.optimizer_params, sort_keys=True),
-            "updated_by": "sdk",
-            "worker_type": worker_type,
-            "program_ref": program_ref,
-            "metric_ref": metric_ref,
-            "timestamp_ms": timestamp_ms,
-        }
+        return TriggerConfig(
+            worker_id=worker_id,
+            enabled=bool(p.get("enabled", True)),
+            policy=",".join(self.policies),
+            threshold=float(p.get("threshold", 0.8)),
+            window_size=int(p.get("window_size", 50)),
+            window_seconds=p.get("window_seconds"),
+            min_examples=int(p.get("min_examples", 20)),
+            min_new_examples=int(p.get("min_new_examples", 0)),
+            cooldown_seconds=int(p.get("cooldown_seconds", 600)),
+            interval_seconds=p.get("interval_seconds"),
+            cron=p.get("cron"),
+            optimizer=self.optimizer,
+            optimizer_params_json=json.dumps(self.optimizer_params, sort_keys=True),
+            updated_by="sdk",
+            worker_type=worker_type,
+            program_ref=program_ref,
+            metric_ref=metric_ref,
+            timestamp_ms=timestamp_ms,
+        )
 
 
 def check_trigger(trigger: str, params: dict[str, Any]) -> None:

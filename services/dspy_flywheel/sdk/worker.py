@@ -27,16 +27,11 @@ from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 from dspy_flywheel.compile.judge import exact_match, label_fields
 from dspy_flywheel.compile.refs import Metric
 from dspy_flywheel.compile.signature import output_fields as signature_outputs
+from dspy_flywheel.contracts.events import Event
 from dspy_flywheel.metrics import sdk as worker_metrics
-from dspy_flywheel.sdk import fastcodec, tracing, usage
+from dspy_flywheel.sdk import tracing, usage
 from dspy_flywheel.sdk.emitter import Emitter, ExecutionRoute, Pending
-from dspy_flywheel.sdk.events import (
-    ack_record,
-    error_text,
-    execution_record,
-    feedback_record,
-    outputs_of,
-)
+from dspy_flywheel.sdk.events import ack_event, error_text, feedback_event, outputs_of
 from dspy_flywheel.sdk.feedback import RecentExecutions, judge
 from dspy_flywheel.sdk.ids import fast_id as new_id
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot, Serving
@@ -48,7 +43,6 @@ log = logging.getLogger(__name__)
 
 _perf = time.perf_counter
 ROUTING_KEY = "routing_key"  # call keyword: which key routes the call during a canary
-_FAST_ENCODER = fastcodec.encode_execution if fastcodec.ENABLED else None
 
 
 class _Call(NamedTuple):
@@ -116,11 +110,9 @@ class Worker:
             ExecutionRoute(
                 self.settings.topics.executions,
                 self._key,
-                execution_record,
                 (("auto_collect", b"false"),)
                 if optimization is not None and not optimization.auto_collect_training
                 else (),
-                _FAST_ENCODER,
             )
         )
         self._emitter = emitter
@@ -339,9 +331,9 @@ class Worker:
         label_obj, score = judge(
             self._recent.get(execution_id), self._output_fields, self._metric, label, score
         )
-        record = feedback_record(self.worker_id, execution_id, label_obj, score, source)
-        self._publish(self.settings.topics.feedback, "FeedbackRecorded", record)
-        return record["score"]  # type: ignore[no-any-return]  # float | None by construction
+        event = feedback_event(self.worker_id, execution_id, label_obj, score, source)
+        self._publish(self.settings.topics.feedback, event)
+        return event.score
 
     # -- program control ----------------------------------------------------------------------
 
@@ -371,17 +363,17 @@ class Worker:
             outcome.version,
             f": {outcome.reason}" if outcome.reason else "",
         )
-        record = ack_record(
+        event = ack_event(
             self.worker_id, self.instance_id, outcome.version, outcome.status, outcome.reason
         )
-        self._publish(self.settings.topics.program_acks, "ProgramAcknowledged", record)
+        self._publish(self.settings.topics.program_acks, event)
 
-    def _publish(self, topic: str, event_type: str, record: dict[str, Any]) -> None:
+    def _publish(self, topic: str, event: Event) -> None:
         if self._emitter is None:
             return
         span = trace.get_current_span()
         self._emitter.submit(
-            Pending(topic, self._key, event_type, record, None, tracing.origin_of(span), new_id())
+            Pending(topic, self._key, event, None, tracing.origin_of(span), new_id())
         )
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -10,7 +10,6 @@ side by side.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -18,6 +17,12 @@ import asyncpg
 
 from dspy_flywheel.bus.outbox import OutboxEvent, Send
 from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.events import (
+    Event,
+    OptimizationStatusChanged,
+    event_from_record,
+    now_ms,
+)
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.store.pool import Executor
 
@@ -28,22 +33,21 @@ async def add(
     db: Executor,
     topic: str,
     key: str | None,
-    event_type: str,
-    record: Mapping[str, Any],
+    event: Event,
     *,
     traceparent: str | None = None,
 ) -> str:
-    """Queue an event; returns its event id. Encodes once now to fail fast on a bad record."""
+    """Queue an event; returns its event id. Encodes once now to fail fast on a bad value."""
     event_id = new_id()
-    encode(event_type, record, event_id=event_id)
+    encode(event, event_id=event_id)
     await db.execute(
         """INSERT INTO optimizer_outbox (event_id, topic, key, event_type, record, traceparent)
            VALUES ($1, $2, $3, $4, $5, $6)""",
         event_id,
         topic,
         key,
-        event_type,
-        dict(record),
+        event.event_type,
+        event.to_record(),
         traceparent,
     )
     return event_id
@@ -62,18 +66,16 @@ async def add_status(
     traceparent: str | None = None,
 ) -> str:
     """Queue the job's ``OptimizationStatusChanged``."""
-    record = {
-        "job_id": job_id,
-        "worker_id": worker_id,
-        "status": status,
-        "progress": progress,
-        "message": message,
-        "details_json": json.dumps(dict(details or {}), default=str),
-        "timestamp_ms": int(time.time() * 1000),
-    }
-    return await add(
-        db, topic, worker_id, "OptimizationStatusChanged", record, traceparent=traceparent
+    event = OptimizationStatusChanged(
+        job_id=job_id,
+        worker_id=worker_id,
+        status=status,
+        progress=progress,
+        message=message,
+        details_json=json.dumps(dict(details or {}), default=str),
+        timestamp_ms=now_ms(),
     )
+    return await add(db, topic, worker_id, event, traceparent=traceparent)
 
 
 async def relay_table(
@@ -101,8 +103,7 @@ async def relay_table(
                     r["event_id"],
                     r["topic"],
                     r["key"],
-                    r["event_type"],
-                    r["record"],
+                    event_from_record(r["event_type"], r["record"]),
                     r["traceparent"],
                 )
                 for r in rows

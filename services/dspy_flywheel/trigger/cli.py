@@ -74,7 +74,7 @@ async def _set(args: argparse.Namespace) -> int:
     topic = settings.topics.trigger_config
     try:
         current = (await read_configs(settings.kafka, topic)).get(check_id(args.worker, "worker"))
-        base = current or TriggerPolicyConfig(args.worker)
+        base = current or TriggerPolicyConfig(worker_id=args.worker)
         config = base.merged(changes_from_args(args, base))
         check_job_refs(  # only references the worker registered, or allow-listed ones
             config.worker_id,

@@ -7,13 +7,13 @@ The record is the ``TriggerConfig`` event; ``policy`` is ``manual``, ``periodic`
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER, canonical_name
 from dspy_flywheel.compile.errors import OptimizerConfigError
+from dspy_flywheel.contracts.events import TriggerConfig, field_names, now_ms
 from dspy_flywheel.contracts.policies import POLICIES, split_policies
 from dspy_flywheel.contracts.refs import check_ref_syntax
 from dspy_flywheel.contracts.validate import (
@@ -54,26 +54,13 @@ def parse_policies(policy: str) -> frozenset[str]:
     return names
 
 
-@dataclass(frozen=True)
-class TriggerPolicyConfig:
-    worker_id: str
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TriggerPolicyConfig(TriggerConfig):
+    """A ``TriggerConfig`` event, validated, with defaults for writing one by hand."""
+
     policy: str = "performance"
-    enabled: bool = True
-    threshold: float = 0.8
-    window_size: int = 50
-    window_seconds: int | None = None
-    min_examples: int = 20
-    min_new_examples: int = 0
-    cooldown_seconds: int = 600
-    interval_seconds: int | None = None
-    cron: str | None = None
     optimizer: str = DEFAULT_OPTIMIZER
-    optimizer_params_json: str = "{}"
-    updated_by: str = "system"
-    worker_type: str = ""
-    program_ref: str | None = None
-    metric_ref: str | None = None
-    timestamp_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    timestamp_ms: int = field(default_factory=now_ms)
 
     def __post_init__(self) -> None:
         """Every field in range, the cron satisfiable, the optimizer known: a config that is
@@ -121,20 +108,16 @@ class TriggerPolicyConfig:
         return params
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> TriggerPolicyConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in record.items() if k in known})
-
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+    def of(cls, event: TriggerConfig) -> TriggerPolicyConfig:
+        """``event`` validated (ConfigError / CronError / ValueError when it is not valid)."""
+        return event if isinstance(event, cls) else cls.from_record(event.to_record())
 
     def merged(self, changes: Mapping[str, Any]) -> TriggerPolicyConfig:
         """A copy with ``changes`` applied (keys not given keep their value); stamps the time."""
-        known = {f.name for f in fields(self)}
-        unknown = set(changes) - known
+        unknown = set(changes) - set(field_names(TriggerConfig))
         if unknown:
             raise ConfigError(f"unknown trigger config fields: {sorted(unknown)}")
-        return replace(self, **{**changes, "timestamp_ms": int(time.time() * 1000)})
+        return replace(self, **{**changes, "timestamp_ms": now_ms()})
 
 
 def parse_param(text: str) -> tuple[str, Any]:

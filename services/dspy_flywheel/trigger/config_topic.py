@@ -15,8 +15,9 @@ from aiokafka import AIOKafkaConsumer
 from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop_consumer
 from dspy_flywheel.bus.dlq import DeadLetters
 from dspy_flywheel.bus.guard import UNTIL_IT_WORKS, Record, RecordGuard
-from dspy_flywheel.bus.publish import start_producer
-from dspy_flywheel.contracts.codec import decode, encode
+from dspy_flywheel.bus.publish import publish, start_producer
+from dspy_flywheel.contracts.codec import decode
+from dspy_flywheel.contracts.events import TriggerConfig
 from dspy_flywheel.contracts.refs import WorkerRefs
 from dspy_flywheel.contracts.validate import InvalidInput, check_id
 from dspy_flywheel.settings import KafkaSettings
@@ -42,10 +43,10 @@ def parse_config_record(record: Record) -> Parsed:
         if key is None:
             raise ConfigError("tombstone without a key")
         return key, None
-    decoded = decode(record.value, record.headers)
-    if decoded.event_type != "TriggerConfig":
-        raise ConfigError(f"unexpected {decoded.event_type} on the trigger-config topic")
-    config = TriggerPolicyConfig.from_record(decoded.record)
+    event = decode(record.value, record.headers).event
+    if not isinstance(event, TriggerConfig):
+        raise ConfigError(f"unexpected {event.event_type} on the trigger-config topic")
+    config = TriggerPolicyConfig.of(event)
     if key is not None and key != config.worker_id:
         raise ConfigError(f"record key {key!r} differs from its worker_id {config.worker_id!r}")
     return config.worker_id, config
@@ -144,10 +145,7 @@ async def registered_refs(kafka: KafkaSettings, topic: str, worker_id: str) -> W
 async def write_config(kafka: KafkaSettings, topic: str, config: TriggerPolicyConfig) -> None:
     producer = await start_producer(kafka)
     try:
-        encoded = encode("TriggerConfig", config.to_record())
-        await producer.send_and_wait(
-            topic, encoded.value, key=config.worker_id.encode(), headers=encoded.headers
-        )
+        await publish(producer, topic, config.worker_id, config)
     finally:
         await producer.stop()
 

@@ -16,6 +16,7 @@ from aiokafka import TopicPartition
 from dspy_flywheel.bus.consumer import open_consumer, read_range, stop_consumer
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.contracts.events import ExecutionRecorded
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store.offsets import Offsets
 from dspy_flywheel.trigger.engine import TriggerEngine
@@ -37,11 +38,12 @@ async def warm_execution_cache(
         if record.offset >= resume[TopicPartition(record.topic, record.partition)]:
             return  # handled after the restart, from the stored offsets
         try:
-            event = decode(record.value, record.headers)
-            engine.remember_execution(event.record, event.traceparent)
-            loaded += 1
-        except (DecodeError, KeyError, TypeError, ValueError):
+            decoded = decode(record.value, record.headers)
+        except DecodeError:
             return
+        if isinstance(decoded.event, ExecutionRecorded):
+            engine.remember_execution(decoded.event, decoded.traceparent)
+            loaded += 1
 
     consumer = await open_consumer(kafka, [topic], fetch_max_wait_ms=10)
     try:

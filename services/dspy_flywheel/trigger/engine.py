@@ -8,12 +8,18 @@ Deterministic given the same events, configs and clock.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dspy_flywheel.compile.judge import score_correct
+from dspy_flywheel.contracts.events import (
+    ExecutionRecorded,
+    FeedbackRecorded,
+    OptimizationRequested,
+    OptimizationStatusChanged,
+    now_ms,
+)
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.metrics import trigger as trigger_metrics
 from dspy_flywheel.trigger.config import InvalidConfig, TriggerPolicyConfig
@@ -67,10 +73,6 @@ class EngineOptions:
     default_policy: str | None = None
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class TriggerEngine:
     def __init__(
         self,
@@ -109,7 +111,7 @@ class TriggerEngine:
     def config_for(self, worker_id: str) -> TriggerPolicyConfig | None:
         config = self.configs.get(worker_id)
         if config is None and self.options.default_policy:
-            config = TriggerPolicyConfig(worker_id, policy=self.options.default_policy)
+            config = TriggerPolicyConfig(worker_id=worker_id, policy=self.options.default_policy)
         return config
 
     def state(self, worker_id: str) -> WorkerState:
@@ -123,10 +125,10 @@ class TriggerEngine:
 
     # -- events --------------------------------------------------------------------------
     def on_execution(
-        self, record: Mapping[str, Any], traceparent: str | None, at_ms: int | None = None
+        self, event: ExecutionRecorded, traceparent: str | None, at_ms: int | None = None
     ) -> list[PlannedRequest]:
-        execution_id = str(record["execution_id"])
-        outcome = self.remember_execution(record, traceparent)
+        execution_id = event.execution_id
+        outcome = self.remember_execution(event, traceparent)
         planned: list[PlannedRequest] = []
         if outcome.metric_score is not None:
             planned += self._observe(
@@ -143,33 +145,34 @@ class TriggerEngine:
         return planned
 
     def remember_execution(
-        self, record: Mapping[str, Any], traceparent: str | None = None
+        self, event: ExecutionRecorded, traceparent: str | None = None
     ) -> ExecutionOutcome:
         """Cache an execution's outcome (for labels that arrive later) without observing it."""
         outcome = ExecutionOutcome(
-            worker_id=str(record["worker_id"]),
-            outputs_json=record.get("outputs_json"),
-            success=bool(record.get("success", True)),
-            metric_score=record.get("metric_score"),
-            timestamp_ms=int(record["timestamp_ms"]),
-            version=record.get("program_version"),
+            worker_id=event.worker_id,
+            outputs_json=event.outputs_json,
+            success=event.success,
+            metric_score=event.metric_score,
+            timestamp_ms=event.timestamp_ms,
+            # the SDK writes the registry's version number as text; anything else is no version
+            version=int(v) if (v := event.program_version) and v.isdecimal() else None,
             traceparent=traceparent,
         )
-        self.cache.put(str(record["execution_id"]), outcome)
+        self.cache.put(event.execution_id, outcome)
         return outcome
 
     def on_feedback(
-        self, record: Mapping[str, Any], traceparent: str | None, at_ms: int | None = None
+        self, event: FeedbackRecorded, traceparent: str | None, at_ms: int | None = None
     ) -> list[PlannedRequest]:
-        execution_id = str(record["execution_id"])
-        worker_id = str(record["worker_id"])
-        timestamp_ms = int(record["timestamp_ms"])
-        score = record.get("score")
+        execution_id = event.execution_id
+        worker_id = event.worker_id
+        timestamp_ms = event.timestamp_ms
+        score = event.score
         if score is not None:
             return self._observe(
                 worker_id, execution_id, timestamp_ms, score_correct(score), traceparent, at_ms
             )
-        label = record.get("label")
+        label = event.label
         if label is None:
             return []
         feedback = LabeledFeedback(execution_id, worker_id, label, timestamp_ms, traceparent)
@@ -179,19 +182,19 @@ class TriggerEngine:
             return []
         return self._judge_label(feedback, outcome, at_ms)
 
-    def on_request(self, record: Mapping[str, Any]) -> None:
+    def on_request(self, event: OptimizationRequested) -> None:
         """An OptimizationRequested seen on the topic (ours, manual, or another service's)."""
-        worker_id = str(record["worker_id"])
+        worker_id = event.worker_id
         state = self.state(worker_id)
         before = state.last_job_id
-        state.record_request(str(record["job_id"]), int(record["timestamp_ms"]))
+        state.record_request(event.job_id, event.timestamp_ms)
         if state.last_job_id != before:
             self.dirty.add(worker_id)
 
-    def on_status(self, record: Mapping[str, Any]) -> None:
-        worker_id = str(record["worker_id"])
-        job_id = str(record["job_id"])
-        status = str(record["status"])
+    def on_status(self, event: OptimizationStatusChanged) -> None:
+        worker_id = event.worker_id
+        job_id = event.job_id
+        status = event.status
         state = self.state(worker_id)
         state.last_status = f"{job_id}:{status}"
         self.dirty.add(worker_id)
@@ -210,7 +213,7 @@ class TriggerEngine:
             and job_id != state.last_job_id
             and job_id not in state.finished_job_ids
         ):
-            state.record_request(job_id, int(record["timestamp_ms"]))
+            state.record_request(job_id, event.timestamp_ms)
 
     # -- clock ---------------------------------------------------------------------------
     def tick(self, at_ms: int | None = None) -> list[PlannedRequest]:

@@ -1,4 +1,5 @@
-"""Building ``OptimizationRequested`` events, and the manual path (CLI and manager API).
+"""Building ``OptimizationRequested`` events (``new_request``: the trigger's, the CLI's and the
+manager's all come from it), their ``Alert``s, and the manual path (CLI).
 
 Automatic requests go out through the service's outbox (``app``); ``request_optimization``
 publishes a manual request directly, at once, whatever the worker's policy or cooldown.
@@ -7,7 +8,6 @@ publishes a manual request directly, at once, whatever the worker's policy or co
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
-from dspy_flywheel.bus.publish import start_producer
+from dspy_flywheel.bus.publish import publish, start_producer
 from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER
-from dspy_flywheel.contracts.codec import encode
+from dspy_flywheel.contracts.events import Alert, OptimizationRequested, now_ms
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
@@ -28,10 +28,12 @@ from dspy_flywheel.trigger.config import InvalidConfig, TriggerPolicyConfig
 from dspy_flywheel.trigger.config_topic import read_configs
 from dspy_flywheel.trigger.engine import BlockedBreach, PlannedRequest
 
+Announced = OptimizationRequested | Alert
+
 
 @dataclass(frozen=True)
 class RequestEnvelope:
-    """An event ready to publish: the record plus the ids that travel in its headers.
+    """An event ready to publish, plus the ids that travel in its headers.
 
     An ``OptimizationRequested``, or an ``Alert``: with a performance request (``job_id`` is
     then the job it announces) or for a blocked breach (the worker's last job, "" if none)."""
@@ -39,14 +41,40 @@ class RequestEnvelope:
     event_id: str
     job_id: str
     worker_id: str
-    record: dict[str, Any]
+    event: Announced
     traceparent: str | None
-    event_type: str = "OptimizationRequested"
 
 
-def request_record(
+def new_request(
     *,
-    job_id: str,
+    worker_id: str,
+    reason: str,
+    optimizer: str,
+    params: Mapping[str, Any],
+    evidence: Mapping[str, Any],
+    requested_by: str,
+    program_ref: str | None,
+    metric_ref: str | None,
+    job_id: str | None = None,
+    timestamp_ms: int | None = None,
+) -> OptimizationRequested:
+    """An ``OptimizationRequested`` (a new job id and the current time unless given)."""
+    return OptimizationRequested(
+        job_id=job_id or new_id(),
+        worker_id=worker_id,
+        reason=reason,
+        optimizer=optimizer,
+        optimizer_params_json=json.dumps(dict(params), sort_keys=True),
+        evidence_json=json.dumps(dict(evidence), sort_keys=True),
+        requested_by=requested_by,
+        program_ref=program_ref,
+        metric_ref=metric_ref,
+        timestamp_ms=now_ms() if timestamp_ms is None else timestamp_ms,
+    )
+
+
+def configured_request(
+    *,
     worker_id: str,
     reason: str,
     config: TriggerPolicyConfig | None,
@@ -54,22 +82,25 @@ def request_record(
     requested_by: str = "trigger",
     optimizer: str | None = None,
     params: Mapping[str, Any] | None = None,
+    job_id: str | None = None,
     timestamp_ms: int | None = None,
-) -> dict[str, Any]:
+) -> OptimizationRequested:
+    """A request with the worker's trigger config as defaults: ``params`` are merged into the
+    config's optimizer params, ``optimizer`` replaces the config's."""
     merged_params = dict(config.optimizer_params) if config else {}
     merged_params.update(params or {})
-    return {
-        "job_id": job_id,
-        "worker_id": worker_id,
-        "reason": reason,
-        "optimizer": optimizer or (config.optimizer if config else DEFAULT_OPTIMIZER),
-        "optimizer_params_json": json.dumps(merged_params, sort_keys=True),
-        "evidence_json": json.dumps(dict(evidence), sort_keys=True),
-        "requested_by": requested_by,
-        "program_ref": config.program_ref if config else None,
-        "metric_ref": config.metric_ref if config else None,
-        "timestamp_ms": timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
-    }
+    return new_request(
+        worker_id=worker_id,
+        reason=reason,
+        optimizer=optimizer or (config.optimizer if config else DEFAULT_OPTIMIZER),
+        params=merged_params,
+        evidence=evidence,
+        requested_by=requested_by,
+        program_ref=config.program_ref if config else None,
+        metric_ref=config.metric_ref if config else None,
+        job_id=job_id,
+        timestamp_ms=timestamp_ms,
+    )
 
 
 def envelope_for(planned: PlannedRequest) -> RequestEnvelope:
@@ -91,7 +122,7 @@ def envelope_for(planned: PlannedRequest) -> RequestEnvelope:
         "trigger.decision", context=parent, attributes=attributes, links=links
     ):
         traceparent = current_traceparent()
-    record = request_record(
+    request = configured_request(
         job_id=planned.job_id,
         worker_id=planned.worker_id,
         reason=planned.reason,
@@ -99,7 +130,7 @@ def envelope_for(planned: PlannedRequest) -> RequestEnvelope:
         evidence=planned.evidence,
         timestamp_ms=planned.timestamp_ms,
     )
-    return RequestEnvelope(new_id(), planned.job_id, planned.worker_id, record, traceparent)
+    return RequestEnvelope(new_id(), planned.job_id, planned.worker_id, request, traceparent)
 
 
 def _measured(evidence: dict[str, Any]) -> str:
@@ -121,17 +152,16 @@ def _alert(
     severity: str = "warning",
     alert_id: str | None = None,
 ) -> RequestEnvelope:
-    alert_id = alert_id or new_id()
-    record = {
-        "alert_id": alert_id,
-        "worker_id": worker_id or None,
-        "severity": severity,
-        "kind": kind,
-        "message": message,
-        "details_json": json.dumps(details, sort_keys=True),
-        "timestamp_ms": timestamp_ms,
-    }
-    return RequestEnvelope(alert_id, job_id, worker_id, record, traceparent, "Alert")
+    alert = Alert(
+        alert_id=alert_id or new_id(),
+        worker_id=worker_id or None,
+        severity=severity,
+        kind=kind,
+        message=message,
+        details_json=json.dumps(details, sort_keys=True),
+        timestamp_ms=timestamp_ms,
+    )
+    return RequestEnvelope(alert.alert_id, job_id, worker_id, alert, traceparent)
 
 
 def degradation_alert(planned: PlannedRequest, request: RequestEnvelope) -> RequestEnvelope:
@@ -200,17 +230,10 @@ def invalid_config_alert(invalid: InvalidConfig, scope: str) -> RequestEnvelope:
         {"source": invalid.source, "error": invalid.error},
         "",
         None,
-        int(time.time() * 1000),
+        now_ms(),
         kind="invalid_trigger_config",
         severity="error",
         alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"flywheel-config:{scope}:{invalid.source}")),
-    )
-
-
-async def send_envelope(producer: AIOKafkaProducer, topic: str, env: RequestEnvelope) -> None:
-    encoded = encode(env.event_type, env.record, traceparent=env.traceparent, event_id=env.event_id)
-    await producer.send_and_wait(
-        topic, encoded.value, key=env.worker_id.encode(), headers=encoded.headers
     )
 
 
@@ -237,7 +260,7 @@ async def request_optimization(
     with tracer.start_as_current_span(
         "trigger.manual", attributes={"flywheel.worker_id": worker_id, "flywheel.job_id": job_id}
     ):
-        record = request_record(
+        request = configured_request(
             job_id=job_id,
             worker_id=worker_id,
             reason="manual",
@@ -247,11 +270,10 @@ async def request_optimization(
             optimizer=optimizer,
             params=params,
         )
-        env = RequestEnvelope(new_id(), job_id, worker_id, record, current_traceparent())
         own = producer is None
         active = producer or await start_producer(kafka)
         try:
-            await send_envelope(active, topics.optimization_requests, env)
+            await publish(active, topics.optimization_requests, worker_id, request)
         finally:
             if own:
                 await active.stop()

@@ -17,6 +17,13 @@ from typing import Any
 
 from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard, in_order, retrying
 from dspy_flywheel.contracts.codec import Decoded
+from dspy_flywheel.contracts.events import (
+    Alert,
+    ExecutionRecorded,
+    FeedbackRecorded,
+    OptimizationRequested,
+    OptimizationStatusChanged,
+)
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.metrics import trigger as trigger_metrics
 from dspy_flywheel.store.offsets import Offsets
@@ -73,16 +80,16 @@ class TriggerService:
         async with self._lock:
             await self._commit(self.engine.tick(), {}, all_views=True)
 
-    async def _handle(self, event: Decoded) -> list[PlannedRequest]:
-        body = event.record
-        if event.event_type == "ExecutionRecorded":
-            return self.engine.on_execution(body, event.traceparent)
-        if event.event_type == "FeedbackRecorded":
-            return self.engine.on_feedback(body, event.traceparent)
-        if event.event_type == "OptimizationRequested":
-            self.engine.on_request(body)
-        elif event.event_type == "OptimizationStatusChanged":
-            self.engine.on_status(body)
+    async def _handle(self, decoded: Decoded) -> list[PlannedRequest]:
+        event = decoded.event
+        if isinstance(event, ExecutionRecorded):
+            return self.engine.on_execution(event, decoded.traceparent)
+        if isinstance(event, FeedbackRecorded):
+            return self.engine.on_feedback(event, decoded.traceparent)
+        if isinstance(event, OptimizationRequested):
+            self.engine.on_request(event)
+        elif isinstance(event, OptimizationStatusChanged):
+            self.engine.on_status(event)
         else:
             log.debug("ignoring %s", event.event_type)
         return []
@@ -118,16 +125,18 @@ class TriggerService:
             self.wake_relay()
 
 
-def log_published(event: OutboxEvent) -> None:
+def log_published(sent: OutboxEvent) -> None:
     """What the relay reports (log and metrics) for each event it published."""
-    trigger_metrics.note_published(event.event_type, event.record)
-    if event.event_type == "Alert":
-        log.warning("published alert: %s", event.record.get("message"))
+    event = sent.event
+    if not isinstance(event, Alert | OptimizationRequested):
+        return
+    trigger_metrics.note_published(event)
+    if isinstance(event, Alert):
+        log.warning("published alert: %s", event.message)
     else:
-        r = event.record
         log.info(
             "published optimization request %s for %s (%s)",
-            r.get("job_id"),
-            r.get("worker_id"),
-            r.get("reason"),
+            event.job_id,
+            event.worker_id,
+            event.reason,
         )

@@ -15,9 +15,10 @@ from typing import Any
 import asyncpg
 
 from dspy_flywheel.bus.outbox import OutboxEvent, Send
+from dspy_flywheel.contracts.events import Alert, OptimizationRequested
 from dspy_flywheel.store.leader import lock_key
 from dspy_flywheel.store.offsets import Offsets, load_offsets, save_offsets
-from dspy_flywheel.trigger.requests import RequestEnvelope
+from dspy_flywheel.trigger.requests import Announced, RequestEnvelope
 from dspy_flywheel.trigger.state import WorkerState
 
 
@@ -78,9 +79,9 @@ class TriggerStore:
                             r.envelope.worker_id,
                             r.envelope.job_id,
                             r.topic,
-                            r.envelope.record,
+                            r.envelope.event.to_record(),
                             r.envelope.traceparent,
-                            r.envelope.event_type,
+                            r.envelope.event.event_type,
                         )
                         for r in rows
                     ],
@@ -101,9 +102,8 @@ class TriggerStore:
                     r["event_id"],
                     r["job_id"],
                     r["worker_id"],
-                    r["record"],
+                    _outbox_event(r["event_type"], r["record"]),
                     r["traceparent"],
-                    r["event_type"],
                 ),
             )
             for r in rows
@@ -117,7 +117,7 @@ class TriggerStore:
             return 0
         await send(
             [
-                OutboxEvent(e.event_id, r.topic, e.worker_id, e.event_type, e.record, e.traceparent)
+                OutboxEvent(e.event_id, r.topic, e.worker_id, e.event, e.traceparent)
                 for r in rows
                 for e in [r.envelope]
             ]
@@ -127,6 +127,12 @@ class TriggerStore:
             [r.envelope.event_id for r in rows],
         )
         return len(rows)
+
+
+def _outbox_event(event_type: str, record: dict[str, Any]) -> Announced:
+    if event_type == Alert.event_type:
+        return Alert.from_record(record)
+    return OptimizationRequested.from_record(record)
 
 
 async def fetch_views(
@@ -171,8 +177,8 @@ async def fetch_alerts(
 
 
 def _alert_view(row: asyncpg.Record) -> dict[str, Any]:
-    record = dict(row["record"])
-    details = record.pop("details_json", None)
+    record = Alert.from_record(row["record"]).to_record()
+    details = record.pop("details_json")
     return {
         **record,
         "details": json.loads(details) if details else {},
