@@ -87,20 +87,20 @@ async def improve_once(
                     await asyncio.sleep(0.01)
                 request = loop.lifecycle.request
                 assert request is not None
-                assert request["reason"] == "performance"
-                assert request["optimizer"] == optimizer
-                assert json.loads(request["evidence_json"])["accuracy"] < 0.5
+                assert request.reason == "performance"
+                assert request.optimizer == optimizer
+                assert json.loads(request.evidence_json)["accuracy"] < 0.5
 
                 await loop.until(lambda: loop.lifecycle.status in FINAL, 240, "the job's end")
                 assert loop.lifecycle.status == "succeeded", loop.lifecycle.message
                 await loop.until(lambda: loop.lifecycle.published is not None, 30, "publish")
                 published = loop.lifecycle.published
                 assert published is not None
-                assert published["holdout_after"] > published["holdout_before"]
+                assert published.holdout_after > published.holdout_before
                 canary = await _canary(loop, worker, traffic)
                 print(f"\npromoted after {canary} canary calls")
                 await loop.until(lambda: loop.lifecycle.serving_version is not None, 30, "ack")
-                assert worker.version == published["version"]
+                assert worker.version == published.version
                 assert loop.lifecycle.trace_id is not None
                 if while_serving is not None:
                     await while_serving(loop)

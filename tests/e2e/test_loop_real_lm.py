@@ -78,8 +78,8 @@ async def test_loop_runs_on_the_embedded_lm(
                 await loop.until(lambda: loop.lifecycle.request is not None, 30, "the request")
                 request = loop.lifecycle.request
                 assert request is not None
-                assert request["reason"] == "performance"
-                assert json.loads(request["evidence_json"])["accuracy"] < 0.75
+                assert request.reason == "performance"
+                assert json.loads(request.evidence_json)["accuracy"] < 0.75
 
                 await loop.until(
                     lambda: loop.lifecycle.status in ("succeeded", "rejected"),

@@ -63,7 +63,9 @@ async def test_an_unregistered_reference_is_never_imported(
     await write_config(
         kafka_settings,
         topics.trigger_config,
-        TriggerPolicyConfig(registered, policy="manual", program_ref=CANARY, updated_by="sdk"),
+        TriggerPolicyConfig(
+            worker_id=registered, policy="manual", program_ref=CANARY, updated_by="sdk"
+        ),
     )
     refused = [
         request(stranger, program_ref=CANARY),  # names code nobody registered
