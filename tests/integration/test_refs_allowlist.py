@@ -76,7 +76,7 @@ async def test_an_unregistered_reference_is_never_imported(
         for req in refused:
             await send_request(producer, topics, req)
         for req in refused:
-            job = await final(db_pool, req["job_id"])
+            job = await final(db_pool, req.job_id)
             assert job.status == "failed"
             assert job.message is not None
             assert "is not registered for worker" in job.message, job.message
@@ -84,5 +84,5 @@ async def test_an_unregistered_reference_is_never_imported(
 
         allowed = request(registered, program_ref=CANARY)
         await send_request(producer, topics, allowed)
-        await final(db_pool, allowed["job_id"])
+        await final(db_pool, allowed.job_id)
         assert marker.exists()  # the same reference, registered: imported (control)
