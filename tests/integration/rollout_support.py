@@ -181,7 +181,7 @@ async def executions(events: Rollouts, worker_id: str, count: int) -> list[dict[
     """The worker's first ``count`` execution events, once the watch has them all."""
 
     async def arrived() -> list[dict[str, Any]] | None:
-        found = [e.record for e in events.of("ExecutionRecorded", worker_id=worker_id)]
+        found = [e.event.to_record() for e in events.of("ExecutionRecorded", worker_id=worker_id)]
         return found if len(found) >= count else None
 
     found: list[dict[str, Any]] = await until(arrived, f"{count} execution events", 30)

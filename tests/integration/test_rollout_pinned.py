@@ -202,7 +202,7 @@ async def _publish(
     await send_request(producer, topics, job)
 
     async def ended() -> jobs.Job | None:
-        row = await jobs.get(pool, job["job_id"])
+        row = await jobs.get(pool, job.job_id)
         return row if row is not None and row.status in TERMINAL else None
 
     row = await until(ended, "the optimization job", 120)
