@@ -1,5 +1,5 @@
-"""Helpers every integration test shares: polling with a deadline, watching topics, trace ids,
-log tails.
+"""Helpers every integration test shares: polling with a deadline, watching topics, reading
+events back, publishing programs, trace ids, log tails.
 
 Async results are asserted by polling (``until``), never by sleeping. ``alive`` is checked on
 every poll (a service that died fails at once, with its log); ``context`` adds what a failure
@@ -9,22 +9,29 @@ message needs (e.g. the service's log tail).
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 import asyncpg
+import dspy
 import pytest
+from aiokafka import AIOKafkaConsumer
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dspy_flywheel.bus import open_consumer, stop_consumer
+from dspy_flywheel.bus.publish import publish, start_producer
+from dspy_flywheel.compile.signature import signature_of
 from dspy_flywheel.contracts.codec import Decoded, decode
+from dspy_flywheel.contracts.events import Event, ProgramUpdated, now_ms
 from dspy_flywheel.settings import KafkaSettings
 
 T = TypeVar("T")
@@ -32,7 +39,7 @@ DEADLINE_S = 60.0
 
 
 async def until(
-    predicate: Callable[[], Awaitable[T | None]],
+    predicate: Callable[[], Awaitable[T | None] | T | None],
     what: str,
     within_s: float = DEADLINE_S,
     *,
@@ -40,15 +47,17 @@ async def until(
     alive: Callable[[], None] | None = None,
     context: Callable[[], str] | None = None,
 ) -> T:
-    """Poll ``predicate`` until it returns something truthy (returned); fail after
-    ``within_s`` seconds."""
+    """Poll ``predicate`` (a plain or an async function) until it returns something truthy
+    (returned); fail after ``within_s`` seconds."""
     end = time.monotonic() + within_s
     while True:
         if alive is not None:
             alive()
-        value = await predicate()
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
-            return value
+            return cast(T, value)
         if time.monotonic() > end:
             detail = f":\n{context()}" if context is not None else ""
             pytest.fail(f"timed out after {within_s:.0f} s waiting for {what}{detail}")
@@ -132,6 +141,72 @@ class EventWatch:
             if await self._consumer.position(tp) < end:
                 return False
         return True
+
+
+def program_updated_event(
+    worker_id: str,
+    version: int,
+    program: dspy.Module,
+    *,
+    optimizer: str = "manual",
+    job_id: str | None = None,
+    signature: dict[str, Any] | None = None,
+    rollout: str = "serve",
+) -> ProgramUpdated:
+    """A ProgramUpdated event for ``program`` (its dumped state and its signature);
+    ``rollout="candidate"`` publishes it for a canary (the rollout service decides)."""
+    return ProgramUpdated(
+        worker_id=worker_id,
+        version=version,
+        program_state_json=json.dumps(program.dump_state()),
+        signature_json=json.dumps(signature if signature is not None else signature_of(program)),
+        optimizer=optimizer,
+        job_id=job_id,
+        timestamp_ms=now_ms(),
+        rollout=rollout,
+    )
+
+
+async def publish_event(kafka: KafkaSettings, topic: str, key: str, event: Event) -> None:
+    producer = await start_producer(kafka)
+    try:
+        await publish(producer, topic, key, event)
+    finally:
+        await producer.stop()
+
+
+async def read_events(
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    count: int | None = None,
+    within_s: float = 30.0,
+    settle: float = 1.0,
+) -> list[Decoded]:
+    """Decoded events of ``topic`` from the beginning: until ``count`` arrived (then ``settle``
+    more seconds, to catch duplicates) or ``within_s`` seconds passed."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        **kafka.client_kwargs(),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+    )
+    await consumer.start()
+    out: list[Decoded] = []
+    deadline = time.monotonic() + within_s
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                out.extend(decode(r.value, r.headers) for r in records)
+            if count is not None and len(out) >= count:
+                deadline = min(deadline, time.monotonic() + settle)
+                count = None  # now only settling
+        return out
+    finally:
+        await consumer.stop()
 
 
 def span_exporter() -> InMemorySpanExporter:

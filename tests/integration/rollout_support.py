@@ -23,13 +23,12 @@ from dspy_flywheel.rollout.config import RolloutPolicy
 from dspy_flywheel.rollout.config_topic import write_policy
 from dspy_flywheel.rollout.settings import RolloutSettings
 from dspy_flywheel.sdk import WorkerSettings
-from dspy_flywheel.sdk.testing import program_updated_event, publish_event
 from dspy_flywheel.sdk.worker import Worker
 from dspy_flywheel.settings import KafkaSettings
 from tests.fixtures.fake_task import TicketRouter, tickets
 from tests.fixtures.paired_lm import ticket_number
 from tests.fixtures.rollout_lm import program_for, rollout_lm
-from tests.integration.helpers import EventWatch, until
+from tests.integration.helpers import EventWatch, program_updated_event, publish_event, until
 from tests.integration.optimizer_support import dataset, optimizer_settings, store_tickets
 
 TIMEOUT_S = 60.0

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import dspy
 import pytest
@@ -14,8 +14,8 @@ from dspy_flywheel.contracts.events import TriggerConfig
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import WorkerSettings, dspy_worker, dspy_worker_optimized
-from dspy_flywheel.sdk.testing import publish_event, read_events, wait_until
 from dspy_flywheel.settings import KafkaSettings
+from tests.integration.helpers import publish_event, read_events, until
 
 
 class Classify(dspy.Module):
@@ -51,14 +51,23 @@ def engine() -> FakeEngine:
     return engine
 
 
-def settings_for(kafka: KafkaSettings, topics: Topics, spool: Path, **kw: Any) -> WorkerSettings:
-    return WorkerSettings(kafka=kafka, topic_prefix=topics.prefix, spool_dir=spool, **kw)
+Start: TypeAlias = Callable[..., Any]
 
 
 @pytest.fixture
-def close_later() -> Iterator[list[Any]]:
+def start(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> Iterator[Start]:
+    """``start(spec, spool="", **settings)``: a worker of ``spec`` on this test's topics, its
+    spool in ``tmp_path / spool``; each is closed after the test."""
     workers: list[Any] = []
-    yield workers
+
+    def start_worker(spec: Any = ClassifyWorker, spool: str = "", **kw: Any) -> Any:
+        settings = WorkerSettings(
+            kafka=kafka_settings, topic_prefix=topics.prefix, spool_dir=tmp_path / spool, **kw
+        )
+        workers.append(worker := spec.create(settings=settings))
+        return worker
+
+    yield start_worker
     for worker in workers:
         worker.close(5)
 
@@ -67,13 +76,9 @@ async def test_1000_calls_give_exactly_1000_events_with_their_fields(
     engine: FakeEngine,
     kafka_settings: KafkaSettings,
     topics: Topics,
-    tmp_path: Path,
-    close_later: list[Any],
+    start: Start,
 ) -> None:
-    worker = ClassifyWorker.create(
-        settings=settings_for(kafka_settings, topics, tmp_path, reload=False)
-    )
-    close_later.append(worker)
+    worker = start(reload=False)
     expected: dict[str, dict[str, Any]] = {}
     for i in range(1000):
         text = f"fail {i}" if i % 100 == 99 else f"bill {i}" if i % 2 else f"crash {i}"
@@ -121,13 +126,9 @@ async def test_feedback_events(
     engine: FakeEngine,
     kafka_settings: KafkaSettings,
     topics: Topics,
-    tmp_path: Path,
-    close_later: list[Any],
+    start: Start,
 ) -> None:
-    worker = ClassifyWorker.create(
-        settings=settings_for(kafka_settings, topics, tmp_path, reload=False)
-    )
-    close_later.append(worker)
+    worker = start(reload=False)
     pred = worker(text="bill me")
     worker.feedback(pred.execution_id, label="billing")
     worker.feedback(pred.execution_id, label={"label": "tech"}, source="reviewer")
@@ -143,12 +144,10 @@ async def test_optimized_worker_registers_its_trigger_config(
     engine: FakeEngine,
     kafka_settings: KafkaSettings,
     topics: Topics,
-    tmp_path: Path,
-    close_later: list[Any],
+    start: Start,
 ) -> None:
-    worker = OptimizedClassify.create(settings=settings_for(kafka_settings, topics, tmp_path / "a"))
-    close_later.append(worker)
-    assert await wait_until(lambda: worker.stats()["trigger_config_registered"], 30)
+    worker = start(OptimizedClassify, "a")
+    await until(lambda: worker.stats()["trigger_config_registered"], "registration", 30)
     (config,) = await read_events(kafka_settings, topics.trigger_config, count=1, within_s=30)
     r = config.event.to_record()
     assert r["worker_id"] == "classifier"
@@ -167,9 +166,8 @@ async def test_optimized_worker_registers_its_trigger_config(
         "classifier",
         TriggerConfig.from_record(dict(r, threshold=0.95, window_size=10, updated_by="operator")),
     )
-    again = OptimizedClassify.create(settings=settings_for(kafka_settings, topics, tmp_path / "b"))
-    close_later.append(again)
-    assert await wait_until(lambda: again.stats()["trigger_config_registered"], 30)
+    again = start(OptimizedClassify, "b")
+    await until(lambda: again.stats()["trigger_config_registered"], "registration", 30)
     again.close(5)
     configs = await read_events(kafka_settings, topics.trigger_config, count=2, within_s=10)
     assert len(configs) == 2  # nothing re-published: the code-owned fields were already current
@@ -180,12 +178,10 @@ async def test_auto_collect_off_is_marked_on_execution_events(
     engine: FakeEngine,
     kafka_settings: KafkaSettings,
     topics: Topics,
-    tmp_path: Path,
-    close_later: list[Any],
+    start: Start,
 ) -> None:
     spec = dspy_worker_optimized("classifier", auto_collect_training=False)(Classify)
-    worker = spec.create(settings=settings_for(kafka_settings, topics, tmp_path, reload=False))
-    close_later.append(worker)
+    worker = start(spec, reload=False)
     worker(text="bill")
     (event,) = await read_events(kafka_settings, topics.executions, count=1, within_s=30)
     assert event.headers.get("auto_collect") == b"false"

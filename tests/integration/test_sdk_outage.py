@@ -26,8 +26,8 @@ from dspy_flywheel.bus.admin import ensure_topics
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
-from dspy_flywheel.sdk.testing import read_events, wait_until
 from dspy_flywheel.settings import KafkaSettings
+from tests.integration.helpers import read_events, until
 
 KAFKA_SH = Path(__file__).resolve().parents[2] / "ops" / "kafka.sh"
 
@@ -130,9 +130,12 @@ async def test_broker_stopped_mid_run(broker: PrivateBroker, tmp_path: Path, fak
         assert p50_during < 2 * p50_before + 0.005
 
         await asyncio.to_thread(broker.up)
-        assert await wait_until(
-            lambda: worker.stats()["spool_pending"] == 0 and worker.stats()["outbox"] == 0, 120
-        ), worker.stats()
+        await until(
+            lambda: worker.stats()["spool_pending"] == 0 and worker.stats()["outbox"] == 0,
+            "the spool and the outbox drained",
+            120,
+            context=lambda: str(worker.stats()),
+        )
     finally:
         worker.close(10)
     events = await read_events(broker.kafka, topics.executions, count=2000, within_s=60, settle=2)
@@ -214,7 +217,12 @@ async def test_worker_restarted_while_events_sit_in_the_spool(
     )
     try:
         assert worker.stats()["spool_pending"] == 1000  # found on start
-        assert await wait_until(lambda: worker.stats()["spool_pending"] == 0, 120), worker.stats()
+        await until(
+            lambda: worker.stats()["spool_pending"] == 0,
+            "the spool drained",
+            120,
+            context=lambda: str(worker.stats()),
+        )
     finally:
         worker.close(10)
     events = await read_events(broker.kafka, topics.executions, count=1000, within_s=60, settle=2)

@@ -8,9 +8,9 @@ import re
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import dspy
 import pytest
@@ -20,8 +20,8 @@ from dspy_flywheel.bus.publish import publish
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.lm import FakeEngine, make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
-from dspy_flywheel.sdk.testing import program_updated_event, read_events, wait_until
 from dspy_flywheel.settings import KafkaSettings
+from tests.integration.helpers import program_updated_event, read_events, until
 
 _VERSION_MARK = re.compile(r"-V(\d+)(?!\d)")
 
@@ -80,21 +80,25 @@ def prompts() -> Prompts:
     return p
 
 
+Starter: TypeAlias = Callable[[], Worker]
+
+
 @pytest.fixture
-def workers() -> Iterator[list[Worker]]:
+def start(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> Iterator[Starter]:
+    """Starts a worker of ``router`` caught up with program-updated; each is closed after."""
     started: list[Worker] = []
-    yield started
+
+    def start_worker() -> Worker:
+        settings = WorkerSettings(
+            kafka=kafka_settings, topic_prefix=topics.prefix, spool_dir=tmp_path
+        )
+        started.append(worker := ClassifyWorker.create(settings=settings))
+        assert worker.wait_ready(30), "did not catch up with program-updated"
+        return worker
+
+    yield start_worker
     for worker in started:
         worker.close(5)
-
-
-def start(kafka: KafkaSettings, topics: Topics, spool: Path, workers: list[Worker]) -> Worker:
-    worker = ClassifyWorker.create(
-        settings=WorkerSettings(kafka=kafka, topic_prefix=topics.prefix, spool_dir=spool)
-    )
-    workers.append(worker)
-    assert worker.wait_ready(30), "did not catch up with program-updated"
-    return worker
 
 
 async def send_program(
@@ -119,11 +123,10 @@ async def test_published_program_serves_within_a_second(
     prompts: Prompts,
     kafka_settings: KafkaSettings,
     topics: Topics,
-    tmp_path: Path,
     producer: AIOKafkaProducer,
-    workers: list[Worker],
+    start: Starter,
 ) -> None:
-    worker = start(kafka_settings, topics, tmp_path, workers)
+    worker = start()
     latencies = []
     for n in range(1, 21):
         started = time.monotonic()
@@ -148,13 +151,12 @@ async def test_renamed_field_is_refused_and_the_old_program_keeps_serving(
     prompts: Prompts,
     kafka_settings: KafkaSettings,
     topics: Topics,
-    tmp_path: Path,
     producer: AIOKafkaProducer,
-    workers: list[Worker],
+    start: Starter,
 ) -> None:
-    worker = start(kafka_settings, topics, tmp_path, workers)
+    worker = start()
     await send_program(producer, topics, 1)
-    assert await wait_until(lambda: worker.version == 1, 10)
+    await until(lambda: worker.version == 1, "version 1", 10)
     await send_program(producer, topics, 2, Renamed())
     await send_program(
         producer,
@@ -178,15 +180,13 @@ async def test_renamed_field_is_refused_and_the_old_program_keeps_serving(
 
 async def test_concurrent_calls_during_50_swaps_never_see_a_mixed_program(
     prompts: Prompts,
-    kafka_settings: KafkaSettings,
     topics: Topics,
-    tmp_path: Path,
     producer: AIOKafkaProducer,
-    workers: list[Worker],
+    start: Starter,
 ) -> None:
-    worker = start(kafka_settings, topics, tmp_path, workers)
+    worker = start()
     await send_program(producer, topics, 1)
-    assert await wait_until(lambda: worker.version == 1, 10)
+    await until(lambda: worker.version == 1, "version 1", 10)
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -205,7 +205,7 @@ async def test_concurrent_calls_during_50_swaps_never_see_a_mixed_program(
         for n in range(2, 52):
             await send_program(producer, topics, n)
             await asyncio.sleep(0.02)
-        assert await wait_until(lambda: worker.version == 51, 20)
+        await until(lambda: worker.version == 51, "version 51", 20)
         await asyncio.sleep(0.2)
     finally:
         stop.set()
@@ -226,14 +226,13 @@ async def test_a_new_instance_catches_up_and_can_roll_back(
     prompts: Prompts,
     kafka_settings: KafkaSettings,
     topics: Topics,
-    tmp_path: Path,
     producer: AIOKafkaProducer,
-    workers: list[Worker],
+    start: Starter,
 ) -> None:
     for n in (1, 2, 3):
         await send_program(producer, topics, n)
     await send_program(producer, topics, 4, Renamed())  # newest, but does not fit
-    worker = start(kafka_settings, topics, tmp_path, workers)
+    worker = start()
     assert worker.version == 3
     assert set(worker.stats()["known_versions"]) >= {1, 2, 3}
     worker(text="x")

@@ -21,7 +21,7 @@ from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.trigger import write_config
 from dspy_flywheel.trigger.requests import RequestEnvelope, configured_request
 from dspy_flywheel.trigger.store import OutboxRow, TriggerStore
-from tests.integration.helpers import EventWatch, until
+from tests.integration.helpers import EventWatch, until, until_sql
 from tests.integration.test_trigger_service import Harness, perf_config
 
 
@@ -107,7 +107,7 @@ async def test_kill_and_restart_mid_cooldown_no_duplicate(
     await first.start()
     await harness.pattern(9, 30)
     await harness.pattern(6, 20)
-    requests = await until(lambda: _requests(watch, harness.worker), "request after the drop")
+    requests = await until(lambda: watch.for_worker(harness.worker), "request after the drop")
     assert len(requests) == 1
     job_id = requests[0]["job_id"]
     # the outbox row is marked sent right after the broker acks it
@@ -154,10 +154,6 @@ async def test_restart_resumes_offsets_without_recounting(
     assert view["accuracy"] == 1.0
 
 
-async def _requests(watch: EventWatch, worker: str) -> list[dict[str, Any]]:
-    return watch.for_worker(worker)
-
-
 async def test_unsent_outbox_row_is_published_on_start(
     kafka_settings: KafkaSettings,
     topics: Topics,
@@ -184,13 +180,15 @@ async def test_unsent_outbox_row_is_published_on_start(
     await store.save({}, {}, [OutboxRow(topics.optimization_requests, envelope)])
     proc = service("relay")
     await proc.start()
-    requests = await until(lambda: _requests(watch, harness.worker), "outbox row published")
+    requests = await until(lambda: watch.for_worker(harness.worker), "outbox row published")
     assert requests[0]["job_id"] == envelope.job_id
 
-    async def drained() -> bool:
-        return await store.unsent() == []
-
-    await until(drained, "outbox row marked sent")
+    await until_sql(
+        db_pool,
+        f"SELECT count(*) FROM trigger_outbox WHERE event_id = 'ev-{harness.worker}' "
+        "AND sent_at IS NOT NULL",
+        lambda sent: sent == 1,
+    )
     assert len(watch.for_worker(harness.worker)) == 1
 
 

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -89,6 +89,12 @@ class Harness:
             self.topics.optimization_status,
             self.worker,
             record,
+        )
+
+    async def configure(self, config: TriggerPolicyConfig | None = None, **kw: Any) -> None:
+        """Write the worker's trigger config (``perf_config`` with ``kw`` unless given)."""
+        await write_config(
+            self.kafka, self.topics.trigger_config, config or perf_config(self.worker, **kw)
         )
 
     async def view(self) -> dict[str, Any]:
@@ -201,7 +207,6 @@ def json_tail(output: str) -> Any:
 
 # --------------------------------------------------------------------------------------------
 async def test_drop_fires_once_none_before_none_during_cooldown(
-    kafka_settings: KafkaSettings,
     topics: Topics,
     db_schema: str,
     db_pool: asyncpg.Pool,
@@ -210,7 +215,7 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     alerts: EventWatch,
     start_service: Any,
 ) -> None:
-    await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
+    await harness.configure()
     await start_service()
 
     await harness.pattern(9, 40)  # accuracy 0.9
@@ -242,7 +247,7 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     assert trace_id_of(traceparent) == trace_id_of(crossing)
     assert traceparent != crossing  # a new span: trigger.decision
     # ... and an operator alert goes out with it, in the same trace
-    await until(lambda: _count_at_least(alerts, harness.worker, 1), "degradation alert")
+    await until(lambda: len(alerts.for_worker(harness.worker)) >= 1, "degradation alert")
     (alert_event,) = alerts.of(worker_id=harness.worker)
     alert, alert_traceparent = alert_event.event.to_record(), alert_event.traceparent
     assert (alert["kind"], alert["severity"]) == ("accuracy_below_threshold", "warning")
@@ -263,7 +268,7 @@ async def test_drop_fires_once_none_before_none_during_cooldown(
     assert len(watch.for_worker(harness.worker)) == 1
     assert "cooldown" in (await harness.view())["note"]
     # ... and the operator is told once that the breach outlived the job
-    await until(lambda: _count_at_least(alerts, harness.worker, 2), "blocked-breach alert")
+    await until(lambda: len(alerts.for_worker(harness.worker)) >= 2, "blocked-breach alert")
     blocked = alerts.for_worker(harness.worker)[1]
     details = json.loads(blocked["details_json"])
     assert blocked["kind"] == "accuracy_below_threshold"
@@ -323,18 +328,13 @@ async def _view_has(harness: Harness, key: str, value: Any) -> bool:
 
 
 async def test_threshold_change_while_running(
-    kafka_settings: KafkaSettings,
     topics: Topics,
     db_schema: str,
     harness: Harness,
     watch: EventWatch,
     start_service: Any,
 ) -> None:
-    await write_config(
-        kafka_settings,
-        topics.trigger_config,
-        perf_config(harness.worker, threshold=0.5, window_size=30),
-    )
+    await harness.configure(threshold=0.5, window_size=30)
     await start_service()
     await harness.pattern(6, 20)
     await until(lambda: harness.processed(20), "20 labels processed")
@@ -357,7 +357,7 @@ async def test_threshold_change_while_running(
     assert shown["config"]["program_ref"] == "demo.programs:Classifier"
 
     await harness.pattern(6, 2)  # the next decision uses the new threshold
-    requests = await until(lambda: _requests(watch, harness.worker), "a request")
+    requests = await until(lambda: watch.for_worker(harness.worker), "a request")
     evidence = json.loads(requests[0]["evidence_json"])
     assert evidence["threshold"] == 0.7
     assert evidence["accuracy"] < 0.7
@@ -368,12 +368,7 @@ async def _live_threshold(harness: Harness, threshold: float) -> bool:
     return config.get("threshold") == threshold
 
 
-async def _requests(watch: EventWatch, worker: str) -> list[dict[str, Any]]:
-    return watch.for_worker(worker)
-
-
 async def test_periodic_policy_fires_on_schedule(
-    kafka_settings: KafkaSettings,
     topics: Topics,
     harness: Harness,
     watch: EventWatch,
@@ -386,10 +381,10 @@ async def test_periodic_policy_fires_on_schedule(
         optimizer="MIPROv2",
         optimizer_params_json='{"auto": "light"}',
     )
-    await write_config(kafka_settings, topics.trigger_config, config)
+    await harness.configure(config)
     started = time.perf_counter()
     await start_service()
-    first = (await until(lambda: _requests(watch, harness.worker), "first periodic"))[0]
+    first = (await until(lambda: watch.for_worker(harness.worker), "first periodic"))[0]
     assert first["reason"] == "periodic"
     assert first["optimizer"] == "MIPROv2"
     assert json.loads(first["optimizer_params_json"]) == {"auto": "light"}
@@ -398,13 +393,9 @@ async def test_periodic_policy_fires_on_schedule(
     assert first_at - started >= 0.9
     # the next slot waits for the job in flight; once it ends, the schedule resumes
     await harness.status(first["job_id"], "succeeded")
-    await until(lambda: _count_at_least(watch, harness.worker, 2), "second periodic")
+    await until(lambda: len(watch.for_worker(harness.worker)) >= 2, "second periodic")
     second_at = watch.arrivals(harness.worker)[1]
     assert second_at - first_at >= 0.9
-
-
-async def _count_at_least(watch: EventWatch, worker: str, n: int) -> bool:
-    return len(watch.for_worker(worker)) >= n
 
 
 async def test_manual_request_goes_out_at_once(
@@ -415,11 +406,7 @@ async def test_manual_request_goes_out_at_once(
     watch: EventWatch,
     start_service: Any,
 ) -> None:
-    await write_config(
-        kafka_settings,
-        topics.trigger_config,
-        perf_config(harness.worker, policy="manual", optimizer_params_json='{"max_rounds": 1}'),
-    )
+    await harness.configure(policy="manual", optimizer_params_json='{"max_rounds": 1}')
     await start_service()
     _, out = await flywheel_cli(
         topics,
@@ -432,7 +419,7 @@ async def test_manual_request_goes_out_at_once(
         "auto=light",
     )
     job_id = json_tail(out)["job_id"]
-    requests = await until(lambda: _requests(watch, harness.worker), "manual request", 5)
+    requests = await until(lambda: watch.for_worker(harness.worker), "manual request", 5)
     request = requests[0]
     assert request["job_id"] == job_id
     assert request["reason"] == "manual"
@@ -448,7 +435,7 @@ async def test_manual_request_goes_out_at_once(
     api_job = await request_optimization(
         kafka_settings, topics, harness.worker, requested_by="api:test"
     )
-    await until(lambda: _count_at_least(watch, harness.worker, 2), "API request", 5)
+    await until(lambda: len(watch.for_worker(harness.worker)) >= 2, "API request", 5)
     assert watch.for_worker(harness.worker)[1]["job_id"] == api_job
     assert time.perf_counter() - t0 < 5
 
@@ -462,7 +449,7 @@ async def test_bad_feedback_is_skipped_and_left_to_its_dlq_owner(
 ) -> None:
     """The trigger reads feedback but the collector owns its DLQ: the trigger skips a bad
     record without a copy of its own (it used to write a second one) and carries on."""
-    await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
+    await harness.configure()
     await start_service()
     await producer.send_and_wait(topics.feedback, b"not avro", key=harness.worker.encode())
     await harness.pattern(10, 3)
@@ -482,21 +469,20 @@ async def test_config_tombstone_removes_worker_config(
     db_schema: str,
     harness: Harness,
 ) -> None:
-    await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
+    await harness.configure()
     _, out = await flywheel_cli(topics, db_schema, "trigger", "clear", harness.worker)
     assert "removed" in out
     assert harness.worker not in await read_configs(kafka_settings, topics.trigger_config)
 
 
 async def test_second_instance_stands_by_until_the_first_stops(
-    kafka_settings: KafkaSettings,
     topics: Topics,
     db_schema: str,
     harness: Harness,
     watch: EventWatch,
     start_service: Any,
 ) -> None:
-    await write_config(kafka_settings, topics.trigger_config, perf_config(harness.worker))
+    await harness.configure()
     stop_first = await start_service()
     stop_second, second_ready = asyncio.Event(), asyncio.Event()
     second = asyncio.create_task(
@@ -508,17 +494,10 @@ async def test_second_instance_stands_by_until_the_first_stops(
         await harness.pattern(10, 5)
         await until(lambda: harness.processed(5), "first instance processed 5")
         stop_first.set()
-        await until(_is_set(second_ready), "second instance took over")
+        await until(second_ready.is_set, "second instance took over")
         await harness.pattern(5, 20)
         await until(lambda: harness.processed(25), "second instance processed the rest")
-        assert len(await until(lambda: _requests(watch, harness.worker), "request")) == 1
+        assert len(await until(lambda: watch.for_worker(harness.worker), "request")) == 1
     finally:
         stop_second.set()
         await asyncio.wait_for(second, 20)
-
-
-def _is_set(event: asyncio.Event) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return event.is_set()
-
-    return check

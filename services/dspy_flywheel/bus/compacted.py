@@ -6,6 +6,7 @@ callback. ``parse`` turns a record into ``(key, value or None)``; a record it re
 (``bus.is_bad_record``) is skipped, so one bad value never stops the follower: dead-lettered
 when the follower is given the topic owner's ``dead_letters`` (build them with
 ``already_sent``: the topic is read from its start on every run), else logged.
+``write_compacted`` puts a value (or a tombstone) under a key.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from aiokafka import AIOKafkaConsumer
 from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop_consumer
 from dspy_flywheel.bus.dlq import DeadLetters
 from dspy_flywheel.bus.guard import UNTIL_IT_WORKS, Record, RecordGuard
+from dspy_flywheel.bus.publish import publish, start_producer, stop_producer
+from dspy_flywheel.contracts.events import Event
 from dspy_flywheel.settings import KafkaSettings
 
 T = TypeVar("T")
@@ -85,3 +88,15 @@ async def read_compacted(
         return await follower.start()
     finally:
         await follower.stop()
+
+
+async def write_compacted(kafka: KafkaSettings, topic: str, key: str, value: Event | None) -> None:
+    """Publish ``value`` under ``key`` (None: a tombstone, the key is removed)."""
+    producer = await start_producer(kafka)
+    try:
+        if value is None:
+            await producer.send_and_wait(topic, None, key=key.encode())
+        else:
+            await publish(producer, topic, key, value)
+    finally:
+        await stop_producer(producer)

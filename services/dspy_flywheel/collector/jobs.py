@@ -14,6 +14,7 @@ import asyncpg
 
 from dspy_flywheel.collector.maintenance import RetentionRule, prune
 from dspy_flywheel.collector.policy import PolicyBook
+from dspy_flywheel.collector.sink import count_drops
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +37,7 @@ async def expire_pending(pool: asyncpg.Pool, batch: int = 1000) -> Counter[tuple
                     continue
                 reason = "no_feedback" if r["execution_event_id"] else "orphan_feedback"
                 drops[r["worker_id"], reason] += 1
-            if drops:
-                keys = sorted(drops)
-                await conn.execute(
-                    "INSERT INTO collector_drops (worker_id, reason, count)"
-                    " SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])"
-                    " ON CONFLICT (worker_id, reason) DO UPDATE"
-                    " SET count = collector_drops.count + EXCLUDED.count, last_at = now()",
-                    [w for w, _ in keys],
-                    [r for _, r in keys],
-                    [drops[k] for k in keys],
-                )
+            await count_drops(conn, drops)
         total.update(drops)
         if len(rows) < batch:
             break

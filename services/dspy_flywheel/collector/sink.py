@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -102,7 +102,7 @@ class Sink:
                 await self._apply(conn, plan, result)
             for r in rejects:
                 plan.drop(r.worker_id, f"dlq_{r.reason}")
-            await self._count_drops(conn, plan)
+            await count_drops(conn, plan.drops)
             saved = await self._placeholders.save(conn)
             if rejects:
                 await publish_rejects(rejects)
@@ -277,17 +277,18 @@ class Sink:
             [_ts(u.feedback.timestamp_ms) for u in plan.updates],
         )
 
-    @staticmethod
-    async def _count_drops(conn: asyncpg.Connection, plan: Plan) -> None:
-        if not plan.drops:
-            return
-        keys = sorted(plan.drops)
-        await conn.execute(
-            "INSERT INTO collector_drops (worker_id, reason, count)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])"
-            " ON CONFLICT (worker_id, reason) DO UPDATE"
-            " SET count = collector_drops.count + EXCLUDED.count, last_at = now()",
-            [w for w, _ in keys],
-            [r for _, r in keys],
-            [plan.drops[k] for k in keys],
-        )
+
+async def count_drops(conn: asyncpg.Connection, drops: Mapping[tuple[str, str], int]) -> None:
+    """Add ``{(worker, reason): n}`` to ``collector_drops`` (in the caller's transaction)."""
+    if not drops:
+        return
+    keys = sorted(drops)
+    await conn.execute(
+        "INSERT INTO collector_drops (worker_id, reason, count)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])"
+        " ON CONFLICT (worker_id, reason) DO UPDATE"
+        " SET count = collector_drops.count + EXCLUDED.count, last_at = now()",
+        [w for w, _ in keys],
+        [r for _, r in keys],
+        [drops[k] for k in keys],
+    )

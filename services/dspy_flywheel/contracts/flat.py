@@ -119,13 +119,6 @@ _ENCODERS: Final[dict[int, Encoder]] = {
 }
 
 
-def _nullable(encode: Encoder) -> Encoder:
-    def encode_nullable(value: Any) -> bytes:
-        return b"\x00" if value is None else b"\x02" + encode(value)
-
-    return encode_nullable
-
-
 class FlatWriter:
     """Writes the fields of an object as an Avro record body.
 

@@ -9,9 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
-from dspy_flywheel.bus.admin import ensure_topics
+from dspy_flywheel.bus import batches, ensure_topics, open_consumer, stop_consumer
 from dspy_flywheel.contracts import (
     Alert,
     DecodeError,
@@ -33,7 +31,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class Lifecycle:
     worker_id: str
-    requested_at: float | None = None
     request: OptimizationRequested | None = None
     trace_id: str | None = None
     job_id: str | None = None
@@ -43,9 +40,7 @@ class Lifecycle:
     status_times: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     published: ProgramUpdated | None = None
-    published_at: float | None = None
     serving_version: int | None = None
-    serving_at: float | None = None
     alert: Alert | None = None  # the first Alert for this worker
     rollouts: list[RolloutChanged] = field(default_factory=list)  # in order
 
@@ -54,7 +49,7 @@ class Lifecycle:
             return
         now = time.monotonic()
         if isinstance(event, OptimizationRequested) and self.request is None:
-            self.request, self.requested_at = event, now
+            self.request = event
             self.job_id = event.job_id
             self.trace_id = trace_id_of(traceparent)
         elif isinstance(event, OptimizationStatusChanged) and event.job_id == self.job_id:
@@ -68,14 +63,14 @@ class Lifecycle:
         elif isinstance(event, RolloutChanged):
             self.rollouts.append(event)
         elif isinstance(event, ProgramUpdated) and event.job_id == self.job_id:
-            self.published, self.published_at = event, now
+            self.published = event
         elif (
             isinstance(event, ProgramAcknowledged)
             and event.status == "serving"
             and self.published
             and event.version == self.published.version
         ):
-            self.serving_version, self.serving_at = event.version, now
+            self.serving_version = event.version
 
     def decision(self, *names: str) -> RolloutChanged | None:
         """The latest rollout decision among ``names`` (any decision when none are named)."""
@@ -87,22 +82,18 @@ async def follow(
     kafka: KafkaSettings, topics: Topics, lifecycle: Lifecycle, stop: asyncio.Event
 ) -> None:
     await ensure_topics(kafka, topics)  # subscribed before they exist, it might see nothing
-    consumer = AIOKafkaConsumer(
+    watched = [
         topics.optimization_requests,
         topics.optimization_status,
         topics.program_updated,
         topics.program_acks,
         topics.program_rollouts,
         topics.alerts,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **kafka.client_kwargs(),
-    )
-    await consumer.start()
+    ]
+    consumer = await open_consumer(kafka, watched)
     try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=300)
-            for messages in batches.values():
+        async for batch in batches(consumer, stop, timeout_ms=300):
+            for messages in batch.values():
                 for msg in messages:
                     try:
                         event = decode(msg.value, msg.headers)
@@ -111,4 +102,4 @@ async def follow(
                         continue
                     lifecycle.apply(event.event, event.traceparent)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)

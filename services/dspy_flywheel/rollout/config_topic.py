@@ -3,10 +3,9 @@ defaults again. Read by the rollout service (live) and by ``flywheel programs co
 
 from __future__ import annotations
 
-from dspy_flywheel.bus.compacted import CompactedFollower, read_compacted
+from dspy_flywheel.bus.compacted import CompactedFollower, read_compacted, write_compacted
 from dspy_flywheel.bus.dlq import DeadLetters
 from dspy_flywheel.bus.guard import Record
-from dspy_flywheel.bus.publish import publish, start_producer, stop_producer
 from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.events import RolloutConfig
 from dspy_flywheel.contracts.validate import check_id
@@ -53,11 +52,4 @@ async def write_policy(
     kafka: KafkaSettings, topic: str, policy: RolloutPolicy | None, worker_id: str
 ) -> None:
     """Publish ``policy`` for ``worker_id`` (None: a tombstone, back to the defaults)."""
-    producer = await start_producer(kafka)
-    try:
-        if policy is None:
-            await producer.send_and_wait(topic, None, key=worker_id.encode())
-            return
-        await publish(producer, topic, worker_id, policy)
-    finally:
-        await stop_producer(producer)
+    await write_compacted(kafka, topic, worker_id, policy)

@@ -12,11 +12,10 @@ span's traceparent: promote and rollback sit in the same trace as the job that m
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
-from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard, in_order, retrying
+from dspy_flywheel.bus import OutboxEvent, RecordGuard, retrying
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.events import (
     ExecutionRecorded,
@@ -32,12 +31,13 @@ from dspy_flywheel.rollout.outcomes import Outcome, OutcomeJoin
 from dspy_flywheel.rollout.records import alert_event, changed_event, command_of
 from dspy_flywheel.rollout.store import Published, Refusal, RolloutStore
 from dspy_flywheel.store.offsets import Offsets
+from dspy_flywheel.store.stateful import BatchService
 from dspy_flywheel.telemetry import context_from_traceparent, current_traceparent, tracer
 
 log = logging.getLogger(__name__)
 
 
-class RolloutService:
+class RolloutService(BatchService[Decision]):
     def __init__(
         self,
         controller: RolloutController,
@@ -47,34 +47,20 @@ class RolloutService:
         topics: Topics,
         wake_relay: Callable[[], None],
     ) -> None:
-        self.controller = controller
-        self.join = join
-        self.store = store
-        self.guard = guard
-        self.topics = topics
-        self.wake_relay = wake_relay
-        self._lock = asyncio.Lock()
-        self._refusals: list[Refusal] = []
         # versions before the outcomes that name them; executions before their labels
-        self._order = [
+        order = [
             topics.program_updated,
             topics.rollout_commands,
             topics.executions,
             topics.feedback,
         ]
-
-    @property
-    def topic_names(self) -> list[str]:
-        return list(self._order)
-
-    async def handle_batch(self, batch: Batch) -> None:
-        async with self._lock:
-            decisions: list[Decision] = []
-            offsets: Offsets = {}
-            for tp, record in in_order(batch, self._order):
-                decisions += await self.guard(record, self._handle) or []
-                offsets[(tp.topic, tp.partition)] = record.offset + 1
-            await self._commit(decisions, offsets)
+        super().__init__(guard, order)
+        self.controller = controller
+        self.join = join
+        self.store = store
+        self.topics = topics
+        self.wake_relay = wake_relay
+        self._refusals: list[Refusal] = []
 
     async def tick(self) -> None:
         async with self._lock:

@@ -11,30 +11,18 @@ duration) are NOT here: operators change them live on the compacted ``rollout-co
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from dspy_flywheel.settings import FlywheelSettings
+from dspy_flywheel.store.stateful import StatefulSettings
 
 
-class RolloutSettings(FlywheelSettings):
+class RolloutSettings(StatefulSettings):
+    """Also the knobs every stateful service has (``store.stateful.StatefulSettings``)."""
+
     model_config = SettingsConfigDict(env_prefix="FLYWHEEL_ROLLOUT_", extra="ignore")
 
-    tick_seconds: float = Field(default=1.0, gt=0)
     cache_ttl_seconds: float = Field(default=3600.0, gt=0)
     cache_max_entries: int = Field(default=200_000, ge=1)
-    pending_feedback_ttl_seconds: float = Field(default=600.0, gt=0)
-    start_from: Literal["earliest", "latest"] = "earliest"
-    fetch_max_wait_ms: int = Field(default=100, ge=0)
-    max_batch_records: int = Field(default=500, ge=1)
-    scope: str | None = None  # state namespace in the DB; default: the topic prefix
-    migrate: bool = True
-    leader_lock: bool = True  # one active instance per scope (PostgreSQL advisory lock)
     metrics_port: int | None = 9468  # Prometheus /metrics; 0: off
     changes_group_id: str = "flywheel-rollout-changes"  # checks program-rollouts (its DLQ)
-
-    @property
-    def state_scope(self) -> str:
-        return self.scope if self.scope is not None else self.topic_prefix

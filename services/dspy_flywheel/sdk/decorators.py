@@ -201,17 +201,14 @@ def dspy_worker(
     ``metric(example, prediction, trace=None)`` scores feedback labels (default: exact match).
     """
 
-    def wrap(target: Any) -> WorkerSpec:
-        return WorkerSpec(
-            target,
-            worker_type=worker_type,
-            worker_id=worker_id,
-            signature=signature,
-            metric=metric,
-            optimization=None,
-        )
-
-    return wrap
+    return functools.partial(
+        WorkerSpec,
+        worker_type=worker_type,
+        worker_id=worker_id,
+        signature=signature,
+        metric=metric,
+        optimization=None,
+    )
 
 
 def dspy_worker_optimized(
@@ -246,17 +243,14 @@ def dspy_worker_optimized(
         auto_collect_training=auto_collect_training,
     )
 
-    def wrap(target: Any) -> WorkerSpec:
-        return WorkerSpec(
-            target,
-            worker_type=worker_type,
-            worker_id=worker_id,
-            signature=signature,
-            metric=metric,
-            optimization=optimization,
-        )
-
-    return wrap
+    return functools.partial(
+        WorkerSpec,
+        worker_type=worker_type,
+        worker_id=worker_id,
+        signature=signature,
+        metric=metric,
+        optimization=optimization,
+    )
 
 
 def _check_name(what: str, value: Any) -> None:

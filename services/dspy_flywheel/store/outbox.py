@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg
@@ -25,8 +26,6 @@ from dspy_flywheel.contracts.events import (
 )
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.store.pool import Executor
-
-OUTBOX_TABLES: Final = frozenset({"optimizer_outbox", "rollout_outbox"})
 
 
 async def add(
@@ -78,20 +77,37 @@ async def add_status(
     return await add(db, topic, worker_id, event, traceparent=traceparent)
 
 
+@dataclass(frozen=True)
+class _Table:
+    row_id: str  # the column that names a row
+    key: str  # the column that holds the Kafka record key
+    sent: str  # the column set when the row is published
+    order: str  # the columns that order the rows (oldest first)
+
+
+OUTBOX_TABLES: Final = {
+    "optimizer_outbox": _Table("id", "key", "published_at", "id"),
+    "rollout_outbox": _Table("id", "key", "published_at", "id"),
+    "trigger_outbox": _Table("event_id", "worker_id", "sent_at", "created_at, event_id"),
+}
+
+
 async def relay_table(
     pool: asyncpg.Pool, table: str, limit: int, send: Send, scope: str | None = None
 ) -> int:
-    """``bus.OutboxSource.relay`` over an outbox table (``optimizer_outbox``, ``rollout_outbox``:
-    id, event_id, topic, key, event_type, record, traceparent, published_at; ``scope`` for the
-    tables that have one). Rows are locked ``SKIP LOCKED``: instances relay side by side."""
-    if table not in OUTBOX_TABLES:  # a table name is SQL text: only ours
+    """``bus.OutboxSource.relay`` over an outbox table (``OUTBOX_TABLES``: event_id, topic,
+    event_type, record, traceparent and the columns named there; ``scope`` for the tables that
+    have one). Rows are locked ``SKIP LOCKED``: instances relay side by side."""
+    spec = OUTBOX_TABLES.get(table)
+    if spec is None:  # a table name is SQL text: only ours
         raise ValueError(f"not an outbox table: {table!r}")
     scoped = "AND scope = $2" if scope is not None else ""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            f"""SELECT id, event_id, topic, key, event_type, record, traceparent
-                FROM {table} WHERE published_at IS NULL {scoped}
-                ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+            f"""SELECT {spec.row_id} AS row_id, event_id, topic, {spec.key} AS key, event_type,
+                       record, traceparent
+                FROM {table} WHERE {spec.sent} IS NULL {scoped}
+                ORDER BY {spec.order} LIMIT $1 FOR UPDATE SKIP LOCKED""",
             limit,
             *([scope] if scope is not None else []),
         )
@@ -110,8 +126,8 @@ async def relay_table(
             ]
         )
         await conn.execute(
-            f"UPDATE {table} SET published_at = now() WHERE id = ANY($1::bigint[])",
-            [r["id"] for r in rows],
+            f"UPDATE {table} SET {spec.sent} = now() WHERE {spec.row_id} = ANY($1)",
+            [r["row_id"] for r in rows],
         )
     return len(rows)
 

@@ -10,12 +10,11 @@ consistent point: state and offsets agree, and a request is never decided twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from dspy_flywheel.bus import Batch, OutboxEvent, RecordGuard, in_order, retrying
+from dspy_flywheel.bus import OutboxEvent, RecordGuard, retrying
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.events import (
     Alert,
@@ -27,6 +26,7 @@ from dspy_flywheel.contracts.events import (
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.metrics import trigger as trigger_metrics
 from dspy_flywheel.store.offsets import Offsets
+from dspy_flywheel.store.stateful import BatchService
 from dspy_flywheel.trigger.engine import PlannedRequest, TriggerEngine
 from dspy_flywheel.trigger.requests import (
     blocked_alert,
@@ -39,7 +39,7 @@ from dspy_flywheel.trigger.store import OutboxRow, TriggerStore
 log = logging.getLogger(__name__)
 
 
-class TriggerService:
+class TriggerService(BatchService[PlannedRequest]):
     def __init__(
         self,
         engine: TriggerEngine,
@@ -48,33 +48,19 @@ class TriggerService:
         topics: Topics,
         wake_relay: Callable[[], None],
     ) -> None:
-        self.engine = engine
-        self.store = store
-        self.guard = guard
-        self.topics = topics
-        self.wake_relay = wake_relay
-        self._lock = asyncio.Lock()
-        self._saved_views: dict[str, dict[str, Any]] = {}
         # executions first (labels need outputs), requests before the statuses that end them
-        self._order = [
+        order = [
             topics.executions,
             topics.optimization_requests,
             topics.optimization_status,
             topics.feedback,
         ]
-
-    @property
-    def topic_names(self) -> list[str]:
-        return list(self._order)
-
-    async def handle_batch(self, batch: Batch) -> None:
-        async with self._lock:
-            planned: list[PlannedRequest] = []
-            offsets: Offsets = {}
-            for tp, record in in_order(batch, self._order):
-                planned += await self.guard(record, self._handle) or []
-                offsets[(tp.topic, tp.partition)] = record.offset + 1
-            await self._commit(planned, offsets, all_views=False)
+        super().__init__(guard, order)
+        self.engine = engine
+        self.store = store
+        self.topics = topics
+        self.wake_relay = wake_relay
+        self._saved_views: dict[str, dict[str, Any]] = {}
 
     async def tick(self) -> None:
         async with self._lock:
@@ -95,7 +81,7 @@ class TriggerService:
         return []
 
     async def _commit(
-        self, planned: list[PlannedRequest], offsets: Offsets, *, all_views: bool
+        self, planned: list[PlannedRequest], offsets: Offsets, *, all_views: bool = False
     ) -> None:
         topics = self.topics
         outbox: list[OutboxRow] = []

@@ -12,20 +12,18 @@ compacted ``trigger-config`` topic (``flywheel trigger set``). These are service
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from dspy_flywheel.settings import FlywheelSettings
+from dspy_flywheel.store.stateful import StatefulSettings
 
 
-class TriggerSettings(FlywheelSettings):
+class TriggerSettings(StatefulSettings):
+    """Also the knobs every stateful service has (``store.stateful.StatefulSettings``)."""
+
     model_config = SettingsConfigDict(env_prefix="FLYWHEEL_TRIGGER_", extra="ignore")
 
     metrics_port: int | None = 9465  # Prometheus /metrics; 0: off
-
-    tick_seconds: float = Field(default=1.0, gt=0)
     debounce_evaluations: int = Field(default=2, ge=1)
     debounce_seconds: float | None = Field(default=None, gt=0)
     in_flight_timeout_seconds: float = Field(default=3600.0, gt=0)
@@ -33,14 +31,3 @@ class TriggerSettings(FlywheelSettings):
     default_policy: str | None = None
     exec_cache_ttl_seconds: float = Field(default=3600.0, gt=0)
     exec_cache_max_entries: int = Field(default=100_000, ge=1)
-    pending_feedback_ttl_seconds: float = Field(default=600.0, gt=0)
-    start_from: Literal["earliest", "latest"] = "earliest"
-    fetch_max_wait_ms: int = Field(default=100, ge=0)
-    max_batch_records: int = Field(default=500, ge=1)
-    scope: str | None = None  # state namespace in the DB; default: the topic prefix
-    migrate: bool = True  # apply DB migrations at start
-    leader_lock: bool = True  # one active instance per scope (PostgreSQL advisory lock)
-
-    @property
-    def state_scope(self) -> str:
-        return self.scope if self.scope is not None else self.topic_prefix

@@ -14,11 +14,11 @@ from typing import Any
 
 import asyncpg
 
-from dspy_flywheel.bus.outbox import OutboxEvent, Send
-from dspy_flywheel.contracts.events import Alert, OptimizationRequested
-from dspy_flywheel.store.leader import lock_key
+from dspy_flywheel.bus.outbox import Send
+from dspy_flywheel.contracts.events import Alert
 from dspy_flywheel.store.offsets import Offsets, load_offsets, save_offsets
-from dspy_flywheel.trigger.requests import Announced, RequestEnvelope
+from dspy_flywheel.store.outbox import relay_table
+from dspy_flywheel.trigger.requests import RequestEnvelope
 from dspy_flywheel.trigger.state import WorkerState
 
 
@@ -26,11 +26,6 @@ from dspy_flywheel.trigger.state import WorkerState
 class OutboxRow:
     topic: str
     envelope: RequestEnvelope
-
-
-def leader_lock_key(scope: str) -> int:
-    """A signed 64-bit advisory lock key for one trigger scope."""
-    return lock_key("dspy_flywheel.trigger", scope)
 
 
 class TriggerStore:
@@ -87,52 +82,9 @@ class TriggerStore:
                     ],
                 )
 
-    async def unsent(self, limit: int = 100) -> list[OutboxRow]:
-        rows = await self.pool.fetch(
-            """SELECT event_id, worker_id, job_id, topic, record, traceparent, event_type
-               FROM trigger_outbox WHERE scope = $1 AND sent_at IS NULL
-               ORDER BY created_at, event_id LIMIT $2""",
-            self.scope,
-            limit,
-        )
-        return [
-            OutboxRow(
-                r["topic"],
-                RequestEnvelope(
-                    r["event_id"],
-                    r["job_id"],
-                    r["worker_id"],
-                    _outbox_event(r["event_type"], r["record"]),
-                    r["traceparent"],
-                ),
-            )
-            for r in rows
-        ]
-
     async def relay(self, limit: int, send: Send) -> int:
-        """``bus.OutboxSource``: pass the unsent rows (oldest first) to ``send``, then mark them
-        sent. One active instance per scope (the leader lock) relays its own rows."""
-        rows = await self.unsent(limit)
-        if not rows:
-            return 0
-        await send(
-            [
-                OutboxEvent(e.event_id, r.topic, e.worker_id, e.event, e.traceparent)
-                for r in rows
-                for e in [r.envelope]
-            ]
-        )
-        await self.pool.execute(
-            "UPDATE trigger_outbox SET sent_at = now() WHERE event_id = ANY($1::text[])",
-            [r.envelope.event_id for r in rows],
-        )
-        return len(rows)
-
-
-def _outbox_event(event_type: str, record: dict[str, Any]) -> Announced:
-    if event_type == Alert.event_type:
-        return Alert.from_record(record)
-    return OptimizationRequested.from_record(record)
+        """``bus.OutboxSource``: the unsent rows (oldest first) to ``send``, then marked sent."""
+        return await relay_table(self.pool, "trigger_outbox", limit, send, self.scope)
 
 
 async def fetch_views(

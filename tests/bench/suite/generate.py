@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -55,34 +56,39 @@ def us_amount(cents: int) -> str:  # 1,234.50
     return f"{euros:,}.{rest:02d}"
 
 
+def styled(rng: random.Random, styles: Sequence[Callable[[], str | None]]) -> str:
+    """One of ``styles`` at random; the last one where the chosen one does not fit (None)."""
+    text = styles[rng.randrange(len(styles))]()
+    return styles[-1]() if text is None else text
+
+
 def amount_text(rng: random.Random, cents: int) -> str:
-    style = rng.randrange(6)
-    if style == 0:
-        return f"€{eu_amount(cents)}"
-    if style == 1:
-        return f"EUR {us_amount(cents)}"
-    if style == 2:
-        return f"{eu_amount(cents)} EUR"
-    if style == 3:
-        return f"{us_amount(cents)} euros"
-    if style == 4 and cents % 100 == 0:
-        return f"{cents // 100},- €"
-    return f"€ {us_amount(cents)}"
+    return styled(
+        rng,
+        [
+            lambda: f"€{eu_amount(cents)}",
+            lambda: f"EUR {us_amount(cents)}",
+            lambda: f"{eu_amount(cents)} EUR",
+            lambda: f"{us_amount(cents)} euros",
+            lambda: f"{cents // 100},- €" if cents % 100 == 0 else None,
+            lambda: f"€ {us_amount(cents)}",
+        ],
+    )
 
 
 def date_text(rng: random.Random, day: date) -> str:
-    style = rng.randrange(6)
-    if style == 0:
-        return f"{day.day:02d}/{day.month:02d}/{day.year}"
-    if style == 1:
-        return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
-    if style == 2:
-        return f"{MONTHS[day.month - 1]} {day.day}, {day.year}"
-    if style == 3:
-        return f"{day.day:02d}.{day.month:02d}.{day.year}"
-    if style == 4:
-        return f"{day.day} {MONTHS[day.month - 1][:3]} {day.year}"
-    return day.isoformat()
+    month = MONTHS[day.month - 1]
+    return styled(
+        rng,
+        [
+            lambda: f"{day.day:02d}/{day.month:02d}/{day.year}",
+            lambda: f"{day.day} {month} {day.year}",
+            lambda: f"{month} {day.day}, {day.year}",
+            lambda: f"{day.day:02d}.{day.month:02d}.{day.year}",
+            lambda: f"{day.day} {month[:3]} {day.year}",
+            day.isoformat,
+        ],
+    )
 
 
 def random_day(rng: random.Random) -> date:
@@ -169,34 +175,43 @@ NAMES = ["Sanne", "Tom", "Priya", "Luca", "Fatima", "Jonas", "Mei", "Oskar", "In
 
 
 def time_text(rng: random.Random, hour: int, minute: int) -> str:
-    style = rng.randrange(5)
     h12 = hour - 12 if hour > 12 else hour
-    if style == 0:
-        return f"{hour:02d}:{minute:02d}"
-    if style == 1:
-        return f"{h12}{'' if minute == 0 else f':{minute:02d}'}pm"
-    if style == 2:
-        return f"{h12}.{minute:02d} in the evening" if hour >= 17 else f"{h12}.{minute:02d} pm"
-    if style == 3 and minute == 30:
-        return (
-            f"half past {NUMBER_WORDS[h12]} in the evening" if hour >= 17 else f"half past {h12} pm"
-        )
-    if style == 3 and minute == 0:
-        return f"{NUMBER_WORDS[h12]} o'clock in the evening" if hour >= 17 else f"{h12} o'clock pm"
-    return f"{hour}h{minute:02d}"
+    evening = hour >= 17
+
+    def spoken() -> str | None:
+        if minute == 30:
+            return (
+                f"half past {NUMBER_WORDS[h12]} in the evening"
+                if evening
+                else f"half past {h12} pm"
+            )
+        if minute == 0:
+            return f"{NUMBER_WORDS[h12]} o'clock in the evening" if evening else f"{h12} o'clock pm"
+        return None
+
+    return styled(
+        rng,
+        [
+            lambda: f"{hour:02d}:{minute:02d}",
+            lambda: f"{h12}{'' if minute == 0 else f':{minute:02d}'}pm",
+            lambda: f"{h12}.{minute:02d} in the evening" if evening else f"{h12}.{minute:02d} pm",
+            spoken,
+            lambda: f"{hour}h{minute:02d}",
+        ],
+    )
 
 
 def party_text(rng: random.Random, size: int) -> str:
-    style = rng.randrange(5)
-    if style == 0:
-        return f"a table for {size}"
-    if style == 1:
-        return f"{NUMBER_WORDS[size]} people"
-    if style == 2 and size >= 3:
-        return f"me and {NUMBER_WORDS[size - 1]} friends"
-    if style == 3 and size >= 4:
-        return f"two adults and {NUMBER_WORDS[size - 2]} kids"
-    return f"{size} guests"
+    return styled(
+        rng,
+        [
+            lambda: f"a table for {size}",
+            lambda: f"{NUMBER_WORDS[size]} people",
+            lambda: f"me and {NUMBER_WORDS[size - 1]} friends" if size >= 3 else None,
+            lambda: f"two adults and {NUMBER_WORDS[size - 2]} kids" if size >= 4 else None,
+            lambda: f"{size} guests",
+        ],
+    )
 
 
 def reservation(rng: random.Random) -> dict[str, str]:
