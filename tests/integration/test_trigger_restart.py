@@ -218,8 +218,8 @@ async def test_labels_after_restart_are_judged_against_earlier_executions(
 
     async def executions_committed() -> bool:
         done = await db_pool.fetchval(
-            "SELECT coalesce(sum(next_offset), 0) FROM trigger_offsets "
-            "WHERE scope = $1 AND topic = $2",
+            "SELECT coalesce(sum(next_offset), 0) FROM service_offsets "
+            "WHERE service = 'trigger' AND scope = $1 AND topic = $2",
             topics.prefix,
             topics.executions,
         )

@@ -28,6 +28,7 @@ from dspy_flywheel.bus.guard import (
     decode_record,
     decoder_for,
     is_bad_record,
+    owner_guard,
     retrying,
 )
 from dspy_flywheel.bus.outbox import OutboxEvent, OutboxRelay, OutboxSource
@@ -56,6 +57,7 @@ __all__ = [
     "is_retriable",
     "open_consumer",
     "open_sealed",
+    "owner_guard",
     "publish",
     "read_range",
     "read_to_end",

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from dspy_flywheel.bus.dlq import DeadLetters
@@ -155,3 +156,15 @@ class RecordGuard(Generic[P]):
 
 def _where(record: Record) -> str:
     return f"{record.topic}[{record.partition}]@{record.offset}"
+
+
+def owner_guard(producer: AIOKafkaProducer, topics: Topics, consumer: str) -> RecordGuard[Decoded]:
+    """The guard of ``consumer`` (a service) over ``topics``: each record decoded for its topic;
+    a bad one dead-lettered where ``consumer`` owns the DLQ (``contracts.topics.DLQ_OWNERS``),
+    else skipped; any other failure retried until it works."""
+    return RecordGuard(
+        DeadLetters(producer, consumer),
+        decoder_for(topics),
+        dlq_topics=topics.dlq_owned_by(consumer),
+        retry=UNTIL_IT_WORKS,
+    )

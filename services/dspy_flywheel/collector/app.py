@@ -11,14 +11,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
-from dspy_flywheel.bus import (
-    DeadLetter,
-    DeadLetters,
-    ensure_topics,
-    retrying,
-    start_producer,
-    stop_producer,
-)
+from dspy_flywheel.bus import DeadLetter, DeadLetters
 from dspy_flywheel.collector.core import Collector
 from dspy_flywheel.collector.events import Rejected
 from dspy_flywheel.collector.policy import PolicyBook
@@ -26,8 +19,7 @@ from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.privacy import Anonymizer
 from dspy_flywheel.security.crypto import Cipher
-from dspy_flywheel.store import create_pool, migrate
-from dspy_flywheel.store.pool import close_pool
+from dspy_flywheel.store.startup import open_service
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +34,10 @@ async def run(
     setup_telemetry("dspy-flywheel-collector", settings)
     stop = stop or asyncio.Event()
     cipher = Cipher.from_settings(settings.encryption)
-    # a broker or database still starting (or restarting) is waited for, not a failure
-    await retrying(lambda: ensure_topics(settings.kafka, settings.topics), "creating topics")
     async with AsyncExitStack() as stack:
-        if settings.migrate:
-            await retrying(lambda: migrate(settings.postgres, settings.db_schema), "migrating")
-        pool = await retrying(
-            lambda: create_pool(settings.postgres, settings.db_schema), "opening the pool"
+        pool, producer = await open_service(
+            stack, settings, migrations=settings.migrate, linger_ms=20
         )
-        stack.push_async_callback(close_pool, pool)
-        producer = await retrying(
-            lambda: start_producer(settings.kafka, linger_ms=20), "starting the producer"
-        )
-        stack.push_async_callback(stop_producer, producer)
         # Dead letters hold events with personal data: sealed with the platform's key, and the
         # error text anonymized before it reaches a header or a log line.
         redactor = Anonymizer(cipher.pii_key)

@@ -12,19 +12,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
-from dspy_flywheel.bus import (
-    UNTIL_IT_WORKS,
-    DeadLetters,
-    OutboxRelay,
-    RecordGuard,
-    consume_group,
-    decoder_for,
-    ensure_topics,
-    retrying,
-    start_producer,
-    stop_producer,
-    supervise,
-)
+from dspy_flywheel.bus import OutboxRelay, consume_group, owner_guard, supervise
 from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.optimizer.consumer import AckIntake, RequestIntake, check_update
 from dspy_flywheel.optimizer.dataset import CollectorDataset, DatasetSource
@@ -32,9 +20,8 @@ from dspy_flywheel.optimizer.executor import JobExecutor
 from dspy_flywheel.optimizer.pipeline import JobServices
 from dspy_flywheel.optimizer.reaper import reap_orphans, run_reaper
 from dspy_flywheel.optimizer.settings import OptimizerSettings
-from dspy_flywheel.store import create_pool, migrate
 from dspy_flywheel.store.outbox import OptimizerOutbox
-from dspy_flywheel.store.pool import close_pool
+from dspy_flywheel.store.startup import open_service
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +38,7 @@ async def run(
     stop = stop or asyncio.Event()
     topics = settings.topics
     async with AsyncExitStack() as stack:
-        # a broker or database still starting (or restarting) is waited for, not a failure
-        await retrying(lambda: ensure_topics(settings.kafka, topics), "creating topics")
-        await retrying(lambda: migrate(settings.postgres, settings.db_schema), "migrating")
-        pool = await retrying(
-            lambda: create_pool(settings.postgres, settings.db_schema), "opening the pool"
-        )
-        stack.push_async_callback(close_pool, pool)
-        producer = await retrying(lambda: start_producer(settings.kafka), "starting the producer")
-        stack.push_async_callback(stop_producer, producer)
+        pool, producer = await open_service(stack, settings)
 
         relay = OutboxRelay(OptimizerOutbox(pool), producer)
         services = JobServices(
@@ -71,12 +50,7 @@ async def run(
         )
         if reaped:
             log.warning("marked %d orphaned job(s) failed: %s", len(reaped), ", ".join(reaped))
-        guard = RecordGuard(
-            DeadLetters(producer, "optimizer"),
-            decoder_for(topics),
-            retry=UNTIL_IT_WORKS,
-            dlq_topics=topics.dlq_owned_by("optimizer"),
-        )
+        guard = owner_guard(producer, topics, "optimizer")
         intake_ready = asyncio.Event()
         loops = {
             "optimizer.requests": consume_group(

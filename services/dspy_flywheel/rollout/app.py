@@ -17,7 +17,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
-from dspy_flywheel.bus import OutboxEvent, OutboxRelay, consume_group
+from dspy_flywheel.bus import OutboxEvent, OutboxRelay, consume_group, owner_guard
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.events import RolloutChanged
 from dspy_flywheel.rollout.config import RolloutPolicy
@@ -57,7 +57,7 @@ async def run(
         relay = OutboxRelay(store, opened.producer, poll_s=1.0, on_sent=_log_sent)
         # it reads executions, feedback and program-updated beside their owners: bad ones are
         # skipped there; it dead-letters rollout-commands (contracts.topics.DLQ_OWNERS)
-        guard = opened.guard()
+        guard = owner_guard(opened.producer, topics, "rollout")
         join = OutcomeJoin(
             settings.cache_max_entries,
             settings.cache_ttl_seconds,
@@ -83,7 +83,6 @@ async def run(
         )
         return Built(
             service,
-            await store.load_offsets(),
             relay,
             {"rollout.config": follower.follow(on_policy), "rollout.changes": changes},
             f"{len(controller.states)} workers restored, {len(policies)} settings",

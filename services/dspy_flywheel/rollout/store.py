@@ -18,7 +18,7 @@ from dspy_flywheel.access.audit import record_audit
 from dspy_flywheel.bus.outbox import OutboxEvent, Send
 from dspy_flywheel.rollout.controller import Decision
 from dspy_flywheel.rollout.state import WorkerRollout
-from dspy_flywheel.store.offsets import Offsets, load_offsets, save_offsets
+from dspy_flywheel.store.offsets import Offsets, save_offsets
 from dspy_flywheel.store.outbox import relay_table
 from dspy_flywheel.store.pool import Executor
 
@@ -52,9 +52,6 @@ class RolloutStore:
         )
         return {r["worker_id"]: WorkerRollout.from_json(r["state"]) for r in rows}
 
-    async def load_offsets(self) -> Offsets:
-        return await load_offsets(self.pool, "rollout_offsets", self.scope)
-
     async def save(
         self,
         states: Mapping[str, dict[str, Any]],
@@ -72,7 +69,7 @@ class RolloutStore:
                        SET state = EXCLUDED.state, updated_at = now()""",
                     [(self.scope, w, s) for w, s in states.items()],
                 )
-            await save_offsets(conn, "rollout_offsets", self.scope, offsets)
+            await save_offsets(conn, "rollout", self.scope, offsets)
             for item in published:
                 await self._decision(conn, item)
             for refusal in refusals:

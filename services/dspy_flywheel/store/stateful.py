@@ -25,21 +25,16 @@ from aiokafka import AIOKafkaProducer
 from pydantic import Field
 
 from dspy_flywheel.bus import (
-    UNTIL_IT_WORKS,
     Batch,
     DeadLetters,
     OutboxRelay,
     RecordGuard,
     batches,
-    decoder_for,
-    ensure_topics,
     every,
     in_order,
     open_consumer,
     retrying,
-    start_producer,
     stop_consumer,
-    stop_producer,
     supervise,
 )
 from dspy_flywheel.bus.letters import sent_sources
@@ -47,9 +42,9 @@ from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.settings import FlywheelSettings
 from dspy_flywheel.store.leader import acquire_leadership, lock_key
-from dspy_flywheel.store.migrate import migrate
-from dspy_flywheel.store.offsets import Offsets
-from dspy_flywheel.store.pool import close_pool, connect, create_pool
+from dspy_flywheel.store.offsets import Offsets, load_offsets
+from dspy_flywheel.store.pool import connect
+from dspy_flywheel.store.startup import open_service
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")  # what handling one record yields for the batch's commit
@@ -81,17 +76,7 @@ class Opened:
     stop: asyncio.Event
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
-
-    def guard(self) -> RecordGuard[Decoded]:
-        """The service's record guard: it dead-letters the topics the service owns (``DLQ_OWNERS``)
-        and retries the rest until it works."""
-        topics = self.settings.topics
-        return RecordGuard(
-            DeadLetters(self.producer, self.service),
-            decoder_for(topics),
-            dlq_topics=topics.dlq_owned_by(self.service),
-            retry=UNTIL_IT_WORKS,
-        )
+    positions: Offsets  # where its last committed batch ended (``service_offsets``)
 
     async def config_letters(self, topic: str) -> DeadLetters:
         """Dead letters for a compacted topic read from its start at each start: a record
@@ -136,11 +121,10 @@ class BatchService(ABC, Generic[R]):
 
 @dataclass(frozen=True)
 class Built:
-    """A stateful service's parts, from its ``build``: its core, where its reading resumes, its
-    outbox relay, its other loops (by name) and what the ready line says (restored state)."""
+    """A stateful service's parts, from its ``build``: its core, its outbox relay, its other
+    loops (by name) and what the ready line says (restored state)."""
 
     service: BatchService[Any]
-    positions: Offsets
     relay: OutboxRelay
     loops: dict[str, Coroutine[Any, Any, None]]
     restored: str
@@ -154,40 +138,30 @@ async def run_stateful(
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
-    """Run ``service`` until ``stop`` is set (or a loop fails, which re-raises). Opens topics,
-    migrations, leadership (returns if ``stop`` is set while it stands by), pool and producer,
-    each waited for while a broker or database is away; ``build``s the service, positions its
+    """Run ``service`` until ``stop`` is set (or a loop fails, which re-raises). Takes the
+    leadership of its scope (returns if ``stop`` is set while it stands by), opens topics,
+    migrations, pool and producer (``store.startup``); ``build``s the service, positions its
     consumer, then runs its loops under ``bus.supervise``: consume, its own loops, clock ticks
     (``tick_seconds``), outbox relay. Any loop failing stops the others."""
     setup_telemetry(f"dspy-flywheel-{service}", settings)
     stop = stop or asyncio.Event()
-    kafka, postgres, schema, scope = (
-        settings.kafka,
-        settings.postgres,
-        settings.db_schema,
-        settings.state_scope,
-    )
+    scope = settings.state_scope
     async with AsyncExitStack() as stack:
-        await retrying(lambda: ensure_topics(kafka, settings.topics), "creating topics")
-        if settings.migrate:
-            await retrying(lambda: migrate(postgres, schema), "migrating")
-        if settings.leader_lock:
+        if settings.leader_lock:  # the active instance's lock, on a connection of its own
+            postgres, schema = settings.postgres, settings.db_schema
             lock_conn = await retrying(lambda: connect(postgres, schema), "connecting")
             stack.push_async_callback(lock_conn.close)
             key, what = lock_key(f"dspy_flywheel.{service}", scope), f"{service} scope {scope!r}"
             if not await acquire_leadership(lock_conn, key, stop, what):
                 return
-        pool = await retrying(lambda: create_pool(postgres, schema), "opening the pool")
-        stack.push_async_callback(close_pool, pool)
-        producer = await retrying(lambda: start_producer(kafka), "starting the producer")
-        stack.push_async_callback(stop_producer, producer)
-
-        built = await build(stack, Opened(service, settings, stop, pool, producer))
+        pool, producer = await open_service(stack, settings, migrations=settings.migrate)
+        positions = await load_offsets(pool, service, scope)
+        built = await build(stack, Opened(service, settings, stop, pool, producer, positions))
         core = built.service
         consumer = await open_consumer(
-            kafka,
+            settings.kafka,
             core.topic_names,
-            positions=built.positions,
+            positions=positions,
             start_from=settings.start_from,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
-from dspy_flywheel.bus import OutboxRelay
+from dspy_flywheel.bus import OutboxRelay, owner_guard
 from dspy_flywheel.store.stateful import Built, Opened, run_stateful
 from dspy_flywheel.trigger.config_topic import config_follower
 from dspy_flywheel.trigger.consume import warm_execution_cache
@@ -60,16 +60,20 @@ async def run(
         for worker_id, config in (await follower.start()).items():
             engine.set_config(worker_id, config)
         engine.restore(await store.load_states())
-        offsets = await store.load_offsets()
         await warm_execution_cache(
-            settings.kafka, topics.executions, offsets, engine, settings.exec_cache_ttl_seconds
+            settings.kafka,
+            topics.executions,
+            opened.positions,
+            engine,
+            settings.exec_cache_ttl_seconds,
         )
         relay = OutboxRelay(store, opened.producer, poll_s=1.0, on_sent=log_published)
         # it dead-letters what it alone reads in full; requests and statuses are the optimizer's
-        service = TriggerService(engine, store, opened.guard(), topics, relay.wake)
+        service = TriggerService(
+            engine, store, owner_guard(opened.producer, topics, "trigger"), topics, relay.wake
+        )
         return Built(
             service,
-            offsets,
             relay,
             {"trigger.config": follower.follow(engine.set_config)},
             f"{len(engine.states)} workers restored, {len(engine.configs)} configs",

@@ -1,6 +1,6 @@
 """PostgreSQL persistence for the trigger: worker state + offsets + outbox, one transaction.
 
-Tables (migrations 0200, 0201): ``trigger_state``, ``trigger_offsets``, ``trigger_outbox``
+Tables (migrations 0200, 0201, 0600): ``trigger_state``, ``service_offsets``, ``trigger_outbox``
 (optimization requests and their alerts); every row
 carries the ``scope`` (the topic prefix by default) so deployments can share a schema.
 """
@@ -16,7 +16,7 @@ import asyncpg
 
 from dspy_flywheel.bus.outbox import Send
 from dspy_flywheel.contracts.events import Alert
-from dspy_flywheel.store.offsets import Offsets, load_offsets, save_offsets
+from dspy_flywheel.store.offsets import Offsets, save_offsets
 from dspy_flywheel.store.outbox import relay_table
 from dspy_flywheel.trigger.requests import RequestEnvelope
 from dspy_flywheel.trigger.state import WorkerState
@@ -39,9 +39,6 @@ class TriggerStore:
         )
         return {r["worker_id"]: WorkerState.from_json(r["worker_id"], r["state"]) for r in rows}
 
-    async def load_offsets(self) -> Offsets:
-        return await load_offsets(self.pool, "trigger_offsets", self.scope)
-
     async def save(
         self,
         states: Mapping[str, tuple[dict[str, Any], dict[str, Any]]],
@@ -58,7 +55,7 @@ class TriggerStore:
                        SET state = EXCLUDED.state, view = EXCLUDED.view, updated_at = now()""",
                     [(self.scope, w, s, v) for w, (s, v) in states.items()],
                 )
-            await save_offsets(conn, "trigger_offsets", self.scope, offsets)
+            await save_offsets(conn, "trigger", self.scope, offsets)
             rows = list(outbox)
             if rows:
                 await conn.executemany(
