@@ -7,9 +7,9 @@ Sets (``tests/data``): *project* (``pii_cases.jsonl``: a *dev* split written tog
 the first recognizers, *holdout* and *holdout2* written after freezing them) and *world*
 (``pii_cases_world.jsonl``: written for issue 15 before its recognizers were read; UK, DE,
 FR, IN, BR, US and other phone, ID and IBAN formats, names of many origins, several values
-per message, look-alikes annotated one by one). Scoring (``privacy.evaluation``): a value is
-removed when all its letters and digits are inside predicted spans; a look-alike is kept when
-no span touches it. Every miss, touched look-alike and stray span is printed, and one
+per message, look-alikes annotated one by one). Scoring (``tests/fixtures/pii_scoring.py``): a
+value is removed when all its letters and digits are inside predicted spans; a look-alike is
+kept when no span touches it. Every miss, touched look-alike and stray span is printed, and one
 ``acceptance`` line per set checks issue 15's bounds (recall >= 0.99 per kind and >= 0.995
 overall, look-alikes kept >= 0.97).
 
@@ -35,6 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import repo_root  # noqa: F401  # first: the repository root, for tests.fixtures
+from tests.fixtures.pii_scoring import Case, Report, load_cases, score
+
 from dspy_flywheel.privacy import (
     BUILTIN_KINDS,
     IPV4,
@@ -44,7 +47,6 @@ from dspy_flywheel.privacy import (
     Span,
     default_recognizers,
 )
-from dspy_flywheel.privacy.evaluation import Case, Report, load_cases, score
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 # "project": written with the recognizers (dev) plus two holdouts; "world": written before

@@ -7,7 +7,7 @@ recognizers were read - UK, DE, FR, IN, BR, US and other formats, names of many 
 several values per message, look-alikes annotated one by one.
 
 Bounds (issue 15): every value removed for >= 0.99 of each kind and >= 0.995 overall,
-look-alikes kept >= 0.97, on both sets. Scoring: ``dspy_flywheel.privacy.evaluation``.
+look-alikes kept >= 0.97, on both sets. Scoring: ``tests/fixtures/pii_scoring.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from dspy_flywheel.privacy import BUILTIN_KINDS, NATIONAL_ID, Anonymizer
-from dspy_flywheel.privacy.evaluation import Case, load_cases, score
+from tests.fixtures.pii_scoring import Case, load_cases, score
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SETS = {"project": DATA / "pii_cases.jsonl", "world": DATA / "pii_cases_world.jsonl"}
