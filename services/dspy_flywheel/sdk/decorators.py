@@ -201,13 +201,23 @@ def dspy_worker(
     ``metric(example, prediction, trace=None)`` scores feedback labels (default: exact match).
     """
 
+    return _spec(worker_type, signature, worker_id, metric, None)
+
+
+def _spec(
+    worker_type: str,
+    signature: SignatureLike | None,
+    worker_id: str | None,
+    metric: Metric | None,
+    optimization: OptimizationConfig | None,
+) -> Callable[[Any], WorkerSpec]:
     return functools.partial(
         WorkerSpec,
         worker_type=worker_type,
         worker_id=worker_id,
         signature=signature,
         metric=metric,
-        optimization=None,
+        optimization=optimization,
     )
 
 
@@ -243,14 +253,7 @@ def dspy_worker_optimized(
         auto_collect_training=auto_collect_training,
     )
 
-    return functools.partial(
-        WorkerSpec,
-        worker_type=worker_type,
-        worker_id=worker_id,
-        signature=signature,
-        metric=metric,
-        optimization=optimization,
-    )
+    return _spec(worker_type, signature, worker_id, metric, optimization)
 
 
 def _check_name(what: str, value: Any) -> None:
