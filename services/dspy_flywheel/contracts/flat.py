@@ -123,22 +123,39 @@ class FlatWriter:
     """Writes the fields of an object as an Avro record body.
 
     ``write`` is generated from the schema (the way ``dataclasses`` makes ``__init__``): one
-    expression per field, in the schema's order, no loop (2.5 us instead of 3.5 us for an
-    ExecutionRecorded, measured here). ``source`` shows the generated function.
+    step per field, in the schema's order, no loop; string lengths and small ints (-64..63, one
+    byte) are written inline, without a call. ``source`` shows the generated function.
     """
 
     def __init__(self, fields: tuple[Field, ...]) -> None:
         self.names = tuple(name for name, _, _ in fields)
-        namespace: dict[str, Any] = {}
-        parts = []
+        namespace: dict[str, Any] = {"_S": _SMALL, "_long": _long, "_int": _int}
+        lines, parts = [], []
         for i, (name, kind, nullable) in enumerate(fields):
-            namespace[f"_w{i}"] = _ENCODERS[kind]
-            value = f"obj.{name}"
-            if nullable:
-                parts.append(f'(b"\\x00" if {value} is None else b"\\x02" + _w{i}({value}))')
+            v = f"v{i}"
+            lines.append(f"{v} = obj.{name}")
+            if kind == _STRING:
+                lines.append(
+                    f"s{i} = b'' if {v} is None else {v}.encode()"
+                    if nullable
+                    else f"s{i} = {v}.encode()"
+                )
+                head = f"(_S[len(s{i}) << 1] if len(s{i}) < 64 else _long(len(s{i})))"
+                tail = f"s{i}"
+            elif kind in (_LONG, _INT):
+                big = "_long" if kind == _LONG else "_int"
+                head, tail = (
+                    f"(_S[({v} << 1) ^ ({v} >> 63)] if -64 <= {v} < 64 else {big}({v}))",
+                    "",
+                )
             else:
-                parts.append(f"_w{i}({value})")
-        self.source = f"def write(obj):\n    return b''.join(({', '.join(parts)},))\n"
+                namespace[f"_w{i}"] = _ENCODERS[kind]
+                head, tail = f"_w{i}({v})", ""
+            if nullable:
+                head = f'(b"\\x00" if {v} is None else b"\\x02" + {head})'
+            parts += [head, tail] if tail else [head]
+        body = "".join(f"    {line}\n" for line in lines)
+        self.source = f"def write(obj):\n{body}    return b''.join(({', '.join(parts)},))\n"
         exec(self.source, namespace)  # field names are identifiers (checked in flat_fields)
         self.write: Callable[[Any], bytes] = namespace["write"]
 
