@@ -1,4 +1,4 @@
-"""The embedded llama.cpp engine with the small model (SmolLM2-135M) through real DSPy modules.
+"""The in-process embedded llama.cpp engine with the small model (SmolLM2-135M) through real DSPy modules.
 
 Needs the weights: ``ops/model.sh fetch --small`` (CI fetches them). No Kafka or PostgreSQL.
 """
@@ -25,7 +25,8 @@ from dspy_flywheel.lm import (
 
 pytestmark = pytest.mark.realllm
 
-SETTINGS = LMSettings(model="smollm2", threads=2, ctx=2048, max_tokens=96)
+# The in-process engine (the fallback); the shared server has tests/integration/test_lm_server.py.
+SETTINGS = LMSettings(model="smollm2", threads=2, ctx=2048, max_tokens=96, server="inprocess")
 LABELS = ("billing", "technical", "account", "shipping")
 
 

@@ -125,3 +125,31 @@ def test_unknown_model_name_is_refused() -> None:
 def test_blank_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="embedded"):
         LMSettings(backend="  ")
+
+
+def test_embedded_model_uses_the_shared_server_unless_inprocess(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert LMSettings().is_shared
+    monkeypatch.setenv("FLYWHEEL_LM_SERVER", "inprocess")
+    assert not LMSettings().is_shared
+    monkeypatch.setenv("FLYWHEEL_LM_SERVER", "remote")
+    with pytest.raises(ValueError, match="shared"):
+        LMSettings()
+    monkeypatch.setenv("FLYWHEEL_LM_SERVER", "shared")
+    monkeypatch.setenv("FLYWHEEL_LM", "openai/gpt-4o-mini")
+    assert not LMSettings().is_shared  # a hosted model: no local server
+
+
+def test_server_idle_reading_from_llama_cpp_metrics() -> None:
+    from dspy_flywheel.lm.server import activity
+
+    text = (
+        "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n"
+        "llamacpp:prompt_tokens_total 120\n"
+        "llamacpp:tokens_predicted_total 30\n"
+        "llamacpp:requests_processing 2\n"
+        "llamacpp:requests_deferred 1\n"
+    )
+    assert activity(text) == (3.0, 150.0)
+    assert activity("llamacpp:tokens_predicted_total 3\n") is None  # unknown: never idle

@@ -13,10 +13,10 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from dspy.clients.engines.base import validate_request
 from dspy.lm15 import (
@@ -32,6 +32,8 @@ from dspy_flywheel.lm._convert import chat_messages, json_schema_of, make_respon
 from dspy_flywheel.lm.stats import EngineCounters
 
 logger = logging.getLogger(__name__)
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,17 +72,7 @@ class EmbeddedEngine:
         self.config = config
         self.counters = EngineCounters()
         self._lock = threading.Lock()
-        params = xllamacpp.CommonParams()
-        params.model.path = config.model_path
-        params.n_ctx = config.n_ctx
-        params.n_parallel = 1
-        params.n_predict = config.max_tokens
-        params.cpuparams.n_threads = config.threads
-        params.cpuparams_batch.n_threads = config.threads
-        params.sampling.temp = config.temperature
-        params.sampling.seed = config.seed
-        params.warmup = False
-        params.verbosity = 0
+        params = server_params(config, slots=1)
         # The embedded server also listens on a loopback port; a random key locks it.
         params.api_keys = [secrets.token_hex(16)]
         started = time.perf_counter()
@@ -107,22 +99,7 @@ class EmbeddedEngine:
             except ValueError as exc:  # xllamacpp raises for a schema it cannot compile
                 self.counters.record_error()
                 raise InvalidRequestError(str(exc), provider="embedded") from exc
-        if not isinstance(result, dict) or "error" in result:
-            self.counters.record_error()
-            raise error_from_result(result)
-        choice = result["choices"][0]
-        usage = result.get("usage") or {}
-        prompt_tokens = int(usage.get("prompt_tokens", 0))
-        completion_tokens = int(usage.get("completion_tokens", 0))
-        self.counters.record_call(prompt_tokens, completion_tokens)
-        return make_response(
-            choice["message"].get("content") or "",
-            model=self.config.model_name,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            finish_reason=str(choice.get("finish_reason") or "stop"),
-            response_id=result.get("id"),
-        )
+        return response_from_result(result, self.config.model_name, self.counters)
 
     def stream(self, request: Request) -> Iterator[Any]:
         return iter(response_to_events(self.complete(request)))
@@ -139,6 +116,54 @@ class EmbeddedEngine:
 
     def __reduce__(self) -> tuple[Any, tuple[EmbeddedConfig]]:
         return (load_engine, (self.config,))  # another process loads (once) on unpickling
+
+
+def server_params(config: EmbeddedConfig, *, slots: int) -> Any:
+    """llama.cpp server parameters for ``config`` with ``slots`` parallel sequences.
+
+    Several slots share one unified KV cache of ``n_ctx`` tokens (one call may use all of it) and
+    are decoded together (continuous batching); a slot keeps its last prompt so a call sharing
+    the prefix (instruction and demos of a trial) only evaluates the new tokens.
+    """
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = config.model_path
+    params.n_ctx = config.n_ctx
+    params.n_parallel = slots
+    params.kv_unified = slots > 1
+    params.cont_batching = True
+    params.cache_prompt = True
+    params.n_predict = config.max_tokens
+    params.cpuparams.n_threads = config.threads
+    params.cpuparams_batch.n_threads = config.threads
+    params.sampling.temp = config.temperature
+    params.sampling.seed = config.seed
+    params.warmup = False
+    params.verbosity = 0
+    params.hostnames = ["127.0.0.1"]
+    params.port = 0  # any free port
+    return params
+
+
+def response_from_result(result: Any, model: str, counters: EngineCounters) -> Response:
+    """The DSPy response for a llama.cpp chat-completions result, counted in ``counters``."""
+    if not isinstance(result, dict) or "error" in result:
+        counters.record_error()
+        raise error_from_result(result)
+    choice = result["choices"][0]
+    usage = result.get("usage") or {}
+    prompt_tokens = int(usage.get("prompt_tokens", 0))
+    completion_tokens = int(usage.get("completion_tokens", 0))
+    counters.record_call(prompt_tokens, completion_tokens)
+    return make_response(
+        choice["message"].get("content") or "",
+        model=model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        finish_reason=str(choice.get("finish_reason") or "stop"),
+        response_id=result.get("id"),
+    )
 
 
 def request_body(request: Request, config: EmbeddedConfig) -> dict[str, Any]:
@@ -182,14 +207,25 @@ def error_from_result(result: Any) -> Exception:
     return failure
 
 
-_engines: dict[EmbeddedConfig, EmbeddedEngine] = {}
-_engines_lock = threading.Lock()
+class PerProcess(Generic[K, V]):
+    """One value per key in this process, built on first use (under a lock, so once)."""
+
+    def __init__(self, build: Callable[[K], V]) -> None:
+        self._build = build
+        self._values: dict[K, V] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: K) -> V:
+        with self._lock:
+            value = self._values.get(key)
+            if value is None:
+                value = self._values[key] = self._build(key)
+            return value
+
+
+_engines: PerProcess[EmbeddedConfig, EmbeddedEngine] = PerProcess(EmbeddedEngine)
 
 
 def load_engine(config: EmbeddedConfig) -> EmbeddedEngine:
     """The process-wide engine for ``config``, loading the model on first use."""
-    with _engines_lock:
-        engine = _engines.get(config)
-        if engine is None:
-            engine = _engines[config] = EmbeddedEngine(config)
-        return engine
+    return _engines(config)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import dspy
 from dspy.lm15 import Request, Response
 from dspy.utils.callback import BaseCallback
 
-from dspy_flywheel.lm.embedded import EmbeddedConfig, load_engine
+from dspy_flywheel.lm.embedded import load_engine
+from dspy_flywheel.lm.errors import LMSetupError
+from dspy_flywheel.lm.launcher import embedded_config, server_config
+from dspy_flywheel.lm.served import connect
 from dspy_flywheel.lm.settings import LMSettings
 from dspy_flywheel.lm.stats import EngineCounters, EngineStats
 
@@ -94,24 +98,29 @@ class CountingLM(dspy.LM):  # type: ignore[misc]  # dspy ships no type hints
         super().update_history(entry)
 
 
+def _embedded_engine(settings: LMSettings) -> Any:
+    """The machine's shared server (started on first use) or, with ``FLYWHEEL_LM_SERVER=
+    inprocess`` or when the server cannot start, the model loaded in this process."""
+    config = embedded_config(settings)  # a missing model fails here, naming the fix
+    if settings.is_shared:
+        try:
+            return connect(server_config(settings))
+        except LMSetupError as exc:
+            logger.warning("shared LM server unavailable (%s); loading the model in-process", exc)
+    return load_engine(config)
+
+
 def build_lm(settings: LMSettings | None = None) -> dspy.LM:
     """The LM selected by ``FLYWHEEL_LM`` (see ``dspy_flywheel.lm.settings``).
 
-    The embedded model is loaded once per process; later calls share the engine and counters.
+    One engine per process and config: later calls share the engine and counters.
     """
     settings = settings or LMSettings()
     if settings.is_embedded:
-        config = EmbeddedConfig(
-            model_path=str(settings.model_path()),
-            n_ctx=settings.ctx,
-            threads=settings.threads,
-            max_tokens=settings.max_tokens,
-            temperature=settings.temperature,
-        )
-        engine = load_engine(config)
+        label = settings.model if "/" not in settings.model else Path(settings.model).stem
         return make_lm(
-            engine,
-            name=f"embedded/{settings.model if '/' not in settings.model else config.model_name}",
+            _embedded_engine(settings),
+            name=f"embedded/{label}",
             temperature=settings.temperature,
             max_tokens=settings.max_tokens,
             cache=settings.cache,

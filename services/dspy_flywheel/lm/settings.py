@@ -1,9 +1,14 @@
 """Which LM every service and the SDK use, from one setting.
 
-    FLYWHEEL_LM=embedded                 (default) llama.cpp in-process, offline
+    FLYWHEEL_LM=embedded                 (default) llama.cpp on this machine, offline
         FLYWHEEL_LM_MODEL=qwen1.5b       qwen1.5b (default) | smollm2 | /path/to/model.gguf
         FLYWHEEL_LM_THREADS=2            CPU threads (default: min(4, cores))
-        FLYWHEEL_LM_CTX=8192             context window in tokens
+        FLYWHEEL_LM_CTX=8192             context window in tokens (shared by the slots)
+        FLYWHEEL_LM_SERVER=shared        shared (default): one local server per machine and
+                                         model, started by its first user | inprocess
+        FLYWHEEL_LM_SLOTS=4              calls the shared server runs at once
+        FLYWHEEL_LM_SERVER_IDLE_S=900    the shared server exits after this long unused (0: never)
+        FLYWHEEL_LM_SERVER_DIR=          its state file and log (default $FLYWHEEL_HOME/run/lm)
     FLYWHEEL_LM=openai/gpt-4o-mini       any DSPy model string (ollama_chat/llama3, ...)
         FLYWHEEL_LM_API_BASE=http://localhost:11434
         FLYWHEEL_LM_API_KEY=...
@@ -19,6 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +32,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dspy_flywheel.lm.errors import ModelNotFoundError, UnknownModelError
 
 EMBEDDED = "embedded"
+SHARED: Final = "shared"
+INPROCESS: Final = "inprocess"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,10 @@ class LMSettings(BaseSettings):
     ctx: int = Field(default=8192, ge=256)
     max_tokens: int = Field(default=512, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    server: Literal["shared", "inprocess"] = SHARED
+    slots: int = Field(default=4, ge=1, le=64)
+    server_idle_s: float = Field(default=900.0, ge=0.0)
+    server_dir: Path | None = None
     cache: bool = False
     num_retries: int = Field(default=3, ge=0)
     api_base: str | None = None
@@ -84,6 +96,11 @@ class LMSettings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return self.backend == EMBEDDED
+
+    @property
+    def is_shared(self) -> bool:
+        """The embedded model runs in the machine's shared server, not in this process."""
+        return self.is_embedded and self.server == SHARED
 
     def model_path(self) -> Path:
         """The gguf file for the embedded LM; raises naming the fix when it is absent."""
