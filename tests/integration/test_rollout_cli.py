@@ -57,9 +57,12 @@ async def test_programs_cli(
         await publish_version(kafka_settings, topics, worker_id, 1, "v1")
         await until(lambda: _decided(events, worker_id, "canary_started"), "the canary", 30)
 
-        changed = await flywheel(topics, db_schema, "config", worker_id, "--share", "0.4")
+        changed = await flywheel(
+            topics, db_schema, "config", worker_id, "--share", "0.4", "--effect-size", "0.2"
+        )
         assert changed.returncode == 0, changed.stdout + changed.stderr
         assert json.loads(changed.stdout)["share"] == 0.4
+        assert json.loads(changed.stdout)["effect_size"] == 0.2
         resharded = await until(
             lambda: _decided(events, worker_id, "share_changed"), "the live share change", 30
         )
@@ -68,6 +71,9 @@ async def test_programs_cli(
         bad = await flywheel(topics, db_schema, "config", worker_id, "--share", "1.5")
         assert bad.returncode == 2
         assert "share must be in (0, 1)" in bad.stdout
+        bad = await flywheel(topics, db_schema, "config", worker_id, "--effect-size", "0")
+        assert bad.returncode == 2
+        assert "effect_size must be in (0, 1]" in bad.stdout
 
         pinned = await flywheel(topics, db_schema, "pin", worker_id, "--reason", "freeze")
         assert pinned.returncode == 0, pinned.stdout + pinned.stderr

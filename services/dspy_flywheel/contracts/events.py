@@ -197,6 +197,7 @@ class RolloutConfig(Event):
     min_samples: int = 50
     max_samples: int = 20000
     max_duration_s: int = 604800
+    effect_size: float = 0.05
     updated_by: str = "system"
     timestamp_ms: int
 

@@ -48,6 +48,7 @@ from dspy_flywheel.dashboard import dashboard_routes
 from dspy_flywheel.manager.core import OptimizationManager
 from dspy_flywheel.manager.inputs import CONFIG_KEYS, ManagerError, body_keys, parse_body
 from dspy_flywheel.metrics.http import HttpMetrics
+from dspy_flywheel.rollout.config import SETTINGS as ROLLOUT_SETTINGS
 from dspy_flywheel.rollout.config import RolloutConfigError
 from dspy_flywheel.rollout.operator import CommandError
 from dspy_flywheel.trigger.store import fetch_alerts
@@ -57,15 +58,6 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 # What a request may fail on that is the caller's to fix (400), and what means a dependency is
 # away (503: nothing was done, try again later).
 _BAD_REQUEST = (ManagerError, OptimizerConfigError, InvalidInput, CommandError, RolloutConfigError)
-_ROLLOUT_SETTINGS = (
-    "enabled",
-    "share",
-    "confidence",
-    "margin",
-    "min_samples",
-    "max_samples",
-    "max_duration_s",
-)
 _UNAVAILABLE = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, KafkaError)
 
 
@@ -209,7 +201,7 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         return JSONResponse(answer, status_code=status)
 
     async def rollout_config(request: Request) -> Response:
-        changes = await _body(request, _ROLLOUT_SETTINGS) if request.method == "POST" else None
+        changes = await _body(request, ROLLOUT_SETTINGS) if request.method == "POST" else None
         found = await manager.rollout_settings(
             _path_id(request, "worker_id"), changes, updated_by=_caller(request)
         )

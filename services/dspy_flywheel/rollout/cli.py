@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 
 from dspy_flywheel.bus.publish import start_producer, stop_producer
 from dspy_flywheel.contracts.validate import InvalidInput
-from dspy_flywheel.rollout.config import RolloutConfigError
+from dspy_flywheel.rollout.config import SETTINGS, RolloutConfigError
 from dspy_flywheel.rollout.operator import (
     CommandError,
     read_policy,
@@ -32,8 +32,6 @@ from dspy_flywheel.rollout.operator import (
 )
 from dspy_flywheel.settings import FlywheelSettings
 from dspy_flywheel.store.pool import connect
-
-_SETTINGS = ("share", "confidence", "margin", "min_samples", "max_samples", "max_duration_s")
 
 
 def _user() -> str:
@@ -149,9 +147,7 @@ async def _command(
 async def _config(
     args: argparse.Namespace, settings: FlywheelSettings, _: asyncpg.Connection
 ) -> int:
-    changes = {k: getattr(args, k) for k in _SETTINGS if getattr(args, k) is not None}
-    if args.enabled is not None:
-        changes["enabled"] = args.enabled
+    changes = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
     if changes:
         policy = await update_policy(settings.kafka, settings.topics, args.worker, changes, _user())
     else:
@@ -193,6 +189,12 @@ def register(sub: Any) -> None:
     p.add_argument("--min-samples", dest="min_samples", type=int)
     p.add_argument("--max-samples", dest="max_samples", type=int)
     p.add_argument("--max-duration-s", dest="max_duration_s", type=int)
+    p.add_argument(
+        "--effect-size",
+        dest="effect_size",
+        type=float,
+        help="the accuracy difference the live test detects fastest (default 0.05)",
+    )
     toggle = p.add_mutually_exclusive_group()
     toggle.add_argument("--enabled", dest="enabled", action="store_true", default=None)
     toggle.add_argument("--disabled", dest="enabled", action="store_false")
