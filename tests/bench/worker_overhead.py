@@ -1,7 +1,7 @@
 """Per-call cost of the worker wrapper: the same module called plain and through ``@dspy_worker``.
 
     python tests/bench/worker_overhead.py [--calls 8000] [--block 50] [--latency-ms 1.0]
-                                          [--warmup 10500]
+                                          [--warmup 10500] [--scrape-every 0]
 
 The module is a ``dspy.Predict`` on a fake LM engine that sleeps ``--latency-ms`` per call.
 Both are measured in their steady state: first ``--warmup`` calls each (without LM latency).
@@ -18,6 +18,9 @@ by block here), and with 1 s blocks that drift alone moved the ratio by +-3% fro
 The worker's IO thread encodes and sends each 500 ms batch beside the calls, mostly while they
 wait for the LM; its work lands on either variant's blocks, so its CPU per event is printed
 separately, with the ratio it would give if all of it were spent on the call path.
+With ``--scrape-every S`` the worker serves its SDK metrics (``FLYWHEEL_WORKER_METRICS_PORT``
+on a free port) and another process scrapes ``/metrics`` every S seconds during the run, as a
+Prometheus would (its default interval is 15 s or more).
 With ``KAFKA_BOOTSTRAP_SERVERS`` set, the wrapped worker delivers its events to private topics
 on that broker while it is measured; without it, Kafka is unreachable and events go to a
 temporary spool (the worker's offline path). Last line::
@@ -30,7 +33,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -86,6 +92,47 @@ def settings_for_run(spool_dir: Path) -> tuple[WorkerSettings, str]:
     return WorkerSettings(kafka=kafka, spool_dir=spool_dir, reload=False), "no broker (spool)"
 
 
+# Another process, as a Prometheus server would be: GET /metrics every N s until SIGINT, then
+# print how many scrapes answered and how many worker samples the last one had.
+SCRAPER = """
+import sys, time, urllib.request
+url, every, ok, samples = sys.argv[1], float(sys.argv[2]), 0, 0
+try:
+    while True:
+        time.sleep(every)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                body = reply.read().decode()
+            ok += 1
+            samples = sum(line.startswith("flywheel_worker") for line in body.splitlines())
+        except OSError:
+            pass
+except KeyboardInterrupt:
+    pass
+print(ok, samples, flush=True)
+"""
+
+
+def start_scraper(every_s: float) -> subprocess.Popen[str]:
+    """Serve the worker's metrics on a free port (the worker reads the variable at start) and
+    scrape them from another process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ["FLYWHEEL_WORKER_METRICS_PORT"] = str(port)
+    url = f"http://127.0.0.1:{port}/metrics"
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRAPER, url, str(every_s)], stdout=subprocess.PIPE, text=True
+    )
+
+
+def stop_scraper(scraper: subprocess.Popen[str]) -> tuple[int, int]:
+    scraper.send_signal(signal.SIGINT)
+    out, _ = scraper.communicate(timeout=30)
+    ok, samples = (int(x) for x in out.split())
+    return ok, samples
+
+
 class Pair(NamedTuple):
     plain: Classify
     worker: Worker
@@ -136,7 +183,14 @@ def main() -> int:
     parser.add_argument(
         "--warmup", type=int, default=10_500, help="calls per variant before measuring"
     )
+    parser.add_argument(
+        "--scrape-every",
+        type=float,
+        default=0,
+        help="serve the SDK metrics and scrape them every S seconds (0: metrics off)",
+    )
     args = parser.parse_args()
+    scraper = start_scraper(args.scrape_every) if args.scrape_every > 0 else None
 
     with tempfile.TemporaryDirectory() as spool_dir:
         plain, worker, settings, mode, warmup_s = steady_pair(
@@ -160,6 +214,7 @@ def main() -> int:
             done += n
         time.sleep(0.5)  # let the last events go out before reading the IO thread's CPU
         io_cpu_us = (thread_cpu_s(io_thread) - io_cpu_before) / args.calls * 1e6
+        scraped = stop_scraper(scraper) if scraper is not None else None
         worker.close(10)
         stats = worker.stats()
 
@@ -186,6 +241,15 @@ def main() -> int:
             for k in ("enqueued", "sent", "spooled", "replayed", "overflow_dropped")
         )
     )
+    if scraped is None:
+        print("SDK metrics: off")
+    else:
+        print(
+            f"SDK metrics: on, /metrics scraped every {args.scrape_every:g} s by another "
+            f"process: {scraped[0]} scrapes answered, {scraped[1]} worker samples in the last"
+        )
+        if scraped[0] == 0 or scraped[1] == 0:
+            raise SystemExit("the worker's /metrics did not answer: metrics were not on")
     print(f"worker IO thread: {io_cpu_us:.0f} us CPU per event (encode, send; off the call path)")
     print(
         "ratio if the IO thread's CPU were all on the call path (pessimistic: it mostly runs "
