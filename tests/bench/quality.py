@@ -19,9 +19,11 @@
 
 Rows: the zero-shot ``dspy.Predict`` of the task's signature (baseline), and the same program
 compiled through ``DSPyAgent`` with BootstrapFewShot, BootstrapFewShotWithRandomSearch,
-MIPROv2 (auto="light"), StratifiedFewShot and RetrievalFewShot on the train split (dev = valset), all scored on the same test split.
-Each row runs in a fresh child process on the LM from ``dspy_flywheel.lm.build_lm``
-(``FLYWHEEL_LM_MODEL=--model``, DSPy cache off), so its wall time, LM calls, tokens (counted
+MIPROv2 (auto="light"), StratifiedFewShot and RetrievalFewShot on the train split (dev =
+valset), all scored on the same test split. Each row runs in a fresh child process on the LM
+from ``dspy_flywheel.lm.build_lm`` (``FLYWHEEL_LM_MODEL=--model``; the machine's shared LM
+server, ``--threads`` calls at once; identical calls within a row answered from memory, as in an
+optimizer job, no disk cache), so its wall time, LM calls, tokens (counted
 at the engine) and peak RSS are its own. Last line:
 ``quality task=… baseline=… best=… best_optimizer=… gain_points=… wall_s=…`` (test accuracy in
 percent; gain in percentage points over the baseline measured in the same run).

@@ -19,6 +19,7 @@ from dspy_flywheel.lm.factory import (
     engine_stats,
     make_lm,
     reset_engine_stats,
+    reuse_identical_calls,
 )
 from dspy_flywheel.lm.fake import (
     FakeEngine,
@@ -55,4 +56,5 @@ __all__ = [
     "load_engine",
     "make_lm",
     "reset_engine_stats",
+    "reuse_identical_calls",
 ]

@@ -142,6 +142,16 @@ def build_lm(settings: LMSettings | None = None) -> dspy.LM:
     )
 
 
+def reuse_identical_calls(lm: dspy.BaseLM) -> dspy.BaseLM:
+    """For one job's process: an identical request (same prompt and settings) is answered from
+    memory instead of the model again, e.g. MIPROv2's full evaluations of examples a minibatch
+    already scored. Memory only, so nothing outlives the process; the engine counters count
+    only the calls that reached the model."""
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
+    lm.cache = True
+    return lm
+
+
 def engine_counters(lm: dspy.BaseLM) -> EngineCounters:
     """The live counters behind ``lm`` (built by ``build_lm`` or ``make_lm``)."""
     counters = getattr(getattr(lm, "engine", None), "counters", None)

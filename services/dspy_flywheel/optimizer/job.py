@@ -73,12 +73,9 @@ def _examples(rows: list[DataRow], out_fields: list[str]) -> tuple[list[Any], in
 
 def _build_lm(lm_ref: str | None) -> Any:
     from dspy_flywheel.compile.refs import load_ref
+    from dspy_flywheel.lm import build_lm, reuse_identical_calls
 
-    if lm_ref:
-        return load_ref(lm_ref)()
-    from dspy_flywheel.lm import build_lm
-
-    return build_lm()
+    return reuse_identical_calls(load_ref(lm_ref)() if lm_ref else build_lm())
 
 
 def run(spec: JobSpec, reporter: Any) -> CompileResult:

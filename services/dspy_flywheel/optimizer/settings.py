@@ -13,6 +13,8 @@ FLYWHEEL_OPTIMIZER_MEMORY_MB=6144        RLIMIT_AS of the compile child
 FLYWHEEL_OPTIMIZER_MAX_LM_CALLS=5000     LM call budget per job (empty = none)
 FLYWHEEL_OPTIMIZER_MAX_TOKENS=           token budget per job (empty = none)
 FLYWHEEL_OPTIMIZER_LM_REF=               'module:factory' for the child's LM (default build_lm)
+FLYWHEEL_OPTIMIZER_NUM_THREADS=          DSPy threads of a job (default: FLYWHEEL_LM_SLOTS with
+                                         the shared embedded server, else 1)
 FLYWHEEL_OPTIMIZER_ALLOWED_REFS=         program/metric refs a job may name besides the ones its
                                          worker registered: 'pkg.mod:attr,pkg.other:*'
                                          (see dspy_flywheel.contracts.refs; the manager and
@@ -33,6 +35,14 @@ from pydantic_settings import SettingsConfigDict
 
 from dspy_flywheel.rollout.paired import GateConfig
 from dspy_flywheel.settings import FlywheelSettings
+
+
+def _lm_slots() -> int:
+    """DSPy threads of a job: as many as the shared LM server runs calls at once (else 1)."""
+    from dspy_flywheel.lm.settings import LMSettings
+
+    lm = LMSettings()
+    return lm.slots if lm.is_shared else 1
 
 
 def _instance_id() -> str:
@@ -68,7 +78,7 @@ class OptimizerSettings(FlywheelSettings):
     max_lm_calls: int | None = 5000
     max_tokens: int | None = None
     max_program_bytes: int = 100 * 1024 * 1024
-    num_threads: int = 1
+    num_threads: int = Field(default_factory=_lm_slots, ge=1)
     max_concurrent_jobs: int = 1
 
     # what the child builds

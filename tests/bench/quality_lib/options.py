@@ -193,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="DSPy evaluation threads (the embedded LM runs one call at a time)",
+        default=None,
+        help="DSPy threads (default: FLYWHEEL_LM_SLOTS, the calls the shared LM server runs "
+        "at once)",
     )
     parser.add_argument(
         "--lm-threads",
@@ -244,7 +245,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         )
     if args.metric not in ("exact", "f1") and ":" not in args.metric:
         raise OptionsError(f"--metric must be exact, f1 or module:attr, got {args.metric!r}")
-    if args.threads < 1 or (args.lm_threads is not None and args.lm_threads < 1):
+    if (args.threads is not None and args.threads < 1) or (
+        args.lm_threads is not None and args.lm_threads < 1
+    ):
         raise OptionsError("--threads and --lm-threads must be at least 1")
     if args.test_limit is not None and args.test_limit < 1:
         raise OptionsError("--test-limit must be at least 1")
@@ -262,7 +265,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         optimizers=parse_optimizers(args.optimizers),
         model=args.model,
         adapter=args.adapter,
-        threads=args.threads,
+        threads=args.threads or _lm_slots(),
         lm_threads=args.lm_threads,
         demos=args.demos,
         labeled=args.labeled,
@@ -278,6 +281,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         only=tuple(n.strip() for n in (args.only or "").split(",") if n.strip()),
         test_limit=args.test_limit,
     )
+
+
+def _lm_slots() -> int:
+    from dspy_flywheel.lm.settings import LMSettings
+
+    return LMSettings().slots
 
 
 def optimizer_kwargs(name: str, options: Options) -> dict[str, Any]:

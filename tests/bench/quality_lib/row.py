@@ -100,18 +100,14 @@ class Heartbeat:
 
 
 def setup_child(options: Options) -> None:
-    """Process-wide settings of a row's child: which model, DSPy cache off, quiet DSPy logs."""
+    """Process-wide settings of a row's child: which model, quiet DSPy logs."""
     if not options.verbose:
         # Read when tqdm is imported (with dspy). Bars that DSPy's Evaluate shows on purpose
         # (BootstrapRS, MIPROv2 candidates) stay: they pass disable=False explicitly.
         os.environ.setdefault("TQDM_DISABLE", "1")
-    import dspy
-
     os.environ["FLYWHEEL_LM_MODEL"] = options.model
-    os.environ["FLYWHEEL_LM_CACHE"] = "false"
     if options.lm_threads is not None:
         os.environ["FLYWHEEL_LM_THREADS"] = str(options.lm_threads)
-    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
     if not options.verbose:
         for name in ("dspy", "optuna"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -134,7 +130,7 @@ def measure_row(
     """
     import dspy
 
-    from dspy_flywheel.lm import build_lm, engine_stats
+    from dspy_flywheel.lm import build_lm, engine_stats, reuse_identical_calls
     from dspy_flywheel.sdk.agent import DSPyAgent
 
     label = SHORT_NAMES.get(optimizer, optimizer)
@@ -144,7 +140,7 @@ def measure_row(
     split = task.split(options.seed, train=options.train, dev=options.dev, test=options.test)
     if options.test_limit is not None:  # a named subset: the first N of the fixed test split
         split = dataclasses.replace(split, test=split.test[: options.test_limit])
-    lm = (make_lm or build_lm)()
+    lm = reuse_identical_calls((make_lm or build_lm)())  # a row is one job, as in the optimizer
     adapter = dspy.JSONAdapter() if options.adapter == "json" else dspy.ChatAdapter()
     before = engine_stats(lm)
     agent = DSPyAgent(lm, metric=task.metric)
