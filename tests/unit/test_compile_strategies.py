@@ -223,3 +223,23 @@ def test_confusion_per_class_and_the_job_report() -> None:
         dspy.Example(note=str(i), due=f"2025-01-{i:02d}").with_inputs("note") for i in range(1, 9)
     ]
     assert confusion(free_text, [None] * 8) is None  # every label distinct: not a class
+
+
+@pytest.mark.parametrize(
+    ("valset", "given", "expected"),
+    [
+        (20, {}, 10),  # half the valset: a trial scores 10, full evaluations all 20
+        (69, {}, 34),
+        (70, {}, None),  # DSPy's own default (35) fits
+        (20, {"minibatch_size": 4}, 4),  # the caller's choice stays
+        (20, {"minibatch": False}, None),
+    ],
+)
+def test_mipro_minibatch_is_half_a_small_valset(
+    valset: int, given: dict[str, Any], expected: int | None
+) -> None:
+    from dspy_flywheel.compile.compiler import _fit_minibatch
+
+    kwargs: dict[str, Any] = {"valset": list(range(valset)), **given}
+    _fit_minibatch(kwargs, trainset=list(range(100)))
+    assert kwargs.get("minibatch_size") == expected

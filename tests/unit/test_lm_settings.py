@@ -153,3 +153,20 @@ def test_server_idle_reading_from_llama_cpp_metrics() -> None:
     )
     assert activity(text) == (3.0, 150.0)
     assert activity("llamacpp:tokens_predicted_total 3\n") is None  # unknown: never idle
+
+
+def test_identical_calls_in_a_job_reach_the_engine_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dspy
+
+    monkeypatch.setattr(dspy, "cache", dspy.cache)  # restored after the test
+
+    from dspy_flywheel.lm import FakeEngine, make_lm, reuse_identical_calls
+
+    engine = FakeEngine(lambda messages: {"answer": str(len(messages[-1]["content"]))})
+    lm = reuse_identical_calls(make_lm(engine))
+    program = dspy.Predict("question -> answer")
+    with dspy.context(lm=lm):
+        first = program(question="a").answer
+        assert program(question="a").answer == first
+        program(question="b")
+    assert engine_stats(lm).calls == 2  # the repeated question came from memory

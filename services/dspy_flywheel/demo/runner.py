@@ -23,6 +23,7 @@ from dspy_flywheel.demo.stack import ensure_model, ensure_stack
 from dspy_flywheel.demo.traffic import ticket_stream
 from dspy_flywheel.demo.watch import Lifecycle, follow
 from dspy_flywheel.demo.worker import DEMO_WORKER
+from dspy_flywheel.lm.launcher import shared_server
 from dspy_flywheel.rollout.config import RolloutPolicy
 from dspy_flywheel.rollout.config_topic import write_policy
 from dspy_flywheel.settings import FlywheelSettings
@@ -98,6 +99,9 @@ async def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
     run_id = time.strftime("%Y%m%d%H%M%S")
     env = _demo_env(opts, run_id, endpoints)
     os.environ.update(env)
+    server = await asyncio.to_thread(shared_server)
+    if server is not None:  # the worker, the optimizer's jobs and this process all call it
+        console.log(f"LM server: {server.address} (pid {server.pid}, {server.slots} slots)")
     settings = FlywheelSettings()
     await _prepare(settings)
     setup_s = time.monotonic() - started

@@ -93,6 +93,13 @@ def ensure_server(config: ServerConfig, timeout_s: float = START_TIMEOUT_S) -> S
         return info
 
 
+def shared_server(settings: LMSettings | None = None) -> ServerInfo | None:
+    """The machine's shared server for the ``FLYWHEEL_LM_*`` settings, started if needed; None
+    when they select no shared server (a hosted model, ``FLYWHEEL_LM_SERVER=inprocess``)."""
+    settings = settings or LMSettings()
+    return ensure_server(server_config(settings)) if settings.is_shared else None
+
+
 def _start(config: ServerConfig, timeout_s: float) -> ServerInfo:
     config.state_path.unlink(missing_ok=True)
     env = {
