@@ -40,7 +40,8 @@ class _Progress(ConsumerRebalanceListener):  # type: ignore[misc]
         self._next[tp] = last_offset + 1
 
     async def commit(self) -> None:
-        assert self.consumer is not None
+        if self.consumer is None:  # revoked while the consumer joins its group: nothing read yet
+            return
         held = self._collector.lowest_held_offsets()
         offsets = {}
         for tp, after_last in self._next.items():
