@@ -29,6 +29,8 @@ class CatalogEntry:
     preset: dict[str, Any] = field(default_factory=dict)
     uses_valset: bool = False
     needs_finetunable_lm: bool = False
+    # Platform settings beside the class's own (popped before the class sees them).
+    extras: frozenset[str] = frozenset()
 
 
 MIPRO_AUTO: Final = ("light", "medium", "heavy")
@@ -42,7 +44,14 @@ CATALOG: Final[dict[str, CatalogEntry]] = {
         f"MIPROv2-{mode}": CatalogEntry("MIPROv2", {"auto": mode}, uses_valset=True)
         for mode in MIPRO_AUTO
     },
-    "BootstrapFinetune": CatalogEntry("BootstrapFinetune", needs_finetunable_lm=True),
+    # The student learns zero-shot (exclude_demos) from the traces of a teacher that shows
+    # labeled demos (``teacher``: a prompt strategy, or "none" to bootstrap from the student).
+    "BootstrapFinetune": CatalogEntry(
+        "BootstrapFinetune",
+        {"exclude_demos": True, "teacher": "StratifiedFewShot", "teacher_demos": 4},
+        needs_finetunable_lm=True,
+        extras=frozenset({"teacher", "teacher_demos"}),
+    ),
     "StratifiedFewShot": CatalogEntry("StratifiedFewShot"),
     "RetrievalFewShot": CatalogEntry("RetrievalFewShot"),
 }
@@ -73,6 +82,7 @@ class DSPyOptimizer:
     params: dict[str, Any]
     compile_kwargs: dict[str, Any]
     uses_valset: bool
+    teacher: tuple[str, int] | None = None  # (prompt strategy, demos) that builds the teacher
 
 
 def accepted_names() -> list[str]:
@@ -117,7 +127,8 @@ def setting_names(class_name: str) -> frozenset[str]:
     parameters, less the data and the metric (the optimizer service supplies those)."""
     cls = optimizer_class(class_name)
     names = _param_names(cls.__init__) + _param_names(cls.compile)
-    return frozenset(names) - {"metric", "program", "devset"}
+    extras = {n for e in CATALOG.values() if e.class_name == class_name for n in e.extras}
+    return frozenset(names) - {"metric", "program", "devset"} | extras
 
 
 def split_kwargs(
@@ -177,7 +188,10 @@ def create_optimizer(
             f"{name} fixes auto={entry.preset['auto']!r}; use 'MIPROv2' with auto=... instead"
         )
     merged = {**entry.preset, **kwargs}
-    init_kw, compile_kw = split_kwargs(cls, name, merged)
+    teacher = _teacher(name, {k: merged[k] for k in entry.extras if k in merged})
+    init_kw, compile_kw = split_kwargs(
+        cls, name, {k: v for k, v in merged.items() if k not in entry.extras}
+    )
     if entry.needs_finetunable_lm:
         check_finetunable(lm if lm is not None else dspy.settings.lm, name)
     if "metric" in _param_names(cls.__init__):
@@ -191,4 +205,21 @@ def create_optimizer(
     except (TypeError, ValueError) as exc:
         raise OptimizerConfigError(f"bad parameters for {name}: {exc}") from exc
     params = {k: _jsonable(v) for k, v in merged.items()}
-    return DSPyOptimizer(name, teleprompter, params, compile_kw, entry.uses_valset)
+    return DSPyOptimizer(name, teleprompter, params, compile_kw, entry.uses_valset, teacher)
+
+
+def _teacher(name: str, extras: dict[str, Any]) -> tuple[str, int] | None:
+    """The (strategy, demos) building a fine-tune's teacher; None for ``teacher="none"``."""
+    strategy = extras.get("teacher")
+    if strategy is None or str(strategy).lower() == "none":
+        return None
+    demos = extras.get("teacher_demos", 4)
+    if isinstance(demos, bool) or not isinstance(demos, int) or demos < 1:
+        raise OptimizerConfigError(f"{name}: teacher_demos must be an integer >= 1, not {demos!r}")
+    teacher_name = canonical_name(str(strategy))
+    if teacher_name not in ("StratifiedFewShot", "RetrievalFewShot"):
+        raise OptimizerConfigError(
+            f"{name}: teacher must be StratifiedFewShot, RetrievalFewShot or none, "
+            f"not {strategy!r} (a teacher is built from labeled examples, without LM calls)"
+        )
+    return teacher_name, demos

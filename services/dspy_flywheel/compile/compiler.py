@@ -51,7 +51,30 @@ def compile_program(
     if optimizer.teleprompter.__class__.__name__ == "MIPROv2":
         _fit_minibatch(kwargs, trainset)
     with using_lm(lm):
+        if optimizer.teacher is not None or optimizer.name == "BootstrapFinetune":
+            program, kwargs = _finetune_inputs(program, trainset, optimizer, kwargs, lm)
         return optimizer.teleprompter.compile(program, trainset=trainset, **kwargs)
+
+
+def _finetune_inputs(
+    program: Any, trainset: list[Any], optimizer: DSPyOptimizer, kwargs: dict[str, Any], lm: Any
+) -> tuple[Any, dict[str, Any]]:
+    """BootstrapFinetune trains the LM its student's predictors name: a copy of ``program`` with
+    every predictor on ``lm`` (or the configured one), and the teacher its settings ask for."""
+    import dspy
+
+    from dspy_flywheel.compile.catalog import optimizer_class
+
+    student = program.deepcopy()
+    student.set_lm(lm if lm is not None else dspy.settings.lm)
+    if optimizer.teacher is not None and "teacher" not in kwargs:
+        strategy, demos = optimizer.teacher
+        teacher = optimizer_class(strategy)(max_labeled_demos=demos).compile(
+            student.deepcopy(), trainset=trainset
+        )
+        teacher.set_lm(lm if lm is not None else dspy.settings.lm)
+        kwargs = {**kwargs, "teacher": teacher}
+    return student, kwargs
 
 
 def load_state_into(state: dict[str, Any], signature: dict[str, Any], template: Any) -> Any:

@@ -125,6 +125,7 @@ class ProgramUpdated(Event):
     holdout_after: float | None = None
     timestamp_ms: int
     rollout: str = "serve"
+    adapter_json: str | None = None  # the LoRA adapter it serves (finetune.AdapterArtifact)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

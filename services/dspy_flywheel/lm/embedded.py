@@ -28,6 +28,7 @@ from dspy.lm15 import (
     response_to_events,
 )
 
+from dspy_flywheel.finetune.artifacts import adapter_sha
 from dspy_flywheel.lm._convert import chat_messages, json_schema_of, make_response
 from dspy_flywheel.lm.stats import EngineCounters
 
@@ -46,6 +47,7 @@ class EmbeddedConfig:
     max_tokens: int = 512
     temperature: float = 0.0
     seed: int = 0
+    lora_path: str | None = None  # a llama.cpp LoRA adapter GGUF applied on the model
 
     @property
     def model_name(self) -> str:
@@ -87,6 +89,8 @@ class EmbeddedEngine:
         )
 
     def complete(self, request: Request) -> Response:
+        if self.config.lora_path is None and adapter_sha(request.model) is not None:
+            return adapter_engine(self.config, request.model).complete(request)
         validate_request(request)
         try:
             body = request_body(request, self.config)
@@ -139,6 +143,11 @@ def server_params(config: EmbeddedConfig, *, slots: int) -> Any:
     params.cpuparams_batch.n_threads = config.threads
     params.sampling.temp = config.temperature
     params.sampling.seed = config.seed
+    if config.lora_path is not None:
+        adapter = xllamacpp.CommonAdapterLoraInfo()
+        adapter.path = config.lora_path
+        adapter.scale = 1.0
+        params.lora_adapters = [adapter]
     params.warmup = False
     params.verbosity = 0
     params.hostnames = ["127.0.0.1"]
@@ -229,3 +238,12 @@ _engines: PerProcess[EmbeddedConfig, EmbeddedEngine] = PerProcess(EmbeddedEngine
 def load_engine(config: EmbeddedConfig) -> EmbeddedEngine:
     """The process-wide engine for ``config``, loading the model on first use."""
     return _engines(config)
+
+
+def adapter_engine(config: EmbeddedConfig, model: str) -> EmbeddedEngine:
+    """The in-process engine serving the LoRA adapter named by ``model`` (``<base>@lora-<sha>``)
+    on ``config``'s model: checked against the base, verified in the artifact store, loaded once
+    into a new engine. Raises ``finetune.errors.AdapterError`` subclasses."""
+    from dspy_flywheel.finetune.serving import adapter_engine_config
+
+    return load_engine(adapter_engine_config(config, model))

@@ -12,7 +12,7 @@ import dspy
 from dspy.lm15 import Request, Response
 from dspy.utils.callback import BaseCallback
 
-from dspy_flywheel.lm.embedded import load_engine
+from dspy_flywheel.lm.embedded import EmbeddedConfig, load_engine
 from dspy_flywheel.lm.errors import LMSetupError
 from dspy_flywheel.lm.launcher import embedded_config, server_config
 from dspy_flywheel.lm.served import connect
@@ -56,6 +56,12 @@ def make_lm(
             getattr(engine, "config", None), "model_name", "engine"
         )
         name = f"flywheel/{label}"
+    extra: dict[str, Any] = {}
+    config = getattr(engine, "config", None)
+    if isinstance(config, EmbeddedConfig):  # BootstrapFinetune trains LoRA adapters for it
+        from dspy_flywheel.finetune.provider import EmbeddedProvider
+
+        extra["provider"] = EmbeddedProvider(config.model_path)
     return dspy.LM(
         name,
         engine=engine,
@@ -64,6 +70,7 @@ def make_lm(
         max_tokens=max_tokens,
         cache=cache,
         num_retries=num_retries,
+        **extra,
     )
 
 

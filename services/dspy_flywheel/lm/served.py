@@ -16,9 +16,11 @@ import httpx
 from dspy.clients.engines.base import validate_request
 from dspy.lm15 import Request, Response, ServerError, response_to_events
 
+from dspy_flywheel.finetune.artifacts import adapter_sha
 from dspy_flywheel.lm.embedded import (
     EmbeddedEngine,
     PerProcess,
+    adapter_engine,
     request_body,
     response_from_result,
 )
@@ -57,6 +59,8 @@ class ServedEngine:
         return self.info.address
 
     def complete(self, request: Request) -> Response:
+        if adapter_sha(request.model) is not None:  # the shared server runs the base model only
+            return adapter_engine(self.config, request.model).complete(request)
         validate_request(request)
         try:
             body = request_body(request, self.config)

@@ -10,6 +10,7 @@ lines; anything else printed lands on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -88,6 +89,8 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     from dspy_flywheel.compile.judge import exact_match
     from dspy_flywheel.compile.refs import build_program, load_metric
     from dspy_flywheel.compile.signature import output_fields, signature_of
+    from dspy_flywheel.finetune.provider import add_progress_listener
+    from dspy_flywheel.finetune.serving import program_adapter
     from dspy_flywheel.optimizer.meter import Meter, Ticker, TrialLogHandler
 
     lm = _build_lm(spec.lm_ref)
@@ -115,6 +118,7 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     dspy.configure(lm=lm, callbacks=[meter])
     ticker = Ticker(meter, spec.report_interval_s)
     ticker.start()
+    add_progress_listener(meter.on_training)
 
     params = dict(spec.params)
     optimizer = create_optimizer(spec.optimizer, metric=metric, lm=lm, **params)
@@ -150,6 +154,7 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
         }
     )
     ticker.stop()
+    adapter = program_adapter(candidate)
 
     usage = meter.usage()
     rusage = resource.getrusage(resource.RUSAGE_SELF)
@@ -173,6 +178,7 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
         candidate_scores=list(after.scores),
         current_confusion=before.confusion,
         candidate_confusion=after.confusion,
+        adapter=dataclasses.asdict(adapter) if adapter is not None else None,
     )
 
 

@@ -62,6 +62,7 @@ class Meter(BaseCallback):  # type: ignore[misc]  # dspy is untyped
         self.trial_current = 0  # from MIPROv2's log: the trial now running
         self.phase = "compile"
         self.phase_fraction = 0.0
+        self.training: dict[str, Any] = {}  # BootstrapFinetune: train_step, train_steps, train_loss
 
     @staticmethod
     def _engine_stats_fn(lm: Any) -> Any:
@@ -137,8 +138,20 @@ class Meter(BaseCallback):  # type: ignore[misc]  # dspy is untyped
             "trials": len(self.trials),
             "trial_total": self.trial_total,
             "best_trial_score": max(scores) if scores else None,
+            **self.training,
             **self.usage(),
         }
+
+    def on_training(self, message: dict[str, Any]) -> None:
+        """A trainer report (``finetune.provider``): forwarded for the training span, and each
+        step's number and loss join the progress reports (the job's status events)."""
+        self.reporter.send({**message, "type": "train", "event": message.get("type")})
+        if message.get("type") == "step":
+            self.training = {
+                "train_step": message.get("step"),
+                "train_steps": message.get("steps"),
+                "train_loss": message.get("loss"),
+            }
 
     def _abort(self, message: str, used: dict[str, int]) -> None:
         self.reporter.send({"type": "error", "kind": "budget", "message": message, **used})

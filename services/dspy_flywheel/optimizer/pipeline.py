@@ -40,7 +40,17 @@ from dspy_flywheel.trigger.config_topic import registered_refs
 
 log = logging.getLogger(__name__)
 _SNAPSHOT_DONE = 0.05
-_PROGRESS_KEYS = ("phase", "trials", "trial_total", "best_trial_score", "lm_calls", "tokens")
+_PROGRESS_KEYS = (
+    "phase",
+    "trials",
+    "trial_total",
+    "best_trial_score",
+    "lm_calls",
+    "tokens",
+    "train_step",
+    "train_steps",
+    "train_loss",
+)
 
 
 @dataclass
@@ -412,6 +422,7 @@ class JobRun:
                         requested_by=job.requested_by,
                         reason=job.reason,
                         gate=decision.record(),
+                        adapter=result.adapter,
                     ),
                 )
                 span.set_attribute("flywheel.program.version", version.version)
@@ -430,6 +441,7 @@ class JobRun:
                         holdout_after=result.candidate_score,
                         timestamp_ms=now_ms(),
                         rollout="candidate" if self.s.settings.rollout == "canary" else "serve",
+                        adapter_json=json.dumps(result.adapter) if result.adapter else None,
                     ),
                     traceparent=current_traceparent(),
                 )

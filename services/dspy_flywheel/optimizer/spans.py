@@ -40,6 +40,7 @@ def child_spans(outcome: ChildOutcome) -> None:
                 trial.set_attribute("flywheel.score", float(m["score"]))
             trial.end(end_time=_ns(m["t"]))
             previous = float(m["t"])
+        _training_span(outcome, ctx)
         span.end(end_time=_ns(compile_times.get("end", end_default)))
     evaluate_times = phases.get("evaluate")
     if evaluate_times and "start" in evaluate_times:
@@ -49,3 +50,20 @@ def child_spans(outcome: ChildOutcome) -> None:
             span.set_attribute("flywheel.holdout.current", evaluated["current"]["score"])
             span.set_attribute("flywheel.holdout.candidate", evaluated["candidate"]["score"])
         span.end(end_time=_ns(evaluate_times.get("end", end_default)))
+
+
+def _training_span(outcome: ChildOutcome, ctx: Any) -> None:
+    """``optimization.train``: the LoRA trainer's run (BootstrapFinetune), from its reports."""
+    reports = [m for m in outcome.messages if m.get("type") == "train"]
+    if not reports:
+        return
+    span = tracer.start_span("optimization.train", context=ctx, start_time=_ns(reports[0]["t"]))
+    steps = [m for m in reports if m.get("event") == "step"]
+    if steps:
+        span.set_attribute("flywheel.train.steps", int(steps[-1]["step"]))
+        span.set_attribute("flywheel.train.loss", float(steps[-1]["loss"]))
+    last = reports[-1]
+    span.set_attribute("flywheel.train.outcome", str(last.get("event")))
+    if last.get("event") == "done":
+        span.set_attribute("flywheel.train.examples", int(last.get("examples", 0)))
+    span.end(end_time=_ns(last["t"]))

@@ -87,6 +87,8 @@ class CompileResult:
     # {expected: {predicted: n}} on the holdout, when the label is a class (compile.confusion)
     current_confusion: dict[str, dict[str, int]] | None = None
     candidate_confusion: dict[str, dict[str, int]] | None = None
+    # BootstrapFinetune: the candidate's LoRA adapter (finetune.AdapterArtifact as a dict)
+    adapter: dict[str, Any] | None = None
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))

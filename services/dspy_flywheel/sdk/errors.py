@@ -5,7 +5,9 @@
     ├── UnknownVersion (KeyError)                pin() of a version this instance never loaded
     └── ProgramRefused (ValueError)              a published program does not fit this worker
         ├── SignatureMismatch                    field names or order differ
-        └── CorruptProgram                       state JSON unreadable or does not load
+        ├── CorruptProgram                       state JSON unreadable or does not load
+        └── AdapterRefused                       its LoRA adapter cannot be served here (other
+                                                 base model, corrupt file, not the embedded LM)
 
 Failures of the platform (Kafka down, spool full) never raise into a worker call: they are
 counted in ``worker.stats()`` and logged.
@@ -38,4 +40,8 @@ class SignatureMismatch(ProgramRefused):
 
 
 class CorruptProgram(ProgramRefused):
+    pass
+
+
+class AdapterRefused(ProgramRefused):
     pass

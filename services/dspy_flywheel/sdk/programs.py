@@ -5,7 +5,10 @@ a **new** module instance, and only then swapped in by replacing one reference. 
 that reference once, so calls in flight finish on the program they started with: nobody ever
 sees half of one version and half of another (in-place ``load_state`` on a live module would).
 
-The LM stays the worker's: a published state brings instructions and demos, not an LM.
+The LM stays the worker's: a published state brings instructions and demos, not an LM. A
+fine-tuned version also names a LoRA adapter (``finetune.AdapterArtifact``): the worker's own LM
+then serves it through a new engine (base model checked, file re-hashed, loaded before the
+swap); an adapter that cannot be served refuses the version and the current one keeps serving.
 
 Canaries: a version published as a *candidate* is checked and kept, not served. The rollout
 controller's assignments (``assign``: stable version, candidate version, share) decide what
@@ -29,9 +32,17 @@ import dspy
 
 from dspy_flywheel.compile.retrieval import load_program_state
 from dspy_flywheel.compile.signature import signature_mismatch, signature_of, state_mismatch
+from dspy_flywheel.finetune.artifacts import AdapterArtifact
+from dspy_flywheel.finetune.errors import AdapterError
 from dspy_flywheel.rollout.routing import Split
 from dspy_flywheel.rollout.state import Assignment
-from dspy_flywheel.sdk.errors import CorruptProgram, SignatureMismatch, UnknownVersion
+from dspy_flywheel.sdk.errors import (
+    AdapterRefused,
+    CorruptProgram,
+    ProgramRefused,
+    SignatureMismatch,
+    UnknownVersion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +80,7 @@ class Outcome(NamedTuple):
 
 class _Published(NamedTuple):
     state: dict[str, Any]
+    adapter: AdapterArtifact | None = None
 
 
 class ProgramSlot:
@@ -130,8 +142,19 @@ class ProgramSlot:
             raise CorruptProgram("program state is not a JSON object")
         return state
 
-    def build(self, state: dict[str, Any]) -> dspy.Module:
-        """A new module instance with ``state`` loaded, keeping the worker's own LMs."""
+    @staticmethod
+    def parse_adapter(adapter_json: str | None) -> AdapterArtifact | None:
+        """The adapter a published version names (None: prompt-only); AdapterRefused if bad."""
+        if not adapter_json:
+            return None
+        try:
+            return AdapterArtifact.from_json(adapter_json)
+        except AdapterError as exc:
+            raise AdapterRefused(str(exc)) from exc
+
+    def build(self, state: dict[str, Any], adapter: AdapterArtifact | None = None) -> dspy.Module:
+        """A new module instance with ``state`` loaded, keeping the worker's own LMs (serving
+        ``adapter`` on them when given: AdapterRefused when they cannot)."""
         program = self._factory()
         own_lms = {name: p.lm for name, p in program.named_predictors()}
         state = copy.deepcopy(state)
@@ -143,23 +166,49 @@ class ProgramSlot:
             raise CorruptProgram(f"state does not load: {type(exc).__name__}: {exc}") from exc
         for name, predictor in program.named_predictors():
             predictor.lm = own_lms.get(name)
+        if adapter is not None:
+            self._serve_adapter(program, adapter)
         return program
 
+    @staticmethod
+    def _serve_adapter(program: dspy.Module, adapter: AdapterArtifact) -> None:
+        from dspy_flywheel.finetune.tuned_lm import adapter_lm
+
+        tuned: dict[int, Any] = {}
+        for name, predictor in program.named_predictors():
+            own = predictor.lm or dspy.settings.lm
+            if own is None:
+                raise AdapterRefused(f"predictor {name} has no LM to serve the adapter with")
+            try:
+                if id(own) not in tuned:
+                    tuned[id(own)] = adapter_lm(own, adapter)
+            except AdapterError as exc:
+                raise AdapterRefused(str(exc)) from exc
+            predictor.lm = tuned[id(own)]
+
     def offer(
-        self, version: int, state_json: str, signature_json: str, rollout: str = "serve"
+        self,
+        version: int,
+        state_json: str,
+        signature_json: str,
+        rollout: str = "serve",
+        adapter_json: str | None = None,
     ) -> Outcome:
         """A program-updated event for this worker: check it; a ``serve`` version is built and
         swapped in (unless pinned); a ``candidate`` is kept for the controller's assignment."""
         state = self.check(state_json, signature_json)
+        adapter = self.parse_adapter(adapter_json)
         if rollout == "candidate":
+            if adapter is not None:
+                self.build(state, adapter)  # refused now, not when the controller assigns it
             with self._lock:
-                self._remember(version, state)
+                self._remember(version, state, adapter)
                 if self._assignment_waits and self._pinned is None:
                     return self._apply_assignment()
             return Outcome("loaded", version, "candidate: waiting for the rollout controller")
-        program = self.build(state)
+        program = self.build(state, adapter)
         with self._lock:
-            self._remember(version, state)
+            self._remember(version, state, adapter)
             self._latest = version
             if self._holding():
                 held = self._held_version()
@@ -235,7 +284,7 @@ class ProgramSlot:
             return route.candidate.program
         if version is None:
             return self._base
-        return self.build(self._known[version].state)
+        return self.build(*self._known[version])
 
     def _apply_assignment(self) -> Outcome:
         a = self._assignment
@@ -264,23 +313,28 @@ class ProgramSlot:
                 f"version {version} is not among the versions this instance loaded "
                 f"({self.known_versions() or 'none'}); 'code' is the code's own program"
             )
-        self._serve(self.build(published.state), version)
+        self._serve(self.build(*published), version)
 
     def _serve(self, program: dspy.Module, version: int | None) -> None:
         self.route = Route(Serving(program, version))  # the atomic swap (ends any canary)
 
-    def _remember(self, version: int, state: dict[str, Any]) -> None:
+    def _remember(
+        self, version: int, state: dict[str, Any], adapter: AdapterArtifact | None = None
+    ) -> None:
         self._known.pop(version, None)
-        self._known[version] = _Published(state)
+        self._known[version] = _Published(state, adapter)
         while len(self._known) > self._history_size:
             self._known.popitem(last=False)
 
-    def remember_unloaded(self, version: int, state_json: str, signature_json: str) -> bool:
+    def remember_unloaded(
+        self, version: int, state_json: str, signature_json: str, adapter_json: str | None = None
+    ) -> bool:
         """Keep an older published version for pin/rollback without serving it (catch-up)."""
         try:
             state = self.check(state_json, signature_json)
-        except (SignatureMismatch, CorruptProgram):
+            adapter = self.parse_adapter(adapter_json)
+        except ProgramRefused:
             return False
         with self._lock:
-            self._remember(version, state)
+            self._remember(version, state, adapter)
         return True

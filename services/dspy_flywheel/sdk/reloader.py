@@ -165,7 +165,9 @@ class Reloader:
             self._apply(parsed)
 
     def _remember(self, event: ProgramUpdated) -> None:
-        self._slot.remember_unloaded(event.version, event.program_state_json, event.signature_json)
+        self._slot.remember_unloaded(
+            event.version, event.program_state_json, event.signature_json, event.adapter_json
+        )
 
     def _assign(self, changed: Changed) -> None:
         outcome = self._slot.assign(changed.assignment, changed.sequence)
@@ -179,7 +181,11 @@ class Reloader:
         with reload_span(self._worker_id, version, traceparent) as span:
             try:
                 outcome = self._slot.offer(
-                    version, event.program_state_json, event.signature_json, event.rollout
+                    version,
+                    event.program_state_json,
+                    event.signature_json,
+                    event.rollout,
+                    event.adapter_json,
                 )
                 self.applied += 1
             except ProgramRefused as exc:

@@ -37,6 +37,7 @@ class NewProgram:
     requested_by: str = "system"
     reason: str | None = None
     gate: dict[str, Any] = field(default_factory=dict)  # the holdout gate's decision record
+    adapter: dict[str, Any] | None = None  # the LoRA adapter it serves (finetune.artifacts)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ RANDOM_SEARCH = "BootstrapFewShotWithRandomSearch"
 MIPRO = "MIPROv2"
 STRATIFIED = "StratifiedFewShot"
 RETRIEVAL = "RetrievalFewShot"
+FINETUNE = "BootstrapFinetune"  # not in "all": it needs the finetune extra and trains a model
 ALL_OPTIMIZERS: tuple[str, ...] = (BASELINE, BOOTSTRAP, RANDOM_SEARCH, MIPRO, STRATIFIED, RETRIEVAL)
 SHORT_NAMES: dict[str, str] = {
     BASELINE: "baseline",
@@ -28,6 +29,7 @@ SHORT_NAMES: dict[str, str] = {
     MIPRO: "MIPROv2-light",
     STRATIFIED: "Stratified",
     RETRIEVAL: "Retrieval",
+    FINETUNE: "BootstrapFinetune",
 }
 _ALIASES: dict[str, str] = {
     "baseline": BASELINE,
@@ -46,6 +48,8 @@ _ALIASES: dict[str, str] = {
     "stratified": STRATIFIED,
     "retrievalfewshot": RETRIEVAL,
     "retrieval": RETRIEVAL,
+    "bootstrapfinetune": FINETUNE,
+    "finetune": FINETUNE,
 }
 MIN_TEST = 50
 
@@ -313,4 +317,6 @@ def optimizer_kwargs(name: str, options: Options) -> dict[str, Any]:
         }
     if name in (STRATIFIED, RETRIEVAL):
         return {"seed": options.seed}  # the strategies' own demo budgets
+    if name == FINETUNE:  # the catalog's teacher and finetune.params.TrainParams defaults
+        return {"num_threads": options.threads}
     raise OptionsError(f"{name} is not an optimizer")

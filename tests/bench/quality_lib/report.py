@@ -26,6 +26,17 @@ def format_row(row: RowResult) -> str:
         f"{name:<17} {percent(row.test_score):>7.1f}% {row.test_n:>4} {row.lm_calls:>8} "
         f"{row.compile_calls:>7} {row.eval_calls:>5} {row.tokens:>9} {row.compile_s:>9.1f} "
         f"{row.eval_s:>7.1f} {row.wall_s:>7.1f} {row.peak_rss_mb:>11.0f} {row.demos:>5}"
+        + _training(row)
+    )
+
+
+def _training(row: RowResult) -> str:
+    """A fine-tuned row's trainer figures (its own child process, beside the row's RSS)."""
+    if row.adapter_mb is None:
+        return ""
+    return (
+        f"  [trainer: {row.train_s or 0:.1f}s, peak RSS {row.train_rss_mb or 0:.0f} MB; "
+        f"adapter {row.adapter_mb:.2f} MB]"
     )
 
 

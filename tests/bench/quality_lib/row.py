@@ -42,6 +42,10 @@ class RowResult:
     demos: int = 0
     instruction_changed: bool = False
     error: str = ""
+    # BootstrapFinetune: the trainer child's peak RSS, training seconds and the adapter's size
+    train_rss_mb: float | None = None
+    train_s: float | None = None
+    adapter_mb: float | None = None
 
     @property
     def lm_calls(self) -> int:
@@ -191,7 +195,22 @@ def measure_row(
         peak_rss_mb=peak_kib / 1024,
         demos=_demo_count(compiled),
         instruction_changed=_instructions(compiled) != _instructions(program),
+        **_adapter_figures(compiled),
     )
+
+
+def _adapter_figures(program: Any) -> dict[str, Any]:
+    """Trainer peak RSS, training time and adapter size of a fine-tuned program ({} if none)."""
+    from dspy_flywheel.finetune.serving import program_adapter
+
+    artifact = program_adapter(program)
+    if artifact is None:
+        return {}
+    return {
+        "train_rss_mb": artifact.peak_rss_mb,
+        "train_s": artifact.train_s,
+        "adapter_mb": round(artifact.size / 1e6, 2),
+    }
 
 
 def row_main(options: Options, optimizer: str, results: Any) -> None:
