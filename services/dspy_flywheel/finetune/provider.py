@@ -44,6 +44,7 @@ from dspy_flywheel.finetune.errors import (
     TrainingStackMissing,
 )
 from dspy_flywheel.finetune.params import TrainParams
+from dspy_flywheel.lm.launcher import rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +97,6 @@ class EmbeddedTrainingJob(TrainingJob):  # type: ignore[misc]  # dspy is untyped
 def train_cache(base: Path) -> Path:
     """Where the trainer keeps ``base`` dequantized (safetensors), by the base's sha256."""
     return artifacts_dir().parent / "train-cache" / base_model_sha256(base)[:16]
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 class EmbeddedProvider(Provider):  # type: ignore[misc]  # dspy is untyped
@@ -197,7 +188,7 @@ class EmbeddedProvider(Provider):  # type: ignore[misc]  # dspy is untyped
         started, peak = time.monotonic(), 0.0
         try:
             while process.poll() is None:
-                peak = max(peak, _rss_mb(process.pid))
+                peak = max(peak, rss_mb(process.pid))
                 where = _where(job.last)
                 if job.cancelled_by_user.is_set():
                     raise TrainingCancelled(f"fine-tuning cancelled{where}")

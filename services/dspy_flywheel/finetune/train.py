@@ -15,27 +15,13 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from dspy_flywheel.child import report_stream, watch_parent
+
 EXIT_ORPHANED = 3
-
-
-def _report_stream() -> TextIO:
-    stream = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # library prints go to stderr
-    return stream
-
-
-def _watch_parent() -> None:
-    def watch() -> None:
-        while sys.stdin.buffer.read(4096):
-            pass
-        os._exit(EXIT_ORPHANED)
-
-    threading.Thread(target=watch, name="parent-lifeline", daemon=True).start()
 
 
 def encode(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> tuple[Any, Any] | None:
@@ -186,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, type=Path)
     args = parser.parse_args(argv)
     spec = json.loads(args.spec.read_text())
-    report = _report_stream()
-    _watch_parent()
+    report = report_stream()
+    watch_parent(EXIT_ORPHANED)
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 PID: where it is, on stderr
     try:
         result = train(spec, report)

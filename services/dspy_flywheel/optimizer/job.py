@@ -16,11 +16,11 @@ import logging
 import os
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from dspy_flywheel.child import report_stream, watch_parent
 from dspy_flywheel.optimizer.spec import (
     EXIT_ERROR,
     EXIT_MEMORY,
@@ -37,24 +37,6 @@ def _limit_memory(memory_mb: int | None) -> None:
     if memory_mb:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-def _report_stream() -> TextIO:
-    """Keep the real stdout for reports; send fd 1 (prints, C libraries) to stderr."""
-    stream = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    return stream
-
-
-def _watch_parent() -> None:
-    """Exit when stdin closes: the parent died or gave up on us."""
-
-    def watch() -> None:
-        while sys.stdin.buffer.read(4096):
-            pass
-        os._exit(EXIT_ORPHANED)
-
-    threading.Thread(target=watch, name="parent-lifeline", daemon=True).start()
 
 
 def _examples(rows: list[DataRow], out_fields: list[str]) -> tuple[list[Any], int]:
@@ -199,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = JobSpec.read(args.spec)
     _limit_memory(spec.memory_mb)
-    stream = _report_stream()
-    _watch_parent()
+    stream = report_stream()
+    watch_parent(EXIT_ORPHANED)
     logging.basicConfig(
         level=logging.WARNING,
         stream=sys.stderr,
