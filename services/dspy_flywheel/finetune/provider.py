@@ -44,7 +44,7 @@ from dspy_flywheel.finetune.errors import (
     TrainingStackMissing,
 )
 from dspy_flywheel.finetune.params import TrainParams
-from dspy_flywheel.lm.launcher import rss_mb
+from dspy_flywheel.lm.launcher import lift_memory_limit, rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,9 @@ class EmbeddedProvider(Provider):  # type: ignore[misc]  # dspy is untyped
                 # Idle OpenMP threads sleep instead of spinning: on 2 shared cores, spinning
                 # made a step 5x slower (5.1 vs 0.9 CPU s at load 13).
                 env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+                # The compile child caps its address space; torch maps ~4.4 GB of it just to
+                # load. The trainer is held to its own RSS budget (memory_mb) instead.
+                preexec_fn=lift_memory_limit,
             )
         job.process = process
         reports: list[dict[str, Any]] = []

@@ -124,7 +124,7 @@ def _start(config: ServerConfig, timeout_s: float) -> ServerInfo:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # not stopped with the process group that started it
-            preexec_fn=_lift_memory_limit,
+            preexec_fn=lift_memory_limit,
         )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -143,7 +143,7 @@ def _start(config: ServerConfig, timeout_s: float) -> ServerInfo:
     )
 
 
-def _lift_memory_limit() -> None:
+def lift_memory_limit() -> None:
     """The server is the machine's, not the starting job's: drop an inherited RLIMIT_AS (the
     optimizer caps its job's address space) as far as this user may."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
