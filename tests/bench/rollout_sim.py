@@ -21,6 +21,10 @@ Figures (last line):
 - ``power_5pts`` / ``power_10pts``: share of 5 / 10-points-better candidates promoted.
 
 Run: ``.venv/bin/python tests/bench/rollout_sim.py [--canaries 2000] [--seed 7]``
+
+``--pair CURRENT CANDIDATE`` simulates that one canary instead (e.g. the demo's settings:
+``--pair 0.4 0.8 --share 0.5 --min-samples 10 --max-samples 400 --tau 0.2``) and prints how
+many labels it took to decide.
 """
 
 from __future__ import annotations
@@ -127,6 +131,7 @@ def main() -> None:
     parser.add_argument("--tau", type=float, default=defaults.tau)
     parser.add_argument("--min-samples", type=int, default=defaults.min_samples)
     parser.add_argument("--max-samples", type=int, default=defaults.max_samples)
+    parser.add_argument("--pair", type=float, nargs=2, metavar=("CURRENT", "CANDIDATE"))
     args = parser.parse_args()
     config = SequentialConfig(
         alpha=args.alpha,
@@ -136,6 +141,9 @@ def main() -> None:
         max_samples=args.max_samples,
     )
     rng = np.random.default_rng(args.seed)
+    if args.pair:
+        _pair(rng, args.canaries, args.pair[0], args.pair[1], args.share, config)
+        return
     started = time.perf_counter()
     print(
         f"{args.canaries} canaries per scenario, share {args.share:.0%}, current accuracy "
@@ -168,6 +176,24 @@ def main() -> None:
         f"harmful_exposure={worse.mean():.4f} "
         f"power_5pts={_rate(results[0.05], PROMOTE):.4f} "
         f"power_10pts={_rate(results[0.10], PROMOTE):.4f}"
+    )
+
+
+def _pair(
+    rng: np.random.Generator,
+    runs: int,
+    current: float,
+    candidate: float,
+    share: float,
+    config: SequentialConfig,
+) -> None:
+    r = simulate(rng, runs, current, candidate, share, config)
+    p50, p90 = np.percentile(r.labels, [50, 90])
+    print(
+        f"rollout_sim pair current={current} candidate={candidate} share={share} "
+        f"tau={config.tau} min_samples={config.min_samples} canaries={runs} "
+        f"promoted={_rate(r, PROMOTE):.4f} rolled_back={_rate(r, ROLLBACK):.4f} "
+        f"labels_p50={p50:.0f} labels_p90={p90:.0f}"
     )
 
 

@@ -32,7 +32,8 @@ from dspy_flywheel.store.pool import connect
 
 # most labeled calls served while the live test decides: with the code's program near 40 % and
 # the candidate near 80 %, half the traffic on it and effect_size 0.2, 2,000 simulated canaries
-# promoted after 40 labels (median), 84 (90th percentile); ~12 % would need more than 80
+# promoted after 41 labels (median), 84 (90th percentile) (tests/bench/rollout_sim.py --pair
+# 0.4 0.8 --share 0.5 --min-samples 10 --max-samples 400 --tau 0.2; tau 0.05: 108, 158)
 CANARY_MAX_CALLS = 150
 
 
