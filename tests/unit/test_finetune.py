@@ -314,3 +314,23 @@ def test_worker_refuses_an_adapter_it_cannot_serve_and_keeps_serving() -> None:
     with pytest.raises(AdapterRefused, match="not JSON"):
         slot.offer(3, state, signature, "serve", "{broken")
     assert slot.current.version == 1
+
+
+def test_compile_fails_before_any_lm_call_without_the_training_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from dspy_flywheel.compile.compiler import compile_program
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "torch" else real(n, *a)
+    )
+    engine = FakeEngine()
+    lm = dspy.LM("flywheel/x", engine=engine, provider=EmbeddedProvider(str(tmp_path)))
+    optimizer = create_optimizer("BootstrapFinetune", metric=lambda *a: 1.0, lm=lm)
+    data = [{"text": f"t{i}", "label": "a"} for i in range(4)]
+    with pytest.raises(TrainingStackMissing, match="missing: torch"):
+        compile_program(Classify(), data, optimizer, lm=lm)
+    assert engine.counters.snapshot().calls == 0

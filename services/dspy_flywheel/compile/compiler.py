@@ -65,14 +65,18 @@ def _finetune_inputs(
 
     from dspy_flywheel.compile.catalog import optimizer_class
 
+    target = lm if lm is not None else dspy.settings.lm
+    ready = getattr(getattr(target, "provider", None), "ready", None)
+    if callable(ready):
+        ready()  # e.g. the training stack is installed: fail before bootstrapping any trace
     student = program.deepcopy()
-    student.set_lm(lm if lm is not None else dspy.settings.lm)
+    student.set_lm(target)
     if optimizer.teacher is not None and "teacher" not in kwargs:
         strategy, demos = optimizer.teacher
         teacher = optimizer_class(strategy)(max_labeled_demos=demos).compile(
             student.deepcopy(), trainset=trainset
         )
-        teacher.set_lm(lm if lm is not None else dspy.settings.lm)
+        teacher.set_lm(target)
         kwargs = {**kwargs, "teacher": teacher}
     return student, kwargs
 

@@ -109,6 +109,10 @@ class EmbeddedProvider(Provider):  # type: ignore[misc]  # dspy is untyped
         self.base_gguf = base_gguf
         self.python = python or sys.executable
 
+    def ready(self) -> None:
+        """Raise TrainingStackMissing now rather than after bootstrapping traces."""
+        check_training_stack()
+
     def finetune(  # dspy declares it static; ours needs the base model's path
         self,
         job: EmbeddedTrainingJob,
