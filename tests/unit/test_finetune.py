@@ -334,3 +334,14 @@ def test_compile_fails_before_any_lm_call_without_the_training_stack(
     with pytest.raises(TrainingStackMissing, match="missing: torch"):
         compile_program(Classify(), data, optimizer, lm=lm)
     assert engine.counters.snapshot().calls == 0
+
+
+def test_published_state_carries_no_lm_and_the_program_keeps_its_own() -> None:
+    from dspy_flywheel.optimizer.job import state_without_lms
+
+    program = Classify()
+    lm = make_lm(FakeEngine())
+    program.predict.lm = lm
+    state = state_without_lms(program)
+    assert state["predict"]["lm"] is None
+    assert program.predict.lm is lm

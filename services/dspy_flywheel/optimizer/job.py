@@ -141,7 +141,7 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     usage = meter.usage()
     rusage = resource.getrusage(resource.RUSAGE_SELF)
     return CompileResult(
-        state=candidate.dump_state(),
+        state=state_without_lms(candidate),
         signature=signature_of(candidate),
         current_score=before.score,
         candidate_score=after.score,
@@ -162,6 +162,22 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
         candidate_confusion=after.confusion,
         adapter=dataclasses.asdict(adapter) if adapter is not None else None,
     )
+
+
+def state_without_lms(program: Any) -> dict[str, Any]:
+    """``program.dump_state()`` without its predictors' LMs: a published version never brings
+    an LM (workers keep their own; a fine-tuned one names its adapter beside the state), and
+    an LM on the shared server's engine cannot be saved at all."""
+    predictors = [p for _, p in program.named_predictors()]
+    lms = [p.lm for p in predictors]
+    for predictor in predictors:
+        predictor.lm = None
+    try:
+        state: dict[str, Any] = program.dump_state()
+    finally:
+        for predictor, lm in zip(predictors, lms, strict=True):
+            predictor.lm = lm
+    return state
 
 
 def _peak_rss_mb() -> float | None:
