@@ -194,6 +194,16 @@ def _provider(tmp_path: Path, mode: str) -> EmbeddedProvider:
     return EmbeddedProvider(str(base), python=str(wrapper))
 
 
+def _uninstall(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
+    """Make ``package`` look absent to ``importlib.util.find_spec``."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == package else real(n, *a)
+    )
+
+
 def _job() -> EmbeddedTrainingJob:
     return EmbeddedTrainingJob(model="embedded/base", train_data=CHAT, train_kwargs={})
 
@@ -201,12 +211,7 @@ def _job() -> EmbeddedTrainingJob:
 def test_training_stack_missing_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda n, *a: None if n == "peft" else real(n, *a)
-    )
+    _uninstall(monkeypatch, "peft")
     with pytest.raises(TrainingStackMissing, match=r"missing: peft.*dspy-flywheel\[finetune\]"):
         _provider(tmp_path, "slow").finetune(_job(), "embedded/base", CHAT, "chat", {})
 
@@ -319,14 +324,9 @@ def test_worker_refuses_an_adapter_it_cannot_serve_and_keeps_serving() -> None:
 def test_compile_fails_before_any_lm_call_without_the_training_stack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
-
     from dspy_flywheel.compile.compiler import compile_program
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda n, *a: None if n == "torch" else real(n, *a)
-    )
+    _uninstall(monkeypatch, "torch")
     engine = FakeEngine()
     lm = dspy.LM("flywheel/x", engine=engine, provider=EmbeddedProvider(str(tmp_path)))
     optimizer = create_optimizer("BootstrapFinetune", metric=lambda *a: 1.0, lm=lm)
