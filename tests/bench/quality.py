@@ -14,7 +14,7 @@
              --optimizers all | baseline,BootstrapFewShot,BootstrapFewShotWithRandomSearch,MIPROv2,
                               StratifiedFewShot,RetrievalFewShot
              --model qwen1.5b | smollm2 | /path/model.gguf   --adapter chat|json
-             --threads 1 (DSPy) --lm-threads N (llama.cpp)
+             --threads N (DSPy; default FLYWHEEL_LM_SLOTS) --lm-threads N (llama.cpp)
              --demos 4 --labeled 4 --rs-candidates 2 [--mipro-program-aware] [--mipro-data-aware]
 
 Rows: the zero-shot ``dspy.Predict`` of the task's signature (baseline), and the same program
