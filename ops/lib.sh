@@ -167,7 +167,11 @@ claim_mode() {
       "$([[ $want == secure ]] && echo 'drop --secure / FLYWHEEL_SECURE=1' || echo 'add --secure')"
   fi
   mkdir -p "$FLYWHEEL_STATE"
-  echo "$want" >"$FLYWHEEL_STATE/mode"
+  # Components claim side by side (ops/stack starts Kafka and PostgreSQL in parallel): write only
+  # when the record is missing, and by rename, so a reader never sees a truncated, empty file.
+  [[ -f "$FLYWHEEL_STATE/mode" ]] && return 0
+  echo "$want" >"$FLYWHEEL_STATE/mode.$BASHPID"
+  mv -f "$FLYWHEEL_STATE/mode.$BASHPID" "$FLYWHEEL_STATE/mode"
 }
 
 # ensure_secure_material: in secure mode, the certificates and passwords (ops/secure.sh ensure),
