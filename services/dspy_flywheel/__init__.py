@@ -36,15 +36,9 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "DSPyAgent",
-    "Worker",
-    "WorkerConfigError",
-    "WorkerSettings",
-    "WorkerSpec",
-    "dspy_worker",
-    "dspy_worker_optimized",
-    "signature_of",
-]
+    "DSPyAgent", "Worker", "WorkerConfigError", "WorkerSettings", "WorkerSpec", "dspy_worker",
+    "dspy_worker_optimized", "signature_of",
+]  # fmt: skip
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -16,15 +16,10 @@ SETTINGS_EXIT = 2
 
 # Modules exposing ``register(subparsers)``; each subcommand sets ``func`` (sync or async).
 COMMAND_MODULES = (
-    "dspy_flywheel.bus.cli",
-    "dspy_flywheel.contracts.cli",
-    "dspy_flywheel.collector.cli",
-    "dspy_flywheel.trigger.cli",
-    "dspy_flywheel.optimizer.cli",
-    "dspy_flywheel.manager.cli",
-    "dspy_flywheel.rollout.cli",
-    "dspy_flywheel.demo.cli",
-)
+    "dspy_flywheel.bus.cli", "dspy_flywheel.contracts.cli", "dspy_flywheel.collector.cli",
+    "dspy_flywheel.trigger.cli", "dspy_flywheel.optimizer.cli", "dspy_flywheel.manager.cli",
+    "dspy_flywheel.rollout.cli", "dspy_flywheel.demo.cli",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

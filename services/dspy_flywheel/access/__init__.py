@@ -11,13 +11,6 @@ from dspy_flywheel.access.rbac import (
 )
 
 __all__ = [
-    "ROLES",
-    "AccessMiddleware",
-    "AuditLog",
-    "AuditUnavailable",
-    "Principal",
-    "Role",
-    "TokenStore",
-    "record_audit",
-    "required_role",
-]
+    "ROLES", "AccessMiddleware", "AuditLog", "AuditUnavailable", "Principal", "Role", "TokenStore",
+    "record_audit", "required_role",
+]  # fmt: skip

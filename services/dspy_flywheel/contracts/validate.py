@@ -42,25 +42,11 @@ ID_FIELDS: Final = frozenset(
 )
 NAME_FIELDS: Final = frozenset(
     {
-        "worker_type",
-        "program_version",
-        "source",
-        "reason",
-        "optimizer",
-        "requested_by",
-        "updated_by",
-        "program_ref",
-        "metric_ref",
-        "status",
-        "policy",
-        "cron",
-        "severity",
-        "kind",
-        "decision",
-        "decided_by",
-        "command",
+        "worker_type", "program_version", "source", "reason", "optimizer", "requested_by",
+        "updated_by", "program_ref", "metric_ref", "status", "policy", "cron", "severity", "kind",
+        "decision", "decided_by", "command",
     }
-)
+)  # fmt: skip
 TIMESTAMP_FIELDS: Final = frozenset({"timestamp_ms"})
 
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")

@@ -35,10 +35,5 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 __all__ = [
-    "CATALOG",
-    "Described",
-    "all_instruments",
-    "force_flush",
-    "setup_metrics",
-    "setup_telemetry",
-]
+    "CATALOG", "Described", "all_instruments", "force_flush", "setup_metrics", "setup_telemetry",
+]  # fmt: skip

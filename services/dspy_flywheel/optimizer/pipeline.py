@@ -41,16 +41,9 @@ from dspy_flywheel.trigger.config_topic import registered_refs
 log = logging.getLogger(__name__)
 _SNAPSHOT_DONE = 0.05
 _PROGRESS_KEYS = (
-    "phase",
-    "trials",
-    "trial_total",
-    "best_trial_score",
-    "lm_calls",
-    "tokens",
-    "train_step",
-    "train_steps",
-    "train_loss",
-)
+    "phase", "trials", "trial_total", "best_trial_score", "lm_calls", "tokens", "train_step",
+    "train_steps", "train_loss",
+)  # fmt: skip
 
 
 @dataclass

@@ -20,70 +20,19 @@ from dspy_flywheel.privacy.validators import (
 _CARD: Final = re.compile(r"\d(?<![\w\-.]\d)(?:[ \-]?\d){11,18}(?![\w]|[\-.]\d)")
 _CARD_CUE: Final = Cue.in_clause(
     [
-        "card",
-        "cards",
-        "credit",
-        "debit",
-        "visa",
-        "mastercard",
-        "amex",
-        "discover",
-        "maestro",
-        "jcb",
-        "unionpay",
-        "diners",
-        "rupay",
-        "kreditkarte",
-        "karte",
-        "carte",
-        "tarjeta",
-        "cartão",
-        "cartao",
-        "carta",
-        "cc",
-        "cc#",
-        "cvv",
-        "expiry",
-        "exp",
-        "master card",
-        "american express",
-        "union pay",
-        "carte bancaire",
+        "card", "cards", "credit", "debit", "visa", "mastercard", "amex", "discover", "maestro",
+        "jcb", "unionpay", "diners", "rupay", "kreditkarte", "karte", "carte", "tarjeta", "cartão",
+        "cartao", "carta", "cc", "cc#", "cvv", "expiry", "exp", "master card", "american express",
+        "union pay", "carte bancaire",
     ]
-)
+)  # fmt: skip
 _NOT_CARD_CUE: Final = Cue.right_before(
     [
-        "order",
-        "orders",
-        "tracking",
-        "invoice",
-        "inv",
-        "sku",
-        "ean",
-        "gtin",
-        "upc",
-        "isbn",
-        "ref",
-        "reference",
-        "ticket",
-        "case",
-        "parcel",
-        "shipment",
-        "serial",
-        "imei",
-        "part",
-        "item",
-        "lot",
-        "batch",
-        "confirmation",
-        "booking",
-        "transaction",
-        "txn",
-        "timestamp",
-        "ts",
-        "id",
+        "order", "orders", "tracking", "invoice", "inv", "sku", "ean", "gtin", "upc", "isbn", "ref",
+        "reference", "ticket", "case", "parcel", "shipment", "serial", "imei", "part", "item",
+        "lot", "batch", "confirmation", "booking", "transaction", "txn", "timestamp", "ts", "id",
     ]
-)
+)  # fmt: skip
 _CODE_HEAD: Final = re.compile(r"[A-Za-z]{2}\d{2} $")  # the tail of "DE89 3704 0044 ..."
 
 
@@ -142,29 +91,11 @@ class CreditCardRecognizer:
 _IBAN_CHECK_DIGITS: Final = re.compile(r"\d(?<=[A-Za-z]{2}\d)\d(?= ?[A-Za-z0-9])")
 _IBAN_CUE: Final = Cue.in_clause(
     [
-        "iban",
-        "account",
-        "acct",
-        "konto",
-        "kontonummer",
-        "rekening",
-        "conta",
-        "cuenta",
-        "compte",
-        "conto",
-        "bank",
-        "wire",
-        "transfer",
-        "überweisung",
-        "virement",
-        "transferencia",
-        "refund",
-        "pay",
-        "paid",
-        "send",
-        "remit",
+        "iban", "account", "acct", "konto", "kontonummer", "rekening", "conta", "cuenta", "compte",
+        "conto", "bank", "wire", "transfer", "überweisung", "virement", "transferencia", "refund",
+        "pay", "paid", "send", "remit",
     ]
-)
+)  # fmt: skip
 
 
 class IbanRecognizer:

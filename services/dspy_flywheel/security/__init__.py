@@ -11,10 +11,6 @@ from dspy_flywheel.security.crypto import (
 from dspy_flywheel.security.errors import ConnectionSetupError
 
 __all__ = [
-    "Cipher",
-    "ConnectionSetupError",
-    "CryptoError",
-    "EncryptionSettings",
-    "KeyNotFound",
+    "Cipher", "ConnectionSetupError", "CryptoError", "EncryptionSettings", "KeyNotFound",
     "generate_key",
-]
+]  # fmt: skip

@@ -181,29 +181,10 @@ _IMPORT_COLUMNS = (
     " executed_at, created_at"
 )
 _IMPORT_TYPES = [
-    "text[]",
-    "text[]",
-    "text[]",
-    "text[]",
-    "text[]",
-    "bool[]",
-    "float8[]",
-    "float8[]",
-    "int4[]",
-    "int8[]",
-    "int8[]",
-    "bool[]",
-    "text[]",
-    "text[]",
-    "timestamptz[]",
-    "bytea[]",
-    "text[]",
-    "bytea[]",
-    "bytea[]",
-    "bytea[]",
-    "timestamptz[]",
-    "timestamptz[]",
-]
+    "text[]", "text[]", "text[]", "text[]", "text[]", "bool[]", "float8[]", "float8[]", "int4[]",
+    "int8[]", "int8[]", "bool[]", "text[]", "text[]", "timestamptz[]", "bytea[]", "text[]",
+    "bytea[]", "bytea[]", "bytea[]", "timestamptz[]", "timestamptz[]",
+]  # fmt: skip
 
 
 def _import_row(cipher: Cipher, r: ExportRecord) -> tuple[Any, ...]:

@@ -161,16 +161,10 @@ async def set_progress(
 
 _FINISH_FIELDS: Final = frozenset(
     {
-        "snapshot_id",
-        "program_version",
-        "holdout_before",
-        "holdout_after",
-        "lm_calls",
-        "tokens",
-        "cpu_s",
-        "wall_s",
+        "snapshot_id", "program_version", "holdout_before", "holdout_after", "lm_calls", "tokens",
+        "cpu_s", "wall_s",
     }
-)
+)  # fmt: skip
 
 
 async def finish(

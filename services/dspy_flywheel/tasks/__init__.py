@@ -15,15 +15,6 @@ from dspy_flywheel.tasks.metrics import exact_match, make_metric, normalize, tok
 from dspy_flywheel.tasks.task import Split, Task, load_jsonl_task, parse_signature
 
 __all__ = [
-    "BUILTIN_TASKS",
-    "Split",
-    "Task",
-    "exact_match",
-    "get_task",
-    "load_jsonl_task",
-    "make_metric",
-    "normalize",
-    "parse_signature",
-    "task_names",
-    "token_f1",
-]
+    "BUILTIN_TASKS", "Split", "Task", "exact_match", "get_task", "load_jsonl_task", "make_metric",
+    "normalize", "parse_signature", "task_names", "token_f1",
+]  # fmt: skip
