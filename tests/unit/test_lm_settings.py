@@ -21,7 +21,7 @@ from dspy_flywheel.lm import (
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("FLYWHEEL_LM") or name == "FLYWHEEL_HOME":
+        if name.startswith("FLYWHEEL_LM") or name in ("FLYWHEEL_HOME", "FLYWHEEL_STATE"):
             monkeypatch.delenv(name)
 
 
@@ -170,3 +170,17 @@ def test_identical_calls_in_a_job_reach_the_engine_once(monkeypatch: pytest.Monk
         assert program(question="a").answer == first
         program(question="b")
     assert engine_stats(lm).calls == 2  # the repeated question came from memory
+
+
+def test_the_server_state_lives_in_the_runtime_state_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    assert LMSettings().run_dir == tmp_path / "home" / "run" / "lm"  # ops/lib.sh's default
+    monkeypatch.setenv("FLYWHEEL_STATE", " ")
+    assert LMSettings().run_dir == tmp_path / "home" / "run" / "lm"
+    monkeypatch.setenv("FLYWHEEL_STATE", str(tmp_path / "ci"))  # .ci/run's own state dir
+    assert LMSettings().state_dir == tmp_path / "ci"
+    assert LMSettings().run_dir == tmp_path / "ci" / "lm"
+    monkeypatch.setenv("FLYWHEEL_LM_SERVER_DIR", str(tmp_path / "elsewhere"))
+    assert LMSettings().run_dir == tmp_path / "elsewhere"

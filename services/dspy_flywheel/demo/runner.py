@@ -24,6 +24,7 @@ from dspy_flywheel.demo.traffic import ticket_stream
 from dspy_flywheel.demo.watch import Lifecycle, follow
 from dspy_flywheel.demo.worker import DEMO_WORKER
 from dspy_flywheel.lm.launcher import shared_server
+from dspy_flywheel.lm.settings import LMSettings
 from dspy_flywheel.rollout.config import RolloutPolicy
 from dspy_flywheel.rollout.config_topic import write_policy
 from dspy_flywheel.settings import FlywheelSettings
@@ -38,8 +39,7 @@ CANARY_MAX_CALLS = 150
 
 
 def _state_dir() -> Path:
-    home = Path(os.environ.get("FLYWHEEL_HOME", Path.home() / ".cache/dspy-flywheel"))
-    return Path(os.environ.get("FLYWHEEL_STATE") or home / "run")
+    return LMSettings().state_dir
 
 
 @dataclass

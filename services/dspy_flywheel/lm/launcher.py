@@ -43,7 +43,7 @@ def server_config(settings: LMSettings | None = None) -> ServerConfig:
     return ServerConfig(
         model=embedded_config(settings),
         slots=settings.slots,
-        run_dir=str(settings.server_dir or settings.home.expanduser() / "run" / "lm"),
+        run_dir=str(settings.run_dir),
         idle_s=settings.server_idle_s,
     )
 
@@ -180,7 +180,17 @@ def status_line(config: ServerConfig) -> str | None:
 
 def stop_server(config: ServerConfig, timeout_s: float = 30.0) -> bool:
     """SIGTERM the running server and wait for it to go; False when none was running."""
-    info = ServerInfo.read(config.state_path)
+    return _stop(config.state_path, timeout_s)
+
+
+def stop_all(run_dir: Path, timeout_s: float = 30.0) -> int:
+    """Stop the server of every model with a state file in ``run_dir``; returns how many were
+    running and stopped."""
+    return sum(_stop(path, timeout_s) for path in sorted(run_dir.glob("lmserver-*.json")))
+
+
+def _stop(state_path: Path, timeout_s: float) -> bool:
+    info = ServerInfo.read(state_path)
     if info is None or not _alive(info.pid):
         return False
     os.kill(info.pid, signal.SIGTERM)

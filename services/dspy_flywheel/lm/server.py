@@ -6,7 +6,7 @@
     python -m dspy_flywheel.lm serve     # run in the foreground (what ``start`` spawns)
 
 The first process that needs the embedded model starts it (``launcher.ensure_server``); later
-ones find it through a state file in ``$FLYWHEEL_HOME/run/`` (address, pid, API key; mode 0600).
+ones find it through a state file in ``$FLYWHEEL_STATE/lm/`` (address, pid, API key; mode 0600).
 It listens on 127.0.0.1 with a random API key and exits after ``FLYWHEEL_LM_SERVER_IDLE_S``
 seconds without a request (default 900; 0 = never). Settings are the ``FLYWHEEL_LM_*`` ones
 (``dspy_flywheel.lm.settings``); ``FLYWHEEL_LM_SLOTS`` sets the parallel sequences.

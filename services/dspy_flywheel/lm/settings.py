@@ -8,7 +8,8 @@
                                          model, started by its first user | inprocess
         FLYWHEEL_LM_SLOTS=4              calls the shared server runs at once
         FLYWHEEL_LM_SERVER_IDLE_S=900    the shared server exits after this long unused (0: never)
-        FLYWHEEL_LM_SERVER_DIR=          its state file and log (default $FLYWHEEL_HOME/run/lm)
+        FLYWHEEL_LM_SERVER_DIR=          its state file and log (default $FLYWHEEL_STATE/lm,
+                                         ops/lib.sh's runtime state: $FLYWHEEL_HOME/run)
     FLYWHEEL_LM=openai/gpt-4o-mini       any DSPy model string (ollama_chat/llama3, ...)
         FLYWHEEL_LM_API_BASE=http://localhost:11434
         FLYWHEEL_LM_API_KEY=...
@@ -82,6 +83,23 @@ class LMSettings(BaseSettings):
     api_base: str | None = None
     api_key: SecretStr | None = None
     home: Path = Field(default_factory=_default_home, validation_alias="FLYWHEEL_HOME")
+    state: Path | None = Field(default=None, validation_alias="FLYWHEEL_STATE")
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _blank_state_is_default(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def state_dir(self) -> Path:
+        """Runtime state (ops/lib.sh's ``$FLYWHEEL_STATE``, default ``$FLYWHEEL_HOME/run``)."""
+        return (self.state or self.home / "run").expanduser()
+
+    @property
+    def run_dir(self) -> Path:
+        """The shared server's state file and log. Under the state dir: a CI run with a state dir
+        of its own starts a server of its own, with its own settings, and stops it at the end."""
+        return (self.server_dir or self.state_dir / "lm").expanduser()
 
     @field_validator("backend")
     @classmethod
