@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import importlib
 import inspect
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from dspy_flywheel.security.errors import ConnectionSetupError
 
@@ -20,6 +23,18 @@ COMMAND_MODULES = (
     "dspy_flywheel.trigger.cli", "dspy_flywheel.optimizer.cli", "dspy_flywheel.manager.cli",
     "dspy_flywheel.rollout.cli", "dspy_flywheel.demo.cli",
 )  # fmt: skip
+
+
+def cli_user() -> str:
+    """Who runs the command, as audit rows and events name them: ``cli:<login>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no login name (a container without a passwd entry)
+        return "cli"
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
 def build_parser() -> argparse.ArgumentParser:

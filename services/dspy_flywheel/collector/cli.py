@@ -18,10 +18,12 @@ from dspy_flywheel.store import create_pool
 
 
 @asynccontextmanager
-async def _pool(settings: CollectorSettings) -> AsyncIterator[asyncpg.Pool]:
+async def _pool() -> AsyncIterator[tuple[CollectorSettings, asyncpg.Pool]]:
+    """The collector's settings and a pool on its database (closed after)."""
+    settings = CollectorSettings()
     pool = await create_pool(settings.postgres, settings.db_schema)
     try:
-        yield pool
+        yield settings, pool
     finally:
         await pool.close()
 
@@ -38,8 +40,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _policy_show(args: argparse.Namespace) -> int:
-    settings = CollectorSettings()
-    async with _pool(settings) as pool:
+    async with _pool() as (settings, pool):
         book = PolicyBook(settings.default_policy())
         await book.refresh(pool, force=True)
         workers = [args.worker] if args.worker else ["*", *book.known_workers()]
@@ -51,21 +52,15 @@ async def _policy_show(args: argparse.Namespace) -> int:
 
 
 async def _policy_set(args: argparse.Namespace) -> int:
-    settings = CollectorSettings()
-    values: dict[str, Any] = {}
-    for column in POLICY_COLUMNS:
-        value = getattr(args, column, None)
-        if value is not None:
-            values[column] = value
-    async with _pool(settings) as pool:
+    values = {c: getattr(args, c) for c in POLICY_COLUMNS if getattr(args, c, None) is not None}
+    async with _pool() as (_, pool):
         await set_policy(pool, args.worker, **values)
     print(f"policy for {args.worker!r} updated: {values or 'no changes'}")
     return 0
 
 
 async def _drops(args: argparse.Namespace) -> int:
-    settings = CollectorSettings()
-    async with _pool(settings) as pool:
+    async with _pool() as (_, pool):
         rows = await pool.fetch(
             "SELECT worker_id, reason, count, last_at FROM collector_drops"
             " WHERE $1::text IS NULL OR worker_id = $1 ORDER BY worker_id, reason",
@@ -96,9 +91,8 @@ def _read_lines(path: str) -> list[str]:
 async def _export(args: argparse.Namespace) -> int:
     from dspy_flywheel.store.datasets import export_records
 
-    settings = CollectorSettings()
-    cipher = Cipher.from_settings(settings.encryption)
-    async with _pool(settings) as pool:
+    async with _pool() as (settings, pool):
+        cipher = Cipher.from_settings(settings.encryption)
         records = await export_records(pool, cipher, args.worker, args.snapshot)
     _write_lines(args.out, [r.to_line() for r in records])
     print(f"exported {len(records)} examples", file=sys.stderr)
@@ -108,10 +102,9 @@ async def _export(args: argparse.Namespace) -> int:
 async def _import(args: argparse.Namespace) -> int:
     from dspy_flywheel.collector.importer import import_lines
 
-    settings = CollectorSettings()
-    cipher = Cipher.from_settings(settings.encryption)
     lines = _read_lines(args.file)
-    async with _pool(settings) as pool:
+    async with _pool() as (settings, pool):
+        cipher = Cipher.from_settings(settings.encryption)
         read, inserted = await import_lines(pool, cipher, lines)
     print(f"read {read} examples, inserted {inserted} (existing event ids skipped)")
     return 0
@@ -120,8 +113,7 @@ async def _import(args: argparse.Namespace) -> int:
 async def _prune(args: argparse.Namespace) -> int:
     from dspy_flywheel.collector.jobs import apply_retention
 
-    settings = CollectorSettings()
-    async with _pool(settings) as pool:
+    async with _pool() as (settings, pool):
         book = PolicyBook(settings.default_policy())
         deleted = await apply_retention(pool, book, settings.processed_ttl_h)
     for key, n in sorted(deleted.items()):
@@ -132,8 +124,7 @@ async def _prune(args: argparse.Namespace) -> int:
 async def _snapshots(args: argparse.Namespace) -> int:
     from dspy_flywheel.store.datasets import list_snapshots
 
-    settings = CollectorSettings()
-    async with _pool(settings) as pool:
+    async with _pool() as (_, pool):
         for s in await list_snapshots(pool, args.worker):
             print(
                 f"#{s.id} {s.worker_id} v{s.version} {len(s.example_ids)} examples "
@@ -145,9 +136,8 @@ async def _snapshots(args: argparse.Namespace) -> int:
 async def _rekey(args: argparse.Namespace) -> int:
     from dspy_flywheel.collector.maintenance import rekey
 
-    settings = CollectorSettings()
-    cipher = Cipher.from_settings(settings.encryption)
-    async with _pool(settings) as pool:
+    async with _pool() as (settings, pool):
+        cipher = Cipher.from_settings(settings.encryption)
         n = await rekey(pool, cipher)
     print(f"re-encrypted {n} examples under key {cipher.active_key!r}")
     return 0

@@ -7,26 +7,19 @@ Reads ``DATABASE_URL`` / ``KAFKA_BOOTSTRAP_SERVERS`` (and ``FLYWHEEL_*``) like t
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from dspy_flywheel.cli import cli_user
 from dspy_flywheel.compile.errors import OptimizerConfigError
 from dspy_flywheel.contracts.validate import InvalidInput
 from dspy_flywheel.manager.core import OptimizationManager, OptimizationStatus
 from dspy_flywheel.manager.inputs import ManagerError
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.manager.watch import describe, watch_jobs
-
-
-def _user() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -125,7 +118,7 @@ async def _watch(m: OptimizationManager, args: argparse.Namespace, console: Cons
 
 
 async def _cancel(m: OptimizationManager, args: argparse.Namespace, console: Console) -> int:
-    status = await m.cancel(args.job_id, requested_by=_user())
+    status = await m.cancel(args.job_id, requested_by=cli_user())
     if status is None:
         console.print(f"unknown job {args.job_id}")
         return 1
@@ -137,13 +130,13 @@ async def _cancel(m: OptimizationManager, args: argparse.Namespace, console: Con
 
 
 async def _run(m: OptimizationManager, args: argparse.Namespace, console: Console) -> int:
-    job_id = await m.execute_optimization(args.worker, _config(args), requested_by=_user())
+    job_id = await m.execute_optimization(args.worker, _config(args), requested_by=cli_user())
     console.print(f"requested job {job_id} for {args.worker}")
     return await _follow(m, [job_id], console, args.timeout) if args.watch else 0
 
 
 async def _batch(m: OptimizationManager, args: argparse.Namespace, console: Console) -> int:
-    jobs = await m.batch_optimize(args.workers, _config(args), requested_by=_user())
+    jobs = await m.batch_optimize(args.workers, _config(args), requested_by=cli_user())
     for worker, job_id in jobs.items():
         console.print(f"requested job {job_id} for {worker}")
     return await _follow(m, list(jobs.values()), console, args.timeout) if args.watch else 0

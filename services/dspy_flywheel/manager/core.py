@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import asyncpg
@@ -28,8 +28,8 @@ from dspy_flywheel.manager.inputs import CONFIG_KEYS, ManagerError, checked_conf
 from dspy_flywheel.manager.metrics import PerformanceMetrics, performance_metrics
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.rollout import operator
-from dspy_flywheel.store import apply_migrations, create_pool, jobs, programs
-from dspy_flywheel.store.pool import close_pool, connect
+from dspy_flywheel.store import create_pool, jobs, migrate, programs
+from dspy_flywheel.store.pool import close_pool
 from dspy_flywheel.telemetry import current_traceparent, trace_id_of, tracer
 from dspy_flywheel.trigger.config_topic import read_config
 from dspy_flywheel.trigger.requests import new_request
@@ -64,25 +64,10 @@ class OptimizationStatus:
 
     @classmethod
     def of(cls, job: jobs.Job) -> OptimizationStatus:
-        d = job.as_dict()
-        return cls(
-            job_id=job.job_id,
-            worker_id=job.worker_id,
-            status=job.status,
-            progress=job.progress,
-            message=job.message,
-            optimizer=job.optimizer,
-            reason=job.reason,
-            program_version=job.program_version,
-            holdout_before=job.holdout_before,
-            holdout_after=job.holdout_after,
-            cost={k: d[k] for k in ("lm_calls", "tokens", "cpu_s", "wall_s")},
-            details=job.details,
-            created_at=d["created_at"],
-            started_at=d["started_at"],
-            finished_at=d["finished_at"],
-            trace_id=trace_id_of(job.traceparent),
-        )
+        d = job.as_dict()  # datetimes as ISO text
+        same = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+        cost = {k: d[k] for k in ("lm_calls", "tokens", "cpu_s", "wall_s")}
+        return cls(**same, cost=cost, trace_id=trace_id_of(job.traceparent))
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -113,11 +98,7 @@ class OptimizationManager:
     async def start(self) -> None:
         """Open the pool (applying pending migrations first, as the services do)."""
         if self._pool is None:
-            conn = await connect(self.settings.postgres)
-            try:
-                await apply_migrations(conn, self.settings.db_schema)
-            finally:
-                await conn.close()
+            await migrate(self.settings.postgres, self.settings.db_schema)
             self._pool = await create_pool(self.settings.postgres, self.settings.db_schema)
             self._stack.push_async_callback(close_pool, self._pool)
 
@@ -336,11 +317,8 @@ class OptimizationManager:
         return policy.to_record()
 
     async def get_performance_metrics(self, worker_id: str) -> PerformanceMetrics:
-        scope = (
-            self.settings.trigger_scope
-            if self.settings.trigger_scope is not None
-            else (self.settings.topic_prefix)
-        )
+        scope = self.settings.trigger_scope
+        scope = self.settings.topic_prefix if scope is None else scope
         return await performance_metrics(
             self.pool, worker_id, window=self.settings.accuracy_window, trigger_scope=scope
         )

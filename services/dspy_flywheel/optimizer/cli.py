@@ -6,17 +6,11 @@ import argparse
 
 from dspy_flywheel.optimizer.app import run
 from dspy_flywheel.optimizer.settings import OptimizerSettings
+from dspy_flywheel.service_main import run_until_signal
 
 
 async def _run(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await run(OptimizerSettings(), stop=stop)
+    await run_until_signal(run, OptimizerSettings())
     return 0
 
 

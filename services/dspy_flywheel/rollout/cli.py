@@ -12,15 +12,13 @@ live (``--share 0.2 --confidence 0.99 --min-samples 100 --max-samples 5000
 from __future__ import annotations
 
 import argparse
-import contextlib
-import getpass
-import json
 from typing import Any
 
 import asyncpg
 from aiokafka.errors import KafkaError
 
 from dspy_flywheel.bus.publish import start_producer, stop_producer
+from dspy_flywheel.cli import cli_user, print_json
 from dspy_flywheel.contracts.validate import InvalidInput
 from dspy_flywheel.rollout.config import SETTINGS, RolloutConfigError
 from dspy_flywheel.rollout.operator import (
@@ -32,16 +30,6 @@ from dspy_flywheel.rollout.operator import (
 )
 from dspy_flywheel.settings import FlywheelSettings
 from dspy_flywheel.store.pool import connect
-
-
-def _user() -> str:
-    with contextlib.suppress(Exception):
-        return f"cli:{getpass.getuser()}"
-    return "cli"
-
-
-def _print(value: Any) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
 def _pct(x: float | None) -> str:
@@ -74,7 +62,7 @@ async def _run(args: argparse.Namespace) -> int:
 async def _list(args: argparse.Namespace, _: FlywheelSettings, conn: asyncpg.Connection) -> int:
     view = await rollout_view(conn, args.worker)
     if args.json:
-        _print(view["versions"])
+        print_json(view["versions"])
         return 0
     print(f"{args.worker}: {view['assignment'] or 'no rollout yet'}")
     for v in view["versions"]:
@@ -99,10 +87,10 @@ async def _show(args: argparse.Namespace, _: FlywheelSettings, conn: asyncpg.Con
         found = [v for v in view["versions"] if v["version"] == args.version]
         if not found:
             raise CommandError(f"{args.worker} has no version {args.version}")
-        _print(found[0])
+        print_json(found[0])
         return 0
     if args.json:
-        _print(view)
+        print_json(view)
         return 0
     print(f"{args.worker}: {view['assignment'] or 'no rollout yet'} (phase {view['phase']})")
     for name, live in view["live"].items():
@@ -126,7 +114,7 @@ async def _command(
             args.worker,
             args.rollout_command,
             getattr(args, "version", None),
-            requested_by=_user(),
+            requested_by=cli_user(),
             reason=args.reason,
             wait_s=args.wait,
         )
@@ -149,10 +137,12 @@ async def _config(
 ) -> int:
     changes = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
     if changes:
-        policy = await update_policy(settings.kafka, settings.topics, args.worker, changes, _user())
+        policy = await update_policy(
+            settings.kafka, settings.topics, args.worker, changes, cli_user()
+        )
     else:
         policy = await read_policy(settings.kafka, settings.topics, args.worker)
-    _print(policy.to_record())
+    print_json(policy.to_record())
     return 0
 
 

@@ -150,11 +150,6 @@ class Registry:
             return (await add_version(conn, program)).version
 
 
-async def by_job(db: Executor, job_id: str) -> ProgramVersion | None:
-    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM programs WHERE job_id = $1", job_id)
-    return None if row is None else ProgramVersion(**dict(row))
-
-
 async def list_versions(db: Executor, worker_id: str, *, limit: int = 50) -> list[ProgramVersion]:
     """Newest first; ``state`` is left empty to keep listings light."""
     cols = _COLUMNS.replace("state, ", "'{}'::jsonb AS state, ", 1)
@@ -193,15 +188,5 @@ async def serving(db: Executor, worker_id: str) -> list[Ack]:
            FROM program_acks WHERE worker_id = $1
            ORDER BY instance_id, acked_at DESC, received_at DESC""",
         worker_id,
-    )
-    return [Ack(**dict(r)) for r in rows]
-
-
-async def acks(db: Executor, worker_id: str, *, limit: int = 100) -> list[Ack]:
-    rows = await db.fetch(
-        """SELECT event_id, worker_id, instance_id, version, status, reason, traceparent, acked_at
-           FROM program_acks WHERE worker_id = $1 ORDER BY acked_at DESC LIMIT $2""",
-        worker_id,
-        limit,
     )
     return [Ack(**dict(r)) for r in rows]

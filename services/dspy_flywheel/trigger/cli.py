@@ -7,13 +7,12 @@ given, so fields not mentioned keep their value; the running service picks it up
 from __future__ import annotations
 
 import argparse
-import contextlib
-import getpass
 import json
 from typing import Any
 
 import asyncpg
 
+from dspy_flywheel.cli import cli_user, print_json
 from dspy_flywheel.compile.catalog import canonical_name
 from dspy_flywheel.contracts.refs import WorkerRefs, check_job_refs
 from dspy_flywheel.contracts.topics import Topics
@@ -40,12 +39,6 @@ _FLAG_FIELDS = {
 }
 
 
-def _user() -> str:
-    with contextlib.suppress(Exception):
-        return f"cli:{getpass.getuser()}"
-    return "cli"
-
-
 def changes_from_args(args: argparse.Namespace, current: TriggerPolicyConfig) -> dict[str, Any]:
     changes: dict[str, Any] = {
         k: getattr(args, flag)
@@ -65,7 +58,7 @@ def changes_from_args(args: argparse.Namespace, current: TriggerPolicyConfig) ->
         params = {} if args.clear_params else dict(current.optimizer_params)
         params.update(parse_param(p) for p in args.param or [])
         changes["optimizer_params_json"] = json.dumps(params, sort_keys=True)
-    changes["updated_by"] = _user()
+    changes["updated_by"] = cli_user()
     return changes
 
 
@@ -87,7 +80,7 @@ async def _set(args: argparse.Namespace) -> int:
         print(f"error: {exc}")
         return 2
     await write_config(settings.kafka, topic, config)
-    print(json.dumps(config.to_record(), indent=2, sort_keys=True))
+    print_json(config.to_record())
     return 0
 
 
@@ -122,7 +115,7 @@ async def _show(args: argparse.Namespace) -> int:
         }
         for w in workers
     }
-    print(json.dumps(out, indent=2, sort_keys=True, default=str))
+    print_json(out)
     return 0 if not args.worker or args.worker in configs or args.worker in views else 1
 
 
@@ -148,7 +141,7 @@ async def _alerts(args: argparse.Namespace) -> int:
         alerts = []  # the trigger service has not run against this database yet
     finally:
         await conn.close()
-    print(json.dumps(alerts, indent=2, sort_keys=True))
+    print_json(alerts)
     return 0
 
 
@@ -174,7 +167,7 @@ async def _optimize(args: argparse.Namespace) -> int:
         args.worker,
         optimizer=optimizer,
         params=params,
-        requested_by=_user(),
+        requested_by=cli_user(),
     )
     print(json.dumps({"job_id": job_id, "worker_id": args.worker}))
     return 0
