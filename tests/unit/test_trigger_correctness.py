@@ -69,8 +69,8 @@ def test_pending_feedback_expires() -> None:
     pending.park(LabeledFeedback("e1", "w", "x", 0, None), now=0)
     pending.park(LabeledFeedback("e2", "w", "x", 0, None), now=3)
     assert pending.expire(now=6) == 1
-    assert pending.take("e1") is None
-    taken = pending.take("e2")
+    assert pending.take("e1", now=6) is None
+    taken = pending.take("e2", now=6)
     assert taken is not None
     assert taken.execution_id == "e2"
     assert pending.expired == 1

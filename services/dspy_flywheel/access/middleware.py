@@ -70,29 +70,23 @@ class AccessMiddleware:
         principal = self.tokens.authenticate(
             headers.get("authorization") or cookie_bearer(method, headers.get("cookie", ""))
         )
-        if needed is not None and principal is None:
-            await self._refusal("anonymous", method, path, 401)
-            await reply(send, 401, "missing or unknown API token (Authorization: Bearer ...)")
-            return
-        if needed is not None and principal is not None and principal.role < needed:
-            await self._refusal(principal.name, method, path, 403)
-            await reply(
-                send,
-                403,
-                f"role {principal.role.name} may not {method} {path}; needs {needed.name}",
-            )
-            return
         actor = principal.name if principal else "anonymous"
+        if needed is not None and principal is None:
+            message = "missing or unknown API token (Authorization: Bearer ...)"
+            return await self._refuse(send, actor, method, path, 401, message)
+        if needed is not None and principal is not None and principal.role < needed:
+            message = f"role {principal.role.name} may not {method} {path}; needs {needed.name}"
+            return await self._refuse(send, actor, method, path, 403, message)
         if "\x00" in path or b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
-            await self._refusal(actor, method, path.replace("\x00", "\\x00"), 400)
-            await reply(send, 400, "the path or query contains a NUL character")
-            return
+            message = "the path or query contains a NUL character"
+            return await self._refuse(
+                send, actor, method, path.replace("\x00", "\\x00"), 400, message
+            )
         try:
             body = await _read_body(receive, headers, self.max_body_bytes)
         except _TooLarge:
-            await self._refusal(actor, method, path, 413)
-            await reply(send, 413, f"request body over {self.max_body_bytes:,} bytes")
-            return
+            message = f"request body over {self.max_body_bytes:,} bytes"
+            return await self._refuse(send, actor, method, path, 413, message)
         scope.setdefault("state", {})["principal"] = principal
         if method in _READS:
             await self._run(scope, body, send, None)
@@ -143,13 +137,16 @@ class AccessMiddleware:
             outcome["response"] = text
         return outcome
 
-    async def _refusal(self, actor: str, method: str, path: str, status: int) -> None:
-        """One row per refusal, if the database allows; never changes the answer."""
-        if self.audit is None:
-            return
-        action = "denied" if status in (401, 403) else "refused"
-        with contextlib.suppress(AuditUnavailable):  # logged by AuditLog; a refusal changes nothing
-            await self.audit.record(actor, f"{action} {method}", path, {"status": status})
+    async def _refuse(
+        self, send: Send, actor: str, method: str, path: str, status: int, message: str
+    ) -> None:
+        """Answer ``status``; one audit row per refusal, if the database allows (it never
+        changes the answer)."""
+        if self.audit is not None:
+            action = "denied" if status in (401, 403) else "refused"
+            with contextlib.suppress(AuditUnavailable):  # AuditLog logs it
+                await self.audit.record(actor, f"{action} {method}", path, {"status": status})
+        await reply(send, status, message)
 
 
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

@@ -1,19 +1,22 @@
 """Composition root of the collector: ``run(settings)`` opens everything, then an engine runs.
 
 Startup: encryption keys (fail fast when missing), topics, migrations, pool, DLQ producer,
-policies; then the faust engine (default) or the aiokafka engine until ``stop`` is set.
+policies, the periodic jobs (join-state expiry, retention: ``collector.jobs``); then the faust
+engine (default) or the aiokafka engine until ``stop`` is set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
-from dspy_flywheel.bus import DeadLetter, DeadLetters
+from dspy_flywheel.bus import DeadLetter, DeadLetters, every
 from dspy_flywheel.collector.core import Collector
 from dspy_flywheel.collector.events import Rejected
+from dspy_flywheel.collector.jobs import apply_retention, expire_pending
 from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.metrics.setup import setup_telemetry
@@ -53,6 +56,7 @@ async def run(
 
         policies = PolicyBook(settings.default_policy(), settings.policy_refresh_s)
         await policies.refresh(pool, force=True)
+
         collector = Collector(
             pool,
             cipher,
@@ -62,12 +66,27 @@ async def run(
             hold_s=settings.hold_s,
             max_held=settings.max_held,
         )
+
+        async def retention() -> None:
+            await apply_retention(pool, policies, settings.processed_ttl_h)
+
+        for seconds, job, name in (
+            (settings.expiry_interval_s, lambda: expire_pending(pool), "join-state expiry"),
+            (settings.retention_interval_s, retention, "retention job"),
+        ):
+            stack.push_async_callback(_cancel, asyncio.create_task(every(seconds, job, name)))
         if settings.engine == "faust":
             from dspy_flywheel.collector.faust_app import run_faust
 
-            await run_faust(settings, collector, pool, policies, stop, ready)
+            await run_faust(settings, collector, stop, ready)
         else:
             from dspy_flywheel.collector.kafka_loop import run_kafka
 
-            await run_kafka(settings, collector, pool, policies, stop, ready)
+            await run_kafka(settings, collector, stop, ready)
     log.info("collector stopped")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -10,7 +10,6 @@ never runs ahead of the database. A SIGKILL between DB commit and offset commit 
 tail, which the sink's idempotency gate skips.
 
 The app uses no faust tables (join state is in PostgreSQL), no web server and no leader topic.
-Timers sweep expired join state and apply retention.
 """
 
 from __future__ import annotations
@@ -29,8 +28,6 @@ from faust.types import TP, EventT, StreamT
 
 from dspy_flywheel.collector.core import Collector
 from dspy_flywheel.collector.events import RawMessage
-from dspy_flywheel.collector.jobs import apply_retention, expire_pending
-from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.metrics.kafka import note_records
 from dspy_flywheel.settings import KafkaSettings
@@ -147,9 +144,7 @@ async def running(app: faust.App) -> AsyncIterator[faust.Worker]:
             log.warning("faust worker did not stop within %.0fs", STOP_TIMEOUT_S)
 
 
-def build_app(
-    settings: CollectorSettings, collector: Collector, pool: Any, policies: PolicyBook
-) -> faust.App:
+def build_app(settings: CollectorSettings, collector: Collector) -> faust.App:
     app, source = base_app(settings)
 
     @app.agent(source, concurrency=1, name="collect")
@@ -177,33 +172,17 @@ def build_app(
     async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         done(await collector.until_done(collector.flush, "flushing held events"))
 
-    @app.timer(settings.expiry_interval_s, name="expire_pending")  # type: ignore[untyped-decorator]
-    async def expire() -> None:
-        try:
-            await expire_pending(pool)
-        except Exception:
-            log.exception("join-state expiry failed")
-
-    @app.timer(settings.retention_interval_s, name="retention")  # type: ignore[untyped-decorator]
-    async def retention() -> None:
-        try:
-            await apply_retention(pool, policies, settings.processed_ttl_h)
-        except Exception:
-            log.exception("retention job failed")
-
     return app
 
 
 async def run_faust(
     settings: CollectorSettings,
     collector: Collector,
-    pool: Any,
-    policies: PolicyBook,
     stop: asyncio.Event,
     ready: asyncio.Event | None = None,
 ) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = build_app(settings, collector, pool, policies)
+    app = build_app(settings, collector)
     async with running(app):
         log.info(
             "collector (faust) consuming %s, %s as group %r",

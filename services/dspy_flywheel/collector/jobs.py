@@ -1,4 +1,5 @@
-"""Periodic jobs: expire join state past its TTL, apply retention (faust timers or asyncio).
+"""Periodic jobs: expire join state past its TTL, apply retention (``app.run`` runs
+them with ``bus.every``, whatever the engine).
 
 Expiry: an execution still waiting for feedback is dropped as ``no_feedback``; feedback whose
 execution never came is dropped as ``orphan_feedback``; tombstones just go. ``FOR UPDATE SKIP

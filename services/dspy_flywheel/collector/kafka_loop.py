@@ -9,7 +9,6 @@ Auto-commit is off; offsets are committed for exactly the records of a batch aft
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from typing import Any
@@ -17,11 +16,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from dspy_flywheel.bus import batches, every, open_consumer, stop_consumer
+from dspy_flywheel.bus import batches, open_consumer, stop_consumer
 from dspy_flywheel.collector.core import Collector, Prepared
 from dspy_flywheel.collector.events import RawMessage
-from dspy_flywheel.collector.jobs import apply_retention, expire_pending
-from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.settings import CollectorSettings
 
 log = logging.getLogger(__name__)
@@ -70,8 +67,6 @@ class _Progress(ConsumerRebalanceListener):  # type: ignore[misc]
 async def run_kafka(
     settings: CollectorSettings,
     collector: Collector,
-    pool: Any,
-    policies: PolicyBook,
     stop: asyncio.Event,
     ready: asyncio.Event | None = None,
 ) -> None:
@@ -87,18 +82,6 @@ async def run_kafka(
         heartbeat_interval_ms=int(settings.session_timeout_s * 250),
     )
     progress.consumer = consumer
-    jobs = [
-        asyncio.create_task(
-            every(settings.expiry_interval_s, lambda: expire_pending(pool), "join-state expiry")
-        ),
-        asyncio.create_task(
-            every(
-                settings.retention_interval_s,
-                lambda: apply_retention(pool, policies, settings.processed_ttl_h),
-                "retention job",
-            )
-        ),
-    ]
     log.info(
         "collector (kafka) consuming %s, %s as group %r",
         topics.executions,
@@ -144,9 +127,4 @@ async def run_kafka(
         await collector.until_done(collector.flush, "flushing held events")
         await progress.commit()
     finally:
-        for task in jobs:
-            task.cancel()
-        for task in jobs:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await stop_consumer(consumer)

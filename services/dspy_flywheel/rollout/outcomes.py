@@ -11,16 +11,11 @@ waits ``pending_ttl_s`` for its execution.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from dspy_flywheel.compile.judge import score_correct
 from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
-from dspy_flywheel.trigger.correctness import label_matches
-
-V = TypeVar("V")
+from dspy_flywheel.trigger.correctness import Expiring, label_matches
 
 
 @dataclass(frozen=True)
@@ -40,30 +35,6 @@ class _Execution:
     at_ms: int
 
 
-class _Expiring(Generic[V]):
-    """At most ``max_entries`` values, each kept ``ttl_s`` seconds (oldest dropped first)."""
-
-    def __init__(self, max_entries: int, ttl_s: float) -> None:
-        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
-        self._max, self._ttl = max_entries, ttl_s
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def put(self, key: str, value: V) -> None:
-        now = time.monotonic()
-        self._items[key] = (now + self._ttl, value)
-        self._items.move_to_end(key)
-        while self._items and (
-            len(self._items) > self._max or next(iter(self._items.values()))[0] <= now
-        ):
-            self._items.popitem(last=False)
-
-    def take(self, key: str) -> V | None:
-        item = self._items.pop(key, None)
-        return None if item is None or item[0] <= time.monotonic() else item[1]
-
-
 def parse_version(value: str | None) -> int | None:
     """``program_version`` as an int (None: the code's program); ValueError when malformed."""
     return None if value is None else int(value)
@@ -73,8 +44,8 @@ class OutcomeJoin:
     def __init__(
         self, max_entries: int = 200_000, ttl_s: float = 3600.0, pending_ttl_s: float = 600.0
     ) -> None:
-        self._executions: _Expiring[_Execution] = _Expiring(max_entries, ttl_s)
-        self._pending: _Expiring[FeedbackRecorded] = _Expiring(max_entries, pending_ttl_s)
+        self._executions: Expiring[_Execution] = Expiring(max_entries, ttl_s)
+        self._pending: Expiring[FeedbackRecorded] = Expiring(max_entries, pending_ttl_s)
 
     def on_execution(self, event: ExecutionRecorded) -> Outcome | None:
         execution_id = event.execution_id

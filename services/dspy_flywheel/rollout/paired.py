@@ -166,20 +166,23 @@ def too_small(n: int, config: GateConfig | None = None) -> GateDecision | None:
     config = config or GateConfig()
     if n >= config.min_holdout:
         return None
-    return GateDecision(
-        False,
+    reason = (
         f"not published: the holdout has {n} example(s), below the minimum of "
-        f"{config.min_holdout}; needs more labeled data",
-        n,
-        0,
-        0,
-        0.0,
-        None,
-        None,
-        config.confidence,
-        config.margin,
-        config.min_holdout,
+        f"{config.min_holdout}; needs more labeled data"
     )
+    return _decision(False, reason, PairedCounts(n, 0, 0, 0), config)
+
+
+def _decision(
+    publish: bool,
+    reason: str,
+    counts: PairedCounts,
+    config: GateConfig,
+    interval: tuple[float, float] | None = None,
+    p: float | None = None,
+) -> GateDecision:
+    n, b, c, gain = counts.n, counts.b, counts.c, counts.gain
+    return GateDecision(publish, reason, n, b, c, gain, interval, p, **asdict(config))
 
 
 def decide(counts: PairedCounts, config: GateConfig | None = None) -> GateDecision:
@@ -193,19 +196,7 @@ def decide(counts: PairedCounts, config: GateConfig | None = None) -> GateDecisi
     interval = score_interval(counts, config.confidence) if counts.n else None
     p = sign_test_p(counts.b, counts.c)
     if refused is not None:
-        return GateDecision(
-            False,
-            f"{refused.reason} ({pairs})",
-            counts.n,
-            counts.b,
-            counts.c,
-            counts.gain,
-            interval,
-            p,
-            config.confidence,
-            config.margin,
-            config.min_holdout,
-        )
+        return _decision(False, f"{refused.reason} ({pairs})", counts, config, interval, p)
     assert interval is not None  # n >= min_holdout >= 1
     level = f"{config.confidence:.0%}"
     evidence = (
@@ -229,16 +220,4 @@ def decide(counts: PairedCounts, config: GateConfig | None = None) -> GateDecisi
         publish = True
         why = f"better than the current program by more than the margin {_pts(config.margin)}"
     verdict = "published" if publish else "not published"
-    return GateDecision(
-        publish,
-        f"{verdict}: {why}: {evidence}",
-        counts.n,
-        counts.b,
-        counts.c,
-        counts.gain,
-        interval,
-        p,
-        config.confidence,
-        config.margin,
-        config.min_holdout,
-    )
+    return _decision(publish, f"{verdict}: {why}: {evidence}", counts, config, interval, p)

@@ -193,17 +193,8 @@ def _pts(x: float) -> str:
 def _decision(
     outcome: Outcome, why: str, current: Arm, candidate: Arm, config: SequentialConfig
 ) -> LiveDecision:
-    est, lo, hi = (
-        float(x)
-        for x in intervals(
-            current.labels,
-            current.correct,
-            candidate.labels,
-            candidate.correct,
-            config.alpha,
-            config.tau,
-        )
-    )
+    counts = (current.labels, current.correct, candidate.labels, candidate.correct)
+    est, lo, hi = (float(x) for x in intervals(*counts, config.alpha, config.tau))
     evidence = (
         f"{candidate.correct}/{candidate.labels} vs {current.correct}/{current.labels} correct: "
         f"difference {_pts(est)}, always-valid {1 - config.alpha:.0%} interval "
@@ -230,13 +221,8 @@ def decide_canary(
     )
     total = current.labels + candidate.labels
     if code == ROLLBACK:
-        return _decision(
-            "rollback",
-            "the candidate is worse than the current version",
-            current,
-            candidate,
-            config,
-        )
+        why = "the candidate is worse than the current version"
+        return _decision("rollback", why, current, candidate, config)
     if code == PROMOTE:
         why = (
             "the candidate is not worse than the current version by more than the margin "

@@ -15,12 +15,7 @@ from typing import Any, NamedTuple
 from dspy import Prediction
 from pydantic import BaseModel
 
-from dspy_flywheel.contracts.events import (
-    ExecutionRecorded,
-    FeedbackRecorded,
-    ProgramAcknowledged,
-    now_ms,
-)
+from dspy_flywheel.contracts.events import ExecutionRecorded
 from dspy_flywheel.sdk.tracing import TraceOrigin
 
 
@@ -97,34 +92,9 @@ def execution_event(p: ExecutionPayload) -> ExecutionRecorded:
     )
 
 
-def feedback_event(
-    worker_id: str,
-    execution_id: str,
-    label: Mapping[str, Any] | None,
-    score: float | None,
-    source: str,
-) -> FeedbackRecorded:
-    return FeedbackRecorded(
-        execution_id=execution_id,
-        worker_id=worker_id,
-        label=None if label is None else _json(dict(label)),
-        score=score,
-        source=source,
-        timestamp_ms=now_ms(),
-    )
-
-
-def ack_event(
-    worker_id: str, instance_id: str, version: int | None, status: str, reason: str | None
-) -> ProgramAcknowledged:
-    return ProgramAcknowledged(
-        worker_id=worker_id,
-        instance_id=instance_id,
-        version=version,
-        status=status,
-        reason=reason,
-        timestamp_ms=now_ms(),
-    )
+def label_json(label: Mapping[str, Any] | None) -> str | None:
+    """A feedback label as the ``FeedbackRecorded`` carries it (JSON text)."""
+    return None if label is None else _json(dict(label))
 
 
 def error_text(exc: BaseException) -> str:

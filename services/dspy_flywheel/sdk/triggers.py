@@ -57,19 +57,12 @@ class OptimizationConfig:
         timestamp_ms: int,
     ) -> TriggerConfig:
         """The ``TriggerConfig`` event (schema defaults where a parameter was not given)."""
-        p = self.trigger_params
+        given = dict(self.trigger_params)  # checked; the rest keeps the schema's defaults
+        if "threshold" in given:
+            given["threshold"] = float(given["threshold"])
         return TriggerConfig(
             worker_id=worker_id,
-            enabled=bool(p.get("enabled", True)),
             policy=",".join(self.policies),
-            threshold=float(p.get("threshold", 0.8)),
-            window_size=int(p.get("window_size", 50)),
-            window_seconds=p.get("window_seconds"),
-            min_examples=int(p.get("min_examples", 20)),
-            min_new_examples=int(p.get("min_new_examples", 0)),
-            cooldown_seconds=int(p.get("cooldown_seconds", 600)),
-            interval_seconds=p.get("interval_seconds"),
-            cron=p.get("cron"),
             optimizer=self.optimizer,
             optimizer_params_json=json.dumps(self.optimizer_params, sort_keys=True),
             updated_by="sdk",
@@ -77,6 +70,7 @@ class OptimizationConfig:
             program_ref=program_ref,
             metric_ref=metric_ref,
             timestamp_ms=timestamp_ms,
+            **given,
         )
 
 

@@ -27,11 +27,11 @@ from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 from dspy_flywheel.compile.judge import exact_match, label_fields
 from dspy_flywheel.compile.refs import Metric
 from dspy_flywheel.compile.signature import output_fields as signature_outputs
-from dspy_flywheel.contracts.events import Event
+from dspy_flywheel.contracts.events import Event, FeedbackRecorded, ProgramAcknowledged, now_ms
 from dspy_flywheel.metrics import sdk as worker_metrics
 from dspy_flywheel.sdk import tracing, usage
 from dspy_flywheel.sdk.emitter import Emitter, ExecutionRoute, Pending
-from dspy_flywheel.sdk.events import ack_event, error_text, feedback_event, outputs_of
+from dspy_flywheel.sdk.events import error_text, label_json, outputs_of
 from dspy_flywheel.sdk.feedback import RecentExecutions, judge
 from dspy_flywheel.sdk.ids import fast_id as new_id
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot, Serving
@@ -331,7 +331,14 @@ class Worker:
         label_obj, score = judge(
             self._recent.get(execution_id), self._output_fields, self._metric, label, score
         )
-        event = feedback_event(self.worker_id, execution_id, label_obj, score, source)
+        event = FeedbackRecorded(
+            execution_id=execution_id,
+            worker_id=self.worker_id,
+            label=label_json(label_obj),
+            score=score,
+            source=source,
+            timestamp_ms=now_ms(),
+        )
         self._publish(self.settings.topics.feedback, event)
         return event.score
 
@@ -363,8 +370,13 @@ class Worker:
             outcome.version,
             f": {outcome.reason}" if outcome.reason else "",
         )
-        event = ack_event(
-            self.worker_id, self.instance_id, outcome.version, outcome.status, outcome.reason
+        event = ProgramAcknowledged(
+            worker_id=self.worker_id,
+            instance_id=self.instance_id,
+            version=outcome.version,
+            status=outcome.status,
+            reason=outcome.reason,
+            timestamp_ms=now_ms(),
         )
         self._publish(self.settings.topics.program_acks, event)
 

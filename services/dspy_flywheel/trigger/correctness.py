@@ -18,8 +18,11 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from dspy_flywheel.compile.judge import label_verdict
+
+V = TypeVar("V")
 
 
 def label_matches(label: str, outputs_json: str | None) -> bool | None:
@@ -44,38 +47,56 @@ class ExecutionOutcome:
     traceparent: str | None = None  # the call's trace (the decision span links to it)
 
 
-class ExecutionCache:
-    """Execution outcomes by execution id: at most ``max_entries``, each kept ``ttl_s`` seconds."""
+class Expiring(Generic[V]):
+    """Values by key: at most ``max_entries`` (oldest dropped first), each kept ``ttl_s``
+    seconds. ``expired`` counts the values dropped before anyone took them."""
 
-    def __init__(self, max_entries: int = 100_000, ttl_s: float = 3600.0) -> None:
-        self._items: OrderedDict[str, tuple[float, ExecutionOutcome]] = OrderedDict()
-        self._max = max_entries
-        self._ttl = ttl_s
+    def __init__(self, max_entries: int, ttl_s: float) -> None:
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._max, self._ttl = max_entries, ttl_s
+        self.expired = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, execution_id: str, outcome: ExecutionOutcome, now: float | None = None) -> None:
+    def put(self, key: str, value: V, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        self._items[execution_id] = (now + self._ttl, outcome)
-        self._items.move_to_end(execution_id)
-        self._expire(now)
+        self._items[key] = (now + self._ttl, value)
+        self._items.move_to_end(key)
+        self.expire(now)
         while len(self._items) > self._max:
             self._items.popitem(last=False)
+            self.expired += 1
 
-    def get(self, execution_id: str, now: float | None = None) -> ExecutionOutcome | None:
-        now = time.monotonic() if now is None else now
-        item = self._items.get(execution_id)
-        if item is None or item[0] <= now:
-            return None
-        return item[1]
+    def get(self, key: str, now: float | None = None) -> V | None:
+        """The value, while it has not expired."""
+        item = self._items.get(key)
+        return None if item is None or item[0] <= _now(now) else item[1]
 
-    def _expire(self, now: float) -> None:
-        while self._items:
-            expires, _ = next(iter(self._items.values()))
-            if expires > now:
-                break
+    def take(self, key: str, now: float | None = None) -> V | None:
+        """The value, removed (None when it has expired)."""
+        item = self._items.pop(key, None)
+        return None if item is None or item[0] <= _now(now) else item[1]
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop the expired values; how many."""
+        now, dropped = _now(now), 0
+        while self._items and next(iter(self._items.values()))[0] <= now:
             self._items.popitem(last=False)
+            dropped += 1
+        self.expired += dropped
+        return dropped
+
+
+def _now(now: float | None) -> float:
+    return time.monotonic() if now is None else now
+
+
+class ExecutionCache(Expiring[ExecutionOutcome]):
+    """Execution outcomes by execution id, for the labels that arrive later."""
+
+    def __init__(self, max_entries: int = 100_000, ttl_s: float = 3600.0) -> None:
+        super().__init__(max_entries, ttl_s)
 
 
 @dataclass(frozen=True)
@@ -87,38 +108,11 @@ class LabeledFeedback:
     traceparent: str | None
 
 
-class PendingFeedback:
-    """Label-only feedback waiting for its execution; bounded, entries expire after ``ttl_s``."""
+class PendingFeedback(Expiring[LabeledFeedback]):
+    """Label-only feedback waiting for its execution."""
 
     def __init__(self, max_entries: int = 10_000, ttl_s: float = 600.0) -> None:
-        self._items: OrderedDict[str, tuple[float, LabeledFeedback]] = OrderedDict()
-        self._max = max_entries
-        self._ttl = ttl_s
-        self.expired = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
+        super().__init__(max_entries, ttl_s)
 
     def park(self, feedback: LabeledFeedback, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        self._items[feedback.execution_id] = (now + self._ttl, feedback)
-        self.expire(now)
-        while len(self._items) > self._max:
-            self._items.popitem(last=False)
-            self.expired += 1
-
-    def take(self, execution_id: str) -> LabeledFeedback | None:
-        item = self._items.pop(execution_id, None)
-        return item[1] if item else None
-
-    def expire(self, now: float | None = None) -> int:
-        now = time.monotonic() if now is None else now
-        dropped = 0
-        while self._items:
-            expires, _ = next(iter(self._items.values()))
-            if expires > now:
-                break
-            self._items.popitem(last=False)
-            dropped += 1
-        self.expired += dropped
-        return dropped
+        self.put(feedback.execution_id, feedback, now)

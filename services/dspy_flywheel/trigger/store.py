@@ -88,19 +88,12 @@ async def fetch_views(
     conn: asyncpg.Connection | asyncpg.Pool, scope: str, worker_id: str | None = None
 ) -> dict[str, dict[str, Any]]:
     """The service's live view per worker (accuracy, cooldown, in-flight job, note...)."""
-    if worker_id is None:
-        rows = await conn.fetch(
-            "SELECT worker_id, view, updated_at FROM trigger_state WHERE scope = $1 "
-            "ORDER BY worker_id",
-            scope,
-        )
-    else:
-        rows = await conn.fetch(
-            "SELECT worker_id, view, updated_at FROM trigger_state "
-            "WHERE scope = $1 AND worker_id = $2",
-            scope,
-            worker_id,
-        )
+    rows = await conn.fetch(
+        "SELECT worker_id, view, updated_at FROM trigger_state"
+        " WHERE scope = $1 AND ($2::text IS NULL OR worker_id = $2) ORDER BY worker_id",
+        scope,
+        worker_id,
+    )
     return {r["worker_id"]: {**r["view"], "updated_at": r["updated_at"].isoformat()} for r in rows}
 
 
