@@ -152,7 +152,7 @@ async def test_outbox_relay_publishes_committed_events_once_with_their_event_ids
         ]
     sent: list[str] = []
     relay = OutboxRelay(
-        outbox.OptimizerOutbox(db_pool), producer, on_sent=lambda e: sent.append(e.event_id)
+        outbox.OutboxTable(db_pool), producer, on_sent=lambda e: sent.append(e.event_id)
     )
     while await relay.relay_once():  # rows other tests of this session left are sent too
         pass

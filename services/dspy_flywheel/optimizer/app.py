@@ -20,7 +20,7 @@ from dspy_flywheel.optimizer.executor import JobExecutor
 from dspy_flywheel.optimizer.pipeline import JobServices
 from dspy_flywheel.optimizer.reaper import reap_orphans, run_reaper
 from dspy_flywheel.optimizer.settings import OptimizerSettings
-from dspy_flywheel.store.outbox import OptimizerOutbox
+from dspy_flywheel.store.outbox import OutboxTable
 from dspy_flywheel.store.startup import open_service
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ async def run(
     async with AsyncExitStack() as stack:
         pool, producer = await open_service(stack, settings)
 
-        relay = OutboxRelay(OptimizerOutbox(pool), producer)
+        relay = OutboxRelay(OutboxTable(pool), producer)
         services = JobServices(
             settings, pool, dataset or CollectorDataset(pool), topics, wake_relay=relay.wake
         )

@@ -104,26 +104,31 @@ class JobRun:
     ) -> jobs.Job | None:
         self.finishing = True
         async with self.s.pool.acquire() as conn, conn.transaction():
-            done = await jobs.finish(
-                conn,
-                self.job.job_id,
-                status,
-                message,
-                details=details,
-                only_from=("running",),
-                **values,
-            )
-            if done is not None:
-                await self._event(
-                    conn,
-                    status,
-                    progress=done.progress,
-                    message=message,
-                    details={**(details or {}), **values},
-                )
+            done = await self._close(conn, status, message, details, **values)
         self._wake()
         trace.get_current_span().set_attribute("flywheel.job.status", status)
         log.info("job %s (%s): %s: %s", self.job.job_id, self.job.worker_id, status, message)
+        return done
+
+    async def _close(
+        self,
+        conn: jobs.Executor,
+        status: str,
+        message: str,
+        details: dict[str, Any] | None,
+        **values: Any,
+    ) -> jobs.Job | None:
+        """Finish the job if it is still running, with its final status event (in ``conn``'s
+        transaction); None when it was finished elsewhere."""
+        job_id = self.job.job_id
+        done = await jobs.finish(
+            conn, job_id, status, message, details=details, only_from=("running",), **values
+        )
+        if done is not None:
+            details = {**(details or {}), **values}
+            await self._event(
+                conn, status, progress=done.progress, message=message, details=details
+            )
         return done
 
     async def _progress(self, progress: float, details: dict[str, Any], message: str) -> None:
@@ -439,25 +444,10 @@ class JobRun:
                     traceparent=current_traceparent(),
                 )
                 message = f"published version {version.version}: {decision.reason}"
-                done = await jobs.finish(
-                    conn,
-                    job.job_id,
-                    "succeeded",
-                    message,
-                    details=details,
-                    only_from=("running",),
-                    program_version=version.version,
-                    **scores,
-                )
+                published = {**scores, "program_version": version.version}
+                done = await self._close(conn, "succeeded", message, details, **published)
                 if done is None:  # reaped or cancelled meanwhile: publish nothing
                     raise _Abandoned()
-                await self._event(
-                    conn,
-                    "succeeded",
-                    progress=1.0,
-                    message=message,
-                    details={**details, **scores, "program_version": version.version},
-                )
         self._wake()
         log.info("job %s: %s", job.job_id, message)
         return done

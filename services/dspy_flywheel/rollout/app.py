@@ -28,6 +28,7 @@ from dspy_flywheel.rollout.records import Changed
 from dspy_flywheel.rollout.service import RolloutService
 from dspy_flywheel.rollout.settings import RolloutSettings
 from dspy_flywheel.rollout.store import RolloutStore
+from dspy_flywheel.store.outbox import OutboxTable
 from dspy_flywheel.store.stateful import Built, Opened, run_stateful
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ async def run(
         policies = await follower.start()
         controller = RolloutController(lambda w: policies.get(w) or RolloutPolicy(worker_id=w))
         controller.states.update(await store.load_states())
-        relay = OutboxRelay(store, opened.producer, poll_s=1.0, on_sent=_log_sent)
+        outbox = OutboxTable(opened.pool, "rollout_outbox", store.scope)
+        relay = OutboxRelay(outbox, opened.producer, poll_s=1.0, on_sent=_log_sent)
         # it reads executions, feedback and program-updated beside their owners: bad ones are
         # skipped there; it dead-letters rollout-commands (contracts.topics.DLQ_OWNERS)
         guard = owner_guard(opened.producer, topics, "rollout")

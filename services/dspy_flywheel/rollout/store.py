@@ -1,7 +1,7 @@
 """PostgreSQL persistence of the rollout service (migration 0500): worker states, offsets,
 decisions, their audit rows and their events (outbox), written in one transaction per batch.
 
-``RolloutStore`` is also the ``bus.OutboxSource`` of its relay; ``fetch_*`` are the readers the
+``RolloutStore`` writes them (its relay reads ``rollout_outbox``); ``fetch_*`` are the readers the
 manager API, the CLI and the dashboard use.
 """
 
@@ -15,11 +15,10 @@ from typing import Any
 import asyncpg
 
 from dspy_flywheel.access.audit import record_audit
-from dspy_flywheel.bus.outbox import OutboxEvent, Send
+from dspy_flywheel.bus.outbox import OutboxEvent
 from dspy_flywheel.rollout.controller import Decision
 from dspy_flywheel.rollout.state import WorkerRollout
 from dspy_flywheel.store.offsets import Offsets, save_offsets
-from dspy_flywheel.store.outbox import relay_table
 from dspy_flywheel.store.pool import Executor
 
 
@@ -138,9 +137,6 @@ class RolloutStore:
                 for e in item.events
             ],
         )
-
-    async def relay(self, limit: int, send: Send) -> int:
-        return await relay_table(self.pool, "rollout_outbox", limit, send, self.scope)
 
 
 async def fetch_state(

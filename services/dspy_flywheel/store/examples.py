@@ -134,14 +134,10 @@ async def load_training_examples(
 
 async def count_examples(pool: asyncpg.Pool, worker_id: str, since: datetime | None = None) -> int:
     """Stored examples of a worker, optionally only those created at or after ``since``."""
-    if since is None:
-        value = await pool.fetchval(
-            "SELECT count(*) FROM training_examples WHERE worker_id = $1", worker_id
-        )
-    else:
-        value = await pool.fetchval(
-            "SELECT count(*) FROM training_examples WHERE worker_id = $1 AND created_at >= $2",
-            worker_id,
-            since,
-        )
+    value = await pool.fetchval(
+        "SELECT count(*) FROM training_examples"
+        " WHERE worker_id = $1 AND ($2::timestamptz IS NULL OR created_at >= $2)",
+        worker_id,
+        since,
+    )
     return int(value)

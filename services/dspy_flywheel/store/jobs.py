@@ -15,6 +15,7 @@ import asyncpg
 
 from dspy_flywheel.store import outbox
 from dspy_flywheel.store.pool import Executor as Executor
+from dspy_flywheel.store.pool import placeholders
 
 TERMINAL: Final = frozenset({"succeeded", "rejected", "failed", "cancelled"})
 STATUSES: Final = ("queued", "running", *sorted(TERMINAL))
@@ -85,6 +86,7 @@ class Job:
 
 
 _COLUMNS: Final = ", ".join(f.name for f in fields(Job))
+_REQUEST_COLUMNS: Final = [f.name for f in fields(JobRequest)]
 
 
 def _job(row: asyncpg.Record | None) -> Job | None:
@@ -94,21 +96,10 @@ def _job(row: asyncpg.Record | None) -> Job | None:
 async def enqueue(db: Executor, req: JobRequest) -> bool:
     """Insert the job as ``queued``; False when the job id is already known."""
     row = await db.fetchrow(
-        """INSERT INTO optimization_jobs (job_id, worker_id, status, reason, optimizer, params,
-               program_ref, metric_ref, requested_by, evidence, traceparent, request_event_id)
-           VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11)
-           ON CONFLICT (job_id) DO NOTHING RETURNING job_id""",
-        req.job_id,
-        req.worker_id,
-        req.reason,
-        req.optimizer,
-        req.params,
-        req.program_ref,
-        req.metric_ref,
-        req.requested_by,
-        req.evidence,
-        req.traceparent,
-        req.request_event_id,
+        f"INSERT INTO optimization_jobs (status, {', '.join(_REQUEST_COLUMNS)})"
+        f" VALUES ('queued', {placeholders(len(_REQUEST_COLUMNS))})"
+        " ON CONFLICT (job_id) DO NOTHING RETURNING job_id",
+        *(getattr(req, name) for name in _REQUEST_COLUMNS),
     )
     return row is not None
 

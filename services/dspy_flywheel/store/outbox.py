@@ -2,7 +2,7 @@
 they describe, relayed to Kafka by ``bus.OutboxRelay``.
 
 ``add`` runs inside the caller's transaction, so a program version and its ProgramUpdated (or a
-job's status and its status event) are committed together or not at all. ``OptimizerOutbox``
+job's status and its status event) are committed together or not at all. ``OutboxTable``
 is the relay's source: rows are locked ``SKIP LOCKED``, so several optimizer instances relay
 side by side.
 """
@@ -132,11 +132,13 @@ async def relay_table(
     return len(rows)
 
 
-class OptimizerOutbox:
-    """``bus.OutboxSource`` over ``optimizer_outbox``."""
+@dataclass(frozen=True)
+class OutboxTable:
+    """``bus.OutboxSource`` over an outbox table (its ``scope``'s rows, where it has one)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    pool: asyncpg.Pool
+    table: str = "optimizer_outbox"
+    scope: str | None = None
 
     async def relay(self, limit: int, send: Send) -> int:
-        return await relay_table(self.pool, "optimizer_outbox", limit, send)
+        return await relay_table(self.pool, self.table, limit, send, self.scope)

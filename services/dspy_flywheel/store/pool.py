@@ -95,3 +95,8 @@ async def close_pool(pool: asyncpg.Pool, timeout_s: float = CLOSE_TIMEOUT_S) -> 
     except TimeoutError:
         log.warning("PostgreSQL pool did not close within %.0f s: terminating it", timeout_s)
         pool.terminate()
+
+
+def placeholders(count: int, first: int = 1) -> str:
+    """``$first, ..., $(first + count - 1)``: the parameters of an SQL statement."""
+    return ", ".join(f"${i}" for i in range(first, first + count))

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass, field, fields
+from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
 import asyncpg
+
+from dspy_flywheel.store.pool import placeholders
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
@@ -70,6 +72,7 @@ class Ack:
 
 _COLUMNS: Final = ", ".join(f.name for f in fields(ProgramVersion))
 _NEW_COLUMNS: Final = [f.name for f in fields(NewProgram)]
+_ACK_COLUMNS: Final = ", ".join(f.name for f in fields(Ack))
 
 
 def _lock_key(worker_id: str) -> int:
@@ -85,10 +88,9 @@ async def add_version(conn: asyncpg.Connection, program: NewProgram) -> ProgramV
         "SELECT COALESCE(MAX(version), 0) + 1 FROM programs WHERE worker_id = $1",
         program.worker_id,
     )
-    placeholders = ", ".join(f"${i + 2}" for i in range(len(_NEW_COLUMNS)))
     row = await conn.fetchrow(
         f"""INSERT INTO programs (version, {", ".join(_NEW_COLUMNS)})
-            VALUES ($1, {placeholders}) RETURNING {_COLUMNS}""",
+            VALUES ($1, {placeholders(len(_NEW_COLUMNS), 2)}) RETURNING {_COLUMNS}""",
         version,
         *(getattr(program, n) for n in _NEW_COLUMNS),
     )
@@ -164,18 +166,9 @@ async def list_versions(db: Executor, worker_id: str, *, limit: int = 50) -> lis
 async def record_ack(db: Executor, ack: Ack) -> bool:
     """Store an acknowledgement once per event id; False for a duplicate."""
     row = await db.fetchrow(
-        """INSERT INTO program_acks (event_id, worker_id, instance_id, version, status, reason,
-               traceparent, acked_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           ON CONFLICT (event_id) DO NOTHING RETURNING event_id""",
-        ack.event_id,
-        ack.worker_id,
-        ack.instance_id,
-        ack.version,
-        ack.status,
-        ack.reason,
-        ack.traceparent,
-        ack.acked_at,
+        f"INSERT INTO program_acks ({_ACK_COLUMNS}) VALUES ({placeholders(len(fields(Ack)))})"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        *astuple(ack),
     )
     return row is not None
 
@@ -183,9 +176,7 @@ async def record_ack(db: Executor, ack: Ack) -> bool:
 async def serving(db: Executor, worker_id: str) -> list[Ack]:
     """The latest acknowledgement of each instance of the worker."""
     rows = await db.fetch(
-        """SELECT DISTINCT ON (instance_id) event_id, worker_id, instance_id, version, status,
-               reason, traceparent, acked_at
-           FROM program_acks WHERE worker_id = $1
+        f"""SELECT DISTINCT ON (instance_id) {_ACK_COLUMNS} FROM program_acks WHERE worker_id = $1
            ORDER BY instance_id, acked_at DESC, received_at DESC""",
         worker_id,
     )

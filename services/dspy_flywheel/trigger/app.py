@@ -12,6 +12,7 @@ import asyncio
 from contextlib import AsyncExitStack
 
 from dspy_flywheel.bus import OutboxRelay, owner_guard
+from dspy_flywheel.store.outbox import OutboxTable
 from dspy_flywheel.store.stateful import Built, Opened, run_stateful
 from dspy_flywheel.trigger.config_topic import config_follower
 from dspy_flywheel.trigger.consume import warm_execution_cache
@@ -67,7 +68,8 @@ async def run(
             engine,
             settings.exec_cache_ttl_seconds,
         )
-        relay = OutboxRelay(store, opened.producer, poll_s=1.0, on_sent=log_published)
+        outbox = OutboxTable(opened.pool, "trigger_outbox", store.scope)
+        relay = OutboxRelay(outbox, opened.producer, poll_s=1.0, on_sent=log_published)
         # it dead-letters what it alone reads in full; requests and statuses are the optimizer's
         service = TriggerService(
             engine, store, owner_guard(opened.producer, topics, "trigger"), topics, relay.wake

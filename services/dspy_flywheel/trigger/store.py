@@ -14,10 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from dspy_flywheel.bus.outbox import Send
 from dspy_flywheel.contracts.events import Alert
 from dspy_flywheel.store.offsets import Offsets, save_offsets
-from dspy_flywheel.store.outbox import relay_table
 from dspy_flywheel.trigger.requests import RequestEnvelope
 from dspy_flywheel.trigger.state import WorkerState
 
@@ -78,10 +76,6 @@ class TriggerStore:
                         for r in rows
                     ],
                 )
-
-    async def relay(self, limit: int, send: Send) -> int:
-        """``bus.OutboxSource``: the unsent rows (oldest first) to ``send``, then marked sent."""
-        return await relay_table(self.pool, "trigger_outbox", limit, send, self.scope)
 
 
 async def fetch_views(
