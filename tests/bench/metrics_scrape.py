@@ -24,9 +24,11 @@ from pathlib import Path
 
 import dspy
 import httpx
+import repo_root  # noqa: F401  # first: the repository root, for tests.fixtures
+from tests.fixtures.fake_lm import FakeEngine
 from worker_overhead import OFFLINE_BROKER, ClassifyWorker  # the script's folder: same worker
 
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.metrics import setup_metrics
 from dspy_flywheel.sdk import WorkerSettings
 from dspy_flywheel.settings import KafkaSettings

@@ -26,8 +26,9 @@ from typing import Any
 
 import repo_root  # noqa: F401  # first: the repository root, for tests.fixtures
 from tests.fixtures import fake_task
+from tests.fixtures.fake_lm import FakeEngine
 
-from dspy_flywheel.lm import FakeEngine, engine_stats, make_lm
+from dspy_flywheel.lm import engine_stats, make_lm
 from dspy_flywheel.optimizer.dataset import split
 from dspy_flywheel.optimizer.runner import run_child
 from dspy_flywheel.optimizer.spec import DataRow, JobSpec

@@ -46,9 +46,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import dspy
+import repo_root  # noqa: F401  # first: the repository root, for tests.fixtures
+from tests.fixtures.fake_lm import FakeEngine
 
 from dspy_flywheel.bus.admin import ensure_topics
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
 from dspy_flywheel.settings import KafkaSettings
 

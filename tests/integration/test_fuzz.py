@@ -40,11 +40,12 @@ from dspy_flywheel.contracts.events import (
 )
 from dspy_flywheel.contracts.topics import DLQ_OWNERS, Topics
 from dspy_flywheel.demo.services import ServiceGroup
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from dspy_flywheel.trigger.store import fetch_views
+from tests.fixtures.fake_lm import FakeEngine
 from tests.integration.fuzz_records import EVENT_TYPES, KINDS, Mutant, base_record, mutants
 from tests.integration.helpers import program_updated_event, tail, until, until_sql
 from tests.integration.hostile import (

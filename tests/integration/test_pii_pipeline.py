@@ -31,13 +31,14 @@ from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.contracts.codec import encode
 from dspy_flywheel.contracts.events import ExecutionRecorded
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk import WorkerSettings, dspy_worker
 from dspy_flywheel.security.crypto import Cipher, EncryptionSettings
 from dspy_flywheel.settings import KafkaSettings, PostgresSettings
 from dspy_flywheel.store import create_pool
 from dspy_flywheel.store.examples import load_training_examples
 from dspy_flywheel.store.pool import connect
+from tests.fixtures.fake_lm import FakeEngine
 from tests.integration.helpers import until, unused_port
 from tests.integration.pii_scan import assert_no_raw_pii, pii_pattern
 

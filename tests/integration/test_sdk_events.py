@@ -12,9 +12,10 @@ import pytest
 
 from dspy_flywheel.contracts.events import TriggerConfig
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk import WorkerSettings, dspy_worker, dspy_worker_optimized
 from dspy_flywheel.settings import KafkaSettings
+from tests.fixtures.fake_lm import FakeEngine
 from tests.integration.helpers import publish_event, read_events, until
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import dspy
 import pytest
 
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk import WorkerSettings, dspy_worker
 from dspy_flywheel.sdk.spool import Spool
 from dspy_flywheel.sdk.spool_crypto import SpoolSealer, spool_cipher
 from dspy_flywheel.settings import KafkaSettings
+from tests.fixtures.fake_lm import FakeEngine
 from tests.integration.helpers import unused_port
 
 

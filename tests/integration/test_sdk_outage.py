@@ -24,9 +24,10 @@ import pytest
 
 from dspy_flywheel.bus.admin import ensure_topics
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
 from dspy_flywheel.settings import KafkaSettings
+from tests.fixtures.fake_lm import FakeEngine
 from tests.integration.helpers import read_events, until
 
 KAFKA_SH = Path(__file__).resolve().parents[2] / "ops" / "kafka.sh"
@@ -148,7 +149,8 @@ async def test_broker_stopped_mid_run(broker: PrivateBroker, tmp_path: Path, fak
 CHILD = """
 import os, sys, time
 import dspy
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
+from tests.fixtures.fake_lm import FakeEngine
 from dspy_flywheel.sdk import WorkerSettings, dspy_worker
 from dspy_flywheel.settings import KafkaSettings
 

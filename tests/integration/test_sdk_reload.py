@@ -18,9 +18,10 @@ from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.bus.publish import publish
 from dspy_flywheel.contracts.topics import Topics
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
 from dspy_flywheel.settings import KafkaSettings
+from tests.fixtures.fake_lm import FakeEngine
 from tests.integration.helpers import program_updated_event, read_events, until
 
 _VERSION_MARK = re.compile(r"-V(\d+)(?!\d)")

@@ -19,9 +19,10 @@ from dspy_flywheel.compile.judge import exact_match
 from dspy_flywheel.compile.retrieval import STATE_KEY, BM25Index, has_retrieval
 from dspy_flywheel.compile.signature import signature_of
 from dspy_flywheel.compile.strategies import RetrievalFewShot, StratifiedFewShot, stratified
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk.programs import ProgramSlot
 from dspy_flywheel.tasks import load_jsonl_task
+from tests.fixtures.fake_lm import FakeEngine
 
 SUITE = Path(__file__).parents[1] / "bench" / "suite"
 

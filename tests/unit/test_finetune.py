@@ -25,9 +25,10 @@ from dspy_flywheel.finetune.errors import (
 )
 from dspy_flywheel.finetune.params import TrainParams
 from dspy_flywheel.finetune.provider import EmbeddedProvider, EmbeddedTrainingJob
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk.errors import AdapterRefused
 from dspy_flywheel.sdk.programs import ProgramSlot
+from tests.fixtures.fake_lm import FakeEngine
 
 CHAT = [
     {

@@ -10,17 +10,15 @@ from typing import Literal
 import dspy
 import pytest
 
-from dspy_flywheel.lm import (
-    EngineStats,
+from dspy_flywheel.lm import EngineStats, engine_stats, make_lm, reset_engine_stats
+from tests.fixtures.fake_lm import (
+    ChatMessage,
     FakeEngine,
     demo_count,
-    engine_stats,
+    format_fields,
     input_fields,
     learning_responder,
-    make_lm,
-    reset_engine_stats,
 )
-from dspy_flywheel.lm.fake import ChatMessage, format_fields
 
 
 def route(messages: list[ChatMessage]) -> dict[str, str]:

@@ -160,7 +160,8 @@ def test_identical_calls_in_a_job_reach_the_engine_once(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(dspy, "cache", dspy.cache)  # restored after the test
 
-    from dspy_flywheel.lm import FakeEngine, make_lm, reuse_identical_calls
+    from dspy_flywheel.lm import make_lm, reuse_identical_calls
+    from tests.fixtures.fake_lm import FakeEngine
 
     engine = FakeEngine(lambda messages: {"answer": str(len(messages[-1]["content"]))})
     lm = reuse_identical_calls(make_lm(engine))

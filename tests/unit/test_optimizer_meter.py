@@ -8,10 +8,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.optimizer.meter import Meter, Reporter, TrialLogHandler
 from dspy_flywheel.optimizer.runner import _classify
 from dspy_flywheel.optimizer.spec import EXIT_BUDGET, EXIT_MEMORY, EXIT_ORPHANED, JobSpec
+from tests.fixtures.fake_lm import FakeEngine
 
 
 def spec(tmp_path: Path) -> JobSpec:

@@ -23,12 +23,13 @@ from dspy_flywheel.compile.judge import label_fields
 from dspy_flywheel.compile.retrieval import STATE_KEY, has_retrieval
 from dspy_flywheel.compile.signature import signature_of
 from dspy_flywheel.compile.strategies import classes_of, is_categorical
-from dspy_flywheel.lm import FakeEngine, engine_stats, make_lm
+from dspy_flywheel.lm import engine_stats, make_lm
 from dspy_flywheel.lm._convert import ChatMessage
 from dspy_flywheel.sdk.programs import ProgramSlot
 from tests.bench.quality_lib.options import parse_options
 from tests.bench.quality_lib.row import load_task, measure_row
 from tests.bench.quality_lib.suite import suite_options
+from tests.fixtures.fake_lm import FakeEngine
 
 SUITE = Path(__file__).parents[1] / "bench" / "suite"
 TASKS = {t.task_label: t for t in suite_options(parse_options(["--suite", str(SUITE)]))}

@@ -9,7 +9,7 @@ import threading
 import dspy
 import pytest
 
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk import (
     CorruptProgram,
     SignatureMismatch,
@@ -18,6 +18,7 @@ from dspy_flywheel.sdk import (
     signature_of,
 )
 from dspy_flywheel.sdk.programs import ProgramSlot
+from tests.fixtures.fake_lm import FakeEngine
 
 
 class Classify(dspy.Module):

@@ -18,11 +18,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from dspy_flywheel.contracts.codec import decode, encode
 from dspy_flywheel.contracts.events import ExecutionRecorded
-from dspy_flywheel.lm import FakeEngine, make_lm
+from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk import SPAN_NAME, Worker, WorkerSettings, dspy_worker
 from dspy_flywheel.sdk.emitter import ExecutionRoute, Pending, execution_pending
 from dspy_flywheel.sdk.events import ExecutionRow
 from dspy_flywheel.sdk.tracing import resolve_traceparent
+from tests.fixtures.fake_lm import FakeEngine
 
 
 class CaptureEmitter:

@@ -151,7 +151,8 @@ def test_metric_scores_for_evaluation_and_accepts_for_bootstrapping() -> None:
 
 
 def test_program_runs_on_a_task_signature() -> None:
-    from dspy_flywheel.lm import FakeEngine, input_fields, make_lm
+    from dspy_flywheel.lm import make_lm
+    from tests.fixtures.fake_lm import FakeEngine, input_fields
 
     task = get_task("classification")
     truth = {ex.ticket: ex.label for ex in task.examples}

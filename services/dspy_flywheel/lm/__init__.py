@@ -21,13 +21,6 @@ from dspy_flywheel.lm.factory import (
     reset_engine_stats,
     reuse_identical_calls,
 )
-from dspy_flywheel.lm.fake import (
-    FakeEngine,
-    demo_count,
-    format_fields,
-    input_fields,
-    learning_responder,
-)
 from dspy_flywheel.lm.settings import EMBEDDED, KNOWN_MODELS, LMSettings
 from dspy_flywheel.lm.stats import EngineCounters, EngineStats
 
@@ -41,18 +34,13 @@ __all__ = [
     "EmbeddedEngine",
     "EngineCounters",
     "EngineStats",
-    "FakeEngine",
     "LMSettings",
     "LMSetupError",
     "ModelNotFoundError",
     "UnknownModelError",
     "build_lm",
-    "demo_count",
     "engine_counters",
     "engine_stats",
-    "format_fields",
-    "input_fields",
-    "learning_responder",
     "load_engine",
     "make_lm",
     "reset_engine_stats",

@@ -91,12 +91,7 @@ class EmbeddedEngine:
     def complete(self, request: Request) -> Response:
         if self.config.lora_path is None and adapter_sha(request.model) is not None:
             return adapter_engine(self.config, request.model).complete(request)
-        validate_request(request)
-        try:
-            body = request_body(request, self.config)
-        except Exception:
-            self.counters.record_error()
-            raise
+        body = checked_body(request, self.config, self.counters)
         with self._lock:
             try:
                 result = self._server.handle_chat_completions(body)
@@ -173,6 +168,18 @@ def response_from_result(result: Any, model: str, counters: EngineCounters) -> R
         finish_reason=str(choice.get("finish_reason") or "stop"),
         response_id=result.get("id"),
     )
+
+
+def checked_body(
+    request: Request, config: EmbeddedConfig, counters: EngineCounters
+) -> dict[str, Any]:
+    """``request`` validated, as a body (a request that has none is counted as an error)."""
+    validate_request(request)
+    try:
+        return request_body(request, config)
+    except Exception:
+        counters.record_error()
+        raise
 
 
 def request_body(request: Request, config: EmbeddedConfig) -> dict[str, Any]:

@@ -49,8 +49,8 @@ def make_lm(
     cache: bool = False,
     num_retries: int = 0,
 ) -> dspy.LM:
-    """A ``dspy.LM`` on ``engine`` (an ``EmbeddedEngine``, a ``FakeEngine`` or any engine with
-    ``complete(Request) -> Response``), usable from sync and async DSPy code."""
+    """A ``dspy.LM`` on ``engine`` (an ``EmbeddedEngine``, the tests' ``FakeEngine``, any engine
+    with ``complete(Request) -> Response``), usable from sync and async DSPy code."""
     if name is None:
         label = getattr(engine, "model", None) or getattr(
             getattr(engine, "config", None), "model_name", "engine"
@@ -123,30 +123,21 @@ def build_lm(settings: LMSettings | None = None) -> dspy.LM:
     One engine per process and config: later calls share the engine and counters.
     """
     settings = settings or LMSettings()
+    common: dict[str, Any] = {
+        "temperature": settings.temperature,
+        "max_tokens": settings.max_tokens,
+        "cache": settings.cache,
+        "num_retries": settings.num_retries,
+    }
     if settings.is_embedded:
         label = settings.model if "/" not in settings.model else Path(settings.model).stem
-        return make_lm(
-            _embedded_engine(settings),
-            name=f"embedded/{label}",
-            temperature=settings.temperature,
-            max_tokens=settings.max_tokens,
-            cache=settings.cache,
-            num_retries=settings.num_retries,
-        )
-    extra: dict[str, Any] = {}
+        return make_lm(_embedded_engine(settings), name=f"embedded/{label}", **common)
     if settings.api_base:
-        extra["api_base"] = settings.api_base
+        common["api_base"] = settings.api_base
     if settings.api_key is not None:
-        extra["api_key"] = settings.api_key.get_secret_value()
+        common["api_key"] = settings.api_key.get_secret_value()
     logger.info("using hosted LM %s (api_base=%s)", settings.backend, settings.api_base)
-    return CountingLM(
-        settings.backend,
-        temperature=settings.temperature,
-        max_tokens=settings.max_tokens,
-        cache=settings.cache,
-        num_retries=settings.num_retries,
-        **extra,
-    )
+    return CountingLM(settings.backend, **common)
 
 
 def reuse_identical_calls(lm: dspy.BaseLM) -> dspy.BaseLM:

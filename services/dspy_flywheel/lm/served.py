@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import httpx
-from dspy.clients.engines.base import validate_request
 from dspy.lm15 import Request, Response, ServerError, response_to_events
 
 from dspy_flywheel.finetune.artifacts import adapter_sha
@@ -21,7 +20,7 @@ from dspy_flywheel.lm.embedded import (
     EmbeddedEngine,
     PerProcess,
     adapter_engine,
-    request_body,
+    checked_body,
     response_from_result,
 )
 from dspy_flywheel.lm.launcher import ensure_server
@@ -61,13 +60,7 @@ class ServedEngine:
     def complete(self, request: Request) -> Response:
         if adapter_sha(request.model) is not None:  # the shared server runs the base model only
             return adapter_engine(self.config, request.model).complete(request)
-        validate_request(request)
-        try:
-            body = request_body(request, self.config)
-        except Exception:
-            self.counters.record_error()
-            raise
-        result = self._post(body)
+        result = self._post(checked_body(request, self.config, self.counters))
         return response_from_result(result, self.config.model_name, self.counters)
 
     def _post(self, body: dict[str, Any]) -> Any:

@@ -32,24 +32,8 @@ from dspy_flywheel.telemetry import setup_tracing
 log = logging.getLogger(__name__)
 
 SECONDS_BUCKETS = (
-    0.001,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1,
-    2.5,
-    5,
-    10,
-    30,
-    60,
-    120,
-    300,
-    900,
-)
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900,
+)  # fmt: skip
 COUNT_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 
 
@@ -74,15 +58,11 @@ def _otlp_wanted() -> bool:
 
 
 def _views() -> list[View]:
+    counts = ExplicitBucketHistogramAggregation(COUNT_BUCKETS)
     return [
         View(instrument_unit="s", aggregation=ExplicitBucketHistogramAggregation(SECONDS_BUCKETS)),
-        View(
-            instrument_unit="{token}",
-            aggregation=ExplicitBucketHistogramAggregation(COUNT_BUCKETS),
-        ),
-        View(
-            instrument_unit="{call}", aggregation=ExplicitBucketHistogramAggregation(COUNT_BUCKETS)
-        ),
+        View(instrument_unit="{token}", aggregation=counts),
+        View(instrument_unit="{call}", aggregation=counts),
     ]
 
 

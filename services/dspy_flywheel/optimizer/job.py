@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import resource
@@ -215,13 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         result.write(Path(spec.result_path))
     except MemoryError:
         # Free what we can before reporting: the report itself needs a little memory.
-        reporter.send(
-            {
-                "type": "error",
-                "kind": "memory",
-                "message": f"memory limit of {spec.memory_mb} MB exceeded",
-            }
-        )
+        message = f"memory limit of {spec.memory_mb} MB exceeded"
+        reporter.send({"type": "error", "kind": "memory", "message": message})
         return EXIT_MEMORY
     except CompileError as exc:
         reporter.send({"type": "error", "kind": "config", "message": str(exc)})
@@ -235,16 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             "type": "result",
             "result_path": spec.result_path,
             "wall_s": time.monotonic() - started,
-            "summary": json.loads(
-                json.dumps(
-                    {
-                        "current_score": result.current_score,
-                        "candidate_score": result.candidate_score,
-                        "lm_calls": result.lm_calls,
-                        "tokens": result.tokens,
-                    }
-                )
-            ),
+            "summary": {
+                "current_score": result.current_score,
+                "candidate_score": result.candidate_score,
+                "lm_calls": result.lm_calls,
+                "tokens": result.tokens,
+            },
         }
     )
     return 0

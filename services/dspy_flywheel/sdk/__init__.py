@@ -17,7 +17,6 @@ Pieces:
 * optimization config: ``triggers`` (validation, TriggerConfig), ``config_sync`` (precedence on
   the compacted topic), ``feedback`` (labels and scores); ``program_ref`` / ``metric_ref`` are
   made and loaded by ``compile.refs``. ``agent``: ``DSPyAgent`` (local compile, save, load).
-* ``testing``: read events back, publish programs (for tests and manual publishes).
 """
 
 from dspy_flywheel.compile.catalog import MIPRO_AUTO
