@@ -10,14 +10,12 @@ the batch from the reloaded mapping.
 
 from __future__ import annotations
 
-import re
-import threading
 from collections.abc import Iterable
 from typing import ClassVar
 
 import asyncpg
 
-_PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)_(\d+)>")
+from dspy_flywheel.privacy.placeholders import InMemoryPlaceholderStore
 
 
 class PlaceholderConflict(RuntimeError):
@@ -28,38 +26,25 @@ class ScopeNotLoaded(RuntimeError):
     retriable: ClassVar[bool] = False
 
 
-class PersistentPlaceholderStore:
+class PersistentPlaceholderStore(InMemoryPlaceholderStore):
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._maps: dict[str, dict[str, str]] = {}
-        self._next: dict[tuple[str, str], int] = {}
+        super().__init__()
         self._unsaved: dict[tuple[str, str], str] = {}
         self.generation = 0  # bumped by forget(): text anonymized before that is stale
 
     def placeholder_for(self, scope: str, kind: str, digest: str) -> str:
         with self._lock:
-            mapping = self._maps.get(scope)
-            if mapping is None:
+            if scope not in self._by_scope:
                 raise ScopeNotLoaded(f"placeholder scope {scope!r} was not loaded")
-            found = mapping.get(digest)
-            if found is None:
-                index = self._next.get((scope, kind), 1)
-                self._next[scope, kind] = index + 1
-                found = mapping[digest] = f"<{kind}_{index}>"
-                self._unsaved[scope, digest] = found
-            return found
+            return super().placeholder_for(scope, kind, digest)
 
-    def _add(self, scope: str, digest: str, placeholder: str) -> None:
-        self._maps.setdefault(scope, {})[digest] = placeholder
-        match = _PLACEHOLDER.fullmatch(placeholder)
-        if match:
-            key = (scope, match.group(1))
-            self._next[key] = max(self._next.get(key, 1), int(match.group(2)) + 1)
+    def _numbered(self, scope: str, digest: str, placeholder: str) -> None:
+        self._unsaved[scope, digest] = placeholder
 
     async def ensure_loaded(
         self, conn: asyncpg.Pool | asyncpg.Connection, scopes: Iterable[str]
     ) -> None:
-        missing = sorted({s for s in scopes if s not in self._maps})
+        missing = sorted({s for s in scopes if s not in self._by_scope})
         if not missing:
             return
         rows = await conn.fetch(
@@ -67,11 +52,11 @@ class PersistentPlaceholderStore:
             " WHERE scope = ANY($1::text[])",
             missing,
         )
-        with self._lock:
-            for scope in missing:
-                self._maps.setdefault(scope, {})
-            for r in rows:
-                self._add(r["scope"], r["digest"], r["placeholder"])
+        loaded: dict[str, dict[str, str]] = {scope: {} for scope in missing}
+        for r in rows:
+            loaded[r["scope"]][r["digest"]] = r["placeholder"]
+        for scope, mapping in loaded.items():
+            self.restore(scope, mapping)
 
     async def save(self, conn: asyncpg.Connection) -> list[tuple[str, str]]:
         """Insert numbers handed out since the last :meth:`saved`; inside the batch transaction."""
@@ -118,8 +103,8 @@ class PersistentPlaceholderStore:
         with self._lock:
             self.generation += 1
             for scope in set(scopes):
-                self._maps.pop(scope, None)
-                for key in [k for k in self._next if k[0] == scope]:
-                    del self._next[key]
+                self._by_scope.pop(scope, None)
+                for key in [k for k in self._next_index if k[0] == scope]:
+                    del self._next_index[key]
                 for key in [k for k in self._unsaved if k[0] == scope]:
                     del self._unsaved[key]

@@ -32,7 +32,7 @@ class InMemoryPlaceholderStore:
     """Process-local store; ``snapshot``/``restore`` let a caller persist a scope's mapping."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._by_scope: dict[str, dict[str, str]] = {}
         self._next_index: dict[tuple[str, str], int] = {}
 
@@ -44,7 +44,11 @@ class InMemoryPlaceholderStore:
                 index = self._next_index.get((scope, kind), 1)
                 self._next_index[scope, kind] = index + 1
                 found = mapping[digest] = f"<{kind}_{index}>"
+                self._numbered(scope, digest, found)
             return found
+
+    def _numbered(self, scope: str, digest: str, placeholder: str) -> None:
+        """A new number was handed out (a subclass that persists them records it)."""
 
     def snapshot(self, scope: str) -> dict[str, str]:
         """``{digest: placeholder}`` for one scope: safe to store, holds no raw value."""
