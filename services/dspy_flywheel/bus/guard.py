@@ -137,21 +137,11 @@ class RecordGuard(Generic[P]):
         """Dead-letter ``record`` (if this consumer owns its topic's DLQ); a broker that is
         away is waited for (the offset must not move past a record that is nowhere)."""
         owned = self.dlq_topics is None or record.topic in self.dlq_topics
-        if self.dead_letters is None or not owned:
+        letters = self.dead_letters
+        if letters is None or not owned:
             log.warning("skipping bad record %s: %s", _where(record), exc)
             return
-        retry = 0
-        while True:
-            try:
-                await self.dead_letters.send(record, exc)
-                return
-            except Exception as failure:
-                if not is_retriable(failure):
-                    raise
-                delay = UNTIL_IT_WORKS.delay(retry) or 1.0
-                retry += 1
-                log.warning("dead-lettering %s failed (%r); retrying", _where(record), failure)
-                await asyncio.sleep(delay)
+        await retrying(lambda: letters.send(record, exc), f"dead-lettering {_where(record)}")
 
 
 def _where(record: Record) -> str:

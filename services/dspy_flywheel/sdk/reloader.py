@@ -33,8 +33,8 @@ from dspy_flywheel.metrics.sdk import record_reload
 from dspy_flywheel.rollout.records import Changed
 from dspy_flywheel.sdk.errors import ProgramRefused
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
+from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.tracing import reload_span
-from dspy_flywheel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +44,17 @@ _Update = tuple[ProgramUpdated, str | None]  # the event and its traceparent
 
 class Reloader:
     def __init__(
-        self,
-        kafka: KafkaSettings,
-        topic: str,
-        rollouts_topic: str,
-        worker_id: str,
-        slot: ProgramSlot,
-        on_outcome: OnOutcome,
-        *,
-        keep: int,
-        backoff_max_s: float,
+        self, settings: WorkerSettings, worker_id: str, slot: ProgramSlot, on_outcome: OnOutcome
     ) -> None:
-        self._kafka = kafka
-        self._topic = topic
-        self._rollouts_topic = rollouts_topic
+        self._kafka = settings.kafka
+        self._topic = settings.topics.program_updated
+        self._rollouts_topic = settings.topics.program_rollouts
         self._key = worker_id.encode()
         self._worker_id = worker_id
         self._slot = slot
         self._on_outcome = on_outcome
-        self._keep = keep
-        self._backoff_max_s = backoff_max_s
+        self._keep = settings.history_size  # older versions kept for pin / rollback
+        self._backoff_max_s = settings.reconnect_backoff_max_s
         self._positions: dict[TopicPartition, int] | None = None
         self.caught_up = threading.Event()
         self.applied = 0

@@ -114,16 +114,7 @@ class Runtime:
                 )
             self.emitter = Emitter(settings, self.loop, spool, worker.worker_id, self.kafka_state)
         if settings.reload:
-            self.reloader = Reloader(
-                settings.kafka,
-                topics.program_updated,
-                topics.program_rollouts,
-                worker.worker_id,
-                slot,
-                on_outcome,
-                keep=settings.history_size,
-                backoff_max_s=settings.reconnect_backoff_max_s,
-            )
+            self.reloader = Reloader(settings, worker.worker_id, slot, on_outcome)
             self._background.append(self.loop.submit(self._after_topics(self.reloader.run())))
         if worker.optimization is not None and self.emitter is not None:
             self._background.append(
