@@ -4,7 +4,8 @@ Integration tests read ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL``
 (``eval "$(ops/stack env)"``).
 Each test gets unique topic names (``topics``), consumer groups (``group_id``) and a ``producer``;
 the session
-gets a fresh PostgreSQL schema with every migration applied (``db_schema``), dropped at the end.
+gets a fresh PostgreSQL schema with every migration applied (``db_schema``), dropped at the end;
+``private_schema`` is one for a single test (row ids from 1).
 """
 
 from __future__ import annotations
@@ -71,6 +72,16 @@ async def fresh_schema(pg_settings: PostgresSettings) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 async def db_schema(pg_settings: PostgresSettings) -> AsyncIterator[str]:
     """A fresh schema for this test session with all migrations applied."""
+    async with fresh_schema(pg_settings) as schema:
+        yield schema
+
+
+@pytest.fixture
+async def private_schema(pg_settings: PostgresSettings) -> AsyncIterator[str]:
+    """A fresh schema for one test. In ``db_schema`` a table's ids go on from whatever the
+    session's earlier tests inserted; here they start at 1, so what hashes them (the optimizer's
+    seeded split of example ids, hence a job's exact holdout figures) is the same on every run.
+    A module that asserts such figures overrides ``db_schema`` with it."""
     async with fresh_schema(pg_settings) as schema:
         yield schema
 

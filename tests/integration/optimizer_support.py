@@ -49,7 +49,10 @@ def cipher_for_tests() -> Cipher:
 
 
 async def store_tickets(pool: asyncpg.Pool, worker_id: str, n: int = 60, seed: int = 0) -> int:
-    """Store ``n`` labeled tickets for ``worker_id`` (the code's program answered them wrong)."""
+    """Store ``n`` labeled tickets for ``worker_id`` (the code's program answered them wrong).
+
+    Their row ids follow whatever the schema already holds, and the job's split hashes them:
+    a test asserting a job's exact scores uses ``private_schema`` (ids from 1)."""
     now = datetime.now(UTC).isoformat()
     records = [
         ExportRecord(
