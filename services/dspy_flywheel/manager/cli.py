@@ -20,16 +20,14 @@ from dspy_flywheel.manager.core import OptimizationManager, OptimizationStatus
 from dspy_flywheel.manager.inputs import ManagerError
 from dspy_flywheel.manager.settings import ManagerSettings
 from dspy_flywheel.manager.watch import describe, watch_jobs
+from dspy_flywheel.trigger.config import ConfigError, parse_param
 
 
 def _param(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--param wants key=value, got {text!r}")
     try:
-        return key, json.loads(raw)
-    except ValueError:
-        return key, raw
+        return parse_param(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(f"--param wants key=value, got {text!r}") from exc
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:

@@ -73,22 +73,10 @@ async def performance_metrics(
         worker_id,
     )
     cost = {k: float(sum(r[k] for r in rows)) for k in ("lm_calls", "tokens", "cpu_s", "wall_s")}
-    improvement: dict[str, float | None] = {
-        "first_before": None,
-        "latest_after": None,
-        "gain": None,
-    }
-    if versions:
-        first, latest = versions[-1], versions[0]
-        improvement = {
-            "first_before": first.holdout_before,
-            "latest_after": latest.holdout_after,
-            "gain": (
-                latest.holdout_after - first.holdout_before
-                if latest.holdout_after is not None and first.holdout_before is not None
-                else None
-            ),
-        }
+    before = versions[-1].holdout_before if versions else None  # the first version's
+    after = versions[0].holdout_after if versions else None  # the latest version's
+    gain = after - before if after is not None and before is not None else None
+    improvement = {"first_before": before, "latest_after": after, "gain": gain}
     return PerformanceMetrics(
         worker_id=worker_id,
         rolling_accuracy=accuracy,

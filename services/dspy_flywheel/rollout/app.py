@@ -18,10 +18,11 @@ import logging
 from contextlib import AsyncExitStack
 
 from dspy_flywheel.bus import OutboxEvent, OutboxRelay, consume_group, owner_guard
+from dspy_flywheel.bus.compacted import CompactedFollower
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.events import RolloutChanged
 from dspy_flywheel.rollout.config import RolloutPolicy
-from dspy_flywheel.rollout.config_topic import policy_follower
+from dspy_flywheel.rollout.config_topic import parse_policy_record
 from dspy_flywheel.rollout.controller import RolloutController
 from dspy_flywheel.rollout.outcomes import OutcomeJoin
 from dspy_flywheel.rollout.records import Changed
@@ -45,11 +46,12 @@ async def run(
     async def build(stack: AsyncExitStack, opened: Opened) -> Built:
         topics = settings.topics
         store = RolloutStore(opened.pool, settings.state_scope)
-        follower = policy_follower(
+        follower = CompactedFollower(
             settings.kafka,
             topics.rollout_config,
-            settings.fetch_max_wait_ms,
-            await opened.config_letters(topics.rollout_config),
+            parse_policy_record,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            dead_letters=await opened.config_letters(topics.rollout_config),
         )
         stack.push_async_callback(follower.stop)
         policies = await follower.start()

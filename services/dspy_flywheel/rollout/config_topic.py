@@ -3,8 +3,7 @@ defaults again. Read by the rollout service (live) and by ``flywheel programs co
 
 from __future__ import annotations
 
-from dspy_flywheel.bus.compacted import CompactedFollower, read_compacted, write_compacted
-from dspy_flywheel.bus.dlq import DeadLetters
+from dspy_flywheel.bus.compacted import read_compacted, write_compacted
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.events import RolloutConfig
@@ -27,21 +26,6 @@ def parse_policy_record(record: Record) -> tuple[str, RolloutPolicy | None]:
     if policy.worker_id != worker_id:
         raise RolloutConfigError(f"key {worker_id!r} differs from worker_id {policy.worker_id!r}")
     return worker_id, policy
-
-
-def policy_follower(
-    kafka: KafkaSettings,
-    topic: str,
-    fetch_max_wait_ms: int = 100,
-    dead_letters: DeadLetters | None = None,
-) -> CompactedFollower[RolloutPolicy]:
-    return CompactedFollower(
-        kafka,
-        topic,
-        parse_policy_record,
-        fetch_max_wait_ms=fetch_max_wait_ms,
-        dead_letters=dead_letters,
-    )
 
 
 async def read_policies(kafka: KafkaSettings, topic: str) -> dict[str, RolloutPolicy]:
