@@ -46,55 +46,32 @@ class TopicSpec:
     compacted: bool = False
 
 
+class _Name:
+    """A topic of the platform: its base name after the ``Topics``' prefix."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def __get__(self, topics: Topics, owner: type[Topics]) -> str:
+        return f"{topics.prefix}{self.base}"
+
+
 @dataclass(frozen=True)
 class Topics:
     prefix: str = ""
     partitions: int = 3
 
-    @property
-    def executions(self) -> str:
-        return f"{self.prefix}executions"
-
-    @property
-    def feedback(self) -> str:
-        return f"{self.prefix}feedback"
-
-    @property
-    def optimization_requests(self) -> str:
-        return f"{self.prefix}optimization-requests"
-
-    @property
-    def optimization_status(self) -> str:
-        return f"{self.prefix}optimization-status"
-
-    @property
-    def program_updated(self) -> str:
-        return f"{self.prefix}program-updated"
-
-    @property
-    def program_acks(self) -> str:
-        return f"{self.prefix}program-acks"
-
-    @property
-    def trigger_config(self) -> str:
-        return f"{self.prefix}trigger-config"
-
-    @property
-    def alerts(self) -> str:
-        return f"{self.prefix}alerts"
-
-    @property
-    def program_rollouts(self) -> str:
-        """Rollout decisions: each worker's assignment (compacted, key = worker id)."""
-        return f"{self.prefix}program-rollouts"
-
-    @property
-    def rollout_config(self) -> str:
-        return f"{self.prefix}rollout-config"
-
-    @property
-    def rollout_commands(self) -> str:
-        return f"{self.prefix}rollout-commands"
+    executions = _Name("executions")
+    feedback = _Name("feedback")
+    optimization_requests = _Name("optimization-requests")
+    optimization_status = _Name("optimization-status")
+    program_updated = _Name("program-updated")
+    program_acks = _Name("program-acks")
+    trigger_config = _Name("trigger-config")
+    alerts = _Name("alerts")
+    program_rollouts = _Name("program-rollouts")  # each worker's assignment (compacted)
+    rollout_config = _Name("rollout-config")
+    rollout_commands = _Name("rollout-commands")
 
     @staticmethod
     def dlq(topic: str) -> str:
