@@ -116,11 +116,7 @@ def find(letters: list[Letter], offset: int, partition: int = 0) -> Letter:
 
 
 async def replay(
-    producer: AIOKafkaProducer,
-    letter: Letter,
-    record: Mapping[str, Any],
-    *,
-    event_type: str,
+    producer: AIOKafkaProducer, letter: Letter, record: Mapping[str, Any], *, event_type: str
 ) -> str:
     """Publish the fixed ``record`` where the letter came from; returns the new event id.
 

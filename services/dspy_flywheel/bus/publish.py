@@ -63,9 +63,6 @@ async def publish(
     """Encode and send one event; waits for the broker's ack."""
     encoded = encode(event, traceparent=traceparent or current_traceparent(), event_id=event_id)
     await producer.send_and_wait(
-        topic,
-        encoded.value,
-        key=key.encode() if key is not None else None,
-        headers=encoded.headers,
+        topic, encoded.value, key=key.encode() if key is not None else None, headers=encoded.headers
     )
     return encoded

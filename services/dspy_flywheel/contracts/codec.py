@@ -26,12 +26,7 @@ from typing import Any, ClassVar, Final, NamedTuple
 from fastavro import schemaless_reader, schemaless_writer
 
 from dspy_flywheel.contracts.events import EVENTS, Event, InvalidEvent, field_names
-from dspy_flywheel.contracts.flat import (
-    FlatReader,
-    TrailingBytes,
-    compile_reader,
-    compile_writer,
-)
+from dspy_flywheel.contracts.flat import FlatReader, TrailingBytes, compile_reader, compile_writer
 from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.contracts.registry import SchemaEntry, SchemaRegistry, default_registry
 from dspy_flywheel.contracts.validate import (

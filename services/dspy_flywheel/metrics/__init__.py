@@ -29,9 +29,7 @@ def all_instruments() -> list[Described]:
 
 _SETUP = "dspy_flywheel.metrics.setup"
 __getattr__, __dir__ = lazy_exports(
-    __name__,
-    {"force_flush": _SETUP, "setup_metrics": _SETUP, "setup_telemetry": _SETUP},
-    globals(),
+    __name__, {"force_flush": _SETUP, "setup_metrics": _SETUP, "setup_telemetry": _SETUP}, globals()
 )
 
 __all__ = [

@@ -14,14 +14,10 @@ events_in = _meter.counter(
     ("flywheel.event_type",),
 )
 examples_stored = _meter.counter(
-    "flywheel.collector.rows.stored",
-    "{row}",
-    "training examples inserted into PostgreSQL",
+    "flywheel.collector.rows.stored", "{row}", "training examples inserted into PostgreSQL"
 )
 labels_updated = _meter.counter(
-    "flywheel.collector.labels.updated",
-    "{row}",
-    "stored examples updated by late feedback",
+    "flywheel.collector.labels.updated", "{row}", "stored examples updated by late feedback"
 )
 drops = _meter.counter(
     "flywheel.collector.events.dropped",
@@ -30,9 +26,7 @@ drops = _meter.counter(
     ("flywheel.worker_id", "flywheel.drop.reason"),
 )
 batch_seconds = _meter.histogram(
-    "flywheel.collector.batch.duration",
-    "s",
-    "time to anonymize, encrypt and store one batch",
+    "flywheel.collector.batch.duration", "s", "time to anonymize, encrypt and store one batch"
 )
 pii_removed = _meter.counter(
     "flywheel.collector.pii.removed",

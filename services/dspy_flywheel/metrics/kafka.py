@@ -31,8 +31,7 @@ def lag_gauge_callback(_: CallbackOptions) -> Iterable[Observation]:
         items = list(_lag.items())
     for (group, topic, partition), lag in items:
         yield Observation(
-            lag,
-            {"messaging.system": SYSTEM, GROUP: group, TOPIC: topic, PARTITION: str(partition)},
+            lag, {"messaging.system": SYSTEM, GROUP: group, TOPIC: topic, PARTITION: str(partition)}
         )
 
 

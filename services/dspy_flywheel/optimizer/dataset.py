@@ -78,12 +78,7 @@ def _rank(seed: int, example_id: str) -> str:
 
 
 def split(
-    rows: list[DataRow],
-    *,
-    seed: int,
-    train_fraction: float,
-    val_fraction: float,
-    min_examples: int,
+    rows: list[DataRow], *, seed: int, train_fraction: float, val_fraction: float, min_examples: int
 ) -> Split:
     """Deterministic split by ``seed``; refuses (DatasetTooSmall) below ``min_examples``.
 

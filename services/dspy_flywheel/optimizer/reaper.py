@@ -32,11 +32,7 @@ def _process_gone(pid: int) -> bool:
 
 
 async def reap_orphans(
-    pool: asyncpg.Pool,
-    topics: Topics,
-    *,
-    instance_id: str,
-    stale_after_s: float,
+    pool: asyncpg.Pool, topics: Topics, *, instance_id: str, stale_after_s: float
 ) -> list[str]:
     """Fail orphaned running jobs; returns their ids."""
     host = socket.gethostname()

@@ -22,12 +22,7 @@ from itertools import pairwise
 from typing import Final
 
 from dspy_flywheel.privacy.spans import PRIORITY, SECRET, Span, resolve_overlaps
-from dspy_flywheel.privacy.validators import (
-    literal_union,
-    lower_text,
-    shannon_entropy,
-    split_words,
-)
+from dspy_flywheel.privacy.validators import literal_union, lower_text, shannon_entropy, split_words
 
 GENERIC_SECRET_PRIORITY: Final = 45
 _TAIL = r"[A-Za-z0-9_\-]"

@@ -176,9 +176,7 @@ class Delivery:
                 self._kafka_state.reachable = False
                 self.last_error = f"connect: {type(exc).__name__}: {exc}"
                 (log.warning if failures == 1 else log.debug)(
-                    "%s: Kafka unreachable (%s); events go to the spool, retrying",
-                    self._name,
-                    exc,
+                    "%s: Kafka unreachable (%s); events go to the spool, retrying", self._name, exc
                 )
                 await _stop_quietly(producer, 1.0)
                 await asyncio.sleep(backoff)

@@ -316,11 +316,7 @@ class Worker:
     # -- feedback -----------------------------------------------------------------------------
 
     def feedback(
-        self,
-        execution_id: str,
-        label: Any = None,
-        score: float | None = None,
-        source: str = "user",
+        self, execution_id: str, label: Any = None, score: float | None = None, source: str = "user"
     ) -> float | None:
         """Emit a FeedbackRecorded for ``execution_id``; returns the score sent.
 

@@ -3,8 +3,4 @@
 from dspy_flywheel.store.migrate import apply_migrations, migrate
 from dspy_flywheel.store.pool import create_pool
 
-__all__ = [
-    "apply_migrations",
-    "create_pool",
-    "migrate",
-]
+__all__ = ["apply_migrations", "create_pool", "migrate"]

@@ -149,10 +149,7 @@ def _record(cipher: Cipher, r: asyncpg.Record) -> ExportRecord:
 
 
 async def export_records(
-    pool: asyncpg.Pool,
-    cipher: Cipher,
-    worker_id: str | None = None,
-    snapshot_id: int | None = None,
+    pool: asyncpg.Pool, cipher: Cipher, worker_id: str | None = None, snapshot_id: int | None = None
 ) -> list[ExportRecord]:
     """Decrypted examples ordered by id: all, one worker's, or one snapshot's (still stored)."""
     ids: list[int] | None = None

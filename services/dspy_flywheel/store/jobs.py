@@ -215,11 +215,7 @@ async def get(db: Executor, job_id: str) -> Job | None:
 
 
 async def list_jobs(
-    db: Executor,
-    *,
-    worker_id: str | None = None,
-    status: str | None = None,
-    limit: int = 50,
+    db: Executor, *, worker_id: str | None = None, status: str | None = None, limit: int = 50
 ) -> list[Job]:
     rows = await db.fetch(
         f"""SELECT {_COLUMNS} FROM optimization_jobs

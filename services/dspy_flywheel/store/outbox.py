@@ -29,12 +29,7 @@ from dspy_flywheel.store.pool import Executor
 
 
 async def add(
-    db: Executor,
-    topic: str,
-    key: str | None,
-    event: Event,
-    *,
-    traceparent: str | None = None,
+    db: Executor, topic: str, key: str | None, event: Event, *, traceparent: str | None = None
 ) -> str:
     """Queue an event; returns its event id. Encodes once now to fail fast on a bad value."""
     event_id = new_id()

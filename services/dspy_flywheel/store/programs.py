@@ -85,8 +85,7 @@ async def add_version(conn: asyncpg.Connection, program: NewProgram) -> ProgramV
         raise RuntimeError("add_version must run inside a transaction")
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(program.worker_id))
     version = await conn.fetchval(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM programs WHERE worker_id = $1",
-        program.worker_id,
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM programs WHERE worker_id = $1", program.worker_id
     )
     row = await conn.fetchrow(
         f"""INSERT INTO programs (version, {", ".join(_NEW_COLUMNS)})
@@ -107,9 +106,7 @@ async def latest(db: Executor, worker_id: str) -> ProgramVersion | None:
 
 async def get_version(db: Executor, worker_id: str, version: int) -> ProgramVersion | None:
     row = await db.fetchrow(
-        f"SELECT {_COLUMNS} FROM programs WHERE worker_id = $1 AND version = $2",
-        worker_id,
-        version,
+        f"SELECT {_COLUMNS} FROM programs WHERE worker_id = $1 AND version = $2", worker_id, version
     )
     return None if row is None else ProgramVersion(**dict(row))
 

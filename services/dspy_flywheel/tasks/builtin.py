@@ -26,12 +26,10 @@ class _Spec:
 
 BUILTIN_TASKS: dict[str, _Spec] = {
     "classification": _Spec(
-        "ticket -> label",
-        "Route the customer support ticket to the team that should handle it.",
+        "ticket -> label", "Route the customer support ticket to the team that should handle it."
     ),
     "extraction": _Spec(
-        "message -> order_id",
-        "Extract the order number from the customer's message.",
+        "message -> order_id", "Extract the order number from the customer's message."
     ),
     "reasoning": _Spec(
         "question -> answer",

@@ -99,11 +99,7 @@ def _debounced(state: WorkerState, debounce: Debounce, now_ms: int) -> bool:
 
 
 def _performance(
-    state: WorkerState,
-    config: TriggerPolicyConfig,
-    now_ms: int,
-    debounce: Debounce,
-    on_event: bool,
+    state: WorkerState, config: TriggerPolicyConfig, now_ms: int, debounce: Debounce, on_event: bool
 ) -> Decision | Blocked | str:
     stats = window_stats(state, config, now_ms)
     accuracy = stats.accuracy
