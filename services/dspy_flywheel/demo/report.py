@@ -53,7 +53,9 @@ def print_summary(console: Console, session: DemoSession) -> int:
         console.print(f"rollout {rollout.decision}: {rollout.reason}", highlight=False)
     if session.canary_calls:
         console.print(
-            f"canary: {session.canary_calls} live calls until the decision", highlight=False
+            f"canary: {session.canary_calls} live calls served until the decision "
+            f"({session.concurrency} at a time)",
+            highlight=False,
         )
     steps = Table(title="wall time per step")
     steps.add_column("step")

@@ -49,6 +49,7 @@ class DemoOptions:
     after_calls: int = 30
     timeout_s: float = 14 * 60
     seed: int = 7
+    concurrency: int | None = None  # calls in flight at once; None: the LM server's slots
     state_dir: Path = field(default_factory=_state_dir)
 
 
@@ -103,6 +104,9 @@ async def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
     server = await asyncio.to_thread(shared_server)
     if server is not None:  # the worker, the optimizer's jobs and this process all call it
         console.log(f"LM server: {server.address} (pid {server.pid}, {server.slots} slots)")
+    # the server runs `slots` calls at once (continuous batching): traffic keeps them busy
+    concurrency = opts.concurrency or (server.slots if server is not None else 1)
+    console.log(f"traffic: {concurrency} call(s) in flight at a time")
     settings = FlywheelSettings()
     await _prepare(settings)
     setup_s = time.monotonic() - started
@@ -112,7 +116,7 @@ async def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
     services.start()
     console.log(f"services started ({', '.join(services.procs)}); logs in {services.log_dir}")
     try:
-        session = await _run_session(opts, settings, services, console)
+        session = await _run_session(opts, settings, services, console, concurrency)
     except DemoFailed as exc:
         console.print(f"[bold red]demo failed:[/] {exc}")
         return 1
@@ -143,7 +147,11 @@ def _cancel_on_sigterm() -> asyncio.Event:
 
 
 async def _run_session(
-    opts: DemoOptions, settings: FlywheelSettings, services: ServiceGroup, console: Console
+    opts: DemoOptions,
+    settings: FlywheelSettings,
+    services: ServiceGroup,
+    console: Console,
+    concurrency: int,
 ) -> DemoSession:
     from dspy_flywheel.demo.worker import TicketRouter
     from dspy_flywheel.lm import build_lm
@@ -157,7 +165,13 @@ async def _run_session(
     try:
         with Display(console) as display:
             session = DemoSession(
-                worker, lm, lifecycle, services, display, iter(ticket_stream(opts.seed))
+                worker,
+                lm,
+                lifecycle,
+                services,
+                display,
+                iter(ticket_stream(opts.seed)),
+                concurrency=concurrency,
             )
             await session.phase_before(opts.max_before)
             await session.phase_optimize(opts.timeout_s)

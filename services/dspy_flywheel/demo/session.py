@@ -44,6 +44,7 @@ class DemoSession:
     tally: Tally = field(default_factory=Tally)
     phases: dict[str, float] = field(default_factory=dict)
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    concurrency: int = 1  # calls in flight at once: the LM server's slots
     canary_calls: int = 0
     _announced: int = 0  # rollout decisions already printed
 
@@ -60,6 +61,27 @@ class DemoSession:
         self.worker.feedback(pred.execution_id, label=example.label)
         self.tally.add(version, is_correct(example, pred))
         self.refresh()
+        self._announce_decisions()
+
+    async def serve(self, more: Callable[[], bool], most: int, tally_as: str | None = None) -> int:
+        """Serve calls, ``concurrency`` at a time, while ``more()`` holds and fewer than ``most``
+        have started; calls in flight when ``more()`` turns false finish and count. Returns
+        the number of calls served."""
+        started = 0
+
+        async def lane() -> None:
+            nonlocal started
+            while started < most and more():
+                started += 1
+                await self.serve_one(tally_as)
+
+        lanes = [asyncio.create_task(lane()) for _ in range(max(1, self.concurrency))]
+        try:
+            await asyncio.gather(*lanes)
+        finally:  # one lane failed: the others stop too
+            for task in lanes:
+                task.cancel()
+        return started
 
     async def wait_for(self, done: Callable[[], bool], within_s: float) -> bool:
         end = time.monotonic() + within_s
@@ -72,8 +94,7 @@ class DemoSession:
         """Labeled traffic on the code's program until the trigger asks for an optimization."""
         self.display.phase = "serving traffic with labels; waiting for the trigger"
         started, usage = time.monotonic(), lm_usage(self.lm)
-        while self.lifecycle.request is None and self.tally.calls() < max_calls:
-            await self.serve_one()
+        await self.serve(lambda: self.lifecycle.request is None, max_calls - self.tally.calls())
         await self.wait_for(lambda: self.lifecycle.request is not None, 15)
         if self.lifecycle.request is None:
             accuracy = self.tally.accuracy("code")
@@ -89,8 +110,8 @@ class DemoSession:
             self.display.note(f"alert ({alert.severity}): {alert.message}")
         # the job waits for enough labeled examples for the gate's holdout; traffic goes on
         self.display.phase = "serving traffic with labels; the job gathers its holdout"
-        while not self._snapshot_taken() and self.tally.calls() < max_calls + GATHER_CALLS:
-            await self.serve_one()
+        gather_most = max_calls + GATHER_CALLS - self.tally.calls()
+        await self.serve(lambda: not self._snapshot_taken(), gather_most)
         await self.wait_for(self._snapshot_taken, 30)
         self._record("traffic until the job's snapshot", started, "worker before", usage)
         split = self.lifecycle.details.get("split")
@@ -121,11 +142,9 @@ class DemoSession:
         self.display.phase = "canary: both versions serve live traffic; the live test decides"
         started, usage = time.monotonic(), lm_usage(self.lm)
         ends = ("promoted", "rolled_back", "kept_current")
-        calls = 0
-        while self.lifecycle.decision(*ends) is None and calls < max_calls:
-            await self.serve_one(tally_as="canary (both versions)")
-            self._announce_decisions()
-            calls += 1
+        calls = await self.serve(
+            lambda: self.lifecycle.decision(*ends) is None, max_calls, "canary (both versions)"
+        )
         await self.wait_for(lambda: self.lifecycle.decision(*ends) is not None, 15)
         self._announce_decisions()
         self._record("canary on live traffic", started, "worker during canary", usage)
@@ -149,8 +168,7 @@ class DemoSession:
     async def phase_after(self, calls: int) -> None:
         self.display.phase = "serving new traffic on the optimized program"
         started, usage = time.monotonic(), lm_usage(self.lm)
-        for _ in range(calls):
-            await self.serve_one()
+        await self.serve(lambda: True, calls)
         self._record("traffic after reload", started, "worker after", usage)
 
     def _record(self, phase: str, started: float, usage_key: str, usage: dict[str, int]) -> None:

@@ -1,0 +1,104 @@
+"""The demo serves its traffic several calls at a time, as the shared LM server's slots allow."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import dspy
+import pytest
+from rich.console import Console
+
+from dspy_flywheel.demo.display import Display
+from dspy_flywheel.demo.services import ServiceGroup
+from dspy_flywheel.demo.session import DemoSession
+from dspy_flywheel.demo.watch import Lifecycle
+
+
+class SlowWorker:
+    """Answers "billing" after ``delay_s``; records how many calls ran at once."""
+
+    version: int | None = None
+    candidate: dict[str, Any] | None = None
+
+    def __init__(self, delay_s: float = 0.05, fail_on: int | None = None) -> None:
+        self.delay_s, self.fail_on = delay_s, fail_on
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = self.calls = 0
+        self.feedback_for: list[str] = []
+
+    def __call__(self, ticket: str) -> dspy.Prediction:
+        with self.lock:
+            self.calls += 1
+            number = self.calls
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay_s)
+            if number == self.fail_on:
+                raise RuntimeError("LM server call failed")
+            prediction = dspy.Prediction(label="billing")
+            object.__setattr__(prediction, "execution_id", f"e{number}")
+            return prediction
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def feedback(self, execution_id: str, label: str) -> None:
+        self.feedback_for.append(execution_id)
+
+
+def _session(worker: SlowWorker, concurrency: int, tmp_path: Path) -> DemoSession:
+    labels = ["billing", "technical"] * 100
+    stream = iter(dspy.Example(ticket=f"t{i}", label=label) for i, label in enumerate(labels))
+    return DemoSession(
+        worker,
+        lm=None,  # serve() never reads it
+        lifecycle=Lifecycle("w"),
+        services=ServiceGroup({}, tmp_path),
+        display=Display(Console(file=io.StringIO())),
+        stream=stream,
+        concurrency=concurrency,
+    )
+
+
+async def test_calls_run_concurrency_at_a_time_and_each_is_tallied_once(tmp_path: Path) -> None:
+    worker = SlowWorker()
+    session = _session(worker, 4, tmp_path)
+    served = await session.serve(lambda: True, 10)
+    assert served == worker.calls == 10
+    assert worker.most_in_flight == 4
+    assert session.tally.by_version == {"code": [5, 10]}  # every other label is "billing"
+    assert sorted(worker.feedback_for) == sorted(f"e{i}" for i in range(1, 11))
+
+
+async def test_calls_in_flight_when_the_condition_turns_false_finish_and_count(
+    tmp_path: Path,
+) -> None:
+    worker = SlowWorker()
+    session = _session(worker, 3, tmp_path)
+    served = await session.serve(lambda: worker.calls < 5, 100, tally_as="canary")
+    # 5 calls had started when the condition turned false; the lanes start no more
+    assert 5 <= served == worker.calls <= 5 + 2
+    assert session.tally.by_version["canary"][1] == served
+
+
+async def test_one_lane_at_concurrency_one_serves_serially(tmp_path: Path) -> None:
+    worker = SlowWorker(delay_s=0.01)
+    session = _session(worker, 1, tmp_path)
+    assert await session.serve(lambda: True, 6) == 6
+    assert worker.most_in_flight == 1
+
+
+async def test_a_failing_call_stops_every_lane(tmp_path: Path) -> None:
+    worker = SlowWorker(fail_on=3)
+    session = _session(worker, 4, tmp_path)
+    with pytest.raises(RuntimeError, match="LM server call failed"):
+        await session.serve(lambda: True, 100)
+    started = worker.calls
+    await asyncio.sleep(0.3)  # six call lengths: cancelled lanes start nothing more
+    assert worker.calls == started < 100
