@@ -15,7 +15,7 @@ from rich.console import Console
 
 from dspy_flywheel.demo.display import Display
 from dspy_flywheel.demo.services import ServiceGroup
-from dspy_flywheel.demo.session import DemoSession
+from dspy_flywheel.demo.session import DemoFailed, DemoSession
 from dspy_flywheel.demo.watch import Lifecycle
 
 
@@ -102,3 +102,10 @@ async def test_a_failing_call_stops_every_lane(tmp_path: Path) -> None:
     started = worker.calls
     await asyncio.sleep(0.3)  # six call lengths: cancelled lanes start nothing more
     assert worker.calls == started < 100
+
+
+async def test_running_out_of_tickets_is_a_clear_failure(tmp_path: Path) -> None:
+    session = _session(SlowWorker(delay_s=0.001), 2, tmp_path)
+    session.stream = iter(list(session.stream)[:3])
+    with pytest.raises(DemoFailed, match="ran out of labeled tickets"):
+        await session.serve(lambda: True, 10)

@@ -55,7 +55,9 @@ class DemoSession:
         self.display.update(self.tally, self.lifecycle, serving)
 
     async def serve_one(self, tally_as: str | None = None) -> None:
-        example = next(self.stream)
+        example = next(self.stream, None)
+        if example is None:  # each ticket is served once: none is seen again after training
+            raise DemoFailed(f"ran out of labeled tickets ({self.tally.calls()} calls answered)")
         version = tally_as or self.worker.version
         pred = await asyncio.to_thread(self.worker, ticket=example.ticket)
         self.worker.feedback(pred.execution_id, label=example.label)
