@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dspy_flywheel.bus.admin import ensure_topics
-from dspy_flywheel.bus.letters import find, read_letters, replay
+from dspy_flywheel.bus.letters import Letter, find, read_letters, replay
 from dspy_flywheel.bus.publish import start_producer, stop_producer
 from dspy_flywheel.security.crypto import Cipher, EncryptionSettings
 from dspy_flywheel.settings import FlywheelSettings
@@ -32,21 +32,22 @@ async def _topics_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _topic(settings: FlywheelSettings, name: str) -> str:
+async def _letters(args: argparse.Namespace) -> tuple[FlywheelSettings, list[Letter]]:
+    """The settings and every dead letter of ``args.topic`` (the topic prefix added)."""
+    settings = FlywheelSettings()
     prefix = settings.topic_prefix
-    return name if name.startswith(prefix) else f"{prefix}{name}"
+    topic = args.topic if args.topic.startswith(prefix) else f"{prefix}{args.topic}"
+    return settings, await read_letters(settings.kafka, topic)
 
 
 async def _dlq_list(args: argparse.Namespace) -> int:
-    settings = FlywheelSettings()
-    letters = await read_letters(settings.kafka, _topic(settings, args.topic))
+    _, letters = await _letters(args)
     print(json.dumps([letter.summary() for letter in letters], indent=2))
     return 0
 
 
 async def _dlq_show(args: argparse.Namespace) -> int:
-    settings = FlywheelSettings()
-    letters = await read_letters(settings.kafka, _topic(settings, args.topic))
+    _, letters = await _letters(args)
     try:
         letter = find(letters, args.offset, args.partition)
     except LookupError as exc:
@@ -80,8 +81,7 @@ def _fixed_record(args: argparse.Namespace, original: dict[str, Any] | None) -> 
 
 
 async def _dlq_replay(args: argparse.Namespace) -> int:
-    settings = FlywheelSettings()
-    letters = await read_letters(settings.kafka, _topic(settings, args.topic))
+    settings, letters = await _letters(args)
     try:
         letter = find(letters, args.offset, args.partition)
         details = letter.details(_cipher())

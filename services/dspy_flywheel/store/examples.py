@@ -1,17 +1,8 @@
 """Training examples repository: what the optimizer and trigger read from ``training_examples``.
 
-Public API (stable; the optimizer calls these names)::
-
-    @dataclass TrainingExample(id, execution_id, worker_id, inputs, outputs, label, score,
-                               created_at)
-    await load_training_examples(pool, cipher, worker_id, *, limit=None, labeled_only=False)
-        -> list[TrainingExample]      # ordered by id; ``label`` = expected output fields; for a
-                                      # usable unlabeled success it falls back to ``outputs``
-    await count_examples(pool, worker_id, since=None) -> int     # by created_at
-    await create_snapshot(pool, worker_id, example_ids, purpose) -> int   (store.datasets)
-    Cipher.from_settings()                                        (security.crypto)
-
-``limit`` keeps the most recent ``limit`` examples (still returned in id order).
+``load_training_examples`` (the optimizer's reader) returns them in id order, the newest
+``limit`` when given; an example's ``label`` is its expected output fields, or, for a usable
+unlabeled success, its ``outputs``. Snapshots are in ``store.datasets``.
 
 Storage: ``inputs_enc``/``outputs_enc``/``label_enc`` are AES-GCM ciphertexts of anonymized JSON
 under ``key_id``; the associated data is ``training_examples|<execution_id>|<column>`` so a
