@@ -31,17 +31,9 @@ from dspy_flywheel.rollout.state import Assignment, WorkerRollout
 
 log = logging.getLogger(__name__)
 
-SEVERITY = {
-    "canary_started": "info",
-    "share_changed": "info",
-    "promoted": "info",
-    "kept_current": "warning",
-    "rolled_back": "critical",
-    "guard_rolled_back": "critical",
-    "pinned": "info",
-    "unpinned": "info",
-    "served": "info",
-}
+# The alert severity of a decision: "info" unless listed (canary_started, share_changed,
+# promoted, pinned, unpinned, served).
+SEVERITY = {"kept_current": "warning", "rolled_back": "critical", "guard_rolled_back": "critical"}
 
 
 class CommandRefused(ValueError):
