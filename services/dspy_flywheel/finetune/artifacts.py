@@ -29,12 +29,15 @@ _GGUF_MAGIC = b"GGUF"
 _SUFFIX = re.compile(r"@lora-(?P<sha>[0-9a-f]{64})$")
 
 
+def flywheel_home() -> Path:
+    return Path(os.environ.get("FLYWHEEL_HOME") or Path.home() / ".cache" / "dspy-flywheel")
+
+
 def artifacts_dir() -> Path:
     explicit = os.environ.get("FLYWHEEL_ARTIFACTS_DIR")
     if explicit:
         return Path(explicit)
-    home = os.environ.get("FLYWHEEL_HOME") or Path.home() / ".cache" / "dspy-flywheel"
-    return Path(home) / "artifacts"
+    return flywheel_home() / "artifacts"
 
 
 def adapter_model(base: str, sha256: str) -> str:

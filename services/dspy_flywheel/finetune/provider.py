@@ -32,8 +32,8 @@ from dspy.clients.utils_finetune import TrainDataFormat
 from dspy_flywheel.finetune.artifacts import (
     AdapterArtifact,
     adapter_model,
-    artifacts_dir,
     base_model_sha256,
+    flywheel_home,
     sha256_of,
     store,
 )
@@ -95,8 +95,9 @@ class EmbeddedTrainingJob(TrainingJob):  # type: ignore[misc]  # dspy is untyped
 
 
 def train_cache(base: Path) -> Path:
-    """Where the trainer keeps ``base`` dequantized (safetensors), by the base's sha256."""
-    return artifacts_dir().parent / "train-cache" / base_model_sha256(base)[:16]
+    """Where the trainer keeps ``base`` dequantized (safetensors), by the base's sha256: beside
+    the model in ``$FLYWHEEL_HOME``, a local cache even where the artifact store is shared."""
+    return flywheel_home() / "train-cache" / base_model_sha256(base)[:16]
 
 
 class EmbeddedProvider(Provider):  # type: ignore[misc]  # dspy is untyped
@@ -195,7 +196,7 @@ class EmbeddedProvider(Provider):  # type: ignore[misc]  # dspy is untyped
         started, peak = time.monotonic(), 0.0
         try:
             while process.poll() is None:
-                peak = max(peak, rss_mb(process.pid))
+                peak = max(peak, rss_mb(process.pid, "VmHWM"))
                 where = _where(job.last)
                 if job.cancelled_by_user.is_set():
                     raise TrainingCancelled(f"fine-tuning cancelled{where}")

@@ -157,11 +157,12 @@ def _package_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` in MB (0 when it cannot be read)."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of ``pid`` in MB (0 when it cannot be read); ``field="VmHWM"``: its peak
+    so far, which sampling VmRSS can miss."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
