@@ -60,7 +60,7 @@ class Expiring(Generic[V]):
         return len(self._items)
 
     def put(self, key: str, value: V, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = _now(now)
         self._items[key] = (now + self._ttl, value)
         self._items.move_to_end(key)
         self.expire(now)
