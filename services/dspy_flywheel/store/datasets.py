@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -117,15 +117,22 @@ class ExportRecord:
         return cls(**doc)
 
 
-_PLAIN = (
-    "id, event_id, execution_id, worker_id, worker_type, program_version, success, score,"
-    " latency_ms, lm_calls, prompt_tokens, completion_tokens, has_label, label_source,"
-    " feedback_event_id, feedback_at, executed_at, created_at, key_id, inputs_enc, outputs_enc,"
-    " label_enc"
-)
-
-
-_CONTENT = frozenset({"inputs", "outputs", "label"})
+_CONTENT = ("inputs", "outputs", "label")
+_TIMES = frozenset({"feedback_at", "executed_at", "created_at"})
+_PLAIN = [f for f in fields(ExportRecord) if f.name not in _CONTENT]
+_ARRAY_TYPES = {"str": "text", "bool": "bool", "int": "int8", "float": "float8"}
+# The columns an import writes, each with the type of its unnest() array; an export reads all
+# but input_hash (recomputed on import with the target's hash key).
+_IMPORT: Final = {
+    **{
+        f.name: "timestamptz" if f.name in _TIMES else _ARRAY_TYPES[str(f.type).split(" |")[0]]
+        for f in _PLAIN
+    },
+    "input_hash": "bytea",
+    "key_id": "text",
+    **{f"{c}_enc": "bytea" for c in _CONTENT},
+}
+_EXPORTED = ", ".join(name for name in _IMPORT if name != "input_hash")
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -135,17 +142,10 @@ def _iso(ts: datetime | None) -> str | None:
 def _record(cipher: Cipher, r: asyncpg.Record) -> ExportRecord:
     eid, kid = r["execution_id"], r["key_id"]
     plain: dict[str, Any] = {
-        f.name: r[f.name] for f in fields(ExportRecord) if f.name not in _CONTENT
+        f.name: _iso(r[f.name]) if f.name in _TIMES else r[f.name] for f in _PLAIN
     }
-    plain.update(
-        feedback_at=_iso(r["feedback_at"]),
-        executed_at=_iso(r["executed_at"]),
-        created_at=_iso(r["created_at"]),
-        inputs=unseal(cipher, kid, r["inputs_enc"], eid, "inputs"),
-        outputs=unseal(cipher, kid, r["outputs_enc"], eid, "outputs"),
-        label=unseal(cipher, kid, r["label_enc"], eid, "label"),
-    )
-    return ExportRecord(**plain)
+    sealed = {c: unseal(cipher, kid, r[f"{c}_enc"], eid, c) for c in _CONTENT}
+    return ExportRecord(**plain, **sealed)
 
 
 async def export_records(
@@ -159,7 +159,7 @@ async def export_records(
             raise LookupError(f"no dataset snapshot {snapshot_id}")
         ids = snap.example_ids
     rows = await pool.fetch(
-        f"SELECT {_PLAIN} FROM training_examples WHERE ($1::text IS NULL OR worker_id = $1)"
+        f"SELECT {_EXPORTED} FROM training_examples WHERE ($1::text IS NULL OR worker_id = $1)"
         " AND ($2::bigint[] IS NULL OR id = ANY($2)) ORDER BY id",
         worker_id,
         ids,
@@ -171,44 +171,10 @@ def _ts(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-_IMPORT_COLUMNS = (
-    "event_id, execution_id, worker_id, worker_type, program_version, success, score,"
-    " latency_ms, lm_calls, prompt_tokens, completion_tokens, has_label, label_source,"
-    " feedback_event_id, feedback_at, input_hash, key_id, inputs_enc, outputs_enc, label_enc,"
-    " executed_at, created_at"
-)
-_IMPORT_TYPES = [
-    "text[]", "text[]", "text[]", "text[]", "text[]", "bool[]", "float8[]", "float8[]", "int4[]",
-    "int8[]", "int8[]", "bool[]", "text[]", "text[]", "timestamptz[]", "bytea[]", "text[]",
-    "bytea[]", "bytea[]", "bytea[]", "timestamptz[]", "timestamptz[]",
-]  # fmt: skip
-
-
 def _import_row(cipher: Cipher, r: ExportRecord) -> tuple[Any, ...]:
-    return (
-        r.event_id,
-        r.execution_id,
-        r.worker_id,
-        r.worker_type,
-        r.program_version,
-        r.success,
-        r.score,
-        r.latency_ms,
-        r.lm_calls,
-        r.prompt_tokens,
-        r.completion_tokens,
-        r.has_label,
-        r.label_source,
-        r.feedback_event_id,
-        _ts(r.feedback_at),
-        input_hash(cipher, r.worker_id, r.inputs),
-        cipher.active_key,
-        seal(cipher, r.inputs, r.execution_id, "inputs"),
-        seal(cipher, r.outputs, r.execution_id, "outputs"),
-        seal(cipher, r.label, r.execution_id, "label"),
-        _ts(r.executed_at),
-        _ts(r.created_at),
-    )
+    plain = [_ts(getattr(r, f.name)) if f.name in _TIMES else getattr(r, f.name) for f in _PLAIN]
+    sealed = [seal(cipher, getattr(r, c), r.execution_id, c) for c in _CONTENT]
+    return (*plain, input_hash(cipher, r.worker_id, r.inputs), cipher.active_key, *sealed)
 
 
 async def insert_records(
@@ -216,11 +182,11 @@ async def insert_records(
 ) -> int:
     """Encrypt under the active key and insert; existing event/execution ids are skipped."""
     inserted = 0
-    arrays = ", ".join(f"${i + 1}::{t}" for i, t in enumerate(_IMPORT_TYPES))
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_IMPORT.values()))
     for start in range(0, len(records), chunk):
         rows = [_import_row(cipher, r) for r in records[start : start + chunk]]
         status = await conn.execute(
-            f"INSERT INTO training_examples ({_IMPORT_COLUMNS}) SELECT * FROM unnest({arrays})"
+            f"INSERT INTO training_examples ({', '.join(_IMPORT)}) SELECT * FROM unnest({arrays})"
             " ON CONFLICT DO NOTHING",
             *zip(*rows, strict=True),
         )

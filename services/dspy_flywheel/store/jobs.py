@@ -15,7 +15,7 @@ import asyncpg
 
 from dspy_flywheel.store import outbox
 from dspy_flywheel.store.pool import Executor as Executor
-from dspy_flywheel.store.pool import placeholders
+from dspy_flywheel.store.pool import json_fields, placeholders
 
 TERMINAL: Final = frozenset({"succeeded", "rejected", "failed", "cancelled"})
 STATUSES: Final = ("queued", "running", *sorted(TERMINAL))
@@ -78,11 +78,7 @@ class Job:
         return self.status in TERMINAL
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
+        return json_fields(self)
 
 
 _COLUMNS: Final = ", ".join(f.name for f in fields(Job))
@@ -158,6 +154,14 @@ _FINISH_FIELDS: Final = frozenset(
 )  # fmt: skip
 
 
+def _result_fields(values: dict[str, Any]) -> list[str]:
+    """The names of ``values`` in order; ValueError for one that is not a result column."""
+    unknown = set(values) - _FINISH_FIELDS
+    if unknown:
+        raise ValueError(f"unknown job fields: {sorted(unknown)}")
+    return sorted(values)
+
+
 async def finish(
     db: Executor,
     job_id: str,
@@ -171,10 +175,7 @@ async def finish(
     """Move a job to a terminal status; None when it was not in ``only_from`` (already done)."""
     if status not in TERMINAL:
         raise ValueError(f"finish() needs a terminal status, got {status!r}")
-    unknown = set(values) - _FINISH_FIELDS
-    if unknown:
-        raise ValueError(f"unknown job fields: {sorted(unknown)}")
-    names = sorted(values)
+    names = _result_fields(values)
     sets = "".join(f", {n} = ${i + 6}" for i, n in enumerate(names))
     row = await db.fetchrow(
         f"""UPDATE optimization_jobs SET status = $2, message = $3, details = details || $4,
@@ -194,12 +195,9 @@ async def finish(
 
 async def record(db: Executor, job_id: str, **values: Any) -> None:
     """Set result columns (snapshot id, costs, scores) on a job without changing its status."""
-    unknown = set(values) - _FINISH_FIELDS
-    if unknown:
-        raise ValueError(f"unknown job fields: {sorted(unknown)}")
-    if not values:
+    names = _result_fields(values)
+    if not names:
         return
-    names = sorted(values)
     sets = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names))
     await db.execute(
         f"UPDATE optimization_jobs SET {sets}, updated_at = now() WHERE job_id = $1",

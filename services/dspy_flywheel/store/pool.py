@@ -10,6 +10,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable
+from dataclasses import fields
+from datetime import datetime
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
@@ -95,6 +97,15 @@ async def close_pool(pool: asyncpg.Pool, timeout_s: float = CLOSE_TIMEOUT_S) -> 
     except TimeoutError:
         log.warning("PostgreSQL pool did not close within %.0f s: terminating it", timeout_s)
         pool.terminate()
+
+
+def json_fields(row: Any, skip: str | None = None) -> dict[str, Any]:
+    """A dataclass row's fields (but ``skip``) as a dict, datetimes as ISO text."""
+    return {
+        f.name: v.isoformat() if isinstance(v := getattr(row, f.name), datetime) else v
+        for f in fields(row)
+        if f.name != skip
+    }
 
 
 def placeholders(count: int, first: int = 1) -> str:

@@ -11,13 +11,11 @@ import json
 import zlib
 from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 import asyncpg
 
-from dspy_flywheel.store.pool import placeholders
-
-Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
+from dspy_flywheel.store.pool import Executor, json_fields, placeholders
 
 
 @dataclass(frozen=True)
@@ -49,13 +47,7 @@ class ProgramVersion(NewProgram):
 
     def summary(self) -> dict[str, Any]:
         """Everything but the (large) state, JSON-ready."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "state":
-                continue
-            value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
+        return json_fields(self, skip="state")
 
 
 @dataclass(frozen=True)
