@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from dspy_flywheel.collector.sink import count_drops
 from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.store.examples import content_aad
 
@@ -65,20 +66,14 @@ async def prune(
                     rule.max_count - 1,
                 )
                 deleted[f"{worker}:retention_max_count"] = int(status.rsplit(" ", 1)[-1])
-            counts = {
-                k.split(":", 1)[1]: n
-                for k, n in deleted.items()
-                if k.startswith(f"{worker}:") and n
-            }
-            for reason, n in counts.items():
-                await conn.execute(
-                    "INSERT INTO collector_drops (worker_id, reason, count) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (worker_id, reason) DO UPDATE"
-                    " SET count = collector_drops.count + EXCLUDED.count, last_at = now()",
-                    worker,
-                    reason,
-                    n,
-                )
+            await count_drops(
+                conn,
+                {
+                    (worker, k.split(":", 1)[1]): n
+                    for k, n in deleted.items()
+                    if k.startswith(f"{worker}:") and n
+                },
+            )
     if processed_ttl_h is not None:
         status = await pool.execute(
             "DELETE FROM collector_processed_events"

@@ -52,46 +52,32 @@ class JobPage:
     history: list[StatusStep] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "job": self.job,
-            "trace_id": self.trace_id,
-            "history": [asdict(s) for s in self.history],
-        }
+        return asdict(self)
 
 
 async def in_flight(pool: asyncpg.Pool) -> list[InFlight]:
-    return [
-        InFlight(
-            job_id=r["job_id"],
-            worker_id=r["worker_id"],
-            status=r["status"],
-            optimizer=r["optimizer"],
-            progress=float(r["progress"]),
-            message=r["message"],
-            created_at=r["created_at"].isoformat(),
-            started_at=r["started_at"].isoformat() if r["started_at"] else None,
-        )
-        for r in await pool.fetch(_IN_FLIGHT)
-    ]
+    found = []
+    for r in await pool.fetch(_IN_FLIGHT):
+        row = {
+            **dict(r),
+            "progress": float(r["progress"]),
+            "created_at": r["created_at"].isoformat(),
+        }
+        row["started_at"] = r["started_at"].isoformat() if r["started_at"] else None
+        found.append(InFlight(**row))
+    return found
 
 
-def _status(raw: Any) -> OptimizationStatusChanged:
-    return OptimizationStatusChanged.from_record(json.loads(raw) if isinstance(raw, str) else raw)
+def _step(row: asyncpg.Record) -> StatusStep:
+    raw = row["record"]
+    event = OptimizationStatusChanged.from_record(json.loads(raw) if isinstance(raw, str) else raw)
+    at = row["created_at"].isoformat()
+    return StatusStep(at, event.status, event.progress, event.message or "")
 
 
 async def job_page(pool: asyncpg.Pool, job_id: str) -> JobPage | None:
     job = await jobs.get(pool, job_id)
     if job is None:
         return None
-    history = []
-    for row in await pool.fetch(_HISTORY, job_id):
-        event = _status(row["record"])
-        history.append(
-            StatusStep(
-                at=row["created_at"].isoformat(),
-                status=event.status,
-                progress=event.progress,
-                message=event.message or "",
-            )
-        )
+    history = [_step(r) for r in await pool.fetch(_HISTORY, job_id)]
     return JobPage(job.as_dict(), trace_id_of(job.traceparent), history)

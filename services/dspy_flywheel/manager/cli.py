@@ -31,15 +31,9 @@ def _param(text: str) -> tuple[str, Any]:
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    if args.optimizer:
-        config["optimizer"] = args.optimizer
-    if args.param:
-        config["params"] = dict(args.param)
-    for key in ("program_ref", "metric_ref"):
-        if getattr(args, key):
-            config[key] = getattr(args, key)
-    return config
+    given = {"optimizer": args.optimizer, "params": dict(args.param or ())}
+    given.update(program_ref=args.program_ref, metric_ref=args.metric_ref)
+    return {k: v for k, v in given.items() if v}
 
 
 def _table(rows: list[OptimizationStatus]) -> Table:
@@ -102,13 +96,8 @@ async def _follow(
     final = await watch_jobs(
         m.get_optimization_status, job_ids, console=console, timeout_s=timeout_s
     )
-    return (
-        0
-        if final
-        and all(s in ("succeeded", "rejected") for s in final.values())
-        and len(final) == len(job_ids)
-        else 1
-    )
+    finished = bool(final) and len(final) == len(job_ids)
+    return 0 if finished and all(s in ("succeeded", "rejected") for s in final.values()) else 1
 
 
 async def _watch(m: OptimizationManager, args: argparse.Namespace, console: Console) -> int:

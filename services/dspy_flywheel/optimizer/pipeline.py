@@ -46,6 +46,17 @@ _PROGRESS_KEYS = (
 )  # fmt: skip
 
 
+# the settings a compile child gets as they are
+_SPEC_SETTINGS = (
+    "lm_ref",
+    "max_lm_calls",
+    "max_tokens",
+    "memory_mb",
+    "num_threads",
+    "report_interval_s",
+)
+
+
 @dataclass
 class JobServices:
     settings: OptimizerSettings
@@ -305,13 +316,10 @@ class JobRun:
         current = await programs.latest(self.s.pool, job.worker_id)
         workdir = Path(tempfile.mkdtemp(prefix=f"job-{job.job_id}-", dir=settings.workdir))
         spec = JobSpec(
-            job_id=job.job_id,
-            worker_id=job.worker_id,
+            **{k: getattr(job, k) for k in ("job_id", "worker_id", "params", "metric_ref")},
+            **{k: getattr(settings, k) for k in _SPEC_SETTINGS},
             optimizer=optimizer,
-            params=job.params,
             program_ref=program_ref,
-            metric_ref=job.metric_ref,
-            lm_ref=settings.lm_ref,
             result_path=str(workdir / "result.json"),
             current_state=current.state if current else None,
             current_version=current.version if current else None,
@@ -319,11 +327,6 @@ class JobRun:
             train=parts.train,
             val=parts.val,
             holdout=parts.holdout,
-            max_lm_calls=settings.max_lm_calls,
-            max_tokens=settings.max_tokens,
-            memory_mb=settings.memory_mb,
-            num_threads=settings.num_threads,
-            report_interval_s=settings.report_interval_s,
         )
         outcome = await run_child(
             spec,
@@ -347,15 +350,9 @@ class JobRun:
             return await self._finish(
                 status, message, details={"failure": outcome.kind}, **costs, **usage
             )
-        return await self._decide(outcome.result, snapshot_id, current, costs)
+        return await self._decide(outcome.result, costs)
 
-    async def _decide(
-        self,
-        result: CompileResult,
-        snapshot_id: int | None,
-        current: programs.ProgramVersion | None,
-        costs: dict[str, Any],
-    ) -> jobs.Job | None:
+    async def _decide(self, result: CompileResult, costs: dict[str, Any]) -> jobs.Job | None:
         with tracer.start_as_current_span("optimization.gate") as span:
             decision = gate.decide_holdout(
                 result.current_scores, result.candidate_scores, self.s.settings.gate()
@@ -403,6 +400,7 @@ class JobRun:
                 version = await programs.add_version(
                     conn,
                     programs.NewProgram(
+                        **scores,  # holdout before/after, costs and the snapshot id
                         worker_id=job.worker_id,
                         state=result.state,
                         signature=result.signature,
@@ -410,13 +408,6 @@ class JobRun:
                         size_bytes=size,
                         params=job.params,
                         job_id=job.job_id,
-                        snapshot_id=snapshot_id,
-                        holdout_before=result.current_score,
-                        holdout_after=result.candidate_score,
-                        lm_calls=result.lm_calls,
-                        tokens=result.tokens,
-                        cpu_s=scores["cpu_s"],
-                        wall_s=costs["wall_s"],
                         requested_by=job.requested_by,
                         reason=job.reason,
                         gate=decision.record(),

@@ -234,15 +234,10 @@ class RolloutController:
         evidence = _evidence(live, s)
         if live.outcome == "promote":
             return [self._promote(s, live.reason, evidence, "controller", at_ms)]
-        if live.outcome == "rollback":
-            return [
-                self._drop_candidate(s, "rolled_back", live.reason, evidence, "controller", at_ms)
-            ]
-        if live.outcome == "keep_current":
-            return [
-                self._drop_candidate(s, "kept_current", live.reason, evidence, "controller", at_ms)
-            ]
-        return []
+        dropped = {"rollback": "rolled_back", "keep_current": "kept_current"}.get(live.outcome)
+        if dropped is None:
+            return []
+        return [self._drop_candidate(s, dropped, live.reason, evidence, "controller", at_ms)]
 
     def _judge_guard(self, s: WorkerRollout, at_ms: int) -> list[Decision]:
         live = decide_guard(s.baseline, s.stable_arm, self.policy_for(s.worker_id).sequential())

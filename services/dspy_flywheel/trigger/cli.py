@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from typing import Any
 
 import asyncpg
@@ -22,38 +23,17 @@ from dspy_flywheel.trigger.config_topic import delete_config, read_configs, writ
 from dspy_flywheel.trigger.requests import request_optimization
 from dspy_flywheel.trigger.settings import TriggerSettings
 
-_FLAG_FIELDS = {
-    "policy": "policy",
-    "threshold": "threshold",
-    "window_size": "window_size",
-    "window_seconds": "window_seconds",
-    "min_examples": "min_examples",
-    "min_new_examples": "min_new_examples",
-    "cooldown": "cooldown_seconds",
-    "interval": "interval_seconds",
-    "cron": "cron",
-    "optimizer": "optimizer",
-    "worker_type": "worker_type",
-    "program_ref": "program_ref",
-    "metric_ref": "metric_ref",
+_CLEARED = {
+    "no_window_seconds": "window_seconds",
+    "no_interval": "interval_seconds",
+    "no_cron": "cron",
 }
 
 
 def changes_from_args(args: argparse.Namespace, current: TriggerPolicyConfig) -> dict[str, Any]:
-    changes: dict[str, Any] = {
-        k: getattr(args, flag)
-        for flag, k in _FLAG_FIELDS.items()
-        if getattr(args, flag) is not None
-    }
-    for flag, field_name in (
-        ("no_window_seconds", "window_seconds"),
-        ("no_interval", "interval_seconds"),
-        ("no_cron", "cron"),
-    ):
-        if getattr(args, flag):
-            changes[field_name] = None
-    if args.enabled is not None:
-        changes["enabled"] = args.enabled
+    given = {f.name: getattr(args, f.name, None) for f in fields(TriggerPolicyConfig)}
+    changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    changes.update({k: None for flag, k in _CLEARED.items() if getattr(args, flag)})
     if args.param or args.clear_params:
         params = {} if args.clear_params else dict(current.optimizer_params)
         params.update(parse_param(p) for p in args.param or [])
@@ -182,8 +162,10 @@ def _add_set_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-window-seconds", action="store_true", help="count window only")
     p.add_argument("--min-examples", type=int, help="labeled examples needed in the window")
     p.add_argument("--min-new-examples", type=int, help="new labels needed since last request")
-    p.add_argument("--cooldown", type=int, help="seconds between requests")
-    p.add_argument("--interval", type=int, help="periodic policy: every S seconds")
+    p.add_argument("--cooldown", dest="cooldown_seconds", type=int, help="seconds between requests")
+    p.add_argument(
+        "--interval", dest="interval_seconds", type=int, help="periodic policy: every S seconds"
+    )
     p.add_argument("--no-interval", action="store_true")
     p.add_argument("--cron", help="periodic policy: 5-field cron (UTC)")
     p.add_argument("--no-cron", action="store_true")
