@@ -10,18 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from dspy_flywheel.compile.judge import normalize
+from dspy_flywheel.compile.judge import normalize, output_of
 
 FAILED: Final = "<error>"
 Confusion = dict[str, dict[str, int]]
 _MAX_CLASSES: Final = 30
-
-
-def _value(prediction: Any, name: str) -> Any:
-    if prediction is None:
-        return None
-    get = prediction.get if hasattr(prediction, "get") else None
-    return get(name) if get is not None else getattr(prediction, name, None)
 
 
 def confusion(examples: Sequence[Any], predictions: Sequence[Any]) -> Confusion | None:
@@ -39,7 +32,7 @@ def confusion(examples: Sequence[Any], predictions: Sequence[Any]) -> Confusion 
         return None
     table: Confusion = {}
     for gold, prediction in zip(expected, predictions, strict=True):
-        got = _value(prediction, field)
+        got = None if prediction is None else output_of(prediction, field)
         key = FAILED if got is None else normalize(got)
         row = table.setdefault(gold, {})
         row[key] = row.get(key, 0) + 1

@@ -71,11 +71,15 @@ def label_object(label: Any, output_fields: Sequence[str]) -> dict[str, Any] | N
     return {names[0]: label} if label is not None and len(names) == 1 else None
 
 
+def output_of(outputs: Any, name: str) -> Any:
+    """Field ``name`` of a mapping or a prediction (None when it has none)."""
+    return outputs.get(name) if hasattr(outputs, "get") else getattr(outputs, name, None)
+
+
 def outputs_match(expected: Mapping[str, Any], outputs: Any) -> bool:
     """Every expected field is in ``outputs`` (a mapping or prediction) and equal, normalized."""
-    get = outputs.get if hasattr(outputs, "get") else lambda name: getattr(outputs, name, None)
     for name, value in expected.items():
-        got = get(name)
+        got = output_of(outputs, name)
         if got is None or normalize(got) != normalize(value):
             return False
     return True

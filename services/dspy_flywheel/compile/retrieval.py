@@ -155,11 +155,6 @@ def _without_index(entry: Any) -> Any:
     return {k: v for k, v in entry.items() if k != STATE_KEY} if isinstance(entry, dict) else entry
 
 
-def _entry(program: Any, name: str, predictor: Any, state: Mapping[str, Any]) -> Any:
-    """A predictor's part of ``state`` (a bare ``dspy.Predict`` program's state is flat)."""
-    return state if predictor is program else state.get(name)
-
-
 def load_program_state(program: Any, state: Mapping[str, Any]) -> Any:
     """``program.load_state(state)``, then each predictor's saved index attached (or cleared).
 
@@ -169,7 +164,7 @@ def load_program_state(program: Any, state: Mapping[str, Any]) -> Any:
     plain = _without_index(state) if flat else {n: _without_index(e) for n, e in state.items()}
     program.load_state(plain)
     for name, predictor in program.named_predictors():
-        entry = _entry(program, name, predictor, state)
+        entry = state if predictor is program else state.get(name)  # a bare Predict's is flat
         saved = entry.get(STATE_KEY) if isinstance(entry, dict) else None
         attach(predictor, BM25Index.from_state(saved) if saved else None)
     return program

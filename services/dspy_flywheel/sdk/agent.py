@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from dspy_flywheel.compile.catalog import DSPyOptimizer, accepted_names, create_optimizer
+from dspy_flywheel.compile.catalog import DSPyOptimizer, create_optimizer
 from dspy_flywheel.compile.compiler import compile_program, load_state_into, using_lm
 from dspy_flywheel.compile.errors import ProgramNotFound
 from dspy_flywheel.compile.evaluation import EvalResult, evaluate
@@ -32,14 +32,11 @@ from dspy_flywheel.compile.examples import LocalExample, to_examples
 from dspy_flywheel.compile.judge import exact_match
 from dspy_flywheel.compile.refs import load_ref
 from dspy_flywheel.compile.signature import input_fields, signature_of
+from dspy_flywheel.sdk.settings import flywheel_home
 
 __all__ = ["DSPyAgent", "DSPyOptimizer", "LocalExample", "ProgramRegistry"]
 
 _PROGRAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("FLYWHEEL_HOME") or Path.home() / ".cache" / "dspy-flywheel")
 
 
 class ProgramRegistry(Protocol):
@@ -83,14 +80,10 @@ class DSPyAgent:
     ) -> None:
         self.lm = lm
         self.metric = metric or exact_match
-        self.home = Path(home) if home is not None else default_home()
+        self.home = Path(home) if home is not None else flywheel_home()
         self.training_examples: list[LocalExample] = []
 
     # -- optimizers -----------------------------------------------------------------------
-
-    @staticmethod
-    def available_optimizers() -> list[str]:
-        return accepted_names()
 
     def create_optimizer(
         self, optimizer_type: str, *, metric: Callable[..., Any] | None = None, **kwargs: Any

@@ -19,9 +19,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from dspy_flywheel.bus.consumer import open_consumer, read_to_end, stop_consumer
+from dspy_flywheel.bus.compacted import read_compacted
 from dspy_flywheel.bus.guard import Record
-from dspy_flywheel.contracts.codec import DecodeError, decode
+from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.events import TriggerConfig, field_names
 from dspy_flywheel.settings import KafkaSettings
 
@@ -49,32 +49,19 @@ def merge_config(existing: TriggerConfig | None, ours: TriggerConfig) -> Trigger
 
 
 async def read_current(kafka: KafkaSettings, topic: str, worker_id: str) -> TriggerConfig | None:
-    """The latest TriggerConfig for ``worker_id`` (None if absent or deleted)."""
-    key = worker_id.encode()
-    current: list[TriggerConfig | None] = [None]
+    """The latest TriggerConfig for ``worker_id`` (None if absent or deleted); a record that
+    does not decode to one is logged and skipped."""
 
-    async def keep(record: Record) -> None:
-        if record.key != key:
-            return
-        if record.value is None:
-            current[0] = None  # tombstone: the config was deleted
-            return
-        try:
-            event = decode(record.value, record.headers).event
-        except DecodeError as exc:
-            log.warning("unreadable trigger config for %s: %s", worker_id, exc)
-            return
-        if isinstance(event, TriggerConfig):
-            current[0] = event
-        else:
-            log.warning("%s on the trigger config topic for %s", event.event_type, worker_id)
+    def parse(record: Record) -> tuple[str, TriggerConfig | None]:
+        key = (record.key or b"").decode(errors="replace")
+        if key != worker_id or record.value is None:  # None: a tombstone, the config deleted
+            return key, None
+        event = decode(record.value, record.headers).event
+        if not isinstance(event, TriggerConfig):
+            raise TypeError(f"{event.event_type} on the trigger config topic for {worker_id}")
+        return key, event
 
-    consumer = await open_consumer(kafka, [topic], fetch_max_wait_ms=50)
-    try:
-        await read_to_end(consumer, keep)
-    finally:
-        await stop_consumer(consumer)
-    return current[0]
+    return (await read_compacted(kafka, topic, parse)).get(worker_id)
 
 
 async def register(

@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from dspy_flywheel.contracts.codec import encode
@@ -79,13 +80,13 @@ def execution_pending(route: ExecutionRoute, row: ExecutionRow) -> Pending:
     )
 
 
+@dataclass
 class _Counters:
-    def __init__(self) -> None:
-        self.enqueued = 0
-        self.spooled = 0
-        self.overflow_dropped = 0
-        self.encode_errors = 0
-        self.dropped_after_close = 0
+    enqueued: int = 0
+    spooled: int = 0
+    overflow_dropped: int = 0
+    encode_errors: int = 0
+    dropped_after_close: int = 0
 
 
 class Emitter:
@@ -162,14 +163,9 @@ class Emitter:
             self._loop.call_soon(self._drain_to_spool)
 
     def stats(self) -> dict[str, Any]:
-        c = self._counters
         return {
-            "enqueued": c.enqueued,
+            **vars(self._counters),
             "queued": len(self._queue),
-            "spooled": c.spooled,
-            "overflow_dropped": c.overflow_dropped,
-            "encode_errors": c.encode_errors,
-            "dropped_after_close": c.dropped_after_close,
             "spool_pending": self._spool.pending_records,
             "spool_bytes": self._spool.pending_bytes(),
             **self._delivery.stats(),

@@ -100,6 +100,19 @@ def decode(payload: bytes) -> Message:
     return Message(topic, key, value, tuple(headers), event_id)
 
 
+def _valid_prefix(data: bytes) -> tuple[int, int]:
+    """(length, record count) of the frames at the start of ``data`` that are whole and pass
+    their CRC."""
+    pos = count = 0
+    while pos + _FRAME.size <= len(data):
+        length, crc = _FRAME.unpack_from(data, pos)
+        end = pos + _FRAME.size + length
+        if end > len(data) or zlib.crc32(data[pos + _FRAME.size : end]) != crc:
+            break
+        pos, count = end, count + 1
+    return pos, count
+
+
 def _append_file(path: Path) -> BinaryIO:
     return os.fdopen(open_owner_only(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab")
 
@@ -303,37 +316,22 @@ class Spool:
         """Length of the valid prefix of a segment; a torn tail is cut off."""
         path = self._path(seq)
         data = path.read_bytes()
-        pos = 0
-        while pos + _FRAME.size <= len(data):
-            length, crc = _FRAME.unpack_from(data, pos)
-            end = pos + _FRAME.size + length
-            if end > len(data) or zlib.crc32(data[pos + _FRAME.size : end]) != crc:
-                break
-            pos = end
+        pos, _ = _valid_prefix(data)
         if pos != len(data):
             log.warning("spool %s: cutting a torn tail of %d bytes", path, len(data) - pos)
             with open(path, "r+b") as f:
                 f.truncate(pos)
         return pos
 
-    def _count_records(self, seq: int, start: int, stop: int) -> int:
-        if stop <= start:
-            return 0
-        with open(self._path(seq), "rb") as f:
-            f.seek(start)
-            data = f.read(stop - start)
-        count = pos = 0
-        while pos + _FRAME.size <= len(data):
-            pos += _FRAME.size + _FRAME.unpack_from(data, pos)[0]
-            count += 1
-        return count
-
     def _count_pending(self) -> int:
+        """Records after the cursor (segments already repaired: every frame is whole)."""
+        count = 0
         with self._lock:
-            return sum(
-                self._count_records(seq, self._offsets.get(seq, 0), size)
-                for seq, size in self._sizes.items()
-            )
+            for seq, size in self._sizes.items():
+                with open(self._path(seq), "rb") as f:
+                    f.seek(self._offsets.get(seq, 0))
+                    count += _valid_prefix(f.read(max(0, size - f.tell())))[1]
+        return count
 
     def _read_cursor(self) -> dict[int, int]:
         offsets: dict[int, int] = {}
