@@ -149,8 +149,13 @@ async def test_without_retry_a_failure_of_the_handler_propagates_at_once() -> No
 
 
 def test_retry_delays_start_small_double_and_are_capped() -> None:
-    assert Retry().delays() == [1.0, 1.0, 2.0, 4.0, 8.0]
-    assert Retry(attempts=8, max_delay_s=10).delays()[-2:] == [10, 10]
+    def delays(retry: Retry) -> list[float | None]:
+        assert retry.attempts is not None
+        return [retry.delay(n) for n in range(retry.attempts)]
+
+    assert delays(Retry()) == [1.0, 1.0, 2.0, 4.0, 8.0]
+    assert delays(Retry(attempts=8, max_delay_s=10))[-2:] == [10, 10]
+    assert Retry().delay(5) is None
 
 
 def test_dead_letter_headers_keep_the_original_ones_and_say_why() -> None:

@@ -16,13 +16,14 @@ from dspy_flywheel.compile.compiler import compile_program, load_state_into
 from dspy_flywheel.compile.errors import OptimizerConfigError
 from dspy_flywheel.compile.evaluation import evaluate
 from dspy_flywheel.compile.judge import exact_match
-from dspy_flywheel.compile.retrieval import STATE_KEY, BM25Index, has_retrieval
+from dspy_flywheel.compile.retrieval import STATE_KEY, BM25Index
 from dspy_flywheel.compile.signature import signature_of
 from dspy_flywheel.compile.strategies import RetrievalFewShot, StratifiedFewShot, stratified
 from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk.programs import ProgramSlot
 from dspy_flywheel.tasks import load_jsonl_task
 from tests.fixtures.fake_lm import FakeEngine
+from tests.fixtures.retrieval import has_retrieval
 
 SUITE = Path(__file__).parents[1] / "bench" / "suite"
 

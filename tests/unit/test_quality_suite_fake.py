@@ -20,7 +20,7 @@ import pytest
 from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER, create_optimizer
 from dspy_flywheel.compile.compiler import compile_program, load_state_into
 from dspy_flywheel.compile.judge import label_fields
-from dspy_flywheel.compile.retrieval import STATE_KEY, has_retrieval
+from dspy_flywheel.compile.retrieval import STATE_KEY
 from dspy_flywheel.compile.signature import signature_of
 from dspy_flywheel.compile.strategies import classes_of, is_categorical
 from dspy_flywheel.lm import engine_stats, make_lm
@@ -30,6 +30,7 @@ from tests.bench.quality_lib.options import parse_options
 from tests.bench.quality_lib.row import load_task, measure_row
 from tests.bench.quality_lib.suite import suite_options
 from tests.fixtures.fake_lm import FakeEngine
+from tests.fixtures.retrieval import has_retrieval
 
 SUITE = Path(__file__).parents[1] / "bench" / "suite"
 TASKS = {t.task_label: t for t in suite_options(parse_options(["--suite", str(SUITE)]))}

@@ -73,10 +73,6 @@ class Retry:
             return None
         return self.first_delay_s if retry == 0 else min(self.max_delay_s, 2.0 ** (retry - 1))
 
-    def delays(self) -> list[float]:
-        assert self.attempts is not None, "unbounded"
-        return [d for n in range(self.attempts) if (d := self.delay(n)) is not None]
-
 
 UNTIL_IT_WORKS = Retry(attempts=None)
 

@@ -22,11 +22,10 @@ from dspy_flywheel.bus.dlq import SEALED_HEADER, open_sealed
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import DecodeError, decode, encode
 from dspy_flywheel.contracts.events import event_from_record
+from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.contracts.validate import check_record, valid_traceparent
 from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.settings import KafkaSettings
-
-_DLQ_SUFFIX = ".dlq"
 
 
 @dataclass(frozen=True)
@@ -83,13 +82,9 @@ class Letter:
         return out
 
 
-def dlq_topic(topic: str) -> str:
-    return topic if topic.endswith(_DLQ_SUFFIX) else f"{topic}{_DLQ_SUFFIX}"
-
-
 async def read_letters(kafka: KafkaSettings, topic: str) -> list[Letter]:
     """Every dead letter of ``topic`` (or of ``topic`` itself when it is a ``.dlq``)."""
-    consumer = await open_consumer(kafka, [dlq_topic(topic)], fetch_max_wait_ms=50)
+    consumer = await open_consumer(kafka, [Topics.dlq(topic)], fetch_max_wait_ms=50)
     letters: list[Letter] = []
 
     async def keep(record: Record) -> None:
@@ -132,7 +127,7 @@ async def replay(
     headers = [
         *encoded.headers,
         ("replay_of", original.encode()),
-        ("replay_from", f"{dlq_topic(topic)}:{letter.partition}:{letter.offset}".encode()),
+        ("replay_from", f"{Topics.dlq(topic)}:{letter.partition}:{letter.offset}".encode()),
     ]
     await producer.send_and_wait(topic, encoded.value, key=letter.key, headers=headers)
     return encoded.event_id

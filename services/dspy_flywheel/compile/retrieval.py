@@ -168,9 +168,3 @@ def load_program_state(program: Any, state: Mapping[str, Any]) -> Any:
         saved = entry.get(STATE_KEY) if isinstance(entry, dict) else None
         attach(predictor, BM25Index.from_state(saved) if saved else None)
     return program
-
-
-def has_retrieval(program: Any) -> bool:
-    return any(
-        isinstance(p, RetrievingMixin) and p.retrieval for _, p in program.named_predictors()
-    )

@@ -75,7 +75,8 @@ class Topics:
 
     @staticmethod
     def dlq(topic: str) -> str:
-        return f"{topic}.dlq"
+        """The dead-letter topic of ``topic`` (``topic`` itself when it is one)."""
+        return topic if topic.endswith(".dlq") else f"{topic}.dlq"
 
     def event_type_of(self, topic: str) -> str | None:
         """The event type ``topic`` carries (None: not one of ours)."""

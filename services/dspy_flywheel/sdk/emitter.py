@@ -241,7 +241,8 @@ class Emitter:
         if isinstance(item, Message):  # encoded by a caller (_spill_soon)
             return item
         if not isinstance(item, Pending):
-            item = self._as_pending(item)
+            assert self._execution_route is not None, "route_executions() before submit_execution()"
+            item = execution_pending(self._execution_route, item)
         traceparent = resolve_traceparent(item.trace) or new_traceparent()
         try:
             event = item.build(item.payload) if item.build is not None else item.payload
@@ -252,11 +253,6 @@ class Emitter:
             return None
         headers = (*encoded.headers, *item.extra_headers)
         return Message(item.topic, item.key, encoded.value, headers, item.event_id)
-
-    def _as_pending(self, row: ExecutionRow) -> Pending:
-        route = self._execution_route
-        assert route is not None, "route_executions() before submit_execution()"
-        return execution_pending(route, row)
 
     def _route(self, messages: list[Message]) -> None:
         if not messages:

@@ -223,7 +223,7 @@ class ProgramSlot:
                 return None
             self._assignment, self._sequence = assignment, sequence
             if self._pinned is not None:
-                held = None if self._pinned == CODE else self._pinned
+                held = self._held_version()
                 return Outcome("pinned", held, "instance pinned; rollout assignment held back")
             return self._apply_assignment()
 

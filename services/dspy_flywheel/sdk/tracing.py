@@ -46,11 +46,6 @@ def call_span(now: float) -> Span:
     return INVALID_SPAN if live is None else live.start_span(SPAN_NAME)
 
 
-def reset_sdk_check() -> None:
-    """Look for a tracer provider again on the next call (after installing one)."""
-    _SdkState.checked_at = float("-inf")
-
-
 TraceOrigin = str | Span | Context | None
 
 
