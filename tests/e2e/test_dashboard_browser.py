@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dspy_flywheel.dashboard.render import num, pct
+from dspy_flywheel.dashboard.charts import num, pct
 from tests.e2e.jaeger import JAEGER, lifecycle_trace, needs_jaeger
 from tests.e2e.observed_loop import DASHBOARD_REFRESH_S, Observed
 from tests.e2e.screenshots import assert_readable, screenshot_dir

@@ -38,7 +38,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from dspy_flywheel.collector.policy import WorkerPolicy
+from dspy_flywheel.collector.policy import POLICY_COLUMNS, WorkerPolicy
 from dspy_flywheel.security.crypto import EncryptionSettings
 from dspy_flywheel.settings import FlywheelSettings
 
@@ -74,12 +74,5 @@ class CollectorSettings(FlywheelSettings):
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
 
     def default_policy(self) -> WorkerPolicy:
-        return WorkerPolicy(
-            accept_unlabeled_success=self.accept_unlabeled_success,
-            min_score=self.min_score,
-            max_field_chars=self.max_field_chars,
-            drop_duplicates=self.drop_duplicates,
-            pending_ttl_s=self.pending_ttl_s,
-            retention_max_age_days=self.retention_max_age_days,
-            retention_max_count=self.retention_max_count,
-        )
+        """The settings named like the policy's fields."""
+        return WorkerPolicy(**{c: getattr(self, c) for c in POLICY_COLUMNS})

@@ -1,4 +1,5 @@
-"""Inline SVG charts: live accuracy over time with version markers, and a holdout sparkline."""
+"""Inline SVG charts: live accuracy over time with version markers, and a holdout sparkline;
+and the number formats every page shares."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ from html import escape
 from typing import Any
 
 WIDTH, HEIGHT, PAD = 640, 160, 24
+MISSING = "&ndash;"  # shown where a score or ratio is not known yet
+
+
+def pct(value: float | None) -> str:
+    return MISSING if value is None else f"{100 * value:.1f}%"
+
+
+def num(value: float | None, digits: int = 2) -> str:
+    return MISSING if value is None else f"{value:.{digits}f}"
 
 
 def sparkline(points: list[float], width: int = 240, height: int = 48) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from dspy_flywheel.dashboard.charts import num, pct
 from dspy_flywheel.dashboard.jobs import JobPage
-from dspy_flywheel.dashboard.render import num, page, pct
+from dspy_flywheel.dashboard.render import page
 
 _FACTS = (
     ("worker", "worker_id"),

@@ -10,11 +10,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from dspy_flywheel.dashboard.charts import live_chart, sparkline
+from dspy_flywheel.dashboard.charts import MISSING, live_chart, num, pct, sparkline
 from dspy_flywheel.dashboard.data import Overview, WorkerCard
 from dspy_flywheel.dashboard.rollout import render_rollout
-
-MISSING = "&ndash;"  # shown where a score or ratio is not known yet
 
 _STYLE = """body{font:14px system-ui,sans-serif;margin:2rem;color:#222}
 .card{border:1px solid #ccc;border-radius:8px;padding:1rem;margin:1rem 0;max-width:1000px}
@@ -27,10 +25,6 @@ th:first-child,td:first-child{text-align:left}.alert{color:#a00}.up{color:#070}.
 .spans td{vertical-align:top;white-space:nowrap}.spans td:last-child{white-space:normal}"""
 
 
-def pct(value: float | None) -> str:
-    return MISSING if value is None else f"{100 * value:.1f}%"
-
-
 def _gate(gate: dict[str, Any] | None) -> str:
     """The holdout gate's evidence for one version: gain, interval, paired counts."""
     if not gate or gate.get("interval") is None:
@@ -41,10 +35,6 @@ def _gate(gate: dict[str, Any] | None) -> str:
         f"{gate['confidence']:.0%}, n={gate['n']}, won {gate['b']} / lost {gate['c']}, "
         f"p={gate['p_value']:.2g}"
     )
-
-
-def num(value: float | None, digits: int = 2) -> str:
-    return MISSING if value is None else f"{value:.{digits}f}"
 
 
 def _field(name: str, text: str, **attrs: Any) -> str:

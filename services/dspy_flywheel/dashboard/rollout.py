@@ -7,11 +7,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-MISSING = "&ndash;"
-
-
-def _pct(value: float | None) -> str:
-    return MISSING if value is None else f"{100 * value:.1f}%"
+from dspy_flywheel.dashboard.charts import MISSING, pct
 
 
 def _shares(view: dict[str, Any]) -> dict[str, float]:
@@ -28,10 +24,10 @@ def render_rollout(view: dict[str, Any] | None, decisions: int = 5) -> str:
     rows = []
     for name, live in view["live"].items():
         interval = live["interval"]
-        bounds = f"[{_pct(interval[0])}, {_pct(interval[1])}]" if interval else MISSING
+        bounds = f"[{pct(interval[0])}, {pct(interval[1])}]" if interval else MISSING
         rows.append(
-            f"<tr><td>{escape(name)}</td><td>{_pct(shares.get(name))}</td>"
-            f"<td>{_pct(live['accuracy'])}</td><td>{bounds}</td><td>{live['labels']}</td></tr>"
+            f"<tr><td>{escape(name)}</td><td>{pct(shares.get(name))}</td>"
+            f"<td>{pct(live['accuracy'])}</td><td>{bounds}</td><td>{live['labels']}</td></tr>"
         )
     table = (
         "<table><tr><th>version</th><th>traffic share</th><th>live accuracy</th>"

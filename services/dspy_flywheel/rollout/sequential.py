@@ -37,7 +37,7 @@ what the promotion accepted).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -174,16 +174,7 @@ class LiveDecision:
 
     def record(self) -> dict[str, Any]:
         """JSON-ready evidence for events, audit rows and the API."""
-        return {
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "current": {"labels": self.current.labels, "correct": self.current.correct},
-            "candidate": {"labels": self.candidate.labels, "correct": self.candidate.correct},
-            "estimate": self.estimate,
-            "interval": list(self.interval),
-            "alpha": self.alpha,
-            "margin": self.margin,
-        }
+        return {**asdict(self), "interval": list(self.interval)}
 
 
 def _pts(x: float) -> str:
@@ -200,15 +191,9 @@ def _decision(
         f"difference {_pts(est)}, always-valid {1 - config.alpha:.0%} interval "
         f"[{_pts(lo)}, {_pts(hi)}]"
     )
+    reason = f"{why}: {evidence}"
     return LiveDecision(
-        outcome,
-        f"{why}: {evidence}",
-        current,
-        candidate,
-        est,
-        (lo, hi),
-        config.alpha,
-        config.margin,
+        outcome, reason, current, candidate, est, (lo, hi), config.alpha, config.margin
     )
 
 

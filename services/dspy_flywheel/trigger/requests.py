@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
-from dspy_flywheel.bus.publish import publish, start_producer
+from dspy_flywheel.bus.publish import publish, start_producer, stop_producer
 from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER
 from dspy_flywheel.contracts.events import Alert, OptimizationRequested, now_ms
 from dspy_flywheel.contracts.ids import new_id
@@ -189,12 +188,9 @@ def blocked_alert(breach: BlockedBreach) -> RequestEnvelope:
     examples), e.g. when accuracy is still low after the last job failed or was rejected."""
     evidence = breach.evidence
     last = f"; last job {breach.last_job_id}" if breach.last_job_id else ""
-    if (
-        breach.last_job_id
-        and breach.last_status
-        and breach.last_status.startswith(f"{breach.last_job_id}:")
-    ):
-        last += f" ended {breach.last_status.split(':', 1)[1]}"
+    status = breach.last_status or ""
+    if breach.last_job_id and status.startswith(f"{breach.last_job_id}:"):
+        last += f" ended {status.split(':', 1)[1]}"
     message = (
         f"{breach.worker_id}: {_measured(evidence)} over the last "
         f"{evidence.get('window_count')} labeled calls; no optimization requested: "
@@ -245,17 +241,13 @@ async def request_optimization(
     optimizer: str | None = None,
     params: Mapping[str, Any] | None = None,
     requested_by: str = "api",
-    evidence: Mapping[str, Any] | None = None,
-    config: TriggerPolicyConfig | None = None,
-    producer: AIOKafkaProducer | None = None,
 ) -> str:
     """Publish a manual ``OptimizationRequested`` now; return its job id.
 
     Optimizer, params, program_ref and metric_ref default to the worker's trigger config
-    (read from the config topic unless ``config`` is given); ``optimizer``/``params`` override.
+    (read from the config topic); ``optimizer``/``params`` override.
     """
-    if config is None:
-        config = (await read_configs(kafka, topics.trigger_config)).get(worker_id)
+    config = (await read_configs(kafka, topics.trigger_config)).get(worker_id)
     job_id = new_id()
     with tracer.start_as_current_span(
         "trigger.manual", attributes={"flywheel.worker_id": worker_id, "flywheel.job_id": job_id}
@@ -265,16 +257,14 @@ async def request_optimization(
             worker_id=worker_id,
             reason="manual",
             config=config,
-            evidence={"requested_via": requested_by, **(evidence or {})},
+            evidence={"requested_via": requested_by},
             requested_by=requested_by,
             optimizer=optimizer,
             params=params,
         )
-        own = producer is None
-        active = producer or await start_producer(kafka)
+        producer = await start_producer(kafka)
         try:
-            await publish(active, topics.optimization_requests, worker_id, request)
+            await publish(producer, topics.optimization_requests, worker_id, request)
         finally:
-            if own:
-                await active.stop()
+            await stop_producer(producer)
     return job_id
