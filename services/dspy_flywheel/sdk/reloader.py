@@ -100,10 +100,7 @@ class Reloader:
             elif parsed is not None:
                 mine.append(parsed)
 
-        async def collect(record: Record) -> None:
-            await self._guard(record, keep)
-
-        self._positions = await read_to_end(consumer, collect)
+        self._positions = await read_to_end(consumer, lambda r: self._guard(r, keep))
         candidates = list(mine)
         if latest:  # the controller's assignment says what serves
             for old, _ in candidates:

@@ -170,33 +170,20 @@ class Runtime:
         await job
 
     async def _register_trigger_config(self) -> None:
-        worker = self._worker
-        optimization = worker.optimization
+        worker, emitter, optimization = self._worker, self.emitter, self._worker.optimization
         assert optimization is not None
-        assert self.emitter is not None
-        topic = self._settings.topics.trigger_config
-
-        def ours() -> TriggerConfig:
-            return optimization.trigger_config(
-                worker.worker_id,
-                worker.worker_type,
-                worker.program_ref,
-                worker.metric_ref,
-                now_ms(),
-            )
-
-        def publish(config: TriggerConfig) -> None:
-            assert self.emitter is not None
-            self.emitter.submit(
-                Pending(topic, worker.worker_id.encode(), config, None, None, new_id())
-            )
-
+        assert emitter is not None
+        topic, wid = self._settings.topics.trigger_config, worker.worker_id
         self.trigger_config = await config_sync.register(
             self._settings.kafka,
             topic,
-            worker.worker_id,
-            ours,
-            publish,
+            wid,
+            lambda: optimization.trigger_config(
+                wid, worker.worker_type, worker.program_ref, worker.metric_ref, now_ms()
+            ),
+            lambda config: emitter.submit(
+                Pending(topic, wid.encode(), config, None, None, new_id())
+            ),
             backoff_max_s=self._settings.reconnect_backoff_max_s,
         )
 

@@ -38,20 +38,11 @@ class JobRequest:
     request_event_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Job:
-    job_id: str
-    worker_id: str
+@dataclass(frozen=True, kw_only=True)
+class Job(JobRequest):
+    """A job's row: its request, then its status, results and owner."""
+
     status: str
-    reason: str
-    optimizer: str
-    params: dict[str, Any]
-    program_ref: str | None
-    metric_ref: str | None
-    requested_by: str
-    evidence: dict[str, Any]
-    traceparent: str | None
-    request_event_id: str | None
     progress: float
     message: str | None
     details: dict[str, Any]
