@@ -70,9 +70,7 @@ async def open_consumer(
     return consumer
 
 
-async def _position(
-    consumer: AIOKafkaConsumer, positions: Positions, start_from: str
-) -> list[TopicPartition]:
+async def _position(consumer: AIOKafkaConsumer, positions: Positions, start_from: str) -> None:
     tps = assigned(consumer)
     if not tps:
         raise LookupError(f"topics {sorted(consumer.subscription())} have no partitions")
@@ -87,7 +85,6 @@ async def _position(
         await consumer.seek_to_beginning(*fresh)
     elif fresh:
         await consumer.seek_to_end(*fresh)
-    return tps
 
 
 def in_order(batch: Batch, topics: Sequence[str]) -> Iterator[tuple[TopicPartition, Record]]:

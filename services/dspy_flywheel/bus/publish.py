@@ -21,8 +21,7 @@ STOP_TIMEOUT_S = 5.0
 
 async def start_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     """A started producer (a setting that cannot work: ``ConnectionSetupError`` naming it)."""
-    kw: dict[str, Any] = {"enable_idempotence": True, "linger_ms": 5, "acks": "all"}
-    kw.update(overrides)
+    kw: dict[str, Any] = {"enable_idempotence": True, "linger_ms": 5, "acks": "all", **overrides}
     no_payloads_in_logs()
     producer = AIOKafkaProducer(**kafka.client_kwargs(), **kw)
     try:

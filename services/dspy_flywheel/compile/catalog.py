@@ -87,10 +87,6 @@ class DSPyOptimizer:
     teacher: tuple[str, int] | None = None  # (prompt strategy, demos) that builds the teacher
 
 
-def accepted_names() -> list[str]:
-    return list(CATALOG)
-
-
 def canonical_name(optimizer_type: str) -> str:
     """The catalog name for ``optimizer_type`` (case-insensitive, aliases allowed)."""
     by_lower = {name.lower(): name for name in CATALOG}

@@ -59,11 +59,6 @@ class ProgramRegistry(Protocol):
         """Store the worker's next version (not published to workers); returns its number."""
 
 
-def _class_path(program: Any) -> str:
-    cls = type(program)
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
 class DSPyAgent:
     """Optimizer factory, compiler and program store for DSPy programs.
 
@@ -152,7 +147,7 @@ class DSPyAgent:
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "program_id": program_id,
-            "class": _class_path(program),
+            "class": f"{type(program).__module__}:{type(program).__qualname__}",
             "signature": signature_of(program),
             "state": program.dump_state(),
             "saved_at": datetime.now(UTC).isoformat(),
@@ -214,8 +209,6 @@ class DSPyAgent:
         )
 
     def _lm(self) -> Any:
-        if self.lm is not None:
-            return self.lm
         import dspy
 
-        return dspy.settings.lm
+        return self.lm if self.lm is not None else dspy.settings.lm

@@ -210,7 +210,8 @@ class ProgramSlot:
         with self._lock:
             self._remember(version, state, adapter)
             self._latest = version
-            if self._holding():
+            # a local pin or a pinned assignment holds new versions back
+            if self._pinned is not None or (self._assignment and self._assignment.pinned):
                 held = self._held_version()
                 return Outcome("pinned", held, f"pinned; version {version} held back")
             self._serve(program, version)
@@ -266,10 +267,6 @@ class ProgramSlot:
             return Outcome("rolled_back", target)
 
     # -- internals (lock held) ----------------------------------------------------------------
-
-    def _holding(self) -> bool:
-        """A local pin or a pinned assignment holds new versions back."""
-        return self._pinned is not None or bool(self._assignment and self._assignment.pinned)
 
     def _held_version(self) -> int | None:
         if self._pinned is not None:

@@ -84,19 +84,20 @@ def load_or_create_key(path: Path) -> bytes:
             f.write(text + "\n")
             f.flush()
             os.fsync(f.fileno())
+    return _key(text, f"spool key file {path}")
+
+
+def _key(text: str, source: str) -> bytes:
     key = base64.b64decode(text)
     if len(key) != KEY_LEN:
-        raise CryptoError(f"spool key file {path} does not hold a {KEY_LEN}-byte base64 key")
+        raise CryptoError(f"{source} does not hold a {KEY_LEN}-byte base64 key")
     return key
 
 
 def spool_cipher(spool_key: str | None, key_file: Path) -> Cipher:
     """The cipher of a worker's spool, from the sources listed in the module docstring."""
     if spool_key:
-        key = base64.b64decode(spool_key)
-        if len(key) != KEY_LEN:
-            raise CryptoError(f"FLYWHEEL_WORKER_SPOOL_KEY must be {KEY_LEN} bytes of base64")
-        return Cipher({"spool": key})
+        return Cipher({"spool": _key(spool_key, "FLYWHEEL_WORKER_SPOOL_KEY")})
     platform = EncryptionSettings()
     if platform.keys is not None:
         return Cipher.from_settings(platform)
