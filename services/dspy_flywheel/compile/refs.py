@@ -23,11 +23,9 @@ def ref_of(obj: Any) -> str | None:
     """``module:qualname`` of a module-level object; None when another process can't import it."""
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", None)
-    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
+    if not module or module == "__main__" or not qualname:
         return None
-    if module == "__main__":
-        return None
-    return f"{module}:{qualname}"
+    return None if "<locals>" in qualname or "<lambda>" in qualname else f"{module}:{qualname}"
 
 
 def load_ref(ref: str) -> Any:

@@ -78,13 +78,9 @@ def state_mismatch(expected: SignatureMap, state: Any) -> str | None:
 
 def output_fields(signature: SignatureMap) -> list[str]:
     """Output field names of the program's last predictor (what a worker returns)."""
-    if not signature:
-        return []
-    return list(signature[list(signature)[-1]]["outputs"])
+    return list(signature[list(signature)[-1]]["outputs"]) if signature else []
 
 
 def input_fields(signature: SignatureMap) -> list[str]:
     """Input field names of the program's first predictor."""
-    if not signature:
-        return []
-    return list(signature[next(iter(signature))]["inputs"])
+    return list(signature[next(iter(signature))]["inputs"]) if signature else []

@@ -84,9 +84,7 @@ async def _await(awaitable: Any) -> Any:
 
 
 def _as_prediction(result: Any) -> Any:
-    if isinstance(result, dict):
-        return dspy.Prediction(**result)
-    return result
+    return dspy.Prediction(**result) if isinstance(result, dict) else result
 
 
 class WorkerSpec:
