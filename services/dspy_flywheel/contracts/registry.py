@@ -27,9 +27,7 @@ def schemas_dir() -> Path:
     if env:
         return Path(env)
     repo = Path(__file__).resolve().parents[3] / "schemas"
-    if repo.is_dir():
-        return repo
-    return Path(__file__).resolve().parent / "schemas"
+    return repo if repo.is_dir() else Path(__file__).resolve().parent / "schemas"
 
 
 def schema_path(event_type: str, directory: Path | None = None) -> Path:

@@ -92,10 +92,10 @@ class Topics:
     def specs(self) -> list[TopicSpec]:
         """Every topic the platform uses, with partitions and cleanup policy."""
         n = self.partitions
-        data = [self.executions, self.feedback]
-        specs = [TopicSpec(t, n) for t in data]
-        specs += [TopicSpec(self.dlq(f"{self.prefix}{t}"), 1) for t in DLQ_OWNERS]
-        specs += [
+        return [
+            TopicSpec(self.executions, n),
+            TopicSpec(self.feedback, n),
+            *(TopicSpec(self.dlq(f"{self.prefix}{t}"), 1) for t in DLQ_OWNERS),
             TopicSpec(self.optimization_requests, n),
             TopicSpec(self.optimization_status, n),
             TopicSpec(self.program_updated, 1),
@@ -106,4 +106,3 @@ class Topics:
             TopicSpec(self.rollout_config, 1, compacted=True),
             TopicSpec(self.rollout_commands, 1),
         ]
-        return specs

@@ -52,9 +52,7 @@ def outputs_of(result: Any) -> dict[str, Any]:
                     del outputs[key]
             return outputs
         return dict(result.items())
-    if isinstance(result, Mapping):
-        return dict(result)
-    return {"output": result}
+    return dict(result) if isinstance(result, Mapping) else {"output": result}
 
 
 def jsonable(value: Any) -> Any:
