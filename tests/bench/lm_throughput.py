@@ -43,8 +43,7 @@ def build_requests(demos: int, count: int, max_tokens: int) -> list[Any]:
     """``count`` classification requests sharing the instruction and the first ``demos`` demos."""
     import dspy
     from dspy.lm15 import Config, Message, Request, TextPart
-
-    from dspy_flywheel.tasks import get_task
+    from tests.fixtures.tasks import get_task
 
     task = get_task("classification")
     split = task.split(0, train=98, dev=20)

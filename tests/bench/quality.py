@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from queue import Empty
 
+import repo_root  # noqa: F401  # first: the repository root, for tests.fixtures (the rows too)
 from quality_lib.options import SHORT_NAMES, Options, OptionsError, check_split, parse_options
 from quality_lib.report import format_row, format_suite_table, format_table, result_line
 from quality_lib.row import RowResult, load_task, row_main, say

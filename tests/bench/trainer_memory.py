@@ -25,8 +25,7 @@ import repo_root  # noqa: F401  # first: the repository root on sys.path
 
 def chat_data(n: int) -> list[dict[str, Any]]:
     import dspy
-
-    from dspy_flywheel.tasks import get_task
+    from tests.fixtures.tasks import get_task
 
     task = get_task("classification")
     signature = dspy.Signature(task.signature, task.instructions)

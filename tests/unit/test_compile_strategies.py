@@ -21,9 +21,9 @@ from dspy_flywheel.compile.signature import signature_of
 from dspy_flywheel.compile.strategies import RetrievalFewShot, StratifiedFewShot, stratified
 from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk.programs import ProgramSlot
-from dspy_flywheel.tasks import load_jsonl_task
 from tests.fixtures.fake_lm import FakeEngine
 from tests.fixtures.retrieval import has_retrieval
+from tests.fixtures.tasks import load_jsonl_task
 
 SUITE = Path(__file__).parents[1] / "bench" / "suite"
 

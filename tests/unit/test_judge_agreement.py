@@ -20,8 +20,8 @@ from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded
 from dspy_flywheel.optimizer.job import _examples
 from dspy_flywheel.optimizer.spec import DataRow
 from dspy_flywheel.sdk.feedback import Recorded, judge
-from dspy_flywheel.tasks.metrics import make_metric
 from dspy_flywheel.trigger.engine import TriggerEngine
+from tests.fixtures.tasks import make_metric
 
 Outputs = dict[str, Any] | None
 

@@ -215,9 +215,9 @@ def test_table_has_one_line_per_row_and_marks_failures() -> None:
 def fake_rows() -> dict[str, RowResult]:
     """Every row on a fake engine that knows the label only when a demo shows it."""
     from dspy_flywheel.lm import make_lm
-    from dspy_flywheel.tasks import get_task
     from tests.bench.quality_lib.row import measure_row
     from tests.fixtures.fake_lm import FakeEngine, demo_count, input_fields
+    from tests.fixtures.tasks import get_task
 
     gold = {example.ticket: example.label for example in get_task("classification").examples}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import dspy
 import pytest
 
-from dspy_flywheel.tasks import (
+from tests.fixtures.tasks import (
     exact_match,
     get_task,
     load_jsonl_task,

@@ -52,11 +52,8 @@ async def reap_orphans(
         )
         if not same_host_dead and age < stale_after_s:
             continue
-        why = (
-            f"{RESTARTED}: owner {row['owner']} is gone"
-            if same_host_dead
-            else f"{RESTARTED}: owner {row['owner']} silent for {age:.0f} s"
-        )
+        gone = "is gone" if same_host_dead else f"silent for {age:.0f} s"
+        why = f"{RESTARTED}: owner {row['owner']} {gone}"
         async with pool.acquire() as conn, conn.transaction():
             done = await jobs.finish(
                 conn,

@@ -1,20 +1,65 @@
-"""Benchmark tasks: built-in (``get_task("classification")``) or any JSONL with a signature.
+"""Labeled example sets shipped with the package (``tasks/data``), each at least 150
+hand-written examples. The demo serves the classification tickets; the quality benchmarks add
+splits and metrics to all three (``tests/fixtures/tasks.py``).
 
-    task = get_task("classification")
-    split = task.split(seed=0, train=32, dev=32)            # test: the remaining 104
-    program = dspy.Predict(task.dspy_signature())
-    score = task.metric(example, program(**example.inputs()))
+    classification  ticket -> label      support-ticket routing: billing|technical|account|shipping
+    extraction      message -> order_id  the order number in a customer message, among distractors
+    reasoning       question -> answer   short arithmetic word problems, integer answers
 
-    task = load_jsonl_task("qa.jsonl", "context, question -> answer", metric="f1")
-
-``tests/bench/quality.py`` runs optimizers over these tasks.
+Zero-shot, the classification signature does not list the labels: a program learns them from
+demos, which is the gain the optimizers are measured on.
 """
 
-from dspy_flywheel.tasks.builtin import BUILTIN_TASKS, get_task, task_names
-from dspy_flywheel.tasks.metrics import exact_match, make_metric, normalize, token_f1
-from dspy_flywheel.tasks.task import Split, Task, load_jsonl_task, parse_signature
+from __future__ import annotations
 
-__all__ = [
-    "BUILTIN_TASKS", "Split", "Task", "exact_match", "get_task", "load_jsonl_task", "make_metric",
-    "normalize", "parse_signature", "task_names", "token_f1",
-]  # fmt: skip
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import dspy
+
+# name -> (signature, instructions)
+BUILTIN_TASKS: dict[str, tuple[str, str]] = {
+    "classification": (
+        "ticket -> label",
+        "Route the customer support ticket to the team that should handle it.",
+    ),
+    "extraction": ("message -> order_id", "Extract the order number from the customer's message."),
+    "reasoning": (
+        "question -> answer",
+        "Solve the arithmetic word problem. Answer with the final number only.",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinTask:
+    name: str
+    signature: str
+    instructions: str
+    examples: tuple[dspy.Example, ...]
+
+
+def task_names() -> list[str]:
+    return sorted(BUILTIN_TASKS)
+
+
+def example_of(row: dict[str, Any], inputs: Sequence[str]) -> dspy.Example:
+    """A JSONL row as a DSPy example: every key kept, values that are not text as JSON text."""
+    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in row.items()}
+    return dspy.Example(**values).with_inputs(*inputs)
+
+
+@cache
+def get_task(name: str) -> BuiltinTask:
+    """A built-in task by name; raises KeyError listing the names on a miss."""
+    if name not in BUILTIN_TASKS:
+        raise KeyError(f"no built-in task {name!r}; choose one of {', '.join(task_names())}")
+    signature, instructions = BUILTIN_TASKS[name]
+    inputs = [f.strip() for f in signature.split("->")[0].split(",")]
+    text = (resources.files(__name__) / "data" / f"{name}.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return BuiltinTask(name, signature, instructions, tuple(example_of(r, inputs) for r in rows))

@@ -57,7 +57,7 @@ def say(label: str, message: str) -> None:
 
 
 def load_task(options: Options) -> Any:
-    from dspy_flywheel.tasks import get_task, load_jsonl_task
+    from tests.fixtures.tasks import get_task, load_jsonl_task
 
     if options.task is not None:
         return get_task(options.task)
