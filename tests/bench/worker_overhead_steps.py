@@ -32,9 +32,9 @@ from typing import Any
 
 from worker_overhead import steady_pair  # the script's folder
 
+from dspy_flywheel.contracts.ids import fast_id
 from dspy_flywheel.sdk import tracing
 from dspy_flywheel.sdk.events import outputs_of
-from dspy_flywheel.sdk.ids import fast_id
 from dspy_flywheel.sdk.worker import Worker
 
 Call = Callable[..., Any]

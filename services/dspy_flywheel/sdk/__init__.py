@@ -10,7 +10,7 @@ Pieces:
 * events off the call path: ``emitter`` (in-memory queue, pump), ``delivery`` + ``batches``
   (idempotent producer), ``spool`` (on disk while Kafka is away), ``events`` (the
   ExecutionRecorded / FeedbackRecorded / ProgramAcknowledged events a worker emits),
-  ``tracing`` (span per call, traceparent), ``usage`` (LM calls and tokens per call), ``ids``.
+  ``tracing`` (span per call, traceparent), ``usage`` (LM calls and tokens per call).
 * programs in: ``programs`` (checks, atomic swaps, history), ``reloader`` (follows
   program-updated through ``bus.consumer``); signatures (``signature_of``) come from the
   ``compile`` layer.

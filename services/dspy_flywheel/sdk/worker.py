@@ -28,12 +28,12 @@ from dspy_flywheel.compile.judge import exact_match, label_fields
 from dspy_flywheel.compile.refs import Metric
 from dspy_flywheel.compile.signature import output_fields as signature_outputs
 from dspy_flywheel.contracts.events import Event, FeedbackRecorded, ProgramAcknowledged, now_ms
+from dspy_flywheel.contracts.ids import fast_id as new_id
 from dspy_flywheel.metrics import sdk as worker_metrics
 from dspy_flywheel.sdk import tracing, usage
 from dspy_flywheel.sdk.emitter import Emitter, ExecutionRoute, Pending
 from dspy_flywheel.sdk.events import error_text, label_json, outputs_of
 from dspy_flywheel.sdk.feedback import RecentExecutions, judge
-from dspy_flywheel.sdk.ids import fast_id as new_id
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot, Serving
 from dspy_flywheel.sdk.runtime import Runtime
 from dspy_flywheel.sdk.settings import WorkerSettings
