@@ -75,6 +75,7 @@ class Retry:
 
 
 UNTIL_IT_WORKS = Retry(attempts=None)
+_NO_RETRY = Retry(attempts=0)
 
 
 async def retrying(step: Callable[[], Awaitable[T]], what: str, retry: Retry = UNTIL_IT_WORKS) -> T:
@@ -110,24 +111,18 @@ class RecordGuard(Generic[P]):
         self.dlq_topics = dlq_topics
 
     async def __call__(self, record: Record, handle: Callable[[P], Awaitable[T]]) -> T | None:
-        retry = 0
-        while True:
-            try:
-                return await handle(self.parse(record))
-            except Exception as exc:
-                if is_bad_record(exc):
-                    await self.set_aside(record, exc)
-                    return None
-                delay = self.retry.delay(retry) if self.retry else None
-                if delay is None:
-                    if retry == 0:
-                        raise
-                    raise RuntimeError(f"giving up on {_where(record)}") from exc
-                retry += 1
-                log.warning(
-                    "handling %s failed (%r); retry %d in %.1f s", _where(record), exc, retry, delay
-                )
-                await asyncio.sleep(delay)
+        where = _where(record)
+        try:
+            return await retrying(
+                lambda: handle(self.parse(record)), f"handling {where}", self.retry or _NO_RETRY
+            )
+        except Exception as exc:
+            if is_bad_record(exc):
+                await self.set_aside(record, exc)
+                return None
+            if self.retry is None:
+                raise
+            raise RuntimeError(f"giving up on {where}") from exc
 
     async def set_aside(self, record: Record, exc: Exception) -> None:
         """Dead-letter ``record`` (if this consumer owns its topic's DLQ); a broker that is
