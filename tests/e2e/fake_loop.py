@@ -17,7 +17,7 @@ import dspy
 
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.rollout.config import RolloutPolicy
-from dspy_flywheel.rollout.config_topic import write_policy
+from dspy_flywheel.rollout.operator import write_policy
 from dspy_flywheel.sdk import WorkerSettings
 from dspy_flywheel.settings import KafkaSettings
 from tests.e2e.harness import FINAL, Loop, running_loop, serve_labeled, service_env

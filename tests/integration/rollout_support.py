@@ -20,7 +20,7 @@ from dspy_flywheel.optimizer.dataset import split
 from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.rollout.app import run
 from dspy_flywheel.rollout.config import RolloutPolicy
-from dspy_flywheel.rollout.config_topic import write_policy
+from dspy_flywheel.rollout.operator import write_policy
 from dspy_flywheel.rollout.settings import RolloutSettings
 from dspy_flywheel.sdk import WorkerSettings
 from dspy_flywheel.sdk.worker import Worker

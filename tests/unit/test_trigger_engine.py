@@ -167,7 +167,7 @@ def test_blocked_flag_survives_a_restart() -> None:
     feed.pattern(5, 5)
     assert len(engine.take_blocked()) == 1
     restarted = engine_with(perf_config())
-    restarted.restore({"w1": WorkerState.from_json("w1", engine.states["w1"].to_json())})
+    restarted.states.update({"w1": WorkerState.from_json("w1", engine.states["w1"].to_json())})
     feed.engine = restarted
     assert feed.pattern(5, 10) == []
     assert restarted.take_blocked() == []

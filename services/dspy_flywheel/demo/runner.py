@@ -26,7 +26,7 @@ from dspy_flywheel.demo.worker import DEMO_WORKER
 from dspy_flywheel.lm.launcher import shared_server
 from dspy_flywheel.lm.settings import LMSettings
 from dspy_flywheel.rollout.config import RolloutPolicy
-from dspy_flywheel.rollout.config_topic import write_policy
+from dspy_flywheel.rollout.operator import write_policy
 from dspy_flywheel.settings import FlywheelSettings
 from dspy_flywheel.store.migrate import apply_migrations
 from dspy_flywheel.store.pool import connect

@@ -21,8 +21,7 @@ from dspy_flywheel.bus import OutboxEvent, OutboxRelay, consume_group, owner_gua
 from dspy_flywheel.bus.compacted import CompactedFollower
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.events import RolloutChanged
-from dspy_flywheel.rollout.config import RolloutPolicy
-from dspy_flywheel.rollout.config_topic import parse_policy_record
+from dspy_flywheel.rollout.config import RolloutPolicy, parse_policy_record
 from dspy_flywheel.rollout.controller import RolloutController
 from dspy_flywheel.rollout.outcomes import OutcomeJoin
 from dspy_flywheel.rollout.records import Changed

@@ -15,7 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dspy_flywheel.bus.guard import Record
+from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.events import RolloutConfig, field_names, now_ms
+from dspy_flywheel.contracts.validate import check_id
 from dspy_flywheel.rollout.sequential import SequentialConfig
 
 
@@ -73,3 +76,20 @@ class RolloutPolicy(RolloutConfig):
                 f"unknown rollout settings: {sorted(unknown)} (known: {sorted(SETTINGS)})"
             )
         return replace(self, **changes, updated_by=updated_by, timestamp_ms=now_ms())
+
+
+def parse_policy_record(record: Record) -> tuple[str, RolloutPolicy | None]:
+    """A ``rollout-config`` record: (worker id, policy or None for a tombstone); ValueError for
+    anything else."""
+    if record.key is None:
+        raise RolloutConfigError("rollout config without a key")
+    worker_id = check_id(record.key.decode(), "key")
+    if record.value is None:
+        return worker_id, None
+    event = decode(record.value, record.headers).event
+    if not isinstance(event, RolloutConfig):
+        raise RolloutConfigError(f"unexpected {event.event_type} on the rollout-config topic")
+    policy = RolloutPolicy.of(event)
+    if policy.worker_id != worker_id:
+        raise RolloutConfigError(f"key {worker_id!r} differs from worker_id {policy.worker_id!r}")
+    return worker_id, policy

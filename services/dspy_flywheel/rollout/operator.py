@@ -16,12 +16,12 @@ from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaProducer
 
+from dspy_flywheel.bus.compacted import read_compacted, write_compacted
 from dspy_flywheel.bus.publish import publish
 from dspy_flywheel.contracts.events import now_ms
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.contracts.validate import check_id
-from dspy_flywheel.rollout.config import RolloutPolicy
-from dspy_flywheel.rollout.config_topic import read_policies, write_policy
+from dspy_flywheel.rollout.config import RolloutPolicy, parse_policy_record
 from dspy_flywheel.rollout.records import COMMANDS, command_event
 from dspy_flywheel.rollout.sequential import Arm, SequentialConfig, accuracy_interval
 from dspy_flywheel.rollout.state import WorkerRollout
@@ -173,7 +173,7 @@ async def _answer(db: Executor, command_id: str, wait_s: float) -> dict[str, Any
 async def read_policy(kafka: KafkaSettings, topics: Topics, worker_id: str) -> RolloutPolicy:
     """The worker's canary settings (the defaults when it has none)."""
     check_id(worker_id, "worker_id")
-    found = (await read_policies(kafka, topics.rollout_config)).get(worker_id)
+    found = (await read_compacted(kafka, topics.rollout_config, parse_policy_record)).get(worker_id)
     return found or RolloutPolicy(worker_id=worker_id)
 
 
@@ -188,3 +188,11 @@ async def update_policy(
     policy = (await read_policy(kafka, topics, worker_id)).merged(changes, updated_by)
     await write_policy(kafka, topics.rollout_config, policy, worker_id)
     return policy
+
+
+async def write_policy(
+    kafka: KafkaSettings, topic: str, policy: RolloutPolicy | None, worker_id: str
+) -> None:
+    """Publish ``policy`` for ``worker_id`` on the compacted ``rollout-config`` topic (None: a
+    tombstone, back to the defaults)."""
+    await write_compacted(kafka, topic, worker_id, policy)

@@ -130,20 +130,20 @@ class Cipher:
     def key_ids(self) -> list[str]:
         return list(self._aead)
 
-    def encrypt(self, plaintext: bytes, aad: bytes, key_id: str | None = None) -> bytes:
-        """Encrypt under ``key_id`` (default: the active key)."""
-        aead = self._aead.get(key_id or self.active_key)
-        if aead is None:
-            raise KeyNotFound(f"no key with id {key_id!r}; configured: {self.key_ids}")
-        nonce = os.urandom(NONCE_LEN)
-        return nonce + aead.encrypt(nonce, plaintext, aad)
-
-    def decrypt(self, key_id: str, blob: bytes, aad: bytes) -> bytes:
+    def _key(self, key_id: str) -> AESGCM:
         aead = self._aead.get(key_id)
         if aead is None:
             raise KeyNotFound(f"no key with id {key_id!r}; configured: {self.key_ids}")
+        return aead
+
+    def encrypt(self, plaintext: bytes, aad: bytes, key_id: str | None = None) -> bytes:
+        """Encrypt under ``key_id`` (default: the active key)."""
+        nonce = os.urandom(NONCE_LEN)
+        return nonce + self._key(key_id or self.active_key).encrypt(nonce, plaintext, aad)
+
+    def decrypt(self, key_id: str, blob: bytes, aad: bytes) -> bytes:
         try:
-            return aead.decrypt(blob[:NONCE_LEN], blob[NONCE_LEN:], aad)
+            return self._key(key_id).decrypt(blob[:NONCE_LEN], blob[NONCE_LEN:], aad)
         except InvalidTag as exc:
             raise DecryptionFailed(f"ciphertext does not authenticate (key {key_id!r})") from exc
 

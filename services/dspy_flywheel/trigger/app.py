@@ -60,7 +60,7 @@ async def run(
         stack.push_async_callback(follower.stop)
         for worker_id, config in (await follower.start()).items():
             engine.set_config(worker_id, config)
-        engine.restore(await store.load_states())
+        engine.states.update(await store.load_states())
         await warm_execution_cache(
             settings.kafka,
             topics.executions,

@@ -8,7 +8,6 @@ Deterministic given the same events, configs and clock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,9 +119,6 @@ class TriggerEngine:
             state = self.states[worker_id] = WorkerState(worker_id)
         return state
 
-    def restore(self, states: Mapping[str, WorkerState]) -> None:
-        self.states.update(states)
-
     # -- events --------------------------------------------------------------------------
     def on_execution(
         self, event: ExecutionRecorded, traceparent: str | None, at_ms: int | None = None
@@ -192,9 +188,7 @@ class TriggerEngine:
             self.dirty.add(worker_id)
 
     def on_status(self, event: OptimizationStatusChanged) -> None:
-        worker_id = event.worker_id
-        job_id = event.job_id
-        status = event.status
+        worker_id, job_id, status = event.worker_id, event.job_id, event.status
         state = self.state(worker_id)
         state.last_status = f"{job_id}:{status}"
         self.dirty.add(worker_id)
