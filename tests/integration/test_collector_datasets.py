@@ -16,8 +16,7 @@ import pytest
 
 from dspy_flywheel.collector.core import Collector
 from dspy_flywheel.collector.events import RawMessage, Rejected
-from dspy_flywheel.collector.jobs import apply_retention
-from dspy_flywheel.collector.maintenance import rekey
+from dspy_flywheel.collector.maintenance import apply_retention, rekey
 from dspy_flywheel.collector.policy import PolicyBook, WorkerPolicy, set_policy
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.security.crypto import Cipher, DecryptionFailed, KeyNotFound

@@ -14,7 +14,7 @@ import pytest
 
 from dspy_flywheel.collector.core import Collector
 from dspy_flywheel.collector.events import RawMessage, Rejected
-from dspy_flywheel.collector.jobs import expire_pending
+from dspy_flywheel.collector.maintenance import expire_pending
 from dspy_flywheel.collector.policy import PolicyBook, WorkerPolicy, set_policy
 from dspy_flywheel.contracts.codec import encode
 from dspy_flywheel.contracts.events import ExecutionRecorded, FeedbackRecorded

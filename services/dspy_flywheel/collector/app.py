@@ -1,8 +1,8 @@
 """Composition root of the collector: ``run(settings)`` opens everything, then an engine runs.
 
 Startup: encryption keys (fail fast when missing), topics, migrations, pool, DLQ producer,
-policies, the periodic jobs (join-state expiry, retention: ``collector.jobs``); then the faust
-engine (default) or the aiokafka engine until ``stop`` is set.
+policies, the periodic jobs (join-state expiry, retention: ``collector.maintenance``); then the
+faust engine (default) or the aiokafka engine until ``stop`` is set.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 from dspy_flywheel.bus import DeadLetter, DeadLetters, every
 from dspy_flywheel.collector.core import Collector
 from dspy_flywheel.collector.events import Rejected
-from dspy_flywheel.collector.jobs import apply_retention, expire_pending
+from dspy_flywheel.collector.maintenance import apply_retention, expire_pending
 from dspy_flywheel.collector.policy import PolicyBook
 from dspy_flywheel.collector.settings import CollectorSettings
 from dspy_flywheel.metrics.setup import setup_telemetry

@@ -111,7 +111,7 @@ async def _import(args: argparse.Namespace) -> int:
 
 
 async def _prune(args: argparse.Namespace) -> int:
-    from dspy_flywheel.collector.jobs import apply_retention
+    from dspy_flywheel.collector.maintenance import apply_retention
 
     async with _pool() as (settings, pool):
         book = PolicyBook(settings.default_policy())

@@ -14,7 +14,7 @@ to do in a :class:`Plan`:
 
 Drop reasons: failed, empty_inputs, empty_outputs, oversized, low_score, duplicate (decided by
 the sink), duplicate_execution, superseded_feedback, feedback_for_dropped, plus no_feedback and
-orphan_feedback when a pending entry expires (collector.jobs).
+orphan_feedback when a pending entry expires (collector.maintenance).
 """
 
 from __future__ import annotations
