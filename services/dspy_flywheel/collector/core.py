@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from dspy_flywheel.bus.errors import is_retriable
+from dspy_flywheel.bus.guard import Retry, retrying
 from dspy_flywheel.collector.events import Carried, Parsed, RawMessage, Rejected, parse
 from dspy_flywheel.collector.placeholders import PersistentPlaceholderStore, PlaceholderConflict
 from dspy_flywheel.collector.policy import PolicyBook
@@ -48,6 +48,7 @@ class Prepared:
 
 
 MAX_BACKOFF_S = 30.0
+_WRITE_RETRY = Retry(attempts=None, first_delay_s=0.5, max_delay_s=MAX_BACKOFF_S)
 
 
 class Collector:
@@ -136,18 +137,12 @@ class Collector:
         written on its own, down to the record, which is dead-lettered (``unwritable``) while
         the others are stored.
         """
-        delay = 0.5
-        while True:
-            try:
-                return await self._write_once(items)
-            except Exception as exc:
-                if not is_retriable(exc):
-                    return await self._split(items, exc)
-                log.warning(
-                    "writing %d events failed (%r); retrying in %.1fs", len(items), exc, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
+        try:
+            return await retrying(
+                lambda: self._write_once(items), f"writing {len(items)} events", _WRITE_RETRY
+            )
+        except Exception as exc:  # not retriable: one record's
+            return await self._split(items, exc)
 
     async def _split(self, items: list[Item], exc: Exception) -> list[RawMessage]:
         if len(items) > 1:

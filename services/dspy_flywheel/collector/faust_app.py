@@ -93,7 +93,6 @@ def base_app(settings: CollectorSettings) -> tuple[faust.App, faust.TopicT]:
     """The collector's faust app, without agents or timers, and its source: both topics, raw
     bytes (``collector_throughput.py`` times faust alone on it)."""
     _refuse_commits_past_a_head_gap()
-    topics = settings.topics
     app = faust.App(
         settings.consumer_group(settings.group_id),
         broker=settings.kafka.faust_broker(),
@@ -111,8 +110,7 @@ def base_app(settings: CollectorSettings) -> tuple[faust.App, faust.TopicT]:
         stream_wait_empty=False,  # held events stay unacked; on revoke they are flushed instead
     )
     source = app.topic(
-        topics.executions,
-        topics.feedback,
+        *settings.source(),
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -184,12 +182,8 @@ async def run_faust(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings, collector)
     async with running(app):
-        log.info(
-            "collector (faust) consuming %s, %s as group %r",
-            settings.topics.executions,
-            settings.topics.feedback,
-            settings.consumer_group(settings.group_id),
-        )
+        group = settings.consumer_group(settings.group_id)
+        log.info("collector (faust) consuming %s, %s as group %r", *settings.source(), group)
         if ready is not None:
             ready.set()
         await stop.wait()

@@ -70,24 +70,19 @@ async def run_kafka(
     stop: asyncio.Event,
     ready: asyncio.Event | None = None,
 ) -> None:
-    topics = settings.topics
     progress = _Progress(collector)
+    group = settings.consumer_group(settings.group_id)
     consumer = await open_consumer(
         settings.kafka,
-        [topics.executions, topics.feedback],
-        group_id=settings.consumer_group(settings.group_id),
+        settings.source(),
+        group_id=group,
         listener=progress,
         max_poll_records=settings.batch_max,
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.session_timeout_s * 250),
     )
     progress.consumer = consumer
-    log.info(
-        "collector (kafka) consuming %s, %s as group %r",
-        topics.executions,
-        topics.feedback,
-        settings.consumer_group(settings.group_id),
-    )
+    log.info("collector (kafka) consuming %s, %s as group %r", *settings.source(), group)
     if ready is not None:
         ready.set()
     writing: asyncio.Task[None] | None = None

@@ -73,6 +73,10 @@ class CollectorSettings(FlywheelSettings):
 
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
 
+    def source(self) -> tuple[str, str]:
+        """The topics the collector reads: executions, feedback."""
+        return self.topics.executions, self.topics.feedback
+
     def default_policy(self) -> WorkerPolicy:
         """The settings named like the policy's fields."""
         return WorkerPolicy(**{c: getattr(self, c) for c in POLICY_COLUMNS})

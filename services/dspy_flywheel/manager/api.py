@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import asyncpg
@@ -209,13 +209,9 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        if own_manager:
-            await manager.start()
-        try:
+        owned: AbstractAsyncContextManager[object] = manager if own_manager else nullcontext()
+        async with owned:
             yield
-        finally:
-            if own_manager:
-                await manager.close()
 
     routes = [
         Route("/api/v1/health", _guarded(health)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -61,13 +62,13 @@ def job_request(decoded: Decoded) -> jobs.JobRequest:
     )
 
 
+@dataclass(frozen=True)
 class RequestIntake:
     """Handles OptimizationRequested: insert the job once, with its ``queued`` status event."""
 
-    def __init__(self, pool: asyncpg.Pool, topics: Topics, on_queued: Callable[[], None]) -> None:
-        self.pool = pool
-        self.topics = topics
-        self.on_queued = on_queued
+    pool: asyncpg.Pool
+    topics: Topics
+    on_queued: Callable[[], None]
 
     async def __call__(self, decoded: Decoded) -> None:
         req = job_request(decoded)
@@ -92,11 +93,11 @@ class RequestIntake:
             log.info("job %s already known; redelivered request ignored", req.job_id)
 
 
+@dataclass(frozen=True)
 class AckIntake:
     """Handles ProgramAcknowledged: one registry row per event id."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    pool: asyncpg.Pool
 
     async def __call__(self, decoded: Decoded) -> None:
         r = decoded.event

@@ -15,10 +15,7 @@ class OptimizerError(CompileError):
 
 
 class DatasetTooSmall(OptimizerError):
-    def __init__(self, found: int, minimum: int, detail: str = "") -> None:
+    def __init__(self, found: int, minimum: int) -> None:
         self.found = found
         self.minimum = minimum
-        extra = f" ({detail})" if detail else ""
-        super().__init__(
-            f"dataset too small: {found} usable examples, at least {minimum} needed{extra}"
-        )
+        super().__init__(f"dataset too small: {found} usable examples, at least {minimum} needed")
