@@ -18,7 +18,7 @@ from typing import Any
 from dspy_flywheel.collector.events import Execution, Feedback, Parsed, RawMessage, Rejected
 from dspy_flywheel.metrics.collector import note_pii
 from dspy_flywheel.privacy import Anonymizer, PrivacyError
-from dspy_flywheel.privacy.anonymizer import AnonymizedText
+from dspy_flywheel.privacy.anonymizer import AnonymizedText, walk_json
 from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.store.examples import input_hash
 
@@ -44,17 +44,8 @@ class Preparer:
         return done.text
 
     def value(self, value: Any, scope: str) -> Any:
-        if isinstance(value, str):
-            return self.text(value, scope)
-        if isinstance(value, dict):
-            return {self.text(str(k), scope): self.value(v, scope) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.value(v, scope) for v in value]
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1_000_000:
-            digits = str(value)  # a card or phone number stored as a JSON number
-            replaced = self.text(digits, scope)
-            return value if replaced == digits else replaced
-        return value
+        """Every string of a JSON value anonymized (the privacy package's ``walk_json``)."""
+        return walk_json(value, lambda text: self.text(text, scope))
 
     def clear_cache(self) -> None:
         self._cached_text.cache_clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
@@ -80,35 +80,10 @@ class Anonymizer:
         return AnonymizedText(self._replace(text, scope, counts), dict(counts))
 
     def anonymize_value(self, value: JsonValue, scope: str) -> AnonymizedValue:
-        """Anonymize every string (dict keys included) of a JSON-like value.
-
-        An int whose digits are one PII value (a card or phone number stored as a number)
-        becomes its placeholder string; other scalars are kept.
-        """
+        """Anonymize every string (dict keys included) of a JSON-like value (``walk_json``)."""
         counts: Counter[str] = Counter()
-        return AnonymizedValue(self._walk(value, scope, counts), dict(counts))
-
-    def _walk(self, value: JsonValue, scope: str, counts: Counter[str]) -> JsonValue:
-        if isinstance(value, str):
-            return self._replace(value, scope, counts)
-        if value is None or isinstance(value, bool | float):
-            return value
-        if isinstance(value, int):
-            digits = str(value)
-            if len(digits) < 7:
-                return value
-            replaced = self._replace(digits, scope, counts)
-            return value if replaced == digits else replaced
-        if isinstance(value, Mapping):
-            return {
-                self._replace(str(k), scope, counts): self._walk(v, scope, counts)
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [self._walk(item, scope, counts) for item in value]
-        if isinstance(value, tuple):
-            return tuple(self._walk(item, scope, counts) for item in value)
-        raise UnsupportedValueError(f"cannot anonymize a {type(value).__name__}")
+        found = walk_json(value, lambda text: self._replace(text, scope, counts))
+        return AnonymizedValue(found, dict(counts))
 
     def _replace(self, text: str, scope: str, counts: Counter[str]) -> str:
         spans = self.find(text)
@@ -127,3 +102,25 @@ class Anonymizer:
             counts[span.kind] += 1
         parts.append(text[position:])
         return "".join(parts)
+
+
+def walk_json(value: JsonValue, replace: Callable[[str], str]) -> JsonValue:
+    """``value`` with ``replace`` applied to every string, dict keys included. An int of 7 or
+    more digits whose digits are one PII value (a card or phone number stored as a number)
+    becomes its placeholder string; other scalars are kept."""
+    if isinstance(value, str):
+        return replace(value)
+    if isinstance(value, dict | Mapping):
+        return {replace(str(k)): walk_json(v, replace) for k, v in value.items()}
+    if isinstance(value, list):
+        return [walk_json(item, replace) for item in value]
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        if abs(value) < 1_000_000:
+            return value
+        replaced = replace(digits := str(value))
+        return value if replaced == digits else replaced
+    if isinstance(value, tuple):
+        return tuple(walk_json(item, replace) for item in value)
+    raise UnsupportedValueError(f"cannot anonymize a {type(value).__name__}")

@@ -31,6 +31,8 @@ from dspy_flywheel.store import programs
 from dspy_flywheel.store.pool import Executor
 
 _TAU = SequentialConfig().tau
+# what the view shows of each version's registry row
+_SHOWN = ("version", "created_at", "holdout_before", "holdout_after", "gate", "job_id")
 
 
 class CommandError(ValueError):
@@ -95,16 +97,8 @@ async def rollout_view(
         "live": live,
         "rolled_back": [] if s is None else s.rolled_back,
         "versions": [
-            {
-                "version": v.version,
-                "status": _status(v.version, s),
-                "created_at": v.created_at.isoformat() if v.created_at else None,
-                "holdout_before": v.holdout_before,
-                "holdout_after": v.holdout_after,
-                "gate": v.gate,
-                "job_id": v.job_id,
-            }
-            for v in versions
+            {**{k: row[k] for k in _SHOWN}, "status": _status(row["version"], s)}
+            for row in (v.summary() for v in versions)
         ],
         "decisions": await fetch_decisions(db, worker_id, scope=scope, limit=20),
     }
