@@ -30,6 +30,7 @@ from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.metrics import optimizer as optimizer_metrics
 from dspy_flywheel.optimizer.dataset import DatasetSource, split
 from dspy_flywheel.optimizer.errors import OptimizerError
+from dspy_flywheel.optimizer.reaper import RESTARTED
 from dspy_flywheel.optimizer.runner import run_child
 from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.optimizer.spans import child_spans
@@ -82,28 +83,21 @@ class JobRun:
 
     # -- status plumbing -------------------------------------------------------------------
 
-    async def _event(
-        self,
-        db: jobs.Executor,
-        status: str,
-        *,
-        progress: float | None,
-        message: str | None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
+    async def _event(self, db: jobs.Executor, status: str, **fields: Any) -> None:
+        """The job's status event (``outbox.add_status``'s ``progress``, ``message``,
+        ``details``), in ``db``'s transaction."""
         await outbox.add_status(
             db,
             self.s.topics.optimization_status,
             self.job.job_id,
             self.job.worker_id,
             status,
-            progress=progress,
-            message=message,
-            details=details,
             traceparent=current_traceparent(),
+            **fields,
         )
         if status != self._status:
             self._status = status
+            details = fields.get("details")
             optimizer_metrics.job_state(status, self.optimizer, self._started, details)
 
     def _wake(self) -> None:
@@ -193,23 +187,16 @@ class JobRun:
 
     async def execute(self) -> jobs.Job | None:
         ctx = context_from_traceparent(self.job.traceparent)
-        attrs = {
-            "flywheel.job_id": self.job.job_id,
-            "flywheel.worker_id": self.job.worker_id,
-            "flywheel.optimizer": self.job.optimizer,
-            "flywheel.reason": self.job.reason,
-        }
+        named = ("job_id", "worker_id", "optimizer", "reason")
+        attrs = {f"flywheel.{k}": getattr(self.job, k) for k in named}
         with tracer.start_as_current_span("optimization.job", context=ctx, attributes=attrs):
             beat = asyncio.create_task(self._heartbeat())
             try:
                 return await self._execute()
             except asyncio.CancelledError:
+                message = f"{RESTARTED}: it was shut down while running"
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(
-                        self._finish(
-                            "failed", "optimizer restarted mid-job: it was shut down while running"
-                        )
-                    )
+                    await asyncio.shield(self._finish("failed", message))
                 raise
             except CompileError as exc:
                 return await self._finish("failed", str(exc))
