@@ -45,9 +45,7 @@ async def run(
             settings, pool, dataset or CollectorDataset(pool), topics, wake_relay=relay.wake
         )
         executor = JobExecutor(services)
-        reaped = await reap_orphans(
-            pool, topics, instance_id=settings.instance_id, stale_after_s=settings.stale_after_s
-        )
+        reaped = await reap_orphans(pool, topics, settings)
         if reaped:
             log.warning("marked %d orphaned job(s) failed: %s", len(reaped), ", ".join(reaped))
         guard = owner_guard(producer, topics, "optimizer")
@@ -80,14 +78,7 @@ async def run(
             ),
             "optimizer.executor": executor.run(stop),
             "optimizer.relay": relay.run(stop),
-            "optimizer.reaper": run_reaper(
-                pool,
-                topics,
-                stop,
-                instance_id=settings.instance_id,
-                stale_after_s=settings.stale_after_s,
-                wake_relay=relay.wake,
-            ),
+            "optimizer.reaper": run_reaper(pool, topics, settings, stop, relay.wake),
         }
         log.info("optimizer %s starting", settings.instance_id)
         await supervise(loops, stop, ready=ready, ready_when=intake_ready)

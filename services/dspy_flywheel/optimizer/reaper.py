@@ -11,10 +11,12 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 import asyncpg
 
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.optimizer.settings import OptimizerSettings
 from dspy_flywheel.store import jobs, outbox
 
 log = logging.getLogger(__name__)
@@ -32,15 +34,16 @@ def _process_gone(pid: int) -> bool:
 
 
 async def reap_orphans(
-    pool: asyncpg.Pool, topics: Topics, *, instance_id: str, stale_after_s: float
+    pool: asyncpg.Pool, topics: Topics, settings: OptimizerSettings
 ) -> list[str]:
-    """Fail orphaned running jobs; returns their ids."""
+    """Fail the running jobs that another optimizer than ``settings.instance_id`` left behind
+    (``stale_after_s``); returns their ids."""
     host = socket.gethostname()
     rows = await pool.fetch(
         """SELECT job_id, worker_id, owner, owner_host, owner_pid,
                   EXTRACT(EPOCH FROM now() - heartbeat_at) AS age
            FROM optimization_jobs WHERE status = 'running' AND owner IS DISTINCT FROM $1""",
-        instance_id,
+        settings.instance_id,
     )
     reaped = []
     for row in rows:
@@ -50,7 +53,7 @@ async def reap_orphans(
             and row["owner_pid"] is not None
             and _process_gone(int(row["owner_pid"]))
         )
-        if not same_host_dead and age < stale_after_s:
+        if not same_host_dead and age < settings.stale_after_s:
             continue
         gone = "is gone" if same_host_dead else f"silent for {age:.0f} s"
         why = f"{RESTARTED}: owner {row['owner']} {gone}"
@@ -83,18 +86,14 @@ async def reap_orphans(
 async def run_reaper(
     pool: asyncpg.Pool,
     topics: Topics,
+    settings: OptimizerSettings,
     stop: asyncio.Event,
-    *,
-    instance_id: str,
-    stale_after_s: float,
-    wake_relay: object = None,
+    wake_relay: Callable[[], None],
 ) -> None:
-    interval = max(1.0, stale_after_s / 2)
+    interval = max(1.0, settings.stale_after_s / 2)
     while not stop.is_set():
         try:
-            if await reap_orphans(
-                pool, topics, instance_id=instance_id, stale_after_s=stale_after_s
-            ) and callable(wake_relay):
+            if await reap_orphans(pool, topics, settings):
                 wake_relay()
         except Exception:
             log.exception("reaping orphaned jobs failed")
