@@ -64,9 +64,7 @@ def jsonable(value: Any) -> Any:
     to_dict = getattr(value, "toDict", None)
     if callable(to_dict):
         return to_dict()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
+    return list(value) if isinstance(value, (set, frozenset, tuple)) else str(value)
 
 
 _json = json.JSONEncoder(default=jsonable, ensure_ascii=False).encode

@@ -279,9 +279,7 @@ class ProgramSlot:
             return route.stable.program
         if route.candidate is not None and version == route.candidate.version:
             return route.candidate.program
-        if version is None:
-            return self._base
-        return self.build(*self._known[version])
+        return self._base if version is None else self.build(*self._known[version])
 
     def _apply_assignment(self) -> Outcome:
         a = self._assignment

@@ -76,9 +76,7 @@ def _normalize(value: Any) -> Any:
         return " ".join(unicodedata.normalize("NFC", value).split())
     if isinstance(value, dict):
         return {str(k): _normalize(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_normalize(v) for v in value]
-    return value
+    return [_normalize(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 def input_hash(cipher: Cipher, worker_id: str, inputs: JsonDict) -> bytes:
