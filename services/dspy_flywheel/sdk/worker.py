@@ -120,47 +120,16 @@ class Worker:
     # -- calls --------------------------------------------------------------------------------
 
     def __call__(self, **inputs: Any) -> Any:
-        # The hot path, inlined (acall runs the same steps through _begin / _succeeded): every
-        # step costs several times its micro-benchmark here, after the program ran.
-        key = inputs.pop(ROUTING_KEY, None) if self._routing_kw else None
-        route = self._slot.route  # read once: a reload swaps it, never changes it
-        execution_id = new_id()
-        serving = route.stable if route.split is None else route.choose(str(key or execution_id))
-        started = _perf()
-        span = tracing.call_span(started)
-        otel_token = None if span is INVALID_SPAN else self._enter(span, execution_id, serving)
-        tracker, usage_token = usage.begin()
+        serving, call = self._start(inputs)
         try:
             result = serving.program(**inputs)
         except BaseException as exc:
-            call = _Call(
-                execution_id, serving.version, started, span, otel_token, tracker, usage_token
-            )
             self._failed(call, exc, inputs)
             raise
-        latency_ms = (_perf() - started) * 1000
-        usage.end(usage_token)
-        if span is not INVALID_SPAN:
-            tracing.leave(span, otel_token)
-        outputs = outputs_of(result)
-        if isinstance(result, dspy.Prediction):
-            object.__setattr__(result, "execution_id", execution_id)  # not an output field
-            if tracker.wanted_by_user and result.get_lm_usage() is None:
-                result.set_lm_usage(tracker.get_total_tokens())
-        self._last.set(execution_id)
-        self._recent.put(execution_id, inputs, outputs)
-        if self._emitter is not None:
-            self._emit_execution(
-                execution_id, serving.version, span, tracker, inputs, outputs, None, latency_ms
-            )
-        return result
+        return self._succeeded(call, result, inputs)
 
     async def acall(self, **inputs: Any) -> Any:
-        key = inputs.pop(ROUTING_KEY, None) if self._routing_kw else None
-        route = self._slot.route
-        execution_id = new_id()
-        serving = route.stable if route.split is None else route.choose(str(key or execution_id))
-        call = self._begin(serving, execution_id)
+        serving, call = self._start(inputs)
         try:
             program = serving.program
             if hasattr(type(program), "aforward"):
@@ -172,12 +141,19 @@ class Worker:
             raise
         return self._succeeded(call, result, inputs)
 
-    def _begin(self, serving: Serving, execution_id: str) -> _Call:
+    def _start(self, inputs: dict[str, Any]) -> tuple[Serving, _Call]:
+        """The program serving this call (during a canary, by its routing key), and the call
+        opened: its span and its LM usage scope."""
+        key = inputs.pop(ROUTING_KEY, None) if self._routing_kw else None
+        route = self._slot.route  # read once: a reload swaps it, never changes it
+        execution_id = new_id()
+        serving = route.stable if route.split is None else route.choose(str(key or execution_id))
         started = _perf()
         span = tracing.call_span(started)
         otel_token = None if span is INVALID_SPAN else self._enter(span, execution_id, serving)
         tracker, usage_token = usage.begin()
-        return _Call(execution_id, serving.version, started, span, otel_token, tracker, usage_token)
+        call = _Call(execution_id, serving.version, started, span, otel_token, tracker, usage_token)
+        return serving, call
 
     def _enter(self, span: Span, execution_id: str, serving: Serving) -> Token[Context] | None:
         if span.is_recording():
@@ -202,9 +178,7 @@ class Worker:
                 result.set_lm_usage(tracker.get_total_tokens())
         self._last.set(execution_id)
         self._recent.put(execution_id, inputs, outputs)
-        self._emit_execution(
-            execution_id, call.version, call.span, call.tracker, inputs, outputs, None, latency_ms
-        )
+        self._emit_execution(call, inputs, outputs, None, latency_ms)
         return result
 
     def _failed(self, call: _Call, exc: BaseException, inputs: dict[str, Any]) -> None:
@@ -215,23 +189,11 @@ class Worker:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
         latency_ms = self._end(call)
-        self._emit_execution(
-            call.execution_id,
-            call.version,
-            span,
-            call.tracker,
-            inputs,
-            None,
-            error_text(exc),
-            latency_ms,
-        )
+        self._emit_execution(call, inputs, None, error_text(exc), latency_ms)
 
     def _emit_execution(
         self,
-        execution_id: str,
-        version: int | None,
-        span: Span,
-        tracker: usage.CallUsage,
+        call: _Call,
         inputs: dict[str, Any],
         outputs: dict[str, Any] | None,
         error: str | None,
@@ -240,13 +202,14 @@ class Worker:
         emitter = self._emitter
         if emitter is None:
             return
+        tracker = call.tracker
         # A plain tuple (see emitter.submit_execution); its execution id is its event id.
         emitter.submit_execution(
             (
                 self.worker_id,
                 self.worker_type,
-                version,
-                execution_id,
+                call.version,
+                call.execution_id,
                 inputs,
                 outputs,
                 error,
@@ -255,7 +218,7 @@ class Worker:
                 tracker.prompt_tokens,
                 tracker.completion_tokens,
                 time.time_ns() // 1_000_000,
-                tracing.origin_of(span),
+                tracing.origin_of(call.span),
             )
         )
 
