@@ -9,6 +9,7 @@ the DLQ publisher calls ``note_dead_letters``. Lag is reported per topic partiti
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -80,23 +81,14 @@ def note_dead_letters(source_topic: str, reasons: Iterable[str]) -> None:
 HighWater = Callable[[str, int], int | None]
 
 
-def positions_after(
-    records: Iterable[tuple[str, int, int]], highwater: HighWater
-) -> dict[tuple[str, int], tuple[int, int | None]]:
-    """(topic, partition, offset) of processed records -> ``note_consumed``'s positions."""
-    nexts: dict[tuple[str, int], int] = {}
-    for topic, partition, offset in records:
-        key = (topic, partition)
-        nexts[key] = max(nexts.get(key, 0), offset + 1)
-    return {key: (nxt, highwater(*key)) for key, nxt in nexts.items()}
-
-
 def note_records(group: str, records: Sequence[tuple[str, int, int]], highwater: HighWater) -> None:
     """``note_consumed`` for processed records given as (topic, partition, offset)."""
-    counts: dict[str, int] = {}
-    for topic, _partition, _offset in records:
-        counts[topic] = counts.get(topic, 0) + 1
-    note_consumed(group, counts, positions_after(records, highwater))
+    counts: Counter[str] = Counter()
+    last: dict[tuple[str, int], int] = {}
+    for topic, partition, offset in records:
+        counts[topic] += 1
+        last[topic, partition] = max(last.get((topic, partition), offset), offset)
+    note_consumed(group, counts, {tp: (end + 1, highwater(*tp)) for tp, end in last.items()})
 
 
 def note_aiokafka_batch(consumer: Any, batch: Mapping[Any, Sequence[Any]]) -> None:
