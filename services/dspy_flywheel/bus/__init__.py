@@ -14,7 +14,6 @@ from dspy_flywheel.bus.consumer import (
     consume_group,
     in_order,
     open_consumer,
-    read_range,
     read_to_end,
     stop_consumer,
 )
@@ -26,19 +25,16 @@ from dspy_flywheel.bus.guard import (
     RecordGuard,
     Retry,
     decode_record,
-    decoder_for,
-    is_bad_record,
     owner_guard,
     retrying,
 )
-from dspy_flywheel.bus.outbox import OutboxEvent, OutboxRelay, OutboxSource
+from dspy_flywheel.bus.outbox import OutboxEvent, OutboxRelay
 from dspy_flywheel.bus.publish import publish, start_producer, stop_producer
 from dspy_flywheel.bus.supervise import every, supervise
 
 __all__ = [
-    "UNTIL_IT_WORKS", "Batch", "DeadLetter", "DeadLetters", "OutboxEvent", "OutboxRelay",
-    "OutboxSource", "Record", "RecordGuard", "Retry", "batches", "consume_group", "decode_record",
-    "decoder_for", "ensure_topics", "every", "in_order", "is_bad_record", "is_retriable",
-    "open_consumer", "open_sealed", "owner_guard", "publish", "read_range", "read_to_end",
-    "retrying", "start_producer", "stop_consumer", "stop_producer", "supervise",
+    "UNTIL_IT_WORKS", "Batch", "DeadLetter", "DeadLetters", "OutboxEvent", "OutboxRelay", "Record",
+    "RecordGuard", "Retry", "batches", "consume_group", "decode_record", "ensure_topics", "every",
+    "in_order", "is_retriable", "open_consumer", "open_sealed", "owner_guard", "publish",
+    "read_to_end", "retrying", "start_producer", "stop_consumer", "stop_producer", "supervise",
 ]  # fmt: skip

@@ -17,8 +17,10 @@ demos otherwise, plus the nearest training rows.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -172,6 +174,13 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def using_lm(lm: Any) -> AbstractContextManager[Any]:
+    """``dspy.context(lm=lm)``, or nothing when ``lm`` is None (keep the configured LM)."""
+    import dspy
+
+    return dspy.context(lm=lm) if lm is not None else contextlib.nullcontext()
+
+
 def create_optimizer(
     optimizer_type: str, *, metric: Callable[..., Any], lm: Any = None, **kwargs: Any
 ) -> DSPyOptimizer:
@@ -195,10 +204,7 @@ def create_optimizer(
     if "metric" in _param_names(cls.__init__):
         init_kw.setdefault("metric", metric)
     try:
-        if lm is not None:
-            with dspy.context(lm=lm):
-                teleprompter = cls(**init_kw)
-        else:
+        with using_lm(lm):
             teleprompter = cls(**init_kw)
     except (TypeError, ValueError) as exc:
         raise OptimizerConfigError(f"bad parameters for {name}: {exc}") from exc

@@ -8,24 +8,15 @@ load a saved or published state through ``load_state_into``, which checks field 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
-from dspy_flywheel.compile.catalog import DSPyOptimizer
+from dspy_flywheel.compile.catalog import DSPyOptimizer, using_lm
 from dspy_flywheel.compile.errors import IncompatibleProgram, OptimizerConfigError
 from dspy_flywheel.compile.examples import to_examples
 from dspy_flywheel.compile.retrieval import load_program_state
 from dspy_flywheel.compile.signature import input_fields, signature_of
-
-
-def using_lm(lm: Any) -> AbstractContextManager[Any]:
-    """``dspy.context(lm=lm)``, or nothing when ``lm`` is None (keep the configured LM)."""
-    import dspy
-
-    return dspy.context(lm=lm) if lm is not None else contextlib.nullcontext()
 
 
 def compile_program(

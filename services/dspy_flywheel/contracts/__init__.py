@@ -2,9 +2,7 @@
 
 from dspy_flywheel.contracts.codec import (
     CorruptPayload,
-    Decoded,
     DecodeError,
-    Encoded,
     InvalidRecord,
     UnknownEventType,
     UnknownFingerprint,
@@ -27,14 +25,13 @@ from dspy_flywheel.contracts.events import (
     RolloutCommand,
     RolloutConfig,
     TriggerConfig,
-    now_ms,
 )
 from dspy_flywheel.contracts.topics import Topics
 
 __all__ = [
-    "EVENTS", "EVENT_TYPES", "Alert", "CorruptPayload", "DecodeError", "Decoded", "Encoded",
-    "Event", "ExecutionRecorded", "FeedbackRecorded", "InvalidEvent", "InvalidRecord",
-    "OptimizationRequested", "OptimizationStatusChanged", "ProgramAcknowledged", "ProgramUpdated",
-    "RolloutChanged", "RolloutCommand", "RolloutConfig", "Topics", "TriggerConfig",
-    "UnknownEventType", "UnknownFingerprint", "decode", "encode", "now_ms",
+    "EVENTS", "EVENT_TYPES", "Alert", "CorruptPayload", "DecodeError", "Event", "ExecutionRecorded",
+    "FeedbackRecorded", "InvalidEvent", "InvalidRecord", "OptimizationRequested",
+    "OptimizationStatusChanged", "ProgramAcknowledged", "ProgramUpdated", "RolloutChanged",
+    "RolloutCommand", "RolloutConfig", "Topics", "TriggerConfig", "UnknownEventType",
+    "UnknownFingerprint", "decode", "encode",
 ]  # fmt: skip

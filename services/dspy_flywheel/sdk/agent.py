@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from dspy_flywheel.compile.catalog import DSPyOptimizer, create_optimizer
-from dspy_flywheel.compile.compiler import compile_program, load_state_into, using_lm
+from dspy_flywheel.compile.catalog import DSPyOptimizer, create_optimizer, using_lm
+from dspy_flywheel.compile.compiler import compile_program, load_state_into
 from dspy_flywheel.compile.errors import ProgramNotFound
 from dspy_flywheel.compile.evaluation import EvalResult, evaluate
 from dspy_flywheel.compile.examples import LocalExample, to_examples
