@@ -28,10 +28,10 @@ def test_next_after(expr: str, after: str, expected: str) -> None:
     assert CronSchedule.parse(expr).next_after(at(after)) == at(expected)
 
 
-def test_matches_and_ms_helper() -> None:
+def test_stepped_range_and_ms_helper() -> None:
     schedule = CronSchedule.parse("10-20/5 8 * * *")
-    assert schedule.matches(at("2025-03-01T08:15:00"))
-    assert not schedule.matches(at("2025-03-01T08:16:00"))
+    assert (schedule.minutes, schedule.hours) == ({10, 15, 20}, {8})
+    assert schedule.next_after(at("2025-03-01T08:15:00")) == at("2025-03-01T08:20:00")
     start = int(at("2025-03-01T08:10:00").timestamp() * 1000)
     assert next_fire_ms("10-20/5 8 * * *", start) == start + 5 * 60_000
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Final
 
 # Child exit codes the parent maps to a failure kind.
-EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 EXIT_BUDGET: Final = 3
 EXIT_MEMORY: Final = 4

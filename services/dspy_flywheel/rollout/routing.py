@@ -30,10 +30,6 @@ class Split:
         self._prefix = f"{worker_id}\x00{candidate_version}\x00".encode()
         self._threshold = int(share * _SPACE)
 
-    def point(self, key: str) -> float:
-        """The key's point in [0, 1)."""
-        return self._hash(key) / _SPACE
-
     def to_candidate(self, key: str) -> bool:
         return self._hash(key) < self._threshold
 

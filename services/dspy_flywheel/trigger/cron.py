@@ -117,10 +117,6 @@ class CronSchedule:
             return day_ok and weekday_ok
         return day_ok or weekday_ok
 
-    def matches(self, when: datetime) -> bool:
-        when = when.astimezone(UTC)
-        return when.minute in self.minutes and when.hour in self.hours and self._day_matches(when)
-
     def next_after(self, when: datetime) -> datetime:
         """The first matching minute strictly after ``when`` (UTC)."""
         start = when.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
