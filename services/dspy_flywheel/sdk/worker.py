@@ -16,7 +16,6 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from contextvars import Token
 from typing import Any, Literal, NamedTuple
 
 import dspy
@@ -148,17 +147,15 @@ class Worker:
         route = self._slot.route  # read once: a reload swaps it, never changes it
         execution_id = new_id()
         serving = route.stable if route.split is None else route.choose(str(key or execution_id))
-        started = _perf()
+        version, started = serving.version, _perf()
         span = tracing.call_span(started)
-        otel_token = None if span is INVALID_SPAN else self._enter(span, execution_id, serving)
-        tracker, usage_token = usage.begin()
-        call = _Call(execution_id, serving.version, started, span, otel_token, tracker, usage_token)
-        return serving, call
-
-    def _enter(self, span: Span, execution_id: str, serving: Serving) -> Token[Context] | None:
-        if span.is_recording():
-            tracing.annotate(span, self.worker_id, self.worker_type, execution_id, serving.version)
-        return tracing.enter(span)
+        otel_token = None
+        if span is not INVALID_SPAN:  # not the no-op span of a process without a tracing SDK
+            if span.is_recording():
+                tracing.annotate(span, self.worker_id, self.worker_type, execution_id, version)
+            otel_token = tracing.enter(span)
+        tracker, token = usage.begin()
+        return serving, _Call(execution_id, version, started, span, otel_token, tracker, token)
 
     def _end(self, call: _Call) -> float:
         """Close the call's usage scope and span; returns its latency in ms."""
