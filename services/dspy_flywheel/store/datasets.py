@@ -1,13 +1,6 @@
-"""Datasets: versioned snapshots and JSONL export/import (retention and key rotation live in
-:mod:`dspy_flywheel.collector.maintenance`).
-
-API::
-
-    await create_snapshot(pool, worker_id, example_ids, purpose) -> int      # snapshot id
-    await get_snapshot(pool, snapshot_id) -> Snapshot | None
-    await list_snapshots(pool, worker_id=None) -> list[Snapshot]
-    await export_records(pool, cipher, worker_id=None, snapshot_id=None) -> list[ExportRecord]
-    await insert_records(conn, cipher, records) -> int                       # rows inserted
+"""Datasets: versioned snapshots (``create_snapshot`` returns the id) and JSONL export/import
+(``export_records``, ``insert_records``); retention and key rotation live in
+:mod:`dspy_flywheel.collector.maintenance`.
 
 Snapshot versions count up per worker (1, 2, ...). Retention never deletes the examples of a
 worker's latest snapshot (the data its current program was trained on).
