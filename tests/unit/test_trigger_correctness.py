@@ -4,10 +4,9 @@ import pytest
 
 from dspy_flywheel.compile.judge import score_correct
 from dspy_flywheel.trigger.correctness import (
-    ExecutionCache,
     ExecutionOutcome,
+    Expiring,
     LabeledFeedback,
-    PendingFeedback,
     label_matches,
 )
 
@@ -54,7 +53,7 @@ def outcome(worker: str = "w") -> ExecutionOutcome:
 
 
 def test_execution_cache_ttl_and_bound() -> None:
-    cache = ExecutionCache(max_entries=2, ttl_s=10)
+    cache: Expiring[ExecutionOutcome] = Expiring(max_entries=2, ttl_s=10)
     cache.put("e1", outcome(), now=0)
     cache.put("e2", outcome(), now=1)
     assert cache.get("e1", now=5) is not None
@@ -65,9 +64,9 @@ def test_execution_cache_ttl_and_bound() -> None:
 
 
 def test_pending_feedback_expires() -> None:
-    pending = PendingFeedback(ttl_s=5)
-    pending.park(LabeledFeedback("e1", "w", "x", 0, None), now=0)
-    pending.park(LabeledFeedback("e2", "w", "x", 0, None), now=3)
+    pending: Expiring[LabeledFeedback] = Expiring(10_000, ttl_s=5)
+    pending.put("e1", LabeledFeedback("e1", "w", "x", 0, None), now=0)
+    pending.put("e2", LabeledFeedback("e2", "w", "x", 0, None), now=3)
     assert pending.expire(now=6) == 1
     assert pending.take("e1", now=6) is None
     taken = pending.take("e2", now=6)

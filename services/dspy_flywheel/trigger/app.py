@@ -16,7 +16,7 @@ from dspy_flywheel.store.outbox import OutboxTable
 from dspy_flywheel.store.stateful import Built, Opened, run_stateful
 from dspy_flywheel.trigger.config_topic import config_follower
 from dspy_flywheel.trigger.consume import warm_execution_cache
-from dspy_flywheel.trigger.correctness import ExecutionCache, PendingFeedback
+from dspy_flywheel.trigger.correctness import Expiring
 from dspy_flywheel.trigger.engine import EngineOptions, TriggerEngine
 from dspy_flywheel.trigger.policy import Debounce
 from dspy_flywheel.trigger.service import TriggerService, log_published
@@ -33,8 +33,8 @@ def build_engine(settings: TriggerSettings) -> TriggerEngine:
     )
     return TriggerEngine(
         options,
-        ExecutionCache(settings.exec_cache_max_entries, settings.exec_cache_ttl_seconds),
-        PendingFeedback(ttl_s=settings.pending_feedback_ttl_seconds),
+        Expiring(settings.exec_cache_max_entries, settings.exec_cache_ttl_seconds),
+        Expiring(10_000, settings.pending_feedback_ttl_seconds),
     )
 
 

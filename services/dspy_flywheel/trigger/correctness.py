@@ -8,8 +8,9 @@ The rules are ``compile.judge``'s, the same the optimizer's holdout gate and the
   ``"billing."`` matches ``billing``). A failed execution (no outputs) is incorrect; a label
   that cannot be read for the outputs (or outputs that are not a JSON object) is not judged.
 
-Execution outputs are kept in a bounded TTL cache because feedback arrives on its own topic,
-often later; label-only feedback that arrives before its execution waits in ``PendingFeedback``.
+Execution outcomes are kept by execution id in a bounded TTL cache (``Expiring``) because
+feedback arrives on its own topic, often later; label-only feedback that arrives before its
+execution waits in another one.
 """
 
 from __future__ import annotations
@@ -92,13 +93,6 @@ def _now(now: float | None) -> float:
     return time.monotonic() if now is None else now
 
 
-class ExecutionCache(Expiring[ExecutionOutcome]):
-    """Execution outcomes by execution id, for the labels that arrive later."""
-
-    def __init__(self, max_entries: int = 100_000, ttl_s: float = 3600.0) -> None:
-        super().__init__(max_entries, ttl_s)
-
-
 @dataclass(frozen=True)
 class LabeledFeedback:
     execution_id: str
@@ -106,13 +100,3 @@ class LabeledFeedback:
     label: str
     timestamp_ms: int
     traceparent: str | None
-
-
-class PendingFeedback(Expiring[LabeledFeedback]):
-    """Label-only feedback waiting for its execution."""
-
-    def __init__(self, max_entries: int = 10_000, ttl_s: float = 600.0) -> None:
-        super().__init__(max_entries, ttl_s)
-
-    def park(self, feedback: LabeledFeedback, now: float | None = None) -> None:
-        self.put(feedback.execution_id, feedback, now)

@@ -23,10 +23,9 @@ from dspy_flywheel.contracts.ids import new_id
 from dspy_flywheel.metrics import trigger as trigger_metrics
 from dspy_flywheel.trigger.config import InvalidConfig, TriggerPolicyConfig
 from dspy_flywheel.trigger.correctness import (
-    ExecutionCache,
     ExecutionOutcome,
+    Expiring,
     LabeledFeedback,
-    PendingFeedback,
     label_matches,
 )
 from dspy_flywheel.trigger.policy import Blocked, Debounce, Decision, evaluate, window_stats
@@ -76,12 +75,14 @@ class TriggerEngine:
     def __init__(
         self,
         options: EngineOptions | None = None,
-        cache: ExecutionCache | None = None,
-        pending: PendingFeedback | None = None,
+        cache: Expiring[ExecutionOutcome] | None = None,
+        pending: Expiring[LabeledFeedback] | None = None,
     ) -> None:
+        """``cache``: execution outcomes by id, for the labels that arrive later; ``pending``:
+        label-only feedback waiting for its execution."""
         self.options = options or EngineOptions()
-        self.cache = cache or ExecutionCache()
-        self.pending = pending or PendingFeedback()
+        self.cache = cache or Expiring(100_000, 3600.0)
+        self.pending = pending or Expiring(10_000, 600.0)
         self.states: dict[str, WorkerState] = {}
         self.configs: dict[str, TriggerPolicyConfig] = {}
         self.dirty: set[str] = set()
@@ -174,7 +175,7 @@ class TriggerEngine:
         feedback = LabeledFeedback(execution_id, worker_id, label, timestamp_ms, traceparent)
         outcome = self.cache.get(execution_id)
         if outcome is None:
-            self.pending.park(feedback)
+            self.pending.put(execution_id, feedback)
             return []
         return self._judge_label(feedback, outcome, at_ms)
 
