@@ -88,10 +88,3 @@ class AuditLog:
             )
         except Exception as exc:
             log.error("AUDIT WRITE FAILED completing row %d with %s: %r", row_id, outcome, exc)
-
-    async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            "SELECT at, actor, action, target, details FROM audit_log ORDER BY id DESC LIMIT $1",
-            limit,
-        )
-        return [dict(r) for r in rows]

@@ -27,10 +27,6 @@ class JobExecutor:
         """A job was queued: look for work now rather than at the next poll."""
         self._wake.set()
 
-    @property
-    def running(self) -> list[str]:
-        return list(self._running)
-
     async def claim_and_start(self) -> int:
         """Start as many queued jobs as there are free slots; returns how many started."""
         settings = self.services.settings

@@ -67,7 +67,3 @@ class InMemoryPlaceholderStore:
                 kind, index = match.group(1), int(match.group(2))
                 key = (scope, kind)
                 self._next_index[key] = max(self._next_index.get(key, 1), index + 1)
-
-    def scopes(self) -> list[str]:
-        with self._lock:
-            return list(self._by_scope)

@@ -87,6 +87,3 @@ class OutcomeJoin:
         return Outcome(
             execution.worker_id, execution.version, correct, execution_id, execution.at_ms
         )
-
-    def sizes(self) -> dict[str, int]:
-        return {"executions": len(self._executions), "pending_feedback": len(self._pending)}
