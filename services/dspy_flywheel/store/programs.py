@@ -89,16 +89,16 @@ async def add_version(conn: asyncpg.Connection, program: NewProgram) -> ProgramV
 
 
 async def latest(db: Executor, worker_id: str) -> ProgramVersion | None:
+    return await get_version(db, worker_id, None)
+
+
+async def get_version(db: Executor, worker_id: str, version: int | None) -> ProgramVersion | None:
+    """Version ``version`` of the worker's program (None: its latest)."""
     row = await db.fetchrow(
-        f"SELECT {_COLUMNS} FROM programs WHERE worker_id = $1 ORDER BY version DESC LIMIT 1",
+        f"""SELECT {_COLUMNS} FROM programs WHERE worker_id = $1
+            AND ($2::integer IS NULL OR version = $2) ORDER BY version DESC LIMIT 1""",
         worker_id,
-    )
-    return None if row is None else ProgramVersion(**dict(row))
-
-
-async def get_version(db: Executor, worker_id: str, version: int) -> ProgramVersion | None:
-    row = await db.fetchrow(
-        f"SELECT {_COLUMNS} FROM programs WHERE worker_id = $1 AND version = $2", worker_id, version
+        version,
     )
     return None if row is None else ProgramVersion(**dict(row))
 
@@ -112,11 +112,7 @@ class Registry:
     async def find(
         self, worker_id: str, version: int | None
     ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
-        found = await (
-            latest(self.pool, worker_id)
-            if version is None
-            else get_version(self.pool, worker_id, version)
-        )
+        found = await get_version(self.pool, worker_id, version)
         return None if found is None else (found.version, found.state, found.signature)
 
     async def register(
