@@ -108,12 +108,15 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     if hasattr(optimizer.teleprompter, "num_candidate_sets"):
         meter.trial_total = int(optimizer.teleprompter.num_candidate_sets) + 3
 
-    reporter.send({"type": "phase", "phase": "compile", "event": "start"})
+    def phase(name: str, event: str, **scores: Any) -> None:
+        reporter.send({"type": "phase", "phase": name, "event": event, **scores})
+
+    phase("compile", "start")
     candidate = compile_program(program, train, optimizer, valset=val or None, lm=lm)
-    reporter.send({"type": "phase", "phase": "compile", "event": "end"})
+    phase("compile", "end")
 
     meter.phase, meter.phase_fraction = "evaluate", 0.0
-    reporter.send({"type": "phase", "phase": "evaluate", "event": "start"})
+    phase("evaluate", "start")
     current, current_source = build_program(spec.program_ref), "code"
     if spec.current_state is not None:
         try:
@@ -125,15 +128,7 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     meter.phase_fraction = 0.5
     after = evaluate(candidate, holdout, metric, num_threads=spec.num_threads)
     meter.phase_fraction = 1.0
-    reporter.send(
-        {
-            "type": "phase",
-            "phase": "evaluate",
-            "event": "end",
-            "current": before.as_dict(),
-            "candidate": after.as_dict(),
-        }
-    )
+    phase("evaluate", "end", current=before.as_dict(), candidate=after.as_dict())
     ticker.stop()
     adapter = program_adapter(candidate)
 
