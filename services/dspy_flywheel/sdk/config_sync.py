@@ -22,13 +22,12 @@ from dataclasses import replace
 from dspy_flywheel.bus.compacted import read_compacted
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import decode
-from dspy_flywheel.contracts.events import TriggerConfig, field_names
+from dspy_flywheel.contracts.events import TriggerConfig
 from dspy_flywheel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 CODE_OWNED = ("worker_type", "program_ref", "metric_ref")
-_IGNORED_IN_DIFF = ("timestamp_ms",)
 
 
 def merge_config(existing: TriggerConfig | None, ours: TriggerConfig) -> TriggerConfig | None:
@@ -40,11 +39,7 @@ def merge_config(existing: TriggerConfig | None, ours: TriggerConfig) -> Trigger
     else:
         owned = {k: getattr(ours, k) for k in CODE_OWNED}
         wanted = replace(existing, **owned, timestamp_ms=ours.timestamp_ms)
-    same = all(
-        getattr(existing, k) == getattr(wanted, k)
-        for k in field_names(TriggerConfig)
-        if k not in _IGNORED_IN_DIFF
-    )
+    same = replace(existing, timestamp_ms=0) == replace(wanted, timestamp_ms=0)  # time aside
     return None if same else wanted
 
 

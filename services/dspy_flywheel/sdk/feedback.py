@@ -55,17 +55,6 @@ class RecentExecutions:
         return len(self._items)
 
 
-def label_for(label: Any, fields: list[str]) -> dict[str, Any]:
-    """The label as ``{output_field: value}`` (see ``compile.judge.label_object``)."""
-    found = label_object(dict(label.items()) if isinstance(label, dspy.Example) else label, fields)
-    if found is None:
-        raise ValueError(
-            f"label {label!r} does not fit this worker's output fields {fields}: pass a dict of "
-            "output fields, or a bare value when there is one"
-        )
-    return found
-
-
 def score_with(metric: Metric, recorded: Recorded, label: dict[str, Any]) -> float | None:
     """The metric's score in [0, 1] for a recorded execution against ``label`` (None on error)."""
     example = dspy.Example({**recorded.inputs, **label}).with_inputs(*recorded.inputs)
@@ -95,7 +84,12 @@ def judge(
     if label is None:
         return None, float(score) if score is not None else None
     fields = list(recorded.outputs) if recorded is not None and recorded.outputs else output_fields
-    label_obj = label_for(label, fields)
+    found = label_object(dict(label.items()) if isinstance(label, dspy.Example) else label, fields)
+    if found is None:
+        raise ValueError(
+            f"label {label!r} does not fit this worker's output fields {fields}: pass a dict of "
+            "output fields, or a bare value when there is one"
+        )
     if score is None and recorded is not None:
-        score = score_with(metric, recorded, label_obj)
-    return label_obj, None if score is None else float(score)
+        score = score_with(metric, recorded, found)
+    return found, None if score is None else float(score)
