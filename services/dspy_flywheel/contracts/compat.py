@@ -13,7 +13,6 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema
 
-from dspy_flywheel.contracts.events import EVENT_TYPES
 from dspy_flywheel.contracts.registry import SchemaRegistry, schema_fingerprint, schema_path
 
 _SAMPLES: dict[str, Any] = {
@@ -71,10 +70,7 @@ def full_incompatibilities(old: Any, new: Any) -> list[str]:
 def freeze(registry: SchemaRegistry) -> list[Path]:
     """Copy each current schema into ``history/<Type>/<fingerprint>.avsc`` (idempotent)."""
     written = []
-    for event_type in EVENT_TYPES:
-        entry = registry.current.get(event_type)
-        if entry is None:
-            continue
+    for event_type, entry in registry.current.items():
         folder = registry.directory / "history" / event_type
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{schema_fingerprint(entry.schema).hex()}.avsc"

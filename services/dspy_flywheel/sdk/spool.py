@@ -130,9 +130,8 @@ class Spool:
         for path in directory.iterdir():  # files an older version wrote world-readable
             if path.is_file():
                 os.chmod(path, 0o600)
-        self._sizes: dict[int, int] = {}
-        for seq in self._list_segments():
-            self._sizes[seq] = self._repair(seq)
+        segments = sorted(int(p.name[: -len(_SUFFIX)]) for p in directory.glob(f"*{_SUFFIX}"))
+        self._sizes = {seq: self._repair(seq) for seq in segments}
         self._offsets = {s: o for s, o in self._read_cursor().items() if s in self._sizes}
         tail = max(self._sizes, default=_FIRST_SEQ)
         self._active_seq = tail
@@ -279,9 +278,6 @@ class Spool:
 
     def _path(self, seq: int) -> Path:
         return self.directory / f"{seq:020d}{_SUFFIX}"
-
-    def _list_segments(self) -> list[int]:
-        return sorted(int(p.name[: -len(_SUFFIX)]) for p in self.directory.glob(f"*{_SUFFIX}"))
 
     def _pending_bytes_locked(self) -> int:
         return sum(self._sizes.values()) - sum(self._offsets.values())
