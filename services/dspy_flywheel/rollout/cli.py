@@ -12,6 +12,7 @@ live (``--share 0.2 --confidence 0.99 --min-samples 100 --max-samples 5000
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from dspy_flywheel.bus.publish import start_producer, stop_producer
 from dspy_flywheel.cli import cli_user, print_json
+from dspy_flywheel.contracts.events import RolloutConfig
 from dspy_flywheel.contracts.validate import InvalidInput
 from dspy_flywheel.rollout.config import SETTINGS, RolloutConfigError
 from dspy_flywheel.rollout.operator import (
@@ -30,6 +32,8 @@ from dspy_flywheel.rollout.operator import (
 )
 from dspy_flywheel.settings import FlywheelSettings
 from dspy_flywheel.store.pool import connect
+
+_HELP = {"effect_size": "the accuracy difference the live test detects fastest (default 0.05)"}
 
 
 def _pct(x: float | None) -> str:
@@ -173,18 +177,10 @@ def register(sub: Any) -> None:
         p.set_defaults(action=_command, rollout_command=name)
     p = actions.add_parser("config", help="show or change the worker's canary settings")
     p.add_argument("worker")
-    p.add_argument("--share", type=float)
-    p.add_argument("--confidence", type=float)
-    p.add_argument("--margin", type=float)
-    p.add_argument("--min-samples", dest="min_samples", type=int)
-    p.add_argument("--max-samples", dest="max_samples", type=int)
-    p.add_argument("--max-duration-s", dest="max_duration_s", type=int)
-    p.add_argument(
-        "--effect-size",
-        dest="effect_size",
-        type=float,
-        help="the accuracy difference the live test detects fastest (default 0.05)",
-    )
+    for f in fields(RolloutConfig):  # --share 0.2 ... --effect-size 0.1, typed as the setting
+        if f.name in SETTINGS and f.name != "enabled":
+            flag = "--" + f.name.replace("_", "-")
+            p.add_argument(flag, dest=f.name, type=type(f.default), help=_HELP.get(f.name))
     toggle = p.add_mutually_exclusive_group()
     toggle.add_argument("--enabled", dest="enabled", action="store_true", default=None)
     toggle.add_argument("--disabled", dest="enabled", action="store_false")
