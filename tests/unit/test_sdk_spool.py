@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Message, Spool, decode, encode, frame
 from dspy_flywheel.sdk.spool_crypto import SpoolSealer, load_or_create_key, spool_cipher
 from dspy_flywheel.security.crypto import Cipher
@@ -136,13 +137,16 @@ def test_a_live_spool_directory_is_never_shared(tmp_path: Path) -> None:
     from dspy_flywheel.sdk.runtime import open_spool
 
     base = tmp_path / "worker"
-    first, first_lock = open_spool(base, 10_000, 4096, SEALER)
-    second, second_lock = open_spool(base, 10_000, 4096, SEALER)
+    settings = WorkerSettings(
+        spool_dir=base, spool_key_file=tmp_path / "spool.key", spool_max_bytes=10_000
+    )
+    first, first_lock = open_spool(settings, "w")
+    second, second_lock = open_spool(settings, "w")
     assert first.directory == base
     assert second.directory == tmp_path / "worker.1"  # another live instance, same worker id
     first.close()
     os.close(first_lock)  # the first process is gone: a restart gets its directory back
-    again, again_lock = open_spool(base, 10_000, 4096, SEALER)
+    again, again_lock = open_spool(settings, "w")
     assert again.directory == base
     for spool, lock in ((second, second_lock), (again, again_lock)):
         spool.close()

@@ -15,7 +15,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.errors import KafkaConnectionError
@@ -31,6 +30,7 @@ from dspy_flywheel.sdk.emitter import Emitter, Pending
 from dspy_flywheel.sdk.ioloop import IOLoop
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
 from dspy_flywheel.sdk.reloader import Reloader
+from dspy_flywheel.sdk.settings import WorkerSettings
 from dspy_flywheel.sdk.spool import Spool
 from dspy_flywheel.sdk.spool_crypto import (
     SpoolSealer,
@@ -48,14 +48,16 @@ log = logging.getLogger(__name__)
 _MAX_SPOOL_SIBLINGS = 16
 
 
-def open_spool(
-    base: Path, max_bytes: int, segment_bytes: int, sealer: SpoolSealer
-) -> tuple[Spool, int]:
-    """The first spool directory of ``base``, ``base.1``, ... that no live process holds.
+def open_spool(settings: WorkerSettings, worker_id: str) -> tuple[Spool, int]:
+    """The worker's sealed spool in the first directory of its ``spool_path`` (``base``),
+    ``base.1``, ... that no live process holds, and the descriptor holding its lock.
 
     A restarted worker gets its old directory back (the lock died with the old process) and
     replays it; a second live instance with the same worker id gets a sibling.
     """
+    key = settings.spool_key.get_secret_value() if settings.spool_key else None
+    sealer = SpoolSealer(spool_cipher(key, settings.spool_key_path(worker_id)))
+    base, max_bytes = settings.spool_path(worker_id), settings.spool_max_bytes
     for n in range(_MAX_SPOOL_SIBLINGS):
         directory = base if n == 0 else base.with_name(f"{base.name}.{n}")
         owner_only_dir(directory)
@@ -65,6 +67,7 @@ def open_spool(
         except BlockingIOError:
             os.close(fd)
             continue
+        segment_bytes = settings.spool_segment_bytes
         spool = Spool(directory, max_bytes=max_bytes, segment_bytes=segment_bytes, sealer=sealer)
         return spool, fd
     raise RuntimeError(f"all {_MAX_SPOOL_SIBLINGS} spool directories of {base} are in use")
@@ -97,14 +100,7 @@ class Runtime:
             self.loop.submit(self._provision([s for s in topics.specs() if s.name in wanted]))
         )
         if settings.emit:
-            key = settings.spool_key.get_secret_value() if settings.spool_key else None
-            cipher = spool_cipher(key, settings.spool_key_path(worker.worker_id))
-            spool, self._lock_fd = open_spool(
-                settings.spool_path(worker.worker_id),
-                settings.spool_max_bytes,
-                settings.spool_segment_bytes,
-                SpoolSealer(cipher),
-            )
+            spool, self._lock_fd = open_spool(settings, worker.worker_id)
             if spool.has_pending():
                 log.info(
                     "%s: %d event(s) in the spool %s from an earlier run; replaying",
