@@ -80,7 +80,7 @@ class Delivery:
         self._kafka_state = kafka_state
         self._producer: AIOKafkaProducer | None = None
         self._outbox: deque[Message] = deque()
-        self._outbox_room = settings.queue_max
+        self._outbox_room = settings.queue_max  # as many as the emitter's in-memory queue
         self._inflight: list[Message] = []  # from the outbox, handed to the producer
         self._replaying = 0
         self._tail_claimed = False  # the replay chunk in flight holds the spool's last record
@@ -102,8 +102,7 @@ class Delivery:
         self.connects = 0
         self.last_error: str | None = None
 
-    def start(self, outbox_room: int) -> list[asyncio.Task[None]]:
-        self._outbox_room = outbox_room
+    def start(self) -> list[asyncio.Task[None]]:
         return [
             asyncio.create_task(self._connector(), name=f"{self._name}-connect"),
             asyncio.create_task(self._sender(), name=f"{self._name}-send"),

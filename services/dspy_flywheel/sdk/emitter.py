@@ -191,7 +191,7 @@ class Emitter:
         self._tasks = [
             asyncio.create_task(self._pump(), name=f"{self._name}-pump"),
             asyncio.create_task(self._sync_timer(), name=f"{self._name}-fsync"),
-            *self._delivery.start(outbox_room=self._queue_max),
+            *self._delivery.start(),
         ]
 
     def _wake(self) -> None:

@@ -110,10 +110,6 @@ class ProgramSlot:
         return self.route.stable
 
     @property
-    def assignment(self) -> Assignment | None:
-        return self._assignment
-
-    @property
     def pinned(self) -> int | Literal["code"] | None:
         return self._pinned
 
