@@ -83,20 +83,12 @@ def _int(n: int) -> bytes:
     return _long(n)
 
 
-def _length(raw: bytes) -> bytes:
-    """``raw`` with its length in front (most are under 64 bytes: one table lookup)."""
-    n = len(raw)
-    return (_SMALL[n << 1] if n < 64 else _long(n)) + raw
-
-
-def _string(text: str) -> bytes:
-    return _length(text.encode())
-
-
 def _bytes(raw: bytes) -> bytes:
+    """``raw`` with its length in front (most are under 64 bytes: one table lookup)."""
     if not isinstance(raw, bytes):
         raise TypeError(f"expected bytes, got {type(raw).__name__}")
-    return _length(raw)
+    n = len(raw)
+    return (_SMALL[n << 1] if n < 64 else _long(n)) + raw
 
 
 def _boolean(flag: bool) -> bytes:
@@ -108,10 +100,8 @@ def _boolean(flag: bool) -> bytes:
 
 
 Encoder = Callable[[Any], bytes]
+# The kinds written by a call (strings and integers are written inline: see FlatWriter).
 _ENCODERS: Final[dict[int, Encoder]] = {
-    _STRING: _string,
-    _LONG: _long,
-    _INT: _int,
     _DOUBLE: _double.pack,
     _FLOAT: _float.pack,
     _BOOLEAN: _boolean,
