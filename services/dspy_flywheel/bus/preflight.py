@@ -41,20 +41,18 @@ _PROTOCOL = "KAFKA_SECURITY_PROTOCOL"
 async def check_kafka(kafka: KafkaSettings, timeout_s: float = CHECK_TIMEOUT_S) -> None:
     """Raise ``ConnectionSetupError`` when ``kafka`` cannot work (see the module docstring)."""
     for host, port in _servers(kafka.bootstrap_servers):
+        conn = None
         try:
             conn = await asyncio.wait_for(_connect(kafka, host, port, timeout_s), timeout_s)
-        except Exception as exc:
-            await _raise_if_setup_fault(exc, kafka, host, port, timeout_s)
-            log.debug("Kafka check: %s:%s: %s", host, port, exc)
-            continue  # unreachable: try the next server
-        try:
             await asyncio.wait_for(conn.send(MetadataRequest([])), timeout_s)
         except Exception as exc:
             await _raise_if_setup_fault(exc, kafka, host, port, timeout_s)
-            log.debug("Kafka check: metadata from %s:%s: %s", host, port, exc)
+            log.debug("Kafka check: %s:%s (connected: %s): %s", host, port, conn is not None, exc)
         finally:
-            conn.close()
-        return
+            if conn is not None:
+                conn.close()
+        if conn is not None:
+            return  # one server answered; an unreachable one: try the next
 
 
 class _Startable(Protocol):
