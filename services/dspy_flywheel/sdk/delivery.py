@@ -80,7 +80,6 @@ class Delivery:
         self._kafka_state = kafka_state
         self._producer: AIOKafkaProducer | None = None
         self._outbox: deque[Message] = deque()
-        self._outbox_room = settings.queue_max  # as many as the emitter's in-memory queue
         self._inflight: list[Message] = []  # from the outbox, handed to the producer
         self._replaying = 0
         self._tail_claimed = False  # the replay chunk in flight holds the spool's last record
@@ -129,7 +128,7 @@ class Delivery:
             and not self._suspect
             and not self._stopping
             and (self._tail_claimed or not self._spool.has_pending())
-            and len(self._outbox) + count <= self._outbox_room
+            and len(self._outbox) + count <= self._settings.queue_max  # as the in-memory queue
         )
 
     def enqueue(self, messages: list[Message]) -> None:
