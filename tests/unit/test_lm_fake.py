@@ -187,3 +187,47 @@ def test_learning_responder_improves_once_demos_are_added() -> None:
         assert program(ticket="app is slow").label == "unknown"
         program.demos = [dspy.Example(ticket="card declined", label="billing")]
         assert program(ticket="app is slow").label == "technical"
+
+
+class GrammarEngine(FakeEngine):
+    """A fake engine that, like llama.cpp, holds answers to the request's JSON schema."""
+
+    enforces_response_schema = True
+
+
+def inline_or_json(messages: list[ChatMessage]) -> str:
+    """Qwen2.5-Coder-1.5B's habit: ChatAdapter fields written inline, which do not parse; the
+    schema-held answer (JSON requested) is what a grammar leaves it."""
+    if "json" in messages[0]["content"].lower():
+        return '{"label": "billing"}'
+    return "[[ ## label ## ]] = 'billing'\n[[ ## completed ## ]]"
+
+
+def test_preferred_adapter_is_json_only_for_engines_that_enforce_the_schema() -> None:
+    from dspy_flywheel.lm import EmbeddedEngine, preferred_adapter
+    from dspy_flywheel.lm.served import ServedEngine
+
+    assert isinstance(preferred_adapter(make_lm(GrammarEngine())), dspy.JSONAdapter)
+    assert preferred_adapter(make_lm(FakeEngine())) is None
+    assert EmbeddedEngine.enforces_response_schema and ServedEngine.enforces_response_schema
+
+
+@pytest.mark.parametrize(
+    ("engine_type", "calls"), [(FakeEngine, 2), (GrammarEngine, 1)], ids=["chat", "grammar"]
+)
+def test_configure_lm_saves_the_chat_adapters_second_call(
+    engine_type: type[FakeEngine], calls: int
+) -> None:
+    from dspy_flywheel.lm import configure_lm
+
+    class Route(dspy.Signature):
+        ticket: str = dspy.InputField()
+        label: Literal["billing", "account"] = dspy.OutputField()
+
+    lm = make_lm(engine_type(inline_or_json))
+    configure_lm(lm)
+    try:
+        assert dspy.Predict(Route)(ticket="charged twice").label == "billing"
+    finally:
+        dspy.configure(lm=None, adapter=None)
+    assert engine_stats(lm).calls == calls  # ChatAdapter's parse failed, then JSONAdapter's call

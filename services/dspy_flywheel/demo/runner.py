@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dspy
 from rich.console import Console
 
 from dspy_flywheel.bus.admin import ensure_topics
@@ -154,10 +153,10 @@ async def _run_session(
     concurrency: int,
 ) -> DemoSession:
     from dspy_flywheel.demo.worker import TicketRouter
-    from dspy_flywheel.lm import build_lm
+    from dspy_flywheel.lm import build_lm, configure_lm
 
     lm = build_lm()
-    dspy.configure(lm=lm)
+    configure_lm(lm)
     worker = TicketRouter()
     lifecycle = Lifecycle(worker.worker_id)
     stop = asyncio.Event()

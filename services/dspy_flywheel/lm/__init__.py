@@ -1,6 +1,7 @@
 """The LM every service and the SDK use: embedded llama.cpp (default) or any DSPy model string.
 
     lm = build_lm()                  # from FLYWHEEL_LM / FLYWHEEL_LM_* (see settings.py)
+    configure_lm(lm)                 # dspy.configure with the adapter that suits it
     before = engine_stats(lm)
     ...
     spent = engine_stats(lm) - before    # calls, prompt_tokens, completion_tokens, errors
@@ -15,9 +16,11 @@ from dspy_flywheel.lm.factory import (
     AsyncEngineAdapter,
     CountingLM,
     build_lm,
+    configure_lm,
     engine_counters,
     engine_stats,
     make_lm,
+    preferred_adapter,
     reset_engine_stats,
     reuse_identical_calls,
 )
@@ -39,10 +42,12 @@ __all__ = [
     "ModelNotFoundError",
     "UnknownModelError",
     "build_lm",
+    "configure_lm",
     "engine_counters",
     "engine_stats",
     "load_engine",
     "make_lm",
+    "preferred_adapter",
     "reset_engine_stats",
     "reuse_identical_calls",
 ]

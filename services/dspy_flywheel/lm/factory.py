@@ -140,6 +140,24 @@ def build_lm(settings: LMSettings | None = None) -> dspy.LM:
     return CountingLM(settings.backend, **common)
 
 
+def preferred_adapter(lm: dspy.BaseLM) -> dspy.Adapter | None:
+    """The DSPy adapter to call ``lm`` with: ``JSONAdapter`` when its engine holds the output to
+    the request's JSON schema (llama.cpp compiles it to a grammar, so every answer parses and a
+    Literal field can only be one of its values), else None (DSPy's default ``ChatAdapter``).
+
+    The embedded Qwen2.5-Coder-1.5B writes ChatAdapter fields inline (``[[ ## label ## ]] =
+    'billing'``), which ChatAdapter cannot parse: it then retries the same call through
+    JSONAdapter, a second full prompt. On the demo's traffic 29 of 44 zero-shot calls did."""
+    engine = getattr(lm, "engine", None)
+    return dspy.JSONAdapter() if getattr(engine, "enforces_response_schema", False) else None
+
+
+def configure_lm(lm: dspy.BaseLM, **settings: Any) -> None:
+    """``dspy.configure`` with ``lm`` and its ``preferred_adapter``: what a worker process, an
+    optimization job and the demo do, so that a job evaluates the way the workers serve."""
+    dspy.configure(lm=lm, adapter=preferred_adapter(lm), **settings)
+
+
 def reuse_identical_calls(lm: dspy.BaseLM) -> dspy.BaseLM:
     """For one job's process: an identical request (same prompt and settings) is answered from
     memory instead of the model again, e.g. MIPROv2's full evaluations of examples a minibatch

@@ -61,7 +61,6 @@ def _build_lm(lm_ref: str | None) -> Any:
 
 
 def run(spec: JobSpec, reporter: Any) -> CompileResult:
-    import dspy
 
     from dspy_flywheel.compile.catalog import create_optimizer
     from dspy_flywheel.compile.compiler import compile_program, load_state_into
@@ -72,6 +71,7 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     from dspy_flywheel.compile.signature import output_fields, signature_of
     from dspy_flywheel.finetune.provider import add_progress_listener
     from dspy_flywheel.finetune.serving import program_adapter
+    from dspy_flywheel.lm import configure_lm
     from dspy_flywheel.optimizer.meter import Meter, Ticker, TrialLogHandler
 
     lm = _build_lm(spec.lm_ref)
@@ -96,7 +96,7 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     )
     logging.getLogger("dspy.teleprompt").addHandler(TrialLogHandler(meter))
     logging.getLogger("dspy.teleprompt").setLevel(logging.INFO)
-    dspy.configure(lm=lm, callbacks=[meter])
+    configure_lm(lm, callbacks=[meter])  # the adapter the workers serve with
     ticker = Ticker(meter, spec.report_interval_s)
     ticker.start()
     add_progress_listener(meter.on_training)
