@@ -16,6 +16,7 @@ from rich.console import Console
 from dspy_flywheel.demo.display import Display
 from dspy_flywheel.demo.services import ServiceGroup
 from dspy_flywheel.demo.session import DemoFailed, DemoSession
+from dspy_flywheel.demo.traffic import Tickets
 from dspy_flywheel.demo.watch import Lifecycle
 
 
@@ -54,14 +55,14 @@ class SlowWorker:
 
 def _session(worker: SlowWorker, concurrency: int, tmp_path: Path) -> DemoSession:
     labels = ["billing", "technical"] * 100
-    stream = iter(dspy.Example(ticket=f"t{i}", label=label) for i, label in enumerate(labels))
+    tickets = Tickets(dspy.Example(ticket=f"t{i}", label=label) for i, label in enumerate(labels))
     return DemoSession(
         worker,
         lm=None,  # serve() never reads it
         lifecycle=Lifecycle("w"),
         services=ServiceGroup({}, tmp_path),
         display=Display(Console(file=io.StringIO())),
-        stream=stream,
+        tickets=tickets,
         concurrency=concurrency,
     )
 
@@ -107,6 +108,44 @@ async def test_a_failing_call_stops_every_lane(tmp_path: Path) -> None:
 
 async def test_running_out_of_tickets_is_a_clear_failure(tmp_path: Path) -> None:
     session = _session(SlowWorker(delay_s=0.001), 2, tmp_path)
-    session.stream = iter(list(session.stream)[:3])
+    session.tickets = _tickets(3)  # none served after a snapshot: none to serve again
     with pytest.raises(DemoFailed, match="ran out of labeled tickets"):
         await session.serve(lambda: True, 10)
+
+
+def _tickets(n: int) -> Tickets:
+    return Tickets(dspy.Example(ticket=f"t{i}", label="billing") for i in range(n))
+
+
+def _names(tickets: Tickets, n: int) -> list[str]:
+    served = [tickets.next() for _ in range(n)]
+    return [str(ex.ticket) for ex in served if ex is not None]
+
+
+def test_reserved_tickets_are_the_last_and_never_served_before() -> None:
+    tickets = _tickets(10)
+    reserved = tickets.reserve(3)
+    assert _names(tickets, 7) == [f"t{i}" for i in range(7)]
+    assert tickets.next() is None  # nothing recyclable: no snapshot marked
+    assert _names(reserved, 3) == ["t7", "t8", "t9"]
+
+
+def test_only_tickets_served_after_the_snapshot_are_served_again() -> None:
+    tickets = _tickets(6)
+    for _ in range(3):  # before the snapshot: the job may have trained on these
+        tickets.next()
+    tickets.recycle_from_now()
+    assert _names(tickets, 3) == ["t3", "t4", "t5"]
+    assert _names(tickets, 5) == ["t3", "t4", "t5", "t3", "t4"]  # in turn, never t0..t2
+    assert tickets.reused == 5
+
+
+async def test_the_canary_goes_on_with_reused_tickets_and_says_so(tmp_path: Path) -> None:
+    session = _session(SlowWorker(delay_s=0.001), 2, tmp_path)
+    session.tickets = _tickets(8)
+    session.tickets.recycle_from_now()
+    out = io.StringIO()
+    session.display = Display(Console(file=out, width=200))
+    assert await session.serve(lambda: True, 12, tally_as="canary") == 12
+    assert session.tickets.reused == 4
+    assert "fresh tickets used up" in out.getvalue()

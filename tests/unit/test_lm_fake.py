@@ -209,7 +209,8 @@ def test_preferred_adapter_is_json_only_for_engines_that_enforce_the_schema() ->
 
     assert isinstance(preferred_adapter(make_lm(GrammarEngine())), dspy.JSONAdapter)
     assert preferred_adapter(make_lm(FakeEngine())) is None
-    assert EmbeddedEngine.enforces_response_schema and ServedEngine.enforces_response_schema
+    assert EmbeddedEngine.enforces_response_schema
+    assert ServedEngine.enforces_response_schema
 
 
 @pytest.mark.parametrize(
@@ -220,7 +221,7 @@ def test_configure_lm_saves_the_chat_adapters_second_call(
 ) -> None:
     from dspy_flywheel.lm import configure_lm
 
-    class Route(dspy.Signature):
+    class Route(dspy.Signature):  # type: ignore[misc]  # dspy is untyped
         ticket: str = dspy.InputField()
         label: Literal["billing", "account"] = dspy.OutputField()
 

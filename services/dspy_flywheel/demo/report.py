@@ -52,9 +52,10 @@ def print_summary(console: Console, session: DemoSession) -> int:
     for rollout in lifecycle.rollouts:
         console.print(f"rollout {rollout.decision}: {rollout.reason}", highlight=False)
     if session.canary_calls:
+        reused = f", {session.canary_reused} re-served tickets" if session.canary_reused else ""
         console.print(
             f"canary: {session.canary_calls} live calls served until the decision "
-            f"({session.concurrency} at a time)",
+            f"({session.concurrency} at a time{reused})",
             highlight=False,
         )
     steps = Table(title="wall time per step")

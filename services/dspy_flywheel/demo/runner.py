@@ -19,7 +19,7 @@ from dspy_flywheel.demo.report import print_summary
 from dspy_flywheel.demo.services import ServiceGroup
 from dspy_flywheel.demo.session import DemoFailed, DemoSession
 from dspy_flywheel.demo.stack import ensure_model, ensure_stack
-from dspy_flywheel.demo.traffic import ticket_stream
+from dspy_flywheel.demo.traffic import Tickets, ticket_stream
 from dspy_flywheel.demo.watch import Lifecycle, follow
 from dspy_flywheel.demo.worker import DEMO_WORKER
 from dspy_flywheel.lm.launcher import shared_server
@@ -161,6 +161,8 @@ async def _run_session(
     lifecycle = Lifecycle(worker.worker_id)
     stop = asyncio.Event()
     watcher = asyncio.create_task(follow(settings.kafka, settings.topics, lifecycle, stop))
+    tickets = Tickets(ticket_stream(opts.seed))
+    reserved = tickets.reserve(opts.after_calls)
     try:
         with Display(console) as display:
             session = DemoSession(
@@ -169,13 +171,14 @@ async def _run_session(
                 lifecycle,
                 services,
                 display,
-                iter(ticket_stream(opts.seed)),
+                tickets,
+                reserved,
                 concurrency=concurrency,
             )
             await session.phase_before(opts.max_before)
             await session.phase_optimize(opts.timeout_s)
             await session.phase_canary(CANARY_MAX_CALLS)
-            await session.phase_after(opts.after_calls)
+            await session.phase_after()
         return session
     finally:
         stop.set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,7 @@ import dspy
 
 from dspy_flywheel.demo.display import Display, serving_label
 from dspy_flywheel.demo.services import ServiceGroup
-from dspy_flywheel.demo.traffic import Tally, is_correct
+from dspy_flywheel.demo.traffic import Tally, Tickets, is_correct
 from dspy_flywheel.demo.watch import Lifecycle
 from dspy_flywheel.lm import engine_stats
 
@@ -40,12 +40,14 @@ class DemoSession:
     lifecycle: Lifecycle
     services: ServiceGroup
     display: Display
-    stream: Iterator[dspy.Example]
+    tickets: Tickets
+    reserved: Tickets = field(default_factory=lambda: Tickets(()))  # for phase_after
     tally: Tally = field(default_factory=Tally)
     phases: dict[str, float] = field(default_factory=dict)
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
     concurrency: int = 1  # calls in flight at once: the LM server's slots
     canary_calls: int = 0
+    canary_reused: int = 0  # canary calls that served a ticket again (Tickets.next)
     _announced: int = 0  # rollout decisions already printed
 
     def refresh(self) -> None:
@@ -55,9 +57,14 @@ class DemoSession:
         self.display.update(self.tally, self.lifecycle, serving)
 
     async def serve_one(self, tally_as: str | None = None) -> None:
-        example = next(self.stream, None)
-        if example is None:  # each ticket is served once: none is seen again after training
+        example = self.tickets.next()
+        if example is None:  # none is served again that the job may have trained on
             raise DemoFailed(f"ran out of labeled tickets ({self.tally.calls()} calls answered)")
+        if self.tickets.reused == 1:
+            self.display.note(
+                "fresh tickets used up: serving again, in turn, the tickets served since the "
+                "job's snapshot (none is in the candidate's training data)"
+            )
         version = tally_as or self.worker.version
         pred = await asyncio.to_thread(self.worker, ticket=example.ticket)
         self.worker.feedback(pred.execution_id, label=example.label)
@@ -115,6 +122,7 @@ class DemoSession:
         gather_most = max_calls + GATHER_CALLS - self.tally.calls()
         await self.serve(lambda: not self._snapshot_taken(), gather_most)
         await self.wait_for(self._snapshot_taken, 30)
+        self.tickets.recycle_from_now()
         self._record("traffic until the job's snapshot", started, "worker before", usage)
         split = self.lifecycle.details.get("split")
         self.display.note(
@@ -155,7 +163,7 @@ class DemoSession:
             raise DemoFailed(f"no rollout decision after {calls} canary calls")
         if decided.decision != "promoted":
             raise DemoFailed(f"the canary ended {decided.decision}: {decided.reason}")
-        self.canary_calls = calls
+        self.canary_calls, self.canary_reused = calls, self.tickets.reused
         started = time.monotonic()
         if not await self.wait_for(lambda: self.worker.version is not None, 60):
             raise DemoFailed("the worker did not switch to the promoted program within 60 s")
@@ -167,10 +175,12 @@ class DemoSession:
             self.display.note(f"rollout decision: {rollout.decision}: {rollout.reason}")
         self._announced = len(self.lifecycle.rollouts)
 
-    async def phase_after(self, calls: int) -> None:
+    async def phase_after(self) -> None:
+        """The reserved tickets, which no phase has served, on the promoted program."""
         self.display.phase = "serving new traffic on the optimized program"
         started, usage = time.monotonic(), lm_usage(self.lm)
-        await self.serve(lambda: True, calls)
+        self.tickets = self.reserved
+        await self.serve(lambda: True, len(self.reserved))
         self._record("traffic after reload", started, "worker after", usage)
 
     def _record(self, phase: str, started: float, usage_key: str, usage: dict[str, int]) -> None:
