@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     from dspy_flywheel.compile.strategies import RetrievalFewShot
     from dspy_flywheel.demo.traffic import ticket_stream
     from dspy_flywheel.demo.worker import RouteTicket
-    from dspy_flywheel.lm import build_lm, engine_stats
+    from dspy_flywheel.lm import build_lm, configure_lm, engine_stats
 
     levels = [int(level) for level in args.levels.split(",")]
     stream = ticket_stream(7)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(rest) < needed:
         raise SystemExit(f"only {len(rest)} demo tickets left; ask for fewer calls")
     lm = build_lm()
-    dspy.configure(lm=lm)
+    configure_lm(lm)  # the adapter the demo serves with
     programs = {
         "zero_shot": dspy.Predict(RouteTicket),
         "few_shot": RetrievalFewShot().compile(dspy.Predict(RouteTicket), trainset=train),
