@@ -189,46 +189,63 @@ def test_learning_responder_improves_once_demos_are_added() -> None:
         assert program(ticket="app is slow").label == "technical"
 
 
-class GrammarEngine(FakeEngine):
-    """A fake engine that, like llama.cpp, holds answers to the request's JSON schema."""
-
-    enforces_response_schema = True
-
-
-def inline_or_json(messages: list[ChatMessage]) -> str:
-    """Qwen2.5-Coder-1.5B's habit: ChatAdapter fields written inline, which do not parse; the
-    schema-held answer (JSON requested) is what a grammar leaves it."""
-    if "json" in messages[0]["content"].lower():
-        return '{"label": "billing"}'
-    return "[[ ## label ## ]] = 'billing'\n[[ ## completed ## ]]"
-
-
-def test_preferred_adapter_is_json_only_for_engines_that_enforce_the_schema() -> None:
-    from dspy_flywheel.lm import EmbeddedEngine, preferred_adapter
-    from dspy_flywheel.lm.served import ServedEngine
-
-    assert isinstance(preferred_adapter(make_lm(GrammarEngine())), dspy.JSONAdapter)
-    assert preferred_adapter(make_lm(FakeEngine())) is None
-    assert EmbeddedEngine.enforces_response_schema
-    assert ServedEngine.enforces_response_schema
+INLINE = "[[ ## label ## ]] = 'billing'\n[[ ## completed ## ]]"  # Qwen2.5-Coder-1.5B's habit
 
 
 @pytest.mark.parametrize(
-    ("engine_type", "calls"), [(FakeEngine, 2), (GrammarEngine, 1)], ids=["chat", "grammar"]
+    ("completion", "expected"),
+    [
+        ("[[ ## label ## ]] = 'technical'\n\n[[ ## completed ## ]]", "technical"),
+        ('[[ ## label ## ]] = "account"\n[[ ## completed ## ]]', "account"),
+        ("[[ ## label ## ]]: shipping\n[[ ## completed ## ]]", "shipping"),
+        ("[[ ## label ## ]] =billing", "billing"),
+        ("[[ ## label ## ]]\nbilling\n\n[[ ## completed ## ]]", "billing"),  # the usual form
+    ],
 )
-def test_configure_lm_saves_the_chat_adapters_second_call(
-    engine_type: type[FakeEngine], calls: int
+def test_inline_chat_adapter_reads_a_value_assigned_after_the_header(
+    completion: str, expected: str
 ) -> None:
+    from dspy_flywheel.lm import InlineChatAdapter
+
+    class Route(dspy.Signature):  # type: ignore[misc]  # dspy is untyped
+        ticket: str = dspy.InputField()
+        label: Literal["billing", "technical", "account", "shipping"] = dspy.OutputField()
+
+    assert InlineChatAdapter().parse(Route, completion) == {"label": expected}
+    with pytest.raises(dspy.utils.exceptions.AdapterParseError):
+        dspy.ChatAdapter().parse(Route, completion.replace("\n" + expected, " = 'x'"))
+
+
+def test_inline_chat_adapter_keeps_a_string_fields_own_text() -> None:
+    from dspy_flywheel.lm.adapter import unassign
+
+    text = "[[ ## answer ## ]]\nx = 'y' is how you assign\n\n[[ ## completed ## ]]"
+    assert unassign(text) == text  # only a header line's inline value moves
+    assert unassign("[[ ## a ## ]] = 'it''s'\n[[ ## b ## ]] = 2") == (
+        "[[ ## a ## ]]\nit''s\n[[ ## b ## ]]\n2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("configure", "calls"), [("dspy", 2), ("flywheel", 1)], ids=["chat", "inline"]
+)
+def test_configure_lm_saves_the_json_fallbacks_second_call(configure: str, calls: int) -> None:
     from dspy_flywheel.lm import configure_lm
 
     class Route(dspy.Signature):  # type: ignore[misc]  # dspy is untyped
         ticket: str = dspy.InputField()
         label: Literal["billing", "account"] = dspy.OutputField()
 
-    lm = make_lm(engine_type(inline_or_json))
-    configure_lm(lm)
+    def respond(messages: list[ChatMessage]) -> str:  # the JSON fallback's prompt asks for JSON
+        return '{"label": "billing"}' if "JSON" in messages[0]["content"] else INLINE
+
+    lm = make_lm(FakeEngine(respond))
+    if configure == "flywheel":
+        configure_lm(lm)
+    else:
+        dspy.configure(lm=lm)
     try:
         assert dspy.Predict(Route)(ticket="charged twice").label == "billing"
     finally:
         dspy.configure(lm=None, adapter=None)
-    assert engine_stats(lm).calls == calls  # ChatAdapter's parse failed, then JSONAdapter's call
+    assert engine_stats(lm).calls == calls  # ChatAdapter: its parse fails, JSONAdapter's call

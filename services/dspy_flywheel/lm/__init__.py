@@ -1,7 +1,7 @@
 """The LM every service and the SDK use: embedded llama.cpp (default) or any DSPy model string.
 
     lm = build_lm()                  # from FLYWHEEL_LM / FLYWHEEL_LM_* (see settings.py)
-    configure_lm(lm)                 # dspy.configure with the adapter that suits it
+    configure_lm(lm)                 # dspy.configure with the flywheel's InlineChatAdapter
     before = engine_stats(lm)
     ...
     spent = engine_stats(lm) - before    # calls, prompt_tokens, completion_tokens, errors
@@ -10,6 +10,7 @@ Tests use ``make_lm(FakeEngine(responder))``.
 """
 
 from dspy_flywheel.lm._convert import ChatMessage
+from dspy_flywheel.lm.adapter import InlineChatAdapter
 from dspy_flywheel.lm.embedded import EmbeddedConfig, EmbeddedEngine, load_engine
 from dspy_flywheel.lm.errors import LMSetupError, ModelNotFoundError, UnknownModelError
 from dspy_flywheel.lm.factory import (
@@ -20,7 +21,6 @@ from dspy_flywheel.lm.factory import (
     engine_counters,
     engine_stats,
     make_lm,
-    preferred_adapter,
     reset_engine_stats,
     reuse_identical_calls,
 )
@@ -37,6 +37,7 @@ __all__ = [
     "EmbeddedEngine",
     "EngineCounters",
     "EngineStats",
+    "InlineChatAdapter",
     "LMSettings",
     "LMSetupError",
     "ModelNotFoundError",
@@ -47,7 +48,6 @@ __all__ = [
     "engine_stats",
     "load_engine",
     "make_lm",
-    "preferred_adapter",
     "reset_engine_stats",
     "reuse_identical_calls",
 ]

@@ -62,7 +62,6 @@ class EmbeddedEngine:
     """
 
     supports_response_schema: ClassVar[bool] = True
-    enforces_response_schema: ClassVar[bool] = True  # as a llama.cpp grammar (preferred_adapter)
     supports_function_calling: ClassVar[bool] = False
     supports_reasoning: ClassVar[bool] = False
     supported_params: ClassVar[frozenset[str]] = frozenset(

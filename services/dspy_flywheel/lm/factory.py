@@ -12,6 +12,7 @@ import dspy
 from dspy.lm15 import Request, Response
 from dspy.utils.callback import BaseCallback
 
+from dspy_flywheel.lm.adapter import InlineChatAdapter
 from dspy_flywheel.lm.embedded import EmbeddedConfig, load_engine
 from dspy_flywheel.lm.errors import LMSetupError
 from dspy_flywheel.lm.launcher import embedded_config, server_config
@@ -140,22 +141,11 @@ def build_lm(settings: LMSettings | None = None) -> dspy.LM:
     return CountingLM(settings.backend, **common)
 
 
-def preferred_adapter(lm: dspy.BaseLM) -> dspy.Adapter | None:
-    """The DSPy adapter to call ``lm`` with: ``JSONAdapter`` when its engine holds the output to
-    the request's JSON schema (llama.cpp compiles it to a grammar, so every answer parses and a
-    Literal field can only be one of its values), else None (DSPy's default ``ChatAdapter``).
-
-    The embedded Qwen2.5-Coder-1.5B writes ChatAdapter fields inline (``[[ ## label ## ]] =
-    'billing'``), which ChatAdapter cannot parse: it then retries the same call through
-    JSONAdapter, a second full prompt. On the demo's traffic 29 of 44 zero-shot calls did."""
-    engine = getattr(lm, "engine", None)
-    return dspy.JSONAdapter() if getattr(engine, "enforces_response_schema", False) else None
-
-
 def configure_lm(lm: dspy.BaseLM, **settings: Any) -> None:
-    """``dspy.configure`` with ``lm`` and its ``preferred_adapter``: what a worker process, an
-    optimization job and the demo do, so that a job evaluates the way the workers serve."""
-    dspy.configure(lm=lm, adapter=preferred_adapter(lm), **settings)
+    """``dspy.configure`` with ``lm`` and the flywheel's ``InlineChatAdapter`` (see
+    ``lm.adapter``): what a worker process, an optimization job and the demo do, so that a job
+    evaluates the way the workers serve."""
+    dspy.configure(lm=lm, adapter=InlineChatAdapter(), **settings)
 
 
 def reuse_identical_calls(lm: dspy.BaseLM) -> dspy.BaseLM:

@@ -36,7 +36,6 @@ class ServedEngine:
     """Calls the shared server; starts it again if it went away (idle exit, crash)."""
 
     supports_response_schema: ClassVar[bool] = True
-    enforces_response_schema: ClassVar[bool] = True  # the server's llama.cpp grammar
     supports_function_calling: ClassVar[bool] = False
     supports_reasoning: ClassVar[bool] = False
     supported_params: ClassVar[frozenset[str]] = EmbeddedEngine.supported_params
