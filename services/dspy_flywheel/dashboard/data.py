@@ -42,9 +42,7 @@ def points(before: float | None, after: float | None) -> float | None:
 
 def per_unit(gain: float | None, amount: float | None, unit: float) -> float | None:
     """``gain`` per ``unit`` of ``amount`` (None when either is unknown or nothing was spent)."""
-    if gain is None or not amount:
-        return None
-    return gain / (amount / unit)
+    return None if gain is None or not amount else gain / (amount / unit)
 
 
 @dataclass

@@ -147,9 +147,7 @@ def _take_alnum(text: str, start: int, count: int) -> int | None:
         elif not (char == " " and seen > 0 and index + 1 < limit and text[index + 1] != " "):
             return None
         index += 1
-    if seen != count or (index < limit and text[index].isalnum()):
-        return None
-    return index
+    return None if seen != count or (index < limit and text[index].isalnum()) else index
 
 
 _SSN: Final = re.compile(r"(\d)(?<![\w\-]\d)(\d\d)([\- ]?)(\d{2})\3(\d{4})(?![\w]|-\d)")

@@ -43,9 +43,7 @@ def literal_union(words: Iterable[str]) -> str:
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(sorted(branches)) + ")"
-        if optional:
-            return f"(?:{body})?"
-        return body
+        return f"(?:{body})?" if optional else body
 
     return emit(tree)
 

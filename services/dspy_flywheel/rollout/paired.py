@@ -141,10 +141,7 @@ def _root(counts: PairedCounts, z: float) -> float:
     lo, hi = -1.0, 1.0
     for _ in range(_BISECT_STEPS):
         mid = (lo + hi) / 2.0
-        if _tango_z(counts, mid) > z:
-            lo = mid
-        else:
-            hi = mid
+        lo, hi = (mid, hi) if _tango_z(counts, mid) > z else (lo, mid)
     return (lo + hi) / 2.0
 
 
