@@ -172,9 +172,7 @@ class OptimizationManager:
 
     async def _publish(self, request: OptimizationRequested) -> str:
         attributes = {
-            "flywheel.job_id": request.job_id,
-            "flywheel.worker_id": request.worker_id,
-            "flywheel.reason": request.reason,
+            f"flywheel.{k}": getattr(request, k) for k in ("job_id", "worker_id", "reason")
         }
         with tracer.start_as_current_span("manager.request", attributes=attributes):
             await publish(

@@ -105,11 +105,8 @@ def configured_request(
 def envelope_for(planned: PlannedRequest) -> RequestEnvelope:
     """Open the ``trigger.decision`` span (child of the crossing event's trace) and build it."""
     parent = context_from_traceparent(planned.parent_traceparent)
-    attributes: dict[str, str | float] = {
-        "flywheel.worker_id": planned.worker_id,
-        "flywheel.job_id": planned.job_id,
-        "flywheel.reason": planned.reason,
-    }
+    named = ("worker_id", "job_id", "reason")
+    attributes: dict[str, str | float] = {f"flywheel.{k}": getattr(planned, k) for k in named}
     accuracy = planned.evidence.get("accuracy")
     if isinstance(accuracy, float):
         attributes["flywheel.accuracy"] = accuracy
