@@ -211,8 +211,6 @@ def _compile_writer(entry: SchemaEntry, cls: type[Event]) -> _Writer:
 
 def _flat_reader(entry: SchemaEntry) -> FlatReader | None:
     """The fast reader for a flat schema (compiled once per fingerprint), else None."""
-    try:
-        return _flat_readers[entry.fingerprint]
-    except KeyError:
-        reader = _flat_readers[entry.fingerprint] = compile_reader(entry.schema)
-        return reader
+    if entry.fingerprint not in _flat_readers:
+        _flat_readers[entry.fingerprint] = compile_reader(entry.schema)
+    return _flat_readers[entry.fingerprint]
