@@ -72,10 +72,7 @@ class JoinWindow:
         return out
 
     def take_all(self) -> list[Item]:
-        out: list[Item] = []
-        for execution_id in list(self._groups):
-            out.extend(self._pop(execution_id))
-        return out
+        return [item for execution_id in list(self._groups) for item in self._pop(execution_id)]
 
     def lowest_held_offsets(self) -> dict[tuple[str, int], int]:
         lowest: dict[tuple[str, int], int] = {}

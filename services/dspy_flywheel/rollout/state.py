@@ -75,11 +75,8 @@ class WorkerRollout:
         self.decisions = [*self.decisions[-(_KEPT_DECISIONS - 1) :], decision]
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = [value.labels, value.correct] if isinstance(value, Arm) else value
-        return out
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: [v.labels, v.correct] if isinstance(v, Arm) else v for k, v in values.items()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkerRollout:
