@@ -187,9 +187,7 @@ class Runtime:
         return self.reloader.caught_up.wait(timeout) if self.reloader is not None else True
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.emitter is not None:
-            out.update(self.emitter.stats())
+        out: dict[str, Any] = self.emitter.stats() if self.emitter is not None else {}
         if self.reloader is not None:
             out["reload"] = {
                 "caught_up": self.reloader.caught_up.is_set(),

@@ -256,7 +256,7 @@ class Worker:
         """Counters of this instance: events enqueued / sent / spooled / replayed /
         ``overflow_dropped`` (exact), spool backlog, broker state, reload outcomes.
         ``enqueued`` and ``failures`` may undercount slightly under many calling threads."""
-        out: dict[str, Any] = {
+        return {
             "worker_id": self.worker_id,
             "instance_id": self.instance_id,
             "version": self.version,
@@ -264,10 +264,8 @@ class Worker:
             "failures": self.failures,
             "known_versions": self._slot.known_versions(),
             "candidate": self.candidate,
+            **(self._runtime.stats() if self._runtime is not None else {}),
         }
-        if self._runtime is not None:
-            out.update(self._runtime.stats())
-        return out
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
         """Wait until this instance caught up with published programs (False on timeout)."""
