@@ -253,16 +253,15 @@ class Sink:
             )
 
     async def _update_labels(self, conn: asyncpg.Connection, plan: Plan) -> None:
-        ids, key_ids = [u.example.id for u in plan.updates], []
+        ids = [u.example.id for u in plan.updates]
         rows = await conn.fetch(
             "SELECT id, key_id FROM training_examples WHERE id = ANY($1::bigint[])", ids
         )
-        key_of = {r["id"]: r["key_id"] for r in rows}
-        labels: list[bytes | None] = []
-        for u in plan.updates:
-            kid = key_of[u.example.id]  # keep the row's key: one key_id per row
-            key_ids.append(kid)
-            labels.append(seal(self._cipher, u.label, u.example.execution_id, "label", kid))
+        key_of = {r["id"]: r["key_id"] for r in rows}  # keep the row's key: one key_id per row
+        labels = [
+            seal(self._cipher, u.label, u.example.execution_id, "label", key_of[u.example.id])
+            for u in plan.updates
+        ]
         await conn.execute(
             "UPDATE training_examples t SET label_enc = COALESCE(u.label, t.label_enc),"
             " has_label = t.has_label OR u.label IS NOT NULL, score = u.score,"
