@@ -21,14 +21,13 @@ _DEMO_EXTRA_KEYS = frozenset({"augmented"})
 
 def signature_of(module: dspy.Module) -> SignatureMap:
     """Field names in order for every named predictor of ``module``."""
-    result: SignatureMap = {}
-    for name, predictor in module.named_predictors():
-        sig = predictor.signature
-        result[name] = {
-            "inputs": list(sig.input_fields.keys()),
-            "outputs": list(sig.output_fields.keys()),
+    return {
+        name: {
+            "inputs": list(predictor.signature.input_fields),
+            "outputs": list(predictor.signature.output_fields),
         }
-    return result
+        for name, predictor in module.named_predictors()
+    }
 
 
 def signature_mismatch(expected: SignatureMap, published: Any) -> str | None:
