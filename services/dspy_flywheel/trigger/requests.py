@@ -129,11 +129,13 @@ def envelope_for(planned: PlannedRequest) -> RequestEnvelope:
     return RequestEnvelope(new_id(), planned.job_id, planned.worker_id, request, traceparent)
 
 
-def _measured(evidence: dict[str, Any]) -> str:
+def _breach(worker_id: str, evidence: dict[str, Any]) -> str:
+    """``w: rolling accuracy 40.0% is below the threshold 80.0% over the last 20 labeled calls``"""
     accuracy, threshold = evidence.get("accuracy"), evidence.get("threshold")
+    measured = "rolling accuracy is below the threshold"
     if isinstance(accuracy, float) and isinstance(threshold, float):
-        return f"rolling accuracy {accuracy:.1%} is below the threshold {threshold:.1%}"
-    return "rolling accuracy is below the threshold"
+        measured = f"rolling accuracy {accuracy:.1%} is below the threshold {threshold:.1%}"
+    return f"{worker_id}: {measured} over the last {evidence.get('window_count')} labeled calls"
 
 
 def _alert(
@@ -165,10 +167,7 @@ def degradation_alert(planned: PlannedRequest, request: RequestEnvelope) -> Requ
 
     It shares the request's trace, and its details carry the request's evidence and job id."""
     evidence = planned.evidence
-    message = (
-        f"{planned.worker_id}: {_measured(evidence)} over the last "
-        f"{evidence.get('window_count')} labeled calls; optimization job {planned.job_id} requested"
-    )
+    message = f"{_breach(planned.worker_id, evidence)}; optimization job {planned.job_id} requested"
     details = {"job_id": planned.job_id, **evidence}
     return _alert(
         planned.worker_id,
@@ -189,9 +188,7 @@ def blocked_alert(breach: BlockedBreach) -> RequestEnvelope:
     if breach.last_job_id and status.startswith(f"{breach.last_job_id}:"):
         last += f" ended {status.split(':', 1)[1]}"
     message = (
-        f"{breach.worker_id}: {_measured(evidence)} over the last "
-        f"{evidence.get('window_count')} labeled calls; no optimization requested: "
-        f"{breach.why}{last}"
+        f"{_breach(breach.worker_id, evidence)}; no optimization requested: {breach.why}{last}"
     )
     details = {
         "blocked": breach.why,
