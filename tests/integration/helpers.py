@@ -23,7 +23,7 @@ import dspy
 import pytest
 from aiokafka import AIOKafkaConsumer
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -33,6 +33,7 @@ from dspy_flywheel.compile.signature import signature_of
 from dspy_flywheel.contracts.codec import Decoded, decode
 from dspy_flywheel.contracts.events import Event, ProgramUpdated, now_ms
 from dspy_flywheel.settings import KafkaSettings
+from dspy_flywheel.telemetry import trace_id_of
 
 T = TypeVar("T")
 DEADLINE_S = 60.0
@@ -219,6 +220,16 @@ def span_exporter() -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
+
+
+def spans_in_trace(exporter: InMemorySpanExporter, traceparent: str) -> list[ReadableSpan]:
+    """The finished spans ``exporter`` holds of the trace ``traceparent`` names."""
+    trace_id = trace_id_of(traceparent)
+    return [
+        s
+        for s in exporter.get_finished_spans()
+        if s.context is not None and format(s.context.trace_id, "032x") == trace_id
+    ]
 
 
 def unused_port() -> int:

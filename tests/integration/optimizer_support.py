@@ -53,13 +53,21 @@ async def store_tickets(pool: asyncpg.Pool, worker_id: str, n: int = 60, seed: i
 
     Their row ids follow whatever the schema already holds, and the job's split hashes them:
     a test asserting a job's exact scores uses ``private_schema`` (ids from 1)."""
+    return await store_labeled(pool, worker_id, fake_task.tickets(n, seed))
+
+
+async def store_labeled(
+    pool: asyncpg.Pool, worker_id: str, examples: list[dict[str, Any]], worker_type: str = "router"
+) -> int:
+    """Store labeled ``examples`` (``{"inputs": {...}, "outputs": {...}}``) for ``worker_id`` as
+    the collector does, each answered wrong (every output field ``unknown``)."""
     now = datetime.now(UTC).isoformat()
     records = [
         ExportRecord(
             event_id=f"{worker_id}-e{i}",
             execution_id=f"{worker_id}-x{i}",
             worker_id=worker_id,
-            worker_type="router",
+            worker_type=worker_type,
             program_version=None,
             success=True,
             score=0.0,
@@ -74,10 +82,10 @@ async def store_tickets(pool: asyncpg.Pool, worker_id: str, n: int = 60, seed: i
             executed_at=now,
             created_at=now,
             inputs=t["inputs"],
-            outputs={"label": "unknown"},
+            outputs=dict.fromkeys(t["outputs"], "unknown"),
             label=t["outputs"],
         )
-        for i, t in enumerate(fake_task.tickets(n, seed))
+        for i, t in enumerate(examples)
     ]
     async with pool.acquire() as conn:
         inserted: int = await insert_records(conn, cipher_for_tests(), records)

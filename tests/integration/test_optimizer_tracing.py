@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.telemetry import trace_id_of
-from tests.integration.helpers import new_traceparent, span_exporter
+from tests.integration.helpers import new_traceparent, span_exporter, spans_in_trace
 from tests.integration.optimizer_support import (
     JobWatch,
     dataset,
@@ -66,11 +65,7 @@ async def test_lifecycle_is_one_trace(
         final = await watch.run(producer, topics, req, traceparent=parent)
     assert final.event.status == "succeeded"
 
-    ours: list[ReadableSpan] = [
-        s
-        for s in spans.get_finished_spans()
-        if s.context is not None and _hex(s.context.trace_id, 32) == trace_id
-    ]
+    ours = spans_in_trace(spans, parent)
     by_name = {s.name: s for s in ours}
     job = by_name["optimization.job"]
     assert job.parent is not None
