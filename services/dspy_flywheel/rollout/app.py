@@ -17,8 +17,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
-from dspy_flywheel.bus import OutboxEvent, OutboxRelay, consume_group, owner_guard
-from dspy_flywheel.bus.compacted import CompactedFollower
+from dspy_flywheel.bus import OutboxEvent, consume_group, owner_guard
 from dspy_flywheel.contracts.codec import Decoded
 from dspy_flywheel.contracts.events import RolloutChanged
 from dspy_flywheel.rollout.config import RolloutPolicy, parse_policy_record
@@ -28,7 +27,6 @@ from dspy_flywheel.rollout.records import Changed
 from dspy_flywheel.rollout.service import RolloutService
 from dspy_flywheel.rollout.settings import RolloutSettings
 from dspy_flywheel.rollout.store import RolloutStore
-from dspy_flywheel.store.outbox import OutboxTable
 from dspy_flywheel.store.stateful import Built, Opened, run_stateful
 
 log = logging.getLogger(__name__)
@@ -45,19 +43,11 @@ async def run(
     async def build(stack: AsyncExitStack, opened: Opened) -> Built:
         topics = settings.topics
         store = RolloutStore(opened.pool, settings.state_scope)
-        follower = CompactedFollower(
-            settings.kafka,
-            topics.rollout_config,
-            parse_policy_record,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            dead_letters=await opened.config_letters(topics.rollout_config),
-        )
-        stack.push_async_callback(follower.stop)
-        policies = await follower.start()
+        config = topics.rollout_config
+        follower, policies = await opened.follow_config(stack, config, parse_policy_record)
         controller = RolloutController(lambda w: policies.get(w) or RolloutPolicy(worker_id=w))
         controller.states.update(await store.load_states())
-        outbox = OutboxTable(opened.pool, "rollout_outbox", store.scope)
-        relay = OutboxRelay(outbox, opened.producer, poll_s=1.0, on_sent=_log_sent)
+        relay = opened.relay("rollout_outbox", _log_sent)
         # it reads executions, feedback and program-updated beside their owners: bad ones are
         # skipped there; it dead-letters rollout-commands (contracts.topics.DLQ_OWNERS)
         guard = owner_guard(opened.producer, topics, "rollout")

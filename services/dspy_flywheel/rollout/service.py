@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 
 class RolloutService(BatchService[Decision]):
+    # versions before the outcomes that name them; executions before their labels
+    ORDER = ("program_updated", "rollout_commands", "executions", "feedback")
+
     def __init__(
         self,
         controller: RolloutController,
@@ -47,19 +50,10 @@ class RolloutService(BatchService[Decision]):
         topics: Topics,
         wake_relay: Callable[[], None],
     ) -> None:
-        # versions before the outcomes that name them; executions before their labels
-        order = [
-            topics.program_updated,
-            topics.rollout_commands,
-            topics.executions,
-            topics.feedback,
-        ]
-        super().__init__(guard, order)
+        super().__init__(guard, topics, wake_relay)
         self.controller = controller
         self.join = join
         self.store = store
-        self.topics = topics
-        self.wake_relay = wake_relay
         self._refusals: list[Refusal] = []
 
     async def tick(self) -> None:
@@ -109,7 +103,7 @@ class RolloutService(BatchService[Decision]):
     async def _commit(self, decisions: list[Decision], offsets: Offsets) -> None:
         published = [self._publish(d) for d in decisions]
         dirty = self.controller.dirty
-        states = {w: self.controller.states[w].to_json() for w in dirty}
+        states = {w: (self.controller.states[w].to_json(),) for w in dirty}
         refusals, self._refusals = self._refusals, []
         if states or offsets or published or refusals:
             await retrying(

@@ -18,8 +18,9 @@ from dspy_flywheel.access.audit import record_audit
 from dspy_flywheel.bus.outbox import OutboxEvent
 from dspy_flywheel.rollout.controller import Decision
 from dspy_flywheel.rollout.state import WorkerRollout
-from dspy_flywheel.store.offsets import Offsets, save_offsets
+from dspy_flywheel.store.offsets import Offsets
 from dspy_flywheel.store.pool import Executor
+from dspy_flywheel.store.stateful import StateStore
 
 
 @dataclass(frozen=True)
@@ -40,35 +41,22 @@ class Refusal:
     details: dict[str, Any]
 
 
-class RolloutStore:
-    def __init__(self, pool: asyncpg.Pool, scope: str) -> None:
-        self.pool = pool
-        self.scope = scope
+class RolloutStore(StateStore):
+    SERVICE = "rollout"
 
     async def load_states(self) -> dict[str, WorkerRollout]:
-        rows = await self.pool.fetch(
-            "SELECT worker_id, state FROM rollout_state WHERE scope = $1", self.scope
-        )
-        return {r["worker_id"]: WorkerRollout.from_json(r["state"]) for r in rows}
+        return {w: WorkerRollout.from_json(s) for w, s in (await self._stored_states()).items()}
 
     async def save(
         self,
-        states: Mapping[str, dict[str, Any]],
+        states: Mapping[str, tuple[dict[str, Any]]],
         offsets: Offsets,
         published: Iterable[Published] = (),
         refusals: Iterable[Refusal] = (),
     ) -> None:
         """States, offsets, decisions (row + audit row + events) and refusals, atomically."""
         async with self.pool.acquire() as conn, conn.transaction():
-            if states:
-                await conn.executemany(
-                    """INSERT INTO rollout_state (scope, worker_id, state, updated_at)
-                       VALUES ($1, $2, $3, now())
-                       ON CONFLICT (scope, worker_id) DO UPDATE
-                       SET state = EXCLUDED.state, updated_at = now()""",
-                    [(self.scope, w, s) for w, s in states.items()],
-                )
-            await save_offsets(conn, "rollout", self.scope, offsets)
+            await self._save_states(conn, states, offsets)
             for item in published:
                 await self._decision(conn, item)
             for refusal in refusals:

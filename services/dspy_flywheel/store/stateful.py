@@ -7,7 +7,8 @@ by), and each batch ends in ONE transaction holding the changed worker states, t
 
 ``StatefulSettings``: the knobs both share. ``run_stateful``: the composition both share (each
 service's ``app.run`` passes its ``build``). ``BatchService``: the records of a batch in topic
-order through the record guard, then one commit; ticks between batches.
+order through the record guard, then one commit; ticks between batches. ``StateStore``: the
+worker states and offsets of that commit.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -27,7 +28,9 @@ from pydantic import Field
 from dspy_flywheel.bus import (
     Batch,
     DeadLetters,
+    OutboxEvent,
     OutboxRelay,
+    Record,
     RecordGuard,
     batches,
     every,
@@ -37,17 +40,21 @@ from dspy_flywheel.bus import (
     stop_consumer,
     supervise,
 )
+from dspy_flywheel.bus.compacted import CompactedFollower
 from dspy_flywheel.bus.letters import sent_sources
 from dspy_flywheel.contracts.codec import Decoded
+from dspy_flywheel.contracts.topics import Topics
 from dspy_flywheel.metrics.setup import setup_telemetry
 from dspy_flywheel.settings import FlywheelSettings
 from dspy_flywheel.store.leader import acquire_leadership, lock_key
-from dspy_flywheel.store.offsets import Offsets, load_offsets
-from dspy_flywheel.store.pool import connect
+from dspy_flywheel.store.offsets import Offsets, load_offsets, save_offsets
+from dspy_flywheel.store.outbox import OutboxTable
+from dspy_flywheel.store.pool import connect, placeholders
 from dspy_flywheel.store.startup import open_service
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")  # what handling one record yields for the batch's commit
+T = TypeVar("T")  # a config topic's value
 
 
 class StatefulSettings(FlywheelSettings):
@@ -78,32 +85,85 @@ class Opened:
     producer: AIOKafkaProducer
     positions: Offsets  # where its last committed batch ended (``service_offsets``)
 
-    async def config_letters(self, topic: str) -> DeadLetters:
-        """Dead letters for a compacted topic read from its start at each start: a record
-        already dead-lettered (by an earlier start) is not sent again."""
+    async def follow_config(
+        self, stack: AsyncExitStack, topic: str, parse: Callable[[Record], tuple[str, T | None]]
+    ) -> tuple[CompactedFollower[T], dict[str, T]]:
+        """The compacted config ``topic``'s current values and its follower (stopped with
+        ``stack``). Its DLQ is this service's: a record already dead-lettered (by an earlier
+        start) is not sent again."""
         sent = await sent_sources(self.settings.kafka, topic)
-        return DeadLetters(self.producer, self.service, already_sent=sent)
+        follower = CompactedFollower(
+            self.settings.kafka,
+            topic,
+            parse,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            dead_letters=DeadLetters(self.producer, self.service, already_sent=sent),
+        )
+        stack.push_async_callback(follower.stop)
+        return follower, await follower.start()
+
+    def relay(self, table: str, on_sent: Callable[[OutboxEvent], None]) -> OutboxRelay:
+        """The relay of this scope's rows of the outbox ``table``."""
+        outbox = OutboxTable(self.pool, table, self.settings.state_scope)
+        return OutboxRelay(outbox, self.producer, poll_s=1.0, on_sent=on_sent)
+
+
+class StateStore:
+    """A stateful service's worker states (``<service>_state``: ``COLUMNS`` per worker of the
+    scope) and offsets, saved in the transaction of its batch."""
+
+    SERVICE: ClassVar[str]
+    COLUMNS: ClassVar[tuple[str, ...]] = ("state",)
+
+    def __init__(self, pool: asyncpg.Pool, scope: str) -> None:
+        self.pool = pool
+        self.scope = scope
+
+    async def _stored_states(self) -> dict[str, Any]:
+        """Each worker's stored ``state`` (JSON)."""
+        rows = await self.pool.fetch(
+            f"SELECT worker_id, state FROM {self.SERVICE}_state WHERE scope = $1", self.scope
+        )
+        return {r["worker_id"]: r["state"] for r in rows}
+
+    async def _save_states(
+        self, conn: asyncpg.Connection, states: Mapping[str, Sequence[Any]], offsets: Offsets
+    ) -> None:
+        """Upsert ``states`` (worker id: its ``COLUMNS``' values) and save ``offsets``."""
+        if states:
+            columns = ", ".join(self.COLUMNS)
+            updates = "".join(f"{c} = EXCLUDED.{c}, " for c in self.COLUMNS)
+            await conn.executemany(
+                f"""INSERT INTO {self.SERVICE}_state (scope, worker_id, {columns}, updated_at)
+                   VALUES ({placeholders(2 + len(self.COLUMNS))}, now())
+                   ON CONFLICT (scope, worker_id) DO UPDATE SET {updates}updated_at = now()""",
+                [(self.scope, w, *values) for w, values in states.items()],
+            )
+        await save_offsets(conn, self.SERVICE, self.scope, offsets)
 
 
 class BatchService(ABC, Generic[R]):
-    """Handles a batch: its records in topic order (``order``) through ``guard``, then ONE
-    ``_commit`` of what they yielded and the next offsets. Batches and ticks (``_lock``) never
+    """Handles a batch: its records in topic order (``ORDER``: ``Topics`` fields) through
+    ``guard``, then ONE ``_commit`` of what they yielded and the next offsets (after which it
+    calls ``wake_relay`` when it queued events). Batches and ticks (``_lock``) never
     interleave."""
 
-    def __init__(self, guard: RecordGuard[Decoded], order: Sequence[str]) -> None:
-        self.guard = guard
-        self._order = list(order)
-        self._lock = asyncio.Lock()
+    ORDER: ClassVar[tuple[str, ...]]
 
-    @property
-    def topic_names(self) -> list[str]:
-        return list(self._order)
+    def __init__(
+        self, guard: RecordGuard[Decoded], topics: Topics, wake_relay: Callable[[], None]
+    ) -> None:
+        self.guard = guard
+        self.topics = topics
+        self.wake_relay = wake_relay
+        self.topic_names = [getattr(topics, name) for name in self.ORDER]
+        self._lock = asyncio.Lock()
 
     async def handle_batch(self, batch: Batch) -> None:
         async with self._lock:
             results: list[R] = []
             offsets: Offsets = {}
-            for tp, record in in_order(batch, self._order):
+            for tp, record in in_order(batch, self.topic_names):
                 results += await self.guard(record, self._handle) or []
                 offsets[(tp.topic, tp.partition)] = record.offset + 1
             await self._commit(results, offsets)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
-from dspy_flywheel.bus import OutboxRelay, owner_guard
-from dspy_flywheel.store.outbox import OutboxTable
+from dspy_flywheel.bus import owner_guard
 from dspy_flywheel.store.stateful import Built, Opened, run_stateful
-from dspy_flywheel.trigger.config_topic import config_follower
+from dspy_flywheel.trigger.config_topic import config_parser
 from dspy_flywheel.trigger.consume import warm_execution_cache
 from dspy_flywheel.trigger.correctness import Expiring
 from dspy_flywheel.trigger.engine import EngineOptions, TriggerEngine
@@ -50,15 +49,9 @@ async def run(
         topics = settings.topics
         store = TriggerStore(opened.pool, settings.state_scope)
         engine = build_engine(settings)
-        follower = config_follower(
-            settings.kafka,
-            topics.trigger_config,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            on_invalid=engine.refuse_config,
-            dead_letters=await opened.config_letters(topics.trigger_config),
-        )
-        stack.push_async_callback(follower.stop)
-        for worker_id, config in (await follower.start()).items():
+        parse = config_parser(engine.refuse_config)
+        follower, configs = await opened.follow_config(stack, topics.trigger_config, parse)
+        for worker_id, config in configs.items():
             engine.set_config(worker_id, config)
         engine.states.update(await store.load_states())
         await warm_execution_cache(
@@ -68,8 +61,7 @@ async def run(
             engine,
             settings.exec_cache_ttl_seconds,
         )
-        outbox = OutboxTable(opened.pool, "trigger_outbox", store.scope)
-        relay = OutboxRelay(outbox, opened.producer, poll_s=1.0, on_sent=log_published)
+        relay = opened.relay("trigger_outbox", log_published)
         # it dead-letters what it alone reads in full; requests and statuses are the optimizer's
         service = TriggerService(
             engine, store, owner_guard(opened.producer, topics, "trigger"), topics, relay.wake

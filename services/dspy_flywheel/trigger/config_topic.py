@@ -1,8 +1,8 @@
 """The compacted ``trigger-config`` topic: key = worker id, value = TriggerConfig, null = removed.
 
 ``read_configs`` reads it from the beginning to its current end (what ``trigger set/show``
-use); the service's ``config_follower`` (a ``bus.CompactedFollower``) reads it at startup, then
-keeps applying new values as they arrive.
+use); the service follows it with ``config_parser`` (``store.stateful.Opened.follow_config``):
+read at startup, then new values applied as they arrive.
 A record that does not decode or validate is skipped (the worker keeps its previous config)
 and reported to ``on_invalid``: the trigger service turns it into an Alert.
 """
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dspy_flywheel.bus.compacted import CompactedFollower, read_compacted, write_compacted
-from dspy_flywheel.bus.dlq import DeadLetters
+from dspy_flywheel.bus.compacted import read_compacted, write_compacted
 from dspy_flywheel.bus.guard import Record
 from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.events import TriggerConfig
@@ -49,30 +48,20 @@ def parse_config_record(record: Record) -> Parsed:
     return config.worker_id, config
 
 
-def config_follower(
-    kafka: KafkaSettings,
-    topic: str,
-    *,
-    fetch_max_wait_ms: int = 100,
-    on_invalid: InvalidCallback | None = None,
-    dead_letters: DeadLetters | None = None,
-) -> CompactedFollower[TriggerPolicyConfig]:
-    """Reads the whole config topic on ``start`` and then follows it. A record that is not a
-    valid config is reported to ``on_invalid``, then skipped: dead-lettered with
-    ``dead_letters`` (the trigger service's: it owns this topic's DLQ), else logged."""
+def config_parser(on_invalid: InvalidCallback) -> Callable[[Record], Parsed]:
+    """The service's ``parse_config_record``: a record that is not a valid config is reported
+    to ``on_invalid``, then raises (the follower dead-letters it: the trigger service owns
+    this topic's DLQ)."""
 
     def parse(record: Record) -> Parsed:
         try:
             return parse_config_record(record)
         except ValueError as exc:  # DecodeError, ConfigError, InvalidInput
-            if on_invalid is not None:
-                source = f"{record.topic}:{record.partition}:{record.offset}"
-                on_invalid(InvalidConfig(source, _key_worker(record.key), str(exc)[:1000]))
+            source = f"{record.topic}:{record.partition}:{record.offset}"
+            on_invalid(InvalidConfig(source, _key_worker(record.key), str(exc)[:1000]))
             raise
 
-    return CompactedFollower(
-        kafka, topic, parse, fetch_max_wait_ms=fetch_max_wait_ms, dead_letters=dead_letters
-    )
+    return parse
 
 
 async def read_configs(kafka: KafkaSettings, topic: str) -> dict[str, TriggerPolicyConfig]:

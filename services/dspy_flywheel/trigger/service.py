@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 
 class TriggerService(BatchService[PlannedRequest]):
+    # executions first (labels need outputs), requests before the statuses that end them
+    ORDER = ("executions", "optimization_requests", "optimization_status", "feedback")
+
     def __init__(
         self,
         engine: TriggerEngine,
@@ -48,18 +51,9 @@ class TriggerService(BatchService[PlannedRequest]):
         topics: Topics,
         wake_relay: Callable[[], None],
     ) -> None:
-        # executions first (labels need outputs), requests before the statuses that end them
-        order = [
-            topics.executions,
-            topics.optimization_requests,
-            topics.optimization_status,
-            topics.feedback,
-        ]
-        super().__init__(guard, order)
+        super().__init__(guard, topics, wake_relay)
         self.engine = engine
         self.store = store
-        self.topics = topics
-        self.wake_relay = wake_relay
         self._saved_views: dict[str, dict[str, Any]] = {}
 
     async def tick(self) -> None:

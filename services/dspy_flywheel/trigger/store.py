@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg
 
 from dspy_flywheel.contracts.events import Alert
-from dspy_flywheel.store.offsets import Offsets, save_offsets
+from dspy_flywheel.store.offsets import Offsets
+from dspy_flywheel.store.stateful import StateStore
 from dspy_flywheel.trigger.requests import RequestEnvelope
 from dspy_flywheel.trigger.state import WorkerState
 
@@ -26,16 +27,12 @@ class OutboxRow:
     envelope: RequestEnvelope
 
 
-class TriggerStore:
-    def __init__(self, pool: asyncpg.Pool, scope: str) -> None:
-        self.pool = pool
-        self.scope = scope
+class TriggerStore(StateStore):
+    SERVICE = "trigger"
+    COLUMNS = ("state", "view")
 
     async def load_states(self) -> dict[str, WorkerState]:
-        rows = await self.pool.fetch(
-            "SELECT worker_id, state FROM trigger_state WHERE scope = $1", self.scope
-        )
-        return {r["worker_id"]: WorkerState.from_json(r["worker_id"], r["state"]) for r in rows}
+        return {w: WorkerState.from_json(w, s) for w, s in (await self._stored_states()).items()}
 
     async def save(
         self,
@@ -45,15 +42,7 @@ class TriggerStore:
     ) -> None:
         """Write states (state, view), offsets and new outbox rows atomically."""
         async with self.pool.acquire() as conn, conn.transaction():
-            if states:
-                await conn.executemany(
-                    """INSERT INTO trigger_state (scope, worker_id, state, view, updated_at)
-                       VALUES ($1, $2, $3, $4, now())
-                       ON CONFLICT (scope, worker_id) DO UPDATE
-                       SET state = EXCLUDED.state, view = EXCLUDED.view, updated_at = now()""",
-                    [(self.scope, w, s, v) for w, (s, v) in states.items()],
-                )
-            await save_offsets(conn, "trigger", self.scope, offsets)
+            await self._save_states(conn, states, offsets)
             rows = list(outbox)
             if rows:
                 await conn.executemany(
