@@ -1,10 +1,7 @@
 """Access control for operator surfaces: API tokens with roles (RBAC) and the audit log."""
 
-from dspy_flywheel.access.audit import AuditLog, AuditUnavailable, record_audit
+from dspy_flywheel.access.audit import AuditLog
 from dspy_flywheel.access.middleware import AccessMiddleware
-from dspy_flywheel.access.rbac import ROLES, Principal, Role, TokenStore, required_role
+from dspy_flywheel.access.rbac import Role, TokenStore, required_role
 
-__all__ = [
-    "ROLES", "AccessMiddleware", "AuditLog", "AuditUnavailable", "Principal", "Role", "TokenStore",
-    "record_audit", "required_role",
-]  # fmt: skip
+__all__ = ["AccessMiddleware", "AuditLog", "Role", "TokenStore", "required_role"]
