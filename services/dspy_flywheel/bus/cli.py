@@ -20,7 +20,7 @@ from typing import Any
 
 from dspy_flywheel.bus.admin import ensure_topics
 from dspy_flywheel.bus.letters import Letter, find, read_letters, replay
-from dspy_flywheel.bus.publish import start_producer, stop_producer
+from dspy_flywheel.bus.publish import producing
 from dspy_flywheel.security.crypto import Cipher, EncryptionSettings
 from dspy_flywheel.settings import FlywheelSettings
 
@@ -89,17 +89,11 @@ async def _dlq_replay(args: argparse.Namespace) -> int:
         if not event_type:
             raise ValueError("the letter names no event type: give --event-type")
         record = _fixed_record(args, details.get("record"))
-    except (LookupError, ValueError) as exc:  # ValueError: JSON, InvalidInput
+        async with producing(settings.kafka) as producer:
+            event_id = await replay(producer, letter, record, event_type=event_type)
+    except (LookupError, ValueError) as exc:  # JSON, InvalidInput, a fixed record still invalid
         print(f"error: {exc}")
         return 2
-    producer = await start_producer(settings.kafka)
-    try:
-        event_id = await replay(producer, letter, record, event_type=event_type)
-    except (LookupError, ValueError) as exc:  # the fixed record is still invalid
-        print(f"error: {exc}")
-        return 2
-    finally:
-        await stop_producer(producer)
     print(json.dumps({"replayed": letter.source, "event_id": event_id, "event_type": event_type}))
     return 0
 

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from dspy_flywheel.bus.consumer import batches, open_consumer, read_to_end, stop_consumer
 from dspy_flywheel.bus.dlq import DeadLetters
 from dspy_flywheel.bus.guard import UNTIL_IT_WORKS, Record, RecordGuard
-from dspy_flywheel.bus.publish import publish, start_producer, stop_producer
+from dspy_flywheel.bus.publish import producing, publish
 from dspy_flywheel.contracts.events import Event
 from dspy_flywheel.settings import KafkaSettings
 
@@ -92,11 +92,8 @@ async def read_compacted(
 
 async def write_compacted(kafka: KafkaSettings, topic: str, key: str, value: Event | None) -> None:
     """Publish ``value`` under ``key`` (None: a tombstone, the key is removed)."""
-    producer = await start_producer(kafka)
-    try:
+    async with producing(kafka) as producer:
         if value is None:
             await producer.send_and_wait(topic, None, key=key.encode())
         else:
             await publish(producer, topic, key, value)
-    finally:
-        await stop_producer(producer)

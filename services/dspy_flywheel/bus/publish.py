@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -30,6 +32,16 @@ async def start_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProd
         await stop_producer(producer, 1.0)  # close what start() opened
         raise
     return producer
+
+
+@asynccontextmanager
+async def producing(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
+    """A started producer for the block's sends (a command's), stopped after it."""
+    producer = await start_producer(kafka)
+    try:
+        yield producer
+    finally:
+        await stop_producer(producer)
 
 
 async def stop_producer(producer: AIOKafkaProducer, timeout_s: float = STOP_TIMEOUT_S) -> None:

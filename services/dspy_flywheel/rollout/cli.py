@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 from aiokafka.errors import KafkaError
 
-from dspy_flywheel.bus.publish import start_producer, stop_producer
+from dspy_flywheel.bus.publish import producing
 from dspy_flywheel.cli import cli_user, print_json
 from dspy_flywheel.contracts.events import RolloutConfig
 from dspy_flywheel.contracts.validate import InvalidInput
@@ -109,8 +109,7 @@ async def _show(args: argparse.Namespace, _: FlywheelSettings, conn: asyncpg.Con
 async def _command(
     args: argparse.Namespace, settings: FlywheelSettings, conn: asyncpg.Connection
 ) -> int:
-    producer = await start_producer(settings.kafka)
-    try:
+    async with producing(settings.kafka) as producer:
         sent = await send_command(
             conn,
             producer,
@@ -122,8 +121,6 @@ async def _command(
             reason=args.reason,
             wait_s=args.wait,
         )
-    finally:
-        await stop_producer(producer)
     answer = sent["answer"]
     if answer is None:
         print(f"sent {args.rollout_command} to the rollout service; no answer within {args.wait}s")

@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
-from dspy_flywheel.bus.publish import publish, start_producer, stop_producer
+from dspy_flywheel.bus.publish import producing, publish
 from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER
 from dspy_flywheel.contracts.events import Alert, OptimizationRequested, now_ms
 from dspy_flywheel.contracts.ids import new_id
@@ -256,9 +256,6 @@ async def request_optimization(
             optimizer=optimizer,
             params=params,
         )
-        producer = await start_producer(kafka)
-        try:
+        async with producing(kafka) as producer:
             await publish(producer, topics.optimization_requests, worker_id, request)
-        finally:
-            await stop_producer(producer)
     return job_id
