@@ -23,7 +23,7 @@ from dspy_flywheel.contracts.events import RolloutChanged
 from dspy_flywheel.rollout.config import RolloutPolicy, parse_policy_record
 from dspy_flywheel.rollout.controller import RolloutController
 from dspy_flywheel.rollout.outcomes import OutcomeJoin
-from dspy_flywheel.rollout.records import Changed
+from dspy_flywheel.rollout.records import assignment_of
 from dspy_flywheel.rollout.service import RolloutService
 from dspy_flywheel.rollout.settings import RolloutSettings
 from dspy_flywheel.rollout.store import RolloutStore
@@ -88,7 +88,7 @@ async def check_changed(decoded: Decoded) -> None:
     """A ``RolloutChanged`` as every worker reads it (ValueError: it goes to the DLQ)."""
     if not isinstance(decoded.event, RolloutChanged):
         raise ValueError(f"unexpected {decoded.event_type} on the rollouts topic")
-    Changed.of(decoded.event)
+    assignment_of(decoded.event)
 
 
 def _log_sent(sent: OutboxEvent) -> None:

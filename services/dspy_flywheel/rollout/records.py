@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from dspy_flywheel.contracts.events import Alert, RolloutChanged, RolloutCommand
 from dspy_flywheel.contracts.ids import new_id
@@ -50,34 +49,13 @@ def alert_event(decision: Decision) -> Alert:
     )
 
 
-@dataclass(frozen=True)
-class Changed:
-    """A ``RolloutChanged`` as the readers need it."""
-
-    worker_id: str
-    sequence: int
-    decision: str
-    assignment: Assignment
-    reason: str
-    decided_by: str
-    command_id: str | None
-    timestamp_ms: int
-
-    @classmethod
-    def of(cls, e: RolloutChanged) -> Changed:
-        share, candidate = e.candidate_share, e.candidate_version
-        if not 0.0 <= share <= 1.0 or (candidate is None and share):
-            raise ValueError(f"bad rollout assignment: candidate {candidate} at share {share}")
-        return cls(
-            e.worker_id,
-            e.sequence,
-            e.decision,
-            Assignment(e.stable_version, candidate, share, e.pinned),
-            e.reason,
-            e.decided_by,
-            e.command_id,
-            e.timestamp_ms,
-        )
+def assignment_of(e: RolloutChanged) -> Assignment:
+    """The assignment a ``RolloutChanged`` announces (what the workers serve);
+    ValueError when it cannot be one."""
+    share, candidate = e.candidate_share, e.candidate_version
+    if not 0.0 <= share <= 1.0 or (candidate is None and share):
+        raise ValueError(f"bad rollout assignment: candidate {candidate} at share {share}")
+    return Assignment(e.stable_version, candidate, share, e.pinned)
 
 
 COMMANDS = ("promote", "rollback", "pin", "unpin")

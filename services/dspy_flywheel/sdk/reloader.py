@@ -30,7 +30,7 @@ from dspy_flywheel.contracts.codec import decode
 from dspy_flywheel.contracts.events import ProgramUpdated, RolloutChanged
 from dspy_flywheel.contracts.validate import program_update
 from dspy_flywheel.metrics.sdk import record_reload
-from dspy_flywheel.rollout.records import Changed
+from dspy_flywheel.rollout.records import assignment_of
 from dspy_flywheel.sdk.errors import ProgramRefused
 from dspy_flywheel.sdk.programs import Outcome, ProgramSlot
 from dspy_flywheel.sdk.settings import WorkerSettings
@@ -92,10 +92,10 @@ class Reloader:
 
     async def _catch_up(self, consumer: AIOKafkaConsumer) -> None:
         mine: deque[_Update] = deque(maxlen=self._keep + 1)
-        latest: list[Changed] = []
+        latest: list[RolloutChanged] = []
 
-        async def keep(parsed: _Update | Changed | None) -> None:
-            if isinstance(parsed, Changed):
+        async def keep(parsed: _Update | RolloutChanged | None) -> None:
+            if isinstance(parsed, RolloutChanged):
                 latest[:] = [parsed]
             elif parsed is not None:
                 mine.append(parsed)
@@ -130,14 +130,15 @@ class Reloader:
                     self._positions[tp] = record.offset + 1
                     await self._guard(record, self._apply_any)
 
-    def _parse(self, record: Record) -> _Update | Changed | None:
+    def _parse(self, record: Record) -> _Update | RolloutChanged | None:
         if record.key != self._key or record.value is None:
             return None
         try:
             decoded = decode(record.value, record.headers)
             event = decoded.event
             if isinstance(event, RolloutChanged):
-                return Changed.of(event)
+                assignment_of(event)  # ValueError: not one
+                return event
             if not isinstance(event, ProgramUpdated):
                 return None
             program_update(event)
@@ -146,8 +147,8 @@ class Reloader:
             raise
         return event, decoded.traceparent
 
-    async def _apply_any(self, parsed: _Update | Changed | None) -> None:
-        if isinstance(parsed, Changed):
+    async def _apply_any(self, parsed: _Update | RolloutChanged | None) -> None:
+        if isinstance(parsed, RolloutChanged):
             self._assign(parsed)
         elif parsed is not None:
             self._apply(parsed)
@@ -157,8 +158,8 @@ class Reloader:
             event.version, event.program_state_json, event.signature_json, event.adapter_json
         )
 
-    def _assign(self, changed: Changed) -> None:
-        outcome = self._slot.assign(changed.assignment, changed.sequence)
+    def _assign(self, changed: RolloutChanged) -> None:
+        outcome = self._slot.assign(assignment_of(changed), changed.sequence)
         if outcome is not None:
             self._report(outcome)
 
