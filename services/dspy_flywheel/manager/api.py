@@ -213,28 +213,23 @@ def create_app(manager: OptimizationManager, *, own_manager: bool = False) -> St
         async with owned:
             yield
 
+    def route(path: str, handler: Endpoint, *methods: str) -> Route:
+        return Route(f"/api/v1{path}", _guarded(handler), methods=list(methods) or None)
+
     routes = [
-        Route("/api/v1/health", _guarded(health)),
-        Route("/api/v1/jobs", _guarded(list_jobs), methods=["GET"]),
-        Route("/api/v1/jobs", _guarded(create_job), methods=["POST"]),
-        Route("/api/v1/jobs/batch", _guarded(batch), methods=["POST"]),
-        Route("/api/v1/jobs/{job_id}", _guarded(get_job)),
-        Route("/api/v1/jobs/{job_id}/cancel", _guarded(cancel), methods=["POST"]),
-        Route("/api/v1/workers/{worker_id}/schedule", _guarded(schedule), methods=["POST"]),
-        Route("/api/v1/workers/{worker_id}/metrics", _guarded(metrics)),
-        Route("/api/v1/workers/{worker_id}/programs", _guarded(worker_programs)),
-        Route("/api/v1/workers/{worker_id}/rollout", _guarded(rollout)),
-        Route(
-            "/api/v1/workers/{worker_id}/programs/{command:str}",
-            _guarded(rollout_command),
-            methods=["POST"],
-        ),
-        Route(
-            "/api/v1/workers/{worker_id}/rollout/config",
-            _guarded(rollout_config),
-            methods=["GET", "POST"],
-        ),
-        Route("/api/v1/alerts", _guarded(alerts)),
+        route("/health", health),
+        route("/jobs", list_jobs, "GET"),
+        route("/jobs", create_job, "POST"),
+        route("/jobs/batch", batch, "POST"),
+        route("/jobs/{job_id}", get_job),
+        route("/jobs/{job_id}/cancel", cancel, "POST"),
+        route("/workers/{worker_id}/schedule", schedule, "POST"),
+        route("/workers/{worker_id}/metrics", metrics),
+        route("/workers/{worker_id}/programs", worker_programs),
+        route("/workers/{worker_id}/rollout", rollout),
+        route("/workers/{worker_id}/programs/{command:str}", rollout_command, "POST"),
+        route("/workers/{worker_id}/rollout/config", rollout_config, "GET", "POST"),
+        route("/alerts", alerts),
         *dashboard_routes(
             lambda: manager.pool,
             refresh_s=manager.settings.dashboard_refresh_s,
