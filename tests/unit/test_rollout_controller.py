@@ -6,9 +6,25 @@ import random
 
 import pytest
 
+from dspy_flywheel.contracts.events import RolloutCommand
 from dspy_flywheel.rollout.config import RolloutConfigError, RolloutPolicy
-from dspy_flywheel.rollout.controller import Command, CommandRefused, RolloutController
+from dspy_flywheel.rollout.controller import CommandRefused, RolloutController
 from dspy_flywheel.rollout.state import WorkerRollout
+
+
+def command(  # the operator command as the rollout service reads it
+    command_id: str, worker_id: str, command: str, version: int | None, by: str, why: str = ""
+) -> RolloutCommand:
+    return RolloutCommand(
+        command_id=command_id,
+        worker_id=worker_id,
+        command=command,
+        version=version,
+        requested_by=by,
+        reason=why or None,
+        timestamp_ms=0,
+    )
+
 
 W = "router"
 FAST = {"min_samples": 20, "max_samples": 4000}
@@ -81,7 +97,7 @@ def test_drift_after_promotion_rolls_back_once() -> None:
 def test_pinned_worker_never_changes_by_itself() -> None:
     c = controller()
     c.on_published(W, 1, "serve", 0)
-    [pin] = c.on_command(Command("c1", W, "pin", None, "ops"), 1)
+    [pin] = c.on_command(command("c1", W, "pin", None, "ops"), 1)
     assert pin.decision == "pinned"
     assert pin.command_id == "c1"
     assert pin.assignment.pinned
@@ -90,7 +106,7 @@ def test_pinned_worker_never_changes_by_itself() -> None:
     assert serve(c, 0.0, 0.0, 500) == []
     assert c.tick(10**12) == []
     assert c.states[W].stable == 1
-    unpinned = c.on_command(Command("c2", W, "unpin", None, "ops"), 4)
+    unpinned = c.on_command(command("c2", W, "unpin", None, "ops"), 4)
     assert [d.decision for d in unpinned] == ["unpinned", "canary_started"]
     assert unpinned[-1].assignment.candidate == 2
 
@@ -112,18 +128,18 @@ def test_operator_commands_and_refusals() -> None:
     c = controller()
     c.on_published(W, 1, "serve", 0)
     c.on_published(W, 2, "candidate", 1)
-    [d] = c.on_command(Command("c", W, "promote", None, "alice", "looks good"), 2)
+    [d] = c.on_command(command("c", W, "promote", None, "alice", "looks good"), 2)
     assert (d.decision, d.decided_by, d.assignment.stable) == ("promoted", "alice", 2)
     assert "alice promoted v2: looks good" in d.reason
-    [d] = c.on_command(Command("c", W, "rollback", None, "bob"), 3)
+    [d] = c.on_command(command("c", W, "rollback", None, "bob"), 3)
     assert (d.decision, d.assignment.stable) == ("rolled_back", 1)
     with pytest.raises(CommandRefused, match="no published version 7"):
-        c.on_command(Command("c", W, "promote", 7, "bob"), 4)
+        c.on_command(command("c", W, "promote", 7, "bob"), 4)
     with pytest.raises(CommandRefused, match="no candidate"):
-        c.on_command(Command("c", W, "promote", None, "bob"), 4)
+        c.on_command(command("c", W, "promote", None, "bob"), 4)
     with pytest.raises(CommandRefused, match="not pinned"):
-        c.on_command(Command("c", W, "unpin", None, "bob"), 4)
-    [d] = c.on_command(Command("c", W, "promote", 2, "bob"), 5)  # operators may re-promote
+        c.on_command(command("c", W, "unpin", None, "bob"), 4)
+    [d] = c.on_command(command("c", W, "promote", 2, "bob"), 5)  # operators may re-promote
     assert d.assignment.stable == 2
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dspy_flywheel.contracts.events import RolloutCommand
 from dspy_flywheel.rollout.config import RolloutPolicy
 from dspy_flywheel.rollout.sequential import LiveDecision, decide_canary, decide_guard
 from dspy_flywheel.rollout.state import Assignment, WorkerRollout
@@ -59,16 +60,6 @@ class Decision:
     @property
     def severity(self) -> str:
         return SEVERITY.get(self.decision, "info")
-
-
-@dataclass(frozen=True)
-class Command:
-    command_id: str
-    worker_id: str
-    command: str  # promote | rollback | pin | unpin
-    version: int | None
-    requested_by: str
-    reason: str | None = None
 
 
 @dataclass
@@ -157,7 +148,7 @@ class RolloutController:
 
     # -- operator commands -----------------------------------------------------------------
 
-    def on_command(self, command: Command, at_ms: int) -> list[Decision]:
+    def on_command(self, command: RolloutCommand, at_ms: int) -> list[Decision]:
         """Apply an operator's command; CommandRefused when it cannot apply."""
         s = self.state(command.worker_id)
         handler = {
@@ -177,7 +168,7 @@ class RolloutController:
         self.dirty.add(command.worker_id)
         return [Decision(**{**d.__dict__, "command_id": command.command_id}) for d in decisions]
 
-    def _promote_cmd(self, s: WorkerRollout, cmd: Command, at_ms: int) -> list[Decision]:
+    def _promote_cmd(self, s: WorkerRollout, cmd: RolloutCommand, at_ms: int) -> list[Decision]:
         target = cmd.version if cmd.version is not None else s.candidate
         if target is None:
             raise CommandRefused(f"{s.worker_id}: no candidate to promote; name a version")
@@ -190,7 +181,7 @@ class RolloutController:
         s.begin("idle", at_ms)
         return [self._decide(s, "promoted", why, {}, cmd.requested_by, at_ms)]
 
-    def _rollback_cmd(self, s: WorkerRollout, cmd: Command, at_ms: int) -> list[Decision]:
+    def _rollback_cmd(self, s: WorkerRollout, cmd: RolloutCommand, at_ms: int) -> list[Decision]:
         note = f": {cmd.reason}" if cmd.reason else ""
         if s.candidate is not None and cmd.version is None:
             why = f"{cmd.requested_by} rolled back candidate v{s.candidate}{note}"
@@ -205,7 +196,7 @@ class RolloutController:
         s.begin("idle", at_ms)
         return [self._decide(s, "rolled_back", why, {}, cmd.requested_by, at_ms)]
 
-    def _pin_cmd(self, s: WorkerRollout, cmd: Command, at_ms: int) -> list[Decision]:
+    def _pin_cmd(self, s: WorkerRollout, cmd: RolloutCommand, at_ms: int) -> list[Decision]:
         target = cmd.version if cmd.version is not None else s.stable
         if s.candidate is not None:
             s.waiting = s.candidate  # its canary starts over when the worker is unpinned
@@ -214,7 +205,7 @@ class RolloutController:
         why = f"{cmd.requested_by} pinned {_name(target)}: no automatic change until unpinned"
         return [self._decide(s, "pinned", why, {}, cmd.requested_by, at_ms)]
 
-    def _unpin_cmd(self, s: WorkerRollout, cmd: Command, at_ms: int) -> list[Decision]:
+    def _unpin_cmd(self, s: WorkerRollout, cmd: RolloutCommand, at_ms: int) -> list[Decision]:
         if not s.pinned:
             raise CommandRefused(f"{s.worker_id} is not pinned")
         s.pinned = False

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from dspy_flywheel.contracts.events import Alert, RolloutChanged, RolloutCommand
 from dspy_flywheel.contracts.ids import new_id
-from dspy_flywheel.rollout.controller import Command, Decision
+from dspy_flywheel.rollout.controller import Decision
 from dspy_flywheel.rollout.state import Assignment
 
 
@@ -89,10 +90,8 @@ def check_command(command: str, version: int | None) -> None:
         raise ValueError(f"version must be >= 1, got {version}")
 
 
-def command_of(e: RolloutCommand) -> Command:
-    """The controller's command; ValueError (the record goes to the DLQ) when it asks nothing
-    a rollout can do."""
+def command_of(e: RolloutCommand) -> RolloutCommand:
+    """The command as the controller applies it (``requested_by`` "system" when empty);
+    ValueError (the record goes to the DLQ) when it asks nothing a rollout can do."""
     check_command(e.command, e.version)
-    return Command(
-        e.command_id, e.worker_id, e.command, e.version, e.requested_by or "system", e.reason
-    )
+    return replace(e, requested_by=e.requested_by or "system")
