@@ -308,10 +308,7 @@ class OptimizationManager:
     ) -> dict[str, Any]:
         """The worker's canary settings, changed first when ``changes`` are given."""
         kafka, topics = self.settings.kafka, self.topics
-        if changes:
-            policy = await operator.update_policy(kafka, topics, worker_id, changes, updated_by)
-        else:
-            policy = await operator.read_policy(kafka, topics, worker_id)
+        policy = await operator.update_policy(kafka, topics, worker_id, changes or {}, updated_by)
         return policy.to_record()
 
     async def get_performance_metrics(self, worker_id: str) -> PerformanceMetrics:

@@ -25,7 +25,6 @@ from dspy_flywheel.contracts.validate import InvalidInput
 from dspy_flywheel.rollout.config import SETTINGS, RolloutConfigError
 from dspy_flywheel.rollout.operator import (
     CommandError,
-    read_policy,
     rollout_view,
     send_command,
     update_policy,
@@ -137,12 +136,7 @@ async def _config(
     args: argparse.Namespace, settings: FlywheelSettings, _: asyncpg.Connection
 ) -> int:
     changes = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
-    if changes:
-        policy = await update_policy(
-            settings.kafka, settings.topics, args.worker, changes, cli_user()
-        )
-    else:
-        policy = await read_policy(settings.kafka, settings.topics, args.worker)
+    policy = await update_policy(settings.kafka, settings.topics, args.worker, changes, cli_user())
     print_json(policy.to_record())
     return 0
 

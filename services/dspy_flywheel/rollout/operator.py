@@ -178,9 +178,12 @@ async def update_policy(
     changes: Mapping[str, Any],
     updated_by: str,
 ) -> RolloutPolicy:
-    """Change some of the worker's canary settings (live: the service follows the topic)."""
-    policy = (await read_policy(kafka, topics, worker_id)).merged(changes, updated_by)
-    await write_policy(kafka, topics.rollout_config, policy, worker_id)
+    """The worker's canary settings with ``changes`` applied (live: the service follows the
+    topic); as they are when there are none."""
+    policy = await read_policy(kafka, topics, worker_id)
+    if changes:
+        policy = policy.merged(changes, updated_by)
+        await write_policy(kafka, topics.rollout_config, policy, worker_id)
     return policy
 
 
