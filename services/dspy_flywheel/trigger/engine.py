@@ -28,7 +28,7 @@ from dspy_flywheel.trigger.correctness import (
     LabeledFeedback,
     label_matches,
 )
-from dspy_flywheel.trigger.policy import Blocked, Debounce, Decision, evaluate, window_stats
+from dspy_flywheel.trigger.policy import Blocked, Debounce, Decision, evaluate
 from dspy_flywheel.trigger.state import Observation, WorkerState
 
 log = logging.getLogger(__name__)
@@ -373,6 +373,3 @@ class TriggerEngine:
             state.in_flight_job_id = None
             state.in_flight_since_ms = None
             self.dirty.add(worker_id)
-
-
-__all__ = ["BlockedBreach", "EngineOptions", "PlannedRequest", "TriggerEngine", "window_stats"]
