@@ -154,22 +154,19 @@ async def batches(
     stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
     try:
         while stop is None or not stop.is_set():
-            fetch = consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-            if stopping is None:
-                batch = await fetch
-                yield batch
-                note_aiokafka_batch(consumer, batch)  # the caller is back: it handled the batch
-                continue
-            fetching = asyncio.ensure_future(fetch)
-            await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not fetching.done():
-                fetching.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await fetching
-                return
-            batch = fetching.result()
+            fetching = asyncio.ensure_future(
+                consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+            )
+            if stopping is not None:
+                await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetching.done():
+                    fetching.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await fetching
+                    return
+            batch = await fetching
             yield batch
-            note_aiokafka_batch(consumer, batch)
+            note_aiokafka_batch(consumer, batch)  # the caller is back: it handled the batch
     finally:
         if stopping is not None:
             stopping.cancel()
