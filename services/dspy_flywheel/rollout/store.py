@@ -18,6 +18,7 @@ from dspy_flywheel.access.audit import record_audit
 from dspy_flywheel.bus.outbox import OutboxEvent
 from dspy_flywheel.rollout.controller import Decision
 from dspy_flywheel.rollout.state import WorkerRollout
+from dspy_flywheel.store import outbox
 from dspy_flywheel.store.offsets import Offsets
 from dspy_flywheel.store.pool import Executor
 from dspy_flywheel.store.stateful import StateStore
@@ -108,23 +109,7 @@ class RolloutStore(StateStore):
                 "traceparent": item.traceparent,
             },
         )
-        await conn.executemany(
-            """INSERT INTO rollout_outbox
-               (event_id, scope, topic, key, event_type, record, traceparent)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING""",
-            [
-                (
-                    e.event_id,
-                    self.scope,
-                    e.topic,
-                    e.key,
-                    e.event.event_type,
-                    e.event.to_record(),
-                    e.traceparent,
-                )
-                for e in item.events
-            ],
-        )
+        await outbox.insert(conn, "rollout_outbox", item.events, self.scope)
 
 
 async def fetch_state(

@@ -10,7 +10,7 @@ side by side.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,7 +25,7 @@ from dspy_flywheel.contracts.events import (
     now_ms,
 )
 from dspy_flywheel.contracts.ids import new_id
-from dspy_flywheel.store.pool import Executor
+from dspy_flywheel.store.pool import Executor, placeholders
 
 
 async def add(
@@ -34,17 +34,23 @@ async def add(
     """Queue an event; returns its event id. Encodes once now to fail fast on a bad value."""
     event_id = new_id()
     encode(event, event_id=event_id)
-    await db.execute(
-        """INSERT INTO optimizer_outbox (event_id, topic, key, event_type, record, traceparent)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
-        event_id,
-        topic,
-        key,
-        event.event_type,
-        event.to_record(),
-        traceparent,
-    )
+    await insert(db, "optimizer_outbox", [OutboxEvent(event_id, topic, key, event, traceparent)])
     return event_id
+
+
+async def insert(
+    db: Executor, table: str, events: Sequence[OutboxEvent], scope: str | None = None
+) -> None:
+    """Queue ``events`` in the outbox ``table`` (``OUTBOX_TABLES``; ``scope`` for the tables
+    that have one) in the caller's transaction; an event id already there is skipped."""
+    columns = f"event_id, topic, {OUTBOX_TABLES[table].key}, event_type, record, traceparent"
+    scoped = [] if scope is None else [scope]
+    rows = [(e.event_id, e.topic, e.key, e.event.event_type, e.event.to_record()) for e in events]
+    await db.executemany(
+        f"INSERT INTO {table} ({columns}{', scope' if scoped else ''})"
+        f" VALUES ({placeholders(6 + len(scoped))}) ON CONFLICT (event_id) DO NOTHING",
+        [(*row, e.traceparent, *scoped) for row, e in zip(rows, events, strict=True)],
+    )
 
 
 async def add_status(
