@@ -39,17 +39,25 @@ async def add(
 
 
 async def insert(
-    db: Executor, table: str, events: Sequence[OutboxEvent], scope: str | None = None
+    db: Executor,
+    table: str,
+    events: Sequence[OutboxEvent],
+    scope: str | None = None,
+    **more: Sequence[Any],
 ) -> None:
-    """Queue ``events`` in the outbox ``table`` (``OUTBOX_TABLES``; ``scope`` for the tables
-    that have one) in the caller's transaction; an event id already there is skipped."""
-    columns = f"event_id, topic, {OUTBOX_TABLES[table].key}, event_type, record, traceparent"
-    scoped = [] if scope is None else [scope]
+    """Queue ``events`` in the outbox ``table`` (``OUTBOX_TABLES``) in the caller's transaction,
+    with ``scope`` where the table has one and the ``more`` columns (a value per event); an
+    event id already there is skipped."""
+    if scope is not None:
+        more = {**more, "scope": [scope] * len(events)}
+    key = OUTBOX_TABLES[table].key
+    columns = ", ".join(["event_id", "topic", key, "event_type", "record", "traceparent", *more])
     rows = [(e.event_id, e.topic, e.key, e.event.event_type, e.event.to_record()) for e in events]
+    values = zip(rows, events, *more.values(), strict=True)
     await db.executemany(
-        f"INSERT INTO {table} ({columns}{', scope' if scoped else ''})"
-        f" VALUES ({placeholders(6 + len(scoped))}) ON CONFLICT (event_id) DO NOTHING",
-        [(*row, e.traceparent, *scoped) for row, e in zip(rows, events, strict=True)],
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders(6 + len(more))})"
+        " ON CONFLICT (event_id) DO NOTHING",
+        [(*row, e.traceparent, *extra) for row, e, *extra in values],
     )
 
 

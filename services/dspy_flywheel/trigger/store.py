@@ -14,8 +14,10 @@ from typing import Any
 
 import asyncpg
 
+from dspy_flywheel.bus.outbox import OutboxEvent
 from dspy_flywheel.contracts.events import Alert
 from dspy_flywheel.store.offsets import Offsets
+from dspy_flywheel.store.outbox import insert as insert_events
 from dspy_flywheel.store.stateful import StateStore
 from dspy_flywheel.trigger.requests import RequestEnvelope
 from dspy_flywheel.trigger.state import WorkerState
@@ -43,28 +45,14 @@ class TriggerStore(StateStore):
         """Write states (state, view), offsets and new outbox rows atomically."""
         async with self.pool.acquire() as conn, conn.transaction():
             await self._save_states(conn, states, offsets)
-            rows = list(outbox)
-            if rows:
-                await conn.executemany(
-                    """INSERT INTO trigger_outbox
-                       (event_id, scope, worker_id, job_id, topic, record, traceparent,
-                        event_type)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                       ON CONFLICT (event_id) DO NOTHING""",
-                    [
-                        (
-                            r.envelope.event_id,
-                            self.scope,
-                            r.envelope.worker_id,
-                            r.envelope.job_id,
-                            r.topic,
-                            r.envelope.event.to_record(),
-                            r.envelope.traceparent,
-                            r.envelope.event.event_type,
-                        )
-                        for r in rows
-                    ],
-                )
+            envelopes = [(r.topic, r.envelope) for r in outbox]
+            if envelopes:  # keyed by worker, with the job each names
+                events = [
+                    OutboxEvent(e.event_id, t, e.worker_id, e.event, e.traceparent)
+                    for t, e in envelopes
+                ]
+                job_ids = [e.job_id for _, e in envelopes]
+                await insert_events(conn, "trigger_outbox", events, self.scope, job_id=job_ids)
 
 
 async def fetch_views(
