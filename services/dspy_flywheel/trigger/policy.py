@@ -127,24 +127,15 @@ def _performance(
     return Decision("performance", evidence)
 
 
-def _periodic_due_ms(state: WorkerState, config: TriggerPolicyConfig) -> int | None:
-    anchor = state.periodic_anchor_ms
-    if anchor is None:
-        return None
-    if config.interval_seconds is not None:
-        return anchor + config.interval_seconds * 1000
-    if config.cron is not None:
-        return next_fire_ms(config.cron, anchor)
-    return None
-
-
 def _periodic(state: WorkerState, config: TriggerPolicyConfig, now_ms: int) -> Decision | str:
-    if config.interval_seconds is None and config.cron is None:
+    interval, cron = config.interval_seconds, config.cron
+    if interval is None and cron is None:  # below: one of them is set
         return "periodic: no interval or cron set"
     if state.periodic_anchor_ms is None:
         state.periodic_anchor_ms = now_ms
-    due = _periodic_due_ms(state, config)
-    if due is None or now_ms < due:
+    anchor = state.periodic_anchor_ms
+    due = anchor + interval * 1000 if interval is not None else next_fire_ms(cron or "", anchor)
+    if now_ms < due:
         return f"periodic: next at {due} ms"
     blocked = None
     if state.in_flight_job_id is not None:
