@@ -34,11 +34,6 @@ def _doc(obj: Execution | Feedback, names: tuple[str, ...]) -> bytes:
     return dump_bytes(doc)
 
 
-def _execution_from(doc: dict[str, Any]) -> Execution:
-    doc["input_hash"] = bytes.fromhex(doc["input_hash"])
-    return Execution(**doc)
-
-
 def seal_entry(cipher: Cipher, entry: PendingEntry) -> tuple[Any, ...]:
     """One row for ``INSERT ... SELECT * FROM unnest(...)`` in PENDING_COLUMNS order."""
     eid = entry.execution_id
@@ -60,7 +55,7 @@ def open_entry(cipher: Cipher, row: asyncpg.Record) -> PendingEntry:
     execution = feedback = None
     if row["execution_enc"] is not None:
         doc = json.loads(cipher.decrypt(kid, row["execution_enc"], _aad(eid, "execution")))
-        execution = _execution_from(doc)
+        execution = Execution(**{**doc, "input_hash": bytes.fromhex(doc["input_hash"])})
     if row["feedback_enc"] is not None:
         doc = json.loads(cipher.decrypt(kid, row["feedback_enc"], _aad(eid, "feedback")))
         feedback = Feedback(**doc)

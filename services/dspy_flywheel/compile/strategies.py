@@ -25,15 +25,11 @@ from dspy_flywheel.compile.retrieval import BM25Index, attach
 _CLASS_SHARE = 1 / 3
 
 
-def _label_key(example: Any, fields: Sequence[str]) -> tuple[str, ...]:
-    return tuple(normalize(example.get(name, "")) for name in fields)
-
-
 def classes_of(trainset: Sequence[Any], fields: Sequence[str]) -> dict[tuple[str, ...], list[Any]]:
     """Examples grouped by their label (all ``fields`` normalized), in first-seen order."""
     groups: dict[tuple[str, ...], list[Any]] = {}
     for example in trainset:
-        groups.setdefault(_label_key(example, fields), []).append(example)
+        groups.setdefault(tuple(normalize(example.get(n, "")) for n in fields), []).append(example)
     return groups
 
 
