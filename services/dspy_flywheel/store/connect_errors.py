@@ -20,13 +20,9 @@ _URL = "DATABASE_URL"
 _SSLMODE = "DATABASE_SSLMODE"
 
 
-def _address(settings: PostgresSettings) -> str:
-    parts = urlsplit(settings.url)
-    return f"{parts.hostname or '127.0.0.1'}:{parts.port or 5432}"
-
-
 def explain(exc: BaseException, settings: PostgresSettings) -> ConnectionSetupError | None:
-    address = _address(settings)
+    parts = urlsplit(settings.url)
+    address = f"{parts.hostname or '127.0.0.1'}:{parts.port or 5432}"
     if tls := explain_tls_failure(exc, Endpoint(address, _URL), settings.tls_files, _SSLMODE):
         return tls
     if isinstance(exc, asyncpg.InvalidPasswordError):
