@@ -67,15 +67,12 @@ _NEW_COLUMNS: Final = [f.name for f in fields(NewProgram)]
 _ACK_COLUMNS: Final = ", ".join(f.name for f in fields(Ack))
 
 
-def _lock_key(worker_id: str) -> int:
-    return zlib.crc32(f"programs:{worker_id}".encode())
-
-
 async def add_version(conn: asyncpg.Connection, program: NewProgram) -> ProgramVersion:
     """Insert the next version for the worker. Call inside a transaction."""
     if not conn.is_in_transaction():
         raise RuntimeError("add_version must run inside a transaction")
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(program.worker_id))
+    lock_key = zlib.crc32(f"programs:{program.worker_id}".encode())
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
     version = await conn.fetchval(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM programs WHERE worker_id = $1", program.worker_id
     )
