@@ -1,4 +1,5 @@
-"""The in-process embedded llama.cpp engine with the small model (SmolLM2-135M) through real DSPy modules.
+"""The in-process embedded llama.cpp engine with the small model (SmolLM2-135M) through real
+DSPy modules.
 
 Needs the weights: ``ops/model.sh fetch --small`` (CI fetches them). No Kafka or PostgreSQL.
 """
