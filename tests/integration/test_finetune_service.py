@@ -12,9 +12,9 @@ discordant pairs, all won by the tuned student) and a holdout of at least 30 (50
 examples: 20 to train on, 30 held out, no validation split: BootstrapFinetune does not use one).
 The task is the built-in extraction task (message -> order_id): zero-shot SmolLM2 gets about
 10 % right, its 4-demo teacher most of the 20 training examples, whose traces the student is
-trained on (3 epochs of 2-example steps). On the classification task the
-teacher got 3 of 24 right, 3 training examples were too few, and the gate (rightly) refused the
-student (3 won, 0 lost on 16: p = 0.125).
+trained on (2 epochs of 2-example steps at lr 1e-3). On the classification task the teacher
+got 3 of 24 right, 3 training examples were too few, and the gate (rightly) refused the student
+(3 won, 0 lost on 16: p = 0.125).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import asyncpg
 import dspy
 import pytest
 from aiokafka import AIOKafkaProducer
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dspy_flywheel.contracts.topics import Topics
@@ -61,6 +62,14 @@ pytestmark = [pytest.mark.realllm, pytest.mark.slow, pytest.mark.timeout(900)]
 PROGRAM_REF = "tests.fixtures.small_lm:OrderExtractor"
 # train 20, holdout 30: the gate's default minimum (train_fraction 0.4, no validation split)
 EXAMPLES = 50
+
+
+def _span_id(span: ReadableSpan) -> int | None:
+    return None if span.context is None else span.context.span_id
+
+
+def _parent_id(span: ReadableSpan) -> int | None:
+    return None if span.parent is None else span.parent.span_id
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +126,7 @@ async def test_finetune_job_publishes_an_adapter_the_worker_serves(
         worker_id,
         optimizer="BootstrapFinetune",
         program_ref=PROGRAM_REF,
-        params={"train_kwargs": {"epochs": 3, "batch_size": 2}},
+        params={"train_kwargs": {"epochs": 2, "batch_size": 2, "learning_rate": 1e-3}},
     )
     *examples, unseen = extraction_examples(EXAMPLES + 1)  # `unseen`: a call no job made
     assert await store_labeled(db_pool, worker_id, examples, worker_type="extractor") == EXAMPLES
@@ -194,8 +203,16 @@ async def test_finetune_job_publishes_an_adapter_the_worker_serves(
     assert served.success
     assert served.program_version == str(version)
 
-    train = [s for s in spans_in_trace(spans, parent) if s.name == "optimization.train"]
-    assert len(train) == 1
-    assert train[0].attributes is not None
-    assert train[0].attributes["flywheel.train.outcome"] == "done"
-    assert int(train[0].attributes["flywheel.train.steps"]) >= 1
+    # one lifecycle trace: request -> optimization.job -> compile -> train, and publish
+    by_name = {s.name: s for s in spans_in_trace(spans, parent)}
+    job, compile_span, train = (
+        by_name[n] for n in ("optimization.job", "optimization.compile", "optimization.train")
+    )
+    assert _parent_id(job) == int(parent.split("-")[2], 16)
+    assert _parent_id(compile_span) == _span_id(job)
+    assert _parent_id(train) == _span_id(compile_span)
+    assert _parent_id(by_name["optimization.publish"]) == _span_id(job)
+    assert train.attributes is not None
+    assert train.attributes["flywheel.train.outcome"] == "done"
+    assert int(train.attributes["flywheel.train.steps"]) >= 1
+    assert train.attributes["flywheel.train.examples"] == artifact.examples
