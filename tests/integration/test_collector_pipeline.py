@@ -24,7 +24,7 @@ from dspy_flywheel.security.crypto import Cipher
 from dspy_flywheel.settings import PostgresSettings
 from dspy_flywheel.store import apply_migrations, create_pool
 from dspy_flywheel.store.datasets import create_snapshot, list_snapshots
-from dspy_flywheel.store.examples import count_examples, load_training_examples
+from dspy_flywheel.store.examples import load_training_examples
 from dspy_flywheel.store.pool import connect
 
 TOPICS = Topics("unit-")
@@ -45,6 +45,17 @@ async def pool(pg_settings: PostgresSettings, unique: str) -> AsyncIterator[asyn
 
 def coords(raws: Sequence[RawMessage]) -> set[str]:
     return {r.coordinates for r in raws}
+
+
+async def count_examples(pool: asyncpg.Pool, worker_id: str, since: datetime | None = None) -> int:
+    """Stored examples of a worker, optionally only those created at or after ``since``."""
+    value = await pool.fetchval(
+        "SELECT count(*) FROM training_examples"
+        " WHERE worker_id = $1 AND ($2::timestamptz IS NULL OR created_at >= $2)",
+        worker_id,
+        since,
+    )
+    return int(value)
 
 
 class Harness:

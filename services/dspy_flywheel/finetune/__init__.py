@@ -10,29 +10,3 @@
 
 Importing this package imports neither DSPy nor the training stack.
 """
-
-from dspy_flywheel.finetune.artifacts import AdapterArtifact, adapter_model, adapter_sha
-from dspy_flywheel.finetune.errors import (
-    AdapterError,
-    BaseModelMismatch,
-    CorruptAdapter,
-    FinetuneError,
-    TrainingBudgetExceeded,
-    TrainingCancelled,
-    TrainingFailed,
-    TrainingStackMissing,
-)
-
-__all__ = [
-    "AdapterArtifact",
-    "AdapterError",
-    "BaseModelMismatch",
-    "CorruptAdapter",
-    "FinetuneError",
-    "TrainingBudgetExceeded",
-    "TrainingCancelled",
-    "TrainingFailed",
-    "TrainingStackMissing",
-    "adapter_model",
-    "adapter_sha",
-]

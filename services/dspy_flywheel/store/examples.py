@@ -120,13 +120,3 @@ async def load_training_examples(
     rows = await pool.fetch(f"{sql} ORDER BY id", worker_id)
     return [_example(cipher, r) for r in rows]
 
-
-async def count_examples(pool: asyncpg.Pool, worker_id: str, since: datetime | None = None) -> int:
-    """Stored examples of a worker, optionally only those created at or after ``since``."""
-    value = await pool.fetchval(
-        "SELECT count(*) FROM training_examples"
-        " WHERE worker_id = $1 AND ($2::timestamptz IS NULL OR created_at >= $2)",
-        worker_id,
-        since,
-    )
-    return int(value)
