@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from dspy_flywheel.metrics import all_instruments
 from tests.e2e.jaeger import RELOAD, jaeger_trace, lifecycle_trace, needs_jaeger
 from tests.e2e.observed_loop import Observed
 from tests.e2e.observed_worker import INSTANCES
+from tests.fixtures.metrics_catalog import all_instruments
 from tests.prometheus_text import prometheus_name, samples
 
 pytestmark = pytest.mark.timeout(600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dspy_flywheel.metrics import all_instruments
+from tests.fixtures.metrics_catalog import all_instruments
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

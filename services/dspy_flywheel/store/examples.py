@@ -119,4 +119,3 @@ async def load_training_examples(
         sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT {int(limit)}) newest"
     rows = await pool.fetch(f"{sql} ORDER BY id", worker_id)
     return [_example(cipher, r) for r in rows]
-
