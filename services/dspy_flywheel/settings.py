@@ -222,15 +222,6 @@ class PostgresSettings(BaseSettings):
             )
         setattr(self, key, from_url)
 
-    @property
-    def redacted_url(self) -> str:
-        """``url`` with any password replaced by ``***`` (for logs and messages)."""
-        parts = urlsplit(self.url)
-        if not parts.password:
-            return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
-
     def ssl_arg(self) -> ssl.SSLContext | bool:
         """asyncpg's ``ssl`` argument: the verifying context, or False (``disable``)."""
         return self._ssl_context if self._ssl_context is not None else False
