@@ -39,6 +39,7 @@ from dspy_flywheel.lm.embedded import adapter_engine
 from dspy_flywheel.sdk import WorkerSettings, dspy_worker
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import programs
+from tests.fixtures.sdk_worker import wait_ready
 from tests.fixtures.small_lm import SETTINGS, OrderExtractor, extraction_examples, make_lm
 from tests.integration.helpers import (
     new_traceparent,
@@ -138,7 +139,7 @@ async def test_finetune_job_publishes_an_adapter_the_worker_serves(
             )
         )
         try:
-            assert worker.wait_ready(30)
+            assert wait_ready(worker, 30)
             async with (
                 JobWatch(kafka_settings, topics.optimization_status, topics.program_updated) as w,
                 running_optimizer(settings, dataset(db_pool)),

@@ -46,6 +46,7 @@ from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs
 from dspy_flywheel.trigger.store import fetch_views
 from tests.fixtures.fake_lm import FakeEngine
+from tests.fixtures.sdk_worker import wait_ready
 from tests.integration.fuzz_records import EVENT_TYPES, KINDS, Mutant, base_record, mutants
 from tests.integration.helpers import program_updated_event, tail, until, until_sql
 from tests.integration.hostile import (
@@ -101,7 +102,7 @@ def worker(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> Ite
             kafka=kafka_settings, topic_prefix=topics.prefix, spool_dir=tmp_path / "spool"
         )
     )
-    assert w.wait_ready(60), "the worker did not catch up with program-updated"
+    assert wait_ready(w, 60), "the worker did not catch up with program-updated"
     yield w
     w.close(5)
 

@@ -22,6 +22,7 @@ from dspy_flywheel.lm import make_lm
 from dspy_flywheel.sdk import Worker, WorkerSettings, dspy_worker
 from dspy_flywheel.settings import KafkaSettings
 from tests.fixtures.fake_lm import FakeEngine
+from tests.fixtures.sdk_worker import wait_ready
 from tests.integration.helpers import program_updated_event, read_events, until
 
 _VERSION_MARK = re.compile(r"-V(\d+)(?!\d)")
@@ -94,7 +95,7 @@ def start(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> Iter
             kafka=kafka_settings, topic_prefix=topics.prefix, spool_dir=tmp_path
         )
         started.append(worker := ClassifyWorker.create(settings=settings))
-        assert worker.wait_ready(30), "did not catch up with program-updated"
+        assert wait_ready(worker, 30), "did not catch up with program-updated"
         return worker
 
     yield start_worker

@@ -183,9 +183,6 @@ class Runtime:
             backoff_max_s=self._settings.reconnect_backoff_max_s,
         )
 
-    def wait_caught_up(self, timeout: float) -> bool:
-        return self.reloader.caught_up.wait(timeout) if self.reloader is not None else True
-
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = self.emitter.stats() if self.emitter is not None else {}
         if self.reloader is not None:

@@ -267,10 +267,6 @@ class Worker:
             **(self._runtime.stats() if self._runtime is not None else {}),
         }
 
-    def wait_ready(self, timeout: float = 10.0) -> bool:
-        """Wait until this instance caught up with published programs (False on timeout)."""
-        return self._runtime.wait_caught_up(timeout) if self._runtime is not None else True
-
     # -- feedback -----------------------------------------------------------------------------
 
     def feedback(
