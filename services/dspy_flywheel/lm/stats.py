@@ -8,7 +8,7 @@ so every copy of an LM reports into the same numbers.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 
@@ -26,21 +26,10 @@ class EngineStats:
         return self.prompt_tokens + self.completion_tokens
 
     def __sub__(self, other: EngineStats) -> EngineStats:
-        return EngineStats(
-            calls=self.calls - other.calls,
-            prompt_tokens=self.prompt_tokens - other.prompt_tokens,
-            completion_tokens=self.completion_tokens - other.completion_tokens,
-            errors=self.errors - other.errors,
-        )
+        return EngineStats(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "calls": self.calls,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "errors": self.errors,
-        }
+        return {**asdict(self), "total_tokens": self.total_tokens}
 
 
 class EngineCounters:
@@ -53,22 +42,16 @@ class EngineCounters:
     def record_call(self, prompt_tokens: int, completion_tokens: int) -> None:
         with self._lock:
             s = self._stats
-            self._stats = EngineStats(
+            self._stats = replace(
+                s,
                 calls=s.calls + 1,
                 prompt_tokens=s.prompt_tokens + prompt_tokens,
                 completion_tokens=s.completion_tokens + completion_tokens,
-                errors=s.errors,
             )
 
     def record_error(self) -> None:
         with self._lock:
-            s = self._stats
-            self._stats = EngineStats(
-                calls=s.calls,
-                prompt_tokens=s.prompt_tokens,
-                completion_tokens=s.completion_tokens,
-                errors=s.errors + 1,
-            )
+            self._stats = replace(self._stats, errors=self._stats.errors + 1)
 
     def snapshot(self) -> EngineStats:
         with self._lock:
