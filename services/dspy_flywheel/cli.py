@@ -37,6 +37,11 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
+def pct(value: float | None, missing: str = "-") -> str:
+    """A 0..1 fraction as a percentage with one decimal, as the CLI, demo and dashboard show it."""
+    return missing if value is None else f"{100 * value:.1f}%"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flywheel", description="dspy-flywheel: self-improving DSPy workers."

@@ -4,15 +4,15 @@ and the number formats every page shares."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from html import escape
 from typing import Any
 
+from dspy_flywheel.cli import pct as percent
+
 WIDTH, HEIGHT, PAD = 640, 160, 24
 MISSING = "&ndash;"  # shown where a score or ratio is not known yet
-
-
-def pct(value: float | None) -> str:
-    return MISSING if value is None else f"{100 * value:.1f}%"
+pct = partial(percent, missing=MISSING)
 
 
 def num(value: float | None, digits: int = 2) -> str:

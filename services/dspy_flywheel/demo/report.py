@@ -5,11 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from dspy_flywheel.cli import pct
 from dspy_flywheel.demo.session import DemoSession
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def _tokens(usage: dict[str, int]) -> str:
@@ -28,14 +25,14 @@ def print_summary(console: Console, session: DemoSession) -> int:
         table.add_column(column)
     table.add_row(
         "accuracy on live traffic",
-        f"{_pct(before)} ({counts.get('code', '-')})",
-        f"{_pct(after)} ({counts.get(new_key, '-')})",
+        f"{pct(before)} ({counts.get('code', '-')})",
+        f"{pct(after)} ({counts.get(new_key, '-')})",
     )
     published = lifecycle.published
     table.add_row(
         "holdout accuracy",
-        _pct(published.holdout_before if published else None),
-        _pct(published.holdout_after if published else None),
+        pct(published.holdout_before if published else None),
+        pct(published.holdout_after if published else None),
     )
     wb, wa = session.usage.get("worker before", {}), session.usage.get("worker after", {})
     table.add_row("worker LM calls", str(wb.get("calls", "-")), str(wa.get("calls", "-")))
@@ -67,7 +64,7 @@ def print_summary(console: Console, session: DemoSession) -> int:
     console.print(f"optimization lifecycle trace id: {lifecycle.trace_id or '-'}")
     gain = None if before is None or after is None else 100 * (after - before)
     console.print(
-        f"demo accuracy_before={_pct(before)} accuracy_after={_pct(after)} "
+        f"demo accuracy_before={pct(before)} accuracy_after={pct(after)} "
         f"gain_points={'-' if gain is None else f'{gain:.1f}'}",
         highlight=False,
     )

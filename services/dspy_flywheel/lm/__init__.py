@@ -9,42 +9,33 @@
 Tests use ``make_lm(FakeEngine(responder))``.
 """
 
-from dspy_flywheel.lm._convert import ChatMessage
 from dspy_flywheel.lm.adapter import InlineChatAdapter
 from dspy_flywheel.lm.embedded import EmbeddedConfig, EmbeddedEngine, load_engine
-from dspy_flywheel.lm.errors import LMSetupError, ModelNotFoundError, UnknownModelError
+from dspy_flywheel.lm.errors import ModelNotFoundError, UnknownModelError
 from dspy_flywheel.lm.factory import (
-    AsyncEngineAdapter,
     CountingLM,
     build_lm,
     configure_lm,
-    engine_counters,
     engine_stats,
     make_lm,
     reset_engine_stats,
     reuse_identical_calls,
 )
-from dspy_flywheel.lm.settings import EMBEDDED, KNOWN_MODELS, LMSettings
-from dspy_flywheel.lm.stats import EngineCounters, EngineStats
+from dspy_flywheel.lm.settings import KNOWN_MODELS, LMSettings
+from dspy_flywheel.lm.stats import EngineStats
 
 __all__ = [
-    "EMBEDDED",
     "KNOWN_MODELS",
-    "AsyncEngineAdapter",
-    "ChatMessage",
     "CountingLM",
     "EmbeddedConfig",
     "EmbeddedEngine",
-    "EngineCounters",
     "EngineStats",
     "InlineChatAdapter",
     "LMSettings",
-    "LMSetupError",
     "ModelNotFoundError",
     "UnknownModelError",
     "build_lm",
     "configure_lm",
-    "engine_counters",
     "engine_stats",
     "load_engine",
     "make_lm",

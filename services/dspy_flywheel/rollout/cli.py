@@ -19,7 +19,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 
 from dspy_flywheel.bus.publish import producing
-from dspy_flywheel.cli import cli_user, print_json
+from dspy_flywheel.cli import cli_user, pct, print_json
 from dspy_flywheel.contracts.events import RolloutConfig
 from dspy_flywheel.contracts.validate import InvalidInput
 from dspy_flywheel.rollout.config import SETTINGS, RolloutConfigError
@@ -33,10 +33,6 @@ from dspy_flywheel.settings import FlywheelSettings
 from dspy_flywheel.store.pool import connect
 
 _HELP = {"effect_size": "the accuracy difference the live test detects fastest (default 0.05)"}
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -78,8 +74,8 @@ async def _list(args: argparse.Namespace, _: FlywheelSettings, conn: asyncpg.Con
             else "-"
         )
         print(
-            f"  v{v['version']:<4} {v['status']:<24} holdout {_pct(v['holdout_before'])} -> "
-            f"{_pct(v['holdout_after'])}  gate {evidence}"
+            f"  v{v['version']:<4} {v['status']:<24} holdout {pct(v['holdout_before'])} -> "
+            f"{pct(v['holdout_after'])}  gate {evidence}"
         )
     return 0
 
@@ -98,8 +94,8 @@ async def _show(args: argparse.Namespace, _: FlywheelSettings, conn: asyncpg.Con
     print(f"{args.worker}: {view['assignment'] or 'no rollout yet'} (phase {view['phase']})")
     for name, live in view["live"].items():
         interval = live["interval"]
-        bounds = f"[{_pct(interval[0])}, {_pct(interval[1])}]" if interval else ""
-        print(f"  {name:<28} {_pct(live['accuracy'])} of {live['labels']} labeled {bounds}")
+        bounds = f"[{pct(interval[0])}, {pct(interval[1])}]" if interval else ""
+        print(f"  {name:<28} {pct(live['accuracy'])} of {live['labels']} labeled {bounds}")
     for d in view["decisions"][:10]:
         print(f"  {d['decided_at'][:19]} #{d['sequence']} {d['decision']}: {d['reason']}")
     return 0
