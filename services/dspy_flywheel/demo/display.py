@@ -10,12 +10,9 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from dspy_flywheel.cli import pct
 from dspy_flywheel.demo.traffic import Tally
 from dspy_flywheel.demo.watch import Lifecycle
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:5.1f}%"
 
 
 class Display:
@@ -46,10 +43,10 @@ class Display:
             self._last_line = time.monotonic()
             job = "-"
             if lifecycle.job_id:
-                job = f"{lifecycle.status or 'requested'} {_pct(lifecycle.progress)}"
+                job = f"{lifecycle.status or 'requested'} {pct(lifecycle.progress):>6}"
             self.console.print(
                 escape(f"[{self.phase}]") + f" calls={tally.calls()} serving={serving} "
-                f"rolling_acc={_pct(tally.rolling())} job={job}",
+                f"rolling_acc={pct(tally.rolling()):>6} job={job}",
                 highlight=False,
             )
 
@@ -58,10 +55,10 @@ class Display:
         table.add_row("phase", self.phase)
         table.add_row("serving", serving)
         table.add_row("calls", str(tally.calls()))
-        table.add_row(f"rolling accuracy (last {tally.window})", _pct(tally.rolling()))
+        table.add_row(f"rolling accuracy (last {tally.window})", f"{pct(tally.rolling()):>6}")
         for key in tally.by_version:
             ok, total = tally.by_version[key]
-            table.add_row(f"accuracy on {key}", f"{_pct(tally.accuracy(key))} ({ok}/{total})")
+            table.add_row(f"accuracy on {key}", f"{pct(tally.accuracy(key)):>6} ({ok}/{total})")
         if lifecycle.job_id:
             table.add_row("optimization job", lifecycle.job_id)
             status = lifecycle.status or "requested"
@@ -80,4 +77,4 @@ def serving_label(version: int | None, candidate: dict[str, Any] | None) -> str:
 
 def _bar(progress: float | None, width: int = 20) -> str:
     filled = round((progress or 0.0) * width)
-    return "[" + "#" * filled + "." * (width - filled) + f"] {_pct(progress)}"
+    return "[" + "#" * filled + "." * (width - filled) + f"] {pct(progress):>6}"

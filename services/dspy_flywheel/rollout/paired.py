@@ -153,7 +153,8 @@ def score_interval(counts: PairedCounts, confidence: float) -> tuple[float, floa
     return (_root(counts, z), _root(counts, -z))
 
 
-def _pts(x: float) -> str:
+def pts(x: float) -> str:
+    """A difference of accuracies in points, signed: ``+12.5 pts``."""
     return f"{x * 100:+.1f} pts"
 
 
@@ -197,14 +198,14 @@ def decide(counts: PairedCounts, config: GateConfig | None = None) -> GateDecisi
     assert interval is not None  # n >= min_holdout >= 1
     level = f"{config.confidence:.0%}"
     evidence = (
-        f"gain {_pts(counts.gain)}, {level} interval [{_pts(interval[0])}, {_pts(interval[1])}], "
+        f"gain {pts(counts.gain)}, {level} interval [{pts(interval[0])}, {pts(interval[1])}], "
         f"exact test p={p:.3g}; {pairs}"
     )
     if interval[0] <= config.margin:
         publish = False
         why = (
             f"the candidate is not better than the current program by more than the margin "
-            f"{_pts(config.margin)} at {level} confidence (the interval reaches down to it)"
+            f"{pts(config.margin)} at {level} confidence (the interval reaches down to it)"
         )
     elif p >= config.one_sided_alpha:
         publish = False
@@ -215,6 +216,6 @@ def decide(counts: PairedCounts, config: GateConfig | None = None) -> GateDecisi
         )
     else:
         publish = True
-        why = f"better than the current program by more than the margin {_pts(config.margin)}"
+        why = f"better than the current program by more than the margin {pts(config.margin)}"
     verdict = "published" if publish else "not published"
     return _decision(publish, f"{verdict}: {why}: {evidence}", counts, config, interval, p)

@@ -43,6 +43,8 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from dspy_flywheel.rollout.paired import pts
+
 Outcome = Literal["promote", "rollback", "keep_current", "continue"]
 Floats = npt.NDArray[np.float64]
 Codes = npt.NDArray[np.int8]
@@ -177,10 +179,6 @@ class LiveDecision:
         return {**asdict(self), "interval": list(self.interval)}
 
 
-def _pts(x: float) -> str:
-    return f"{x * 100:+.1f} pts"
-
-
 def _decision(
     outcome: Outcome, why: str, current: Arm, candidate: Arm, config: SequentialConfig
 ) -> LiveDecision:
@@ -188,8 +186,8 @@ def _decision(
     est, lo, hi = (float(x) for x in intervals(*counts, config.alpha, config.tau))
     evidence = (
         f"{candidate.correct}/{candidate.labels} vs {current.correct}/{current.labels} correct: "
-        f"difference {_pts(est)}, always-valid {1 - config.alpha:.0%} interval "
-        f"[{_pts(lo)}, {_pts(hi)}]"
+        f"difference {pts(est)}, always-valid {1 - config.alpha:.0%} interval "
+        f"[{pts(lo)}, {pts(hi)}]"
     )
     reason = f"{why}: {evidence}"
     return LiveDecision(
