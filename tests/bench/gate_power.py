@@ -21,12 +21,11 @@ def published_share(b: float, c: float, n: int, trials: int, rng: np.random.Gene
     draws = rng.random((trials, n))
     wins, losses = (draws < b).sum(axis=1), ((draws >= b) & (draws < b + c)).sum(axis=1)
     config = GateConfig(min_holdout=min(30, n))
-    return float(
-        np.mean(
-            [decide(PairedCounts(n=n, both=0, b=int(w), c=int(x)), config).publish
-             for w, x in zip(wins, losses, strict=True)]
-        )
-    )  # fmt: skip
+    published = [
+        decide(PairedCounts(n=n, both=0, b=int(w), c=int(x)), config).publish
+        for w, x in zip(wins, losses, strict=True)
+    ]
+    return float(np.mean(published))
 
 
 def main() -> None:
