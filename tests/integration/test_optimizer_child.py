@@ -92,6 +92,55 @@ async def test_current_version_is_the_baseline(tmp_path: Path) -> None:
     assert second.result.current_score == 1.0
 
 
+def served(rows: list[DataRow], version: str | None) -> list[DataRow]:
+    """The rows as if ``version`` had served them live and answered each correctly."""
+    return [DataRow(r.id, r.inputs, r.label, r.label, version) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("served_by", "reuse", "reused"),
+    [(None, True, True), ("7", True, False), (None, False, False)],
+)
+async def test_current_program_is_scored_from_its_served_answers(
+    tmp_path: Path, served_by: str | None, reuse: bool, reused: bool
+) -> None:
+    """The code's program answers every holdout ticket wrongly when asked (score 0); the stored
+    answers it served are right. They count only when that program served them."""
+    plain = await run(spec(tmp_path), tmp_path)
+    rows = served(spec(tmp_path).holdout, served_by)
+    job = spec(tmp_path, reuse_served=reuse, holdout=rows)
+    outcome = await run(job, tmp_path)
+    assert plain.result is not None
+    assert outcome.result is not None
+    holdout = len(job.holdout)
+    assert outcome.result.current_served == (holdout if reused else 0)
+    assert outcome.result.current_score == (1.0 if reused else 0.0)
+    assert outcome.result.candidate_score == 1.0
+    saved = plain.result.lm_calls - outcome.result.lm_calls
+    assert saved == (holdout if reused else 0)
+
+
+async def test_a_version_is_scored_from_what_it_served(tmp_path: Path) -> None:
+    first = await run(spec(tmp_path), tmp_path)
+    assert first.result is not None
+    job = spec(tmp_path)
+    holdout = [DataRow(r.id, r.inputs, {"label": "nobody"}, r.label, "4") for r in job.holdout]
+    second = await run(
+        spec(
+            tmp_path,
+            holdout=holdout,
+            current_state=first.result.state,
+            current_version=4,
+            current_signature=first.result.signature,
+        ),
+        tmp_path,
+    )
+    assert second.result is not None
+    assert second.result.current_served == len(holdout)
+    assert second.result.current_score == 0.0  # the served answers were wrong
+    assert second.result.candidate_score == 1.0
+
+
 @pytest.mark.parametrize(
     ("overrides", "kind", "fragment"),
     [

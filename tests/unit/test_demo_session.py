@@ -26,8 +26,10 @@ class SlowWorker:
     version: int | None = None
     candidate: dict[str, Any] | None = None
 
-    def __init__(self, delay_s: float = 0.05, fail_on: int | None = None) -> None:
-        self.delay_s, self.fail_on = delay_s, fail_on
+    def __init__(
+        self, delay_s: float = 0.05, fail_on: int | None = None, canary: bool = False
+    ) -> None:
+        self.delay_s, self.fail_on, self.canary = delay_s, fail_on, canary
         self.lock = threading.Lock()
         self.in_flight = self.most_in_flight = self.calls = 0
         self.feedback_for: list[str] = []
@@ -44,6 +46,9 @@ class SlowWorker:
                 raise RuntimeError("LM server call failed")
             prediction = dspy.Prediction(label="billing")
             object.__setattr__(prediction, "execution_id", f"e{number}")
+            # as the SDK does; in a canary, every other call served by the candidate v1
+            served_by = 1 if self.canary and number % 2 == 0 else None
+            object.__setattr__(prediction, "program_version", served_by)
             return prediction
         finally:
             with self.lock:
@@ -82,10 +87,19 @@ async def test_calls_in_flight_when_the_condition_turns_false_finish_and_count(
 ) -> None:
     worker = SlowWorker()
     session = _session(worker, 3, tmp_path)
-    served = await session.serve(lambda: worker.calls < 5, 100, tally_as="canary")
+    served = await session.serve(lambda: worker.calls < 5, 100)
     # 5 calls had started when the condition turned false; the lanes start no more
     assert 5 <= served == worker.calls <= 5 + 2
-    assert session.tally.by_version["canary"][1] == served
+    assert session.tally.by_version["code"][1] == served
+
+
+async def test_each_call_is_tallied_under_the_version_that_served_it(tmp_path: Path) -> None:
+    worker = SlowWorker(delay_s=0.001, canary=True)
+    session = _session(worker, 1, tmp_path)  # one lane: call n serves ticket n-1
+    assert await session.serve(lambda: True, 8) == 8
+    # tickets alternate billing/technical and the worker always says billing: the code's
+    # program served the billing ones (calls 1, 3, ...), v1 the technical ones
+    assert session.tally.by_version == {"code": [4, 4], "v1": [0, 4]}
 
 
 async def test_one_lane_at_concurrency_one_serves_serially(tmp_path: Path) -> None:
@@ -146,6 +160,6 @@ async def test_the_canary_goes_on_with_reused_tickets_and_says_so(tmp_path: Path
     session.tickets.recycle_from_now()
     out = io.StringIO()
     session.display = Display(Console(file=out, width=200))
-    assert await session.serve(lambda: True, 12, tally_as="canary") == 12
+    assert await session.serve(lambda: True, 12) == 12
     assert session.tickets.reused == 4
     assert "fresh tickets used up" in out.getvalue()

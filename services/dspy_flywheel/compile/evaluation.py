@@ -36,7 +36,9 @@ class EvaluationFailed(RuntimeError):
 Scored = tuple[float, bool, Any]  # (metric, failed, prediction or None)
 
 
-def _score_one(program: Any, example: Any, metric: Callable[..., Any]) -> Scored:
+def _score_one(program: Any, example: Any, metric: Callable[..., Any], known: Any = None) -> Scored:
+    if known is not None:  # the program's answer is already known (served live): not re-asked
+        return float(metric(example, known)), False, known
     try:
         prediction = program(**example.inputs())
     except Exception as exc:  # one failed call scores 0; the caller sees the error count
@@ -53,23 +55,31 @@ def evaluate(
     *,
     num_threads: int = 1,
     max_error_rate: float = 0.5,
+    known: Sequence[Any] | None = None,
 ) -> EvalResult:
-    """Mean metric over ``examples``; raises EvaluationFailed when too many calls raise."""
+    """Mean metric over ``examples``; raises EvaluationFailed when too many calls raise.
+
+    ``known``: per example, the program's prediction when it is already known, else None."""
     if not examples:
         raise EvaluationFailed("nothing to evaluate: the example set is empty")
+    answers = list(known) if known is not None else [None] * len(examples)
+    if len(answers) != len(examples):
+        raise ValueError(f"{len(answers)} known answers for {len(examples)} examples")
     if num_threads > 1:
         import dspy
 
         lm = dspy.settings.lm
 
-        def run(example: Any) -> Scored:
+        def run(example: Any, answer: Any) -> Scored:
             with dspy.context(lm=lm):
-                return _score_one(program, example, metric)
+                return _score_one(program, example, metric, answer)
 
         with ThreadPoolExecutor(max_workers=num_threads) as pool:
-            results = list(pool.map(run, examples))
+            results = list(pool.map(run, examples, answers))
     else:
-        results = [_score_one(program, example, metric) for example in examples]
+        results = [
+            _score_one(program, e, metric, a) for e, a in zip(examples, answers, strict=True)
+        ]
     errors = sum(1 for _, failed, _ in results if failed)
     if errors > max_error_rate * len(examples):
         raise EvaluationFailed(f"{errors} of {len(examples)} evaluation calls raised")

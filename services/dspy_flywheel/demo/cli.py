@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
         default=60,
         help="most labeled calls to serve while waiting for the trigger",
     )
-    p.add_argument("--after", type=int, default=30, help="calls to serve after the hot reload")
+    p.add_argument("--after", type=int, default=12, help="calls to serve after the hot reload")
     p.add_argument("--timeout-min", type=float, default=14.0, help="give up after this long")
     p.add_argument("--seed", type=int, default=7, help="traffic order")
     p.add_argument(

@@ -45,7 +45,7 @@ def _state_dir() -> Path:
 class DemoOptions:
     model: str = "qwen1.5b"
     max_before: int = 60
-    after_calls: int = 30
+    after_calls: int = 12
     timeout_s: float = 14 * 60
     seed: int = 7
     concurrency: int | None = None  # calls in flight at once; None: the LM server's slots

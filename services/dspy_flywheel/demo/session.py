@@ -56,7 +56,7 @@ class DemoSession:
         serving = serving_label(self.worker.version, self.worker.candidate)
         self.display.update(self.tally, self.lifecycle, serving)
 
-    async def serve_one(self, tally_as: str | None = None) -> None:
+    async def serve_one(self) -> None:
         example = self.tickets.next()
         if example is None:  # none is served again that the job may have trained on
             raise DemoFailed(f"ran out of labeled tickets ({self.tally.calls()} calls answered)")
@@ -65,14 +65,13 @@ class DemoSession:
                 "fresh tickets used up: serving again, in turn, the tickets served since the "
                 "job's snapshot (none is in the candidate's training data)"
             )
-        version = tally_as or self.worker.version
         pred = await asyncio.to_thread(self.worker, ticket=example.ticket)
         self.worker.feedback(pred.execution_id, label=example.label)
-        self.tally.add(version, is_correct(example, pred))
+        self.tally.add(pred.program_version, is_correct(example, pred))  # the version that served
         self.refresh()
         self._announce_decisions()
 
-    async def serve(self, more: Callable[[], bool], most: int, tally_as: str | None = None) -> int:
+    async def serve(self, more: Callable[[], bool], most: int) -> int:
         """Serve calls, ``concurrency`` at a time, while ``more()`` holds and fewer than ``most``
         have started; calls in flight when ``more()`` turns false finish and count. Returns
         the number of calls served."""
@@ -82,7 +81,7 @@ class DemoSession:
             nonlocal started
             while started < most and more():
                 started += 1
-                await self.serve_one(tally_as)
+                await self.serve_one()
 
         lanes = [asyncio.create_task(lane()) for _ in range(max(1, self.concurrency))]
         try:
@@ -152,9 +151,7 @@ class DemoSession:
         self.display.phase = "canary: both versions serve live traffic; the live test decides"
         started, usage = time.monotonic(), lm_usage(self.lm)
         ends = ("promoted", "rolled_back", "kept_current")
-        calls = await self.serve(
-            lambda: self.lifecycle.decision(*ends) is None, max_calls, "canary (both versions)"
-        )
+        calls = await self.serve(lambda: self.lifecycle.decision(*ends) is None, max_calls)
         await self.wait_for(lambda: self.lifecycle.decision(*ends) is not None, 15)
         self._announce_decisions()
         self._record("canary on live traffic", started, "worker during canary", usage)

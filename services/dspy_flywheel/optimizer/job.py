@@ -38,19 +38,32 @@ def _limit_memory(memory_mb: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _examples(rows: list[DataRow], out_fields: list[str]) -> tuple[list[Any], int]:
+def _examples(rows: list[DataRow], out_fields: list[str]) -> tuple[list[Any], list[DataRow]]:
+    """The rows that carry their expected outputs, as DSPy examples, and those rows."""
     import dspy
 
     from dspy_flywheel.compile.examples import expected_outputs
 
-    examples, dropped = [], 0
+    examples, kept = [], []
     for row in rows:
         expected = expected_outputs(row.outputs, row.label, out_fields)
-        if expected is None:
-            dropped += 1
-            continue
-        examples.append(dspy.Example(**row.inputs, **expected).with_inputs(*row.inputs))
-    return examples, dropped
+        if expected is not None:
+            examples.append(dspy.Example(**row.inputs, **expected).with_inputs(*row.inputs))
+            kept.append(row)
+    return examples, kept
+
+
+def served_answers(rows: list[DataRow], out_fields: list[str], version: str | None) -> list[Any]:
+    """Per row, the answer ``version`` (None: the code's program) gave it live, as a prediction;
+    None where another version served it or the stored answer lacks an output field."""
+    import dspy
+
+    answers: list[Any] = []
+    for row in rows:
+        outputs = row.outputs or {}
+        usable = row.program_version == version and all(f in outputs for f in out_fields)
+        answers.append(dspy.Prediction(**outputs) if usable else None)
+    return answers
 
 
 def _build_lm(lm_ref: str | None) -> Any:
@@ -78,9 +91,9 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
     program = build_program(spec.program_ref)
     metric = load_metric(spec.metric_ref) or exact_match
     out_fields = output_fields(signature_of(program))
-    train, dropped_train = _examples(spec.train, out_fields)
-    val, dropped_val = _examples(spec.val, out_fields)
-    holdout, dropped_holdout = _examples(spec.holdout, out_fields)
+    train, train_rows = _examples(spec.train, out_fields)
+    val, val_rows = _examples(spec.val, out_fields)
+    holdout, holdout_rows = _examples(spec.holdout, out_fields)
     if not train or not holdout:
         raise ValueError(
             f"no usable examples for outputs {out_fields} (train={len(train)}, "
@@ -124,7 +137,11 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
             current_source = f"version {spec.current_version}"
         except IncompatibleProgram as exc:
             log.warning("comparing against the code's own program: %s", exc)
-    before = evaluate(current, holdout, metric, num_threads=spec.num_threads)
+    served = None  # when the code's program stands in for a version that did not load: re-ask
+    if spec.reuse_served and (spec.current_state is None or current_source != "code"):
+        version = None if spec.current_state is None else str(spec.current_version)
+        served = served_answers(holdout_rows, out_fields, version)
+    before = evaluate(current, holdout, metric, num_threads=spec.num_threads, known=served)
     meter.phase_fraction = 0.5
     after = evaluate(candidate, holdout, metric, num_threads=spec.num_threads)
     meter.phase_fraction = 1.0
@@ -146,9 +163,11 @@ def run(spec: JobSpec, reporter: Any) -> CompileResult:
         tokens=usage["tokens"],
         lm_errors=usage["lm_errors"],
         cpu_s=rusage.ru_utime + rusage.ru_stime,
-        dropped_examples=dropped_train + dropped_val + dropped_holdout,
+        dropped_examples=sum(map(len, (spec.train, spec.val, spec.holdout)))
+        - sum(map(len, (train_rows, val_rows, holdout_rows))),
         trials=meter.trials,
         current_source=current_source,
+        current_served=sum(answer is not None for answer in served or ()),
         peak_rss_mb=_peak_rss_mb(),
         current_scores=list(before.scores),
         candidate_scores=list(after.scores),

@@ -55,6 +55,7 @@ _SPEC_SETTINGS = (
     "memory_mb",
     "num_threads",
     "report_interval_s",
+    "reuse_served",
 )
 
 
@@ -358,6 +359,7 @@ class JobRun:
         }
         details = {
             "current_source": result.current_source,
+            "current_served": result.current_served,
             "holdout_size": result.holdout_size,
             "trials": len(result.trials),
             "lm_errors": result.lm_errors,

@@ -20,6 +20,10 @@ FLYWHEEL_OPTIMIZER_ALLOWED_REFS=         program/metric refs a job may name besi
                                          (see dspy_flywheel.contracts.refs; the manager and
                                          the CLI read the same variable)
 FLYWHEEL_OPTIMIZER_DEFAULT_PROGRAM_REF=  for requests that name no program_ref (trusted)
+FLYWHEEL_OPTIMIZER_REUSE_SERVED=true     the gate scores the current program on a holdout
+                                         example from the answer that version served live
+                                         (stored with the example) instead of re-asking the LM;
+                                         turn it off when jobs run another LM than the workers
 """
 
 from __future__ import annotations
@@ -93,6 +97,9 @@ class OptimizerSettings(FlywheelSettings):
     progress_interval_s: float = 1.0
     poll_interval_s: float = 2.0
     report_interval_s: float = 0.5
+    # score the current program on a holdout example from the answer it gave live, when that
+    # version served it, instead of asking the LM again (the job's LM must be the workers')
+    reuse_served: bool = True
 
     @model_validator(mode="after")
     def _valid_gate(self) -> OptimizerSettings:

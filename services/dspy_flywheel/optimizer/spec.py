@@ -25,8 +25,9 @@ class DataRow:
 
     id: str
     inputs: dict[str, Any]
-    outputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None  # what the worker answered
     label: Any = None
+    program_version: str | None = None  # the version that answered (None: the code's program)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class JobSpec:
     memory_mb: int | None = None
     num_threads: int = 1
     report_interval_s: float = 0.5
+    reuse_served: bool = True
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -79,6 +81,7 @@ class CompileResult:
     cpu_s: float
     dropped_examples: int = 0
     current_source: str = "code"
+    current_served: int = 0  # holdout answers of the current program taken as served, not re-asked
     peak_rss_mb: float | None = None
     trials: list[dict[str, Any]] = field(default_factory=list)
     current_scores: list[float] = field(default_factory=list)  # per holdout example, paired

@@ -169,7 +169,8 @@ class Worker:
         execution_id = call.execution_id
         outputs = outputs_of(result)
         if isinstance(result, dspy.Prediction):
-            object.__setattr__(result, "execution_id", execution_id)  # not an output field
+            object.__setattr__(result, "execution_id", execution_id)  # not output fields
+            object.__setattr__(result, "program_version", call.version)
             tracker = call.tracker
             if tracker.wanted_by_user and result.get_lm_usage() is None:
                 result.set_lm_usage(tracker.get_total_tokens())
