@@ -112,7 +112,11 @@ async def test_candidate_not_better_is_rejected(
     group_id: str,
     unique: str,
 ) -> None:
-    settings = optimizer_settings(topics, db_schema, group_id, lm_ref=OBLIVIOUS_LM)
+    # both programs asked on the oblivious LM: the stored answers ("unknown") are not what it
+    # says, so scoring the current program from them would not compare like with like
+    settings = optimizer_settings(
+        topics, db_schema, group_id, lm_ref=OBLIVIOUS_LM, reuse_served=False
+    )
     worker = f"router-{unique}"
     req = request(worker)
     await store_tickets(db_pool, worker, 60)

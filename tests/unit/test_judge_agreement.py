@@ -93,8 +93,8 @@ class Replay(dspy.Module):
 
 def optimizer_says(label: str, outputs: Outputs, fields: list[str]) -> bool | None:
     row = DataRow(id="1", inputs={"text": "t"}, label=label)
-    examples, dropped = _examples([row], fields)
-    if dropped:
+    examples, kept = _examples([row], fields)
+    if not kept:
         return None
     result = evaluate(Replay(outputs), examples, exact_match, max_error_rate=1.0)
     return result.score == 1.0
@@ -124,8 +124,8 @@ def test_a_blank_label_is_no_label(label: str) -> None:
     assert trigger_says(label, outputs) is None
     assert sdk_says(label, outputs) is None
     # The optimizer reads such a row as unlabelled: the recorded outputs become the example.
-    examples, dropped = _examples([DataRow("1", {"text": "t"}, outputs, label)], ["label"])
-    assert (dropped, examples[0].label) == (0, "billing")
+    examples, kept = _examples([DataRow("1", {"text": "t"}, outputs, label)], ["label"])
+    assert (len(kept), examples[0].label) == (1, "billing")
 
 
 @pytest.mark.parametrize("score", [0.0, 0.25, 0.4999, SCORE_CORRECT, 0.5001, 0.75, 1.0])
