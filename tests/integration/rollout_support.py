@@ -203,6 +203,7 @@ async def gate_passing_optimizer(
         schema,
         group_id,
         lm_ref="tests.fixtures.paired_lm:paired_lm",
+        reuse_served=False,  # the paired LM plays both programs: the stored answers are not its
         train_fraction=0.2,
         val_fraction=0.0,
         child_env={"FLYWHEEL_TEST_WON": ",".join(map(str, won))},

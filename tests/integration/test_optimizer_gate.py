@@ -47,7 +47,10 @@ async def _holdout(pool: asyncpg.Pool, worker: str, settings: OptimizerSettings)
 
 
 def _settings(topics: Topics, schema: str, group_id: str, **values: Any) -> OptimizerSettings:
-    return optimizer_settings(topics, schema, group_id, lm_ref=PAIRED_LM, **values)
+    # the paired LM plays both programs, so both are asked: the stored answers are not its own
+    return optimizer_settings(
+        topics, schema, group_id, lm_ref=PAIRED_LM, reuse_served=False, **values
+    )
 
 
 async def test_one_better_of_eight_is_not_published(
