@@ -117,6 +117,7 @@ async def test_finetune_job_publishes_an_adapter_the_worker_serves(
         lm_ref="tests.fixtures.small_lm:make_lm",
         min_examples=EXAMPLES,
         min_holdout=30,  # the default, which optimizer_settings lowers for its fake-LM jobs
+        reuse_served=False,  # the stored answers are a fixture's, not SmolLM2's: ask it
         train_fraction=0.4,
         val_fraction=0.0,
         rollout="immediate",
