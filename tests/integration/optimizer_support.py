@@ -57,10 +57,16 @@ async def store_tickets(pool: asyncpg.Pool, worker_id: str, n: int = 60, seed: i
 
 
 async def store_labeled(
-    pool: asyncpg.Pool, worker_id: str, examples: list[dict[str, Any]], worker_type: str = "router"
+    pool: asyncpg.Pool,
+    worker_id: str,
+    examples: list[dict[str, Any]],
+    worker_type: str = "router",
+    *,
+    has_label: bool = True,
 ) -> int:
     """Store labeled ``examples`` (``{"inputs": {...}, "outputs": {...}}``) for ``worker_id`` as
-    the collector does, each answered wrong (every output field ``unknown``)."""
+    the collector does, each answered wrong (every output field ``unknown``); without
+    ``has_label`` as if no feedback came (no label stored)."""
     now = datetime.now(UTC).isoformat()
     records = [
         ExportRecord(
@@ -75,15 +81,15 @@ async def store_labeled(
             lm_calls=1,
             prompt_tokens=40,
             completion_tokens=3,
-            has_label=True,
-            label_source="feedback",
+            has_label=has_label,
+            label_source="feedback" if has_label else None,
             feedback_event_id=None,
             feedback_at=None,
             executed_at=now,
             created_at=now,
             inputs=t["inputs"],
             outputs=dict.fromkeys(t["outputs"], "unknown"),
-            label=t["outputs"],
+            label=t["outputs"] if has_label else None,
         )
         for i, t in enumerate(examples)
     ]

@@ -92,22 +92,29 @@ async def test_current_version_is_the_baseline(tmp_path: Path) -> None:
     assert second.result.current_score == 1.0
 
 
-def served(rows: list[DataRow], version: str | None) -> list[DataRow]:
-    """The rows as if ``version`` had served them live and answered each correctly."""
-    return [DataRow(r.id, r.inputs, r.label, r.label, version) for r in rows]
+def served(rows: list[DataRow], version: str | None, *, has_label: bool = True) -> list[DataRow]:
+    """The rows as if ``version`` had served them live and answered each correctly (without
+    ``has_label``: no feedback came, so the store's label is that answer)."""
+    return [DataRow(r.id, r.inputs, r.label, r.label, version, has_label) for r in rows]
 
 
 @pytest.mark.parametrize(
-    ("served_by", "reuse", "reused"),
-    [(None, True, True), ("7", True, False), (None, False, False)],
+    ("served_by", "reuse", "has_label", "reused"),
+    [
+        (None, True, True, True),
+        ("7", True, True, False),
+        (None, False, True, False),
+        (None, True, False, False),
+    ],
 )
 async def test_current_program_is_scored_from_its_served_answers(
-    tmp_path: Path, served_by: str | None, reuse: bool, reused: bool
+    tmp_path: Path, served_by: str | None, reuse: bool, has_label: bool, reused: bool
 ) -> None:
     """The code's program answers every holdout ticket wrongly when asked (score 0); the stored
-    answers it served are right. They count only when that program served them."""
+    answers it served are right. They count only when that program served them and a label
+    came (an unlabeled row's expected outputs are its served answer: reuse would always score)."""
     plain = await run(spec(tmp_path), tmp_path)
-    rows = served(spec(tmp_path).holdout, served_by)
+    rows = served(spec(tmp_path).holdout, served_by, has_label=has_label)
     job = spec(tmp_path, reuse_served=reuse, holdout=rows)
     outcome = await run(job, tmp_path)
     assert plain.result is not None

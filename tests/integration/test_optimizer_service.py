@@ -13,9 +13,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from dspy_flywheel.contracts.topics import Topics
+from dspy_flywheel.optimizer.job import served_answers
 from dspy_flywheel.settings import KafkaSettings
 from dspy_flywheel.store import jobs, programs
 from dspy_flywheel.store.datasets import get_snapshot
+from tests.fixtures import fake_task
 from tests.integration.optimizer_support import (
     OBLIVIOUS_LM,
     JobWatch,
@@ -23,6 +25,7 @@ from tests.integration.optimizer_support import (
     optimizer_settings,
     request,
     running_optimizer,
+    store_labeled,
     store_tickets,
 )
 
@@ -76,6 +79,8 @@ async def test_better_candidate_is_published_once(
     assert job.wall_s
     assert job.cpu_s is not None
     assert job.details["split"] == {"train": 36, "val": 12, "holdout": 12}
+    # the code's program served every stored ticket: its holdout score came from those answers
+    assert job.details["current_served"] == 12
     # per-class confusion before and after: which labels the new version learned
     before, after = job.details["confusion"]["before"], job.details["confusion"]["after"]
     assert sum(sum(row.values()) for row in before.values()) == 12
@@ -100,6 +105,7 @@ async def test_better_candidate_is_published_once(
     assert sentinel_job is not None
     assert sentinel_job.status == "rejected"
     assert sentinel_job.details["current_source"] == "version 1"
+    assert sentinel_job.details["current_served"] == 0  # version 1 served none of them
     assert [v.version for v in await programs.list_versions(db_pool, worker)] == [1]
 
 
@@ -135,6 +141,24 @@ async def test_candidate_not_better_is_rejected(
     assert job is not None
     assert job.status == "rejected"
     assert job.program_version is None
+
+
+async def test_only_labeled_rows_lend_their_served_answers(
+    db_pool: asyncpg.Pool, unique: str
+) -> None:
+    """A row no feedback labeled stands in its served answer for the label; scoring the current
+    program from that answer would always score, so the gate re-asks such rows."""
+    labeled, unlabeled = f"router-{unique}-l", f"router-{unique}-u"
+    await store_labeled(db_pool, labeled, fake_task.tickets(3, 0))
+    await store_labeled(db_pool, unlabeled, fake_task.tickets(3, 1), has_label=False)
+    source = dataset(db_pool)
+    with_label = await source.load(labeled, limit=None, labeled_only=False)
+    without = await source.load(unlabeled, limit=None, labeled_only=False)
+    assert [r.has_label for r in with_label] == [True] * 3
+    assert [r.has_label for r in without] == [False] * 3
+    assert all(r.label == r.outputs for r in without)  # the stand-in the store gives
+    assert all(served_answers(with_label, ["label"], None))
+    assert served_answers(without, ["label"], None) == [None] * 3
 
 
 async def test_small_dataset_is_refused_with_reason(

@@ -62,7 +62,8 @@ class CollectorDataset:
             self.pool, self._get_cipher(), worker_id, limit=limit, labeled_only=labeled_only
         )
         return [
-            DataRow(str(e.id), dict(e.inputs), e.outputs, e.label, e.program_version) for e in found
+            DataRow(str(e.id), dict(e.inputs), e.outputs, e.label, e.program_version, e.has_label)
+            for e in found
         ]
 
     async def snapshot(self, worker_id: str, example_ids: list[str], purpose: str) -> int | None:

@@ -54,14 +54,19 @@ def _examples(rows: list[DataRow], out_fields: list[str]) -> tuple[list[Any], li
 
 
 def served_answers(rows: list[DataRow], out_fields: list[str], version: str | None) -> list[Any]:
-    """Per row, the answer ``version`` (None: the code's program) gave it live, as a prediction;
-    None where another version served it or the stored answer lacks an output field."""
+    """Per labeled row, the answer ``version`` (None: the code's program) gave it live, as a
+    prediction; None where another version served it, the stored answer lacks an output field,
+    or no label came (its expected outputs are that answer, so reusing it would always score)."""
     import dspy
 
     answers: list[Any] = []
     for row in rows:
         outputs = row.outputs or {}
-        usable = row.program_version == version and all(f in outputs for f in out_fields)
+        usable = (
+            row.has_label
+            and row.program_version == version
+            and all(f in outputs for f in out_fields)
+        )
         answers.append(dspy.Prediction(**outputs) if usable else None)
     return answers
 

@@ -28,6 +28,7 @@ class DataRow:
     outputs: dict[str, Any] | None = None  # what the worker answered
     label: Any = None
     program_version: str | None = None  # the version that answered (None: the code's program)
+    has_label: bool = True  # False: ``label`` is only the stored answer (no feedback came)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class TrainingExample:
     score: float | None
     created_at: datetime
     program_version: str | None = None  # the version that served it (None: the code's program)
+    has_label: bool = True  # False: ``label`` is the served ``outputs`` standing in for one
 
 
 def dump_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
@@ -100,6 +101,7 @@ def _example(cipher: Cipher, row: asyncpg.Record) -> TrainingExample:
         score=row["score"],
         created_at=row["created_at"],
         program_version=row["program_version"],
+        has_label=row["has_label"],
     )
 
 
@@ -115,7 +117,7 @@ async def load_training_examples(
     where = "worker_id = $1" + (" AND has_label" if labeled_only else "")
     sql = (
         "SELECT id, execution_id, worker_id, success, score, key_id, inputs_enc, outputs_enc,"
-        f" label_enc, created_at, program_version FROM training_examples WHERE {where}"
+        f" label_enc, created_at, program_version, has_label FROM training_examples WHERE {where}"
     )
     if limit is not None:
         sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT {int(limit)}) newest"
