@@ -193,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
         "MIPROv2, StratifiedFewShot, RetrievalFewShot (default: all)",
     )
     parser.add_argument("--model", default="qwen1.5b", help="qwen1.5b | smollm2 | /path/x.gguf")
-    parser.add_argument("--adapter", choices=("chat", "json"), default="chat")
+    parser.add_argument(
+        "--adapter",
+        choices=("chat", "json"),
+        default="chat",
+        help="chat: the flywheel's InlineChatAdapter, as workers serve (default); json: JSON",
+    )
     parser.add_argument(
         "--threads",
         type=int,

@@ -135,6 +135,7 @@ def measure_row(
     import dspy
 
     from dspy_flywheel.lm import build_lm, engine_stats, reuse_identical_calls
+    from dspy_flywheel.lm.adapter import InlineChatAdapter
     from dspy_flywheel.sdk.agent import DSPyAgent
 
     label = SHORT_NAMES.get(optimizer, optimizer)
@@ -145,7 +146,9 @@ def measure_row(
     if options.test_limit is not None:  # a named subset: the first N of the fixed test split
         split = dataclasses.replace(split, test=split.test[: options.test_limit])
     lm = reuse_identical_calls((make_lm or build_lm)())  # a row is one job, as in the optimizer
-    adapter = dspy.JSONAdapter() if options.adapter == "json" else dspy.ChatAdapter()
+    # "chat": the adapter workers and jobs serve with (``configure_lm``), which also reads the
+    # inline ``[[ ## field ## ]] = 'value'`` answers plain ChatAdapter re-sends through JSON
+    adapter = dspy.JSONAdapter() if options.adapter == "json" else InlineChatAdapter()
     before = engine_stats(lm)
     agent = DSPyAgent(lm, metric=task.metric)
     program = dspy.Predict(task.dspy_signature())
