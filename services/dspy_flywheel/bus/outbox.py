@@ -68,9 +68,11 @@ class OutboxRelay:
     def wake(self) -> None:
         self._wake.set()
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Relay until ``stop`` is set (forever when None)."""
-        while stop is None or not stop.is_set():
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set. The loop checks ``stop`` itself: on Python 3.11 a
+        cancellation that arrives as ``wait_for``'s wake-up completes is swallowed, and a
+        relay that relied on being cancelled went on forever (a rollout test's teardown hung)."""
+        while not stop.is_set():
             self._wake.clear()
             try:
                 sent = await self.relay_once()

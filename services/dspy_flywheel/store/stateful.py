@@ -240,7 +240,7 @@ async def run_stateful(
             f"{service}.consume": consume(),
             **built.loops,
             tick: every(settings.tick_seconds, core.tick, tick, survive_errors=False),
-            f"{service}.relay": built.relay.run(),
+            f"{service}.relay": built.relay.run(stop),
         }
         await supervise(loops, stop, ready=ready)
         log.info("%s service stopped", service)
