@@ -27,6 +27,8 @@ from typing import Any
 
 import repo_root  # noqa: F401  (puts the repository on sys.path)
 
+from dspy_flywheel.compile.judge import normalize
+
 NEIGHBOURS = 10
 Row = dict[str, Any]
 
@@ -36,10 +38,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("task", type=Path, help="a suite task definition (<name>.json)")
     parser.add_argument("--k", type=int, default=6, help="RetrievalFewShot's retrieved demos")
     return parser.parse_args(argv)
-
-
-def _norm(value: Any) -> str:
-    return str(value or "").strip().lower()
 
 
 def vote(row: Row, k: int) -> tuple[str, float]:
@@ -58,7 +56,7 @@ def accuracy(rows: list[Row], answer: Callable[[Row], str]) -> float:
 def answers(program: Any, examples: list[Any], inputs: list[str], label: str) -> list[str]:
     def one(example: Any) -> str:
         try:
-            return _norm(program(**{k: example[k] for k in inputs}).get(label))
+            return normalize(program(**{k: example[k] for k in inputs}).get(label))
         except Exception as exc:  # a failed call counts as a wrong answer, and says so
             print(f"  call failed: {type(exc).__name__}: {str(exc)[:120]}")
             return ""
@@ -89,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     for example in split.test:
         scores = index.scores({k: example[k] for k in inputs})
         nearest = sorted(range(len(pool)), key=lambda i: (-scores[i], i))[:NEIGHBOURS]
-        neighbours = [(_norm(pool[i][label]), scores[i]) for i in nearest]
-        rows.append({"gold": _norm(example[label]), "nn": neighbours})
+        neighbours = [(normalize(pool[i][label]), scores[i]) for i in nearest]
+        rows.append({"gold": normalize(example[label]), "nn": neighbours})
 
     lm = build_lm()
     configure_lm(lm)  # the adapter workers and jobs serve with

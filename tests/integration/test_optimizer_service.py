@@ -157,7 +157,7 @@ async def test_only_labeled_rows_lend_their_served_answers(
     assert [r.has_label for r in with_label] == [True] * 3
     assert [r.has_label for r in without] == [False] * 3
     assert all(r.label == r.outputs for r in without)  # the stand-in the store gives
-    assert all(served_answers(with_label, ["label"], None))
+    assert all(answer is not None for answer in served_answers(with_label, ["label"], None))
     assert served_answers(without, ["label"], None) == [None] * 3
 
 
