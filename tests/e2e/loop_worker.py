@@ -69,7 +69,7 @@ class MIPRO(TicketRouter):
     pass
 
 
-@dspy_worker_optimized(  # no optimizer named: the catalog's default (RetrievalFewShot)
+@dspy_worker_optimized(  # no optimizer named: the catalog's default (RetrievalCascade)
     "loop-default", optimization_trigger="performance", metric=label_match, **TRIGGER
 )
 class Default(TicketRouter):
@@ -96,5 +96,5 @@ WORKERS = {
     "BootstrapFewShot": BFS,
     "BootstrapFewShotWithRandomSearch": BFSRS,
     "MIPROv2": MIPRO,
-    "RetrievalFewShot": Default,
+    "RetrievalCascade": Default,
 }

@@ -19,7 +19,7 @@ from tests.e2e.fake_loop import improve_once
 @pytest.mark.parametrize(
     "optimizer",
     [
-        "RetrievalFewShot",  # the default: its BM25 index is published and hot-reloaded
+        "RetrievalCascade",  # the default: its index and label model are published, hot-reloaded
         "BootstrapFewShot",
         pytest.param("BootstrapFewShotWithRandomSearch", marks=pytest.mark.slow),
         pytest.param("MIPROv2", marks=pytest.mark.slow),

@@ -109,7 +109,7 @@ def test_plain_worker_registers_no_optimization() -> None:
             {"optimizer": "Adam"},
             re.escape(
                 "accepted: ['BootstrapFewShot', 'BootstrapFewShotWithRandomSearch', 'MIPROv2', "
-                "'BootstrapFinetune', 'StratifiedFewShot', 'RetrievalFewShot']"
+                "'BootstrapFinetune', 'StratifiedFewShot', 'RetrievalFewShot', 'RetrievalCascade']"
             ),
         ),
         (
@@ -128,7 +128,7 @@ def test_plain_worker_registers_no_optimization() -> None:
         ({"optimization_trigger": "performance", "window_size": 0}, "window_size must be >= 1"),
         ({"optimization_trigger": "periodic", "cron": "every day"}, "5-field"),
         ({"optimizer": "MIPROv2", "auto": "extreme"}, "light"),
-        ({"auto": "light"}, re.escape("RetrievalFewShot does not take ['auto']")),  # default
+        ({"auto": "light"}, re.escape("RetrievalCascade does not take ['auto']")),  # default
         ({"optimizer": "BootstrapFewShot", "num_trials": 5}, "does not take \\['num_trials'\\]"),
         ({"optimizer": "MIPROv2", "prompt_model": object()}, "JSON values"),
     ],
@@ -199,7 +199,7 @@ def test_the_default_optimizer_is_the_catalogs_and_the_demo_uses_it() -> None:
     from dspy_flywheel.demo.worker import TicketRouter as DemoRouter
 
     default = inspect.signature(dspy_worker_optimized).parameters["optimizer"].default
-    assert default == DEFAULT_OPTIMIZER == "RetrievalFewShot"
+    assert default == DEFAULT_OPTIMIZER == "RetrievalCascade"
     assert trigger_record(DemoRouter)["optimizer"] == DEFAULT_OPTIMIZER
     # The demo names its label set, as a user's signature would.
     annotation = RouteTicket.output_fields["label"].annotation

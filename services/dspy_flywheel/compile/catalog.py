@@ -6,13 +6,13 @@ and ``MIPROv2-light|medium|heavy`` fix the mode. Keyword arguments go to the opt
 ``compile``. Anything else is refused with the list of accepted names.
 
 Besides DSPy's own, the catalog offers the platform's strategies (``compile.strategies``):
-``StratifiedFewShot`` and ``RetrievalFewShot``, which learn from labeled examples without LM
-calls at compile time. ``DEFAULT_OPTIMIZER`` is what ``@dspy_worker_optimized``, the trigger
-and the manager use when nothing names one: RetrievalFewShot, the best strategy measured on the
-suite (tests/bench/results/quality_suite*.txt: telecom_routing 55 % vs BootstrapFewShot 50 % and
-zero-shot 45 %; listing_moderation 45 % vs zero-shot 20 %; other shapes not yet compared). It
+``StratifiedFewShot``, ``RetrievalFewShot`` and ``RetrievalCascade``, which learn from labeled
+examples without LM calls at compile time. ``DEFAULT_OPTIMIZER`` is what
+``@dspy_worker_optimized``, the trigger and the manager use when nothing names one:
+RetrievalCascade, the best strategy measured on the frozen suite (README, "Quality suite"). It
 adapts to the task's shape by itself: one demo per class when the output is a class, two fixed
-demos otherwise, plus the nearest training rows.
+demos otherwise, plus the nearest training rows; when the output is a class, a label model
+learned from the rows answers the calls it is sure of before the LM does.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ CATALOG: Final[dict[str, CatalogEntry]] = {
     ),
     "StratifiedFewShot": CatalogEntry("StratifiedFewShot"),
     "RetrievalFewShot": CatalogEntry("RetrievalFewShot"),
+    "RetrievalCascade": CatalogEntry("RetrievalCascade"),
 }
-DEFAULT_OPTIMIZER: Final = "RetrievalFewShot"
+DEFAULT_OPTIMIZER: Final = "RetrievalCascade"
 # The DSPy optimizer classes behind the catalog, each once: what a worker may name.
 OPTIMIZER_CLASSES: Final = tuple(dict.fromkeys(entry.class_name for entry in CATALOG.values()))
 ALIASES: Final[dict[str, str]] = {
@@ -71,6 +72,7 @@ ALIASES: Final[dict[str, str]] = {
     "stratified": "StratifiedFewShot",
     "retrieval": "RetrievalFewShot",
     "knn": "RetrievalFewShot",
+    "cascade": "RetrievalCascade",
 }
 # compile() parameters that are the data, not settings.
 _COMPILE_DATA: Final = frozenset({"self", "student", "trainset", "teacher", "valset"})

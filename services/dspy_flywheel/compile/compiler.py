@@ -3,7 +3,7 @@
 ``DSPyAgent`` and the optimizer's compile child both compile through ``compile_program``; both
 load a saved or published state through ``load_state_into``, which checks field names first
 (DSPy matches saved fields by position only) and restores retrieval indexes
-(``compile.retrieval.load_program_state``).
+(``compile.program_state.load_program_state``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from dspy_flywheel.compile.catalog import DSPyOptimizer, using_lm
 from dspy_flywheel.compile.errors import IncompatibleProgram, OptimizerConfigError
 from dspy_flywheel.compile.examples import to_examples
-from dspy_flywheel.compile.retrieval import load_program_state
+from dspy_flywheel.compile.program_state import load_program_state
 from dspy_flywheel.compile.signature import input_fields, signature_of
 
 

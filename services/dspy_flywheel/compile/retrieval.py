@@ -4,8 +4,9 @@ program's saved state so it is published, loaded and hot-reloaded with the rest 
 A predictor with an index is a ``dspy.Predict`` whose class gains ``RetrievingMixin``: on each
 call it shows its fixed demos (``predictor.demos``) followed by the ``k`` training examples most
 similar to the call's inputs (the closest last, next to the question). ``dump_state`` adds a
-``"retrieval"`` entry; ``load_program_state`` (what every loader uses) rebuilds the index from
-it. Pure Python, no extra dependency: tokens are lower-cased words and numbers.
+``"retrieval"`` entry; ``compile.program_state.load_program_state`` (what every loader uses)
+rebuilds the index from it. Pure Python, no extra dependency: tokens are lower-cased words and
+numbers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
+
+from dspy_flywheel.compile.mixins import mix_in
 
 STATE_KEY: Final = "retrieval"
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -107,7 +110,7 @@ class RetrievingMixin:
 
     retrieval: BM25Index | None = None
 
-    def forward(self, **kwargs: Any) -> Any:
+    def _with_demos(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.retrieval is not None and "demos" not in kwargs:
             fixed = list(self.demos)  # type: ignore[attr-defined]  # dspy.Predict's
             seen = {_demo_key(d) for d in fixed}
@@ -116,7 +119,13 @@ class RetrievingMixin:
             near = [d for d in self.retrieval.nearest(inputs, wanted) if _demo_key(d) not in seen]
             near = near[: self.retrieval.k]
             kwargs["demos"] = fixed + list(reversed(near))  # the closest next to the input
-        return super().forward(**kwargs)  # type: ignore[misc]  # the Predict after the mixin
+        return kwargs
+
+    def forward(self, **kwargs: Any) -> Any:
+        return super().forward(**self._with_demos(kwargs))  # type: ignore[misc]  # the Predict's
+
+    async def aforward(self, **kwargs: Any) -> Any:
+        return await super().aforward(**self._with_demos(kwargs))  # type: ignore[misc]
 
     def dump_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         state: dict[str, Any] = super().dump_state(*args, **kwargs)  # type: ignore[misc]
@@ -132,39 +141,9 @@ class RetrievingMixin:
         return self
 
 
-_CLASSES: dict[type, type] = {}
-
-
-def _retrieving_class(cls: type) -> type:
-    if issubclass(cls, RetrievingMixin):
-        return cls
-    if cls not in _CLASSES:
-        _CLASSES[cls] = type(f"Retrieving{cls.__name__}", (RetrievingMixin, cls), {})
-    return _CLASSES[cls]
-
-
 def attach(predictor: Any, index: BM25Index | None) -> None:
     """Give ``predictor`` (a ``dspy.Predict``) per-call retrieval from ``index`` (None: off)."""
     if index is None and not isinstance(predictor, RetrievingMixin):
         return
-    predictor.__class__ = _retrieving_class(type(predictor))
+    mix_in(predictor, RetrievingMixin)
     predictor.retrieval = index
-
-
-def _without_index(entry: Any) -> Any:
-    return {k: v for k, v in entry.items() if k != STATE_KEY} if isinstance(entry, dict) else entry
-
-
-def load_program_state(program: Any, state: Mapping[str, Any]) -> Any:
-    """``program.load_state(state)``, then each predictor's saved index attached (or cleared).
-
-    Every loader of a saved or published state goes through here, so an index travels with
-    the program version and a hot reload swaps it with the demos."""
-    flat = any(p is program for _, p in program.named_predictors())
-    plain = _without_index(state) if flat else {n: _without_index(e) for n, e in state.items()}
-    program.load_state(plain)
-    for name, predictor in program.named_predictors():
-        entry = state if predictor is program else state.get(name)  # a bare Predict's is flat
-        saved = entry.get(STATE_KEY) if isinstance(entry, dict) else None
-        attach(predictor, BM25Index.from_state(saved) if saved else None)
-    return program

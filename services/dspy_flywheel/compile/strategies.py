@@ -18,7 +18,10 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from dspy_flywheel.compile.cascade import Cascade
+from dspy_flywheel.compile.cascade import attach as attach_cascade
 from dspy_flywheel.compile.judge import label_fields, normalize
+from dspy_flywheel.compile.label_model import LabelModel
 from dspy_flywheel.compile.retrieval import BM25Index, attach
 
 # A label is a class when it takes at most this share of the training set's size in values.
@@ -111,7 +114,37 @@ class RetrievalFewShot(StratifiedFewShot):
         return program
 
 
+class RetrievalCascade(RetrievalFewShot):
+    """``RetrievalFewShot`` plus, where the label is a class, a label model that answers the
+    calls it is at least ``threshold`` sure of (``compile.cascade``); the LM answers the rest."""
+
+    def __init__(
+        self, max_labeled_demos: int = 8, k: int = 6, threshold: float = 0.5, seed: int = 0
+    ) -> None:
+        super().__init__(max_labeled_demos, k, seed)
+        self.threshold = threshold
+        Cascade.check_threshold(threshold)
+
+    def compile(self, student: Any, *, trainset: Sequence[Any], valset: Any = None) -> Any:
+        program = super().compile(student, trainset=trainset)
+        for predictor in program.predictors():
+            inputs, labels = _fields(predictor)
+            usable = _usable(trainset, inputs, labels)
+            groups = classes_of(usable, labels)
+            if not is_categorical(groups, len(usable)):
+                continue
+            spelling = {key: tuple(ex[n] for n in labels) for key, (ex, *_) in groups.items()}
+            model = LabelModel.fit(
+                [_row(ex, inputs) for ex in usable],
+                inputs,
+                [spelling[tuple(normalize(ex[n]) for n in labels)] for ex in usable],
+            )
+            attach_cascade(predictor, Cascade(model, labels, self.threshold))
+        return program
+
+
 STRATEGIES: dict[str, type] = {
     "StratifiedFewShot": StratifiedFewShot,
     "RetrievalFewShot": RetrievalFewShot,
+    "RetrievalCascade": RetrievalCascade,
 }

@@ -68,7 +68,7 @@ def _demo_env(opts: DemoOptions, run_id: str, endpoints: dict[str, str]) -> dict
         # lost) the 95 % gate passes 78 % of 45-example holdouts, 90 % of 60-example ones
         # (tests/bench/gate_power.py --rates 0.296:0.052), but a run at 60 took 15:06 against
         # 10:17 at 45. With 70 % held out the job waits for ~65 labeled calls (traffic goes on
-        # meanwhile); RetrievalFewShot learns from the other ~20
+        # meanwhile); RetrievalCascade learns from the other ~20
         "FLYWHEEL_OPTIMIZER_MIN_HOLDOUT": "45",
         "FLYWHEEL_OPTIMIZER_MIN_EXAMPLES": "16",
         "FLYWHEEL_OPTIMIZER_TRAIN_FRACTION": "0.3",

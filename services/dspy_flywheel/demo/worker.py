@@ -35,7 +35,7 @@ def label_match(example: Any, prediction: Any, trace: Any = None) -> bool:
     window_size=24,
     min_examples=20,
     cooldown_seconds=3600,
-    # RetrievalFewShot shows 3 retrieved tickets per call, not its default 6: a retrieved demo
+    # RetrievalCascade shows 3 retrieved tickets per call, not its default 6: a retrieved demo
     # is new prompt text on every call (no shared-prefix cache), and on 2 CPU cores that text
     # is what a call costs (about 7 s with 6, 4.5 with 3: tests/bench/results/demo_traffic.txt)
     k=3,

@@ -232,7 +232,7 @@ def dspy_worker_optimized(
 ) -> Callable[[Any], WorkerSpec]:
     """A ``@dspy_worker`` that also registers how it wants to be optimized.
 
-    ``optimizer``: any name of ``compile.catalog`` (RetrievalFewShot, the default, learns from
+    ``optimizer``: any name of ``compile.catalog`` (RetrievalCascade, the default, learns from
     the labeled examples with no LM calls to compile; MIPROv2, BootstrapFewShot, ...).
     ``optimization_trigger``: manual | periodic | performance. Keyword arguments named like
     trigger parameters (threshold, window_size, window_seconds, min_examples, min_new_examples,

@@ -30,7 +30,7 @@ from typing import Any, Literal, NamedTuple
 
 import dspy
 
-from dspy_flywheel.compile.retrieval import load_program_state
+from dspy_flywheel.compile.program_state import load_program_state
 from dspy_flywheel.compile.signature import signature_mismatch, signature_of, state_mismatch
 from dspy_flywheel.finetune.artifacts import AdapterArtifact
 from dspy_flywheel.finetune.errors import AdapterError

@@ -20,8 +20,17 @@ RANDOM_SEARCH = "BootstrapFewShotWithRandomSearch"
 MIPRO = "MIPROv2"
 STRATIFIED = "StratifiedFewShot"
 RETRIEVAL = "RetrievalFewShot"
+CASCADE = "RetrievalCascade"
 FINETUNE = "BootstrapFinetune"  # not in "all": it needs the finetune extra and trains a model
-ALL_OPTIMIZERS: tuple[str, ...] = (BASELINE, BOOTSTRAP, RANDOM_SEARCH, MIPRO, STRATIFIED, RETRIEVAL)
+ALL_OPTIMIZERS: tuple[str, ...] = (
+    BASELINE,
+    BOOTSTRAP,
+    RANDOM_SEARCH,
+    MIPRO,
+    STRATIFIED,
+    RETRIEVAL,
+    CASCADE,
+)
 SHORT_NAMES: dict[str, str] = {
     BASELINE: "baseline",
     BOOTSTRAP: "BootstrapFewShot",
@@ -29,6 +38,7 @@ SHORT_NAMES: dict[str, str] = {
     MIPRO: "MIPROv2-light",
     STRATIFIED: "Stratified",
     RETRIEVAL: "Retrieval",
+    CASCADE: "Cascade",
     FINETUNE: "BootstrapFinetune",
 }
 _ALIASES: dict[str, str] = {
@@ -48,6 +58,8 @@ _ALIASES: dict[str, str] = {
     "stratified": STRATIFIED,
     "retrievalfewshot": RETRIEVAL,
     "retrieval": RETRIEVAL,
+    "retrievalcascade": CASCADE,
+    "cascade": CASCADE,
     "bootstrapfinetune": FINETUNE,
     "finetune": FINETUNE,
 }
@@ -190,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--optimizers",
         default="all",
         help="comma list of baseline, BootstrapFewShot, BootstrapFewShotWithRandomSearch, "
-        "MIPROv2, StratifiedFewShot, RetrievalFewShot (default: all)",
+        "MIPROv2, StratifiedFewShot, RetrievalFewShot, RetrievalCascade (default: all)",
     )
     parser.add_argument("--model", default="qwen1.5b", help="qwen1.5b | smollm2 | /path/x.gguf")
     parser.add_argument(
@@ -320,7 +332,7 @@ def optimizer_kwargs(name: str, options: Options) -> dict[str, Any]:
             "program_aware_proposer": options.mipro_program_aware,
             "data_aware_proposer": options.mipro_data_aware,
         }
-    if name in (STRATIFIED, RETRIEVAL):
+    if name in (STRATIFIED, RETRIEVAL, CASCADE):
         return {"seed": options.seed}  # the strategies' own demo budgets
     if name == FINETUNE:  # the catalog's teacher and finetune.params.TrainParams defaults
         return {"num_threads": options.threads}

@@ -1,0 +1,97 @@
+"""A confident label model answers before the LM: a cascade saved with the program version.
+
+A predictor with a cascade is a ``dspy.Predict`` whose class gains ``CascadeMixin``: on each
+call the label model (``compile.label_model``) scores the call's inputs; when its most probable
+class reaches ``threshold`` that class is the answer, with no LM call, else the call goes on to
+the LM as before (with its retrieved demos, when it has them). Only predictors whose outputs are
+all label fields (``reasoning`` aside, which then says where the answer came from) get one.
+``dump_state`` adds a ``"cascade"`` entry and ``load_program_state`` restores it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from dspy_flywheel.compile.label_model import LabelModel
+from dspy_flywheel.compile.mixins import mix_in
+
+STATE_KEY: Final = "cascade"
+
+
+class Cascade:
+    """A label model, the output fields its classes fill, and the confidence that answers."""
+
+    def __init__(self, model: LabelModel, fields: list[str], threshold: float) -> None:
+        self.check_threshold(threshold)
+        self.model, self.fields, self.threshold = model, list(fields), threshold
+
+    @staticmethod
+    def check_threshold(threshold: float) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"cascade threshold must be in (0, 1], got {threshold}")
+
+    def answer(self, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The outputs for ``inputs`` when the model is confident enough, else None."""
+        label, probability = self.model.top(inputs)
+        if probability < self.threshold:
+            return None
+        return dict(zip(self.fields, label, strict=True))
+
+    def to_state(self) -> dict[str, Any]:
+        return {"fields": self.fields, "threshold": self.threshold, "model": self.model.to_state()}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Cascade:
+        return cls(
+            LabelModel.from_state(state["model"]), state["fields"], float(state["threshold"])
+        )
+
+
+class CascadeMixin:
+    """Answers confident calls from the label model (see the module docstring)."""
+
+    cascade: Cascade | None = None
+
+    def _shortcut(self, kwargs: Mapping[str, Any]) -> Any:
+        if self.cascade is None or "demos" in kwargs:
+            return None
+        outputs = self.cascade.answer(kwargs)
+        if outputs is None:
+            return None
+        import dspy
+
+        if "reasoning" in self.signature.output_fields:  # type: ignore[attr-defined]  # Predict's
+            outputs["reasoning"] = "Answered by the label model learned from labeled examples."
+        return dspy.Prediction(**outputs)
+
+    def forward(self, **kwargs: Any) -> Any:
+        shortcut = self._shortcut(kwargs)
+        return shortcut if shortcut is not None else super().forward(**kwargs)  # type: ignore[misc]
+
+    async def aforward(self, **kwargs: Any) -> Any:
+        shortcut = self._shortcut(kwargs)
+        if shortcut is not None:
+            return shortcut
+        return await super().aforward(**kwargs)  # type: ignore[misc]  # the Predict after the mixin
+
+    def dump_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state: dict[str, Any] = super().dump_state(*args, **kwargs)  # type: ignore[misc]
+        if self.cascade is not None:
+            state[STATE_KEY] = self.cascade.to_state()
+        return state
+
+    def load_state(self, state: dict[str, Any], **kwargs: Any) -> Any:
+        state = dict(state)
+        saved = state.pop(STATE_KEY, None)
+        super().load_state(state, **kwargs)  # type: ignore[misc]
+        self.cascade = Cascade.from_state(saved) if saved else None
+        return self
+
+
+def attach(predictor: Any, cascade: Cascade | None) -> None:
+    """Give ``predictor`` (a ``dspy.Predict``) the ``cascade`` (None: off)."""
+    if cascade is None and not isinstance(predictor, CascadeMixin):
+        return
+    mix_in(predictor, CascadeMixin)
+    predictor.cascade = cascade

@@ -1,0 +1,186 @@
+"""A small text classifier learned from labeled examples, saved with the program version.
+
+Features are words and character 3-5-grams of the input fields (sublinear TF-IDF, L2-normalized
+rows); the model is a multinomial logistic regression fitted by full-batch gradient descent.
+Pure numpy over sparse rows, deterministic (zero start, fixed steps), no LM call. Features seen
+in fewer than ``MIN_DF`` training rows are dropped, and at most ``MAX_FEATURES`` are kept, so the
+saved state stays small. ``top`` gives the most probable class and its probability.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+MIN_DF: Final = 2
+MAX_FEATURES: Final = 20_000
+_WORD = re.compile(r"\w+", re.UNICODE)
+Floats = NDArray[np.float64]
+
+
+def features(text: str) -> Counter[str]:
+    """Counts of the words (``w:``) and in-word character 3-5-grams (``c:``) of ``text``."""
+    found: Counter[str] = Counter()
+    for word in _WORD.findall(text.casefold()):
+        found["w:" + word] += 1
+        padded = f" {word} "
+        for n in (3, 4, 5):
+            found.update("c:" + padded[i : i + n] for i in range(len(padded) - n + 1))
+    return found
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Sparse rows (CSR): row ``r`` has ``values[start[r]:start[r+1]]`` at ``columns[...]``."""
+
+    start: NDArray[np.int64]
+    columns: NDArray[np.int64]
+    values: Floats
+    row_of: NDArray[np.int64]
+
+    def times(self, matrix: Floats) -> Floats:
+        out = np.zeros((len(self.start) - 1, matrix.shape[1]))
+        np.add.at(out, self.row_of, self.values[:, None] * matrix[self.columns])
+        return out
+
+    def transposed_times(self, matrix: Floats, width: int) -> Floats:
+        out = np.zeros((width, matrix.shape[1]))
+        np.add.at(out, self.columns, self.values[:, None] * matrix[self.row_of])
+        return out
+
+
+class LabelModel:
+    """Class probabilities for the ``input_fields`` of a call (see the module docstring)."""
+
+    def __init__(
+        self,
+        input_fields: Sequence[str],
+        vocabulary: Sequence[str],
+        idf: Sequence[float] | Floats,
+        weights: Sequence[Sequence[float]] | Floats,
+        bias: Sequence[float] | Floats,
+        classes: Sequence[Any],
+    ) -> None:
+        self.input_fields = list(input_fields)
+        self.vocabulary = list(vocabulary)
+        self._column = {name: i for i, name in enumerate(self.vocabulary)}
+        self.idf = np.asarray(idf, dtype=np.float64)
+        self.weights = np.asarray(weights, dtype=np.float64).reshape(len(self.vocabulary), -1)
+        self.bias = np.asarray(bias, dtype=np.float64)
+        self.classes = list(classes)
+        if self.weights.shape[1] != len(self.classes) or len(self.bias) != len(self.classes):
+            raise ValueError("label model: weights, bias and classes disagree in size")
+
+    @classmethod
+    def fit(
+        cls,
+        rows: Sequence[Mapping[str, Any]],
+        input_fields: Sequence[str],
+        labels: Sequence[Any],
+        *,
+        strength: float = 30.0,
+        steps: int = 300,
+        rate: float = 5.0,
+    ) -> LabelModel:
+        """Fit on ``rows`` (their ``input_fields``) with ``labels`` (hashable, e.g. normalized
+        text; ``classes`` keeps them in first-seen order). ``strength`` is the inverse L2
+        penalty per row."""
+        if len(rows) != len(labels) or not rows:
+            raise ValueError("label model: needs as many labels as rows, and at least one")
+        counts = [features(_text(row, input_fields)) for row in rows]
+        seen: Counter[str] = Counter()
+        for found in counts:
+            seen.update(found.keys())
+        kept = [(f, n) for f, n in seen.items() if n >= MIN_DF] or list(seen.items())
+        kept.sort(key=lambda item: (-item[1], item[0]))
+        vocabulary = sorted(f for f, _ in kept[:MAX_FEATURES])
+        size = len(rows)
+        idf = [math.log((1 + size) / (1 + seen[f])) + 1 for f in vocabulary]
+        classes = list(dict.fromkeys(labels))
+        model = cls(
+            input_fields,
+            vocabulary,
+            idf,
+            np.zeros((len(vocabulary), len(classes))),
+            np.zeros(len(classes)),
+            classes,
+        )
+        x = model._rows(counts)
+        target = np.zeros((size, len(classes)))
+        target[np.arange(size), [classes.index(label) for label in labels]] = 1.0
+        for _ in range(steps):
+            error = (_softmax(x.times(model.weights) + model.bias) - target) / size
+            model.weights -= rate * (
+                x.transposed_times(error, len(vocabulary)) + model.weights / (strength * size)
+            )
+            model.bias -= rate * error.sum(axis=0)
+        return model
+
+    def _rows(self, counts: Sequence[Counter[str]]) -> _Rows:
+        start, columns, values = [0], [], []
+        for found in counts:
+            row = [(self._column[f], math.log1p(n)) for f, n in found.items() if f in self._column]
+            weighted = [(c, v * self.idf[c]) for c, v in sorted(row)]
+            norm = math.sqrt(sum(v * v for _, v in weighted)) or 1.0
+            columns += [c for c, _ in weighted]
+            values += [v / norm for _, v in weighted]
+            start.append(len(columns))
+        bounds = np.asarray(start, dtype=np.int64)
+        return _Rows(
+            bounds,
+            np.asarray(columns, dtype=np.int64),
+            np.asarray(values, dtype=np.float64),
+            np.repeat(np.arange(len(counts), dtype=np.int64), np.diff(bounds)),
+        )
+
+    def probabilities(self, inputs: Mapping[str, Any]) -> Floats:
+        x = self._rows([features(_text(inputs, self.input_fields))])
+        result: Floats = _softmax(x.times(self.weights) + self.bias)[0]
+        return result
+
+    def top(self, inputs: Mapping[str, Any]) -> tuple[Any, float]:
+        """The most probable class for ``inputs`` and its probability."""
+        probabilities = self.probabilities(inputs)
+        best = int(np.argmax(probabilities))
+        return self.classes[best], float(probabilities[best])
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": "tfidf-logreg",
+            "input_fields": self.input_fields,
+            "vocabulary": self.vocabulary,
+            "idf": [round(float(v), 6) for v in self.idf],
+            "weights": [[round(float(v), 6) for v in row] for row in self.weights],
+            "bias": [round(float(v), 6) for v in self.bias],
+            "classes": self.classes,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> LabelModel:
+        if state.get("kind") != "tfidf-logreg":
+            raise ValueError(f"not a label model state: kind={state.get('kind')!r}")
+        return cls(
+            state["input_fields"],
+            state["vocabulary"],
+            state["idf"],
+            state["weights"],
+            state["bias"],
+            state["classes"],
+        )
+
+
+def _text(values: Mapping[str, Any], names: Sequence[str]) -> str:
+    return "\n".join(str(values.get(name, "")) for name in names)
+
+
+def _softmax(scores: Floats) -> Floats:
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    result: Floats = shifted / shifted.sum(axis=1, keepdims=True)
+    return result

@@ -1,0 +1,166 @@
+"""RetrievalCascade on the fake LM: the label model answers the calls it is sure of with no LM
+call, the LM the rest; the model is saved with the program, loaded and hot-reloaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dspy
+import pytest
+
+from dspy_flywheel.compile.cascade import STATE_KEY, CascadeMixin
+from dspy_flywheel.compile.catalog import create_optimizer
+from dspy_flywheel.compile.compiler import compile_program, load_state_into
+from dspy_flywheel.compile.judge import exact_match
+from dspy_flywheel.compile.label_model import LabelModel
+from dspy_flywheel.compile.signature import signature_of
+from dspy_flywheel.compile.strategies import RetrievalCascade
+from dspy_flywheel.lm import engine_stats, make_lm
+from dspy_flywheel.sdk.programs import ProgramSlot
+from tests.fixtures.fake_lm import FakeEngine
+from tests.fixtures.retrieval import has_retrieval
+from tests.fixtures.tasks import load_jsonl_task
+
+SUITE = Path(__file__).parents[1] / "bench" / "suite"
+QUEUES = "'billing', 'technical', 'outage', 'retention', 'relocation', 'sales', 'security'"
+LM_ANSWER = "retention"  # what the fake LM always says: a call it answered is told apart
+
+
+@pytest.fixture(scope="module")
+def routing() -> Any:
+    spec = json.loads((SUITE / "telecom_routing.json").read_text())
+    task = load_jsonl_task(SUITE / spec["data"], spec["signature"], metric="exact")
+    split = spec["split"]
+    return task.split(split["seed"], train=split["train"], dev=split["dev"])
+
+
+class Route(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.predict = dspy.Predict(f"ticket: str -> queue: Literal[{QUEUES}]")
+
+    def forward(self, ticket: str) -> dspy.Prediction:
+        return self.predict(ticket=ticket)
+
+
+class RouteWithReasoning(Route):
+    def __init__(self) -> None:
+        super().__init__()
+        self.predict = dspy.ChainOfThought(f"ticket: str -> queue: Literal[{QUEUES}]")
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine(
+        lambda _messages: (
+            f"[[ ## reasoning ## ]]\nx\n\n[[ ## queue ## ]]\n{LM_ANSWER}\n\n[[ ## completed ## ]]"
+        )
+    )
+
+
+def _rows(split: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    return [{"ticket": ex.ticket} for ex in split.train], [ex.queue for ex in split.train]
+
+
+def test_label_model_learns_the_training_rows_and_round_trips(routing: Any) -> None:
+    rows, labels = _rows(routing)
+    model = LabelModel.fit(rows, ["ticket"], labels)
+    right = sum(model.top(row)[0] == label for row, label in zip(rows, labels, strict=True))
+    assert right / len(rows) > 0.95
+    held_out = sum(model.top({"ticket": ex.ticket})[0] == ex.queue for ex in routing.test)
+    assert held_out / len(routing.test) > 1 / 7 + 0.2  # well above one class in seven
+    loaded = LabelModel.from_state(json.loads(json.dumps(model.to_state())))
+    for ex in routing.test[:10]:
+        assert loaded.top({"ticket": ex.ticket})[0] == model.top({"ticket": ex.ticket})[0]
+        assert loaded.top({"ticket": ex.ticket})[1] == pytest.approx(
+            model.top({"ticket": ex.ticket})[1], abs=1e-4
+        )
+    with pytest.raises(ValueError, match="not a label model"):
+        LabelModel.from_state({**model.to_state(), "kind": "svm"})
+
+
+def test_confident_calls_skip_the_lm_and_the_rest_reach_it(routing: Any, engine: Any) -> None:
+    lm = make_lm(engine)
+    optimizer = create_optimizer("RetrievalCascade", metric=exact_match, k=2, threshold=0.5)
+    program = compile_program(Route(), routing.train, optimizer)
+    cascade = program.predict.cascade
+    assert isinstance(program.predict, CascadeMixin)
+    assert has_retrieval(program)
+    sure = [ex for ex in routing.test if cascade.model.top({"ticket": ex.ticket})[1] >= 0.5]
+    assert 0 < len(sure) < len(routing.test)
+    with dspy.context(lm=lm):
+        answers = [program(ticket=ex.ticket).queue for ex in routing.test]
+    assert engine_stats(lm).calls == len(routing.test) - len(sure)
+    for ex, answer in zip(routing.test, answers, strict=True):
+        model_label, probability = cascade.model.top({"ticket": ex.ticket})
+        assert answer == (model_label[0] if probability >= 0.5 else LM_ANSWER)
+    assert {a for a in answers} <= {q.strip("' ") for q in QUEUES.split(",")}
+
+
+def test_reasoning_is_filled_and_threshold_one_always_asks_the_lm(
+    routing: Any, engine: Any
+) -> None:
+    lm = make_lm(engine)
+    program = RetrievalCascade(k=1, threshold=0.3).compile(
+        RouteWithReasoning(), trainset=routing.train
+    )
+    with dspy.context(lm=lm):
+        answered = [program(ticket=ex.ticket) for ex in routing.test[:20]]
+    assert all(p.reasoning for p in answered)
+    assert engine_stats(lm).calls < 20
+    strict = RetrievalCascade(k=1, threshold=1.0).compile(Route(), trainset=routing.train)
+    before = engine_stats(lm).calls
+    with dspy.context(lm=lm):
+        assert {strict(ticket=ex.ticket).queue for ex in routing.test[:5]} == {LM_ANSWER}
+    assert engine_stats(lm).calls - before == 5
+    with pytest.raises(ValueError, match="threshold"):
+        RetrievalCascade(threshold=0.0)
+
+
+def test_free_text_outputs_get_no_cascade() -> None:
+    rows = [
+        dspy.Example(question=f"q{i}", answer=f"answer number {i}").with_inputs("question")
+        for i in range(30)
+    ]
+    program = RetrievalCascade().compile(dspy.Predict("question -> answer"), trainset=rows)
+    assert not isinstance(program, CascadeMixin)
+    assert STATE_KEY not in program.dump_state()
+
+
+def test_cascade_is_saved_loaded_and_hot_reloaded(routing: Any, engine: Any) -> None:
+    compiled = RetrievalCascade(k=2).compile(Route(), trainset=routing.train)
+    state = json.loads(json.dumps(compiled.dump_state()))  # what the registry stores
+    assert state["predict"][STATE_KEY]["threshold"] == 0.5
+    loaded = load_state_into(state, signature_of(Route()), Route())
+    assert isinstance(loaded.predict, CascadeMixin)
+    assert has_retrieval(loaded)
+    lm = make_lm(engine)
+    probe = routing.test[:12]
+    with dspy.context(lm=lm):
+        expected = [compiled(ticket=ex.ticket).queue for ex in probe]
+        assert [loaded(ticket=ex.ticket).queue for ex in probe] == expected
+
+    slot = ProgramSlot(Route, history_size=3)
+    signature = json.dumps(signature_of(Route()))
+    assert slot.offer(1, json.dumps(state), signature).status == "serving"
+    with dspy.context(lm=lm):
+        assert [slot.current.program(ticket=ex.ticket).queue for ex in probe] == expected
+    plain = compile_program(
+        Route(), routing.train, create_optimizer("RetrievalFewShot", metric=exact_match)
+    )
+    assert slot.offer(2, json.dumps(plain.dump_state()), signature).status == "serving"
+    assert getattr(slot.current.program.predict, "cascade", None) is None  # cleared
+    assert slot.rollback().version == 1
+    assert slot.current.program.predict.cascade is not None
+
+
+def test_a_corrupt_cascade_is_refused_by_the_reloader(routing: Any) -> None:
+    from dspy_flywheel.sdk import CorruptProgram
+
+    state = RetrievalCascade(k=1).compile(Route(), trainset=routing.train).dump_state()
+    state["predict"][STATE_KEY]["model"]["kind"] = "svm"
+    slot = ProgramSlot(Route, history_size=2)
+    with pytest.raises(CorruptProgram, match="label model"):
+        slot.offer(1, json.dumps(state), json.dumps(signature_of(Route())))
