@@ -1,8 +1,9 @@
 """The frozen quality suite on the fake LM: the plumbing of the default optimizer, per task.
 
 For every task of ``tests/bench/suite`` (routing, extraction, QA shapes): the default optimizer
-compiles with no LM calls; when the label is a class, its fixed demos cover every class present;
-its retrieval index is saved in the program state, loaded into a new program, served through a
+compiles with no LM calls; when the label is a class, its fixed demos cover every class present
+and its label model (the cascade) is saved, loaded and served with the program; its retrieval
+index is saved in the program state, loaded into a new program, served through a
 hot reload and answers as the compiled program did; and ``quality.py``'s row runs it through
 ``DSPyAgent`` on a small named subset. (The real-model figures: ``quality.py --suite``.)
 """
@@ -17,6 +18,7 @@ from typing import Any
 import dspy
 import pytest
 
+from dspy_flywheel.compile.cascade import STATE_KEY as CASCADE_KEY
 from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER, create_optimizer
 from dspy_flywheel.compile.compiler import compile_program, load_state_into
 from dspy_flywheel.compile.judge import label_fields
@@ -80,8 +82,13 @@ def test_default_optimizer_plumbing_on_every_suite_task(name: str) -> None:
 
     state = json.loads(json.dumps(compiled.dump_state()))  # what the registry stores
     assert len(state["predict"][STATE_KEY]["pool"]) == len(split.train)
+    # a label model answers first where the output is a class, and travels with the state
+    assert (CASCADE_KEY in state["predict"]) == is_categorical(groups, len(split.train)), name
     loaded = load_state_into(state, signature_of(make_program()), make_program())
     assert has_retrieval(loaded)
+    assert (getattr(loaded.predict, "cascade", None) is not None) == (
+        CASCADE_KEY in state["predict"]
+    )
 
     slot = ProgramSlot(make_program, history_size=2)
     assert slot.offer(1, json.dumps(state), json.dumps(signature_of(make_program()))).status == (
@@ -89,6 +96,9 @@ def test_default_optimizer_plumbing_on_every_suite_task(name: str) -> None:
     )
     served = slot.current.program
     assert has_retrieval(served)
+    assert (getattr(served.predict, "cascade", None) is not None) == (
+        CASCADE_KEY in state["predict"]
+    )
     assert served is not compiled
     probe = split.test[:5]
     with dspy.context(lm=lm):
