@@ -46,28 +46,19 @@ class _Rows:
     row_of: NDArray[np.int64]
 
     def times(self, matrix: Floats) -> Floats:
-        rows = len(self.start) - 1
-        return _columns(
-            [
-                np.bincount(self.row_of, self.values * matrix[self.columns, c], rows)
-                for c in range(matrix.shape[1])
-            ],
-            rows,
-        )
+        return _summed(self.row_of, self.values, matrix[self.columns], len(self.start) - 1)
 
     def transposed_times(self, matrix: Floats, width: int) -> Floats:
-        return _columns(
-            [
-                np.bincount(self.columns, self.values * matrix[self.row_of, c], width)
-                for c in range(matrix.shape[1])
-            ],
-            width,
-        )
+        return _summed(self.columns, self.values, matrix[self.row_of], width)
 
 
-def _columns(columns: list[Floats], height: int) -> Floats:
-    """One column per class (np.bincount per class is fast where np.add.at is not)."""
-    return np.stack(columns, axis=1) if columns else np.zeros((height, 0))
+def _summed(into: NDArray[np.int64], values: Floats, rows: Floats, size: int) -> Floats:
+    """``out[into[i]] += values[i] * rows[i]``, one np.bincount per class (fast; np.add.at
+    is not)."""
+    out = np.zeros((size, rows.shape[1]))
+    for c in range(rows.shape[1]):
+        out[:, c] = np.bincount(into, values * rows[:, c], size)
+    return out
 
 
 class LabelModel:
