@@ -164,3 +164,20 @@ def test_a_corrupt_cascade_is_refused_by_the_reloader(routing: Any) -> None:
     slot = ProgramSlot(Route, history_size=2)
     with pytest.raises(CorruptProgram, match="label model"):
         slot.offer(1, json.dumps(state), json.dumps(signature_of(Route())))
+
+
+def test_the_cascade_answers_first_whichever_extra_was_attached_first(
+    routing: Any, engine: Any
+) -> None:
+    from dspy_flywheel.compile import cascade, retrieval
+
+    compiled = RetrievalCascade(k=2).compile(Route(), trainset=routing.train)
+    predictor = dspy.Predict(f"ticket: str -> queue: Literal[{QUEUES}]")
+    cascade.attach(predictor, compiled.predict.cascade)  # the cascade first, then the index
+    retrieval.attach(predictor, compiled.predict.retrieval)
+    sure = next(ex for ex in routing.test if compiled.predict.cascade.answer({"ticket": ex.ticket}))
+    lm = make_lm(engine)
+    with dspy.context(lm=lm):
+        answer = predictor(ticket=sure.ticket).queue
+    assert engine_stats(lm).calls == 0
+    assert answer == compiled.predict.cascade.answer({"ticket": sure.ticket})["queue"]

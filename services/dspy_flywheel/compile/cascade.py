@@ -54,7 +54,7 @@ class CascadeMixin:
     cascade: Cascade | None = None
 
     def _shortcut(self, kwargs: Mapping[str, Any]) -> Any:
-        if self.cascade is None or "demos" in kwargs:
+        if self.cascade is None:
             return None
         outputs = self.cascade.answer(kwargs)
         if outputs is None:
