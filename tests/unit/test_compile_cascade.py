@@ -79,6 +79,22 @@ def test_label_model_learns_the_training_rows_and_round_trips(routing: Any) -> N
         )
     with pytest.raises(ValueError, match="not a label model"):
         LabelModel.from_state({**model.to_state(), "kind": "svm"})
+    with pytest.raises(ValueError, match="unknown feature set"):
+        LabelModel.from_state({**model.to_state(), "feature_set": "bigrams"})
+
+
+def test_the_feature_set_is_chosen_by_cross_validation_and_saved(routing: Any) -> None:
+    from dspy_flywheel.compile.label_model import FEATURE_SETS, _cv_accuracy
+
+    rows, labels = _rows(routing)
+    scores = {name: _cv_accuracy(rows, ["ticket"], labels, name) for name in FEATURE_SETS}
+    assert all(0.3 < score < 1.0 for score in scores.values())  # held-out rows, not memorized
+    model = LabelModel.fit_best(rows, ["ticket"], labels)
+    assert scores[model.feature_set] == max(scores.values())
+    words_only = LabelModel.fit(rows, ["ticket"], labels, feature_set="words")
+    assert all(name.startswith("w:") for name in words_only.vocabulary)
+    state = json.loads(json.dumps(words_only.to_state()))
+    assert LabelModel.from_state(state).feature_set == "words"
 
 
 def test_confident_calls_skip_the_lm_and_the_rest_reach_it(routing: Any, engine: Any) -> None:

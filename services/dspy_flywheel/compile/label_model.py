@@ -1,7 +1,9 @@
 """A small text classifier learned from labeled examples, saved with the program version.
 
-Features are words and character 3-5-grams of the input fields (sublinear TF-IDF, L2-normalized
-rows); the model is a multinomial logistic regression fitted by full-batch gradient descent.
+Features are the words of the input fields, with or without their in-word character 3-5-grams
+(``FEATURE_SETS``; ``fit_best`` picks one by cross-validation on the training rows), as
+sublinear TF-IDF over L2-normalized rows; the model is a multinomial logistic regression fitted
+by full-batch gradient descent.
 Pure numpy over sparse rows, deterministic (zero start, fixed steps), no LM call. Features seen
 in fewer than ``MIN_DF`` training rows are dropped, and at most ``MAX_FEATURES`` are kept, so the
 saved state stays small. ``top`` gives the most probable class and its probability.
@@ -10,6 +12,7 @@ saved state stays small. ``top`` gives the most probable class and its probabili
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -21,18 +24,25 @@ from numpy.typing import NDArray
 
 MIN_DF: Final = 2
 MAX_FEATURES: Final = 20_000
+FEATURE_SETS: Final = ("words+chars", "words")  # in order of preference on a tie
+CV_FOLDS: Final = 5
+CV_MAX_ROWS: Final = 600  # cross-validation on a seeded sample at most this large
 _WORD = re.compile(r"\w+", re.UNICODE)
 Floats = NDArray[np.float64]
 
 
-def features(text: str) -> Counter[str]:
-    """Counts of the words (``w:``) and in-word character 3-5-grams (``c:``) of ``text``."""
+def features(text: str, feature_set: str = "words+chars") -> Counter[str]:
+    """Counts of the words (``w:``) of ``text`` and, for ``words+chars``, of their in-word
+    character 3-5-grams (``c:``)."""
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {feature_set!r}; accepted: {FEATURE_SETS}")
     found: Counter[str] = Counter()
     for word in _WORD.findall(text.casefold()):
         found["w:" + word] += 1
-        padded = f" {word} "
-        for n in (3, 4, 5):
-            found.update("c:" + padded[i : i + n] for i in range(len(padded) - n + 1))
+        if feature_set == "words+chars":
+            padded = f" {word} "
+            for n in (3, 4, 5):
+                found.update("c:" + padded[i : i + n] for i in range(len(padded) - n + 1))
     return found
 
 
@@ -72,8 +82,12 @@ class LabelModel:
         weights: Sequence[Sequence[float]] | Floats,
         bias: Sequence[float] | Floats,
         classes: Sequence[Any],
+        feature_set: str = FEATURE_SETS[0],
     ) -> None:
+        if feature_set not in FEATURE_SETS:
+            raise ValueError(f"label model: unknown feature set {feature_set!r}")
         self.input_fields = list(input_fields)
+        self.feature_set = feature_set
         self.vocabulary = list(vocabulary)
         self._column = {name: i for i, name in enumerate(self.vocabulary)}
         self.idf = np.asarray(idf, dtype=np.float64)
@@ -90,6 +104,7 @@ class LabelModel:
         input_fields: Sequence[str],
         labels: Sequence[Any],
         *,
+        feature_set: str = FEATURE_SETS[0],
         strength: float = 30.0,
         steps: int = 300,
         rate: float = 5.0,
@@ -99,7 +114,7 @@ class LabelModel:
         penalty per row."""
         if len(rows) != len(labels) or not rows:
             raise ValueError("label model: needs as many labels as rows, and at least one")
-        counts = [features(_text(row, input_fields)) for row in rows]
+        counts = [features(_text(row, input_fields), feature_set) for row in rows]
         seen: Counter[str] = Counter()
         for found in counts:
             seen.update(found.keys())
@@ -116,6 +131,7 @@ class LabelModel:
             np.zeros((len(vocabulary), len(classes))),
             np.zeros(len(classes)),
             classes,
+            feature_set,
         )
         x = model._rows(counts)
         target = np.zeros((size, len(classes)))
@@ -127,6 +143,22 @@ class LabelModel:
             )
             model.bias -= rate * error.sum(axis=0)
         return model
+
+    @classmethod
+    def fit_best(
+        cls, rows: Sequence[Mapping[str, Any]], input_fields: Sequence[str], labels: Sequence[Any]
+    ) -> LabelModel:
+        """``fit`` with the feature set of the best ``CV_FOLDS``-fold cross-validated accuracy
+        on the rows (a seeded sample of at most ``CV_MAX_ROWS``; ties go to the first)."""
+        order = list(range(len(rows)))
+        random.Random(0).shuffle(order)
+        order = order[:CV_MAX_ROWS]
+        scores = [
+            _cv_accuracy([rows[i] for i in order], input_fields, [labels[i] for i in order], name)
+            for name in FEATURE_SETS
+        ]
+        best = FEATURE_SETS[scores.index(max(scores))]
+        return cls.fit(rows, input_fields, labels, feature_set=best)
 
     def _rows(self, counts: Sequence[Counter[str]]) -> _Rows:
         start, columns, values = [0], [], []
@@ -146,7 +178,7 @@ class LabelModel:
         )
 
     def probabilities(self, inputs: Mapping[str, Any]) -> Floats:
-        x = self._rows([features(_text(inputs, self.input_fields))])
+        x = self._rows([features(_text(inputs, self.input_fields), self.feature_set)])
         result: Floats = _softmax(x.times(self.weights) + self.bias)[0]
         return result
 
@@ -159,6 +191,7 @@ class LabelModel:
     def to_state(self) -> dict[str, Any]:
         return {
             "kind": "tfidf-logreg",
+            "feature_set": self.feature_set,
             "input_fields": self.input_fields,
             "vocabulary": self.vocabulary,
             "idf": [round(float(v), 6) for v in self.idf],
@@ -178,7 +211,30 @@ class LabelModel:
             state["weights"],
             state["bias"],
             state["classes"],
+            state.get("feature_set", FEATURE_SETS[0]),
         )
+
+
+def _cv_accuracy(
+    rows: Sequence[Mapping[str, Any]],
+    input_fields: Sequence[str],
+    labels: Sequence[Any],
+    feature_set: str,
+) -> float:
+    right = 0
+    for fold in range(CV_FOLDS):
+        train = [i for i in range(len(rows)) if i % CV_FOLDS != fold]
+        held = [i for i in range(len(rows)) if i % CV_FOLDS == fold]
+        if not train or not held:
+            continue
+        model = LabelModel.fit(
+            [rows[i] for i in train],
+            input_fields,
+            [labels[i] for i in train],
+            feature_set=feature_set,
+        )
+        right += sum(model.top(rows[i])[0] == labels[i] for i in held)
+    return right / len(rows)
 
 
 def _text(values: Mapping[str, Any], names: Sequence[str]) -> str:

@@ -134,7 +134,7 @@ class RetrievalCascade(RetrievalFewShot):
             if not is_categorical(groups, len(usable)):
                 continue
             spelling = {key: tuple(ex[n] for n in labels) for key, (ex, *_) in groups.items()}
-            model = LabelModel.fit(
+            model = LabelModel.fit_best(
                 [_row(ex, inputs) for ex in usable],
                 inputs,
                 [spelling[tuple(normalize(ex[n]) for n in labels)] for ex in usable],
