@@ -135,6 +135,15 @@ def test_reasoning_is_filled_and_threshold_one_always_asks_the_lm(
         RetrievalCascade(threshold=0.0)
 
 
+def test_too_few_rows_per_class_get_no_cascade(routing: Any) -> None:
+    few = routing.train[:40]  # 7 classes: fewer than 10 rows per class on average
+    assert not isinstance(RetrievalCascade().compile(Route(), trainset=few).predict, CascadeMixin)
+    program = RetrievalCascade(rows_per_class=5).compile(Route(), trainset=few)
+    assert isinstance(program.predict, CascadeMixin)
+    with pytest.raises(ValueError, match="rows_per_class"):
+        RetrievalCascade(rows_per_class=0)
+
+
 def test_free_text_outputs_get_no_cascade() -> None:
     rows = [
         dspy.Example(question=f"q{i}", answer=f"answer number {i}").with_inputs("question")
