@@ -15,6 +15,8 @@ from dspy_flywheel.compile.catalog import create_optimizer
 from dspy_flywheel.compile.compiler import compile_program, load_state_into
 from dspy_flywheel.compile.judge import exact_match
 from dspy_flywheel.compile.label_model import LabelModel
+from dspy_flywheel.compile.mixins import attach, mix_in
+from dspy_flywheel.compile.retrieval import BM25Index, RetrievingMixin
 from dspy_flywheel.compile.signature import signature_of
 from dspy_flywheel.compile.strategies import RetrievalCascade
 from dspy_flywheel.lm import engine_stats, make_lm
@@ -194,15 +196,31 @@ def test_a_corrupt_cascade_is_refused_by_the_reloader(routing: Any) -> None:
 def test_the_cascade_answers_first_whichever_extra_was_attached_first(
     routing: Any, engine: Any
 ) -> None:
-    from dspy_flywheel.compile import cascade, retrieval
-
     compiled = RetrievalCascade(k=2).compile(Route(), trainset=routing.train)
     predictor = dspy.Predict(f"ticket: str -> queue: Literal[{QUEUES}]")
-    cascade.attach(predictor, compiled.predict.cascade)  # the cascade first, then the index
-    retrieval.attach(predictor, compiled.predict.retrieval)
+    attach(predictor, CascadeMixin, compiled.predict.cascade)  # the cascade first, then the index
+    attach(predictor, RetrievingMixin, compiled.predict.retrieval)
     sure = next(ex for ex in routing.test if compiled.predict.cascade.answer({"ticket": ex.ticket}))
     lm = make_lm(engine)
     with dspy.context(lm=lm):
         answer = predictor(ticket=sure.ticket).queue
     assert engine_stats(lm).calls == 0
     assert answer == compiled.predict.cascade.answer({"ticket": sure.ticket})["queue"]
+
+
+def test_a_predictor_saves_and_loads_every_extra_mixed_into_it(routing: Any) -> None:
+    compiled = RetrievalCascade(k=2).compile(Route(), trainset=routing.train)
+    state = compiled.predict.dump_state()
+    assert {STATE_KEY, RetrievingMixin.key} <= state.keys()
+    fresh = dspy.Predict(f"ticket: str -> queue: Literal[{QUEUES}]")
+    attach(fresh, RetrievingMixin, BM25Index([], ["ticket"]))  # both mixed in, other contents
+    mix_in(fresh, CascadeMixin)
+    saved = json.loads(json.dumps(state))
+    fresh.load_state(saved)
+    assert json.loads(json.dumps(fresh.dump_state())) == saved
+    assert fresh.cascade.answer({"ticket": routing.test[0].ticket}) == (
+        compiled.predict.cascade.answer({"ticket": routing.test[0].ticket})
+    )
+    fresh.load_state(dspy.Predict(f"ticket: str -> queue: Literal[{QUEUES}]").dump_state())
+    assert fresh.retrieval is None  # a state without the extras clears them
+    assert fresh.cascade is None

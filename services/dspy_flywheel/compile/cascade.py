@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from dspy_flywheel.compile.label_model import LabelModel
-from dspy_flywheel.compile.mixins import mix_in
+from dspy_flywheel.compile.mixins import SavedExtra
 
 STATE_KEY: Final = "cascade"
 
@@ -48,9 +48,11 @@ class Cascade:
         )
 
 
-class CascadeMixin:
+class CascadeMixin(SavedExtra):
     """Answers confident calls from the label model (see the module docstring)."""
 
+    key = STATE_KEY
+    saved_as = Cascade
     cascade: Cascade | None = None
 
     def _shortcut(self, kwargs: Mapping[str, Any]) -> Any:
@@ -74,24 +76,3 @@ class CascadeMixin:
         if shortcut is not None:
             return shortcut
         return await super().aforward(**kwargs)  # type: ignore[misc]  # the Predict after the mixin
-
-    def dump_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        state: dict[str, Any] = super().dump_state(*args, **kwargs)  # type: ignore[misc]
-        if self.cascade is not None:
-            state[STATE_KEY] = self.cascade.to_state()
-        return state
-
-    def load_state(self, state: dict[str, Any], **kwargs: Any) -> Any:
-        state = dict(state)
-        saved = state.pop(STATE_KEY, None)
-        super().load_state(state, **kwargs)  # type: ignore[misc]
-        self.cascade = Cascade.from_state(saved) if saved else None
-        return self
-
-
-def attach(predictor: Any, cascade: Cascade | None) -> None:
-    """Give ``predictor`` (a ``dspy.Predict``) the ``cascade`` (None: off)."""
-    if cascade is None and not isinstance(predictor, CascadeMixin):
-        return
-    mix_in(predictor, CascadeMixin)
-    predictor.cascade = cascade

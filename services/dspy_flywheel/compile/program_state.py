@@ -7,22 +7,19 @@ hot reload swaps them with the demos (or clears them when the new state has none
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
-from dspy_flywheel.compile import cascade, retrieval
+from dspy_flywheel.compile.cascade import CascadeMixin
+from dspy_flywheel.compile.mixins import SavedExtra, attach
+from dspy_flywheel.compile.retrieval import RetrievingMixin
 
-# state key -> (rebuild from its saved entry, attach to a predictor; None clears)
-_EXTRAS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Any, Any], None]]]] = {
-    retrieval.STATE_KEY: (retrieval.BM25Index.from_state, retrieval.attach),
-    cascade.STATE_KEY: (cascade.Cascade.from_state, cascade.attach),
-}
+_EXTRAS: Final[tuple[type[SavedExtra], ...]] = (RetrievingMixin, CascadeMixin)
+_KEYS: Final = frozenset(extra.key for extra in _EXTRAS)
 
 
 def _plain(entry: Any) -> Any:
-    return (
-        {k: v for k, v in entry.items() if k not in _EXTRAS} if isinstance(entry, dict) else entry
-    )
+    return {k: v for k, v in entry.items() if k not in _KEYS} if isinstance(entry, dict) else entry
 
 
 def load_program_state(program: Any, state: Mapping[str, Any]) -> Any:
@@ -31,7 +28,7 @@ def load_program_state(program: Any, state: Mapping[str, Any]) -> Any:
     program.load_state(_plain(state) if flat else {n: _plain(e) for n, e in state.items()})
     for name, predictor in program.named_predictors():
         entry = state if predictor is program else state.get(name)  # a bare Predict's is flat
-        for key, (rebuild, attach) in _EXTRAS.items():
-            saved = entry.get(key) if isinstance(entry, dict) else None
-            attach(predictor, rebuild(saved) if saved else None)
+        for extra in _EXTRAS:
+            saved = entry.get(extra.key) if isinstance(entry, dict) else None
+            attach(predictor, extra, extra.saved_as.from_state(saved) if saved else None)
     return program

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from dspy_flywheel.compile.mixins import mix_in
+from dspy_flywheel.compile.mixins import SavedExtra
 
 STATE_KEY: Final = "retrieval"
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -105,9 +105,11 @@ def _demo_key(demo: Any) -> str:
     return repr(sorted((str(k), str(v)) for k, v in items if not str(k).startswith("dspy_")))
 
 
-class RetrievingMixin:
+class RetrievingMixin(SavedExtra):
     """Adds per-call retrieved demos to a ``dspy.Predict`` (see the module docstring)."""
 
+    key = STATE_KEY
+    saved_as = BM25Index
     retrieval: BM25Index | None = None
 
     def _with_demos(self, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -126,24 +128,3 @@ class RetrievingMixin:
 
     async def aforward(self, **kwargs: Any) -> Any:
         return await super().aforward(**self._with_demos(kwargs))  # type: ignore[misc]
-
-    def dump_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        state: dict[str, Any] = super().dump_state(*args, **kwargs)  # type: ignore[misc]
-        if self.retrieval is not None:
-            state[STATE_KEY] = self.retrieval.to_state()
-        return state
-
-    def load_state(self, state: dict[str, Any], **kwargs: Any) -> Any:
-        state = dict(state)
-        saved = state.pop(STATE_KEY, None)
-        super().load_state(state, **kwargs)  # type: ignore[misc]
-        self.retrieval = BM25Index.from_state(saved) if saved else None
-        return self
-
-
-def attach(predictor: Any, index: BM25Index | None) -> None:
-    """Give ``predictor`` (a ``dspy.Predict``) per-call retrieval from ``index`` (None: off)."""
-    if index is None and not isinstance(predictor, RetrievingMixin):
-        return
-    mix_in(predictor, RetrievingMixin)
-    predictor.retrieval = index

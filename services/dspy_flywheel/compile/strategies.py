@@ -18,11 +18,11 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from dspy_flywheel.compile.cascade import Cascade
-from dspy_flywheel.compile.cascade import attach as attach_cascade
+from dspy_flywheel.compile.cascade import Cascade, CascadeMixin
 from dspy_flywheel.compile.judge import label_fields, normalize
 from dspy_flywheel.compile.label_model import LabelModel
-from dspy_flywheel.compile.retrieval import BM25Index, attach
+from dspy_flywheel.compile.mixins import attach
+from dspy_flywheel.compile.retrieval import BM25Index, RetrievingMixin
 
 # A label is a class when it takes at most this share of the training set's size in values.
 _CLASS_SHARE = 1 / 3
@@ -110,7 +110,7 @@ class RetrievalFewShot(StratifiedFewShot):
             fixed = stratified(usable, labels, min(per_class, self.max_labeled_demos), self.seed)
             predictor.demos = [_row(ex, [*inputs, *labels]) for ex in fixed]
             pool = [_row(ex, [*inputs, *labels]) for ex in usable]
-            attach(predictor, BM25Index(pool, inputs, k=self.k) if pool else None)
+            attach(predictor, RetrievingMixin, BM25Index(pool, inputs, k=self.k) if pool else None)
         return program
 
 
@@ -151,7 +151,7 @@ class RetrievalCascade(RetrievalFewShot):
                 inputs,
                 [spelling[tuple(normalize(ex[n]) for n in labels)] for ex in usable],
             )
-            attach_cascade(predictor, Cascade(model, labels, self.threshold))
+            attach(predictor, CascadeMixin, Cascade(model, labels, self.threshold))
         return program
 
 
