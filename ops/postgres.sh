@@ -78,6 +78,20 @@ ensure_server_packages() {
   [[ -n "$(pg_bin_dir)" ]] || die "no initdb under /usr/lib/postgresql/*/bin after installing postgresql"
 }
 
+# Clusters outside their state dir, each with an `owner` file naming its $PG_STATE.
+OUTSIDE_CLUSTERS=/var/lib/dspy-flywheel
+
+prune_orphan_clusters() { # remove stopped outside clusters whose state dir is gone
+  local dir owner
+  for dir in "$OUTSIDE_CLUSTERS"/pg-*; do
+    [[ -f "$dir/owner" ]] || continue # made before owners were recorded: left alone
+    owner="$(<"$dir/owner")"
+    [[ -d "$owner" || -f "$dir/data/postmaster.pid" ]] && continue
+    log "removing the cluster $dir: its state dir $owner is gone"
+    rm -rf "$dir"
+  done
+}
+
 cluster_dir() { # create (once) and print the cluster directory, owned by postgres
   if [[ ! -e "$PG_CLUSTER_LINK" ]]; then
     mkdir -p "$PG_STATE"
@@ -87,12 +101,16 @@ cluster_dir() { # create (once) and print the cluster directory, owned by postgr
     else
       local key
       key="$(printf '%s' "$PG_STATE" | sha1sum | cut -c1-12)"
-      mkdir -p "/var/lib/dspy-flywheel/pg-$key"
-      ln -sfn "/var/lib/dspy-flywheel/pg-$key" "$PG_CLUSTER_LINK"
+      prune_orphan_clusters
+      mkdir -p "$OUTSIDE_CLUSTERS/pg-$key"
+      ln -sfn "$OUTSIDE_CLUSTERS/pg-$key" "$PG_CLUSTER_LINK"
     fi
   fi
   local dir
   dir="$(readlink -f "$PG_CLUSTER_LINK")"
+  if [[ "$dir" == "$OUTSIDE_CLUSTERS"/* ]]; then
+    (cd "$PG_STATE" && pwd -P) >"$dir/owner" # which state dir this cluster belongs to
+  fi
   chown postgres: "$dir"
   chmod 700 "$dir"
   echo "$dir"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -167,3 +169,41 @@ def test_jaeger_takes_otlp_on_loopback_and_answers_queries(stack_env: dict[str, 
     (found_trace,) = reply.json()["data"]
     assert [s["operationName"] for s in found_trace["spans"]] == ["probe"]
     assert found_trace["processes"][found_trace["spans"][0]["processID"]]["serviceName"] == service
+
+
+OUTSIDE_CLUSTERS = Path("/var/lib/dspy-flywheel")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="clusters outside the state dir need root")
+def test_a_new_outside_cluster_prunes_those_whose_state_dir_is_gone(tmp_path: Path) -> None:
+    """A deleted state dir's cluster in /var/lib/dspy-flywheel goes when `up` makes a new one;
+    a live one, a running one's and one without an owner record stay."""
+    tag = uuid.uuid4().hex[:8]
+    fakes = {name: OUTSIDE_CLUSTERS / f"pg-test-{name}-{tag}" for name in ("gone", "live", "old")}
+    for fake in fakes.values():
+        fake.mkdir(parents=True)
+    (fakes["gone"] / "owner").write_text(f"/nonexistent/{tag}/postgres\n")
+    (fakes["live"] / "owner").write_text(f"{tmp_path}\n")
+    home = Path.home() / ".cache" / "dspy-flywheel"  # the postgres user cannot enter it
+    state = Path(tempfile.mkdtemp(prefix="prune-test-", dir=home))
+    env = {**os.environ, "FLYWHEEL_STATE": str(state), "FLYWHEEL_SECURE": "0"}
+    env.pop("DATABASE_URL", None)
+    postgres = str(ROOT / "ops" / "postgres.sh")
+    try:
+        up = subprocess.run(
+            [postgres, "up"], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert up.returncode == 0, up.stderr
+        assert f"removing the cluster {fakes['gone']}" in up.stderr
+        cluster = (state / "postgres" / "cluster").resolve()
+        assert cluster.parent == OUTSIDE_CLUSTERS
+        assert (cluster / "owner").read_text().strip() == str((state / "postgres").resolve())
+        assert not fakes["gone"].exists()
+        assert fakes["live"].exists()
+        assert fakes["old"].exists()
+    finally:
+        subprocess.run([postgres, "down"], env=env, capture_output=True, timeout=120, check=False)
+        shutil.rmtree((state / "postgres" / "cluster").resolve(), ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+        for fake in fakes.values():
+            shutil.rmtree(fake, ignore_errors=True)

@@ -258,3 +258,44 @@ async def test_a_new_instance_catches_up_and_can_roll_back(
     assert worker.pin("code") is None
     worker(text="x")
     assert "demo-" not in prompts.last()
+
+
+async def test_a_published_cascade_answers_on_the_worker_until_a_version_without_one(
+    prompts: Prompts,
+    topics: Topics,
+    producer: AIOKafkaProducer,
+    start: Starter,
+) -> None:
+    """The default optimizer's extras (retrieval index, label model) travel on program-updated
+    through the broker and serve on the worker; a later version without them clears them."""
+    from dspy_flywheel.compile.strategies import RetrievalCascade
+    from dspy_flywheel.tasks import get_task
+
+    rows = [
+        dspy.Example(text=ex.ticket, label=ex.label).with_inputs("text")
+        for ex in get_task("classification").examples
+    ]
+    train, unseen = rows[:120], rows[120:]
+    compiled = RetrievalCascade(k=2).compile(Classify(), trainset=train)
+    cascade = compiled.predict.cascade
+    assert cascade is not None, "120 rows over 4 classes get a label model"
+    sure = next(ex for ex in unseen if cascade.answer({"text": ex.text}))
+    unsure = next(ex for ex in unseen if not cascade.answer({"text": ex.text}))
+    worker = start()
+    await send_program(producer, topics, 1, compiled)
+    await until(lambda: worker.version == 1, "version 1", 10)
+
+    calls = len(prompts.seen)
+    assert worker(text=sure.text).label == cascade.answer({"text": sure.text})["label"]
+    assert len(prompts.seen) == calls, "a confident call reached the LM"
+    worker(text=unsure.text)
+    assert len(prompts.seen) == calls + 1
+    nearest = compiled.predict.retrieval.nearest({"text": unsure.text}, 1)[0]["text"]
+    assert json.dumps(nearest)[1:-1] in prompts.last(), "the retrieved demo is not in the prompt"
+
+    await send_program(producer, topics, 2)  # instruction and demos only: no extras
+    await until(lambda: worker.version == 2, "version 2", 10)
+    worker(text=sure.text)
+    assert len(prompts.seen) == calls + 2, "the cascade outlived its version"
+    assert "demo-0-V2" in prompts.last()
+    assert json.dumps(nearest)[1:-1] not in prompts.last()
