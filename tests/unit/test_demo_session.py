@@ -163,3 +163,26 @@ async def test_the_canary_goes_on_with_reused_tickets_and_says_so(tmp_path: Path
     assert await session.serve(lambda: True, 12) == 12
     assert session.tickets.reused == 4
     assert "fresh tickets used up" in out.getvalue()
+
+
+async def test_a_gate_refusal_ends_the_demo_with_the_evidence_and_what_to_do(
+    tmp_path: Path,
+) -> None:
+    session = _session(SlowWorker(), 1, tmp_path)
+    session.lifecycle.status = "rejected"
+    session.lifecycle.message = "not published: ... 10 vs 3 (n=45)"
+    with pytest.raises(DemoFailed) as failed:
+        await session.phase_optimize(within_s=1)
+    assert "10 vs 3 (n=45)" in str(failed.value)
+    assert "FLYWHEEL_OPTIMIZER_MIN_HOLDOUT=60 ops/demo" in str(failed.value)
+
+
+def test_the_demo_holdout_is_45_unless_the_environment_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dspy_flywheel.demo.runner import DemoOptions, _demo_env
+
+    monkeypatch.delenv("FLYWHEEL_OPTIMIZER_MIN_HOLDOUT", raising=False)
+    assert _demo_env(DemoOptions(), "r", {})["FLYWHEEL_OPTIMIZER_MIN_HOLDOUT"] == "45"
+    monkeypatch.setenv("FLYWHEEL_OPTIMIZER_MIN_HOLDOUT", "60")
+    assert _demo_env(DemoOptions(), "r", {})["FLYWHEEL_OPTIMIZER_MIN_HOLDOUT"] == "60"

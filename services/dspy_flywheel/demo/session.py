@@ -139,6 +139,13 @@ class DemoSession:
         self.phases["optimization job"] = time.monotonic() - started
         status, message = self.lifecycle.status, self.lifecycle.message or ""
         self.display.note(f"job {self.lifecycle.job_id} ended: {status} {message}")
+        if status == "rejected":
+            raise DemoFailed(
+                f"the gate refused the candidate: {message}\nThat is the gate at work: on the "
+                "demo's holdout it refuses about one run in six even when the candidate is "
+                "better. Run ops/demo again (each run's traffic and split differ), or hold out "
+                "more: FLYWHEEL_OPTIMIZER_MIN_HOLDOUT=60 ops/demo (about 2 minutes longer)."
+            )
         if status != "succeeded":
             ended = status or "without a status"
             raise DemoFailed(f"the optimization job ended {ended}: {message}")
