@@ -224,3 +224,119 @@ def test_a_predictor_saves_and_loads_every_extra_mixed_into_it(routing: Any) -> 
     fresh.load_state(dspy.Predict(f"ticket: str -> queue: Literal[{QUEUES}]").dump_state())
     assert fresh.retrieval is None  # a state without the extras clears them
     assert fresh.cascade is None
+
+
+def _mutated(state: dict[str, Any], change: Any) -> dict[str, Any]:
+    state = json.loads(json.dumps(state))
+    change(state["predict"])
+    return state
+
+
+def _set(path: str, value: Any) -> Any:
+    """A change that sets ``state[a][b]...`` (dotted ``path`` in a predictor's entry)."""
+
+    def change(entry: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        for key in parents:
+            entry = entry[key]
+        entry[last] = value(entry[last]) if callable(value) else value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (_set("cascade.fields", "queue"), "list of field names"),
+        (_set("cascade.model.classes", lambda cs: [c[0] for c in cs]), "one value per field"),
+        (_set("cascade.model.bias", lambda b: [float("nan")] * len(b)), "finite"),
+        (_set("cascade.model.weights", lambda w: [[1e308] * len(w[0])] * len(w)), "finite"),
+        (_set("cascade.model.idf", [1.0]), "idf and vocabulary"),
+        (_set("cascade.fields", ["bogus"]), "not the signature's"),
+        (_set("cascade.model.input_fields", ["ticket", "other"]), "not the signature's"),
+        (_set("cascade.model.classes", lambda cs: [["HACKED"]] * len(cs)), "not allowed"),
+        (_set("retrieval.k1", -1.0), "k1 > 0"),
+        (_set("retrieval.input_fields", [["ticket"]]), "field names"),
+        (_set("retrieval.input_fields", ["nope"]), "not the signature's inputs"),
+    ],
+)
+def test_a_published_state_that_cannot_serve_is_refused_and_the_old_one_kept(
+    routing: Any, change: Any, why: str
+) -> None:
+    from dspy_flywheel.sdk import CorruptProgram
+
+    good = RetrievalCascade(k=1).compile(Route(), trainset=routing.train).dump_state()
+    slot = ProgramSlot(Route, history_size=2)
+    signature = json.dumps(signature_of(Route()))
+    assert slot.offer(1, json.dumps(good), signature).status == "serving"
+    with pytest.raises(CorruptProgram, match=why):
+        slot.offer(2, json.dumps(_mutated(good, change)), signature)
+    assert slot.current.version == 1
+
+
+def test_training_leaves_the_cascade_out_where_it_cannot_learn(routing: Any) -> None:
+    no_words = [
+        dspy.Example(ticket="🙂 !!", queue=ex.queue).with_inputs("ticket") for ex in routing.train
+    ]
+    assert not isinstance(
+        RetrievalCascade().compile(Route(), trainset=no_words).predict, CascadeMixin
+    )
+
+    class Tags(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("ticket: str -> tags: list[str]")
+
+    listed = [
+        dspy.Example(ticket=ex.ticket, tags=[ex.queue]).with_inputs("ticket")
+        for ex in routing.train
+    ]
+    assert not _has_cascade(RetrievalCascade().compile(Tags(), trainset=listed))
+
+
+def test_labels_are_answered_as_the_literal_spells_them(routing: Any) -> None:
+    shouted = [
+        dspy.Example(ticket=ex.ticket, queue=f"{ex.queue.upper()} ").with_inputs("ticket")
+        for ex in routing.train
+    ]
+    program = RetrievalCascade().compile(Route(), trainset=shouted)
+    assert {c[0] for c in program.predict.cascade.model.classes} <= set(
+        QUEUES.replace("'", "").split(", ")
+    )
+
+
+def test_a_long_input_is_read_up_to_its_first_max_chars(routing: Any) -> None:
+    from dspy_flywheel.compile.label_model import MAX_CHARS
+
+    model = RetrievalCascade().compile(Route(), trainset=routing.train).predict.cascade.model
+    head = routing.test[0].ticket + " "
+    long = (head * (MAX_CHARS // len(head) + 1))[:MAX_CHARS] + "我" * 1_000_000
+    assert model.probabilities({"ticket": long}) == pytest.approx(
+        model.probabilities({"ticket": long[:MAX_CHARS]})
+    )
+
+
+def test_fitting_stays_within_its_budget_or_says_it_cannot(
+    routing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dspy_flywheel.compile import label_model
+
+    rows, labels = _rows(routing)
+    monkeypatch.setattr(label_model, "MAX_ENTRIES", 40 * 60)  # ~40 rows of ~60 features
+    fitted: list[int] = []
+    fit = label_model.LabelModel.fit.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: Any, rows: Any, *args: Any, **kwargs: Any) -> Any:
+        fitted.append(len(rows))
+        return fit(cls, rows, *args, **kwargs)
+
+    monkeypatch.setattr(label_model.LabelModel, "fit", classmethod(counting))
+    LabelModel.fit_best(rows, ["ticket"], labels)
+    assert max(fitted) < len(rows) / 2  # the final fit and the folds took a sample
+    with pytest.raises(label_model.TooCostly, match="below the 98 needed"):
+        LabelModel.fit_best(rows, ["ticket"], labels, min_rows=98)
+    assert not _has_cascade(RetrievalCascade().compile(Route(), trainset=routing.train))
+
+
+def _has_cascade(program: Any) -> bool:
+    return isinstance(program.predict, CascadeMixin) and program.predict.cascade is not None

@@ -11,7 +11,7 @@ all label fields (``reasoning`` aside, which then says where the answer came fro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args, get_origin
 
 from dspy_flywheel.compile.label_model import LabelModel
 from dspy_flywheel.compile.mixins import SavedExtra
@@ -24,7 +24,29 @@ class Cascade:
 
     def __init__(self, model: LabelModel, fields: list[str], threshold: float) -> None:
         self.check_threshold(threshold)
+        if not isinstance(fields, list | tuple) or not all(isinstance(f, str) for f in fields):
+            raise ValueError(f"cascade fields must be a list of field names, got {fields!r}")
+        if not fields or any(
+            not isinstance(c, list | tuple) or len(c) != len(fields) for c in model.classes
+        ):
+            raise ValueError(f"cascade classes do not each give one value per field {fields}")
         self.model, self.fields, self.threshold = model, list(fields), threshold
+
+    def check_against(self, signature: Any) -> None:
+        """Raises ValueError unless the cascade reads the signature's inputs and answers with
+        its output fields, with values of their ``Literal`` where they have one."""
+        outputs, inputs = signature.output_fields, signature.input_fields
+        if not set(self.fields) <= set(outputs) or not set(self.model.input_fields) <= set(inputs):
+            raise ValueError(
+                f"cascade fields {self.fields} / inputs {self.model.input_fields} are not the "
+                f"signature's ({list(outputs)} / {list(inputs)})"
+            )
+        for i, name in enumerate(self.fields):
+            annotation = outputs[name].annotation
+            if get_origin(annotation) is not Literal:
+                continue
+            if stray := [c[i] for c in self.model.classes if c[i] not in get_args(annotation)]:
+                raise ValueError(f"cascade class values {stray} are not allowed for {name}")
 
     @staticmethod
     def check_threshold(threshold: float) -> None:

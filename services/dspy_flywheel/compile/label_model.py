@@ -7,6 +7,11 @@ by full-batch gradient descent.
 Pure numpy over sparse rows, deterministic (zero start, fixed steps), no LM call. Features seen
 in fewer than ``MIN_DF`` training rows are dropped, and at most ``MAX_FEATURES`` are kept, so the
 saved state stays small. ``top`` gives the most probable class and its probability.
+
+Bounded cost: the model reads the first ``MAX_CHARS`` characters of a call's inputs (the LM still
+reads them all), and ``fit_best`` fits on a seeded sample small enough that one fit stores at
+most ``MAX_ENTRIES`` features and does at most ``MAX_WORK`` entry-class products per step;
+``TooCostly`` says when that sample would leave fewer rows than the caller needs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ MAX_FEATURES: Final = 20_000
 FEATURE_SETS: Final = ("words+chars", "words")  # in order of preference on a tie
 CV_FOLDS: Final = 5
 CV_MAX_ROWS: Final = 600  # cross-validation on a seeded sample at most this large
+MAX_CHARS: Final = 2_000  # of a call's joined input fields, what the features are built from
+MAX_ENTRIES: Final = 1_000_000  # stored (row, feature) entries in one fit
+MAX_WORK: Final = 4_000_000  # entries x classes in one gradient step of one fit
+_MAX_ABS: Final = 1e6  # of a weight, bias or idf in a loaded model
+_GATHER: Final = 1_000_000  # floats gathered at once in a sparse product (8 MB)
 _WORD = re.compile(r"\w+", re.UNICODE)
 Floats = NDArray[np.float64]
 
@@ -56,19 +66,33 @@ class _Rows:
     row_of: NDArray[np.int64]
 
     def times(self, matrix: Floats) -> Floats:
-        return _summed(self.row_of, self.values, matrix[self.columns], len(self.start) - 1)
+        return _summed(self.row_of, self.values, matrix, self.columns, len(self.start) - 1)
 
     def transposed_times(self, matrix: Floats, width: int) -> Floats:
-        return _summed(self.columns, self.values, matrix[self.row_of], width)
+        return _summed(self.columns, self.values, matrix, self.row_of, width)
 
 
-def _summed(into: NDArray[np.int64], values: Floats, rows: Floats, size: int) -> Floats:
-    """``out[into[i]] += values[i] * rows[i]``, one np.bincount per class (fast; np.add.at
-    is not)."""
-    out = np.zeros((size, rows.shape[1]))
-    for c in range(rows.shape[1]):
-        out[:, c] = np.bincount(into, values * rows[:, c], size)
+def _summed(
+    into: NDArray[np.int64],
+    values: Floats,
+    matrix: Floats,
+    picks: NDArray[np.int64],
+    size: int,
+) -> Floats:
+    """``out[into[i]] += values[i] * matrix[picks[i]]``, one np.bincount per class (fast;
+    np.add.at is not), over chunks of at most ``_GATHER`` gathered floats."""
+    width = matrix.shape[1]
+    out = np.zeros((size, width))
+    step = max(1, _GATHER // max(width, 1))
+    for lo in range(0, len(into), step):
+        rows = matrix[picks[lo : lo + step]] * values[lo : lo + step, None]
+        for c in range(width):
+            out[:, c] += np.bincount(into[lo : lo + step], rows[:, c], size)
     return out
+
+
+class TooCostly(ValueError):
+    """The rows affordable within the fit's budget are fewer than the caller needs."""
 
 
 class LabelModel:
@@ -94,8 +118,18 @@ class LabelModel:
         self.weights = np.asarray(weights, dtype=np.float64).reshape(len(self.vocabulary), -1)
         self.bias = np.asarray(bias, dtype=np.float64)
         self.classes = list(classes)
-        if self.weights.shape[1] != len(self.classes) or len(self.bias) != len(self.classes):
+        if not self.classes or not self.vocabulary:
+            raise ValueError("label model: no classes or no vocabulary")
+        if self.weights.shape[1] != len(self.classes) or self.bias.shape != (len(self.classes),):
             raise ValueError("label model: weights, bias and classes disagree in size")
+        if self.idf.shape != (len(self.vocabulary),):
+            raise ValueError("label model: idf and vocabulary disagree in size")
+        if not all(
+            (np.abs(a) < _MAX_ABS).all() for a in (self.idf, self.weights, self.bias)
+        ):  # NaN fails too; a fitted model stays far below the bound
+            raise ValueError("label model: a weight, bias or idf is not a finite number")
+        if not self.input_fields or not all(isinstance(f, str) for f in self.input_fields):
+            raise ValueError("label model: input_fields must be a list of field names")
 
     @classmethod
     def fit(
@@ -118,6 +152,8 @@ class LabelModel:
         seen: Counter[str] = Counter()
         for found in counts:
             seen.update(found.keys())
+        if not seen:
+            raise ValueError("label model: the rows' inputs have no words to learn from")
         kept = [(f, n) for f, n in seen.items() if n >= MIN_DF] or list(seen.items())
         kept.sort(key=lambda item: (-item[1], item[0]))
         vocabulary = sorted(f for f, _ in kept[:MAX_FEATURES])
@@ -134,6 +170,7 @@ class LabelModel:
             feature_set,
         )
         x = model._rows(counts)
+        del counts, seen
         target = np.zeros((size, len(classes)))
         target[np.arange(size), [classes.index(label) for label in labels]] = 1.0
         for _ in range(steps):
@@ -146,19 +183,36 @@ class LabelModel:
 
     @classmethod
     def fit_best(
-        cls, rows: Sequence[Mapping[str, Any]], input_fields: Sequence[str], labels: Sequence[Any]
+        cls,
+        rows: Sequence[Mapping[str, Any]],
+        input_fields: Sequence[str],
+        labels: Sequence[Any],
+        *,
+        min_rows: int = 1,
     ) -> LabelModel:
         """``fit`` with the feature set of the best ``CV_FOLDS``-fold cross-validated accuracy
-        on the rows (a seeded sample of at most ``CV_MAX_ROWS``; ties go to the first)."""
+        (ties go to the first), on a seeded sample within the budget (module docstring): the
+        cross-validation on at most ``CV_MAX_ROWS`` rows and half the budget. Raises
+        ``TooCostly`` when fewer than ``min_rows`` rows are affordable."""
         order = list(range(len(rows)))
         random.Random(0).shuffle(order)
-        order = order[:CV_MAX_ROWS]
+        capacity = _row_capacity(rows, input_fields, len(set(labels)), order)
+        affordable = min(len(rows), int(capacity))
+        if affordable < min_rows:
+            raise TooCostly(
+                f"label model: only {affordable} of {len(rows)} rows fit its budget "
+                f"(long inputs or many classes), below the {min_rows} needed"
+            )
+        sample = order[: min(CV_MAX_ROWS, max(int(capacity / 2), CV_FOLDS))]
         scores = [
-            _cv_accuracy([rows[i] for i in order], input_fields, [labels[i] for i in order], name)
+            _cv_accuracy([rows[i] for i in sample], input_fields, [labels[i] for i in sample], name)
             for name in FEATURE_SETS
         ]
         best = FEATURE_SETS[scores.index(max(scores))]
-        return cls.fit(rows, input_fields, labels, feature_set=best)
+        kept = order[:affordable]
+        return cls.fit(
+            [rows[i] for i in kept], input_fields, [labels[i] for i in kept], feature_set=best
+        )
 
     def _rows(self, counts: Sequence[Counter[str]]) -> _Rows:
         start, columns, values = [0], [], []
@@ -238,7 +292,19 @@ def _cv_accuracy(
 
 
 def _text(values: Mapping[str, Any], names: Sequence[str]) -> str:
-    return "\n".join(str(values.get(name, "")) for name in names)
+    return "\n".join(str(values.get(name, "")) for name in names)[:MAX_CHARS]
+
+
+def _row_capacity(
+    rows: Sequence[Mapping[str, Any]], input_fields: Sequence[str], classes: int, order: list[int]
+) -> float:
+    """How many rows like these one fit can take within ``MAX_ENTRIES`` and ``MAX_WORK``, from
+    the feature count of (at most) the first 50 rows in ``order``, with the larger feature set."""
+    probe = order[:50]
+    if not probe:
+        return 0.0
+    per_row = sum(len(features(_text(rows[i], input_fields))) for i in probe) / len(probe)
+    return min(MAX_ENTRIES, MAX_WORK / max(classes, 1)) / max(per_row, 1.0)
 
 
 def _softmax(scores: Floats) -> Floats:

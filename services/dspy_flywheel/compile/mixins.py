@@ -18,6 +18,9 @@ class Saved(Protocol):
 
     def to_state(self) -> dict[str, Any]: ...
 
+    def check_against(self, signature: Any) -> None:
+        """Raises ValueError unless the extra fits the predictor's ``signature``."""
+
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Self: ...
 

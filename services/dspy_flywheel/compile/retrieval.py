@@ -41,6 +41,12 @@ class BM25Index:
     ) -> None:
         if k < 1:
             raise ValueError(f"retrieval k must be at least 1, got {k}")
+        if not (math.isfinite(k1) and k1 > 0 and 0.0 <= b <= 1.0):
+            raise ValueError(f"bm25 needs k1 > 0 and 0 <= b <= 1, got k1={k1}, b={b}")
+        if not isinstance(input_fields, list | tuple) or not all(
+            isinstance(f, str) for f in input_fields
+        ):
+            raise ValueError(f"retrieval input_fields must be field names, got {input_fields!r}")
         self.pool = [dict(row) for row in pool]
         self.input_fields = list(input_fields)
         self.k, self.k1, self.b = k, k1, b
@@ -76,6 +82,14 @@ class BM25Index:
         scores = self.scores(inputs)
         order = sorted(range(len(self.pool)), key=lambda i: (-scores[i], i))
         return [self.pool[i] for i in order[: k or self.k]]
+
+    def check_against(self, signature: Any) -> None:
+        """Raises ValueError unless the index reads the signature's input fields."""
+        if not set(self.input_fields) <= set(signature.input_fields):
+            raise ValueError(
+                f"retrieval reads {self.input_fields}, not the signature's inputs "
+                f"{list(signature.input_fields)}"
+            )
 
     def to_state(self) -> dict[str, Any]:
         return {

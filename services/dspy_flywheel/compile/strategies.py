@@ -14,15 +14,18 @@ Both follow DSPy's teleprompter shape: ``compile(student, *, trainset, valset=No
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from dspy_flywheel.compile.cascade import Cascade, CascadeMixin
 from dspy_flywheel.compile.judge import label_fields, normalize
 from dspy_flywheel.compile.label_model import LabelModel
 from dspy_flywheel.compile.mixins import attach
 from dspy_flywheel.compile.retrieval import BM25Index, RetrievingMixin
+
+log = logging.getLogger(__name__)
 
 # A label is a class when it takes at most this share of the training set's size in values.
 _CLASS_SHARE = 1 / 3
@@ -137,22 +140,59 @@ class RetrievalCascade(RetrievalFewShot):
 
     def compile(self, student: Any, *, trainset: Sequence[Any], valset: Any = None) -> Any:
         program = super().compile(student, trainset=trainset)
-        for predictor in program.predictors():
+        for name, predictor in program.named_predictors():
             inputs, labels = _fields(predictor)
-            usable = _usable(trainset, inputs, labels)
-            groups = classes_of(usable, labels)
-            if not is_categorical(groups, len(usable)):
+            spelled = _spelled_labels(predictor, labels, _usable(trainset, inputs, labels))
+            groups = classes_of([ex for ex, _ in spelled], labels)
+            if not is_categorical(groups, len(spelled)):
                 continue
-            if len(usable) < self.rows_per_class * len(groups):
+            needed = self.rows_per_class * len(groups)
+            if len(spelled) < needed:
                 continue
-            spelling = {key: tuple(ex[n] for n in labels) for key, (ex, *_) in groups.items()}
-            model = LabelModel.fit_best(
-                [_row(ex, inputs) for ex in usable],
-                inputs,
-                [spelling[tuple(normalize(ex[n]) for n in labels)] for ex in usable],
-            )
+            try:
+                model = LabelModel.fit_best(
+                    [_row(ex, inputs) for ex, _ in spelled],
+                    inputs,
+                    [label for _, label in spelled],
+                    min_rows=needed,
+                )
+            except ValueError as exc:  # no words to learn from, or over budget (TooCostly)
+                log.info("%s: no label model: %s", name, exc)
+                continue
             attach(predictor, CascadeMixin, Cascade(model, labels, self.threshold))
         return program
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def _spelled_labels(
+    predictor: Any, labels: Sequence[str], usable: Sequence[Any]
+) -> list[tuple[Any, tuple[Any, ...]]]:
+    """Each usable example with the label the cascade would answer for it: a value of the
+    field's ``Literal`` where it has one, else the class's first-seen spelling. Examples with a
+    label that is not a scalar, or outside the ``Literal``, are left out (the LM answers those)."""
+    fields = predictor.signature.output_fields
+    allowed = {n: get_args(fields[n].annotation) for n in labels if _is_literal(fields[n])}
+    first: dict[tuple[str, ...], tuple[Any, ...]] = {}
+    result = []
+    for ex in usable:
+        values = tuple(ex[n] for n in labels)
+        if not all(isinstance(v, _SCALARS) for v in values):
+            continue
+        key = tuple(normalize(v) for v in values)
+        spelled = first.setdefault(key, values)
+        answer = tuple(
+            next((a for a in allowed[n] if normalize(a) == k), None) if n in allowed else v
+            for n, k, v in zip(labels, key, spelled, strict=True)
+        )
+        if all(v is not None for v in answer):
+            result.append((ex, answer))
+    return result
+
+
+def _is_literal(field: Any) -> bool:
+    return get_origin(getattr(field, "annotation", None)) is Literal
 
 
 STRATEGIES: dict[str, type] = {
