@@ -5,7 +5,7 @@ characters of random words over CLASSES classes (the class name leads each row).
 
     python tests/bench/label_model_cost.py [--sizes 300:5000:7 2000:5000:7 2000:200:7]
 
-Last line: ``label_model_cost worst_s= worst_rss_mb= huge_call_s=``.
+Last line: ``label_model_cost worst_s= worst_rss_mb= huge_call_s= largest_state_kb=``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def one(rows: int, chars: int, classes: int) -> dict[str, float]:
         "fit_s": round(fit_s, 1),
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "cascade": cascade is not None,
+        "state_kb": len(json.dumps(program.dump_state())) // 1000,
         "huge_call_s": round(time.perf_counter() - started, 3),
     }
 
@@ -77,7 +78,8 @@ def main() -> None:
     print(
         f"label_model_cost worst_s={max(r['fit_s'] for r in results)} "
         f"worst_rss_mb={max(r['rss_mb'] for r in results)} "
-        f"huge_call_s={max(r['huge_call_s'] for r in results)}"
+        f"huge_call_s={max(r['huge_call_s'] for r in results)} "
+        f"largest_state_kb={max(r['state_kb'] for r in results)}"
     )
 
 

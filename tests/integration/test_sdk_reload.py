@@ -299,3 +299,34 @@ async def test_a_published_cascade_answers_on_the_worker_until_a_version_without
     assert len(prompts.seen) == calls + 2, "the cascade outlived its version"
     assert "demo-0-V2" in prompts.last()
     assert json.dumps(nearest)[1:-1] not in prompts.last()
+
+
+async def test_a_version_learned_from_long_rows_fits_the_bus_and_serves(
+    prompts: Prompts,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    producer: AIOKafkaProducer,
+    start: Starter,
+) -> None:
+    """120 labeled rows of 10 KB (1.2 MB of text): the default optimizer samples its retrieval
+    pool and caps its label model, so the version is one Kafka message (1 MB by default)."""
+    import random
+
+    from dspy_flywheel.compile.strategies import RetrievalCascade
+
+    rng = random.Random(0)
+    words = ["".join(rng.choices("abcdefghij", k=rng.randint(3, 9))) for _ in range(20_000)]
+    rows = [
+        dspy.Example(
+            text=f"team{i % 4} " + " ".join(rng.choices(words, k=1600)), label=f"team{i % 4}"
+        ).with_inputs("text")
+        for i in range(120)
+    ]
+    compiled = RetrievalCascade(k=1).compile(Classify(), trainset=rows)
+    state_bytes = len(json.dumps(compiled.dump_state()))
+    assert 500_000 < state_bytes < 1_000_000
+    worker = start()
+    await send_program(producer, topics, 1, compiled)
+    await until(lambda: worker.version == 1, "version 1", 20)
+    records = await acks(kafka_settings, topics, 1)
+    assert [(r["version"], r["status"]) for r in records] == [(1, "serving")]

@@ -18,7 +18,7 @@ from dspy_flywheel.compile.label_model import LabelModel
 from dspy_flywheel.compile.mixins import attach, mix_in
 from dspy_flywheel.compile.retrieval import BM25Index, RetrievingMixin
 from dspy_flywheel.compile.signature import signature_of
-from dspy_flywheel.compile.strategies import RetrievalCascade
+from dspy_flywheel.compile.strategies import RetrievalCascade, RetrievalFewShot
 from dspy_flywheel.lm import engine_stats, make_lm
 from dspy_flywheel.sdk.programs import ProgramSlot
 from tests.fixtures.fake_lm import FakeEngine
@@ -340,3 +340,35 @@ def test_fitting_stays_within_its_budget_or_says_it_cannot(
 
 def _has_cascade(program: Any) -> bool:
     return isinstance(program.predict, CascadeMixin) and program.predict.cascade is not None
+
+
+def test_a_compiled_version_fits_one_bus_message_however_long_its_rows(routing: Any) -> None:
+    import random
+
+    from dspy_flywheel.compile.label_model import MAX_STATE_FLOATS
+    from dspy_flywheel.compile.retrieval import POOL_MAX_BYTES, bounded_pool
+
+    rows, labels = _rows(routing)
+    capped = LabelModel.fit_best(rows, ["ticket"], labels, state_floats=800)
+    assert len(capped.vocabulary) <= 800 // 8  # a weight per class and an idf per feature
+    worst = LabelModel(  # the largest model the cap allows, 7 classes, 20-character features
+        ["ticket"],
+        [f"c:{i:018d}" for i in range(MAX_STATE_FLOATS // 8)],
+        [1.234567] * (MAX_STATE_FLOATS // 8),
+        [[-0.123456] * 7] * (MAX_STATE_FLOATS // 8),
+        [0.5] * 7,
+        [(q,) for q in QUEUES.replace("'", "").split(", ")],
+    )
+    rng = random.Random(0)
+    long_rows = [
+        dspy.Example(ticket="x" * 3000 + str(rng.random()), queue=ex.queue).with_inputs("ticket")
+        for ex in routing.train
+    ]  # ~300 KB of rows: the pool keeps them; then 4x as many: sampled
+    assert len(RetrievalFewShot().compile(Route(), trainset=long_rows).predict.retrieval.pool) == 98
+    pool = RetrievalFewShot().compile(Route(), trainset=long_rows * 4).predict.retrieval.pool
+    assert len(json.dumps(pool)) <= POOL_MAX_BYTES + 2 * len(pool)
+    assert len(json.dumps(pool)) + len(json.dumps(worst.to_state())) < 1_000_000  # Kafka's limit
+    small = [{"t": str(i) * 50} for i in range(100)]
+    assert bounded_pool(small, 10**9) == small
+    kept = bounded_pool(small, 2_000)
+    assert kept == [row for row in small if row in kept]  # in their order

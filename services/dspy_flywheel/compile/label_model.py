@@ -29,6 +29,9 @@ from numpy.typing import NDArray
 
 MIN_DF: Final = 2
 MAX_FEATURES: Final = 20_000
+# saved numbers (a weight per class and an idf per feature): ~0.5 MB of JSON, so that a program
+# version with its retrieval pool stays within one bus message (Kafka's default 1 MB)
+MAX_STATE_FLOATS: Final = 40_000
 FEATURE_SETS: Final = ("words+chars", "words")  # in order of preference on a tie
 CV_FOLDS: Final = 5
 CV_MAX_ROWS: Final = 600  # cross-validation on a seeded sample at most this large
@@ -139,6 +142,7 @@ class LabelModel:
         labels: Sequence[Any],
         *,
         feature_set: str = FEATURE_SETS[0],
+        max_features: int = MAX_FEATURES,
         strength: float = 30.0,
         steps: int = 300,
         rate: float = 5.0,
@@ -156,7 +160,7 @@ class LabelModel:
             raise ValueError("label model: the rows' inputs have no words to learn from")
         kept = [(f, n) for f, n in seen.items() if n >= MIN_DF] or list(seen.items())
         kept.sort(key=lambda item: (-item[1], item[0]))
-        vocabulary = sorted(f for f, _ in kept[:MAX_FEATURES])
+        vocabulary = sorted(f for f, _ in kept[:max_features])
         size = len(rows)
         idf = [math.log((1 + size) / (1 + seen[f])) + 1 for f in vocabulary]
         classes = list(dict.fromkeys(labels))
@@ -189,14 +193,18 @@ class LabelModel:
         labels: Sequence[Any],
         *,
         min_rows: int = 1,
+        state_floats: int = MAX_STATE_FLOATS,
     ) -> LabelModel:
         """``fit`` with the feature set of the best ``CV_FOLDS``-fold cross-validated accuracy
         (ties go to the first), on a seeded sample within the budget (module docstring): the
         cross-validation on at most ``CV_MAX_ROWS`` rows and half the budget. Raises
-        ``TooCostly`` when fewer than ``min_rows`` rows are affordable."""
+        ``TooCostly`` when fewer than ``min_rows`` rows are affordable. At most ``state_floats``
+        numbers are saved: the features are capped to fit."""
         order = list(range(len(rows)))
         random.Random(0).shuffle(order)
-        capacity = _row_capacity(rows, input_fields, len(set(labels)), order)
+        classes = len(set(labels))
+        capacity = _row_capacity(rows, input_fields, classes, order)
+        max_features = max(1, min(MAX_FEATURES, state_floats // (classes + 1)))
         affordable = min(len(rows), int(capacity))
         if affordable < min_rows:
             raise TooCostly(
@@ -204,14 +212,16 @@ class LabelModel:
                 f"(long inputs or many classes), below the {min_rows} needed"
             )
         sample = order[: min(CV_MAX_ROWS, max(int(capacity / 2), CV_FOLDS))]
-        scores = [
-            _cv_accuracy([rows[i] for i in sample], input_fields, [labels[i] for i in sample], name)
-            for name in FEATURE_SETS
-        ]
+        picked = ([rows[i] for i in sample], input_fields, [labels[i] for i in sample])
+        scores = [_cv_accuracy(*picked, name, max_features) for name in FEATURE_SETS]
         best = FEATURE_SETS[scores.index(max(scores))]
         kept = order[:affordable]
         return cls.fit(
-            [rows[i] for i in kept], input_fields, [labels[i] for i in kept], feature_set=best
+            [rows[i] for i in kept],
+            input_fields,
+            [labels[i] for i in kept],
+            feature_set=best,
+            max_features=max_features,
         )
 
     def _rows(self, counts: Sequence[Counter[str]]) -> _Rows:
@@ -274,6 +284,7 @@ def _cv_accuracy(
     input_fields: Sequence[str],
     labels: Sequence[Any],
     feature_set: str,
+    max_features: int = MAX_FEATURES,
 ) -> float:
     right = 0
     for fold in range(CV_FOLDS):
@@ -286,6 +297,7 @@ def _cv_accuracy(
             input_fields,
             [labels[i] for i in train],
             feature_set=feature_set,
+            max_features=max_features,
         )
         right += sum(model.top(rows[i])[0] == labels[i] for i in held)
     return right / len(rows)

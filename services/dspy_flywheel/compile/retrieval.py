@@ -11,7 +11,9 @@ numbers.
 
 from __future__ import annotations
 
+import json
 import math
+import random
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -20,6 +22,9 @@ from typing import Any, Final
 from dspy_flywheel.compile.mixins import SavedExtra
 
 STATE_KEY: Final = "retrieval"
+# JSON bytes of the saved pool: with a label model (compile.label_model.MAX_STATE_FLOATS) a
+# program version stays within one bus message (Kafka's default 1 MB)
+POOL_MAX_BYTES: Final = 300_000
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
@@ -112,6 +117,24 @@ class BM25Index:
             k1=float(state["k1"]),
             b=float(state["b"]),
         )
+
+
+def bounded_pool(
+    rows: Sequence[Mapping[str, Any]], max_bytes: int, seed: int = 0
+) -> list[Mapping[str, Any]]:
+    """``rows`` when they take at most ``max_bytes`` as JSON, else a seeded sample that does,
+    in their order."""
+    sizes = [len(json.dumps(row)) for row in rows]
+    if sum(sizes) <= max_bytes:
+        return list(rows)
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    kept, total = set(), 0
+    for i in order:
+        if total + sizes[i] <= max_bytes:
+            kept.add(i)
+            total += sizes[i]
+    return [row for i, row in enumerate(rows) if i in kept]
 
 
 def _demo_key(demo: Any) -> str:

@@ -21,9 +21,14 @@ from typing import Any, Literal, get_args, get_origin
 
 from dspy_flywheel.compile.cascade import Cascade, CascadeMixin
 from dspy_flywheel.compile.judge import label_fields, normalize
-from dspy_flywheel.compile.label_model import LabelModel
+from dspy_flywheel.compile.label_model import MAX_STATE_FLOATS, LabelModel
 from dspy_flywheel.compile.mixins import attach
-from dspy_flywheel.compile.retrieval import BM25Index, RetrievingMixin
+from dspy_flywheel.compile.retrieval import (
+    POOL_MAX_BYTES,
+    BM25Index,
+    RetrievingMixin,
+    bounded_pool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +117,8 @@ class RetrievalFewShot(StratifiedFewShot):
             per_class = len(groups) if is_categorical(groups, len(usable)) else 2
             fixed = stratified(usable, labels, min(per_class, self.max_labeled_demos), self.seed)
             predictor.demos = [_row(ex, [*inputs, *labels]) for ex in fixed]
-            pool = [_row(ex, [*inputs, *labels]) for ex in usable]
+            share = POOL_MAX_BYTES // len(program.predictors())  # all in one bus message
+            pool = bounded_pool([_row(ex, [*inputs, *labels]) for ex in usable], share, self.seed)
             attach(predictor, RetrievingMixin, BM25Index(pool, inputs, k=self.k) if pool else None)
         return program
 
@@ -155,6 +161,7 @@ class RetrievalCascade(RetrievalFewShot):
                     inputs,
                     [label for _, label in spelled],
                     min_rows=needed,
+                    state_floats=MAX_STATE_FLOATS // len(program.predictors()),
                 )
             except ValueError as exc:  # no words to learn from, or over budget (TooCostly)
                 log.info("%s: no label model: %s", name, exc)
