@@ -215,7 +215,7 @@ class LabelModel:
         picked = ([rows[i] for i in sample], input_fields, [labels[i] for i in sample])
         scores = [_cv_accuracy(*picked, name, max_features) for name in FEATURE_SETS]
         best = FEATURE_SETS[scores.index(max(scores))]
-        kept = order[:affordable]
+        kept = sorted(order[:affordable])  # in their order: all rows fit as they came
         return cls.fit(
             [rows[i] for i in kept],
             input_fields,
