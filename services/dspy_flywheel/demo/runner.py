@@ -65,9 +65,9 @@ def _demo_env(opts: DemoOptions, run_id: str, endpoints: dict[str, str]) -> dict
         # a team name is a few tokens; the cap bounds a confused answer's cost on 2 CPU cores
         "FLYWHEEL_LM_MAX_TOKENS": os.environ.get("FLYWHEEL_LM_MAX_TOKENS", "64"),
         # a holdout of 45, not the default 30: a first optimization gains ~27 points over a code
-        # program at ~50 %; at the discordant rates of eight fresh-clone runs (33.6 % won, 6.1 %
-        # lost) the 95 % gate passes 83 % of 45-example holdouts, 94 % of 60-example ones
-        # (tests/bench/gate_power.py --rates 0.336:0.061), but 60 costs ~2 more minutes and a
+        # program at ~50 %; at the discordant rates of nine fresh-clone runs (34.1 % won, 6.4 %
+        # lost) the 95 % gate passes 82 % of 45-example holdouts, 94 % of 60-example ones
+        # (tests/bench/gate_power.py --rates 0.341:0.064), but 60 costs ~2 more minutes and a
         # slow run then passes 15. With 70 % held out the job waits for ~65 labeled calls
         # (traffic goes on meanwhile); RetrievalCascade learns from the other ~20
         "FLYWHEEL_OPTIMIZER_MIN_HOLDOUT": os.environ.get(
