@@ -58,3 +58,13 @@ def test_a_malformed_allow_list_entry_stops_a_service_at_start(
     assert allowed.allows("pkg.other:anything")
     assert not allowed.allows("pkg.mod:other")
     assert not allowed.allows("tempfile:mkdtemp")
+
+
+def test_the_largest_published_program_fits_one_bus_message() -> None:
+    import inspect
+
+    from aiokafka import AIOKafkaProducer
+
+    bus_limit = inspect.signature(AIOKafkaProducer).parameters["max_request_size"].default
+    room = 32 * 1024  # the event's other fields: signature, scores, ids
+    assert OptimizerSettings().max_program_bytes + room <= bus_limit

@@ -378,7 +378,8 @@ class JobRun:
             return await self._finish(
                 "failed",
                 f"program state is {size} bytes, over the "
-                f"{self.s.settings.max_program_bytes} byte ceiling",
+                f"{self.s.settings.max_program_bytes} byte ceiling (a version is one bus "
+                "message: FLYWHEEL_OPTIMIZER_MAX_PROGRAM_BYTES with the broker's limit)",
                 details=details,
                 **scores,
             )

@@ -12,6 +12,7 @@ FLYWHEEL_OPTIMIZER_WALL_TIME_S=1800      per job; the compile child is killed af
 FLYWHEEL_OPTIMIZER_MEMORY_MB=6144        RLIMIT_AS of the compile child
 FLYWHEEL_OPTIMIZER_MAX_LM_CALLS=5000     LM call budget per job (empty = none)
 FLYWHEEL_OPTIMIZER_MAX_TOKENS=           token budget per job (empty = none)
+FLYWHEEL_OPTIMIZER_MAX_PROGRAM_BYTES=1000000  largest program state published (one bus message)
 FLYWHEEL_OPTIMIZER_LM_REF=               'module:factory' for the child's LM (default build_lm)
 FLYWHEEL_OPTIMIZER_NUM_THREADS=          DSPy threads of a job (default: FLYWHEEL_LM_SLOTS with
                                          the shared embedded server, else 1)
@@ -81,7 +82,10 @@ class OptimizerSettings(FlywheelSettings):
     memory_mb: int | None = 6144
     max_lm_calls: int | None = 5000
     max_tokens: int | None = None
-    max_program_bytes: int = 100 * 1024 * 1024
+    # a version is published as one Kafka message: Kafka's and aiokafka's default limit is
+    # 1 MiB, and the event's other fields need some room (an over-size event would stay in the
+    # outbox, retried forever, ahead of every later one); raise both limits together
+    max_program_bytes: int = 1_000_000
     num_threads: int = Field(default_factory=_lm_slots, ge=1)
     max_concurrent_jobs: int = 1
 
