@@ -224,6 +224,9 @@ def test_a_predictor_saves_and_loads_every_extra_mixed_into_it(routing: Any) -> 
     fresh.load_state(dspy.Predict(f"ticket: str -> queue: Literal[{QUEUES}]").dump_state())
     assert fresh.retrieval is None  # a state without the extras clears them
     assert fresh.cascade is None
+    saved["retrieval"]["input_fields"] = ["subject"]  # a field this signature lacks
+    with pytest.raises(ValueError, match="not the signature's inputs"):
+        fresh.load_state(saved)
 
 
 def _mutated(state: dict[str, Any], change: Any) -> dict[str, Any]:

@@ -11,8 +11,9 @@ all label fields (``reasoning`` aside, which then says where the answer came fro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, Literal, get_args, get_origin
+from typing import Any, Final
 
+from dspy_flywheel.compile.judge import literal_values
 from dspy_flywheel.compile.label_model import LabelModel
 from dspy_flywheel.compile.mixins import SavedExtra
 
@@ -42,10 +43,10 @@ class Cascade:
                 f"signature's ({list(outputs)} / {list(inputs)})"
             )
         for i, name in enumerate(self.fields):
-            annotation = outputs[name].annotation
-            if get_origin(annotation) is not Literal:
+            allowed = literal_values(outputs[name])
+            if allowed is None:
                 continue
-            if stray := [c[i] for c in self.model.classes if c[i] not in get_args(annotation)]:
+            if stray := [c[i] for c in self.model.classes if c[i] not in allowed]:
                 raise ValueError(f"cascade class values {stray} are not allowed for {name}")
 
     @staticmethod

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args, get_origin
 
 SCORE_CORRECT: Final = 0.5
 _EDGE: Final = " \t\n\"'`.,;:!"
@@ -36,6 +36,12 @@ def score_correct(score: float) -> bool:
 def label_fields(output_fields: Sequence[str]) -> list[str]:
     """The output fields a label is about (all but ``reasoning``)."""
     return [name for name in output_fields if name not in _NOT_LABELS]
+
+
+def literal_values(field: Any) -> tuple[Any, ...] | None:
+    """The values a signature field's ``Literal`` annotation allows; None when it has none."""
+    annotation = getattr(field, "annotation", None)
+    return get_args(annotation) if get_origin(annotation) is Literal else None
 
 
 def parse_label(label: Any) -> Any:

@@ -36,6 +36,16 @@ class SavedExtra:
         """The extras mixed into ``cls``, outermost first."""
         return [k for k in cls.__mro__ if issubclass(k, SavedExtra) and "key" in vars(k)]
 
+    @classmethod
+    def rebuilt(cls, entry: Any, signature: Any) -> Saved | None:
+        """The extra saved in ``entry`` (None when there is none), checked against the
+        predictor's ``signature``; raises ValueError when it is not a usable one."""
+        if not entry:
+            return None
+        value = cls.saved_as.from_state(entry)
+        value.check_against(signature)
+        return value
+
     def dump_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         state: dict[str, Any] = super().dump_state(*args, **kwargs)  # type: ignore[misc]
         for extra in self.extras():
@@ -49,7 +59,7 @@ class SavedExtra:
         saved = {extra: state.pop(extra.key, None) for extra in self.extras()}
         super().load_state(state, **kwargs)  # type: ignore[misc]  # the Predict's
         for extra, entry in saved.items():
-            setattr(self, extra.key, extra.saved_as.from_state(entry) if entry else None)
+            setattr(self, extra.key, extra.rebuilt(entry, self.signature))  # type: ignore[attr-defined]
         return self
 
 

@@ -30,8 +30,5 @@ def load_program_state(program: Any, state: Mapping[str, Any]) -> Any:
         entry = state if predictor is program else state.get(name)  # a bare Predict's is flat
         for extra in _EXTRAS:
             saved = entry.get(extra.key) if isinstance(entry, dict) else None
-            value = extra.saved_as.from_state(saved) if saved else None
-            if value is not None:
-                value.check_against(predictor.signature)
-            attach(predictor, extra, value)
+            attach(predictor, extra, extra.rebuilt(saved, predictor.signature))
     return program

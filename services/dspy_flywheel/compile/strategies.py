@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
 from dspy_flywheel.compile.cascade import Cascade, CascadeMixin
-from dspy_flywheel.compile.judge import label_fields, normalize
+from dspy_flywheel.compile.judge import label_fields, literal_values, normalize
 from dspy_flywheel.compile.label_model import MAX_STATE_FLOATS, LabelModel
 from dspy_flywheel.compile.mixins import attach
 from dspy_flywheel.compile.retrieval import (
@@ -180,7 +180,8 @@ def _spelled_labels(
     field's ``Literal`` where it has one, else the class's first-seen spelling. Examples with a
     label that is not a scalar, or outside the ``Literal``, are left out (the LM answers those)."""
     fields = predictor.signature.output_fields
-    allowed = {n: get_args(fields[n].annotation) for n in labels if _is_literal(fields[n])}
+    literals = {n: literal_values(fields[n]) for n in labels}
+    allowed = {n: values for n, values in literals.items() if values is not None}
     first: dict[tuple[str, ...], tuple[Any, ...]] = {}
     result = []
     for ex in usable:
@@ -196,10 +197,6 @@ def _spelled_labels(
         if all(v is not None for v in answer):
             result.append((ex, answer))
     return result
-
-
-def _is_literal(field: Any) -> bool:
-    return get_origin(getattr(field, "annotation", None)) is Literal
 
 
 STRATEGIES: dict[str, type] = {
