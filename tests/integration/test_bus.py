@@ -167,3 +167,53 @@ async def test_outbox_relay_publishes_committed_events_once_with_their_event_ids
         ids,
     )
     assert unsent == 0
+
+
+async def test_outbox_relay_sets_aside_rows_that_can_never_be_sent_and_sends_the_rest(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    producer: AIOKafkaProducer,
+    db_pool: asyncpg.Pool,
+    unique: str,
+) -> None:
+    """Before, one such row failed its whole batch on every try, and nothing after it left."""
+    topic = topics.optimization_status
+    async with db_pool.acquire() as conn, conn.transaction():
+        first = await outbox.add_status(conn, topic, f"{unique}-a", "w1", "queued")
+        too_large = await outbox.add_status(  # over the producer's 1 MiB request limit
+            conn, topic, f"{unique}-big", "w1", "failed", message="x" * 1_100_000
+        )
+        await conn.execute(  # a stored record that is no longer the event its type names
+            "INSERT INTO optimizer_outbox (event_id, topic, key, event_type, record)"
+            " VALUES ($1, $2, 'w1', 'OptimizationStatusChanged', '{\"job_id\": 1}')",
+            f"{unique}-undecodable",
+            topic,
+        )
+        last = await outbox.add_status(conn, topic, f"{unique}-b", "w1", "queued")
+    sent: list[str] = []
+    relay = OutboxRelay(
+        outbox.OutboxTable(db_pool), producer, on_sent=lambda e: sent.append(e.event_id)
+    )
+    while await relay.relay_once():
+        pass
+    assert [e for e in sent if e in (first, last)] == [first, last]
+    assert too_large not in sent
+    rows = await db_pool.fetch(
+        "SELECT event_id, published_at, dead_at, dead_reason FROM optimizer_outbox"
+        " WHERE event_id = ANY($1)",
+        [first, too_large, f"{unique}-undecodable", last],
+    )
+    state = {r["event_id"]: r for r in rows}
+    for sendable in (first, last):
+        assert state[sendable]["published_at"] is not None
+        assert state[sendable]["dead_at"] is None
+    assert state[too_large]["published_at"] is None
+    assert state[too_large]["dead_reason"].startswith("MessageSizeTooLargeError")
+    undecodable = state[f"{unique}-undecodable"]
+    assert undecodable["published_at"] is None
+    assert undecodable["dead_at"] is not None
+    assert "InvalidEvent" in undecodable["dead_reason"]
+    assert await relay.relay_once() == 0  # set aside for good, not retried
+    jobs = {decode_record(r).event.job_id for r in await read_all(kafka_settings, topic)}
+    assert {f"{unique}-a", f"{unique}-b"} <= jobs
+    assert f"{unique}-big" not in jobs

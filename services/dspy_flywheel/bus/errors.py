@@ -11,11 +11,17 @@
 
 Anything else (a value the database refuses, a record a handler cannot process, a bug) fails
 the same way however often it is retried: the record is set aside (DLQ) instead.
+
+``RECORD_FAULTS``: what the producer raises for a fault of the record itself (larger than the
+broker takes, a topic name it refuses); sending the same record again fails the same way.
 """
 
 from __future__ import annotations
 
 import asyncpg
+from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError, RecordTooLargeError
+
+RECORD_FAULTS = (MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError)
 
 _RETRIABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 _RETRIABLE_SQLSTATES = frozenset({"55P03"})

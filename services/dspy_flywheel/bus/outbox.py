@@ -5,6 +5,13 @@ its own ``OutboxSource``); ``OutboxRelay`` publishes pending rows oldest first a
 source mark them sent only after the broker acknowledged all of them. A crash between the
 send and the mark re-sends those rows with the **same** ``event_id``, which consumers dedupe.
 Failures (broker or database away) are logged and retried every ``poll_s``.
+
+A row that can never be sent is set aside, not retried: its record no longer decodes, or it does
+not encode, or the producer refuses the record itself (``RECORD_FAULTS``: larger than the
+broker takes, a topic name it refuses). ``send`` returns those rows' reasons; the source marks
+them dead with the reason (the row stays for inspection), the rows after them go out, and each
+is logged as an error and counted in ``flywheel.dlq.records`` (``error.type``
+``outbox_<exception>``).
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from dspy_flywheel.bus.errors import RECORD_FAULTS
 from dspy_flywheel.contracts.codec import encode
 from dspy_flywheel.contracts.events import Event
+from dspy_flywheel.metrics.kafka import note_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +44,27 @@ class OutboxEvent:
     traceparent: str | None
 
 
-Send = Callable[[Sequence[OutboxEvent]], Awaitable[None]]
+Refused = dict[str, str]  # event_id -> why that row can never be sent
+Send = Callable[[Sequence[OutboxEvent]], Awaitable[Refused]]
+
+
+def refusal(exc: BaseException) -> str:
+    """The reason stored with a dead row: the exception's type and text, bounded."""
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def note_refused(topic: str, event_type: str, event_id: str, reason: str) -> None:
+    log.error(
+        "outbox: %s %s for %s set aside, never sendable: %s", event_type, event_id, topic, reason
+    )
+    note_dead_letters(topic, ["outbox_" + reason.split(":", 1)[0]])
 
 
 class OutboxSource(Protocol):
     async def relay(self, limit: int, send: Send) -> int:
         """Pass up to ``limit`` unsent events, oldest first, to ``send``; once it returns,
-        mark them sent. Returns how many were passed."""
+        mark them sent, except the ones it refused (and rows that do not decode), which are
+        marked dead (module docstring). Returns how many rows were taken."""
         ...
 
 
@@ -93,19 +116,33 @@ class OutboxRelay:
         self.published += sent
         return sent
 
-    async def _send(self, events: Sequence[OutboxEvent]) -> None:
-        futures = []
+    async def _send(self, events: Sequence[OutboxEvent]) -> Refused:
+        """Send ``events``; returns the refused ones (module docstring). Any other failure
+        raises once every send has settled: the whole batch is retried."""
+        refused: Refused = {}
+        sending: list[tuple[OutboxEvent, asyncio.Future[object]]] = []
         for e in events:
-            encoded = encode(e.event, event_id=e.event_id, traceparent=e.traceparent)
-            futures.append(
-                await self.producer.send(
+            try:
+                encoded = encode(e.event, event_id=e.event_id, traceparent=e.traceparent)
+                future = await self.producer.send(
                     e.topic,
                     encoded.value,
                     key=e.key.encode() if e.key is not None else None,
                     headers=encoded.headers,
                 )
-            )
-        await asyncio.gather(*futures)
-        if self.on_sent is not None:
-            for e in events:
+            except (ValueError, *RECORD_FAULTS) as exc:
+                refused[e.event_id] = refusal(exc)
+                continue
+            sending.append((e, future))
+        results = await asyncio.gather(*(f for _, f in sending), return_exceptions=True)
+        for (e, _), result in zip(sending, results, strict=True):
+            if isinstance(result, RECORD_FAULTS):
+                refused[e.event_id] = refusal(result)
+            elif isinstance(result, BaseException):
+                raise result
+        for e in events:
+            if e.event_id in refused:
+                note_refused(e.topic, e.event.event_type, e.event_id, refused[e.event_id])
+            elif self.on_sent is not None:
                 self.on_sent(e)
+        return refused

@@ -25,14 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    InvalidTopicError,
-    MessageSizeTooLargeError,
-    RecordTooLargeError,
-    TopicAuthorizationFailedError,
-    UnsupportedVersionError,
-)
+from aiokafka.errors import TopicAuthorizationFailedError, UnsupportedVersionError
 
+from dspy_flywheel.bus.errors import RECORD_FAULTS
 from dspy_flywheel.bus.quiet import no_payloads_in_logs
 from dspy_flywheel.sdk.batches import Partitioner, record_batches
 from dspy_flywheel.sdk.settings import WorkerSettings
@@ -41,13 +36,9 @@ from dspy_flywheel.sdk.spool import Message, Spool
 log = logging.getLogger(__name__)
 
 # Errors no retry can fix: the event is dropped (counted as rejected) instead of spooled forever.
-_POISON = (
-    MessageSizeTooLargeError,
-    RecordTooLargeError,
-    InvalidTopicError,
-    TopicAuthorizationFailedError,
-    UnsupportedVersionError,
-)
+# A worker cannot hold events until an operator fixes the broker's ACLs or version, so those
+# faults drop them too (the services' outboxes keep such rows: bus.outbox).
+_POISON = (*RECORD_FAULTS, TopicAuthorizationFailedError, UnsupportedVersionError)
 
 
 Spill = Callable[[list[Message]], None]

@@ -1,7 +1,7 @@
 """Versioned SQL migrations: ``migrations/NNNN_name.sql`` applied once each, in order.
 
 Ranges: 0001-0099 core, 0100 collector, 0200 trigger, 0300 optimizer/manager, 0400 security,
-0500 rollout, 0600 shared by services (``service_offsets``).
+0500 rollout, 0600 shared by services (``service_offsets``, the outboxes' dead rows).
 Run: ``python -m dspy_flywheel.store.migrate`` (uses DATABASE_URL, FLYWHEEL_DB_SCHEMA).
 """
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from dspy_flywheel.bus.outbox import OutboxEvent, Send
+from dspy_flywheel.bus.outbox import OutboxEvent, Send, note_refused, refusal
 from dspy_flywheel.contracts.codec import encode
 from dspy_flywheel.contracts.events import (
     Event,
@@ -106,7 +106,8 @@ async def relay_table(
 ) -> int:
     """``bus.OutboxSource.relay`` over an outbox table (``OUTBOX_TABLES``: event_id, topic,
     event_type, record, traceparent and the columns named there; ``scope`` for the tables that
-    have one). Rows are locked ``SKIP LOCKED``: instances relay side by side."""
+    have one). Rows are locked ``SKIP LOCKED``: instances relay side by side. A row that never
+    can be sent is marked dead with its reason (``bus.outbox``), its successors go on."""
     spec = OUTBOX_TABLES.get(table)
     if spec is None:  # a table name is SQL text: only ours
         raise ValueError(f"not an outbox table: {table!r}")
@@ -115,28 +116,30 @@ async def relay_table(
         rows = await conn.fetch(
             f"""SELECT {spec.row_id} AS row_id, event_id, topic, {spec.key} AS key, event_type,
                        record, traceparent
-                FROM {table} WHERE {spec.sent} IS NULL {scoped}
+                FROM {table} WHERE {spec.sent} IS NULL AND dead_at IS NULL {scoped}
                 ORDER BY {spec.order} LIMIT $1 FOR UPDATE SKIP LOCKED""",
             limit,
             *([scope] if scope is not None else []),
         )
         if not rows:
             return 0
-        await send(
-            [
-                OutboxEvent(
-                    r["event_id"],
-                    r["topic"],
-                    r["key"],
-                    event_from_record(r["event_type"], r["record"]),
-                    r["traceparent"],
-                )
-                for r in rows
-            ]
-        )
+        events, refused = [], {}
+        for r in rows:
+            try:
+                event = event_from_record(r["event_type"], r["record"])
+            except (ValueError, TypeError) as exc:  # the stored record is not that event
+                refused[r["event_id"]] = reason = refusal(exc)
+                note_refused(r["topic"], r["event_type"], r["event_id"], reason)
+                continue
+            events.append(OutboxEvent(r["event_id"], r["topic"], r["key"], event, r["traceparent"]))
+        refused |= await send(events)
         await conn.execute(
             f"UPDATE {table} SET {spec.sent} = now() WHERE {spec.row_id} = ANY($1)",
-            [r["row_id"] for r in rows],
+            [r["row_id"] for r in rows if r["event_id"] not in refused],
+        )
+        await conn.executemany(
+            f"UPDATE {table} SET dead_at = now(), dead_reason = $2 WHERE event_id = $1",
+            list(refused.items()),
         )
     return len(rows)
 
