@@ -174,15 +174,15 @@ async def test_a_gate_refusal_ends_the_demo_with_the_evidence_and_what_to_do(
     with pytest.raises(DemoFailed) as failed:
         await session.phase_optimize(within_s=1)
     assert "10 vs 3 (n=45)" in str(failed.value)
-    assert "FLYWHEEL_OPTIMIZER_MIN_HOLDOUT=60 ops/demo" in str(failed.value)
+    assert "FLYWHEEL_OPTIMIZER_MIN_HOLDOUT=80 ops/demo" in str(failed.value)
 
 
-def test_the_demo_holdout_is_45_unless_the_environment_says_otherwise(
+def test_the_demo_holdout_is_60_unless_the_environment_says_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from dspy_flywheel.demo.runner import DemoOptions, _demo_env
 
     monkeypatch.delenv("FLYWHEEL_OPTIMIZER_MIN_HOLDOUT", raising=False)
-    assert _demo_env(DemoOptions(), "r", {})["FLYWHEEL_OPTIMIZER_MIN_HOLDOUT"] == "45"
-    monkeypatch.setenv("FLYWHEEL_OPTIMIZER_MIN_HOLDOUT", "60")
     assert _demo_env(DemoOptions(), "r", {})["FLYWHEEL_OPTIMIZER_MIN_HOLDOUT"] == "60"
+    monkeypatch.setenv("FLYWHEEL_OPTIMIZER_MIN_HOLDOUT", "80")
+    assert _demo_env(DemoOptions(), "r", {})["FLYWHEEL_OPTIMIZER_MIN_HOLDOUT"] == "80"

@@ -193,14 +193,17 @@ def test_config_precedence_keeps_operator_thresholds() -> None:
     assert merge_config(replace(operator, program_ref=ours.program_ref), ours) is None
 
 
-def test_the_default_optimizer_is_the_catalogs_and_the_demo_uses_it() -> None:
+def test_the_default_optimizer_is_the_catalogs_and_the_demo_names_its_own() -> None:
     from dspy_flywheel.compile.catalog import DEFAULT_OPTIMIZER
     from dspy_flywheel.demo.worker import RouteTicket
     from dspy_flywheel.demo.worker import TicketRouter as DemoRouter
 
     default = inspect.signature(dspy_worker_optimized).parameters["optimizer"].default
     assert default == DEFAULT_OPTIMIZER == "RetrievalCascade"
-    assert trigger_record(DemoRouter)["optimizer"] == DEFAULT_OPTIMIZER
+    # The demo picks fixed demos (a cached prompt prefix: cheap on 2 CPU cores; demo/worker.py).
+    record = trigger_record(DemoRouter)
+    assert record["optimizer"] == "StratifiedFewShot"
+    assert json.loads(record["optimizer_params_json"]) == {"max_labeled_demos": 20}
     # The demo names its label set, as a user's signature would.
     annotation = RouteTicket.output_fields["label"].annotation
     assert typing.get_args(annotation) == ("billing", "technical", "account", "shipping")

@@ -141,10 +141,11 @@ class DemoSession:
         self.display.note(f"job {self.lifecycle.job_id} ended: {status} {message}")
         if status == "rejected":
             raise DemoFailed(
-                f"the gate refused the candidate: {message}\nThat is the gate at work: on the "
-                "demo's holdout it refuses about one run in six even when the candidate is "
-                "better. Run ops/demo again (each run's traffic and split differ), or hold out "
-                "more: FLYWHEEL_OPTIMIZER_MIN_HOLDOUT=60 ops/demo (about 2 minutes longer)."
+                f"the gate refused the candidate: {message}\nThat is the gate at work: it "
+                "publishes only a gain it can prove on this run's holdout, and now and then a "
+                "better candidate's holdout does not prove it. Run ops/demo again (each run's "
+                "traffic and split differ), or hold out more: "
+                "FLYWHEEL_OPTIMIZER_MIN_HOLDOUT=80 ops/demo (about a minute longer)."
             )
         if status != "succeeded":
             ended = status or "without a status"
