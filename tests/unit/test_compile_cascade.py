@@ -308,6 +308,28 @@ def test_labels_are_answered_as_the_literal_spells_them(routing: Any) -> None:
     )
 
 
+def test_a_label_sent_as_a_number_is_answered_as_text_on_a_str_field(routing: Any) -> None:
+    class Numbered(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict("ticket: str -> queue: str")
+
+        def forward(self, ticket: str) -> dspy.Prediction:
+            return self.predict(ticket=ticket)
+
+    names = sorted({ex.queue for ex in routing.train})
+    numbered = [
+        dspy.Example(ticket=ex.ticket, queue=names.index(ex.queue)).with_inputs("ticket")
+        for ex in routing.train
+    ]
+    program = RetrievalCascade().compile(Numbered(), trainset=numbered)
+    cascade = program.predict.cascade
+    assert {c[0] for c in cascade.model.classes} == {str(i) for i in range(len(names))}
+    answered = [cascade.answer({"ticket": ex.ticket}) for ex in routing.test]
+    assert any(answered)
+    assert all(isinstance(a["queue"], str) for a in answered if a)
+
+
 def test_a_long_input_is_read_up_to_its_first_max_chars(routing: Any) -> None:
     from dspy_flywheel.compile.label_model import MAX_CHARS
 

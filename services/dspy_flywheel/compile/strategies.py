@@ -177,7 +177,8 @@ def _spelled_labels(
     predictor: Any, labels: Sequence[str], usable: Sequence[Any]
 ) -> list[tuple[Any, tuple[Any, ...]]]:
     """Each usable example with the label the cascade would answer for it: a value of the
-    field's ``Literal`` where it has one, else the class's first-seen spelling. Examples with a
+    field's ``Literal`` where it has one, else the class's first-seen spelling (as text on a
+    ``str`` field, whatever type the label came in). Examples with a
     label that is not a scalar, or outside the ``Literal``, are left out (the LM answers those)."""
     fields = predictor.signature.output_fields
     literals = {n: literal_values(fields[n]) for n in labels}
@@ -191,12 +192,19 @@ def _spelled_labels(
         key = tuple(normalize(v) for v in values)
         spelled = first.setdefault(key, values)
         answer = tuple(
-            next((a for a in allowed[n] if normalize(a) == k), None) if n in allowed else v
+            next((a for a in allowed[n] if normalize(a) == k), None)
+            if n in allowed
+            else _as_typed(v, fields[n])
             for n, k, v in zip(labels, key, spelled, strict=True)
         )
         if all(v is not None for v in answer):
             result.append((ex, answer))
     return result
+
+
+def _as_typed(value: Any, field: Any) -> Any:
+    """``value`` as a ``str`` field answers it (a label sent as 3 is answered "3")."""
+    return str(value) if getattr(field, "annotation", None) is str else value
 
 
 STRATEGIES: dict[str, type] = {
