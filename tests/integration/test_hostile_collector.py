@@ -194,8 +194,14 @@ async def test_a_record_the_database_refuses_is_split_off_and_the_rest_is_stored
         lambda n: n == len(goods),
         alive=c.alive,
     )
+
+    # the halves without the poison may be stored before its letter is acknowledged: wait for it
+    async def poison_letters() -> list[Any]:
+        letters = await read_letters(kafka_settings, c.topics.executions)
+        return [x for x in letters if x.source == sent[poison["execution_id"]]]
+
+    mine = await until(poison_letters, "the poison's dead letter", alive=c.alive)
     letters = await read_letters(kafka_settings, c.topics.executions)
-    mine = [x for x in letters if x.source == sent[poison["execution_id"]]]
     assert [x.header("dlq_reason") for x in mine] == ["unwritable"]
     assert not {sent[g["execution_id"]] for g in goods} & {x.source for x in letters}
     c.alive()
