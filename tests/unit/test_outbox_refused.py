@@ -38,9 +38,15 @@ class Producer:
         return future
 
 
-async def send(producer: Producer, rows: list[OutboxEvent]) -> tuple[Refused, list[str]]:
+def relay_of(producer: Producer) -> tuple[OutboxRelay, list[str]]:
+    """A relay over ``producer`` and the event ids it reports sent."""
     acked: list[str] = []
     relay = OutboxRelay(None, producer, on_sent=lambda e: acked.append(e.event_id))  # type: ignore[arg-type]
+    return relay, acked
+
+
+async def send(producer: Producer, rows: list[OutboxEvent]) -> tuple[Refused, list[str]]:
+    relay, acked = relay_of(producer)
     return await relay._send(rows), acked
 
 
@@ -63,8 +69,7 @@ async def test_a_row_its_schema_refuses_is_returned_not_sent() -> None:
 
 async def test_a_failure_retrying_can_fix_fails_the_batch_and_marks_nothing() -> None:
     producer = Producer({"big"}, {"b": KafkaConnectionError("broker away")})
-    acked: list[str] = []
-    relay = OutboxRelay(None, producer, on_sent=lambda e: acked.append(e.event_id))  # type: ignore[arg-type]
+    relay, acked = relay_of(producer)
     with pytest.raises(KafkaConnectionError):
         await relay._send([row("a"), row("big"), row("b")])
     assert acked == []  # the whole batch is retried, same event ids

@@ -85,7 +85,6 @@ class OutboxRelay:
         self.poll_s = poll_s
         self.batch_size = batch_size
         self.on_sent = on_sent
-        self.published = 0
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -111,10 +110,9 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
     async def relay_once(self) -> int:
-        """Publish one batch of pending events; returns how many were sent."""
-        sent = await self.source.relay(self.batch_size, self._send)
-        self.published += sent
-        return sent
+        """Relay one batch of pending events; returns how many rows were taken (sent or set
+        aside)."""
+        return await self.source.relay(self.batch_size, self._send)
 
     async def _send(self, events: Sequence[OutboxEvent]) -> Refused:
         """Send ``events``; returns the refused ones (module docstring). Any other failure
